@@ -1,0 +1,259 @@
+// Command migrate deploys spendcap's database: the schema migrations, the SQL functions and River's
+// schema, under one advisory lock so that concurrent deploys are safe.
+//
+// Usage:
+//
+//	migrate [flags] <command> [args]
+//
+// Commands:
+//
+//	up         apply pending schema migrations, changed function files, then River's migrations
+//	down N     revert the newest N schema migrations
+//	version    print the schema version
+//	status     list applied and pending migrations and function files
+//	force V    set the schema version to V without running anything (dirty recovery; -1 = none)
+//	sql        print the complete install script (for `migrate sql | psql`)
+//
+// Exit codes: 0 success, 1 failure, 2 usage error, 3 dirty schema, 4 timed out waiting for the
+// deploy lock.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spendcap/spendcap/internal/migrator"
+)
+
+// Exit codes, documented in the usage text and docs/operations.md.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitDirty       = 3
+	exitLockTimeout = 4
+)
+
+const usage = `usage: migrate [flags] <command> [args]
+
+Commands:
+  up         apply pending schema migrations, changed function files, then River's migrations
+  down N     revert the newest N schema migrations
+  version    print the schema version
+  status     list applied and pending migrations and function files
+  force V    set the schema version to V without running anything (dirty recovery; -1 = none)
+  sql        print the complete install script: migrate sql | psql -v ON_ERROR_STOP=1 "$DATABASE_URL"
+
+The database is --database-url, else $DATABASE_URL, else the standard PG* variables.
+Results go to stdout, logs to stderr.
+
+Exit codes: 0 success, 1 failure, 2 usage error, 3 dirty schema, 4 timed out waiting for the deploy lock.
+
+Flags:
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	databaseURL string
+	lockTimeout time.Duration
+	format      string
+	logFormat   string
+	logLevel    string
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var o options
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.databaseURL, "database-url", "", "Postgres URL or keyword DSN (default $DATABASE_URL, else PG* variables)")
+	fs.DurationVar(&o.lockTimeout, "lock-timeout", migrator.DefaultLockTimeout, "how long to wait for another deploy to release the lock")
+	fs.StringVar(&o.format, "format", "text", "result format on stdout: text or json")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	// Flags may come before or after the command and its arguments.
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	var positional []string
+	for rest := fs.Args(); len(rest) > 0; rest = fs.Args() {
+		positional = append(positional, rest[0])
+		if err := fs.Parse(rest[1:]); err != nil {
+			return exitUsage
+		}
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "migrate: "+format+" (see migrate -h)\n", a...)
+		return exitUsage
+	}
+	if len(positional) == 0 {
+		return usageErr("missing command")
+	}
+	if o.format != "text" && o.format != "json" {
+		return usageErr("--format must be text or json")
+	}
+	logger, err := newLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	cmd, cmdArgs := positional[0], positional[1:]
+	wantArgs := map[string]int{"up": 0, "down": 1, "version": 0, "status": 0, "force": 1, "sql": 0}
+	n, known := wantArgs[cmd]
+	if !known {
+		return usageErr("unknown command %q", cmd)
+	}
+	if len(cmdArgs) != n {
+		return usageErr("%s takes %d argument(s), got %d", cmd, n, len(cmdArgs))
+	}
+
+	if cmd == "sql" {
+		script, err := migrator.Script(nil)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprint(stdout, script)
+		return exitOK
+	}
+
+	url := o.databaseURL
+	if url == "" {
+		url = os.Getenv("DATABASE_URL")
+	}
+	m, err := migrator.New(url, migrator.Options{LockTimeout: o.lockTimeout, Logger: logger})
+	if err != nil {
+		return fail(stderr, err)
+	}
+
+	// The first SIGINT/SIGTERM lets the running step finish; a second one kills the process.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case sig := <-sigs:
+			signal.Stop(sigs) // the next signal terminates the process
+			logger.Warn("signal received: finishing the running step", "signal", sig.String())
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	out := output{w: stdout, json: o.format == "json"}
+	switch cmd {
+	case "up":
+		logger.Info("migrating", "target", m.Target())
+		res, err := m.Up(ctx)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		out.print(res, fmt.Sprintf("schema: version %d -> %d, applied %v\nfunctions: applied %d %v, unchanged %d\nriver: applied %v\n",
+			res.Schema.From, res.Schema.To, res.Schema.Applied, len(res.Functions.Applied), res.Functions.Applied,
+			res.Functions.Unchanged, res.River.Applied))
+	case "down":
+		steps, err := strconv.Atoi(cmdArgs[0])
+		if err != nil || steps < 1 {
+			return usageErr("down N: N must be a positive integer, got %q", cmdArgs[0])
+		}
+		res, err := m.Down(ctx, steps)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		out.print(res, fmt.Sprintf("schema: version %d -> %d, reverted %v\n", res.Schema.From, res.Schema.To, res.Schema.Applied))
+	case "version":
+		v, dirty, err := m.Version(ctx)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		text := fmt.Sprintf("%d\n", v)
+		if dirty {
+			text = fmt.Sprintf("%d (dirty)\n", v)
+		}
+		out.print(map[string]any{"version": v, "dirty": dirty}, text)
+		if dirty {
+			return exitDirty
+		}
+	case "status":
+		st, err := m.Status(ctx)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		out.print(st, st.Text())
+		if st.Schema.Dirty {
+			return exitDirty
+		}
+	case "force":
+		v, err := strconv.Atoi(cmdArgs[0])
+		if err != nil || v < -1 {
+			return usageErr("force V: V must be an integer >= -1, got %q", cmdArgs[0])
+		}
+		if err := m.Force(ctx, v); err != nil {
+			return fail(stderr, err)
+		}
+		out.print(map[string]any{"version": v, "dirty": false}, fmt.Sprintf("forced version %d\n", v))
+	}
+	return exitOK
+}
+
+type output struct {
+	w    io.Writer
+	json bool
+}
+
+func (o output) print(v any, text string) {
+	if o.json {
+		enc := json.NewEncoder(o.w)
+		_ = enc.Encode(v)
+		return
+	}
+	fmt.Fprint(o.w, text)
+}
+
+// fail prints one line for err and returns its exit code.
+func fail(stderr io.Writer, err error) int {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	fmt.Fprintf(stderr, "migrate: %s\n", msg)
+	var dirty *migrator.DirtyError
+	switch {
+	case errors.As(err, &dirty):
+		return exitDirty
+	case errors.Is(err, migrator.ErrLockTimeout):
+		return exitLockTimeout
+	default:
+		return exitFailure
+	}
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level must be debug, info, warn or error")
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format must be text or json")
+	}
+}

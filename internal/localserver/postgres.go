@@ -1,0 +1,247 @@
+// Package localserver starts PostgreSQL and Valkey from the server binaries installed on this
+// machine, on free loopback ports, for tests and for `make dev`. Postgres refuses to run as root,
+// so when we are root it runs as the `postgres` user.
+package localserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PostgresInstallHint tells how to get the server binaries.
+const PostgresInstallHint = "install PostgreSQL 15 server binaries (`make deps`, or `apt-get install postgresql-15`), " +
+	"or set SPENDCAP_PG_BIN to a directory holding initdb and postgres"
+
+// PostgresOptions configure StartPostgres.
+type PostgresOptions struct {
+	// Dir holds the data directory and the server log. Empty means a new temporary directory,
+	// removed by Stop; a given Dir is kept and reused by the next start.
+	Dir string
+	// Durable keeps fsync and full-page writes on (dev data); tests turn them off for speed.
+	Durable bool
+	// MaxConnections defaults to 300.
+	MaxConnections int
+}
+
+// Postgres is a running local PostgreSQL server. Its superuser is `postgres`, trusted on loopback.
+type Postgres struct {
+	// URL connects as superuser to database postgres.
+	URL     string
+	Host    string
+	Port    int
+	BinDir  string
+	Dir     string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	tempDir bool
+}
+
+// FindPostgresBin returns a directory holding initdb and postgres: $SPENDCAP_PG_BIN, else the newest
+// /usr/lib/postgresql/*/bin, else `pg_config --bindir`.
+func FindPostgresBin() (string, error) {
+	var candidates []string
+	if d := os.Getenv("SPENDCAP_PG_BIN"); d != "" {
+		candidates = append(candidates, d)
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.SortFunc(dirs, func(a, b string) int { return versionOf(b) - versionOf(a) })
+	candidates = append(candidates, dirs...)
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		candidates = append(candidates, strings.TrimSpace(string(out)))
+	}
+	for _, d := range candidates {
+		if isExecutable(filepath.Join(d, "initdb")) && isExecutable(filepath.Join(d, "postgres")) {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("postgres server binaries not found (looked in $SPENDCAP_PG_BIN, /usr/lib/postgresql/*/bin, pg_config): %s", PostgresInstallHint)
+}
+
+func versionOf(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// StartPostgres initialises the data directory when it is new and starts the server.
+func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
+	bin, err := FindPostgresBin()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	p := &Postgres{BinDir: bin, Dir: opts.Dir, Host: "127.0.0.1"}
+	if p.Dir == "" {
+		if p.Dir, err = os.MkdirTemp("", "spendcap-pg-"); err != nil {
+			return nil, err
+		}
+		p.tempDir = true
+	} else if err := os.MkdirAll(p.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	if p.Dir, err = filepath.Abs(p.Dir); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok && p.tempDir {
+			_ = os.RemoveAll(p.Dir)
+		}
+	}()
+	if err := chownTree(p.Dir, cred); err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(p.Dir, "data")
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", dataDir, "-U", "postgres",
+			"-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		if out, err := initdb.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("initdb: %v: %s", err, lastLines(string(out), 5))
+		}
+	}
+	maxConns := opts.MaxConnections
+	if maxConns == 0 {
+		maxConns = 300
+	}
+	var lastErr error
+	for attempt := 0; attempt < 4; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		args := []string{"-D", dataDir, "-p", strconv.Itoa(port),
+			"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+			"-c", "max_connections=" + strconv.Itoa(maxConns), "-c", "shared_buffers=256MB",
+			"-c", "logging_collector=off", "-c", "log_min_messages=warning"}
+		if !opts.Durable {
+			args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+		}
+		if lastErr = p.start(ctx, args, cred, port); lastErr == nil {
+			ok = true
+			return p, nil
+		}
+	}
+	return nil, lastErr
+}
+
+func (p *Postgres) start(ctx context.Context, args []string, cred *syscall.Credential, port int) error {
+	logFile, err := os.OpenFile(filepath.Join(p.Dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(filepath.Join(p.BinDir, "postgres"), args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Pdeathsig: the server dies with the test binary or dev process that started it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	p.cmd, p.exited, p.Port = cmd, exited, port
+	p.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(p.Dir, "postgres.log"))
+			return fmt.Errorf("postgres exited during start: %s", lastLines(string(log), 5))
+		case <-ctx.Done():
+			p.Stop()
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := pgx.Connect(cctx, p.URL)
+		cancel()
+		if err == nil {
+			_ = conn.Close(ctx)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			p.Stop()
+			return fmt.Errorf("postgres did not accept connections within 30s: %w", err)
+		}
+	}
+}
+
+// Stop shuts the server down (fast shutdown, then kill) and removes a temporary directory.
+func (p *Postgres) Stop() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-p.exited:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.exited
+		}
+	}
+	if p.tempDir {
+		_ = os.RemoveAll(p.Dir)
+	}
+}
+
+// serverCredential is nil unless we are root, when servers run as the postgres user.
+func serverCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root, postgres must run as the `postgres` user, which does not exist: %s", PostgresInstallHint)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func chownTree(dir string, cred *syscall.Credential) error {
+	if cred == nil {
+		return nil
+	}
+	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, int(cred.Uid), int(cred.Gid))
+	})
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}

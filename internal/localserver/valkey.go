@@ -1,0 +1,165 @@
+package localserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ValkeyInstallHint tells how to get valkey-server.
+const ValkeyInstallHint = "install valkey-server 8 (`make deps`, or add bookworm-backports to the apt sources and " +
+	"`apt-get install -t bookworm-backports valkey-server`), or set SPENDCAP_VALKEY_SERVER to its path"
+
+// ValkeyOptions configure StartValkey.
+type ValkeyOptions struct {
+	// Dir holds the server's files and log. Empty means a new temporary directory removed by Stop.
+	Dir string
+	// Durable turns on the append-only file (dev data), as production should run.
+	Durable bool
+}
+
+// Valkey is a running local valkey-server.
+type Valkey struct {
+	// URL is redis://127.0.0.1:<port>/0.
+	URL     string
+	Addr    string
+	Dir     string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	tempDir bool
+}
+
+// FindValkeyServer returns $SPENDCAP_VALKEY_SERVER or valkey-server from PATH.
+func FindValkeyServer() (string, error) {
+	if p := os.Getenv("SPENDCAP_VALKEY_SERVER"); p != "" {
+		if isExecutable(p) {
+			return p, nil
+		}
+		return "", fmt.Errorf("SPENDCAP_VALKEY_SERVER=%s is not an executable", p)
+	}
+	for _, p := range []string{"valkey-server", "/usr/bin/valkey-server", "/usr/local/bin/valkey-server"} {
+		if found, err := exec.LookPath(p); err == nil {
+			return found, nil
+		}
+	}
+	return "", fmt.Errorf("valkey-server not found: %s", ValkeyInstallHint)
+}
+
+// StartValkey starts valkey-server on a free loopback port.
+func StartValkey(ctx context.Context, opts ValkeyOptions) (*Valkey, error) {
+	bin, err := FindValkeyServer()
+	if err != nil {
+		return nil, err
+	}
+	v := &Valkey{Dir: opts.Dir}
+	if v.Dir == "" {
+		if v.Dir, err = os.MkdirTemp("", "spendcap-valkey-"); err != nil {
+			return nil, err
+		}
+		v.tempDir = true
+	} else if err := os.MkdirAll(v.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 4; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", v.Dir,
+			"--logfile", filepath.Join(v.Dir, "valkey.log"), "--daemonize", "no", "--save", "",
+			"--maxmemory-policy", "noeviction"}
+		if opts.Durable {
+			args = append(args, "--appendonly", "yes")
+		} else {
+			args = append(args, "--appendonly", "no")
+		}
+		if lastErr = v.start(ctx, bin, args, port); lastErr == nil {
+			return v, nil
+		}
+	}
+	if v.tempDir {
+		_ = os.RemoveAll(v.Dir)
+	}
+	return nil, lastErr
+}
+
+func (v *Valkey) start(ctx context.Context, bin string, args []string, port int) error {
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start valkey-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	v.cmd, v.exited = cmd, exited
+	v.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	v.URL = "redis://" + v.Addr + "/0"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(v.Dir, "valkey.log"))
+			return fmt.Errorf("valkey-server exited during start: %s", lastLines(string(log), 5))
+		case <-ctx.Done():
+			v.Stop()
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		err := Ping(ctx, v.Addr)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			v.Stop()
+			return fmt.Errorf("valkey-server did not answer PING within 20s: %w", err)
+		}
+	}
+}
+
+// Ping sends PING in RESP and expects PONG.
+func Ping(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return errors.New("unexpected reply to PING: " + strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// Stop shuts the server down and removes a temporary directory.
+func (v *Valkey) Stop() {
+	if v.cmd != nil && v.cmd.Process != nil {
+		_ = v.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-v.exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+			<-v.exited
+		}
+	}
+	if v.tempDir {
+		_ = os.RemoveAll(v.Dir)
+	}
+}

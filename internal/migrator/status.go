@@ -1,0 +1,143 @@
+package migrator
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Status is what `migrate status` reports: applied and pending items of each component.
+type Status struct {
+	Schema    SchemaStatus     `json:"schema"`
+	Functions []FunctionStatus `json:"functions"`
+	River     RiverStatus      `json:"river"`
+	// Pending is true when `migrate up` would change something.
+	Pending bool `json:"pending"`
+}
+
+// SchemaStatus lists the schema migrations.
+type SchemaStatus struct {
+	Version    uint              `json:"version"`
+	Dirty      bool              `json:"dirty"`
+	Migrations []MigrationStatus `json:"migrations"`
+}
+
+// MigrationStatus is one schema migration.
+type MigrationStatus struct {
+	Version uint   `json:"version"`
+	Name    string `json:"name"`
+	Applied bool   `json:"applied"`
+}
+
+// FunctionStatus is one sql/functions file: "applied", "pending" (never applied) or "changed"
+// (applied with another content or onto another schema version).
+type FunctionStatus struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	State  string `json:"state"`
+}
+
+// RiverStatus lists River's migration versions.
+type RiverStatus struct {
+	Applied []int `json:"applied"`
+	Pending []int `json:"pending"`
+}
+
+// Status reads the state of every component without writing or locking.
+func (m *Migrator) Status(ctx context.Context) (*Status, error) {
+	conn, err := m.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	st := &Status{Functions: []FunctionStatus{}, River: RiverStatus{Applied: []int{}, Pending: []int{}}}
+	st.Schema.Version, st.Schema.Dirty, err = schemaVersion(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	migs, err := Migrations(m.opts.FS)
+	if err != nil {
+		return nil, err
+	}
+	for _, mg := range migs {
+		applied := mg.Version <= st.Schema.Version
+		st.Schema.Migrations = append(st.Schema.Migrations, MigrationStatus{Version: mg.Version, Name: mg.Name, Applied: applied})
+		st.Pending = st.Pending || !applied
+	}
+	st.Pending = st.Pending || st.Schema.Dirty
+
+	files, err := FunctionFiles(m.opts.FS)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := functionRecords(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		state := "applied"
+		if r, ok := recs[f.Name]; !ok {
+			state = "pending"
+		} else if r.sha256 != f.SHA256 || r.schemaVersion != int64(st.Schema.Version) {
+			state = "changed"
+		}
+		st.Pending = st.Pending || state != "applied"
+		st.Functions = append(st.Functions, FunctionStatus{Name: f.Name, SHA256: f.SHA256, State: state})
+	}
+
+	rm, pool, err := m.riverMigrator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	var riverExists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('river_migration') IS NOT NULL`).Scan(&riverExists); err != nil {
+		return nil, err
+	}
+	applied := map[int]bool{}
+	if riverExists {
+		existing, err := rm.ExistingVersions(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("river versions: %w", err)
+		}
+		for _, v := range existing {
+			applied[v.Version] = true
+			st.River.Applied = append(st.River.Applied, v.Version)
+		}
+	}
+	for _, v := range rm.AllVersions() {
+		if !applied[v.Version] {
+			st.River.Pending = append(st.River.Pending, v.Version)
+		}
+	}
+	slices.Sort(st.River.Applied)
+	st.Pending = st.Pending || len(st.River.Pending) > 0
+	return st, nil
+}
+
+// Text renders the status for people.
+func (st *Status) Text() string {
+	var b strings.Builder
+	dirty := ""
+	if st.Schema.Dirty {
+		dirty = " (dirty)"
+	}
+	fmt.Fprintf(&b, "schema version %d%s\n", st.Schema.Version, dirty)
+	for _, mg := range st.Schema.Migrations {
+		fmt.Fprintf(&b, "  %-8s %06d_%s\n", state(mg.Applied), mg.Version, mg.Name)
+	}
+	fmt.Fprintf(&b, "functions\n")
+	for _, f := range st.Functions {
+		fmt.Fprintf(&b, "  %-8s %s\n", f.State, f.Name)
+	}
+	fmt.Fprintf(&b, "river\n  applied  %v\n  pending  %v\n", st.River.Applied, st.River.Pending)
+	return b.String()
+}
+
+func state(applied bool) string {
+	if applied {
+		return "applied"
+	}
+	return "pending"
+}

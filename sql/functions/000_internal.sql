@@ -1,0 +1,326 @@
+-- Private helpers of the spendcap API (schema spendcap_internal). They are never granted to anyone:
+-- the SECURITY DEFINER API functions call them as their owner. Pure helpers are IMMUTABLE or STABLE
+-- so that the planner may fold them; none of them writes, except known_timezone's cache insert.
+
+-- invalid_argument raises SC002 with a message that starts with the argument's name.
+DROP FUNCTION IF EXISTS spendcap_internal.invalid_argument;
+CREATE FUNCTION spendcap_internal.invalid_argument(arg text, problem text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'SC002', MESSAGE = arg || ': ' || problem;
+END
+$fn$;
+
+-- check_id enforces SPEC §2 for ids and keys: 1..128 bytes of 0x21..0x7E except { and }.
+-- The braces are excluded because Valkey keys embed ids inside a {hash tag}.
+DROP FUNCTION IF EXISTS spendcap_internal.check_id;
+CREATE FUNCTION spendcap_internal.check_id(arg text, val text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF val IS NULL THEN
+        PERFORM spendcap_internal.invalid_argument(arg, 'is required');
+    END IF;
+    IF octet_length(val) NOT BETWEEN 1 AND 128 OR val !~ '^[!-z|~]+$' THEN
+        PERFORM spendcap_internal.invalid_argument(arg,
+            'must be 1..128 bytes of printable ASCII (0x21-0x7E) other than { and }');
+    END IF;
+END
+$fn$;
+
+-- quantities validates a limits/deltas object (SPEC §2) and returns it normalised: every value a
+-- JSON integer (1.0 and 1e3 are whole numbers and become 1 and 1000; 1.5 is refused).
+DROP FUNCTION IF EXISTS spendcap_internal.quantities;
+CREATE FUNCTION spendcap_internal.quantities(arg text, obj jsonb, required boolean)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    k text;
+    v jsonb;
+    q numeric;
+    n integer := 0;
+    normalised jsonb := '{}';
+BEGIN
+    IF obj IS NULL OR jsonb_typeof(obj) <> 'object' THEN
+        PERFORM spendcap_internal.invalid_argument(arg, 'must be a JSON object of dimension -> quantity');
+    END IF;
+    FOR k, v IN SELECT e.key, e.value FROM jsonb_each(obj) AS e LOOP
+        n := n + 1;
+        IF n > 32 THEN
+            PERFORM spendcap_internal.invalid_argument(arg, 'at most 32 dimensions');
+        END IF;
+        IF octet_length(k) NOT BETWEEN 1 AND 64 OR k !~ '^[A-Za-z0-9_.:-]+$' THEN
+            PERFORM spendcap_internal.invalid_argument(arg,
+                format('dimension name %s must be 1..64 bytes of [A-Za-z0-9_.:-]', to_jsonb(k)));
+        END IF;
+        IF jsonb_typeof(v) <> 'number' THEN
+            PERFORM spendcap_internal.invalid_argument(arg,
+                format('%s must be an integer 0..9007199254740991', to_jsonb(k)));
+        END IF;
+        q := v::numeric;
+        IF q < 0 OR q > 9007199254740991 OR q <> trunc(q) THEN
+            PERFORM spendcap_internal.invalid_argument(arg,
+                format('%s must be an integer 0..9007199254740991', to_jsonb(k)));
+        END IF;
+        normalised := normalised || jsonb_build_object(k, q::bigint);
+    END LOOP;
+    IF required AND n = 0 THEN
+        PERFORM spendcap_internal.invalid_argument(arg, 'must have at least one dimension');
+    END IF;
+    RETURN normalised;
+END
+$fn$;
+
+-- parse_period reads a reset period "<n> <unit>" (SPEC §2) into n, the singular unit and the
+-- canonical text ("1 month", "15 minutes").
+DROP FUNCTION IF EXISTS spendcap_internal.parse_period;
+CREATE FUNCTION spendcap_internal.parse_period(period text, OUT n integer, OUT unit text, OUT canonical text)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    m text[];
+BEGIN
+    m := regexp_match(lower(period), '^\s*([0-9]{1,5})\s+(second|minute|hour|day|week|month|year)s?\s*$');
+    IF m IS NULL OR m[1]::integer NOT BETWEEN 1 AND 10000 THEN
+        PERFORM spendcap_internal.invalid_argument('reset_every',
+            'must be "<n> <unit>" with n in 1..10000 and unit one of second, minute, hour, day, week, month, year');
+    END IF;
+    n := m[1]::integer;
+    unit := m[2];
+    canonical := n || ' ' || unit || CASE WHEN n = 1 THEN '' ELSE 's' END;
+END
+$fn$;
+
+-- known_timezone validates reset_timezone: UTC, a fixed offset +HH:MM/-HH:MM up to 14:00, or an IANA
+-- name exactly as this server's zone database spells it. Names found once are cached, because
+-- pg_timezone_names reads the whole zone directory (~30 ms).
+DROP FUNCTION IF EXISTS spendcap_internal.known_timezone;
+CREATE FUNCTION spendcap_internal.known_timezone(tz text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF tz = 'UTC' THEN
+        RETURN;
+    END IF;
+    IF tz ~ '^[+-][0-9][0-9]:[0-5][0-9]$' THEN
+        IF substr(tz, 2, 2)::integer * 60 + substr(tz, 5, 2)::integer > 14 * 60 THEN
+            PERFORM spendcap_internal.invalid_argument('reset_timezone', 'a fixed offset must be within -14:00..+14:00');
+        END IF;
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM spendcap_internal.known_timezones WHERE name = tz) THEN
+        RETURN;
+    END IF;
+    IF tz IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = tz) THEN
+        PERFORM spendcap_internal.invalid_argument('reset_timezone',
+            format('%s is not UTC, a fixed offset +HH:MM/-HH:MM, or an IANA time zone known to this server', coalesce(to_jsonb(tz), 'null')));
+    END IF;
+    INSERT INTO spendcap_internal.known_timezones (name) VALUES (tz) ON CONFLICT DO NOTHING;
+END
+$fn$;
+
+-- to_local gives the wall-clock time of instant t in zone tz.
+DROP FUNCTION IF EXISTS spendcap_internal.to_local;
+CREATE FUNCTION spendcap_internal.to_local(t timestamptz, tz text)
+RETURNS timestamp
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN tz ~ '^[+-]' THEN t AT TIME ZONE tz::interval ELSE t AT TIME ZONE tz END;
+
+-- from_local gives the instant of wall-clock time l in zone tz. A time in a DST gap takes the offset
+-- in force before the transition, an ambiguous one the offset after it (SPEC §4; PostgreSQL's rule).
+DROP FUNCTION IF EXISTS spendcap_internal.from_local;
+CREATE FUNCTION spendcap_internal.from_local(l timestamp, tz text)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN tz ~ '^[+-]' THEN l AT TIME ZONE tz::interval ELSE l AT TIME ZONE tz END;
+
+-- default_anchor is the start of the unit containing t in zone tz (SPEC §4). Elapsed units subtract
+-- the wall-clock part below the unit, so the anchor is never after t even inside a DST overlap;
+-- calendar units convert the truncated wall-clock time back with from_local.
+DROP FUNCTION IF EXISTS spendcap_internal.default_anchor;
+CREATE FUNCTION spendcap_internal.default_anchor(t timestamptz, unit text, tz text)
+RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    l timestamp := spendcap_internal.to_local(t, tz);
+BEGIN
+    IF unit IN ('second', 'minute', 'hour') THEN
+        RETURN t - (l - date_trunc(unit, l));
+    END IF;
+    RETURN spendcap_internal.from_local(date_trunc(unit, l), tz);
+END
+$fn$;
+
+-- boundary computes B_k = anchor + k·n·unit (SPEC §4): elapsed units in exact seconds, calendar
+-- units as one calendar addition to the anchor's wall-clock time (so Jan 31 + 1 month = Feb 28).
+DROP FUNCTION IF EXISTS spendcap_internal.boundary;
+CREATE FUNCTION spendcap_internal.boundary(anchor timestamptz, n integer, unit text, tz text, k bigint)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE unit
+    WHEN 'second' THEN anchor + make_interval(secs => (k * n)::double precision)
+    WHEN 'minute' THEN anchor + make_interval(secs => (k * n * 60)::double precision)
+    WHEN 'hour'   THEN anchor + make_interval(secs => (k * n * 3600)::double precision)
+    WHEN 'day'    THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(days => (k * n)::integer), tz)
+    WHEN 'week'   THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(days => (k * n * 7)::integer), tz)
+    WHEN 'month'  THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(months => (k * n)::integer), tz)
+    WHEN 'year'   THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(years => (k * n)::integer), tz)
+END;
+
+-- window_of finds the scheduled window containing instant t (SPEC §4): k = -1 and
+-- [created_at, B_0) before the anchor, else [B_k, B_k+1) with B_k <= t < B_k+1.
+DROP FUNCTION IF EXISTS spendcap_internal.window_of;
+CREATE FUNCTION spendcap_internal.window_of(
+    anchor timestamptz, n integer, unit text, tz text, created_at timestamptz, t timestamptz,
+    OUT k bigint, OUT window_start timestamptz, OUT next_reset_at timestamptz)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    la timestamp;
+    lt timestamp;
+BEGIN
+    IF t < anchor THEN
+        k := -1;
+        window_start := created_at;
+        next_reset_at := anchor;
+        RETURN;
+    END IF;
+    IF unit IN ('second', 'minute', 'hour') THEN
+        k := floor(extract(epoch FROM t - anchor)
+                   / (n * CASE unit WHEN 'second' THEN 1 WHEN 'minute' THEN 60 ELSE 3600 END))::bigint;
+    ELSE
+        -- Estimate k from the wall clocks, then step to the exact boundary: DST and month lengths
+        -- move the estimate by at most one period.
+        la := spendcap_internal.to_local(anchor, tz);
+        lt := spendcap_internal.to_local(t, tz);
+        k := CASE unit
+            WHEN 'day'   THEN floor((lt::date - la::date)::numeric / n)
+            WHEN 'week'  THEN floor((lt::date - la::date)::numeric / (7 * n))
+            WHEN 'month' THEN floor(((extract(year FROM lt) - extract(year FROM la)) * 12
+                                     + extract(month FROM lt) - extract(month FROM la)) / n)
+            ELSE floor((extract(year FROM lt) - extract(year FROM la)) / n)
+        END::bigint;
+        k := greatest(k, 0);
+    END IF;
+    WHILE spendcap_internal.boundary(anchor, n, unit, tz, k + 1) <= t LOOP
+        k := k + 1;
+    END LOOP;
+    WHILE k > 0 AND spendcap_internal.boundary(anchor, n, unit, tz, k) > t LOOP
+        k := k - 1;
+    END LOOP;
+    window_start := spendcap_internal.boundary(anchor, n, unit, tz, k);
+    next_reset_at := spendcap_internal.boundary(anchor, n, unit, tz, k + 1);
+END
+$fn$;
+
+-- advanced returns budget b as of instant t: unchanged while t is inside its window, else rolled to
+-- the window containing t (SPEC §4, exact lazy roll: any number of missed periods is one roll).
+-- It writes nothing; writers compare window_seq and close the old window into history.
+DROP FUNCTION IF EXISTS spendcap_internal.advanced;
+CREATE FUNCTION spendcap_internal.advanced(b spendcap.budgets, t timestamptz)
+RETURNS spendcap.budgets
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    w record;
+BEGIN
+    IF b.next_reset_at IS NULL OR t < b.next_reset_at THEN
+        RETURN b;
+    END IF;
+    w := spendcap_internal.window_of(b.reset_anchor, b.reset_n, b.reset_unit, b.reset_timezone, b.created_at, t);
+    b.window_seq := b.window_seq + 1;
+    b.window_k := w.k;
+    b.window_start := w.window_start;
+    b.next_reset_at := w.next_reset_at;
+    b.usage := '{}';
+    b.window_breach_count := 0;
+    b.window_soft_breach_count := 0;
+    b.last_breach_at := NULL;
+    b.last_breach_dim := NULL;
+    RETURN b;
+END
+$fn$;
+
+-- live_reserved sums the reservations of budget b still live at t. The aggregate kept on the row is
+-- exact until its earliest expiry, so the reservations table is read only after one has expired.
+DROP FUNCTION IF EXISTS spendcap_internal.live_reserved;
+CREATE FUNCTION spendcap_internal.live_reserved(b spendcap.budgets, t timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF b.reservations_expire_at IS NULL OR t < b.reservations_expire_at THEN
+        RETURN b.reserved;
+    END IF;
+    RETURN coalesce((
+        SELECT jsonb_object_agg(d.key, d.total)
+        FROM (SELECT a.key, sum(a.value::numeric)::bigint AS total
+              FROM spendcap.reservations r, jsonb_each(r.amounts) AS a
+              WHERE r.budget_id = b.budget_id AND r.expires_at > t
+              GROUP BY a.key) d
+        WHERE d.total <> 0), '{}');
+END
+$fn$;
+
+-- status_row renders budget b (already advanced to t) as the budget_status result (SPEC §8).
+DROP FUNCTION IF EXISTS spendcap_internal.status_row;
+CREATE FUNCTION spendcap_internal.status_row(b spendcap.budgets, t timestamptz)
+RETURNS spendcap.budget_status_result
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r spendcap.budget_status_result;
+    reserved jsonb := spendcap_internal.live_reserved(b, t);
+BEGIN
+    r.budget_id := b.budget_id;
+    r.hard_limits := b.hard_limits;
+    r.soft_limits := b.soft_limits;
+    r.reset_every := b.reset_every;
+    r.reset_timezone := b.reset_timezone;
+    r.reset_anchor := b.reset_anchor;
+    r.mode := b.mode;
+    r.scope_type := b.scope_type;
+    r.scope_id := b.scope_id;
+    r.dedup_ttl_seconds := b.dedup_ttl_seconds;
+    r.window_seq := b.window_seq;
+    r.window_start := b.window_start;
+    r.next_reset_at := b.next_reset_at;
+    r.usage := b.usage;
+    r.reserved := reserved;
+    r.remaining := coalesce((
+        SELECT jsonb_object_agg(h.key, greatest(0, h.value::bigint
+                                                  - coalesce((b.usage ->> h.key)::bigint, 0)
+                                                  - coalesce((reserved ->> h.key)::bigint, 0)))
+        FROM jsonb_each(b.hard_limits) AS h), '{}');
+    r.breach_count := b.breach_count;
+    r.soft_breach_count := b.soft_breach_count;
+    r.window_breach_count := b.window_breach_count;
+    r.window_soft_breach_count := b.window_soft_breach_count;
+    r.last_breach_at := b.last_breach_at;
+    r.last_breach_dim := b.last_breach_dim;
+    r.created_at := b.created_at;
+    r.updated_at := b.updated_at;
+    RETURN r;
+END
+$fn$;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA spendcap_internal FROM PUBLIC;

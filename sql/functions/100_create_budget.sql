@@ -1,0 +1,111 @@
+-- create_budget (SPEC §9, §12): creates a budget, or returns created = false when one with an
+-- identical definition exists (SC005 when the definition differs). Null optional arguments take
+-- their defaults. Locks and writes: one budgets row (inserted); none when the budget exists.
+DROP FUNCTION IF EXISTS spendcap.create_budget;
+CREATE FUNCTION spendcap.create_budget(
+    budget_id         text,
+    hard_limits       jsonb       DEFAULT '{}',
+    soft_limits       jsonb       DEFAULT '{}',
+    reset_every       text        DEFAULT NULL,
+    reset_timezone    text        DEFAULT 'UTC',
+    reset_anchor      timestamptz DEFAULT NULL,
+    mode              text        DEFAULT 'enforce',
+    scope_type        text        DEFAULT NULL,
+    scope_id          text        DEFAULT NULL,
+    dedup_ttl_seconds integer     DEFAULT 86400,
+    at                timestamptz DEFAULT NULL)
+RETURNS spendcap.create_budget_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    t       timestamptz := coalesce(at, now());
+    hard    jsonb;
+    soft    jsonb;
+    tz      text := coalesce(reset_timezone, 'UTC');
+    md      text := coalesce(mode, 'enforce');
+    ttl     integer := coalesce(dedup_ttl_seconds, 86400);
+    p       record;
+    anchor  timestamptz;
+    w       record;
+    b       spendcap.budgets;
+    r       spendcap.create_budget_result;
+BEGIN
+    PERFORM spendcap_internal.check_id('budget_id', budget_id);
+    hard := spendcap_internal.quantities('hard_limits', coalesce(hard_limits, '{}'), false);
+    soft := spendcap_internal.quantities('soft_limits', coalesce(soft_limits, '{}'), false);
+    IF EXISTS (SELECT 1 FROM jsonb_each(soft) s
+               WHERE (hard ->> s.key)::bigint < s.value::bigint) THEN
+        PERFORM spendcap_internal.invalid_argument('soft_limits', format('%s must not exceed its hard limit',
+            (SELECT to_jsonb(s.key) FROM jsonb_each(soft) s
+             WHERE (hard ->> s.key)::bigint < s.value::bigint ORDER BY s.key LIMIT 1)));
+    END IF;
+    IF reset_every IS NOT NULL THEN
+        p := spendcap_internal.parse_period(reset_every);
+    ELSIF reset_anchor IS NOT NULL THEN
+        PERFORM spendcap_internal.invalid_argument('reset_anchor', 'requires reset_every');
+    END IF;
+    PERFORM spendcap_internal.known_timezone(tz);
+    IF md NOT IN ('enforce', 'observe') THEN
+        PERFORM spendcap_internal.invalid_argument('mode', 'must be enforce or observe');
+    END IF;
+    IF ttl NOT BETWEEN 1 AND 2592000 THEN
+        PERFORM spendcap_internal.invalid_argument('dedup_ttl_seconds', 'must be 1..2592000');
+    END IF;
+
+    b.budget_id := budget_id;
+    b.hard_limits := hard;
+    b.soft_limits := soft;
+    b.reset_timezone := tz;
+    b.mode := md;
+    b.scope_type := scope_type;
+    b.scope_id := scope_id;
+    b.dedup_ttl_seconds := ttl;
+    b.created_at := t;
+    b.updated_at := t;
+    b.window_seq := 1;
+    b.usage := '{}';
+    b.reserved := '{}';
+    b.breach_count := 0;
+    b.soft_breach_count := 0;
+    b.window_breach_count := 0;
+    b.window_soft_breach_count := 0;
+    IF p IS NULL THEN
+        b.window_k := -1;
+        b.window_start := t;
+    ELSE
+        anchor := coalesce(reset_anchor, spendcap_internal.default_anchor(t, p.unit, tz));
+        w := spendcap_internal.window_of(anchor, p.n, p.unit, tz, t, t);
+        b.reset_every := p.canonical;
+        b.reset_n := p.n;
+        b.reset_unit := p.unit;
+        b.reset_anchor := anchor;
+        b.window_k := w.k;
+        b.window_start := w.window_start;
+        b.next_reset_at := w.next_reset_at;
+    END IF;
+
+    INSERT INTO spendcap.budgets SELECT b.* ON CONFLICT DO NOTHING;
+    IF FOUND THEN
+        r := (b.budget_id, true, b.window_start, b.next_reset_at);
+        RETURN r;
+    END IF;
+
+    SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = create_budget.budget_id;
+    IF b.hard_limits <> hard OR b.soft_limits <> soft
+       OR b.reset_every IS DISTINCT FROM p.canonical
+       OR b.reset_timezone <> tz OR b.mode <> md
+       OR b.scope_type IS DISTINCT FROM scope_type OR b.scope_id IS DISTINCT FROM scope_id
+       OR b.dedup_ttl_seconds <> ttl
+       OR (reset_anchor IS NOT NULL AND b.reset_anchor IS DISTINCT FROM reset_anchor) THEN
+        RAISE EXCEPTION USING ERRCODE = 'SC005',
+            MESSAGE = format('budget_id: budget %s exists with a different definition', to_jsonb(b.budget_id));
+    END IF;
+    b := spendcap_internal.advanced(b, greatest(t, b.window_start));
+    r := (b.budget_id, false, b.window_start, b.next_reset_at);
+    RETURN r;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.create_budget FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.create_budget TO spendcap_admin;
