@@ -392,3 +392,22 @@ func firstDifference(a, b string) string {
 	return ""
 }
 
+
+func TestEveryFunctionFileCanBeReapplied(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	ctx := context.Background()
+	if _, err := newMigrator(t, url, nil).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect(t, url).Exec(ctx, `DELETE FROM public.spendcap_functions`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := newMigrator(t, url, nil).Up(ctx)
+	if err != nil {
+		t.Fatalf("re-applying every function file onto existing functions: %v", err)
+	}
+	if !slices.Equal(res.Functions.Applied, functionFileNames(t)) {
+		t.Errorf("applied %v, want every file", res.Functions.Applied)
+	}
+}

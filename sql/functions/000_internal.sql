@@ -1,5 +1,7 @@
 -- Private helpers of the spendcap API (schema spendcap_internal). They are never granted to anyone:
--- the SECURITY DEFINER API functions call them as their owner. Pure helpers are IMMUTABLE or STABLE
+-- the SECURITY DEFINER API functions call them as their owner. SQL bodies are quoted strings, not
+-- SQL-standard RETURN bodies: those record dependencies, which would block the DROP that starts
+-- each definition when a file is re-applied. Pure helpers are IMMUTABLE or STABLE
 -- so that the planner may fold them; none of them writes, except known_timezone's cache insert.
 
 -- invalid_argument raises SC002 with a message that starts with the argument's name.
@@ -135,7 +137,9 @@ CREATE FUNCTION spendcap_internal.to_local(t timestamptz, tz text)
 RETURNS timestamp
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN CASE WHEN tz ~ '^[+-]' THEN t AT TIME ZONE tz::interval ELSE t AT TIME ZONE tz END;
+AS $fn$
+    SELECT CASE WHEN tz ~ '^[+-]' THEN t AT TIME ZONE tz::interval ELSE t AT TIME ZONE tz END
+$fn$;
 
 -- from_local gives the instant of wall-clock time l in zone tz. A time in a DST gap takes the offset
 -- in force before the transition, an ambiguous one the offset after it (SPEC §4; PostgreSQL's rule).
@@ -144,7 +148,9 @@ CREATE FUNCTION spendcap_internal.from_local(l timestamp, tz text)
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN CASE WHEN tz ~ '^[+-]' THEN l AT TIME ZONE tz::interval ELSE l AT TIME ZONE tz END;
+AS $fn$
+    SELECT CASE WHEN tz ~ '^[+-]' THEN l AT TIME ZONE tz::interval ELSE l AT TIME ZONE tz END
+$fn$;
 
 -- default_anchor is the start of the unit containing t in zone tz (SPEC §4). Elapsed units subtract
 -- the wall-clock part below the unit, so the anchor is never after t even inside a DST overlap;
@@ -172,7 +178,8 @@ CREATE FUNCTION spendcap_internal.boundary(anchor timestamptz, n integer, unit t
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN CASE unit
+AS $fn$
+SELECT CASE unit
     WHEN 'second' THEN anchor + make_interval(secs => (k * n)::double precision)
     WHEN 'minute' THEN anchor + make_interval(secs => (k * n * 60)::double precision)
     WHEN 'hour'   THEN anchor + make_interval(secs => (k * n * 3600)::double precision)
@@ -180,7 +187,8 @@ RETURN CASE unit
     WHEN 'week'   THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(days => (k * n * 7)::integer), tz)
     WHEN 'month'  THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(months => (k * n)::integer), tz)
     WHEN 'year'   THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(years => (k * n)::integer), tz)
-END;
+END
+$fn$;
 
 -- window_of finds the scheduled window containing instant t (SPEC §4): k = -1 and
 -- [created_at, B_0) before the anchor, else [B_k, B_k+1) with B_k <= t < B_k+1.

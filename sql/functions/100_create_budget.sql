@@ -26,7 +26,9 @@ DECLARE
     tz      text := coalesce(reset_timezone, 'UTC');
     md      text := coalesce(mode, 'enforce');
     ttl     integer := coalesce(dedup_ttl_seconds, 86400);
-    p       record;
+    every   text;     -- canonical reset_every
+    n       integer;
+    unit    text;
     anchor  timestamptz;
     w       record;
     b       spendcap.budgets;
@@ -42,7 +44,7 @@ BEGIN
              WHERE (hard ->> s.key)::bigint < s.value::bigint ORDER BY s.key LIMIT 1)));
     END IF;
     IF reset_every IS NOT NULL THEN
-        p := spendcap_internal.parse_period(reset_every);
+        SELECT pp.n, pp.unit, pp.canonical INTO n, unit, every FROM spendcap_internal.parse_period(reset_every) AS pp;
     ELSIF reset_anchor IS NOT NULL THEN
         PERFORM spendcap_internal.invalid_argument('reset_anchor', 'requires reset_every');
     END IF;
@@ -71,15 +73,15 @@ BEGIN
     b.soft_breach_count := 0;
     b.window_breach_count := 0;
     b.window_soft_breach_count := 0;
-    IF p IS NULL THEN
+    IF every IS NULL THEN
         b.window_k := -1;
         b.window_start := t;
     ELSE
-        anchor := coalesce(reset_anchor, spendcap_internal.default_anchor(t, p.unit, tz));
-        w := spendcap_internal.window_of(anchor, p.n, p.unit, tz, t, t);
-        b.reset_every := p.canonical;
-        b.reset_n := p.n;
-        b.reset_unit := p.unit;
+        anchor := coalesce(reset_anchor, spendcap_internal.default_anchor(t, unit, tz));
+        w := spendcap_internal.window_of(anchor, n, unit, tz, t, t);
+        b.reset_every := every;
+        b.reset_n := n;
+        b.reset_unit := unit;
         b.reset_anchor := anchor;
         b.window_k := w.k;
         b.window_start := w.window_start;
@@ -94,7 +96,7 @@ BEGIN
 
     SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = create_budget.budget_id;
     IF b.hard_limits <> hard OR b.soft_limits <> soft
-       OR b.reset_every IS DISTINCT FROM p.canonical
+       OR b.reset_every IS DISTINCT FROM every
        OR b.reset_timezone <> tz OR b.mode <> md
        OR b.scope_type IS DISTINCT FROM scope_type OR b.scope_id IS DISTINCT FROM scope_id
        OR b.dedup_ttl_seconds <> ttl

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spendcap/spendcap/internal/migrator"
+	"github.com/spendcap/spendcap/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(args ...string) result {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+// oneLine asserts that stderr holds exactly one line (no stack trace) containing want.
+func oneLine(t *testing.T, r result, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "migrate: ") || !strings.Contains(last, want) {
+		t.Errorf("stderr = %q, want a last line `migrate: ...%s...`", r.stderr, want)
+	}
+	if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") {
+		t.Errorf("stderr has a stack trace: %s", r.stderr)
+	}
+}
+
+func TestUnknownCommandExitsWithUsageCode(t *testing.T) {
+	t.Parallel()
+	r := runCLI("bogus")
+	if r.code != exitUsage {
+		t.Errorf("exit = %d, want %d", r.code, exitUsage)
+	}
+	oneLine(t, r, `unknown command "bogus"`)
+}
+
+func TestMissingCommandExitsWithUsageCode(t *testing.T) {
+	t.Parallel()
+	if r := runCLI(); r.code != exitUsage {
+		t.Errorf("exit = %d, want %d", r.code, exitUsage)
+	}
+	if r := runCLI("down"); r.code != exitUsage {
+		t.Errorf("down without N: exit = %d, want %d", r.code, exitUsage)
+	}
+	if r := runCLI("down", "zero"); r.code != exitUsage {
+		t.Errorf("down zero: exit = %d, want %d", r.code, exitUsage)
+	}
+}
+
+func TestUnreachableDatabaseFailsWithOneLine(t *testing.T) {
+	t.Parallel()
+	r := runCLI("--database-url", "postgres://nobody@127.0.0.1:1/none?connect_timeout=2", "up")
+	if r.code != exitFailure {
+		t.Errorf("exit = %d, want %d", r.code, exitFailure)
+	}
+	oneLine(t, r, "connect")
+}
+
+func TestBadURLFailsWithOneLine(t *testing.T) {
+	t.Parallel()
+	r := runCLI("--database-url", "postgres://u:secret@[bad", "status")
+	if r.code != exitFailure {
+		t.Errorf("exit = %d, want %d", r.code, exitFailure)
+	}
+	oneLine(t, r, "database url")
+	if strings.Contains(r.stderr, "secret") {
+		t.Errorf("stderr shows the password: %s", r.stderr)
+	}
+}
+
+func TestUpPrintsJSONResultOnStdoutAndLogsOnStderr(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	r := runCLI("up", "--database-url", url, "--format=json")
+	if r.code != exitOK {
+		t.Fatalf("exit = %d: %s", r.code, r.stderr)
+	}
+	var res migrator.UpResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("stdout is not one JSON result: %v\n%s", err, r.stdout)
+	}
+	if len(res.Schema.Applied) == 0 || len(res.Functions.Applied) == 0 || len(res.River.Applied) == 0 {
+		t.Errorf("result = %+v, want schema, functions and river applied", res)
+	}
+	if !strings.Contains(r.stderr, "level=INFO") {
+		t.Errorf("stderr has no logs: %q", r.stderr)
+	}
+	r = runCLI("status", "--database-url", url, "--format=json")
+	var st migrator.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || r.code != exitOK {
+		t.Fatalf("status: exit %d, %v\n%s", r.code, err, r.stdout)
+	}
+	if st.Pending || len(st.Functions) == 0 || st.Functions[0].State != "applied" {
+		t.Errorf("status after up = %+v, want nothing pending", st)
+	}
+}
+
+func TestDirtySchemaExitsWithDirtyCode(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	if r := runCLI("up", "--database-url", url); r.code != exitOK {
+		t.Fatalf("up: %s", r.stderr)
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `UPDATE public.spendcap_schema_migrations SET dirty = true`); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"up", "version", "status"} {
+		r := runCLI(cmd, "--database-url", url)
+		if r.code != exitDirty {
+			t.Errorf("%s on a dirty schema: exit = %d, want %d (stderr %q)", cmd, r.code, exitDirty, r.stderr)
+		}
+	}
+	oneLine(t, runCLI("up", "--database-url", url), "migrate force 0")
+	if r := runCLI("force", "1", "--database-url", url); r.code != exitOK {
+		t.Fatalf("force: exit %d %s", r.code, r.stderr)
+	}
+	if r := runCLI("up", "--database-url", url); r.code != exitOK {
+		t.Errorf("up after force: exit %d %s", r.code, r.stderr)
+	}
+}
+
+func holdDeployLock(t *testing.T, url string) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_lock($1)`, migrator.LockKey); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLockTimeoutExitsWithLockCode(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	holdDeployLock(t, url)
+	r := runCLI("up", "--database-url", url, "--lock-timeout=300ms")
+	if r.code != exitLockTimeout {
+		t.Errorf("exit = %d, want %d (stderr %q)", r.code, exitLockTimeout, r.stderr)
+	}
+	oneLine(t, r, "deploy lock")
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func migrateBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "spendcap-migrate-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "migrate")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v: %s", buildErr, binPath)
+	}
+	return binPath
+}
+
+func TestSIGTERMWhileWaitingStopsCleanlyWithoutApplying(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	holdDeployLock(t, url)
+	cmd := exec.Command(migrateBinary(t), "up")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+url)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stderr.String(), "waiting for the deploy lock") {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("migrate never waited for the lock: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitFailure || !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("after SIGTERM: exit %d (%v), stderr %q; want exit 1 and `interrupted`", code, err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "goroutine ") {
+		t.Errorf("stack trace on SIGTERM: %s", stderr.String())
+	}
+	var tables int
+	conn, _ := pgx.Connect(context.Background(), url)
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE schemaname = 'spendcap'`).Scan(&tables); err != nil || tables != 0 {
+		t.Errorf("interrupted migrate created %d tables (err %v)", tables, err)
+	}
+}
+
+func TestDatabaseURLFlagOverridesEnvironment(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	bin := migrateBinary(t)
+	cmd := exec.Command(bin, "version")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+url)
+	if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != "0" {
+		t.Errorf("version via DATABASE_URL = %q, %v; want 0", out, err)
+	}
+	cmd = exec.Command(bin, "version", "--database-url", url)
+	cmd.Env = append(os.Environ(), "DATABASE_URL=postgres://nobody@127.0.0.1:1/none")
+	if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != "0" {
+		t.Errorf("version with --database-url over a bad DATABASE_URL = %q, %v; want 0", out, err)
+	}
+}
+
+func TestSQLPrintsInstallScript(t *testing.T) {
+	t.Parallel()
+	r := runCLI("sql")
+	if r.code != exitOK || !strings.HasPrefix(r.stdout, "-- spendcap install script") || !strings.Contains(r.stdout, "COMMIT;") {
+		t.Errorf("migrate sql: exit %d, stdout starts %.80q", r.code, r.stdout)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

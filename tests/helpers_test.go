@@ -1,0 +1,130 @@
+// Package tests holds spendcap's integration tests against real PostgreSQL and Valkey servers
+// started by internal/testenv. Test names read like the SPEC: one scenario each.
+package tests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/spendcap/spendcap/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var ctx = context.Background()
+
+// ts parses an RFC 3339 instant.
+func ts(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// requireCode asserts that err is a Postgres error with SQLSTATE code whose message starts with arg.
+func requireCode(t *testing.T, err error, code, arg string) {
+	t.Helper()
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		t.Fatalf("err = %v, want SQLSTATE %s", err, code)
+	}
+	if pgErr.Code != code || !strings.HasPrefix(pgErr.Message, arg) {
+		t.Fatalf("err = %s %q, want %s with a message starting %q", pgErr.Code, pgErr.Message, code, arg)
+	}
+}
+
+// tableCounts counts the rows of every spendcap table, to check that a failed call wrote nothing.
+func tableCounts(t *testing.T, db *pgxpool.Pool) string {
+	t.Helper()
+	var s string
+	err := db.QueryRow(ctx, `SELECT format('budgets=%s history=%s dedup=%s ledger=%s reservations=%s',
+		(SELECT count(*) FROM spendcap.budgets), (SELECT count(*) FROM spendcap.budget_history),
+		(SELECT count(*) FROM spendcap.dedup_keys), (SELECT count(*) FROM spendcap.spend_ledger),
+		(SELECT count(*) FROM spendcap.reservations))`).Scan(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// status is a budget_status row.
+type status struct {
+	BudgetID              string           `db:"budget_id"`
+	HardLimits            map[string]int64 `db:"hard_limits"`
+	SoftLimits            map[string]int64 `db:"soft_limits"`
+	ResetEvery            *string          `db:"reset_every"`
+	ResetTimezone         string           `db:"reset_timezone"`
+	ResetAnchor           *time.Time       `db:"reset_anchor"`
+	Mode                  string           `db:"mode"`
+	ScopeType             *string          `db:"scope_type"`
+	ScopeID               *string          `db:"scope_id"`
+	DedupTTLSeconds       int32            `db:"dedup_ttl_seconds"`
+	WindowSeq             int64            `db:"window_seq"`
+	WindowStart           time.Time        `db:"window_start"`
+	NextResetAt           *time.Time       `db:"next_reset_at"`
+	Usage                 map[string]int64 `db:"usage"`
+	Reserved              map[string]int64 `db:"reserved"`
+	Remaining             map[string]int64 `db:"remaining"`
+	BreachCount           int64            `db:"breach_count"`
+	SoftBreachCount       int64            `db:"soft_breach_count"`
+	WindowBreachCount     int64            `db:"window_breach_count"`
+	WindowSoftBreachCount int64            `db:"window_soft_breach_count"`
+	LastBreachAt          *time.Time       `db:"last_breach_at"`
+	LastBreachDim         *string          `db:"last_breach_dim"`
+	CreatedAt             time.Time        `db:"created_at"`
+	UpdatedAt             time.Time        `db:"updated_at"`
+}
+
+func budgetStatus(db *pgxpool.Pool, id string, at *time.Time) (status, error) {
+	rows, err := db.Query(ctx, `SELECT * FROM spendcap.budget_status(budget_id => $1, at => $2)`, id, at)
+	if err != nil {
+		return status{}, err
+	}
+	return pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[status])
+}
+
+func mustStatus(t *testing.T, db *pgxpool.Pool, id string, at *time.Time) status {
+	t.Helper()
+	st, err := budgetStatus(db, id, at)
+	if err != nil {
+		t.Fatalf("budget_status(%s): %v", id, err)
+	}
+	return st
+}
+
+var roleSeq atomic.Int64
+
+// loginRole creates a login role that is a member of the given roles (none: no spendcap role),
+// dropped at the end of the test, and returns a pool on db connected as it.
+func loginRole(t *testing.T, dbURL string, memberOf ...string) *pgxpool.Pool {
+	t.Helper()
+	name := fmt.Sprintf("login_%d_%d", time.Now().UnixNano()%1e9, roleSeq.Add(1))
+	admin := testenv.PoolFor(t, dbURL)
+	sql := `CREATE ROLE ` + name + ` LOGIN`
+	if len(memberOf) > 0 {
+		sql += ` IN ROLE ` + strings.Join(memberOf, ", ")
+	}
+	if _, err := admin.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+	// Registered before the pool below, so it runs after the pool is closed.
+	t.Cleanup(func() {
+		if _, err := admin.Exec(ctx, `DROP ROLE IF EXISTS `+name); err != nil {
+			t.Errorf("drop role %s: %v", name, err)
+		}
+	})
+	return testenv.PoolFor(t, testenv.WithUser(dbURL, name))
+}
+
+func ptr[T any](v T) *T { return &v }
