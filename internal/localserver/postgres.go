@@ -5,6 +5,8 @@ package localserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +36,8 @@ type PostgresOptions struct {
 	Durable bool
 	// MaxConnections defaults to 300.
 	MaxConnections int
+	// Port is tried first when not 0; a free port is used when it is taken.
+	Port int
 }
 
 // Postgres is a running local PostgreSQL server. Its superuser is `postgres`, trusted on loopback.
@@ -47,6 +51,7 @@ type Postgres struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	tempDir bool
+	origDir string // Dir before relocation
 }
 
 // FindPostgresBin returns a directory holding initdb and postgres: $SPENDCAP_PG_BIN, else the newest
@@ -102,12 +107,21 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if p.Dir, err = filepath.Abs(p.Dir); err != nil {
 		return nil, err
 	}
+	p.origDir = p.Dir
 	ok := false
 	defer func() {
 		if !ok && p.tempDir {
 			_ = os.RemoveAll(p.Dir)
+			_ = os.RemoveAll(p.origDir)
 		}
 	}()
+	if cred != nil && !reachableAs(cred, p.Dir) {
+		// The postgres user cannot traverse a parent (say /root is 0700): keep the data under
+		// /var/lib/spendcap instead, linked from the requested directory so it persists the same.
+		if p.Dir, err = relocate(p.Dir); err != nil {
+			return nil, err
+		}
+	}
 	if err := chownTree(p.Dir, cred); err != nil {
 		return nil, err
 	}
@@ -126,7 +140,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
-		port, err := freePort()
+		port, err := pickPort(opts.Port, attempt)
 		if err != nil {
 			return nil, err
 		}
@@ -200,6 +214,7 @@ func (p *Postgres) Stop() {
 	}
 	if p.tempDir {
 		_ = os.RemoveAll(p.Dir)
+		_ = os.RemoveAll(p.origDir)
 	}
 }
 
@@ -227,6 +242,44 @@ func chownTree(dir string, cred *syscall.Credential) error {
 		}
 		return os.Lchown(p, int(cred.Uid), int(cred.Gid))
 	})
+}
+
+// pickPort returns preferred on the first attempt when it is free, else a free port.
+func pickPort(preferred, attempt int) (int, error) {
+	if preferred != 0 && attempt == 0 {
+		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(preferred))); err == nil {
+			_ = l.Close()
+			return preferred, nil
+		}
+	}
+	return freePort()
+}
+
+// reachableAs reports whether the user of cred can enter dir.
+func reachableAs(cred *syscall.Credential, dir string) bool {
+	cmd := exec.Command("/bin/sh", "-c", `cd "$1"`, "sh", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	return cmd.Run() == nil
+}
+
+// relocate moves the server directory of dir to /var/lib/spendcap/<hash of dir>, leaving a
+// symlink at dir, and returns the new directory. A second call finds the link and reuses it.
+func relocate(dir string) (string, error) {
+	if target, err := os.Readlink(filepath.Join(dir, "server")); err == nil {
+		return target, nil
+	}
+	sum := sha256.Sum256([]byte(dir))
+	target := filepath.Join("/var/lib/spendcap", "pg-"+hex.EncodeToString(sum[:6]))
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Chmod("/var/lib/spendcap", 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "server")); err != nil {
+		return "", err
+	}
+	return target, nil
 }
 
 func freePort() (int, error) {

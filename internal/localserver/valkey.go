@@ -25,6 +25,8 @@ type ValkeyOptions struct {
 	Dir string
 	// Durable turns on the append-only file (dev data), as production should run.
 	Durable bool
+	// Port is tried first when not 0; a free port is used when it is taken.
+	Port int
 }
 
 // Valkey is a running local valkey-server.
@@ -69,9 +71,13 @@ func StartValkey(ctx context.Context, opts ValkeyOptions) (*Valkey, error) {
 	} else if err := os.MkdirAll(v.Dir, 0o755); err != nil {
 		return nil, err
 	}
+	// valkey-server changes into --dir before opening --logfile: both must be absolute.
+	if v.Dir, err = filepath.Abs(v.Dir); err != nil {
+		return nil, err
+	}
 	var lastErr error
 	for attempt := 0; attempt < 4; attempt++ {
-		port, err := freePort()
+		port, err := pickPort(opts.Port, attempt)
 		if err != nil {
 			return nil, err
 		}

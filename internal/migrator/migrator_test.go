@@ -392,7 +392,6 @@ func firstDifference(a, b string) string {
 	return ""
 }
 
-
 func TestEveryFunctionFileCanBeReapplied(t *testing.T) {
 	t.Parallel()
 	url := testenv.NewEmptyDatabase(t)

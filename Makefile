@@ -1,0 +1,64 @@
+# spendcap — `make help` lists the targets.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+
+GO ?= go
+BENCH_TIME ?= 5s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## Install PostgreSQL 15 and valkey-server when missing (apt, as root)
+	@scripts/deps.sh
+
+.PHONY: build
+build: ## Build the binaries into ./bin
+	$(GO) build -o bin/ ./cmd/...
+
+.PHONY: dev
+dev: deps ## Run spendcap locally: Postgres + Valkey in ./.spendcap, migrated, until Ctrl-C
+	@$(GO) build -o bin/spendcap-dev ./internal/cmd/dev
+	@exec bin/spendcap-dev
+
+.PHONY: test
+test: deps ## Run every test against real Postgres and Valkey servers
+	$(GO) test -count=1 ./...
+
+.PHONY: test-race
+test-race: deps ## Run every test with the race detector
+	$(GO) test -count=1 -race ./...
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+.PHONY: generate
+generate: ## Regenerate generated code
+	$(GO) generate ./...
+
+.PHONY: check-generated
+check-generated: generate ## Fail when generated code is stale
+	@git diff --exit-code -- '*_gen.go' || (echo "generated code is stale: run make generate and commit the result"; exit 1)
+	@test -z "$$(git status --porcelain --untracked-files=all -- '*_gen.go')" || (echo "untracked generated files: run make generate and commit"; exit 1)
+
+.PHONY: check-sql
+check-sql: deps ## Check that `migrate sql | psql` gives the database `migrate up` gives
+	$(GO) test -count=1 -run 'TestScriptMatchesUp' ./internal/migrator
+
+.PHONY: bench
+bench: deps ## Benchmarks against baselines (BENCH_TIME=2s for a quick run)
+	@echo "no benchmarks yet: they come with the benchmarks issue"
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf bin
+
+.PHONY: dev-reset
+dev-reset: ## Delete the dev data in ./.spendcap
+	rm -rf .spendcap

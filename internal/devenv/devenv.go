@@ -1,0 +1,90 @@
+// Package devenv runs spendcap's embedded default for development: a local PostgreSQL and Valkey
+// whose data persists in one directory (./.spendcap by default), with the database migrated.
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/spendcap/spendcap/internal/localserver"
+	"github.com/spendcap/spendcap/internal/migrator"
+)
+
+// Default ports, tried first so that connection strings stay the same between runs.
+const (
+	DefaultPostgresPort = 54329
+	DefaultValkeyPort   = 63799
+	// Database is the name of the dev database.
+	Database = "spendcap"
+)
+
+// Env is a running dev environment.
+type Env struct {
+	// DatabaseURL connects to the migrated dev database as superuser.
+	DatabaseURL string
+	// ValkeyURL connects to the dev Valkey.
+	ValkeyURL string
+	// ValkeyAddr is the dev Valkey's host:port.
+	ValkeyAddr string
+	pg        *localserver.Postgres
+	vk        *localserver.Valkey
+}
+
+// Start brings up Postgres and Valkey with their data in dir, creates and migrates the database.
+func Start(ctx context.Context, dir string, logger *slog.Logger) (*Env, error) {
+	pg, err := localserver.StartPostgres(ctx, localserver.PostgresOptions{
+		Dir: filepath.Join(dir, "postgres"), Durable: true, Port: DefaultPostgresPort, MaxConnections: 100})
+	if err != nil {
+		return nil, err
+	}
+	env := &Env{pg: pg}
+	logger.Info("postgres started", "dir", pg.Dir, "port", pg.Port)
+	env.vk, err = localserver.StartValkey(ctx, localserver.ValkeyOptions{
+		Dir: filepath.Join(dir, "valkey"), Durable: true, Port: DefaultValkeyPort})
+	if err != nil {
+		env.Stop()
+		return nil, err
+	}
+	env.ValkeyURL, env.ValkeyAddr = env.vk.URL, env.vk.Addr
+	logger.Info("valkey started", "dir", env.vk.Dir, "addr", env.vk.Addr)
+
+	conn, err := pgx.Connect(ctx, pg.URL)
+	if err != nil {
+		env.Stop()
+		return nil, err
+	}
+	_, err = conn.Exec(ctx, `CREATE DATABASE `+Database)
+	_ = conn.Close(ctx)
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42P04") { // 42P04: exists from an earlier run
+		env.Stop()
+		return nil, fmt.Errorf("create database: %w", err)
+	}
+	env.DatabaseURL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", pg.Port, Database)
+	m, err := migrator.New(env.DatabaseURL, migrator.Options{Logger: logger})
+	if err != nil {
+		env.Stop()
+		return nil, err
+	}
+	if _, err := m.Up(ctx); err != nil {
+		env.Stop()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return env, nil
+}
+
+// Stop shuts both servers down; their data stays for the next run.
+func (e *Env) Stop() {
+	if e.vk != nil {
+		e.vk.Stop()
+	}
+	if e.pg != nil {
+		e.pg.Stop()
+	}
+}

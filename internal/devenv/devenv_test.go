@@ -1,0 +1,61 @@
+package devenv_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spendcap/spendcap/internal/devenv"
+	"github.com/spendcap/spendcap/internal/localserver"
+)
+
+func TestDevEnvironmentComesUpMigratedAndKeepsDataBetweenRuns(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		// Relocated server data (when the postgres user cannot enter dir) lives outside it.
+		if target, err := os.Readlink(filepath.Join(dir, "postgres", "server")); err == nil {
+			_ = os.RemoveAll(target)
+		}
+	})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	env, err := devenv.Start(ctx, dir, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, env.DatabaseURL)
+	if err != nil {
+		env.Stop()
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `SELECT * FROM spendcap.create_budget('demo', '{"tokens": 1000}', reset_every => '1 day')`)
+	_ = conn.Close(ctx)
+	if err != nil {
+		env.Stop()
+		t.Fatalf("create_budget on the dev database: %v", err)
+	}
+	if err := localserver.Ping(ctx, env.ValkeyAddr); err != nil {
+		t.Errorf("dev valkey: %v", err)
+	}
+	env.Stop()
+
+	env, err = devenv.Start(ctx, dir, logger)
+	if err != nil {
+		t.Fatalf("second start on the same data: %v", err)
+	}
+	defer env.Stop()
+	conn, err = pgx.Connect(ctx, env.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var hard string
+	if err := conn.QueryRow(ctx, `SELECT hard_limits::text FROM spendcap.budget_status('demo')`).Scan(&hard); err != nil || hard != `{"tokens": 1000}` {
+		t.Errorf("after a restart: hard_limits %q, err %v; want the budget kept", hard, err)
+	}
+}
