@@ -32,8 +32,8 @@ type Env struct {
 	ValkeyURL string
 	// ValkeyAddr is the dev Valkey's host:port.
 	ValkeyAddr string
-	pg        *localserver.Postgres
-	vk        *localserver.Valkey
+	pg         *localserver.Postgres
+	vk         *localserver.Valkey
 }
 
 // Start brings up Postgres and Valkey with their data in dir, creates and migrates the database.
