@@ -331,4 +331,321 @@ BEGIN
 END
 $fn$;
 
+-- budget_not_found raises SC001.
+DROP FUNCTION IF EXISTS spendcap_internal.budget_not_found;
+CREATE FUNCTION spendcap_internal.budget_not_found(budget_id text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'SC001', MESSAGE = format('budget_id: budget %s not found', to_jsonb(budget_id));
+END
+$fn$;
+
+-- plus adds quantities per dimension, keeping only non-zero results (SPEC §3: objects list only
+-- dimensions whose value is not 0).
+DROP FUNCTION IF EXISTS spendcap_internal.plus;
+CREATE FUNCTION spendcap_internal.plus(a jsonb, b jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce(jsonb_object_agg(k, v), '{}')
+    FROM (SELECT k, sum(v) AS v
+          FROM (SELECT e.key AS k, e.value::bigint AS v FROM jsonb_each(a) e
+                UNION ALL
+                SELECT e.key, e.value::bigint FROM jsonb_each(b) e) x
+          GROUP BY k) y
+    WHERE v <> 0
+$fn$;
+
+-- minus subtracts b from a per dimension, clamped at 0, keeping only non-zero results.
+DROP FUNCTION IF EXISTS spendcap_internal.minus;
+CREATE FUNCTION spendcap_internal.minus(a jsonb, b jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce(jsonb_object_agg(e.key, greatest(0, e.value::bigint - coalesce((b ->> e.key)::bigint, 0)))
+                        FILTER (WHERE e.value::bigint - coalesce((b ->> e.key)::bigint, 0) > 0), '{}')
+    FROM jsonb_each(a) e
+$fn$;
+
+-- nonzero drops the dimensions whose quantity is 0.
+DROP FUNCTION IF EXISTS spendcap_internal.nonzero;
+CREATE FUNCTION spendcap_internal.nonzero(a jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce(jsonb_object_agg(e.key, e.value) FILTER (WHERE e.value::bigint <> 0), '{}') FROM jsonb_each(a) e
+$fn$;
+
+-- evaluate runs admission steps 1-3 of SPEC §5 for deltas against budget b (already rolled to the
+-- call's instant) whose live reservations sum to reserved, and returns the outcome; it writes
+-- nothing and moves no counter. Dimensions are taken in ascending byte order of their names.
+-- force: the deltas are applied whatever the hard check says (settle; observe mode does the same).
+DROP FUNCTION IF EXISTS spendcap_internal.evaluate;
+CREATE FUNCTION spendcap_internal.evaluate(b spendcap.budgets, reserved jsonb, deltas jsonb, arg text, force boolean)
+RETURNS spendcap.reserve_outcome
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    dims   text[];
+    totals bigint[];
+    adds   bigint[];
+    lim    bigint;
+    i      integer;
+    o      spendcap.reserve_outcome;
+BEGIN
+    SELECT array_agg(e.key ORDER BY e.key COLLATE "C"),
+           array_agg(coalesce((b.usage ->> e.key)::bigint, 0) + coalesce((reserved ->> e.key)::bigint, 0) ORDER BY e.key COLLATE "C"),
+           array_agg(e.value::bigint ORDER BY e.key COLLATE "C")
+      INTO dims, totals, adds
+      FROM jsonb_each(deltas) e;
+    o.outcome := 'ok';
+    o.applied := true;
+    o.replayed := false;
+    o.window_start := b.window_start;
+    o.next_reset_at := b.next_reset_at;
+    FOR i IN 1 .. coalesce(array_length(dims, 1), 0) LOOP
+        IF totals[i] + adds[i] > 9007199254740991 THEN
+            RAISE EXCEPTION USING ERRCODE = 'SC004', MESSAGE = format(
+                '%s: %s would reach %s, above 9007199254740991', arg, to_jsonb(dims[i]), totals[i] + adds[i]);
+        END IF;
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(dims, 1), 0) LOOP
+        lim := (b.hard_limits ->> dims[i])::bigint;
+        IF lim IS NOT NULL AND totals[i] + adds[i] > lim THEN
+            o.outcome := 'hard_breach';
+            o.dimension := dims[i];
+            o.limit_value := lim;
+            IF force OR b.mode = 'observe' THEN
+                o.usage := totals[i] + adds[i];
+            ELSE
+                o.applied := false;
+                o.usage := totals[i];
+            END IF;
+            RETURN o;
+        END IF;
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(dims, 1), 0) LOOP
+        lim := (b.soft_limits ->> dims[i])::bigint;
+        IF lim IS NOT NULL AND totals[i] + adds[i] > lim THEN
+            o.outcome := 'soft_breach';
+            o.dimension := dims[i];
+            o.limit_value := lim;
+            o.usage := totals[i] + adds[i];
+            RETURN o;
+        END IF;
+    END LOOP;
+    RETURN o;
+END
+$fn$;
+
+-- counted moves the breach counters of b for outcome o at instant t (SPEC §5).
+DROP FUNCTION IF EXISTS spendcap_internal.counted;
+CREATE FUNCTION spendcap_internal.counted(b spendcap.budgets, o spendcap.reserve_outcome, t timestamptz)
+RETURNS spendcap.budgets
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF o.outcome = 'hard_breach' THEN
+        b.breach_count := b.breach_count + 1;
+        b.window_breach_count := b.window_breach_count + 1;
+        b.last_breach_at := t;
+        b.last_breach_dim := o.dimension;
+    ELSIF o.outcome = 'soft_breach' THEN
+        b.soft_breach_count := b.soft_breach_count + 1;
+        b.window_soft_breach_count := b.window_soft_breach_count + 1;
+    END IF;
+    RETURN b;
+END
+$fn$;
+
+-- close_window records the window of b that ends at window_end in the history, unless it had no
+-- usage and no breaches (SPEC §4).
+DROP FUNCTION IF EXISTS spendcap_internal.close_window;
+CREATE FUNCTION spendcap_internal.close_window(b spendcap.budgets, window_end timestamptz, closed_by text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF b.usage <> '{}' OR b.window_breach_count > 0 OR b.window_soft_breach_count > 0 THEN
+        INSERT INTO spendcap.budget_history
+            (budget_id, window_seq, window_start, window_end, usage, breach_count, soft_breach_count, closed_by)
+        VALUES (b.budget_id, b.window_seq, b.window_start, window_end, b.usage,
+                b.window_breach_count, b.window_soft_breach_count, closed_by);
+    END IF;
+END
+$fn$;
+
+-- save writes the mutable state of b back to its row.
+DROP FUNCTION IF EXISTS spendcap_internal.save;
+CREATE FUNCTION spendcap_internal.save(b spendcap.budgets)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    UPDATE spendcap.budgets AS x SET
+        hard_limits = b.hard_limits, soft_limits = b.soft_limits, mode = b.mode, updated_at = b.updated_at,
+        window_seq = b.window_seq, window_k = b.window_k, window_start = b.window_start,
+        next_reset_at = b.next_reset_at, usage = b.usage, reserved = b.reserved,
+        reservations_expire_at = b.reservations_expire_at, breach_count = b.breach_count,
+        soft_breach_count = b.soft_breach_count, window_breach_count = b.window_breach_count,
+        window_soft_breach_count = b.window_soft_breach_count, last_breach_at = b.last_breach_at,
+        last_breach_dim = b.last_breach_dim
+    WHERE x.budget_id = b.budget_id;
+END
+$fn$;
+
+-- lock_budget locks budget_id's row and brings it to the call's instant t = greatest(at or now(),
+-- window_start) (callers compute the same t from the returned row): a due window is closed into
+-- history and rolled, expired reservations are dropped and the reserved aggregate recomputed. It
+-- saves the row only when one of those happened. SC001 when the budget does not exist.
+-- Locks one budgets row; on a roll writes one history row.
+DROP FUNCTION IF EXISTS spendcap_internal.lock_budget;
+CREATE FUNCTION spendcap_internal.lock_budget(budget_id text, at timestamptz)
+RETURNS spendcap.budgets
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    b      spendcap.budgets;
+    t      timestamptz;
+    rolled spendcap.budgets;
+BEGIN
+    SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        PERFORM spendcap_internal.budget_not_found(budget_id);
+    END IF;
+    t := greatest(coalesce(at, now()), b.window_start);
+    IF (b.next_reset_at IS NULL OR t < b.next_reset_at)
+       AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at) THEN
+        RETURN b;
+    END IF;
+    rolled := spendcap_internal.advanced(b, t);
+    IF rolled.window_seq <> b.window_seq THEN
+        PERFORM spendcap_internal.close_window(b, b.next_reset_at, 'schedule');
+    END IF;
+    IF rolled.reservations_expire_at <= t THEN
+        DELETE FROM spendcap.reservations AS r WHERE r.budget_id = b.budget_id AND r.expires_at <= t;
+        rolled.reserved := spendcap_internal.live_reserved(rolled, t);
+        rolled.reservations_expire_at := (SELECT min(r.expires_at) FROM spendcap.reservations AS r WHERE r.budget_id = b.budget_id);
+    END IF;
+    PERFORM spendcap_internal.save(rolled);
+    RETURN rolled;
+END
+$fn$;
+
+-- admit is report_usage, record_spend and reserve (SPEC §5-§7), which differ only in where applied
+-- deltas go: usage, usage and the execution ledger, or a new reservation. op is the public
+-- function's name; ref_id the execution or reservation id.
+-- Locks one budgets row. Writes: the budgets row; with a key one dedup_keys row; record_spend one
+-- spend_ledger row; reserve one reservations row.
+DROP FUNCTION IF EXISTS spendcap_internal.admit;
+CREATE FUNCTION spendcap_internal.admit(
+    op text, budget_id text, ref_id text, deltas jsonb, dedup_key text, ttl_seconds integer, at timestamptz)
+RETURNS spendcap.reserve_outcome
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    deltas_arg text := CASE op WHEN 'reserve' THEN 'amounts' ELSE 'deltas' END;
+    key_arg    text := CASE op WHEN 'report_usage' THEN 'dedup_key' ELSE 'idempotency_key' END;
+    d          jsonb;
+    key        text := nullif(dedup_key, '');
+    b          spendcap.budgets;
+    t          timestamptz;
+    fp         text;
+    stored     record;
+    o          spendcap.reserve_outcome;
+BEGIN
+    PERFORM spendcap_internal.check_id('budget_id', budget_id);
+    IF op = 'record_spend' THEN
+        PERFORM spendcap_internal.check_id('execution_id', ref_id);
+    ELSIF op = 'reserve' THEN
+        PERFORM spendcap_internal.check_id('reservation_id', ref_id);
+        IF ttl_seconds IS NULL OR ttl_seconds NOT BETWEEN 1 AND 86400 THEN
+            PERFORM spendcap_internal.invalid_argument('ttl_seconds', 'must be 1..86400');
+        END IF;
+    END IF;
+    d := spendcap_internal.quantities(deltas_arg, deltas, true);
+    IF key IS NOT NULL THEN
+        PERFORM spendcap_internal.check_id(key_arg, key);
+    END IF;
+
+    b := spendcap_internal.lock_budget(budget_id, at);
+    t := greatest(coalesce(at, now()), b.window_start);
+
+    IF key IS NOT NULL THEN
+        fp := op || ' ' || coalesce(ref_id, '') || ' ' || d::text;
+        SELECT k.fingerprint, k.result INTO stored
+          FROM spendcap.dedup_keys AS k
+         WHERE k.budget_id = budget_id AND k.dedup_key = key AND k.expires_at > t;
+        IF FOUND THEN
+            IF stored.fingerprint <> fp THEN
+                RAISE EXCEPTION USING ERRCODE = 'SC003', MESSAGE = format(
+                    '%s: %s was first used with different arguments', key_arg, to_jsonb(key));
+            END IF;
+            o := jsonb_populate_record(NULL::spendcap.reserve_outcome, stored.result);
+            o.replayed := true;
+            RETURN o;
+        END IF;
+    END IF;
+
+    IF op = 'reserve' AND EXISTS (SELECT 1 FROM spendcap.reservations AS r
+                                  WHERE r.budget_id = budget_id AND r.reservation_id = ref_id) THEN
+        PERFORM spendcap_internal.invalid_argument('reservation_id', format('reservation %s is live', to_jsonb(ref_id)));
+    END IF;
+
+    o := spendcap_internal.evaluate(b, b.reserved, d, deltas_arg, false);
+    b := spendcap_internal.counted(b, o, t);
+    IF o.applied THEN
+        IF op = 'reserve' THEN
+            o.expires_at := t + make_interval(secs => ttl_seconds);
+            INSERT INTO spendcap.reservations (budget_id, reservation_id, amounts, expires_at)
+            VALUES (budget_id, ref_id, d, o.expires_at);
+            b.reserved := spendcap_internal.plus(b.reserved, d);
+            b.reservations_expire_at := least(b.reservations_expire_at, o.expires_at);
+        ELSE
+            b.usage := spendcap_internal.plus(b.usage, d);
+            IF op = 'record_spend' THEN
+                INSERT INTO spendcap.spend_ledger AS l (budget_id, execution_id, window_seq, amounts)
+                VALUES (budget_id, ref_id, b.window_seq, d)
+                ON CONFLICT ON CONSTRAINT spend_ledger_pkey
+                DO UPDATE SET amounts = spendcap_internal.plus(l.amounts, excluded.amounts);
+            END IF;
+        END IF;
+    END IF;
+    b.updated_at := greatest(b.updated_at, t);
+    PERFORM spendcap_internal.save(b);
+
+    IF key IS NOT NULL THEN
+        INSERT INTO spendcap.dedup_keys AS k (budget_id, dedup_key, fingerprint, result, expires_at)
+        VALUES (budget_id, key, fp, to_jsonb(o), t + make_interval(secs => b.dedup_ttl_seconds))
+        ON CONFLICT ON CONSTRAINT dedup_keys_pkey
+        DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at;
+    END IF;
+    RETURN o;
+END
+$fn$;
+
+-- usage_outcome drops expires_at from a reserve_outcome.
+DROP FUNCTION IF EXISTS spendcap_internal.usage_outcome;
+CREATE FUNCTION spendcap_internal.usage_outcome(o spendcap.reserve_outcome)
+RETURNS spendcap.usage_outcome
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT ROW(o.outcome, o.applied, o.dimension, o.usage, o.limit_value, o.replayed, o.window_start, o.next_reset_at)::spendcap.usage_outcome
+$fn$;
+
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA spendcap_internal FROM PUBLIC;

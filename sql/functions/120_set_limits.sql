@@ -1,0 +1,51 @@
+-- set_limits (SPEC §9): replaces each of hard_limits, soft_limits and mode that is not null, keeping
+-- usage and the window; the new limits apply from the next call. Returns the budget_status row.
+-- Locks one budgets row and writes it (plus one budget_history row when the call rolls the window).
+DROP FUNCTION IF EXISTS spendcap.set_limits;
+CREATE FUNCTION spendcap.set_limits(
+    budget_id   text,
+    hard_limits jsonb       DEFAULT NULL,
+    soft_limits jsonb       DEFAULT NULL,
+    mode        text        DEFAULT NULL,
+    at          timestamptz DEFAULT NULL)
+RETURNS spendcap.budget_status_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    b    spendcap.budgets;
+    t    timestamptz;
+    hard jsonb;
+    soft jsonb;
+    bad  text;
+BEGIN
+    PERFORM spendcap_internal.check_id('budget_id', budget_id);
+    IF hard_limits IS NOT NULL THEN
+        hard := spendcap_internal.quantities('hard_limits', hard_limits, false);
+    END IF;
+    IF soft_limits IS NOT NULL THEN
+        soft := spendcap_internal.quantities('soft_limits', soft_limits, false);
+    END IF;
+    IF mode IS NOT NULL AND mode NOT IN ('enforce', 'observe') THEN
+        PERFORM spendcap_internal.invalid_argument('mode', 'must be enforce or observe');
+    END IF;
+    b := spendcap_internal.lock_budget(budget_id, at);
+    t := greatest(coalesce(at, now()), b.window_start);
+    b.hard_limits := coalesce(hard, b.hard_limits);
+    b.soft_limits := coalesce(soft, b.soft_limits);
+    b.mode := coalesce(mode, b.mode);
+    SELECT s.key INTO bad FROM jsonb_each(b.soft_limits) AS s
+     WHERE (b.hard_limits ->> s.key)::bigint < s.value::bigint ORDER BY s.key COLLATE "C" LIMIT 1;
+    IF bad IS NOT NULL THEN
+        -- Name the argument that was passed: with only new hard limits, they are what conflicts.
+        PERFORM spendcap_internal.invalid_argument(CASE WHEN soft IS NULL THEN 'hard_limits' ELSE 'soft_limits' END,
+            format('soft limit of %s must not exceed its hard limit', to_jsonb(bad)));
+    END IF;
+    b.updated_at := greatest(b.updated_at, t);
+    PERFORM spendcap_internal.save(b);
+    RETURN spendcap_internal.status_row(b, t);
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.set_limits FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.set_limits TO spendcap_admin;

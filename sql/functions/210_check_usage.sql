@@ -1,0 +1,31 @@
+-- check_usage (SPEC §5): the outcome report_usage would have, without writing anything (breach
+-- counters included). Locks and writes nothing; reads one budgets row (and its reservations only
+-- after one of them expired).
+DROP FUNCTION IF EXISTS spendcap.check_usage;
+CREATE FUNCTION spendcap.check_usage(
+    budget_id text,
+    deltas    jsonb,
+    at        timestamptz DEFAULT NULL)
+RETURNS spendcap.usage_outcome
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    b spendcap.budgets;
+    t timestamptz;
+    d jsonb;
+BEGIN
+    PERFORM spendcap_internal.check_id('budget_id', budget_id);
+    d := spendcap_internal.quantities('deltas', deltas, true);
+    SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id;
+    IF NOT FOUND THEN
+        PERFORM spendcap_internal.budget_not_found(budget_id);
+    END IF;
+    t := greatest(coalesce(at, now()), b.window_start);
+    b := spendcap_internal.advanced(b, t);
+    RETURN spendcap_internal.usage_outcome(spendcap_internal.evaluate(b, spendcap_internal.live_reserved(b, t), d, 'deltas', false));
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.check_usage FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.check_usage TO spendcap_reader;

@@ -1,0 +1,19 @@
+-- record_spend (SPEC §7): report_usage for an execution; applied deltas are also added to the
+-- execution's ledger, tagged with the current window, so that release_spend can undo them.
+-- Locks one budgets row. Writes the budgets row, one spend_ledger row when applied, and one
+-- dedup_keys row with a key (plus one budget_history row when the call rolls the window).
+DROP FUNCTION IF EXISTS spendcap.record_spend;
+CREATE FUNCTION spendcap.record_spend(
+    budget_id       text,
+    execution_id    text,
+    deltas          jsonb,
+    idempotency_key text        DEFAULT NULL,
+    at              timestamptz DEFAULT NULL)
+RETURNS spendcap.usage_outcome
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT spendcap_internal.usage_outcome(spendcap_internal.admit('record_spend', budget_id, execution_id, deltas, idempotency_key, NULL, at))
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.record_spend FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.record_spend TO spendcap_writer;

@@ -1,0 +1,41 @@
+-- release_spend (SPEC §7): subtracts from usage what the execution recorded in the current window
+-- (clamped at 0 per dimension), forgets its ledger entries of every window, and returns what was
+-- subtracted. Amounts recorded before a roll or a manual reset are never subtracted.
+-- Locks one budgets row. Writes the budgets row and deletes the execution's spend_ledger rows.
+DROP FUNCTION IF EXISTS spendcap.release_spend;
+CREATE FUNCTION spendcap.release_spend(
+    budget_id    text,
+    execution_id text,
+    at           timestamptz DEFAULT NULL)
+RETURNS spendcap.released_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    b        spendcap.budgets;
+    t        timestamptz;
+    recorded jsonb;
+    r        spendcap.released_result;
+BEGIN
+    PERFORM spendcap_internal.check_id('budget_id', budget_id);
+    PERFORM spendcap_internal.check_id('execution_id', execution_id);
+    b := spendcap_internal.lock_budget(budget_id, at);
+    t := greatest(coalesce(at, now()), b.window_start);
+    WITH gone AS (
+        DELETE FROM spendcap.spend_ledger AS l
+         WHERE l.budget_id = budget_id AND l.execution_id = execution_id
+        RETURNING l.window_seq, l.amounts)
+    SELECT g.amounts INTO recorded FROM gone AS g WHERE g.window_seq = b.window_seq;
+    SELECT coalesce(jsonb_object_agg(e.key, least(e.value::bigint, coalesce((b.usage ->> e.key)::bigint, 0)))
+                        FILTER (WHERE least(e.value::bigint, coalesce((b.usage ->> e.key)::bigint, 0)) > 0), '{}')
+      INTO r.released
+      FROM jsonb_each(coalesce(recorded, '{}')) AS e;
+    b.usage := spendcap_internal.minus(b.usage, r.released);
+    b.updated_at := greatest(b.updated_at, t);
+    PERFORM spendcap_internal.save(b);
+    RETURN r;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.release_spend FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.release_spend TO spendcap_writer;

@@ -1,0 +1,20 @@
+-- reserve (SPEC §7): admits amounts as a reservation that counts toward the hard and soft checks
+-- (via reserved) until it is settled, cancelled or expires at `at + ttl_seconds`.
+-- Locks one budgets row. Writes the budgets row, one reservations row when applied, and one
+-- dedup_keys row with a key (plus one budget_history row when the call rolls the window).
+DROP FUNCTION IF EXISTS spendcap.reserve;
+CREATE FUNCTION spendcap.reserve(
+    budget_id       text,
+    reservation_id  text,
+    amounts         jsonb,
+    ttl_seconds     integer     DEFAULT 300,
+    idempotency_key text        DEFAULT NULL,
+    at              timestamptz DEFAULT NULL)
+RETURNS spendcap.reserve_outcome
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT spendcap_internal.admit('reserve', budget_id, reservation_id, amounts, idempotency_key, coalesce(ttl_seconds, 300), at)
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.reserve FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.reserve TO spendcap_writer;

@@ -1,0 +1,46 @@
+-- settle (SPEC §7): ends a live reservation and applies `actual` as usage, whatever it is: the
+-- spend happened. The outcome reports the soft/hard result and the breach counters move as in
+-- observe mode, but the call never refuses (applied is always true). SC007 when the reservation
+-- is unknown, expired or already finished.
+-- Locks one budgets row. Writes the budgets row and deletes one reservations row.
+DROP FUNCTION IF EXISTS spendcap.settle;
+CREATE FUNCTION spendcap.settle(
+    budget_id      text,
+    reservation_id text,
+    actual         jsonb,
+    at             timestamptz DEFAULT NULL)
+RETURNS spendcap.usage_outcome
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    b       spendcap.budgets;
+    t       timestamptz;
+    d       jsonb;
+    amounts jsonb;
+    o       spendcap.reserve_outcome;
+BEGIN
+    PERFORM spendcap_internal.check_id('budget_id', budget_id);
+    PERFORM spendcap_internal.check_id('reservation_id', reservation_id);
+    d := spendcap_internal.quantities('actual', actual, false);
+    b := spendcap_internal.lock_budget(budget_id, at);
+    t := greatest(coalesce(at, now()), b.window_start);
+    DELETE FROM spendcap.reservations AS r
+     WHERE r.budget_id = budget_id AND r.reservation_id = reservation_id
+    RETURNING r.amounts INTO amounts;
+    IF amounts IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'SC007', MESSAGE = format(
+            'reservation_id: reservation %s is unknown, expired or already finished', to_jsonb(reservation_id));
+    END IF;
+    b.reserved := spendcap_internal.minus(b.reserved, amounts);
+    o := spendcap_internal.evaluate(b, b.reserved, d, 'actual', true);
+    b := spendcap_internal.counted(b, o, t);
+    b.usage := spendcap_internal.plus(b.usage, d);
+    b.updated_at := greatest(b.updated_at, t);
+    PERFORM spendcap_internal.save(b);
+    RETURN spendcap_internal.usage_outcome(o);
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.settle FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.settle TO spendcap_writer;

@@ -1,0 +1,39 @@
+-- cancel_reservation (SPEC §7): ends a live reservation without spending and returns the amounts
+-- it freed. SC007 when the reservation is unknown, expired or already finished.
+-- Locks one budgets row. Writes the budgets row and deletes one reservations row.
+DROP FUNCTION IF EXISTS spendcap.cancel_reservation;
+CREATE FUNCTION spendcap.cancel_reservation(
+    budget_id      text,
+    reservation_id text,
+    at             timestamptz DEFAULT NULL)
+RETURNS spendcap.released_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    b       spendcap.budgets;
+    t       timestamptz;
+    amounts jsonb;
+    r       spendcap.released_result;
+BEGIN
+    PERFORM spendcap_internal.check_id('budget_id', budget_id);
+    PERFORM spendcap_internal.check_id('reservation_id', reservation_id);
+    b := spendcap_internal.lock_budget(budget_id, at);
+    t := greatest(coalesce(at, now()), b.window_start);
+    DELETE FROM spendcap.reservations AS x
+     WHERE x.budget_id = budget_id AND x.reservation_id = reservation_id
+    RETURNING x.amounts INTO amounts;
+    IF amounts IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'SC007', MESSAGE = format(
+            'reservation_id: reservation %s is unknown, expired or already finished', to_jsonb(reservation_id));
+    END IF;
+    b.reserved := spendcap_internal.minus(b.reserved, amounts);
+    b.updated_at := greatest(b.updated_at, t);
+    PERFORM spendcap_internal.save(b);
+    r.released := spendcap_internal.nonzero(amounts);
+    RETURN r;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.cancel_reservation FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.cancel_reservation TO spendcap_writer;

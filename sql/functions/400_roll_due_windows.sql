@@ -1,0 +1,40 @@
+-- roll_due_windows (SPEC §9, job): rolls up to max_rows budgets whose window is due at `at`
+-- (closed_by = 'schedule'), skipping budgets another transaction holds, and returns how many it
+-- rolled. Idempotent and safe on several workers at once; never needed for correctness, since every
+-- call rolls lazily. Locks and writes up to max_rows budgets rows and as many history rows.
+DROP FUNCTION IF EXISTS spendcap.roll_due_windows;
+CREATE FUNCTION spendcap.roll_due_windows(
+    max_rows integer     DEFAULT 1000,
+    at       timestamptz DEFAULT NULL)
+RETURNS spendcap.roll_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    t      timestamptz := coalesce(at, now());
+    b      spendcap.budgets;
+    rolled spendcap.budgets;
+    r      spendcap.roll_result;
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 100000 THEN
+        PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..100000');
+    END IF;
+    r.rolled := 0;
+    FOR b IN
+        SELECT * FROM spendcap.budgets AS x
+         WHERE x.next_reset_at <= t
+         ORDER BY x.next_reset_at
+         LIMIT max_rows
+           FOR NO KEY UPDATE SKIP LOCKED
+    LOOP
+        rolled := spendcap_internal.advanced(b, t);
+        PERFORM spendcap_internal.close_window(b, b.next_reset_at, 'schedule');
+        PERFORM spendcap_internal.save(rolled);
+        r.rolled := r.rolled + 1;
+    END LOOP;
+    RETURN r;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.roll_due_windows FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.roll_due_windows TO spendcap_admin;

@@ -1,0 +1,50 @@
+-- purge_expired (SPEC §9, job): deletes up to max_rows each of expired dedup keys, ledger rows of
+-- windows that are over, and expired reservations, skipping rows another transaction holds, and
+-- returns the counts. Idempotent and safe on several workers at once; never needed for correctness
+-- (expired rows are ignored by every call). `leases` counts expired quota leases, which arrive with
+-- quota policies; until then it is 0.
+-- Locks and deletes up to 3 × max_rows rows; never locks budgets rows.
+DROP FUNCTION IF EXISTS spendcap.purge_expired;
+CREATE FUNCTION spendcap.purge_expired(
+    max_rows integer     DEFAULT 10000,
+    at       timestamptz DEFAULT NULL)
+RETURNS spendcap.purge_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    t timestamptz := coalesce(at, now());
+    r spendcap.purge_result;
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 1000000 THEN
+        PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..1000000');
+    END IF;
+    WITH doomed AS (
+        SELECT k.ctid FROM spendcap.dedup_keys AS k WHERE k.expires_at <= t
+         LIMIT max_rows FOR UPDATE SKIP LOCKED)
+    DELETE FROM spendcap.dedup_keys AS k USING doomed WHERE k.ctid = doomed.ctid;
+    GET DIAGNOSTICS r.dedup_keys = ROW_COUNT;
+
+    -- A ledger row of an earlier window can never be released again (SPEC §7).
+    WITH doomed AS (
+        SELECT l.ctid FROM spendcap.spend_ledger AS l JOIN spendcap.budgets AS b USING (budget_id)
+         WHERE l.window_seq < b.window_seq
+         LIMIT max_rows FOR UPDATE OF l SKIP LOCKED)
+    DELETE FROM spendcap.spend_ledger AS l USING doomed WHERE l.ctid = doomed.ctid;
+    GET DIAGNOSTICS r.ledger_rows = ROW_COUNT;
+
+    -- Budgets keep a reserved aggregate that is trusted only until their earliest expiry, so
+    -- expired rows can go without touching the budgets rows.
+    WITH doomed AS (
+        SELECT x.ctid FROM spendcap.reservations AS x WHERE x.expires_at <= t
+         LIMIT max_rows FOR UPDATE SKIP LOCKED)
+    DELETE FROM spendcap.reservations AS x USING doomed WHERE x.ctid = doomed.ctid;
+    GET DIAGNOSTICS r.reservations = ROW_COUNT;
+
+    r.leases := 0;
+    RETURN r;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.purge_expired FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.purge_expired TO spendcap_admin;
