@@ -71,8 +71,20 @@ func requireOutcome(t *testing.T, got outcome, err error, want outcome) {
 	}
 }
 
+// zeroTime as `at` means null: the server's clock.
+var zeroTime time.Time
+
+func nullTimes(args []any) []any {
+	for i, a := range args {
+		if v, ok := a.(time.Time); ok && v.IsZero() {
+			args[i] = nil
+		}
+	}
+	return args
+}
+
 func one[T any](db *pgxpool.Pool, sql string, args ...any) (T, error) {
-	rows, err := db.Query(ctx, sql, args...)
+	rows, err := db.Query(ctx, sql, nullTimes(args)...)
 	if err != nil {
 		var zero T
 		return zero, err

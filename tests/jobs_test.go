@@ -1,0 +1,194 @@
+package tests
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spendcap/spendcap/internal/testenv"
+)
+
+func TestRollDueWindowsRollsOnlyDueBudgetsInBatches(t *testing.T) {
+	t.Parallel()
+	db := testenv.Pool(t)
+	for _, id := range []string{"d1", "d2", "d3"} {
+		mustCreate(t, db, "budget_id", id, "reset_every", "1 hour", "at", day0)
+		if _, err := reportUsage(db, id, `{"t": 1}`, "", day0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCreate(t, db, "budget_id", "later", "reset_every", "1 day", "at", day0)
+	mustCreate(t, db, "budget_id", "never", "at", day0)
+	at := after(day0, "5h30m")
+	if n, err := rollDueWindows(db, 2, at); err != nil || n != 2 {
+		t.Fatalf("first batch rolled %d, %v; want 2", n, err)
+	}
+	if n, err := rollDueWindows(db, 2, at); err != nil || n != 1 {
+		t.Fatalf("second batch rolled %d, %v; want 1", n, err)
+	}
+	if n, err := rollDueWindows(db, 2, at); err != nil || n != 0 {
+		t.Fatalf("third batch rolled %d, %v; want 0 (idempotent)", n, err)
+	}
+	for _, id := range []string{"d1", "d2", "d3"} {
+		h, err := budgetHistory(db, id, 10, at)
+		requireHistory(t, h, err, historyRow{WindowSeq: 1, WindowStart: day0, WindowEnd: after(day0, "1h"), Usage: q{"t": 1}, ClosedBy: "schedule"})
+		st := mustStatus(t, db, id, &at)
+		if st.WindowSeq != 2 || !st.WindowStart.Equal(after(day0, "5h")) || !st.UpdatedAt.Equal(day0) {
+			t.Errorf("%s after the job: seq %d start %v updated %v", id, st.WindowSeq, st.WindowStart, st.UpdatedAt)
+		}
+	}
+	var stored int64
+	if err := db.QueryRow(ctx, `SELECT window_seq FROM spendcap.budgets WHERE budget_id = 'd1'`).Scan(&stored); err != nil || stored != 2 {
+		t.Errorf("stored window_seq %d (err %v): the job must write the roll", stored, err)
+	}
+	if st := mustStatus(t, db, "later", &at); st.WindowSeq != 1 {
+		t.Errorf("a budget not due was rolled")
+	}
+}
+
+func TestConcurrentRollJobsRollEachWindowOnce(t *testing.T) {
+	t.Parallel()
+	db := testenv.Pool(t)
+	for i := 0; i < 50; i++ {
+		id := "b" + itoa(i)
+		mustCreate(t, db, "budget_id", id, "reset_every", "1 minute", "at", day0)
+		if _, err := reportUsage(db, id, `{"t": 1}`, "", day0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := after(day0, "10m")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := int64(0)
+	for w := 0; w < 4; w++ {
+		wg.Go(func() {
+			for {
+				n, err := rollDueWindows(db, 7, at)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+				if n == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var history int64
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM spendcap.budget_history`).Scan(&history); err != nil {
+		t.Fatal(err)
+	}
+	if total != 50 || history != 50 {
+		t.Errorf("4 workers rolled %d windows and wrote %d history rows; want 50 and 50", total, history)
+	}
+}
+
+func TestRollRacingReportsLosesNoUsageAndResetsNothingTwice(t *testing.T) {
+	t.Parallel()
+	db := testenv.Pool(t)
+	for i := 0; i < 20; i++ {
+		id := "b" + itoa(i)
+		mustCreate(t, db, "budget_id", id, "reset_every", "1 hour", "at", day0)
+		if _, err := reportUsage(db, id, `{"t": 1}`, "", after(day0, "59m")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := after(day0, "1h")
+	var wg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		wg.Go(func() {
+			for i := 0; i < 20; i++ {
+				if _, err := reportUsage(db, "b"+itoa(i), `{"t": 2}`, "", at.Add(time.Duration(r)*time.Second)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := 0; i < 10; i++ {
+			if _, err := rollDueWindows(db, 3, at); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	wg.Wait()
+	if _, err := rollDueWindows(db, 100, at); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		id := "b" + itoa(i)
+		st := mustStatus(t, db, id, &at)
+		h, err := budgetHistory(db, id, 10, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Whoever rolled, window 1 holds the report before the boundary and window 2 the three after.
+		if st.WindowSeq != 2 || st.Usage["t"] != 6 || len(h) != 1 || h[0].Usage["t"] != 1 {
+			t.Errorf("%s: seq %d usage %v history %v; want seq 2 usage 6, window 1 with 1", id, st.WindowSeq, st.Usage, h)
+		}
+	}
+}
+
+func TestPurgeExpiredDeletesOnlyWhatCanNoLongerMatter(t *testing.T) {
+	t.Parallel()
+	db := testenv.Pool(t)
+	mustCreate(t, db, "budget_id", "b1", "reset_every", "1 hour", "dedup_ttl_seconds", 60, "at", day0)
+	for i, at := range []time.Time{day0, after(day0, "30s"), after(day0, "2m")} {
+		if _, err := reportUsage(db, "b1", `{"t": 1}`, "k"+itoa(i), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := recordSpend(db, "b1", "old", `{"t": 1}`, "", day0); err != nil {
+		t.Fatal(err)
+	}
+	// Expired reservations of b1 go lazily when b1 is next used; b2's stay until the purge.
+	mustCreate(t, db, "budget_id", "b2", "at", day0)
+	if _, err := reserve(db, "b2", "r-short", `{"t": 1}`, 60, "", day0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reserve(db, "b1", "r-lazy", `{"t": 1}`, 60, "", day0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reserve(db, "b1", "r-long", `{"t": 1}`, 86400, "", day0); err != nil {
+		t.Fatal(err)
+	}
+	at := after(day0, "1h1m")
+	if _, err := recordSpend(db, "b1", "new", `{"t": 1}`, "", at); err != nil {
+		t.Fatal(err)
+	}
+	p, err := purgeExpired(db, 1000, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p != (purged{DedupKeys: 3, LedgerRows: 1, Reservations: 1}) {
+		t.Errorf("purged %+v, want 3 dedup keys, 1 ledger row (window 1), 1 reservation", p)
+	}
+	if got := tableCounts(t, db); got != "budgets=2 history=1 dedup=0 ledger=1 reservations=1" {
+		t.Errorf("after purge: %s", got)
+	}
+	requireState(t, db, "b1", at, q{"t": 1}, q{"t": 1}, 0, 0)
+	requireState(t, db, "b2", at, q{}, q{}, 0, 0)
+	if p, err := purgeExpired(db, 1000, at); err != nil || p != (purged{}) {
+		t.Errorf("second purge %+v, %v; want nothing", p, err)
+	}
+}
+
+func TestPurgeExpiredWorksInBatches(t *testing.T) {
+	t.Parallel()
+	db := testenv.Pool(t)
+	mustCreate(t, db, "budget_id", "b1", "dedup_ttl_seconds", 1, "at", day0)
+	for i := 0; i < 5; i++ {
+		if _, err := reportUsage(db, "b1", `{"t": 1}`, "k"+itoa(i), day0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []int64{2, 2, 1, 0} {
+		if p, err := purgeExpired(db, 2, after(day0, "1s")); err != nil || p.DedupKeys != want {
+			t.Fatalf("purge batch: %+v, %v; want %d keys", p, err, want)
+		}
+	}
+}
