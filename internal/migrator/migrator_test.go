@@ -349,7 +349,7 @@ func fileExists(p string) bool {
 
 func dump(t *testing.T, url string) string {
 	t.Helper()
-	out, err := exec.Command(clientBinary(t, "pg_dump"), "--no-comments", "-n", "spendcap", "-n", "spendcap_internal", url).Output()
+	out, err := exec.Command(clientBinary(t, "pg_dump"), "-n", "spendcap", "-n", "spendcap_internal", url).Output()
 	if err != nil {
 		t.Fatalf("pg_dump: %v", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -186,7 +185,7 @@ func PoolFor(t testing.TB, url string) *pgxpool.Pool {
 
 // WithDatabase returns connString pointing at database name instead.
 func WithDatabase(connString, name string) string {
-	return withDatabase(connString, name)
+	return localserver.WithDatabase(connString, name)
 }
 
 // WithUser returns connString connecting as user (no password: the harness servers trust loopback).
@@ -199,11 +198,7 @@ func WithUser(connString, user string) string {
 }
 
 func withDatabase(connString, name string) string {
-	if u, err := url.Parse(connString); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		u.Path = "/" + name
-		return u.String()
-	}
-	return strings.TrimSpace(connString) + " dbname=" + name
+	return localserver.WithDatabase(connString, name)
 }
 
 type valkeyServer struct {
@@ -262,4 +257,18 @@ func startValkey() (*valkeyServer, error) {
 		fmt.Fprintf(os.Stderr, "testenv: valkey from local valkey-server at %s\n", v.Addr)
 		return &valkeyServer{url: v.URL, source: "local"}, nil
 	}
+}
+
+// panicTB lets examples, which have no *testing.T, use the harness: a failure panics.
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()                           {}
+func (panicTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+func (panicTB) Errorf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+func (panicTB) Cleanup(f func())                  { onStop(f) }
+
+// ExampleDatabase returns the URL of a fresh migrated database for a runnable example, dropped
+// when the test binary ends (Main). It panics when no server can be had.
+func ExampleDatabase() string {
+	return NewDatabase(panicTB{})
 }

@@ -1,0 +1,246 @@
+package spendcap
+
+import (
+	"context"
+	"time"
+)
+
+// Budgets is the budget API of SPEC §12 that every backend implements: gobinding.Client on
+// PostgreSQL, and the Valkey library. Each method is one round trip. A zero At means "now" on the
+// backend's clock; tests and log replays set it.
+type Budgets interface {
+	// CreateBudget creates a budget, or returns Created=false for an identical existing one.
+	CreateBudget(ctx context.Context, p CreateBudgetParams) (Created, error)
+	// SetLimits replaces the limits and mode that are set in p, keeping usage and the window.
+	SetLimits(ctx context.Context, p SetLimitsParams) (Status, error)
+	// DeleteBudget removes a budget and everything it holds; false when there was none.
+	DeleteBudget(ctx context.Context, p DeleteBudgetParams) (bool, error)
+	// ReportUsage admits deltas into the current window.
+	ReportUsage(ctx context.Context, p ReportUsageParams) (Outcome, error)
+	// CheckUsage returns the outcome ReportUsage would have, writing nothing.
+	CheckUsage(ctx context.Context, p CheckUsageParams) (Outcome, error)
+	// RecordSpend admits deltas for an execution, recording them so ReleaseSpend can undo them.
+	RecordSpend(ctx context.Context, p RecordSpendParams) (Outcome, error)
+	// ReleaseSpend undoes what an execution recorded in the current window and returns it.
+	ReleaseSpend(ctx context.Context, p ReleaseSpendParams) (map[string]int64, error)
+	// Reserve admits amounts as a reservation that counts toward limits until settled or expired.
+	Reserve(ctx context.Context, p ReserveParams) (Outcome, error)
+	// Settle ends a reservation and applies the actual amounts, never refusing them.
+	Settle(ctx context.Context, p SettleParams) (Outcome, error)
+	// CancelReservation ends a reservation without spending and returns what it freed.
+	CancelReservation(ctx context.Context, p CancelReservationParams) (map[string]int64, error)
+	// ResetBudget closes the current window now, keeping the schedule.
+	ResetBudget(ctx context.Context, p ResetBudgetParams) (Window, error)
+	// BudgetStatus returns every field of a budget as of At, without writing.
+	BudgetStatus(ctx context.Context, p BudgetStatusParams) (Status, error)
+	// BudgetHistory returns closed windows, newest first.
+	BudgetHistory(ctx context.Context, p BudgetHistoryParams) ([]HistoryWindow, error)
+}
+
+// Mode is a budget's enforcement mode.
+type Mode string
+
+// Modes.
+const (
+	// Enforce refuses usage that would pass a hard limit.
+	Enforce Mode = "enforce"
+	// Observe applies it and reports the breach: a shadow roll-out of a new limit.
+	Observe Mode = "observe"
+)
+
+// OutcomeKind is the result of an admission.
+type OutcomeKind string
+
+// Outcome kinds.
+const (
+	OK         OutcomeKind = "ok"
+	SoftBreach OutcomeKind = "soft_breach"
+	HardBreach OutcomeKind = "hard_breach"
+)
+
+// Outcome is the result of ReportUsage, CheckUsage, RecordSpend, Reserve and Settle (SPEC §5).
+type Outcome struct {
+	Outcome OutcomeKind
+	// Applied says whether the deltas were applied (false only for a hard breach in enforce mode).
+	Applied bool
+	// Dimension, Usage and LimitValue describe the breach; zero for OK.
+	Dimension  string
+	Usage      int64
+	LimitValue int64
+	// Replayed is true when a dedup or idempotency key returned a stored outcome.
+	Replayed    bool
+	WindowStart time.Time
+	// NextResetAt is nil for a budget without reset period.
+	NextResetAt *time.Time
+	// ExpiresAt is the reservation's expiry (Reserve, when applied); nil otherwise.
+	ExpiresAt *time.Time
+}
+
+// CreateBudgetParams are the arguments of CreateBudget. Zero values take the SQL defaults.
+type CreateBudgetParams struct {
+	BudgetID   string
+	HardLimits map[string]int64
+	SoftLimits map[string]int64
+	// ResetEvery is "<n> <unit>" (e.g. "1 month"); empty for one window forever.
+	ResetEvery string
+	// ResetTimezone defaults to UTC.
+	ResetTimezone string
+	// ResetAnchor defaults to the start of the unit containing At.
+	ResetAnchor *time.Time
+	// Mode defaults to Enforce.
+	Mode      Mode
+	ScopeType string
+	ScopeID   string
+	// DedupTTLSeconds defaults to 86400.
+	DedupTTLSeconds int32
+	At              time.Time
+}
+
+// Created is the result of CreateBudget.
+type Created struct {
+	BudgetID    string
+	Created     bool
+	WindowStart time.Time
+	NextResetAt *time.Time
+}
+
+// SetLimitsParams are the arguments of SetLimits; nil maps and an empty Mode are left unchanged.
+type SetLimitsParams struct {
+	BudgetID   string
+	HardLimits map[string]int64
+	SoftLimits map[string]int64
+	Mode       Mode
+	At         time.Time
+}
+
+// DeleteBudgetParams are the arguments of DeleteBudget.
+type DeleteBudgetParams struct {
+	BudgetID string
+	At       time.Time
+}
+
+// ReportUsageParams are the arguments of ReportUsage.
+type ReportUsageParams struct {
+	BudgetID string
+	Deltas   map[string]int64
+	// DedupKey makes retries safe; empty for none.
+	DedupKey string
+	At       time.Time
+}
+
+// CheckUsageParams are the arguments of CheckUsage.
+type CheckUsageParams struct {
+	BudgetID string
+	Deltas   map[string]int64
+	At       time.Time
+}
+
+// RecordSpendParams are the arguments of RecordSpend.
+type RecordSpendParams struct {
+	BudgetID       string
+	ExecutionID    string
+	Deltas         map[string]int64
+	IdempotencyKey string
+	At             time.Time
+}
+
+// ReleaseSpendParams are the arguments of ReleaseSpend.
+type ReleaseSpendParams struct {
+	BudgetID    string
+	ExecutionID string
+	At          time.Time
+}
+
+// ReserveParams are the arguments of Reserve.
+type ReserveParams struct {
+	BudgetID      string
+	ReservationID string
+	Amounts       map[string]int64
+	// TTLSeconds defaults to 300.
+	TTLSeconds     int32
+	IdempotencyKey string
+	At             time.Time
+}
+
+// SettleParams are the arguments of Settle. A nil Actual means nothing was spent.
+type SettleParams struct {
+	BudgetID      string
+	ReservationID string
+	Actual        map[string]int64
+	At            time.Time
+}
+
+// CancelReservationParams are the arguments of CancelReservation.
+type CancelReservationParams struct {
+	BudgetID      string
+	ReservationID string
+	At            time.Time
+}
+
+// ResetBudgetParams are the arguments of ResetBudget.
+type ResetBudgetParams struct {
+	BudgetID string
+	At       time.Time
+}
+
+// Window is the window a manual reset opened.
+type Window struct {
+	WindowSeq   int64
+	WindowStart time.Time
+	NextResetAt *time.Time
+}
+
+// BudgetStatusParams are the arguments of BudgetStatus.
+type BudgetStatusParams struct {
+	BudgetID string
+	At       time.Time
+}
+
+// Status is every field of a budget (SPEC §3, §8). Empty strings and nil pointers stand for SQL
+// nulls.
+type Status struct {
+	BudgetID              string
+	HardLimits            map[string]int64
+	SoftLimits            map[string]int64
+	ResetEvery            string
+	ResetTimezone         string
+	ResetAnchor           *time.Time
+	Mode                  Mode
+	ScopeType             string
+	ScopeID               string
+	DedupTTLSeconds       int32
+	WindowSeq             int64
+	WindowStart           time.Time
+	NextResetAt           *time.Time
+	Usage                 map[string]int64
+	Reserved              map[string]int64
+	Remaining             map[string]int64
+	BreachCount           int64
+	SoftBreachCount       int64
+	WindowBreachCount     int64
+	WindowSoftBreachCount int64
+	LastBreachAt          *time.Time
+	LastBreachDim         string
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
+}
+
+// BudgetHistoryParams are the arguments of BudgetHistory.
+type BudgetHistoryParams struct {
+	BudgetID string
+	// MaxRows defaults to 100.
+	MaxRows int32
+	At      time.Time
+}
+
+// HistoryWindow is one closed window.
+type HistoryWindow struct {
+	WindowSeq       int64
+	WindowStart     time.Time
+	WindowEnd       time.Time
+	Usage           map[string]int64
+	BreachCount     int64
+	SoftBreachCount int64
+	// ClosedBy is "schedule" or "manual".
+	ClosedBy string
+}

@@ -1,0 +1,130 @@
+package gobinding_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/testenv"
+)
+
+// connect opens a pool on a fresh database migrated with `migrate up`; in a service this is
+// pgxpool.New(ctx, os.Getenv("DATABASE_URL")).
+func connect() *pgxpool.Pool {
+	pool, err := pgxpool.New(context.Background(), testenv.ExampleDatabase())
+	if err != nil {
+		panic(err)
+	}
+	return pool
+}
+
+// A monthly budget of tokens and dollars on the calendar of New York, with a soft warning.
+func ExampleClient_CreateBudget() {
+	ctx := context.Background()
+	pool := connect()
+	defer pool.Close()
+	budgets := gobinding.NewClient(pool)
+
+	created, err := budgets.CreateBudget(ctx, spendcap.CreateBudgetParams{
+		BudgetID:      "team-a",
+		HardLimits:    map[string]int64{"tokens": 1_000_000, "usd_micros": 50_000_000},
+		SoftLimits:    map[string]int64{"tokens": 800_000},
+		ResetEvery:    "1 month",
+		ResetTimezone: "America/New_York",
+		At:            time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(created.Created, created.WindowStart.UTC(), created.NextResetAt.UTC())
+	// Output: true 2026-03-01 05:00:00 +0000 UTC 2026-04-01 04:00:00 +0000 UTC
+}
+
+// Usage reported inside the caller's transaction disappears with it when it rolls back.
+func ExampleClient_WithTx() {
+	ctx := context.Background()
+	pool := connect()
+	defer pool.Close()
+	budgets := gobinding.NewClient(pool)
+	if _, err := budgets.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "team-a"}); err != nil {
+		panic(err)
+	}
+
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		o, err := budgets.WithTx(tx).ReportUsage(ctx, spendcap.ReportUsageParams{
+			BudgetID: "team-a", Deltas: map[string]int64{"tokens": 500}})
+		if err != nil {
+			return err
+		}
+		fmt.Println("inside:", o.Outcome)
+		return errors.New("the business write failed") // rolls back the usage too
+	})
+	fmt.Println("transaction:", err)
+
+	st, err := budgets.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "team-a"})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("usage after rollback:", st.Usage)
+	// Output:
+	// inside: ok
+	// transaction: the business write failed
+	// usage after rollback: map[]
+}
+
+// Two-phase spending: reserve the most a call can cost, then settle what it cost.
+func ExampleClient_Reserve() {
+	ctx := context.Background()
+	pool := connect()
+	defer pool.Close()
+	budgets := gobinding.NewClient(pool)
+	if _, err := budgets.CreateBudget(ctx, spendcap.CreateBudgetParams{
+		BudgetID: "team-a", HardLimits: map[string]int64{"tokens": 10_000}}); err != nil {
+		panic(err)
+	}
+
+	held, err := budgets.Reserve(ctx, spendcap.ReserveParams{
+		BudgetID: "team-a", ReservationID: "call-42", Amounts: map[string]int64{"tokens": 4_000}, TTLSeconds: 120})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("reserved:", held.Outcome, held.Applied)
+
+	st, _ := budgets.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "team-a"})
+	fmt.Println("remaining while held:", st.Remaining["tokens"])
+
+	done, err := budgets.Settle(ctx, spendcap.SettleParams{
+		BudgetID: "team-a", ReservationID: "call-42", Actual: map[string]int64{"tokens": 2_750}})
+	if err != nil {
+		panic(err)
+	}
+	st, _ = budgets.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "team-a"})
+	fmt.Println("settled:", done.Outcome, "usage:", st.Usage["tokens"], "remaining:", st.Remaining["tokens"])
+	// Output:
+	// reserved: ok true
+	// remaining while held: 6000
+	// settled: ok usage: 2750 remaining: 7250
+}
+
+// Unknown budgets fail closed: no usage is ever created for them.
+func ExampleClient_ReportUsage_budgetNotFound() {
+	ctx := context.Background()
+	pool := connect()
+	defer pool.Close()
+	budgets := gobinding.NewClient(pool)
+
+	_, err := budgets.ReportUsage(ctx, spendcap.ReportUsageParams{
+		BudgetID: "no-such-budget", Deltas: map[string]int64{"tokens": 1}})
+	if errors.Is(err, spendcap.ErrBudgetNotFound) {
+		var e *spendcap.Error
+		errors.As(err, &e)
+		fmt.Println("refused:", e.Code, e.Message)
+	}
+	// Output: refused: SC001 budget_id: budget "no-such-budget" not found
+}

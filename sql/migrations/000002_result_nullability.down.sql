@@ -1,0 +1,19 @@
+-- Comments only; nothing to undo beyond removing them.
+COMMENT ON COLUMN spendcap.create_budget_result.next_reset_at IS NULL;
+COMMENT ON COLUMN spendcap.budget_status_result.reset_every IS NULL;
+COMMENT ON COLUMN spendcap.budget_status_result.reset_anchor IS NULL;
+COMMENT ON COLUMN spendcap.budget_status_result.scope_type IS NULL;
+COMMENT ON COLUMN spendcap.budget_status_result.scope_id IS NULL;
+COMMENT ON COLUMN spendcap.budget_status_result.next_reset_at IS NULL;
+COMMENT ON COLUMN spendcap.budget_status_result.last_breach_at IS NULL;
+COMMENT ON COLUMN spendcap.budget_status_result.last_breach_dim IS NULL;
+COMMENT ON COLUMN spendcap.usage_outcome.dimension IS NULL;
+COMMENT ON COLUMN spendcap.usage_outcome.usage IS NULL;
+COMMENT ON COLUMN spendcap.usage_outcome.limit_value IS NULL;
+COMMENT ON COLUMN spendcap.usage_outcome.next_reset_at IS NULL;
+COMMENT ON COLUMN spendcap.reserve_outcome.dimension IS NULL;
+COMMENT ON COLUMN spendcap.reserve_outcome.usage IS NULL;
+COMMENT ON COLUMN spendcap.reserve_outcome.limit_value IS NULL;
+COMMENT ON COLUMN spendcap.reserve_outcome.next_reset_at IS NULL;
+COMMENT ON COLUMN spendcap.reserve_outcome.expires_at IS NULL;
+COMMENT ON COLUMN spendcap.reset_result.next_reset_at IS NULL;
