@@ -239,3 +239,26 @@ func after(base time.Time, d string) time.Time {
 	}
 	return base.Add(dur)
 }
+
+type created struct {
+	BudgetID    string     `db:"budget_id"`
+	Created     bool       `db:"created"`
+	WindowStart time.Time  `db:"window_start"`
+	NextResetAt *time.Time `db:"next_reset_at"`
+}
+
+// createBudget calls create_budget with the named arguments given as name, value pairs.
+func createBudget(db *pgxpool.Pool, args ...any) (created, error) {
+	var names []string
+	var values []any
+	for i := 0; i < len(args); i += 2 {
+		values = append(values, args[i+1])
+		names = append(names, fmt.Sprintf("%s => $%d", args[i], len(values)))
+	}
+	return one[created](db, `SELECT * FROM spendcap.create_budget(`+strings.Join(names, ", ")+`)`, values...)
+}
+
+func itoa(i int) string { return fmt.Sprint(i) }
+
+// A budget created at noon on 2026-03-10 UTC.
+var day0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)

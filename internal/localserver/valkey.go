@@ -19,6 +19,9 @@ import (
 const ValkeyInstallHint = "install valkey-server 8 (`make deps`, or add bookworm-backports to the apt sources and " +
 	"`apt-get install -t bookworm-backports valkey-server`), or set SPENDCAP_VALKEY_SERVER to its path"
 
+// Databases is how many logical databases local servers have: tests take one each.
+const Databases = 10000
+
 // ValkeyOptions configure StartValkey.
 type ValkeyOptions struct {
 	// Dir holds the server's files and log. Empty means a new temporary directory removed by Stop.
@@ -83,7 +86,7 @@ func StartValkey(ctx context.Context, opts ValkeyOptions) (*Valkey, error) {
 		}
 		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", v.Dir,
 			"--logfile", filepath.Join(v.Dir, "valkey.log"), "--daemonize", "no", "--save", "",
-			"--maxmemory-policy", "noeviction"}
+			"--maxmemory-policy", "noeviction", "--databases", strconv.Itoa(Databases)}
 		if opts.Durable {
 			args = append(args, "--appendonly", "yes")
 		} else {

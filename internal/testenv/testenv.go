@@ -222,16 +222,26 @@ func ValkeySource(t testing.TB) string {
 	return vkServer.source
 }
 
-// Valkey returns a client of this binary's Valkey server, closed when the test ends. Tests share
-// the server: keep keys apart by naming them after the test.
+var valkeyDB atomic.Int64
+
+// Valkey returns a client of this binary's Valkey server on a logical database of its own, empty
+// and closed when the test ends. (Function libraries are server-wide; keys are per database.)
 func Valkey(t testing.TB) *redis.Client {
 	t.Helper()
 	opts, err := redis.ParseURL(ValkeyURL(t))
 	if err != nil {
 		t.Fatalf("testenv: valkey url: %v", err)
 	}
+	opts.DB = int(valkeyDB.Add(1)) % localserver.Databases
 	c := redis.NewClient(opts)
-	t.Cleanup(func() { _ = c.Close() })
+	t.Cleanup(func() {
+		_ = c.FlushDB(context.Background()).Err()
+		_ = c.Close()
+	})
+	// A server from SPENDCAP_TEST_VALKEY_URL may hold keys from an earlier run.
+	if err := c.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("testenv: valkey database %d: %v (local servers run with --databases %d)", opts.DB, err, localserver.Databases)
+	}
 	return c
 }
 

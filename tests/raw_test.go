@@ -1,0 +1,186 @@
+package tests
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/spendcap/spendcap/internal/bindgen"
+	"github.com/spendcap/spendcap/internal/testenv"
+	"github.com/spendcap/spendcap/valkey"
+)
+
+// rawCall is one call with arguments in the Valkey JSON shape (SPEC §11), which the Postgres side
+// turns into named SQL arguments. These cases reach inputs the typed Go API cannot express.
+type rawCall struct {
+	fn   string
+	args string
+	want string // "" for success, else the SPEC code
+}
+
+// rawCases run in order on one fresh backend of each kind; every result must agree.
+var rawCases = []rawCall{
+	{"create_budget", `{"budget_id": "b1", "hard_limits": {"t": 100}, "at_ms": 1773144000000}`, ""},
+	{"create_budget", `{"budget_id": "f", "hard_limits": {"t": 1.5}}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "hard_limits": {"t": "5"}}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "hard_limits": {"t": true}}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "soft_limits": {"t": null}}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "hard_limits": [1]}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "hard_limits": 5}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "hard_limits": "x"}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "hard_limits": {"t": 9007199254740992}}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "hard_limits": {"t": -0.5}}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "dedup_ttl_seconds": 0}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "reset_every": ""}`, "SC002"},
+	// Whole numbers are accepted however they are written.
+	{"create_budget", `{"budget_id": "w", "hard_limits": {"t": 1.0, "u": 1e3, "v": -0}, "at_ms": 1773144000000}`, ""},
+	{"create_budget", `{"budget_id": "w", "hard_limits": {"t": 1, "u": 1000, "v": 0}, "at_ms": 1773144000000}`, ""},
+	{"create_budget", `{"budget_id": "w", "hard_limits": {"t": 2, "u": 1000, "v": 0}}`, "SC005"},
+	// Null optional arguments take their defaults.
+	{"create_budget", `{"budget_id": "n", "hard_limits": null, "mode": null, "reset_timezone": null, "dedup_ttl_seconds": null, "at_ms": 1773144000000}`, ""},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 0.5}}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {}}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "dedup_key": "", "at_ms": 1773144000000}`, ""},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "dedup_key": "", "at_ms": 1773144000000}`, ""},
+	{"record_spend", `{"budget_id": "b1", "execution_id": "e", "deltas": {"t": 1, "u": 2}, "idempotency_key": "k", "at_ms": 1773144000000}`, ""},
+	{"record_spend", `{"budget_id": "b1", "execution_id": "e", "deltas": {"u": 2.0, "t": 1e0}, "idempotency_key": "k", "at_ms": 1773144000000}`, ""},
+	{"record_spend", `{"budget_id": "b1", "execution_id": "e", "deltas": {"t": 2}, "idempotency_key": "k", "at_ms": 1773144000000}`, "SC003"},
+	{"reserve", `{"budget_id": "b1", "reservation_id": "r", "amounts": {"t": 1}, "ttl_seconds": 0}`, "SC002"},
+	{"reserve", `{"budget_id": "b1", "reservation_id": "r", "amounts": {"t": 1}, "ttl_seconds": 86400, "at_ms": 1773144000000}`, ""},
+	{"settle", `{"budget_id": "b1", "reservation_id": "r", "actual": {"t": "1"}}`, "SC002"},
+	{"settle", `{"budget_id": "b1", "reservation_id": "r", "actual": {}, "at_ms": 1773144000000}`, ""},
+	{"budget_history", `{"budget_id": "b1", "max_rows": 0}`, "SC002"},
+	{"budget_status", `{"budget_id": "b1", "at_ms": 1773144000000}`, ""},
+	{"set_limits", `{"budget_id": "b1", "mode": "strict"}`, "SC002"},
+	{"delete_budget", `{"budget_id": "w"}`, ""},
+}
+
+// pgRaw runs a raw call through SQL: JSON values of jsonb arguments go as jsonb, `*_ms` instants
+// and times as timestamptz, and the rest as the argument's SQL type.
+func pgRaw(t *testing.T, db *pgxpool.Pool, types map[string]map[string]string, c rawCall) (string, error) {
+	var a map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(c.args), &a); err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var names []string
+	var values []any
+	for _, k := range keys {
+		v := a[k]
+		if string(v) == "null" {
+			continue
+		}
+		name := k
+		if k == "at_ms" {
+			name = "at"
+		}
+		typ, ok := types[c.fn][name]
+		if !ok {
+			t.Fatalf("%s has no argument %s", c.fn, name)
+		}
+		switch {
+		case typ == "jsonb":
+			values = append(values, string(v))
+		case typ == "timestamp with time zone":
+			var ms int64
+			if err := json.Unmarshal(v, &ms); err != nil {
+				t.Fatal(err)
+			}
+			values = append(values, time.UnixMilli(ms).UTC())
+		case typ == "text":
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				t.Fatalf("%s %s: %v", c.fn, k, err)
+			}
+			values = append(values, s)
+		default:
+			values = append(values, string(v)) // numbers, cast by PostgreSQL
+		}
+		names = append(names, fmt.Sprintf("%s => $%d::%s", name, len(values), typ))
+	}
+	rows, err := db.Query(ctx, `SELECT to_jsonb(r)::text FROM spendcap.`+c.fn+`(`+strings.Join(names, ", ")+`) AS r`, values...)
+	if err != nil {
+		return "", err
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(out, ","), err
+}
+
+func codeOf(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	var rErr redis.Error
+	if errors.As(err, &rErr) {
+		code, _, _ := strings.Cut(rErr.Error(), " ")
+		return code
+	}
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return ""
+}
+
+func TestRawArgumentsAreJudgedAlikeByBothBackends(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewDatabase(t)
+	db := testenv.PoolFor(t, url)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns, err := bindgen.Introspect(ctx, conn, "spendcap")
+	_ = conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]map[string]string{}
+	for _, f := range fns {
+		types[f.Name] = map[string]string{}
+		for _, a := range f.Args {
+			types[f.Name][a.Name] = a.Type
+		}
+	}
+	rdb := testenv.Valkey(t)
+	if _, err := valkey.New(ctx, rdb, valkey.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range rawCases {
+		_, pgErr := pgRaw(t, db, types, c)
+		var id struct {
+			BudgetID string `json:"budget_id"`
+		}
+		_ = json.Unmarshal([]byte(c.args), &id)
+		cmd := rdb.FCall(ctx, "sc_"+c.fn, []string{valkey.Key(id.BudgetID)}, c.args)
+		vkErr := cmd.Err()
+		if got := codeOf(pgErr); got != c.want {
+			t.Errorf("case %d %s %s: postgres gave %q (%v), want %q", i, c.fn, c.args, got, pgErr, c.want)
+		}
+		if got := codeOf(vkErr); got != c.want {
+			t.Errorf("case %d %s %s: valkey gave %q (%v), want %q", i, c.fn, c.args, got, vkErr, c.want)
+		}
+	}
+	// The successful calls left both budgets in the same state.
+	st := mustStatus(t, db, "b1", ptr(time.UnixMilli(1773144000000)))
+	if st.Usage["t"] != 3 || st.Usage["u"] != 2 || len(st.Reserved) != 0 {
+		t.Errorf("postgres b1 after the calls: usage %v reserved %v", st.Usage, st.Reserved)
+	}
+	raw, err := rdb.FCallRO(ctx, "sc_budget_status", []string{valkey.Key("b1")}, `{"budget_id": "b1", "at_ms": 1773144000000}`).Text()
+	if err != nil || !strings.Contains(raw, `"usage":{"t":3,"u":2}`) || !strings.Contains(raw, `"reserved":{}`) {
+		t.Errorf("valkey b1 after the calls: %s %v", raw, err)
+	}
+}

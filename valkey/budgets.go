@@ -1,0 +1,243 @@
+package valkey
+
+import (
+	"context"
+	"time"
+
+	"github.com/spendcap/spendcap"
+)
+
+type outcomeReply struct {
+	Outcome     string  `json:"outcome"`
+	Applied     bool    `json:"applied"`
+	Dimension   *string `json:"dimension"`
+	Usage       *int64  `json:"usage"`
+	LimitValue  *int64  `json:"limit_value"`
+	Replayed    bool    `json:"replayed"`
+	WindowStart *int64  `json:"window_start"`
+	NextResetAt *int64  `json:"next_reset_at"`
+	ExpiresAt   *int64  `json:"expires_at"`
+}
+
+func (r outcomeReply) outcome() spendcap.Outcome {
+	return spendcap.Outcome{Outcome: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
+		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: toTime(r.WindowStart),
+		NextResetAt: toTimePtr(r.NextResetAt), ExpiresAt: toTimePtr(r.ExpiresAt)}
+}
+
+type statusReply struct {
+	BudgetID              string           `json:"budget_id"`
+	HardLimits            map[string]int64 `json:"hard_limits"`
+	SoftLimits            map[string]int64 `json:"soft_limits"`
+	ResetEvery            *string          `json:"reset_every"`
+	ResetTimezone         string           `json:"reset_timezone"`
+	ResetAnchor           *int64           `json:"reset_anchor"`
+	Mode                  string           `json:"mode"`
+	ScopeType             *string          `json:"scope_type"`
+	ScopeID               *string          `json:"scope_id"`
+	DedupTTLSeconds       int32            `json:"dedup_ttl_seconds"`
+	WindowSeq             int64            `json:"window_seq"`
+	WindowStart           *int64           `json:"window_start"`
+	NextResetAt           *int64           `json:"next_reset_at"`
+	Usage                 map[string]int64 `json:"usage"`
+	Reserved              map[string]int64 `json:"reserved"`
+	Remaining             map[string]int64 `json:"remaining"`
+	BreachCount           int64            `json:"breach_count"`
+	SoftBreachCount       int64            `json:"soft_breach_count"`
+	WindowBreachCount     int64            `json:"window_breach_count"`
+	WindowSoftBreachCount int64            `json:"window_soft_breach_count"`
+	LastBreachAt          *int64           `json:"last_breach_at"`
+	LastBreachDim         *string          `json:"last_breach_dim"`
+	CreatedAt             *int64           `json:"created_at"`
+	UpdatedAt             *int64           `json:"updated_at"`
+}
+
+func (r statusReply) status() spendcap.Status {
+	return spendcap.Status{
+		BudgetID: r.BudgetID, HardLimits: orEmpty(r.HardLimits), SoftLimits: orEmpty(r.SoftLimits), ResetEvery: deref(r.ResetEvery),
+		ResetTimezone: r.ResetTimezone, ResetAnchor: toTimePtr(r.ResetAnchor), Mode: spendcap.Mode(r.Mode),
+		ScopeType: deref(r.ScopeType), ScopeID: deref(r.ScopeID), DedupTTLSeconds: r.DedupTTLSeconds, WindowSeq: r.WindowSeq,
+		WindowStart: toTime(r.WindowStart), NextResetAt: toTimePtr(r.NextResetAt), Usage: orEmpty(r.Usage),
+		Reserved: orEmpty(r.Reserved), Remaining: orEmpty(r.Remaining), BreachCount: r.BreachCount,
+		SoftBreachCount: r.SoftBreachCount, WindowBreachCount: r.WindowBreachCount,
+		WindowSoftBreachCount: r.WindowSoftBreachCount, LastBreachAt: toTimePtr(r.LastBreachAt),
+		LastBreachDim: deref(r.LastBreachDim), CreatedAt: toTime(r.CreatedAt), UpdatedAt: toTime(r.UpdatedAt),
+	}
+}
+
+type releasedReply struct {
+	Released map[string]int64 `json:"released"`
+}
+
+// CreateBudget implements spendcap.Budgets. For an IANA zone it sends the zone's offset table
+// (SPEC §11), computed from Go's zone data from 1970 to 30 years after the creation instant.
+func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.Created, error) {
+	a := args{"budget_id": p.BudgetID}.obj("hard_limits", p.HardLimits).obj("soft_limits", p.SoftLimits).
+		str("reset_every", p.ResetEvery).str("reset_timezone", p.ResetTimezone).str("mode", string(p.Mode)).
+		str("scope_type", p.ScopeType).str("scope_id", p.ScopeID).num("dedup_ttl_seconds", p.DedupTTLSeconds).at(p.At)
+	if p.ResetAnchor != nil {
+		a["reset_anchor"] = p.ResetAnchor.UnixMilli()
+	}
+	if offsets := ZoneOffsets(p.ResetTimezone, p.At); offsets != nil {
+		a["tz_offsets"] = offsets
+	}
+	var r struct {
+		BudgetID    string `json:"budget_id"`
+		Created     bool   `json:"created"`
+		WindowStart *int64 `json:"window_start"`
+		NextResetAt *int64 `json:"next_reset_at"`
+	}
+	if err := c.call(ctx, "create_budget", p.BudgetID, a, false, &r); err != nil {
+		return spendcap.Created{}, err
+	}
+	return spendcap.Created{BudgetID: r.BudgetID, Created: r.Created, WindowStart: toTime(r.WindowStart), NextResetAt: toTimePtr(r.NextResetAt)}, nil
+}
+
+// SetLimits implements spendcap.Budgets.
+func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spendcap.Status, error) {
+	var r statusReply
+	a := args{"budget_id": p.BudgetID}.obj("hard_limits", p.HardLimits).obj("soft_limits", p.SoftLimits).str("mode", string(p.Mode)).at(p.At)
+	if err := c.call(ctx, "set_limits", p.BudgetID, a, false, &r); err != nil {
+		return spendcap.Status{}, err
+	}
+	return r.status(), nil
+}
+
+// DeleteBudget implements spendcap.Budgets.
+func (c *Client) DeleteBudget(ctx context.Context, p spendcap.DeleteBudgetParams) (bool, error) {
+	var r struct {
+		Deleted bool `json:"deleted"`
+	}
+	err := c.call(ctx, "delete_budget", p.BudgetID, args{"budget_id": p.BudgetID}.at(p.At), false, &r)
+	return r.Deleted, err
+}
+
+func (c *Client) outcome(ctx context.Context, name, budgetID string, a args, readonly bool) (spendcap.Outcome, error) {
+	var r outcomeReply
+	if err := c.call(ctx, name, budgetID, a, readonly, &r); err != nil {
+		return spendcap.Outcome{}, err
+	}
+	return r.outcome(), nil
+}
+
+// ReportUsage implements spendcap.Budgets.
+func (c *Client) ReportUsage(ctx context.Context, p spendcap.ReportUsageParams) (spendcap.Outcome, error) {
+	return c.outcome(ctx, "report_usage", p.BudgetID,
+		args{"budget_id": p.BudgetID, "deltas": orEmpty(p.Deltas)}.str("dedup_key", p.DedupKey).at(p.At), false)
+}
+
+// CheckUsage implements spendcap.Budgets.
+func (c *Client) CheckUsage(ctx context.Context, p spendcap.CheckUsageParams) (spendcap.Outcome, error) {
+	return c.outcome(ctx, "check_usage", p.BudgetID, args{"budget_id": p.BudgetID, "deltas": orEmpty(p.Deltas)}.at(p.At), true)
+}
+
+// RecordSpend implements spendcap.Budgets.
+func (c *Client) RecordSpend(ctx context.Context, p spendcap.RecordSpendParams) (spendcap.Outcome, error) {
+	return c.outcome(ctx, "record_spend", p.BudgetID, args{"budget_id": p.BudgetID, "execution_id": p.ExecutionID,
+		"deltas": orEmpty(p.Deltas)}.str("idempotency_key", p.IdempotencyKey).at(p.At), false)
+}
+
+// ReleaseSpend implements spendcap.Budgets.
+func (c *Client) ReleaseSpend(ctx context.Context, p spendcap.ReleaseSpendParams) (map[string]int64, error) {
+	var r releasedReply
+	err := c.call(ctx, "release_spend", p.BudgetID, args{"budget_id": p.BudgetID, "execution_id": p.ExecutionID}.at(p.At), false, &r)
+	return orEmpty(r.Released), err
+}
+
+// Reserve implements spendcap.Budgets.
+func (c *Client) Reserve(ctx context.Context, p spendcap.ReserveParams) (spendcap.Outcome, error) {
+	return c.outcome(ctx, "reserve", p.BudgetID, args{"budget_id": p.BudgetID, "reservation_id": p.ReservationID,
+		"amounts": orEmpty(p.Amounts)}.num("ttl_seconds", p.TTLSeconds).str("idempotency_key", p.IdempotencyKey).at(p.At), false)
+}
+
+// Settle implements spendcap.Budgets.
+func (c *Client) Settle(ctx context.Context, p spendcap.SettleParams) (spendcap.Outcome, error) {
+	return c.outcome(ctx, "settle", p.BudgetID, args{"budget_id": p.BudgetID, "reservation_id": p.ReservationID,
+		"actual": orEmpty(p.Actual)}.at(p.At), false)
+}
+
+// CancelReservation implements spendcap.Budgets.
+func (c *Client) CancelReservation(ctx context.Context, p spendcap.CancelReservationParams) (map[string]int64, error) {
+	var r releasedReply
+	err := c.call(ctx, "cancel_reservation", p.BudgetID, args{"budget_id": p.BudgetID, "reservation_id": p.ReservationID}.at(p.At), false, &r)
+	return orEmpty(r.Released), err
+}
+
+// ResetBudget implements spendcap.Budgets.
+func (c *Client) ResetBudget(ctx context.Context, p spendcap.ResetBudgetParams) (spendcap.Window, error) {
+	var r struct {
+		WindowSeq   int64  `json:"window_seq"`
+		WindowStart *int64 `json:"window_start"`
+		NextResetAt *int64 `json:"next_reset_at"`
+	}
+	if err := c.call(ctx, "reset_budget", p.BudgetID, args{"budget_id": p.BudgetID}.at(p.At), false, &r); err != nil {
+		return spendcap.Window{}, err
+	}
+	return spendcap.Window{WindowSeq: r.WindowSeq, WindowStart: toTime(r.WindowStart), NextResetAt: toTimePtr(r.NextResetAt)}, nil
+}
+
+// BudgetStatus implements spendcap.Budgets.
+func (c *Client) BudgetStatus(ctx context.Context, p spendcap.BudgetStatusParams) (spendcap.Status, error) {
+	var r statusReply
+	if err := c.call(ctx, "budget_status", p.BudgetID, args{"budget_id": p.BudgetID}.at(p.At), true, &r); err != nil {
+		return spendcap.Status{}, err
+	}
+	return r.status(), nil
+}
+
+// BudgetHistory implements spendcap.Budgets.
+func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryParams) ([]spendcap.HistoryWindow, error) {
+	var rows []struct {
+		WindowSeq       int64            `json:"window_seq"`
+		WindowStart     *int64           `json:"window_start"`
+		WindowEnd       *int64           `json:"window_end"`
+		Usage           map[string]int64 `json:"usage"`
+		BreachCount     int64            `json:"breach_count"`
+		SoftBreachCount int64            `json:"soft_breach_count"`
+		ClosedBy        string           `json:"closed_by"`
+	}
+	if err := c.call(ctx, "budget_history", p.BudgetID, args{"budget_id": p.BudgetID}.num("max_rows", p.MaxRows).at(p.At), true, &rows); err != nil {
+		return nil, err
+	}
+	out := make([]spendcap.HistoryWindow, len(rows))
+	for i, r := range rows {
+		out[i] = spendcap.HistoryWindow{WindowSeq: r.WindowSeq, WindowStart: toTime(r.WindowStart), WindowEnd: toTime(r.WindowEnd),
+			Usage: orEmpty(r.Usage), BreachCount: r.BreachCount, SoftBreachCount: r.SoftBreachCount, ClosedBy: r.ClosedBy}
+	}
+	return out, nil
+}
+
+// ZoneOffsets returns the offset table of an IANA zone for the library (SPEC §11): pairs of
+// [from_ms, offset_seconds] from 1970 to 30 years after at (now when zero). It returns nil for
+// UTC, fixed offsets and names Go does not know (the library then refuses the zone).
+func ZoneOffsets(name string, at time.Time) [][2]int64 {
+	if name == "" || name == "UTC" || name[0] == '+' || name[0] == '-' {
+		return nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	until := at.AddDate(30, 0, 0)
+	t := time.Unix(0, 0).In(loc)
+	_, off := t.Zone()
+	out := [][2]int64{{t.UnixMilli(), int64(off)}}
+	for {
+		_, end := t.ZoneBounds()
+		if end.IsZero() || end.After(until) {
+			return out
+		}
+		if !end.After(t) {
+			// Beyond the zone file's table Go computes zones a year at a time and may report the
+			// year's end as a bound of no change: step over it.
+			end = t.Add(time.Second)
+		}
+		if _, off := end.Zone(); int64(off) != out[len(out)-1][1] {
+			out = append(out, [2]int64{end.UnixMilli(), int64(off)})
+		}
+		t = end
+	}
+}

@@ -1,0 +1,204 @@
+// Package valkey is spendcap's Valkey backend: the Valkey Functions library spendcap.lua, which
+// has the semantics of the PL/pgSQL functions, and Client, which implements spendcap.Budgets on
+// it with go-redis, on a single node or a Valkey Cluster.
+package valkey
+
+import (
+	"context"
+	_ "embed" // the library source
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/spendcap/spendcap"
+)
+
+// Library is the source of the Valkey Functions library (`#!lua name=spendcap`).
+//
+//go:embed spendcap.lua
+var Library string
+
+// LibraryName is the name the library registers.
+const LibraryName = "spendcap"
+
+// Options configure New.
+type Options struct {
+	// AllowEviction starts the client even when the server's maxmemory-policy could evict
+	// budget keys (anything but noeviction). Evicted keys mean lost usage and forgotten dedup
+	// keys: set it only when you have made sure memory never runs out.
+	AllowEviction bool
+	// SkipLoad leaves the library as it is on the server (loaded by `migrate valkey-load`).
+	SkipLoad bool
+}
+
+// ErrEvictionPolicy is returned by New when the server could evict budget keys.
+var ErrEvictionPolicy = errors.New("valkey: maxmemory-policy must be noeviction, or budget keys may be evicted (set Options.AllowEviction to start anyway)")
+
+// Client implements spendcap.Budgets on Valkey.
+type Client struct {
+	rdb redis.UniversalClient
+}
+
+var _ spendcap.Budgets = (*Client)(nil)
+
+// New checks the server's eviction policy, loads the library when the server's copy differs from
+// Library, and returns a Client. rdb may be a *redis.Client or a *redis.ClusterClient.
+func New(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Client, error) {
+	if !opts.AllowEviction {
+		if err := forEachPrimary(ctx, rdb, checkEviction); err != nil {
+			return nil, err
+		}
+	}
+	if !opts.SkipLoad {
+		if _, err := Load(ctx, rdb); err != nil {
+			return nil, err
+		}
+	}
+	return &Client{rdb: rdb}, nil
+}
+
+// Load puts Library on every primary whose copy differs (FUNCTION LOAD REPLACE) and reports on
+// how many it did.
+func Load(ctx context.Context, rdb redis.UniversalClient) (int, error) {
+	loaded := 0
+	err := forEachPrimary(ctx, rdb, func(ctx context.Context, c *redis.Client) error {
+		libs, err := c.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: LibraryName, WithCode: true}).Result()
+		if err != nil {
+			return fmt.Errorf("valkey: FUNCTION LIST: %w", err)
+		}
+		for _, l := range libs {
+			if l.Name == LibraryName && l.Code == Library {
+				return nil
+			}
+		}
+		if err := c.FunctionLoadReplace(ctx, Library).Err(); err != nil {
+			return fmt.Errorf("valkey: FUNCTION LOAD REPLACE: %w", err)
+		}
+		loaded++
+		return nil
+	})
+	return loaded, err
+}
+
+func forEachPrimary(ctx context.Context, rdb redis.UniversalClient, fn func(context.Context, *redis.Client) error) error {
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, fn)
+	case *redis.Client:
+		return fn(ctx, c)
+	default:
+		return fmt.Errorf("valkey: unsupported client %T: use *redis.Client or *redis.ClusterClient", rdb)
+	}
+}
+
+func checkEviction(ctx context.Context, c *redis.Client) error {
+	cfg, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return fmt.Errorf("valkey: cannot read maxmemory-policy (%v); set Options.AllowEviction if you checked it yourself", err)
+	}
+	if p := cfg["maxmemory-policy"]; p != "noeviction" {
+		return fmt.Errorf("%w (it is %s on %s)", ErrEvictionPolicy, p, c.Options().Addr)
+	}
+	return nil
+}
+
+// Key returns the base key of a budget (SPEC §11).
+func Key(budgetID string) string { return "sc:{" + budgetID + "}" }
+
+// call runs FCALL sc_<name> on the budget's key and decodes the JSON reply into out.
+func (c *Client) call(ctx context.Context, name, budgetID string, args map[string]any, readonly bool, out any) error {
+	payload, err := json.Marshal(args)
+	if err != nil {
+		return err
+	}
+	keys := []string{Key(budgetID)}
+	var cmd *redis.Cmd
+	if readonly {
+		cmd = c.rdb.FCallRO(ctx, "sc_"+name, keys, payload)
+	} else {
+		cmd = c.rdb.FCall(ctx, "sc_"+name, keys, payload)
+	}
+	reply, err := cmd.Text()
+	if err != nil {
+		return mapError(err)
+	}
+	return json.Unmarshal([]byte(reply), out)
+}
+
+// mapError turns an error reply that starts with a SPEC code into a *spendcap.Error.
+func mapError(err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		code, msg, _ := strings.Cut(rerr.Error(), " ")
+		if e := spendcap.NewError(code, msg, err); e != nil {
+			return e
+		}
+	}
+	return err
+}
+
+// args collects the JSON arguments of a call, leaving out unset optional ones.
+type args map[string]any
+
+func (a args) str(name, v string) args {
+	if v != "" {
+		a[name] = v
+	}
+	return a
+}
+
+func (a args) num(name string, v int32) args {
+	if v != 0 {
+		a[name] = v
+	}
+	return a
+}
+
+func (a args) obj(name string, v map[string]int64) args {
+	if v != nil {
+		a[name] = v
+	}
+	return a
+}
+
+func (a args) at(t time.Time) args {
+	if !t.IsZero() {
+		a["at_ms"] = t.UnixMilli()
+	}
+	return a
+}
+
+func orEmpty(m map[string]int64) map[string]int64 {
+	if m == nil {
+		return map[string]int64{}
+	}
+	return m
+}
+
+
+func toTime(v *int64) time.Time {
+	if v == nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(*v).UTC()
+}
+
+func toTimePtr(v *int64) *time.Time {
+	if v == nil {
+		return nil
+	}
+	t := time.UnixMilli(*v).UTC()
+	return &t
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
