@@ -14,7 +14,6 @@ import (
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
-
 var ctx = context.Background()
 
 func newClient(t *testing.T) *gobinding.Client {

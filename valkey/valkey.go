@@ -179,7 +179,6 @@ func orEmpty(m map[string]int64) map[string]int64 {
 	return m
 }
 
-
 func toTime(v *int64) time.Time {
 	if v == nil {
 		return time.Time{}
