@@ -44,33 +44,6 @@ func (o outcome) String() string {
 		o.WindowStart.UTC().Format(time.RFC3339Nano), fmtT(o.NextResetAt), fmtT(o.ExpiresAt))
 }
 
-// ok, soft and hard build expected outcomes in a window.
-func ok(start time.Time, next *time.Time) outcome {
-	return outcome{Outcome: "ok", Applied: true, WindowStart: start, NextResetAt: next}
-}
-
-func soft(start time.Time, next *time.Time, dim string, usage, limit int64) outcome {
-	return outcome{Outcome: "soft_breach", Applied: true, Dimension: &dim, Usage: &usage, LimitValue: &limit, WindowStart: start, NextResetAt: next}
-}
-
-func hard(start time.Time, next *time.Time, dim string, usage, limit int64, applied bool) outcome {
-	return outcome{Outcome: "hard_breach", Applied: applied, Dimension: &dim, Usage: &usage, LimitValue: &limit, WindowStart: start, NextResetAt: next}
-}
-
-func (o outcome) replayed() outcome { o.Replayed = true; return o }
-
-func (o outcome) expiring(at time.Time) outcome { o.ExpiresAt = &at; return o }
-
-func requireOutcome(t *testing.T, got outcome, err error, want outcome) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("want %v, got error %v", want, err)
-	}
-	if got.String() != want.String() {
-		t.Fatalf("outcome\n got %v\nwant %v", got, want)
-	}
-}
-
 // zeroTime as `at` means null: the server's clock.
 var zeroTime time.Time
 
@@ -103,10 +76,6 @@ func nullKey(k string) *string {
 func reportUsage(db *pgxpool.Pool, id, deltas, key string, at time.Time) (outcome, error) {
 	return one[outcome](db, `SELECT * FROM spendcap.report_usage(budget_id => $1, deltas => $2, dedup_key => $3, at => $4)`,
 		id, deltas, nullKey(key), at)
-}
-
-func checkUsage(db *pgxpool.Pool, id, deltas string, at time.Time) (outcome, error) {
-	return one[outcome](db, `SELECT * FROM spendcap.check_usage(budget_id => $1, deltas => $2, at => $3)`, id, deltas, at)
 }
 
 func recordSpend(db *pgxpool.Pool, id, exec, deltas, key string, at time.Time) (outcome, error) {
@@ -195,11 +164,6 @@ type purged struct {
 
 func purgeExpired(db *pgxpool.Pool, maxRows int, at time.Time) (purged, error) {
 	return one[purged](db, `SELECT * FROM spendcap.purge_expired(max_rows => $1, at => $2)`, maxRows, at)
-}
-
-func setLimits(db *pgxpool.Pool, id string, hard, soft, mode *string, at time.Time) (status, error) {
-	return one[status](db, `SELECT * FROM spendcap.set_limits(budget_id => $1, hard_limits => $2, soft_limits => $3, mode => $4, at => $5)`,
-		id, hard, soft, mode, at)
 }
 
 func deleteBudget(db *pgxpool.Pool, id string) (bool, error) {

@@ -22,16 +22,6 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 var ctx = context.Background()
 
-// ts parses an RFC 3339 instant.
-func ts(t *testing.T, s string) time.Time {
-	t.Helper()
-	v, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // requireCode asserts that err is a Postgres error with SQLSTATE code whose message starts with arg.
 func requireCode(t *testing.T, err error, code, arg string) {
 	t.Helper()
