@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -8,32 +9,52 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/gobinding"
 	"github.com/spendcap/spendcap/internal/testenv"
+	"github.com/spendcap/spendcap/valkey"
 )
 
-// TestSixtyFourClientsNeverOverspendOneBudget hammers one hard-limited budget from 64 goroutines
-// with reports, spends, releases, reservations, settlements and cancellations, retrying each keyed
-// call with its key. Usage never passes the limit, the applied deltas add up to the final usage,
-// and no deadlock or serialization failure reaches a caller.
-func TestSixtyFourClientsNeverOverspendOneBudget(t *testing.T) {
+func TestSixtyFourClientsNeverOverspendOnePostgresBudget(t *testing.T) {
 	t.Parallel()
+	hammer(t, gobinding.NewClient(testenv.PoolFor(t, testenv.NewDatabase(t)+"&pool_max_conns=70")))
+}
+
+func TestSixtyFourClientsNeverOverspendOneValkeyBudget(t *testing.T) {
+	t.Parallel()
+	opts := testenv.Valkey(t).Options()
+	opts.PoolSize = 70
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
+	c, err := valkey.New(context.Background(), rdb, valkey.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hammer(t, c)
+}
+
+// hammer runs 64 goroutines against one hard-limited budget with reports, spends, releases,
+// reservations, settlements and cancellations, retrying each keyed call with its key. Usage
+// never passes the limit, the applied deltas add up to the final usage, and no error reaches a
+// caller (no deadlock, no serialization failure).
+func hammer(t *testing.T, b spendcap.Budgets) {
 	const (
 		limit   = 3000
 		clients = 64
 		rounds  = 25
 	)
-	db := testenv.PoolFor(t, testenv.NewDatabase(t)+"&pool_max_conns=70")
-	mustCreate(t, db, "budget_id", "hot", "hard_limits", fmt.Sprintf(`{"t": %d}`, limit))
-
-	var applied atomic.Int64 // the sum of every applied delta, released amounts subtracted
+	if _, err := b.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "hot", HardLimits: q{"t": limit}}); err != nil {
+		t.Fatal(err)
+	}
+	var applied atomic.Int64 // every applied delta, released amounts subtracted
 	var refused atomic.Int64
 	var failures sync.Map
 	fail := func(op string, err error) {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			failures.Store(op+" "+pgErr.Code+" "+pgErr.Message, true)
+		var e *spendcap.Error
+		if errors.As(err, &e) {
+			failures.Store(op+" "+e.Code+" "+e.Message, true)
 		} else {
 			failures.Store(op+" "+err.Error(), true)
 		}
@@ -48,7 +69,7 @@ func TestSixtyFourClientsNeverOverspendOneBudget(t *testing.T) {
 				return
 			default:
 			}
-			st, err := budgetStatus(db, "hot", nil)
+			st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "hot"})
 			if err != nil {
 				fail("status", err)
 				return
@@ -65,12 +86,11 @@ func TestSixtyFourClientsNeverOverspendOneBudget(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(c), 42))
 			for r := 0; r < rounds; r++ {
 				n := int64(1 + rng.IntN(9))
-				deltas := fmt.Sprintf(`{"t": %d}`, n)
 				key := fmt.Sprintf("c%d-r%d", c, r)
 				switch rng.IntN(4) {
 				case 0: // report, then a retry with the same key
 					for try := 0; try < 2; try++ {
-						o, err := reportUsage(db, "hot", deltas, key, zeroTime)
+						o, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "hot", Deltas: q{"t": n}, DedupKey: key})
 						if err != nil {
 							fail("report_usage", err)
 							break
@@ -87,7 +107,7 @@ func TestSixtyFourClientsNeverOverspendOneBudget(t *testing.T) {
 				case 1: // spend twice with the key, sometimes release
 					exec := fmt.Sprintf("e%d-%d", c, r)
 					for try := 0; try < 2; try++ {
-						o, err := recordSpend(db, "hot", exec, deltas, key, zeroTime)
+						o, err := b.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: "hot", ExecutionID: exec, Deltas: q{"t": n}, IdempotencyKey: key})
 						if err != nil {
 							fail("record_spend", err)
 							break
@@ -97,18 +117,18 @@ func TestSixtyFourClientsNeverOverspendOneBudget(t *testing.T) {
 						}
 					}
 					if rng.IntN(2) == 0 {
-						rel, err := releaseSpend(db, "hot", exec, zeroTime)
+						rel, err := b.ReleaseSpend(ctx, spendcap.ReleaseSpendParams{BudgetID: "hot", ExecutionID: exec})
 						if err != nil {
 							fail("release_spend", err)
 						}
 						applied.Add(-rel["t"])
 					}
-				default: // reserve (retried with its key), then settle for at most the reservation or cancel
+				default: // reserve (retried with its key), then settle for at most the reservation, or cancel
 					rid := fmt.Sprintf("r%d-%d", c, r)
-					var o outcome
+					var o spendcap.Outcome
 					var err error
 					for try := 0; try < 2; try++ {
-						if o, err = reserve(db, "hot", rid, deltas, 600, key, zeroTime); err != nil {
+						if o, err = b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "hot", ReservationID: rid, Amounts: q{"t": n}, TTLSeconds: 600, IdempotencyKey: key}); err != nil {
 							fail("reserve", err)
 						}
 					}
@@ -116,19 +136,19 @@ func TestSixtyFourClientsNeverOverspendOneBudget(t *testing.T) {
 						continue
 					}
 					if rng.IntN(3) == 0 {
-						if _, err := cancelReservation(db, "hot", rid, zeroTime); err != nil {
+						if _, err := b.CancelReservation(ctx, spendcap.CancelReservationParams{BudgetID: "hot", ReservationID: rid}); err != nil {
 							fail("cancel_reservation", err)
 						}
 						continue
 					}
 					actual := int64(rng.IntN(int(n) + 1))
-					so, err := settle(db, "hot", rid, fmt.Sprintf(`{"t": %d}`, actual), zeroTime)
+					so, err := b.Settle(ctx, spendcap.SettleParams{BudgetID: "hot", ReservationID: rid, Actual: q{"t": actual}})
 					if err != nil {
 						fail("settle", err)
 						continue
 					}
-					if so.Outcome == "hard_breach" {
-						fail("settle", fmt.Errorf("settling within the reservation breached: %v", so))
+					if so.Outcome == spendcap.HardBreach {
+						fail("settle", fmt.Errorf("settling within the reservation breached: %+v", so))
 					}
 					applied.Add(actual)
 				}
@@ -143,7 +163,10 @@ func TestSixtyFourClientsNeverOverspendOneBudget(t *testing.T) {
 		t.Errorf("a caller saw: %v", k)
 		return true
 	})
-	st := mustStatus(t, db, "hot", nil)
+	st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "hot"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if st.Usage["t"] != applied.Load() {
 		t.Errorf("final usage %d, but the applied deltas add up to %d", st.Usage["t"], applied.Load())
 	}

@@ -4,6 +4,7 @@ package tests
 
 import (
 	"context"
+	"flag"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,7 +19,16 @@ import (
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain runs 2,000 differential sequences unless -rapid.checks says otherwise.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "rapid.checks" })
+	if !set {
+		_ = flag.Set("rapid.checks", "2000")
+	}
+	testenv.Main(m)
+}
 
 var ctx = context.Background()
 

@@ -2,6 +2,7 @@ package valkey
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/spendcap/spendcap"
@@ -208,27 +209,32 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 }
 
 // ZoneOffsets returns the offset table of an IANA zone for the library (SPEC §11): pairs of
-// [from_ms, offset_seconds] from 1970 to 30 years after at (now when zero). It returns nil for
-// UTC, fixed offsets and names Go does not know (the library then refuses the zone).
+// [from_ms, offset_seconds] from 1970 to the end of the year 30 years after at (now when zero).
+// It returns nil for UTC, fixed offsets and names Go does not know (the library then refuses the
+// zone).
 func ZoneOffsets(name string, at time.Time) [][2]int64 {
 	if name == "" || name == "UTC" || name[0] == '+' || name[0] == '-' {
-		return nil
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
 		return nil
 	}
 	if at.IsZero() {
 		at = time.Now()
 	}
-	until := at.AddDate(30, 0, 0)
+	key := zoneKey{name, at.UTC().Year() + 31}
+	if v, ok := zoneCache.Load(key); ok {
+		return v.([][2]int64)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil
+	}
+	until := time.Date(key.untilYear, 1, 1, 0, 0, 0, 0, time.UTC)
 	t := time.Unix(0, 0).In(loc)
 	_, off := t.Zone()
 	out := [][2]int64{{t.UnixMilli(), int64(off)}}
 	for {
 		_, end := t.ZoneBounds()
 		if end.IsZero() || end.After(until) {
-			return out
+			break
 		}
 		if !end.After(t) {
 			// Beyond the zone file's table Go computes zones a year at a time and may report the
@@ -240,4 +246,14 @@ func ZoneOffsets(name string, at time.Time) [][2]int64 {
 		}
 		t = end
 	}
+	zoneCache.Store(key, out)
+	return out
 }
+
+type zoneKey struct {
+	name      string
+	untilYear int
+}
+
+// zoneCache keeps computed tables: walking 60 years of zone bounds takes tens of milliseconds.
+var zoneCache sync.Map

@@ -656,8 +656,12 @@ local function admit(op, keys, a)
         end
     end
 
-    if op == 'reserve' and redis.call('HEXISTS', key .. ':r', ref) == 1 then
-        invalid('reservation_id', 'reservation ' .. cjson.encode(ref) .. ' is live')
+    if op == 'reserve' then
+        -- An expired reservation may still be in the hash (its removal is queued): not live.
+        local raw = redis.call('HGET', key .. ':r', ref)
+        if raw and cjson.decode(raw).exp > t then
+            invalid('reservation_id', 'reservation ' .. cjson.encode(ref) .. ' is live')
+        end
     end
 
     local o = evaluate(b, b.reserved, d, deltas_arg, false)
@@ -674,7 +678,8 @@ local function admit(op, keys, a)
         else
             b.usage = plus(b.usage, d)
             if op == 'record_spend' then
-                local prev = redis.call('HGET', key .. ':l', ref)
+                -- After a roll the ledger's old entries are being deleted: start afresh.
+                local prev = not b._rolled and redis.call('HGET', key .. ':l', ref) or nil
                 queue(b, 'HSET', key .. ':l', ref, encode(plus(prev and cjson.decode(prev) or {}, d)))
             end
         end

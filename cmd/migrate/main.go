@@ -13,6 +13,7 @@
 //	status     list applied and pending migrations and function files
 //	force V    set the schema version to V without running anything (dirty recovery; -1 = none)
 //	sql        print the complete install script (for `migrate sql | psql`)
+//	valkey-load  load the Valkey Functions library (FUNCTION LOAD REPLACE) on every primary
 //
 // Exit codes: 0 success, 1 failure, 2 usage error, 3 dirty schema, 4 timed out waiting for the
 // deploy lock.
@@ -54,6 +55,8 @@ Commands:
   status     list applied and pending migrations and function files
   force V    set the schema version to V without running anything (dirty recovery; -1 = none)
   sql        print the complete install script: migrate sql | psql -v ON_ERROR_STOP=1 "$DATABASE_URL"
+  valkey-load  load the Valkey Functions library on every primary of --valkey-url (else $VALKEY_URL);
+             with --valkey-cluster the URL is a seed node of a Valkey Cluster
 
 The database is --database-url, else $DATABASE_URL, else the standard PG* variables.
 Results go to stdout, logs to stderr.
@@ -68,7 +71,9 @@ func main() {
 }
 
 type options struct {
-	databaseURL string
+	valkeyURL     string
+	valkeyCluster bool
+	databaseURL   string
 	lockTimeout time.Duration
 	format      string
 	logFormat   string
@@ -79,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.StringVar(&o.valkeyURL, "valkey-url", "", "Valkey URL for valkey-load, redis://[user:password@]host:port (default $VALKEY_URL)")
+	fs.BoolVar(&o.valkeyCluster, "valkey-cluster", false, "valkey-load: --valkey-url is a seed node of a Valkey Cluster")
 	fs.StringVar(&o.databaseURL, "database-url", "", "Postgres URL or keyword DSN (default $DATABASE_URL, else PG* variables)")
 	fs.DurationVar(&o.lockTimeout, "lock-timeout", migrator.DefaultLockTimeout, "how long to wait for another deploy to release the lock")
 	fs.StringVar(&o.format, "format", "text", "result format on stdout: text or json")
@@ -114,7 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 	cmd, cmdArgs := positional[0], positional[1:]
-	wantArgs := map[string]int{"up": 0, "down": 1, "version": 0, "status": 0, "force": 1, "sql": 0}
+	wantArgs := map[string]int{"up": 0, "down": 1, "version": 0, "status": 0, "force": 1, "sql": 0, "valkey-load": 0}
 	n, known := wantArgs[cmd]
 	if !known {
 		return usageErr("unknown command %q", cmd)
@@ -130,6 +137,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprint(stdout, script)
 		return exitOK
+	}
+
+	if cmd == "valkey-load" {
+		return valkeyLoad(o, stdout, stderr, logger)
 	}
 
 	url := o.databaseURL

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/spendcap/spendcap/internal/localserver"
 	"github.com/spendcap/spendcap/internal/migrator"
 	"github.com/spendcap/spendcap/internal/testenv"
 )
@@ -275,4 +277,40 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestValkeyLoadLoadsTheLibraryOnce(t *testing.T) {
+	t.Parallel()
+	v, err := localserver.StartValkey(context.Background(), localserver.ValkeyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Stop)
+	r := runCLI("valkey-load", "--valkey-url", v.URL, "--format=json")
+	var res struct {
+		Library string `json:"library"`
+		Loaded  int    `json:"loaded"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); r.code != exitOK || err != nil || res.Loaded != 1 || res.Library != "spendcap" {
+		t.Fatalf("first valkey-load: exit %d, %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI("valkey-load", "--valkey-url", v.URL)
+	if r.code != exitOK || !strings.Contains(r.stdout, "loaded on 0 primaries") {
+		t.Errorf("second valkey-load: exit %d, %s", r.code, r.stdout)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: v.Addr})
+	defer rdb.Close()
+	if err := rdb.FCall(context.Background(), "sc_create_budget", []string{"sc:{b1}"}, `{"budget_id":"b1"}`).Err(); err != nil {
+		t.Errorf("FCALL after valkey-load: %v", err)
+	}
+}
+
+func TestValkeyLoadWithoutURLIsAUsageError(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(migrateBinary(t), "valkey-load")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != exitUsage || !strings.Contains(string(out), "--valkey-url") {
+		t.Errorf("valkey-load without a URL: exit %d, %s", cmd.ProcessState.ExitCode(), out)
+	}
 }

@@ -11,9 +11,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap/internal/localserver"
 	"github.com/spendcap/spendcap/internal/migrator"
+	"github.com/spendcap/spendcap/valkey"
 )
 
 // Default ports, tried first so that connection strings stay the same between runs.
@@ -36,7 +38,8 @@ type Env struct {
 	vk         *localserver.Valkey
 }
 
-// Start brings up Postgres and Valkey with their data in dir, creates and migrates the database.
+// Start brings up Postgres and Valkey with their data in dir, creates and migrates the database,
+// and loads the Valkey library.
 func Start(ctx context.Context, dir string, logger *slog.Logger) (*Env, error) {
 	pg, err := localserver.StartPostgres(ctx, localserver.PostgresOptions{
 		Dir: filepath.Join(dir, "postgres"), Durable: true, Port: DefaultPostgresPort, MaxConnections: 100})
@@ -75,6 +78,12 @@ func Start(ctx context.Context, dir string, logger *slog.Logger) (*Env, error) {
 	if _, err := m.Up(ctx); err != nil {
 		env.Stop()
 		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: env.ValkeyAddr})
+	defer rdb.Close()
+	if _, err := valkey.Load(ctx, rdb); err != nil {
+		env.Stop()
+		return nil, err
 	}
 	return env, nil
 }

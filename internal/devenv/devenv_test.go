@@ -10,8 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spendcap/spendcap/internal/devenv"
-	"github.com/spendcap/spendcap/internal/localserver"
 )
 
 func TestDevEnvironmentComesUpMigratedAndKeepsDataBetweenRuns(t *testing.T) {
@@ -39,8 +39,11 @@ func TestDevEnvironmentComesUpMigratedAndKeepsDataBetweenRuns(t *testing.T) {
 		env.Stop()
 		t.Fatalf("create_budget on the dev database: %v", err)
 	}
-	if err := localserver.Ping(ctx, env.ValkeyAddr); err != nil {
-		t.Errorf("dev valkey: %v", err)
+	rdb := redis.NewClient(&redis.Options{Addr: env.ValkeyAddr})
+	err = rdb.FCall(ctx, "sc_create_budget", []string{"sc:{demo}"}, `{"budget_id":"demo"}`).Err()
+	_ = rdb.Close()
+	if err != nil {
+		t.Errorf("dev valkey has no spendcap library: %v", err)
 	}
 	env.Stop()
 

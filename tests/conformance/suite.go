@@ -37,10 +37,15 @@ func Run(t *testing.T, open Open) {
 
 // RunMatching runs the scenarios whose name contains substr ("" for all).
 func RunMatching(t *testing.T, open Open, substr string) {
+	RunSelected(t, open, func(name string) bool { return strings.Contains(name, substr) })
+}
+
+// RunSelected runs the scenarios whose name keep accepts.
+func RunSelected(t *testing.T, open Open, keep func(name string) bool) {
 	sorted := append([]scenario(nil), scenarios...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
 	for _, s := range sorted {
-		if !strings.Contains(s.name, substr) {
+		if !keep(s.name) {
 			continue
 		}
 		t.Run(s.name, func(t *testing.T) {

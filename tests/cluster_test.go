@@ -1,0 +1,162 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/localserver"
+	"github.com/spendcap/spendcap/tests/conformance"
+	"github.com/spendcap/spendcap/valkey"
+)
+
+// clusterSlice names the conformance scenarios run through a ClusterClient: windows, admission,
+// keys, the ledger and reservations (validation scenarios depend on exact ids, which the prefix
+// below changes).
+var clusterSlice = []string{"Monthly", "Daily", "Hourly", "Report", "Hard", "Soft", "Observe", "Key", "Release",
+	"RecordSpend", "Reservation", "Settle", "Cancel", "ManualReset", "History", "DeleteBudget", "SetLimits"}
+
+func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
+	t.Parallel()
+	cluster, err := localserver.StartValkeyCluster(context.Background(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Stop)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs})
+	t.Cleanup(func() { _ = rdb.Close() })
+	c, err := valkey.New(context.Background(), rdb, valkey.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The library is on every primary.
+	var mu sync.Mutex
+	primaries := 0
+	err = rdb.ForEachMaster(context.Background(), func(ctx context.Context, n *redis.Client) error {
+		libs, err := n.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: valkey.LibraryName}).Result()
+		if err == nil && len(libs) == 1 {
+			mu.Lock()
+			primaries++
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil || primaries != 3 {
+		t.Fatalf("library on %d of 3 primaries (%v)", primaries, err)
+	}
+	var seq atomic.Int64
+	ran := 0
+	// t.Run returns when the parallel scenarios of the group have finished.
+	t.Run("slice", func(t *testing.T) {
+		conformance.RunSelected(t, func(t *testing.T) spendcap.Budgets {
+			return prefixed{c, fmt.Sprintf("t%d-", seq.Add(1))}
+		}, func(name string) bool {
+			for _, s := range clusterSlice {
+				if strings.Contains(name, s) {
+					ran++
+					return true
+				}
+			}
+			return false
+		})
+	})
+	if ran < 30 {
+		t.Errorf("the slice ran %d scenarios", ran)
+	}
+	// The budgets of the scenarios spread over every primary.
+	keys := 0
+	_ = rdb.ForEachMaster(context.Background(), func(ctx context.Context, n *redis.Client) error {
+		if k, err := n.DBSize(ctx).Result(); err == nil && k > 0 {
+			mu.Lock()
+			keys++
+			mu.Unlock()
+		}
+		return nil
+	})
+	if keys != 3 {
+		t.Errorf("keys on %d of 3 primaries", keys)
+	}
+}
+
+// prefixed gives each test its own budget ids on a shared server (a cluster has one database).
+type prefixed struct {
+	spendcap.Budgets
+	p string
+}
+
+func (b prefixed) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.Created, error) {
+	p.BudgetID = b.p + p.BudgetID
+	c, err := b.Budgets.CreateBudget(ctx, p)
+	c.BudgetID = strings.TrimPrefix(c.BudgetID, b.p)
+	return c, err
+}
+
+func (b prefixed) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spendcap.Status, error) {
+	p.BudgetID = b.p + p.BudgetID
+	st, err := b.Budgets.SetLimits(ctx, p)
+	st.BudgetID = strings.TrimPrefix(st.BudgetID, b.p)
+	return st, err
+}
+
+func (b prefixed) DeleteBudget(ctx context.Context, p spendcap.DeleteBudgetParams) (bool, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Budgets.DeleteBudget(ctx, p)
+}
+
+func (b prefixed) ReportUsage(ctx context.Context, p spendcap.ReportUsageParams) (spendcap.Outcome, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Budgets.ReportUsage(ctx, p)
+}
+
+func (b prefixed) CheckUsage(ctx context.Context, p spendcap.CheckUsageParams) (spendcap.Outcome, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Budgets.CheckUsage(ctx, p)
+}
+
+func (b prefixed) RecordSpend(ctx context.Context, p spendcap.RecordSpendParams) (spendcap.Outcome, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Budgets.RecordSpend(ctx, p)
+}
+
+func (b prefixed) ReleaseSpend(ctx context.Context, p spendcap.ReleaseSpendParams) (map[string]int64, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Budgets.ReleaseSpend(ctx, p)
+}
+
+func (b prefixed) Reserve(ctx context.Context, p spendcap.ReserveParams) (spendcap.Outcome, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Budgets.Reserve(ctx, p)
+}
+
+func (b prefixed) Settle(ctx context.Context, p spendcap.SettleParams) (spendcap.Outcome, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Budgets.Settle(ctx, p)
+}
+
+func (b prefixed) CancelReservation(ctx context.Context, p spendcap.CancelReservationParams) (map[string]int64, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Budgets.CancelReservation(ctx, p)
+}
+
+func (b prefixed) ResetBudget(ctx context.Context, p spendcap.ResetBudgetParams) (spendcap.Window, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Budgets.ResetBudget(ctx, p)
+}
+
+func (b prefixed) BudgetStatus(ctx context.Context, p spendcap.BudgetStatusParams) (spendcap.Status, error) {
+	p.BudgetID = b.p + p.BudgetID
+	st, err := b.Budgets.BudgetStatus(ctx, p)
+	st.BudgetID = strings.TrimPrefix(st.BudgetID, b.p)
+	return st, err
+}
+
+func (b prefixed) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryParams) ([]spendcap.HistoryWindow, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Budgets.BudgetHistory(ctx, p)
+}

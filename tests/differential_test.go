@@ -1,0 +1,249 @@
+package tests
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/tests/conformance"
+)
+
+// The differential test runs random call sequences on both backends and requires identical
+// results: every outcome, error code, status and history. `make test` runs 2,000 sequences;
+// more with -rapid.checks=N (see TestMain).
+
+var (
+	zones   = []string{"UTC", "America/New_York", "Asia/Kolkata", "Europe/London", "Australia/Lord_Howe", "+05:45", "-03:30"}
+	periods = []string{"", "1 second", "1 minute", "15 minutes", "1 hour", "7 hours", "1 day", "2 days", "1 week", "1 month", "3 months", "1 year"}
+	dims    = []string{"a", "b", "Z"}
+	steps   = []time.Duration{0, time.Millisecond, time.Second, 59 * time.Second, time.Minute, 17 * time.Minute, time.Hour,
+		5 * time.Hour, 24 * time.Hour, 3 * 24 * time.Hour, 31 * 24 * time.Hour, 400 * 24 * time.Hour}
+)
+
+type differ struct {
+	rt     *rapid.T
+	pg, vk spendcap.Budgets
+	log    []string
+}
+
+// errKey is what must agree about an error: the code and the argument the message names.
+func errKey(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *spendcap.Error
+	if !errors.As(err, &e) {
+		return "unexpected: " + err.Error()
+	}
+	arg, _, _ := strings.Cut(e.Message, ":")
+	return e.Code + " " + arg
+}
+
+func (d *differ) same(what string, call func(b spendcap.Budgets) (string, error)) {
+	d.rt.Helper()
+	r1, e1 := call(d.pg)
+	r2, e2 := call(d.vk)
+	d.log = append(d.log, fmt.Sprintf("%s -> %s%s", what, r1, errKey(e1)))
+	if strings.HasPrefix(errKey(e1), "unexpected") || strings.HasPrefix(errKey(e2), "unexpected") || errKey(e1) != errKey(e2) || r1 != r2 {
+		d.rt.Fatalf("backends differ on %s\npostgres: %s %v\nvalkey:   %s %v\nsequence so far:\n  %s", what, r1, e1, r2, e2, strings.Join(d.log, "\n  "))
+	}
+}
+
+func drawQuantities(rt *rapid.T, label string, min int, maxValue int64) map[string]int64 {
+	out := map[string]int64{}
+	n := rapid.IntRange(min, len(dims)).Draw(rt, label+" dims")
+	for _, i := range rapid.Permutation([]int{0, 1, 2}).Draw(rt, label+" order")[:n] {
+		out[dims[i]] = rapid.Int64Range(0, maxValue).Draw(rt, label+" "+dims[i])
+	}
+	return out
+}
+
+func drawDefinition(rt *rapid.T, id string, now time.Time) spendcap.CreateBudgetParams {
+	hard := drawQuantities(rt, "hard", 0, 30)
+	soft := map[string]int64{}
+	for d, h := range drawQuantities(rt, "soft", 0, 30) {
+		if hv, ok := hard[d]; ok && h > hv {
+			h = hv
+		}
+		soft[d] = h
+	}
+	p := spendcap.CreateBudgetParams{BudgetID: id, HardLimits: hard, SoftLimits: soft,
+		ResetEvery: rapid.SampledFrom(periods).Draw(rt, "period"), ResetTimezone: rapid.SampledFrom(zones).Draw(rt, "zone"),
+		Mode:            rapid.SampledFrom([]spendcap.Mode{spendcap.Enforce, spendcap.Enforce, spendcap.Observe}).Draw(rt, "mode"),
+		DedupTTLSeconds: rapid.SampledFrom([]int32{1, 60, 3600, 86400}).Draw(rt, "ttl"), At: now}
+	if p.ResetEvery != "" && rapid.IntRange(0, 3).Draw(rt, "explicit anchor") == 0 {
+		anchor := now.Add(time.Duration(rapid.Int64Range(-90*24, 30*24).Draw(rt, "anchor hours")) * time.Hour).Add(
+			time.Duration(rapid.Int64Range(0, 59).Draw(rt, "anchor minutes")) * time.Minute)
+		p.ResetAnchor = &anchor
+	}
+	return p
+}
+
+func createdString(c spendcap.Created) string {
+	return fmt.Sprintf("created=%v [%s, %s)", c.Created, c.WindowStart.UTC().Format(time.RFC3339Nano), timeString(c.NextResetAt))
+}
+
+func timeString(t *time.Time) string {
+	if t == nil {
+		return "null"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func mapString(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	return "{" + strings.Join(parts, " ") + "}"
+}
+
+var sequenceID atomic.Int64
+
+func TestDifferentialPostgresAgainstValkey(t *testing.T) {
+	t.Parallel()
+	pg, vk := openPostgres(t), openValkey(t)
+	rapid.Check(t, func(rt *rapid.T) {
+		d := &differ{rt: rt, pg: pg, vk: vk}
+		prefix := fmt.Sprintf("s%d-", sequenceID.Add(1))
+		now := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(
+			time.Duration(rapid.Int64Range(0, 10*365*24*3600).Draw(rt, "start second")) * time.Second)
+		ids := []string{prefix + "x", prefix + "y"}
+		defs := map[string]spendcap.CreateBudgetParams{}
+		for _, id := range ids {
+			defs[id] = drawDefinition(rt, id, now)
+			p := defs[id]
+			d.same("create "+id, func(b spendcap.Budgets) (string, error) {
+				c, err := b.CreateBudget(ctx, p)
+				return createdString(c), err
+			})
+		}
+		key := func(label string) string { return rapid.SampledFrom([]string{"", "k1", "k2", "k3"}).Draw(rt, label) }
+		n := rapid.IntRange(1, 30).Draw(rt, "calls")
+		for i := 0; i < n; i++ {
+			now = now.Add(rapid.SampledFrom(steps).Draw(rt, "step"))
+			at := now
+			if rapid.IntRange(0, 9).Draw(rt, "at in the past") == 0 {
+				at = now.Add(-rapid.SampledFrom(steps).Draw(rt, "back"))
+			}
+			id := rapid.SampledFrom(ids).Draw(rt, "budget")
+			exec := rapid.SampledFrom([]string{"e1", "e2"}).Draw(rt, "execution")
+			rid := rapid.SampledFrom([]string{"r1", "r2", "r3"}).Draw(rt, "reservation")
+			switch op := rapid.IntRange(0, 13).Draw(rt, "op"); op {
+			case 0, 1, 2:
+				deltas, k := drawQuantities(rt, "deltas", 0, 12), key("key")
+				d.same(fmt.Sprintf("report_usage %s %v %q at %s", id, deltas, k, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+					o, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: id, Deltas: deltas, DedupKey: k, At: at})
+					return conformance.OutcomeString(o), err
+				})
+			case 3:
+				deltas := drawQuantities(rt, "deltas", 1, 12)
+				d.same(fmt.Sprintf("check_usage %s %v at %s", id, deltas, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+					o, err := b.CheckUsage(ctx, spendcap.CheckUsageParams{BudgetID: id, Deltas: deltas, At: at})
+					return conformance.OutcomeString(o), err
+				})
+			case 4, 5:
+				deltas, k := drawQuantities(rt, "deltas", 1, 12), key("key")
+				d.same(fmt.Sprintf("record_spend %s %s %v %q at %s", id, exec, deltas, k, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+					o, err := b.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: id, ExecutionID: exec, Deltas: deltas, IdempotencyKey: k, At: at})
+					return conformance.OutcomeString(o), err
+				})
+			case 6:
+				d.same(fmt.Sprintf("release_spend %s %s at %s", id, exec, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+					r, err := b.ReleaseSpend(ctx, spendcap.ReleaseSpendParams{BudgetID: id, ExecutionID: exec, At: at})
+					return mapString(r), err
+				})
+			case 7, 8:
+				amounts, k := drawQuantities(rt, "amounts", 1, 12), key("key")
+				ttl := rapid.SampledFrom([]int32{1, 30, 600, 86400}).Draw(rt, "reservation ttl")
+				d.same(fmt.Sprintf("reserve %s %s %v ttl %d %q at %s", id, rid, amounts, ttl, k, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+					o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: amounts, TTLSeconds: ttl, IdempotencyKey: k, At: at})
+					return conformance.OutcomeString(o), err
+				})
+			case 9:
+				actual := drawQuantities(rt, "actual", 0, 15)
+				d.same(fmt.Sprintf("settle %s %s %v at %s", id, rid, actual, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+					o, err := b.Settle(ctx, spendcap.SettleParams{BudgetID: id, ReservationID: rid, Actual: actual, At: at})
+					return conformance.OutcomeString(o), err
+				})
+			case 10:
+				d.same(fmt.Sprintf("cancel_reservation %s %s at %s", id, rid, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+					r, err := b.CancelReservation(ctx, spendcap.CancelReservationParams{BudgetID: id, ReservationID: rid, At: at})
+					return mapString(r), err
+				})
+			case 11:
+				d.same(fmt.Sprintf("reset_budget %s at %s", id, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+					w, err := b.ResetBudget(ctx, spendcap.ResetBudgetParams{BudgetID: id, At: at})
+					return fmt.Sprintf("seq %d [%s, %s)", w.WindowSeq, w.WindowStart.UTC().Format(time.RFC3339Nano), timeString(w.NextResetAt)), err
+				})
+			case 12:
+				p := spendcap.SetLimitsParams{BudgetID: id, At: at}
+				if rapid.Bool().Draw(rt, "new hard") {
+					p.HardLimits = drawQuantities(rt, "hard", 0, 30)
+				}
+				if rapid.Bool().Draw(rt, "new soft") {
+					p.SoftLimits = drawQuantities(rt, "soft", 0, 30)
+				}
+				if rapid.Bool().Draw(rt, "new mode") {
+					p.Mode = rapid.SampledFrom([]spendcap.Mode{spendcap.Enforce, spendcap.Observe}).Draw(rt, "mode")
+				}
+				d.same(fmt.Sprintf("set_limits %+v", p), func(b spendcap.Budgets) (string, error) {
+					st, err := b.SetLimits(ctx, p)
+					return conformance.StatusString(st), err
+				})
+			case 13:
+				switch rapid.IntRange(0, 2).Draw(rt, "lifecycle") {
+				case 0: // create again: identical, or with another definition
+					p := defs[id]
+					p.At = at
+					if rapid.Bool().Draw(rt, "change definition") {
+						p = drawDefinition(rt, id, at)
+					}
+					d.same("create again "+id, func(b spendcap.Budgets) (string, error) {
+						c, err := b.CreateBudget(ctx, p)
+						return createdString(c), err
+					})
+				case 1: // delete and create anew
+					d.same("delete "+id, func(b spendcap.Budgets) (string, error) {
+						ok, err := b.DeleteBudget(ctx, spendcap.DeleteBudgetParams{BudgetID: id, At: at})
+						return fmt.Sprint(ok), err
+					})
+					defs[id] = drawDefinition(rt, id, at)
+					p := defs[id]
+					d.same("create "+id, func(b spendcap.Budgets) (string, error) {
+						c, err := b.CreateBudget(ctx, p)
+						return createdString(c), err
+					})
+				default:
+					maxRows := rapid.Int32Range(1, 5).Draw(rt, "max rows")
+					d.same(fmt.Sprintf("budget_history %s %d at %s", id, maxRows, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+						h, err := b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: id, MaxRows: maxRows, At: at})
+						return conformance.HistoryString(h), err
+					})
+				}
+			}
+			d.same(fmt.Sprintf("budget_status %s at %s", id, now.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+				st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id, At: now})
+				return conformance.StatusString(st), err
+			})
+		}
+		for _, id := range ids {
+			d.same("final history "+id, func(b spendcap.Budgets) (string, error) {
+				h, err := b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: id, At: now})
+				return conformance.HistoryString(h), err
+			})
+		}
+	})
+}

@@ -1,0 +1,142 @@
+package valkey_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/localserver"
+	"github.com/spendcap/spendcap/internal/testenv"
+	"github.com/spendcap/spendcap/valkey"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var ctx = context.Background()
+
+// ownServer starts a Valkey of this test's own, for tests that change server-wide state.
+func ownServer(t *testing.T) *redis.Client {
+	t.Helper()
+	v, err := localserver.StartValkey(ctx, localserver.ValkeyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Stop)
+	c := redis.NewClient(&redis.Options{Addr: v.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestNewLoadsTheLibraryOnlyWhenTheServerCopyDiffers(t *testing.T) {
+	t.Parallel()
+	rdb := ownServer(t)
+	if n, err := valkey.Load(ctx, rdb); err != nil || n != 1 {
+		t.Fatalf("first load: %d, %v", n, err)
+	}
+	if n, err := valkey.Load(ctx, rdb); err != nil || n != 0 {
+		t.Fatalf("second load: %d, %v; want 0 (the server has this version)", n, err)
+	}
+	// An older library of the same name is replaced.
+	old := "#!lua name=spendcap\nredis.register_function('sc_budget_status', function() return 'old' end)\n"
+	if err := rdb.FunctionLoadReplace(ctx, old).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := valkey.New(ctx, rdb, valkey.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	libs, err := rdb.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: "spendcap", WithCode: true}).Result()
+	if err != nil || len(libs) != 1 || libs[0].Code != valkey.Library {
+		t.Errorf("after New: %d libraries, err %v; want the embedded one", len(libs), err)
+	}
+	// Read-only calls are flagged no-writes, so FCALL_RO accepts them.
+	for _, f := range libs[0].Functions {
+		ro := f.Name == "sc_budget_status" || f.Name == "sc_check_usage" || f.Name == "sc_budget_history"
+		if ro != (len(f.Flags) == 1 && f.Flags[0] == "no-writes") {
+			t.Errorf("%s flags %v", f.Name, f.Flags)
+		}
+	}
+}
+
+func TestNewRefusesAServerThatCouldEvictBudgetKeys(t *testing.T) {
+	t.Parallel()
+	rdb := ownServer(t)
+	if err := rdb.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := valkey.New(ctx, rdb, valkey.Options{})
+	if !errors.Is(err, valkey.ErrEvictionPolicy) || !strings.Contains(err.Error(), "allkeys-lru") {
+		t.Errorf("New on allkeys-lru: %v, want ErrEvictionPolicy naming the policy", err)
+	}
+	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowEviction: true}); err != nil {
+		t.Errorf("New with AllowEviction: %v", err)
+	}
+}
+
+func TestErrorRepliesMapToSentinels(t *testing.T) {
+	t.Parallel()
+	c, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "nope"})
+	var e *spendcap.Error
+	var re redis.Error
+	if !errors.Is(err, spendcap.ErrBudgetNotFound) || !errors.As(err, &e) || e.Code != "SC001" ||
+		e.Message != `budget_id: budget "nope" not found` || !errors.As(err, &re) {
+		t.Errorf("err = %v (%T), want SC001 mapped, unwrapping to the redis error", err, err)
+	}
+}
+
+func TestTheBaseKeyMustMatchTheBudget(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Valkey(t)
+	if _, err := valkey.New(ctx, rdb, valkey.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	err := rdb.FCall(ctx, "sc_create_budget", []string{"sc:{other}"}, `{"budget_id": "b1"}`).Err()
+	if err == nil || !strings.HasPrefix(err.Error(), "SC002 budget_id: ") {
+		t.Errorf("create with the key of another budget: %v", err)
+	}
+}
+
+func TestReadmeFCallExample(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Valkey(t)
+	if _, err := valkey.New(ctx, rdb, valkey.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.FCall(ctx, "sc_create_budget", []string{"sc:{b1}"}, `{"budget_id":"b1","hard_limits":{"tokens":100}}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := rdb.FCall(ctx, "sc_report_usage", []string{"sc:{b1}"}, `{"budget_id":"b1","deltas":{"tokens":5}}`).Text()
+	if err != nil || !strings.Contains(reply, `"outcome":"ok"`) || !strings.Contains(reply, `"applied":true`) {
+		t.Errorf("FCALL sc_report_usage = %s, %v", reply, err)
+	}
+}
+
+func TestZoneOffsetsFollowGoZoneData(t *testing.T) {
+	at := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
+	ny := valkey.ZoneOffsets("America/New_York", at)
+	// 2026-03-08 07:00 UTC: EST (-5h) becomes EDT (-4h).
+	found := false
+	for _, p := range ny {
+		found = found || (p[0] == time.Date(2026, 3, 8, 7, 0, 0, 0, time.UTC).UnixMilli() && p[1] == -4*3600)
+	}
+	last := ny[len(ny)-1][0]
+	if !found || last < time.Date(2055, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli() {
+		t.Errorf("New York table lacks the 2026 change or ends at %v", time.UnixMilli(last))
+	}
+	if k := valkey.ZoneOffsets("Asia/Kolkata", at); len(k) != 1 || k[0][1] != 19800 {
+		t.Errorf("Kolkata: %v", k)
+	}
+	for _, z := range []string{"UTC", "+05:30", "-03:00", "", "Not/AZone"} {
+		if o := valkey.ZoneOffsets(z, at); o != nil {
+			t.Errorf("%q: %v, want nil", z, o)
+		}
+	}
+}
