@@ -4,8 +4,8 @@ package tests
 
 import (
 	"context"
-	"flag"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"sync/atomic"

@@ -74,10 +74,10 @@ type options struct {
 	valkeyURL     string
 	valkeyCluster bool
 	databaseURL   string
-	lockTimeout time.Duration
-	format      string
-	logFormat   string
-	logLevel    string
+	lockTimeout   time.Duration
+	format        string
+	logFormat     string
+	logLevel      string
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
