@@ -44,9 +44,6 @@ func (o outcome) String() string {
 		o.WindowStart.UTC().Format(time.RFC3339Nano), fmtT(o.NextResetAt), fmtT(o.ExpiresAt))
 }
 
-// zeroTime as `at` means null: the server's clock.
-var zeroTime time.Time
-
 func nullTimes(args []any) []any {
 	for i, a := range args {
 		if v, ok := a.(time.Time); ok && v.IsZero() {
@@ -90,20 +87,6 @@ func reserve(db *pgxpool.Pool, id, rid, amounts string, ttl int, key string, at 
 
 func settle(db *pgxpool.Pool, id, rid, actual string, at time.Time) (outcome, error) {
 	return one[outcome](db, `SELECT * FROM spendcap.settle(budget_id => $1, reservation_id => $2, actual => $3, at => $4)`, id, rid, actual, at)
-}
-
-type released struct {
-	Released map[string]int64 `db:"released"`
-}
-
-func releaseSpend(db *pgxpool.Pool, id, exec string, at time.Time) (map[string]int64, error) {
-	r, err := one[released](db, `SELECT * FROM spendcap.release_spend(budget_id => $1, execution_id => $2, at => $3)`, id, exec, at)
-	return r.Released, err
-}
-
-func cancelReservation(db *pgxpool.Pool, id, rid string, at time.Time) (map[string]int64, error) {
-	r, err := one[released](db, `SELECT * FROM spendcap.cancel_reservation(budget_id => $1, reservation_id => $2, at => $3)`, id, rid, at)
-	return r.Released, err
 }
 
 type resetRow struct {
