@@ -20,9 +20,9 @@ build: ## Build the binaries into ./bin
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: dev
-dev: deps ## Run spendcap locally: Postgres + Valkey in ./.spendcap, migrated, until Ctrl-C
-	@$(GO) build -o bin/spendcap-dev ./internal/cmd/dev
-	@exec bin/spendcap-dev
+dev: deps ## Run spendcap locally: Postgres + Valkey in ./.spendcap, migrated, jobs running, until Ctrl-C
+	@$(GO) build -o bin/jobs ./cmd/jobs
+	@exec bin/jobs --dev
 
 .PHONY: test
 test: deps ## Run every test against real Postgres and Valkey servers

@@ -18,6 +18,7 @@ var Signatures = []string{
 	"spendcap.check_usage(text,jsonb,timestamp with time zone)",
 	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone)",
 	"spendcap.delete_budget(text,timestamp with time zone)",
+	"spendcap.due_windows(timestamp with time zone)",
 	"spendcap.purge_expired(integer,timestamp with time zone)",
 	"spendcap.record_spend(text,text,jsonb,text,timestamp with time zone)",
 	"spendcap.release_spend(text,text,timestamp with time zone)",
@@ -27,6 +28,11 @@ var Signatures = []string{
 	"spendcap.roll_due_windows(integer,timestamp with time zone)",
 	"spendcap.set_limits(text,jsonb,jsonb,text,timestamp with time zone)",
 	"spendcap.settle(text,text,jsonb,timestamp with time zone)",
+}
+
+// BacklogResult is a row of spendcap.backlog_result.
+type BacklogResult struct {
+	Due int64 `db:"due"`
 }
 
 // BudgetStatusResult is a row of spendcap.budget_status_result.
@@ -397,6 +403,39 @@ func (q *Queries) DeleteBudget(ctx context.Context, arg DeleteBudgetParams) (Del
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeleteBudgetRow])
 	if err != nil {
 		return DeleteBudgetRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// DueWindowsParams are the arguments of spendcap.due_windows. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type DueWindowsParams struct {
+	// At is optional.
+	At *time.Time
+}
+
+// DueWindowsRow is the result of spendcap.due_windows.
+type DueWindowsRow = BacklogResult
+
+// DueWindows calls spendcap.due_windows in one statement.
+func (q *Queries) DueWindows(ctx context.Context, arg DueWindowsParams) (DueWindowsRow, error) {
+	args := make([]any, 0, 1)
+	sql := "SELECT due FROM spendcap.due_windows("
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		if len(args) > 1 {
+			sql += ", "
+		}
+		sql += "at => $" + strconv.Itoa(len(args))
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return DueWindowsRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DueWindowsRow])
+	if err != nil {
+		return DueWindowsRow{}, mapError(err)
 	}
 	return res, nil
 }

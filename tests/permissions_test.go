@@ -30,6 +30,7 @@ var apiCalls = []struct {
 	{"spendcap_admin", "roll_due_windows", `SELECT * FROM spendcap.roll_due_windows()`},
 	{"spendcap_admin", "purge_expired", `SELECT * FROM spendcap.purge_expired()`},
 	{"spendcap_admin", "delete_budget", `SELECT * FROM spendcap.delete_budget('b2')`},
+	{"spendcap_admin", "due_windows", `SELECT * FROM spendcap.due_windows()`},
 }
 
 var below = map[string]string{"spendcap_reader": "", "spendcap_writer": "spendcap_reader", "spendcap_admin": "spendcap_writer"}

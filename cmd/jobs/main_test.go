@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/localserver"
+	"github.com/spendcap/spendcap/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildOut  []byte
+	buildErr  error
+)
+
+func jobsBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "spendcap-jobs-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "jobs")
+		buildOut, buildErr = exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v: %s", buildErr, buildOut)
+	}
+	return binPath
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func get(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestWorkerServesMetricsAndStopsCleanlyOnSIGTERMWhileJobsRun(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewDatabase(t)
+	c := gobinding.NewClient(testenv.PoolFor(t, url))
+	past := time.Now().Add(-10*24*time.Hour - 12*time.Hour)
+	for i := 0; i < 1500; i++ {
+		id := fmt.Sprintf("b%d", i)
+		if _, err := c.CreateBudget(context.Background(), spendcap.CreateBudgetParams{BudgetID: id, ResetEvery: "1 day", ResetAnchor: &past, At: past}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ReportUsage(context.Background(), spendcap.ReportUsageParams{BudgetID: id, Deltas: map[string]int64{"t": 1}, At: past}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(jobsBinary(t), "--database-url", url, "--metrics-addr", addr, "--roll-interval", "1s", "--roll-batch", "1")
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	deadline := time.Now().Add(30 * time.Second)
+	// Wait until the roll job is half-way: some windows rolled, some still due.
+	for {
+		code, body := get("http://" + addr + "/metrics")
+		if code == 200 && !strings.Contains(body, "spendcap_windows_rolled_total 0") && strings.Contains(body, "spendcap_windows_rolled_total") {
+			if hc, hb := get("http://" + addr + "/healthz"); hc != 200 || strings.TrimSpace(hb) != "ok" {
+				t.Errorf("/healthz = %d %q", hc, hb)
+			}
+			for _, m := range []string{"spendcap_due_windows", "spendcap_purged_rows_total", "spendcap_job_failures_total"} {
+				if !strings.Contains(body, m) {
+					t.Errorf("/metrics lacks %s", m)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no roll observed in /metrics; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil || cmd.ProcessState.ExitCode() != 0 {
+			t.Errorf("after SIGTERM: %v (exit %d)\n%s", err, cmd.ProcessState.ExitCode(), stderr.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatalf("the worker did not exit after SIGTERM:\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "msg=stopped") {
+		t.Errorf("no clean stop logged:\n%s", stderr.String())
+	}
+}
+
+func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if target, err := os.Readlink(filepath.Join(dir, "postgres", "server")); err == nil {
+			_ = os.RemoveAll(target)
+		}
+	})
+	cmd := exec.Command(jobsBinary(t), "--dev", "--dev-dir", dir, "--metrics-addr", freeAddr(t))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	lines := bufio.NewScanner(stdout)
+	var dbURL, valkeyURL, hint string
+	for lines.Scan() {
+		l := lines.Text()
+		switch {
+		case strings.HasPrefix(l, "DATABASE_URL="):
+			dbURL = strings.TrimPrefix(l, "DATABASE_URL=")
+		case strings.HasPrefix(l, "VALKEY_URL="):
+			valkeyURL = strings.TrimPrefix(l, "VALKEY_URL=")
+		case strings.HasPrefix(l, "try: psql"):
+			hint = l
+		}
+		if hint != "" {
+			break
+		}
+	}
+	if dbURL == "" || valkeyURL == "" || hint == "" {
+		t.Fatalf("stdout lacks the connection strings and the psql hint; stderr:\n%s", stderr.String())
+	}
+	psql := "psql"
+	if bin, err := localserver.FindPostgresBin(); err == nil {
+		if _, err := os.Stat(filepath.Join(bin, "psql")); err == nil {
+			psql = filepath.Join(bin, "psql")
+		}
+	}
+	out, err := exec.Command(psql, "-X", "-At", "-v", "ON_ERROR_STOP=1", dbURL,
+		"-c", `select created from spendcap.create_budget('demo', '{"tokens": 1000}', reset_every => '1 day')`,
+		"-c", `select outcome from spendcap.report_usage('demo', '{"tokens": 120}')`).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "t\nok" {
+		t.Errorf("psql with the printed URL: %v\n%s", err, out)
+	}
+	if !strings.Contains(stderr.String(), "jobs worker running") {
+		t.Errorf("the worker did not start:\n%s", stderr.String())
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("after SIGTERM: %v\n%s", err, stderr.String())
+	}
+}

@@ -1,0 +1,214 @@
+// Package jobs is spendcap's River worker: periodic jobs that materialise due windows
+// (roll_due_windows) and delete what can no longer matter (purge_expired), in batches until
+// nothing is left, with Prometheus metrics. Neither job is needed for correctness — every call
+// rolls lazily and ignores expired rows — they keep history, idle budgets and table sizes tidy.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/spendcap/spendcap/gobinding"
+)
+
+// Defaults of Config.
+const (
+	DefaultRollInterval  = time.Minute
+	DefaultPurgeInterval = 5 * time.Minute
+	DefaultRollBatch     = 1000
+	DefaultPurgeBatch    = 10000
+)
+
+// RollArgs is the roll_due_windows job.
+type RollArgs struct {
+	BatchSize int32 `json:"batch_size"`
+}
+
+// Kind implements river.JobArgs.
+func (RollArgs) Kind() string { return "spendcap_roll_due_windows" }
+
+// PurgeArgs is the purge_expired job.
+type PurgeArgs struct {
+	BatchSize int32 `json:"batch_size"`
+}
+
+// Kind implements river.JobArgs.
+func (PurgeArgs) Kind() string { return "spendcap_purge_expired" }
+
+// Config configures a worker.
+type Config struct {
+	// RollInterval is how often roll_due_windows runs. Defaults to DefaultRollInterval.
+	RollInterval time.Duration
+	// PurgeInterval is how often purge_expired runs. Defaults to DefaultPurgeInterval.
+	PurgeInterval time.Duration
+	// RollBatch and PurgeBatch bound the rows one call handles. Default to DefaultRollBatch and
+	// DefaultPurgeBatch.
+	RollBatch  int32
+	PurgeBatch int32
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the metrics. Defaults to a new registry (see Worker.Registry).
+	Registry *prometheus.Registry
+}
+
+// Worker runs the jobs on a River client.
+type Worker struct {
+	client  *river.Client[pgx.Tx]
+	pool    *pgxpool.Pool
+	metrics *metrics
+	log     *slog.Logger
+	// Registry holds the worker's metrics.
+	Registry *prometheus.Registry
+}
+
+// New builds a worker on pool; Start runs it.
+func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
+	if cfg.RollInterval <= 0 {
+		cfg.RollInterval = DefaultRollInterval
+	}
+	if cfg.PurgeInterval <= 0 {
+		cfg.PurgeInterval = DefaultPurgeInterval
+	}
+	if cfg.RollInterval < time.Second || cfg.PurgeInterval < time.Second {
+		return nil, errors.New("jobs: intervals must be at least 1s")
+	}
+	if cfg.RollBatch <= 0 {
+		cfg.RollBatch = DefaultRollBatch
+	}
+	if cfg.PurgeBatch <= 0 {
+		cfg.PurgeBatch = DefaultPurgeBatch
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	w := &Worker{pool: pool, log: cfg.Logger, Registry: cfg.Registry}
+	w.metrics = newMetrics(cfg.Registry, pool)
+
+	q := gobinding.New(pool)
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &rollWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	if err := river.AddWorkerSafely(workers, &purgeWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	// Unique per period: however many workers run, and whichever is leader, one job per interval.
+	periodic := []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(cfg.RollInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return RollArgs{BatchSize: cfg.RollBatch}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: cfg.RollInterval}}
+		}, &river.PeriodicJobOpts{ID: "spendcap_roll_due_windows", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(cfg.PurgeInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return PurgeArgs{BatchSize: cfg.PurgeBatch}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: cfg.PurgeInterval}}
+		}, &river.PeriodicJobOpts{ID: "spendcap_purge_expired", RunOnStart: true}),
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+		Workers:      workers,
+		PeriodicJobs: periodic,
+		Logger:       cfg.Logger.With("component", "river"),
+		// Short jobs: a batch loop that runs this long is stuck, and River retries it.
+		JobTimeout: 10 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: river client: %w", err)
+	}
+	w.client = client
+	return w, nil
+}
+
+// Start starts fetching and, on the elected leader, enqueueing the periodic jobs.
+func (w *Worker) Start(ctx context.Context) error { return w.client.Start(ctx) }
+
+// Stop stops fetching and waits for running jobs until ctx ends, then cancels them and waits for
+// them to return.
+func (w *Worker) Stop(ctx context.Context) error {
+	err := w.client.Stop(ctx)
+	if err != nil && ctx.Err() != nil {
+		w.log.Warn("jobs did not finish in time: cancelling them")
+		return w.client.StopAndCancel(context.Background())
+	}
+	return err
+}
+
+// Healthy reports whether the worker can reach the database.
+func (w *Worker) Healthy(ctx context.Context) error { return w.pool.Ping(ctx) }
+
+type rollWorker struct {
+	river.WorkerDefaults[RollArgs]
+	q   *gobinding.Queries
+	m   *metrics
+	log *slog.Logger
+}
+
+// Work rolls batches until a batch comes back short: nothing is left.
+func (w *rollWorker) Work(ctx context.Context, job *river.Job[RollArgs]) error {
+	start := time.Now()
+	batch := job.Args.BatchSize
+	var total int64
+	for {
+		r, err := w.q.RollDueWindows(ctx, gobinding.RollDueWindowsParams{MaxRows: &batch})
+		if err != nil {
+			w.m.failures.WithLabelValues("roll_due_windows").Inc()
+			w.log.Error("roll_due_windows failed; River retries it", "err", err, "attempt", job.Attempt)
+			return err
+		}
+		total += r.Rolled
+		w.m.rolled.Add(float64(r.Rolled))
+		if r.Rolled < int64(batch) {
+			break
+		}
+	}
+	w.m.duration.WithLabelValues("roll_due_windows").Observe(time.Since(start).Seconds())
+	w.log.Info("windows rolled", "rolled", total, "duration", time.Since(start))
+	return nil
+}
+
+type purgeWorker struct {
+	river.WorkerDefaults[PurgeArgs]
+	q   *gobinding.Queries
+	m   *metrics
+	log *slog.Logger
+}
+
+// Work purges batches until every kind comes back short.
+func (w *purgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error {
+	start := time.Now()
+	batch := job.Args.BatchSize
+	var total gobinding.PurgeResult
+	for {
+		r, err := w.q.PurgeExpired(ctx, gobinding.PurgeExpiredParams{MaxRows: &batch})
+		if err != nil {
+			w.m.failures.WithLabelValues("purge_expired").Inc()
+			w.log.Error("purge_expired failed; River retries it", "err", err, "attempt", job.Attempt)
+			return err
+		}
+		total.DedupKeys += r.DedupKeys
+		total.LedgerRows += r.LedgerRows
+		total.Reservations += r.Reservations
+		total.Leases += r.Leases
+		w.m.purged.WithLabelValues("dedup_keys").Add(float64(r.DedupKeys))
+		w.m.purged.WithLabelValues("ledger_rows").Add(float64(r.LedgerRows))
+		w.m.purged.WithLabelValues("reservations").Add(float64(r.Reservations))
+		w.m.purged.WithLabelValues("leases").Add(float64(r.Leases))
+		b := int64(batch)
+		if r.DedupKeys < b && r.LedgerRows < b && r.Reservations < b && r.Leases < b {
+			break
+		}
+	}
+	w.m.duration.WithLabelValues("purge_expired").Observe(time.Since(start).Seconds())
+	w.log.Info("expired rows purged", "dedup_keys", total.DedupKeys, "ledger_rows", total.LedgerRows,
+		"reservations", total.Reservations, "leases", total.Leases, "duration", time.Since(start))
+	return nil
+}

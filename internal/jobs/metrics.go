@@ -1,0 +1,52 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spendcap/spendcap/gobinding"
+)
+
+type metrics struct {
+	rolled   prometheus.Counter
+	purged   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	failures *prometheus.CounterVec
+}
+
+func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
+	m := &metrics{
+		rolled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spendcap_windows_rolled_total", Help: "Budget windows rolled by the roll_due_windows job."}),
+		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spendcap_purged_rows_total", Help: "Rows deleted by the purge_expired job, by kind."}, []string{"kind"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "spendcap_job_duration_seconds", Help: "Duration of successful spendcap jobs.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"job"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spendcap_job_failures_total", Help: "Failed spendcap job attempts (River retries them)."}, []string{"job"}),
+	}
+	q := gobinding.New(pool)
+	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spendcap_due_windows", Help: "Budgets whose window is due but not rolled yet (read at scrape time)."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r, err := q.DueWindows(ctx, gobinding.DueWindowsParams{})
+			if err != nil {
+				return -1
+			}
+			return float64(r.Due)
+		})
+	reg.MustRegister(m.rolled, m.purged, m.duration, m.failures, backlog)
+	for _, job := range []string{"roll_due_windows", "purge_expired"} {
+		m.failures.WithLabelValues(job)
+	}
+	for _, kind := range []string{"dedup_keys", "ledger_rows", "reservations", "leases"} {
+		m.purged.WithLabelValues(kind)
+	}
+	return m
+}

@@ -1,0 +1,16 @@
+-- due_windows (job metrics): how many budgets have a window due at `at` that no call or job has
+-- rolled yet — the backlog of roll_due_windows. Locks and writes nothing; reads the partial index
+-- on next_reset_at.
+DROP FUNCTION IF EXISTS spendcap.due_windows;
+CREATE FUNCTION spendcap.due_windows(
+    at timestamptz DEFAULT NULL)
+RETURNS spendcap.backlog_result
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT ROW(count(*))::spendcap.backlog_result
+      FROM spendcap.budgets AS b
+     WHERE b.next_reset_at <= coalesce(at, now())
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.due_windows FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.due_windows TO spendcap_admin;
