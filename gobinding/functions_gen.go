@@ -12,22 +12,37 @@ import (
 
 // Signatures lists the functions these bindings were generated from, as regprocedure text.
 var Signatures = []string{
+	"spendcap.acquire_quota(text,text,timestamp with time zone)",
 	"spendcap.budget_history(text,integer,timestamp with time zone)",
 	"spendcap.budget_status(text,timestamp with time zone)",
 	"spendcap.cancel_reservation(text,text,timestamp with time zone)",
 	"spendcap.check_usage(text,jsonb,timestamp with time zone)",
 	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone)",
+	"spendcap.create_quota_policy(text,integer,integer,integer,integer,timestamp with time zone)",
 	"spendcap.delete_budget(text,timestamp with time zone)",
+	"spendcap.delete_quota_policy(text,timestamp with time zone)",
 	"spendcap.due_windows(timestamp with time zone)",
 	"spendcap.purge_expired(integer,timestamp with time zone)",
+	"spendcap.quota_status(text,timestamp with time zone)",
 	"spendcap.record_spend(text,text,jsonb,text,timestamp with time zone)",
+	"spendcap.release_quota(text,text,timestamp with time zone)",
 	"spendcap.release_spend(text,text,timestamp with time zone)",
+	"spendcap.renew_quota(text,text,timestamp with time zone)",
 	"spendcap.report_usage(text,jsonb,text,timestamp with time zone)",
 	"spendcap.reserve(text,text,jsonb,integer,text,timestamp with time zone)",
 	"spendcap.reset_budget(text,timestamp with time zone)",
 	"spendcap.roll_due_windows(integer,timestamp with time zone)",
 	"spendcap.set_limits(text,jsonb,jsonb,text,timestamp with time zone)",
 	"spendcap.settle(text,text,jsonb,timestamp with time zone)",
+}
+
+// AcquireResult is a row of spendcap.acquire_result.
+type AcquireResult struct {
+	Admitted     bool   `db:"admitted"`
+	Reason       string `db:"reason"`
+	RetryAfterMS int64  `db:"retry_after_ms"`
+	InWindow     int64  `db:"in_window"`
+	Active       int64  `db:"active"`
 }
 
 // BacklogResult is a row of spendcap.backlog_result.
@@ -95,9 +110,37 @@ type PurgeResult struct {
 	Leases       int64 `db:"leases"`
 }
 
+// QuotaPolicyResult is a row of spendcap.quota_policy_result.
+type QuotaPolicyResult struct {
+	PolicyID string `db:"policy_id"`
+	Created  bool   `db:"created"`
+}
+
+// QuotaReleasedResult is a row of spendcap.quota_released_result.
+type QuotaReleasedResult struct {
+	Released bool `db:"released"`
+}
+
+// QuotaStatusResult is a row of spendcap.quota_status_result.
+type QuotaStatusResult struct {
+	PolicyID      string   `db:"policy_id"`
+	WindowSeconds int32    `db:"window_seconds"`
+	MaxRequests   int32    `db:"max_requests"`
+	MaxConcurrent int32    `db:"max_concurrent"`
+	LeaseSeconds  int32    `db:"lease_seconds"`
+	InWindow      int64    `db:"in_window"`
+	Active        int64    `db:"active"`
+	Holders       []string `db:"holders"`
+}
+
 // ReleasedResult is a row of spendcap.released_result.
 type ReleasedResult struct {
 	Released map[string]int64 `db:"released"`
+}
+
+// RenewResult is a row of spendcap.renew_result.
+type RenewResult struct {
+	ExpiresAt time.Time `db:"expires_at"`
 }
 
 // ReserveOutcome is a row of spendcap.reserve_outcome.
@@ -135,6 +178,40 @@ type UsageOutcome struct {
 	Replayed    bool       `db:"replayed"`
 	WindowStart time.Time  `db:"window_start"`
 	NextResetAt *time.Time `db:"next_reset_at"`
+}
+
+// AcquireQuotaParams are the arguments of spendcap.acquire_quota. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type AcquireQuotaParams struct {
+	PolicyID string
+	HolderID string
+	// At is optional.
+	At *time.Time
+}
+
+// AcquireQuotaRow is the result of spendcap.acquire_quota.
+type AcquireQuotaRow = AcquireResult
+
+// AcquireQuota calls spendcap.acquire_quota in one statement.
+func (q *Queries) AcquireQuota(ctx context.Context, arg AcquireQuotaParams) (AcquireQuotaRow, error) {
+	args := make([]any, 0, 3)
+	args = append(args, arg.PolicyID, arg.HolderID)
+	sql := "SELECT admitted, reason, retry_after_ms, in_window, active FROM spendcap.acquire_quota(policy_id => $1, holder_id => $2"
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		sql += ", "
+		sql += "at => $" + strconv.Itoa(len(args))
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return AcquireQuotaRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[AcquireQuotaRow])
+	if err != nil {
+		return AcquireQuotaRow{}, mapError(err)
+	}
+	return res, nil
 }
 
 // BudgetHistoryParams are the arguments of spendcap.budget_history. A nil optional argument is left out of the call, so
@@ -374,6 +451,67 @@ func (q *Queries) CreateBudget(ctx context.Context, arg CreateBudgetParams) (Cre
 	return res, nil
 }
 
+// CreateQuotaPolicyParams are the arguments of spendcap.create_quota_policy. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type CreateQuotaPolicyParams struct {
+	PolicyID string
+	// WindowSeconds is optional.
+	WindowSeconds *int32
+	// MaxRequests is optional.
+	MaxRequests *int32
+	// MaxConcurrent is optional.
+	MaxConcurrent *int32
+	// LeaseSeconds is optional.
+	LeaseSeconds *int32
+	// At is optional.
+	At *time.Time
+}
+
+// CreateQuotaPolicyRow is the result of spendcap.create_quota_policy.
+type CreateQuotaPolicyRow = QuotaPolicyResult
+
+// CreateQuotaPolicy calls spendcap.create_quota_policy in one statement.
+func (q *Queries) CreateQuotaPolicy(ctx context.Context, arg CreateQuotaPolicyParams) (CreateQuotaPolicyRow, error) {
+	args := make([]any, 0, 6)
+	args = append(args, arg.PolicyID)
+	sql := "SELECT policy_id, created FROM spendcap.create_quota_policy(policy_id => $1"
+	if arg.WindowSeconds != nil {
+		args = append(args, *arg.WindowSeconds)
+		sql += ", "
+		sql += "window_seconds => $" + strconv.Itoa(len(args))
+	}
+	if arg.MaxRequests != nil {
+		args = append(args, *arg.MaxRequests)
+		sql += ", "
+		sql += "max_requests => $" + strconv.Itoa(len(args))
+	}
+	if arg.MaxConcurrent != nil {
+		args = append(args, *arg.MaxConcurrent)
+		sql += ", "
+		sql += "max_concurrent => $" + strconv.Itoa(len(args))
+	}
+	if arg.LeaseSeconds != nil {
+		args = append(args, *arg.LeaseSeconds)
+		sql += ", "
+		sql += "lease_seconds => $" + strconv.Itoa(len(args))
+	}
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		sql += ", "
+		sql += "at => $" + strconv.Itoa(len(args))
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return CreateQuotaPolicyRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CreateQuotaPolicyRow])
+	if err != nil {
+		return CreateQuotaPolicyRow{}, mapError(err)
+	}
+	return res, nil
+}
+
 // DeleteBudgetParams are the arguments of spendcap.delete_budget. A nil optional argument is left out of the call, so
 // the SQL default applies.
 type DeleteBudgetParams struct {
@@ -403,6 +541,39 @@ func (q *Queries) DeleteBudget(ctx context.Context, arg DeleteBudgetParams) (Del
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeleteBudgetRow])
 	if err != nil {
 		return DeleteBudgetRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// DeleteQuotaPolicyParams are the arguments of spendcap.delete_quota_policy. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type DeleteQuotaPolicyParams struct {
+	PolicyID string
+	// At is optional.
+	At *time.Time
+}
+
+// DeleteQuotaPolicyRow is the result of spendcap.delete_quota_policy.
+type DeleteQuotaPolicyRow = DeletedResult
+
+// DeleteQuotaPolicy calls spendcap.delete_quota_policy in one statement.
+func (q *Queries) DeleteQuotaPolicy(ctx context.Context, arg DeleteQuotaPolicyParams) (DeleteQuotaPolicyRow, error) {
+	args := make([]any, 0, 2)
+	args = append(args, arg.PolicyID)
+	sql := "SELECT deleted FROM spendcap.delete_quota_policy(policy_id => $1"
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		sql += ", "
+		sql += "at => $" + strconv.Itoa(len(args))
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return DeleteQuotaPolicyRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeleteQuotaPolicyRow])
+	if err != nil {
+		return DeleteQuotaPolicyRow{}, mapError(err)
 	}
 	return res, nil
 }
@@ -482,6 +653,39 @@ func (q *Queries) PurgeExpired(ctx context.Context, arg PurgeExpiredParams) (Pur
 	return res, nil
 }
 
+// QuotaStatusParams are the arguments of spendcap.quota_status. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type QuotaStatusParams struct {
+	PolicyID string
+	// At is optional.
+	At *time.Time
+}
+
+// QuotaStatusRow is the result of spendcap.quota_status.
+type QuotaStatusRow = QuotaStatusResult
+
+// QuotaStatus calls spendcap.quota_status in one statement.
+func (q *Queries) QuotaStatus(ctx context.Context, arg QuotaStatusParams) (QuotaStatusRow, error) {
+	args := make([]any, 0, 2)
+	args = append(args, arg.PolicyID)
+	sql := "SELECT policy_id, window_seconds, max_requests, max_concurrent, lease_seconds, in_window, active, holders FROM spendcap.quota_status(policy_id => $1"
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		sql += ", "
+		sql += "at => $" + strconv.Itoa(len(args))
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return QuotaStatusRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[QuotaStatusRow])
+	if err != nil {
+		return QuotaStatusRow{}, mapError(err)
+	}
+	return res, nil
+}
+
 // RecordSpendParams are the arguments of spendcap.record_spend. A nil optional argument is left out of the call, so
 // the SQL default applies.
 type RecordSpendParams struct {
@@ -524,6 +728,40 @@ func (q *Queries) RecordSpend(ctx context.Context, arg RecordSpendParams) (Recor
 	return res, nil
 }
 
+// ReleaseQuotaParams are the arguments of spendcap.release_quota. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type ReleaseQuotaParams struct {
+	PolicyID string
+	HolderID string
+	// At is optional.
+	At *time.Time
+}
+
+// ReleaseQuotaRow is the result of spendcap.release_quota.
+type ReleaseQuotaRow = QuotaReleasedResult
+
+// ReleaseQuota calls spendcap.release_quota in one statement.
+func (q *Queries) ReleaseQuota(ctx context.Context, arg ReleaseQuotaParams) (ReleaseQuotaRow, error) {
+	args := make([]any, 0, 3)
+	args = append(args, arg.PolicyID, arg.HolderID)
+	sql := "SELECT released FROM spendcap.release_quota(policy_id => $1, holder_id => $2"
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		sql += ", "
+		sql += "at => $" + strconv.Itoa(len(args))
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return ReleaseQuotaRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ReleaseQuotaRow])
+	if err != nil {
+		return ReleaseQuotaRow{}, mapError(err)
+	}
+	return res, nil
+}
+
 // ReleaseSpendParams are the arguments of spendcap.release_spend. A nil optional argument is left out of the call, so
 // the SQL default applies.
 type ReleaseSpendParams struct {
@@ -554,6 +792,40 @@ func (q *Queries) ReleaseSpend(ctx context.Context, arg ReleaseSpendParams) (Rel
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ReleaseSpendRow])
 	if err != nil {
 		return ReleaseSpendRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// RenewQuotaParams are the arguments of spendcap.renew_quota. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type RenewQuotaParams struct {
+	PolicyID string
+	HolderID string
+	// At is optional.
+	At *time.Time
+}
+
+// RenewQuotaRow is the result of spendcap.renew_quota.
+type RenewQuotaRow = RenewResult
+
+// RenewQuota calls spendcap.renew_quota in one statement.
+func (q *Queries) RenewQuota(ctx context.Context, arg RenewQuotaParams) (RenewQuotaRow, error) {
+	args := make([]any, 0, 3)
+	args = append(args, arg.PolicyID, arg.HolderID)
+	sql := "SELECT expires_at FROM spendcap.renew_quota(policy_id => $1, holder_id => $2"
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		sql += ", "
+		sql += "at => $" + strconv.Itoa(len(args))
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return RenewQuotaRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[RenewQuotaRow])
+	if err != nil {
+		return RenewQuotaRow{}, mapError(err)
 	}
 	return res, nil
 }

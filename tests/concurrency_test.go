@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -180,4 +181,94 @@ func hammer(t *testing.T, b spendcap.Budgets) {
 		t.Errorf("no call was refused: the test never reached the limit")
 	}
 	t.Logf("final usage %d of %d, %d reports refused, max usage+reserved seen %d", st.Usage["t"], limit, refused.Load(), maxSeen.Load())
+}
+
+func TestSixtyFourClientsRespectOnePostgresQuota(t *testing.T) {
+	t.Parallel()
+	hammerQuota(t, gobinding.NewClient(testenv.PoolFor(t, testenv.NewDatabase(t)+"&pool_max_conns=70")))
+}
+
+func TestSixtyFourClientsRespectOneValkeyQuota(t *testing.T) {
+	t.Parallel()
+	opts := testenv.Valkey(t).Options()
+	opts.PoolSize = 70
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
+	c, err := valkey.New(context.Background(), rdb, valkey.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hammerQuota(t, c)
+}
+
+// hammerQuota races 64 clients for two policies: one of at most 5 concurrent holders (each holds
+// its slot a moment), one of 40 admissions per ten minutes. Held slots never exceed 5, admissions
+// never exceed 40.
+func hammerQuota(t *testing.T, b spendcap.Backend) {
+	const maxConcurrent, maxRequests = 5, 40
+	if _, err := b.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "slots", MaxConcurrent: maxConcurrent, LeaseSeconds: 600}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "rate", WindowSeconds: 600, MaxRequests: maxRequests}); err != nil {
+		t.Fatal(err)
+	}
+	var held, maxHeld, slotRefusals, admissions atomic.Int64
+	var wg sync.WaitGroup
+	for c := 0; c < 64; c++ {
+		wg.Go(func() {
+			for i := 0; i < 15; i++ {
+				holder := fmt.Sprintf("c%d-%d", c, i)
+				a, err := b.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "slots", HolderID: holder})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if a.Admitted {
+					if n := held.Add(1); n > maxHeld.Load() {
+						maxHeld.Store(n)
+					}
+					if a.Active > maxConcurrent {
+						t.Errorf("admitted with %+v", a)
+					}
+					time.Sleep(time.Millisecond)
+					held.Add(-1)
+					if ok, err := b.ReleaseQuota(ctx, spendcap.ReleaseQuotaParams{PolicyID: "slots", HolderID: holder}); err != nil || !ok {
+						t.Errorf("release %s: %v %v", holder, ok, err)
+					}
+				} else if a.Reason != spendcap.ReasonConcurrencyLimited || a.RetryAfterMS <= 0 {
+					t.Errorf("refusal %+v", a)
+				} else {
+					slotRefusals.Add(1)
+				}
+				r, err := b.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "rate", HolderID: holder})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Admitted {
+					admissions.Add(1)
+				}
+				if r.InWindow > maxRequests {
+					t.Errorf("rate policy: %+v", r)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	slots, err := b.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: "slots"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate, err := b.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: "rate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxHeld.Load() > maxConcurrent || slots.Active != 0 || slotRefusals.Load() == 0 {
+		t.Errorf("slots: at most %d held at once, %d active at the end, %d refusals; want at most %d, 0, some",
+			maxHeld.Load(), slots.Active, slotRefusals.Load(), maxConcurrent)
+	}
+	if admissions.Load() != maxRequests || rate.InWindow != maxRequests {
+		t.Errorf("rate: %d admitted (window %d), want %d", admissions.Load(), rate.InWindow, maxRequests)
+	}
+	t.Logf("slots: at most %d held at once, %d refusals; rate: %d admitted", maxHeld.Load(), slotRefusals.Load(), admissions.Load())
 }

@@ -11,11 +11,11 @@ import (
 	"github.com/spendcap/spendcap/valkey"
 )
 
-func openPostgres(t *testing.T) spendcap.Budgets {
+func openPostgres(t *testing.T) spendcap.Backend {
 	return gobinding.NewClient(testenv.Pool(t))
 }
 
-func openValkey(t *testing.T) spendcap.Budgets {
+func openValkey(t *testing.T) spendcap.Backend {
 	c, err := valkey.New(context.Background(), testenv.Valkey(t), valkey.Options{})
 	if err != nil {
 		t.Fatal(err)

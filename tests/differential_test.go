@@ -29,7 +29,7 @@ var (
 
 type differ struct {
 	rt     *rapid.T
-	pg, vk spendcap.Budgets
+	pg, vk spendcap.Backend
 	log    []string
 }
 
@@ -46,7 +46,7 @@ func errKey(err error) string {
 	return e.Code + " " + arg
 }
 
-func (d *differ) same(what string, call func(b spendcap.Budgets) (string, error)) {
+func (d *differ) same(what string, call func(b spendcap.Backend) (string, error)) {
 	d.rt.Helper()
 	r1, e1 := call(d.pg)
 	r2, e2 := call(d.vk)
@@ -125,11 +125,26 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 		for _, id := range ids {
 			defs[id] = drawDefinition(rt, id, now)
 			p := defs[id]
-			d.same("create "+id, func(b spendcap.Budgets) (string, error) {
+			d.same("create "+id, func(b spendcap.Backend) (string, error) {
 				c, err := b.CreateBudget(ctx, p)
 				return createdString(c), err
 			})
 		}
+		pid := prefix + "q"
+		drawPolicy := func(at time.Time) spendcap.CreateQuotaPolicyParams {
+			p := spendcap.CreateQuotaPolicyParams{PolicyID: pid, MaxConcurrent: rapid.Int32Range(0, 3).Draw(rt, "max concurrent"),
+				LeaseSeconds: rapid.SampledFrom([]int32{0, 1, 30, 3600}).Draw(rt, "lease"), At: at}
+			if rapid.Bool().Draw(rt, "rate limited") {
+				p.WindowSeconds = rapid.SampledFrom([]int32{1, 60, 3600}).Draw(rt, "window")
+				p.MaxRequests = rapid.Int32Range(0, 4).Draw(rt, "max requests")
+			}
+			return p
+		}
+		policyDef := drawPolicy(now)
+		d.same("create_quota_policy", func(b spendcap.Backend) (string, error) {
+			r, err := b.CreateQuotaPolicy(ctx, policyDef)
+			return fmt.Sprintf("%+v", r), err
+		})
 		key := func(label string) string { return rapid.SampledFrom([]string{"", "k1", "k2", "k3"}).Draw(rt, label) }
 		n := rapid.IntRange(1, 30).Draw(rt, "calls")
 		for i := 0; i < n; i++ {
@@ -141,50 +156,82 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 			id := rapid.SampledFrom(ids).Draw(rt, "budget")
 			exec := rapid.SampledFrom([]string{"e1", "e2"}).Draw(rt, "execution")
 			rid := rapid.SampledFrom([]string{"r1", "r2", "r3"}).Draw(rt, "reservation")
-			switch op := rapid.IntRange(0, 13).Draw(rt, "op"); op {
+			holder := rapid.SampledFrom([]string{"h1", "h2", "h3", "h4"}).Draw(rt, "holder")
+			switch op := rapid.IntRange(0, 19).Draw(rt, "op"); op {
+			case 14, 15, 16:
+				d.same(fmt.Sprintf("acquire_quota %s at %s", holder, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					r, err := b.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: pid, HolderID: holder, At: at})
+					return fmt.Sprintf("%+v", r), err
+				})
+			case 17:
+				d.same(fmt.Sprintf("renew_quota %s at %s", holder, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					r, err := b.RenewQuota(ctx, spendcap.RenewQuotaParams{PolicyID: pid, HolderID: holder, At: at})
+					return r.UTC().Format(time.RFC3339Nano), err
+				})
+			case 18:
+				d.same(fmt.Sprintf("release_quota %s at %s", holder, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					r, err := b.ReleaseQuota(ctx, spendcap.ReleaseQuotaParams{PolicyID: pid, HolderID: holder, At: at})
+					return fmt.Sprint(r), err
+				})
+			case 19:
+				if rapid.IntRange(0, 4).Draw(rt, "recreate policy") == 0 {
+					d.same("delete_quota_policy", func(b spendcap.Backend) (string, error) {
+						r, err := b.DeleteQuotaPolicy(ctx, spendcap.DeleteQuotaPolicyParams{PolicyID: pid})
+						return fmt.Sprint(r), err
+					})
+					policyDef = drawPolicy(at)
+				}
+				p := policyDef
+				if rapid.IntRange(0, 3).Draw(rt, "other policy definition") == 0 {
+					p = drawPolicy(at)
+				}
+				d.same(fmt.Sprintf("create_quota_policy %+v", p), func(b spendcap.Backend) (string, error) {
+					r, err := b.CreateQuotaPolicy(ctx, p)
+					return fmt.Sprintf("%+v", r), err
+				})
 			case 0, 1, 2:
 				deltas, k := drawQuantities(rt, "deltas", 0, 12), key("key")
-				d.same(fmt.Sprintf("report_usage %s %v %q at %s", id, deltas, k, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+				d.same(fmt.Sprintf("report_usage %s %v %q at %s", id, deltas, k, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 					o, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: id, Deltas: deltas, DedupKey: k, At: at})
 					return conformance.OutcomeString(o), err
 				})
 			case 3:
 				deltas := drawQuantities(rt, "deltas", 1, 12)
-				d.same(fmt.Sprintf("check_usage %s %v at %s", id, deltas, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+				d.same(fmt.Sprintf("check_usage %s %v at %s", id, deltas, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 					o, err := b.CheckUsage(ctx, spendcap.CheckUsageParams{BudgetID: id, Deltas: deltas, At: at})
 					return conformance.OutcomeString(o), err
 				})
 			case 4, 5:
 				deltas, k := drawQuantities(rt, "deltas", 1, 12), key("key")
-				d.same(fmt.Sprintf("record_spend %s %s %v %q at %s", id, exec, deltas, k, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+				d.same(fmt.Sprintf("record_spend %s %s %v %q at %s", id, exec, deltas, k, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 					o, err := b.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: id, ExecutionID: exec, Deltas: deltas, IdempotencyKey: k, At: at})
 					return conformance.OutcomeString(o), err
 				})
 			case 6:
-				d.same(fmt.Sprintf("release_spend %s %s at %s", id, exec, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+				d.same(fmt.Sprintf("release_spend %s %s at %s", id, exec, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 					r, err := b.ReleaseSpend(ctx, spendcap.ReleaseSpendParams{BudgetID: id, ExecutionID: exec, At: at})
 					return mapString(r), err
 				})
 			case 7, 8:
 				amounts, k := drawQuantities(rt, "amounts", 1, 12), key("key")
 				ttl := rapid.SampledFrom([]int32{1, 30, 600, 86400}).Draw(rt, "reservation ttl")
-				d.same(fmt.Sprintf("reserve %s %s %v ttl %d %q at %s", id, rid, amounts, ttl, k, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+				d.same(fmt.Sprintf("reserve %s %s %v ttl %d %q at %s", id, rid, amounts, ttl, k, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 					o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: amounts, TTLSeconds: ttl, IdempotencyKey: k, At: at})
 					return conformance.OutcomeString(o), err
 				})
 			case 9:
 				actual := drawQuantities(rt, "actual", 0, 15)
-				d.same(fmt.Sprintf("settle %s %s %v at %s", id, rid, actual, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+				d.same(fmt.Sprintf("settle %s %s %v at %s", id, rid, actual, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 					o, err := b.Settle(ctx, spendcap.SettleParams{BudgetID: id, ReservationID: rid, Actual: actual, At: at})
 					return conformance.OutcomeString(o), err
 				})
 			case 10:
-				d.same(fmt.Sprintf("cancel_reservation %s %s at %s", id, rid, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+				d.same(fmt.Sprintf("cancel_reservation %s %s at %s", id, rid, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 					r, err := b.CancelReservation(ctx, spendcap.CancelReservationParams{BudgetID: id, ReservationID: rid, At: at})
 					return mapString(r), err
 				})
 			case 11:
-				d.same(fmt.Sprintf("reset_budget %s at %s", id, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+				d.same(fmt.Sprintf("reset_budget %s at %s", id, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 					w, err := b.ResetBudget(ctx, spendcap.ResetBudgetParams{BudgetID: id, At: at})
 					return fmt.Sprintf("seq %d [%s, %s)", w.WindowSeq, w.WindowStart.UTC().Format(time.RFC3339Nano), timeString(w.NextResetAt)), err
 				})
@@ -199,7 +246,7 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 				if rapid.Bool().Draw(rt, "new mode") {
 					p.Mode = rapid.SampledFrom([]spendcap.Mode{spendcap.Enforce, spendcap.Observe}).Draw(rt, "mode")
 				}
-				d.same(fmt.Sprintf("set_limits %+v", p), func(b spendcap.Budgets) (string, error) {
+				d.same(fmt.Sprintf("set_limits %+v", p), func(b spendcap.Backend) (string, error) {
 					st, err := b.SetLimits(ctx, p)
 					return conformance.StatusString(st), err
 				})
@@ -211,36 +258,40 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 					if rapid.Bool().Draw(rt, "change definition") {
 						p = drawDefinition(rt, id, at)
 					}
-					d.same("create again "+id, func(b spendcap.Budgets) (string, error) {
+					d.same("create again "+id, func(b spendcap.Backend) (string, error) {
 						c, err := b.CreateBudget(ctx, p)
 						return createdString(c), err
 					})
 				case 1: // delete and create anew
-					d.same("delete "+id, func(b spendcap.Budgets) (string, error) {
+					d.same("delete "+id, func(b spendcap.Backend) (string, error) {
 						ok, err := b.DeleteBudget(ctx, spendcap.DeleteBudgetParams{BudgetID: id, At: at})
 						return fmt.Sprint(ok), err
 					})
 					defs[id] = drawDefinition(rt, id, at)
 					p := defs[id]
-					d.same("create "+id, func(b spendcap.Budgets) (string, error) {
+					d.same("create "+id, func(b spendcap.Backend) (string, error) {
 						c, err := b.CreateBudget(ctx, p)
 						return createdString(c), err
 					})
 				default:
 					maxRows := rapid.Int32Range(1, 5).Draw(rt, "max rows")
-					d.same(fmt.Sprintf("budget_history %s %d at %s", id, maxRows, at.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+					d.same(fmt.Sprintf("budget_history %s %d at %s", id, maxRows, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 						h, err := b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: id, MaxRows: maxRows, At: at})
 						return conformance.HistoryString(h), err
 					})
 				}
 			}
-			d.same(fmt.Sprintf("budget_status %s at %s", id, now.Format(time.RFC3339Nano)), func(b spendcap.Budgets) (string, error) {
+			d.same(fmt.Sprintf("quota_status at %s", now.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+				st, err := b.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: pid, At: now})
+				return fmt.Sprintf("%+v", st), err
+			})
+			d.same(fmt.Sprintf("budget_status %s at %s", id, now.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 				st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id, At: now})
 				return conformance.StatusString(st), err
 			})
 		}
 		for _, id := range ids {
-			d.same("final history "+id, func(b spendcap.Budgets) (string, error) {
+			d.same("final history "+id, func(b spendcap.Backend) (string, error) {
 				h, err := b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: id, At: now})
 				return conformance.HistoryString(h), err
 			})

@@ -160,12 +160,24 @@ func TestPurgeExpiredDeletesOnlyWhatCanNoLongerMatter(t *testing.T) {
 	if _, err := recordSpend(db, "b1", "new", `{"t": 1}`, "", at); err != nil {
 		t.Fatal(err)
 	}
+	// Quota leases that expired, and window entries older than their window; one of each stays.
+	if _, err := db.Exec(ctx, `SELECT * FROM spendcap.create_quota_policy('q1', window_seconds => 600, lease_seconds => 60);
+		SELECT * FROM spendcap.create_quota_policy('q2', window_seconds => 600, lease_seconds => 60);
+		SELECT * FROM spendcap.acquire_quota('q1', 'old1', at => '2026-03-10 12:00Z');
+		SELECT * FROM spendcap.acquire_quota('q2', 'old2', at => '2026-03-10 12:30Z');
+		SELECT * FROM spendcap.acquire_quota('q2', 'live', at => '2026-03-10 13:00:30Z')`); err != nil {
+		t.Fatal(err)
+	}
 	p, err := purgeExpired(db, 1000, at)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p != (purged{DedupKeys: 3, LedgerRows: 1, Reservations: 1}) {
-		t.Errorf("purged %+v, want 3 dedup keys, 1 ledger row (window 1), 1 reservation", p)
+	if p != (purged{DedupKeys: 3, LedgerRows: 1, Reservations: 1, Leases: 1}) {
+		t.Errorf("purged %+v, want 3 dedup keys, 1 ledger row (window 1), 1 reservation, 1 lease (old2 went lazily)", p)
+	}
+	var entries int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM spendcap.quota_window`).Scan(&entries); err != nil || entries != 1 {
+		t.Errorf("quota window entries after purge: %d (err %v); want only the one inside its window", entries, err)
 	}
 	if got := tableCounts(t, db); got != "budgets=2 history=1 dedup=0 ledger=1 reservations=1" {
 		t.Errorf("after purge: %s", got)

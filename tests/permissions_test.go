@@ -31,6 +31,12 @@ var apiCalls = []struct {
 	{"spendcap_admin", "purge_expired", `SELECT * FROM spendcap.purge_expired()`},
 	{"spendcap_admin", "delete_budget", `SELECT * FROM spendcap.delete_budget('b2')`},
 	{"spendcap_admin", "due_windows", `SELECT * FROM spendcap.due_windows()`},
+	{"spendcap_admin", "create_quota_policy", `SELECT * FROM spendcap.create_quota_policy('q2', max_concurrent => 1)`},
+	{"spendcap_writer", "acquire_quota", `SELECT * FROM spendcap.acquire_quota('q1', 'h1')`},
+	{"spendcap_writer", "renew_quota", `SELECT * FROM spendcap.renew_quota('q1', 'h1')`},
+	{"spendcap_writer", "release_quota", `SELECT * FROM spendcap.release_quota('q1', 'h1')`},
+	{"spendcap_reader", "quota_status", `SELECT * FROM spendcap.quota_status('q1')`},
+	{"spendcap_admin", "delete_quota_policy", `SELECT * FROM spendcap.delete_quota_policy('q2')`},
 }
 
 var below = map[string]string{"spendcap_reader": "", "spendcap_writer": "spendcap_reader", "spendcap_admin": "spendcap_writer"}
@@ -39,7 +45,8 @@ func TestEveryFunctionWorksForItsRoleAndIsDeniedBelowIt(t *testing.T) {
 	t.Parallel()
 	url := testenv.NewDatabase(t)
 	if _, err := testenv.PoolFor(t, url).Exec(ctx, `SELECT * FROM spendcap.create_budget('b1', '{"t": 100}', reset_every => '1 day');
-		SELECT * FROM spendcap.reserve('b1', 'r2', '{"t": 1}')`); err != nil {
+		SELECT * FROM spendcap.reserve('b1', 'r2', '{"t": 1}');
+		SELECT * FROM spendcap.create_quota_policy('q1', max_concurrent => 5)`); err != nil {
 		t.Fatal(err)
 	}
 	pools := map[string]*pgxpool.Pool{"": loginRole(t, url)}

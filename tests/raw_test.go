@@ -62,6 +62,14 @@ var rawCases = []rawCall{
 	{"budget_status", `{"budget_id": "b1", "at_ms": 1773144000000}`, ""},
 	{"set_limits", `{"budget_id": "b1", "mode": "strict"}`, "SC002"},
 	{"delete_budget", `{"budget_id": "w"}`, ""},
+	{"create_quota_policy", `{"policy_id": "q", "window_seconds": 10, "max_requests": 2, "max_concurrent": null, "at_ms": 1773144000000}`, ""},
+	{"create_quota_policy", `{"policy_id": "q", "window_seconds": 10, "max_requests": 2, "at_ms": 1773144000000}`, ""},
+	{"create_quota_policy", `{"policy_id": "q2", "max_requests": 2}`, "SC002"},
+	{"create_quota_policy", `{"policy_id": "q2", "lease_seconds": 0}`, "SC002"},
+	{"acquire_quota", `{"policy_id": "q", "holder_id": "h", "at_ms": 1773144000000}`, ""},
+	{"acquire_quota", `{"policy_id": "nope", "holder_id": "h"}`, "SC006"},
+	{"renew_quota", `{"policy_id": "q", "holder_id": "other", "at_ms": 1773144000000}`, "SC002"},
+	{"quota_status", `{"policy_id": "q", "at_ms": 1773144000000}`, ""},
 }
 
 // pgRaw runs a raw call through SQL: JSON values of jsonb arguments go as jsonb, `*_ms` instants
@@ -163,9 +171,14 @@ func TestRawArgumentsAreJudgedAlikeByBothBackends(t *testing.T) {
 		_, pgErr := pgRaw(t, db, types, c)
 		var id struct {
 			BudgetID string `json:"budget_id"`
+			PolicyID string `json:"policy_id"`
 		}
 		_ = json.Unmarshal([]byte(c.args), &id)
-		cmd := rdb.FCall(ctx, "sc_"+c.fn, []string{valkey.Key(id.BudgetID)}, c.args)
+		key := valkey.Key(id.BudgetID)
+		if id.PolicyID != "" {
+			key = valkey.PolicyKey(id.PolicyID)
+		}
+		cmd := rdb.FCall(ctx, "sc_"+c.fn, []string{key}, c.args)
 		vkErr := cmd.Err()
 		if got := codeOf(pgErr); got != c.want {
 			t.Errorf("case %d %s %s: postgres gave %q (%v), want %q", i, c.fn, c.args, got, pgErr, c.want)

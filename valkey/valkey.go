@@ -110,12 +110,16 @@ func checkEviction(ctx context.Context, c *redis.Client) error {
 func Key(budgetID string) string { return "sc:{" + budgetID + "}" }
 
 // call runs FCALL sc_<name> on the budget's key and decodes the JSON reply into out.
-func (c *Client) call(ctx context.Context, name, budgetID string, args map[string]any, readonly bool, out any) error {
-	payload, err := json.Marshal(args)
+func (c *Client) call(ctx context.Context, name, budgetID string, a args, readonly bool, out any) error {
+	return c.callKey(ctx, name, Key(budgetID), a, readonly, out)
+}
+
+func (c *Client) callKey(ctx context.Context, name, key string, a args, readonly bool, out any) error {
+	payload, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
-	keys := []string{Key(budgetID)}
+	keys := []string{key}
 	var cmd *redis.Cmd
 	if readonly {
 		cmd = c.rdb.FCallRO(ctx, "sc_"+name, keys, payload)

@@ -174,6 +174,9 @@ func goType(sqlType string, nullable bool) (string, error) {
 		t = "int64"
 	case "boolean":
 		t = "bool"
+	case "text[]":
+		// Arrays of the API are never null: an empty one is {}.
+		return "[]string", nil
 	default:
 		return "", fmt.Errorf("no Go type for SQL type %q: add it to internal/bindgen", sqlType)
 	}

@@ -1,9 +1,9 @@
 -- purge_expired (SPEC §9, job): deletes up to max_rows each of expired dedup keys, ledger rows of
 -- windows that are over, and expired reservations, skipping rows another transaction holds, and
--- returns the counts. Idempotent and safe on several workers at once; never needed for correctness
--- (expired rows are ignored by every call). `leases` counts expired quota leases, which arrive with
--- quota policies; until then it is 0.
--- Locks and deletes up to 3 × max_rows rows; never locks budgets rows.
+-- returns the counts; also up to max_rows expired quota leases (`leases`) and quota window entries
+-- older than their policy's window (not counted: each acquire trims its policy's too). Idempotent
+-- and safe on several workers at once; never needed for correctness (expired rows are ignored by
+-- every call). Locks and deletes up to 5 × max_rows rows; never locks budgets or policies rows.
 DROP FUNCTION IF EXISTS spendcap.purge_expired;
 CREATE FUNCTION spendcap.purge_expired(
     max_rows integer     DEFAULT 10000,
@@ -42,7 +42,17 @@ BEGIN
     DELETE FROM spendcap.reservations AS x USING doomed WHERE x.ctid = doomed.ctid;
     GET DIAGNOSTICS r.reservations = ROW_COUNT;
 
-    r.leases := 0;
+    WITH doomed AS (
+        SELECT l.ctid FROM spendcap.quota_leases AS l WHERE l.expires_at <= t
+         LIMIT max_rows FOR UPDATE SKIP LOCKED)
+    DELETE FROM spendcap.quota_leases AS l USING doomed WHERE l.ctid = doomed.ctid;
+    GET DIAGNOSTICS r.leases = ROW_COUNT;
+
+    WITH doomed AS (
+        SELECT w.ctid FROM spendcap.quota_window AS w JOIN spendcap.quota_policies AS p USING (policy_id)
+         WHERE w.at <= t - make_interval(secs => p.window_seconds)
+         LIMIT max_rows FOR UPDATE OF w SKIP LOCKED)
+    DELETE FROM spendcap.quota_window AS w USING doomed WHERE w.ctid = doomed.ctid;
     RETURN r;
 END
 $fn$;

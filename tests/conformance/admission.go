@@ -33,7 +33,7 @@ func dayBudget(t *testing.T, b spendcap.Budgets, p spendcap.CreateBudgetParams) 
 	mustCreate(t, b, p)
 }
 
-func reportWithinLimits(t *testing.T, b spendcap.Budgets) {
+func reportWithinLimits(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"tokens": 100}})
 	o, err := report(b, "b1", q{"tokens": 40, "requests": 1}, "", after(day0, "1m"))
 	requireOutcome(t, o, err, ok(dayStart, dayNext))
@@ -43,7 +43,7 @@ func reportWithinLimits(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func reachingLimitExactly(t *testing.T, b spendcap.Budgets) {
+func reachingLimitExactly(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"tokens": 100}})
 	o, err := report(b, "b1", q{"tokens": 100}, "", day0)
 	requireOutcome(t, o, err, ok(dayStart, dayNext))
@@ -52,7 +52,7 @@ func reachingLimitExactly(t *testing.T, b spendcap.Budgets) {
 	requireState(t, b, "b1", day0, q{"tokens": 100}, q{}, 1, 0)
 }
 
-func hardBreachEnforce(t *testing.T, b spendcap.Budgets) {
+func hardBreachEnforce(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"tokens": 100, "usd": 10}})
 	must(report(b, "b1", q{"tokens": 90, "usd": 1}, "", day0))
 	at := after(day0, "5m")
@@ -64,7 +64,7 @@ func hardBreachEnforce(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func byteOrder(t *testing.T, b spendcap.Budgets) {
+func byteOrder(t *testing.T, b spendcap.Backend) {
 	// Byte order puts "Z" before "a" and "a" before "aa"; jsonb's own key order (by length) would not.
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"aa": 1, "a": 1, "Z": 1}})
 	o, err := report(b, "b1", q{"aa": 2, "a": 2, "Z": 2}, "", day0)
@@ -73,7 +73,7 @@ func byteOrder(t *testing.T, b spendcap.Budgets) {
 	requireOutcome(t, o, err, hard(dayStart, dayNext, "a", 0, 1, false))
 }
 
-func zeroLimit(t *testing.T, b spendcap.Budgets) {
+func zeroLimit(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"gpu": 0}})
 	o, err := report(b, "b1", q{"gpu": 1}, "", day0)
 	requireOutcome(t, o, err, hard(dayStart, dayNext, "gpu", 0, 0, false))
@@ -84,7 +84,7 @@ func zeroLimit(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func observeMode(t *testing.T, b spendcap.Budgets) {
+func observeMode(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"tokens": 100}, SoftLimits: q{"tokens": 50}, Mode: spendcap.Observe})
 	o, err := report(b, "b1", q{"tokens": 120}, "", day0)
 	requireOutcome(t, o, err, hard(dayStart, dayNext, "tokens", 120, 100, true))
@@ -94,7 +94,7 @@ func observeMode(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func softOncePerCall(t *testing.T, b spendcap.Budgets) {
+func softOncePerCall(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{SoftLimits: q{"a": 5, "b": 5}, HardLimits: q{"a": 100}})
 	o, err := report(b, "b1", q{"b": 6, "a": 6}, "", day0)
 	requireOutcome(t, o, err, soft(dayStart, dayNext, "a", 6, 5))
@@ -107,7 +107,7 @@ func softOncePerCall(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func maxQuantity(t *testing.T, b spendcap.Budgets) {
+func maxQuantity(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"a": 1}})
 	must(report(b, "b1", q{"z": spendcap.MaxQuantity}, "", day0))
 	before := snapshot(t, b, "b1", day0)
@@ -124,7 +124,7 @@ func maxQuantity(t *testing.T, b spendcap.Budgets) {
 	requireOutcome(t, o, err, ok(dayStart, dayNext))
 }
 
-func unknownBudget(t *testing.T, b spendcap.Budgets) {
+func unknownBudget(t *testing.T, b spendcap.Backend) {
 	for name, call := range map[string]func() error{
 		"report_usage":       func() error { _, err := report(b, "nope", q{"t": 1}, "k", day0); return err },
 		"check_usage":        func() error { _, err := check(b, "nope", q{"t": 1}, day0); return err },
@@ -146,7 +146,7 @@ func unknownBudget(t *testing.T, b spendcap.Budgets) {
 	requireCode(t, err, "SC001", "budget_id: ")
 }
 
-func admissionInvalid(t *testing.T, b spendcap.Budgets) {
+func admissionInvalid(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{})
 	before := snapshot(t, b, "b1", day0)
 	for _, tc := range []struct {
@@ -189,7 +189,7 @@ func admissionInvalid(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func checkUsageReadOnly(t *testing.T, b spendcap.Budgets) {
+func checkUsageReadOnly(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"t": 10}, SoftLimits: q{"t": 5}})
 	must(report(b, "b1", q{"t": 4}, "", day0))
 	o, err := check(b, "b1", q{"t": 1}, day0)
@@ -209,7 +209,7 @@ func checkUsageReadOnly(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func setLimits(t *testing.T, b spendcap.Budgets) {
+func setLimits(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"t": 10}, SoftLimits: q{"t": 5}})
 	must(report(b, "b1", q{"t": 8}, "", day0))
 	at := after(day0, "1h")
@@ -238,7 +238,7 @@ func setLimits(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func deleteBudget(t *testing.T, b spendcap.Budgets) {
+func deleteBudget(t *testing.T, b spendcap.Backend) {
 	for _, id := range []string{"b1", "b2"} {
 		dayBudget(t, b, spendcap.CreateBudgetParams{BudgetID: id})
 		must(spend(b, id, "e", q{"t": 1}, "k", day0))

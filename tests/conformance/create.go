@@ -26,7 +26,7 @@ func init() {
 	register("BudgetWithoutResetHasOneWindowForever", statusNoReset)
 }
 
-func createWithDefaults(t *testing.T, b spendcap.Budgets) {
+func createWithDefaults(t *testing.T, b spendcap.Backend) {
 	at := ts(t, "2026-03-10T12:34:56.789Z")
 	c := mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", At: at})
 	if !c.Created || !c.WindowStart.Equal(at) || c.NextResetAt != nil || c.BudgetID != "b1" {
@@ -39,7 +39,7 @@ func createWithDefaults(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func createStoresEveryField(t *testing.T, b spendcap.Budgets) {
+func createStoresEveryField(t *testing.T, b spendcap.Backend) {
 	at := ts(t, "2026-03-10T12:00:00Z")
 	anchor := ts(t, "2026-01-31T00:00:00Z")
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"tokens": 1000, "usd_micros": 0},
@@ -54,7 +54,7 @@ func createStoresEveryField(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func createCanonicalisesResetEvery(t *testing.T, b spendcap.Budgets) {
+func createCanonicalisesResetEvery(t *testing.T, b spendcap.Backend) {
 	for i, tc := range []struct{ in, want string }{
 		{"1 month", "1 month"}, {"1 months", "1 month"}, {" 15 Minutes ", "15 minutes"}, {"15 minute", "15 minutes"},
 		{"2 WEEKS", "2 weeks"}, {"10000 seconds", "10000 seconds"}, {"1 YEAR", "1 year"}, {"3\thours", "3 hours"}, {"1 day", "1 day"},
@@ -71,7 +71,7 @@ func createCanonicalisesResetEvery(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func createRejectsInvalidArguments(t *testing.T, b spendcap.Budgets) {
+func createRejectsInvalidArguments(t *testing.T, b spendcap.Backend) {
 	many := q{}
 	for i := 0; i < 33; i++ {
 		many["d"+itoa(i)] = 1
@@ -125,7 +125,7 @@ func createRejectsInvalidArguments(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func createAcceptsBoundaryValues(t *testing.T, b spendcap.Budgets) {
+func createAcceptsBoundaryValues(t *testing.T, b spendcap.Backend) {
 	dims := q{}
 	for i := 0; i < 32; i++ {
 		dims["d"+itoa(i)] = spendcap.MaxQuantity
@@ -155,7 +155,7 @@ func createAcceptsBoundaryValues(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func createAgainChangesNothing(t *testing.T, b spendcap.Budgets) {
+func createAgainChangesNothing(t *testing.T, b spendcap.Backend) {
 	at := ts(t, "2026-03-10T12:00:00Z")
 	def := spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 10}, SoftLimits: q{"t": 5}, ResetEvery: "1 day",
 		ResetTimezone: "Asia/Kolkata", Mode: spendcap.Observe, ScopeType: "tenant", ScopeID: "x", DedupTTLSeconds: 600, At: at}
@@ -176,7 +176,7 @@ func createAgainChangesNothing(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func createConflicts(t *testing.T, b spendcap.Budgets) {
+func createConflicts(t *testing.T, b spendcap.Backend) {
 	base := spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 10}, SoftLimits: q{"t": 5}, ResetEvery: "1 day",
 		ResetTimezone: "UTC", Mode: spendcap.Enforce, ScopeType: "tenant", ScopeID: "x", DedupTTLSeconds: 600, At: day0}
 	mustCreate(t, b, base)
@@ -206,7 +206,7 @@ func createConflicts(t *testing.T, b spendcap.Budgets) {
 }
 
 // createDefaultAnchors covers SPEC §4's default anchor for every unit.
-func createDefaultAnchors(t *testing.T, b spendcap.Budgets) {
+func createDefaultAnchors(t *testing.T, b spendcap.Backend) {
 	for i, tc := range []struct {
 		name, every, zone, at    string
 		anchor, start, nextReset string
@@ -238,7 +238,7 @@ func createDefaultAnchors(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func createFutureAnchor(t *testing.T, b spendcap.Budgets) {
+func createFutureAnchor(t *testing.T, b spendcap.Backend) {
 	at := ts(t, "2026-03-10T12:00:00Z")
 	anchor := ts(t, "2026-04-01T00:00:00Z")
 	c := mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", ResetEvery: "1 month", ResetAnchor: &anchor, At: at})
@@ -247,7 +247,7 @@ func createFutureAnchor(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func createPastAnchor(t *testing.T, b spendcap.Budgets) {
+func createPastAnchor(t *testing.T, b spendcap.Backend) {
 	for i, tc := range []struct {
 		anchor, every, zone, at, start, next string
 	}{
@@ -275,19 +275,19 @@ func createPastAnchor(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func statusUnknown(t *testing.T, b spendcap.Budgets) {
+func statusUnknown(t *testing.T, b spendcap.Backend) {
 	_, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "nope"})
 	requireCode(t, err, "SC001", "budget_id: ")
 }
 
-func statusInvalidID(t *testing.T, b spendcap.Budgets) {
+func statusInvalidID(t *testing.T, b spendcap.Backend) {
 	for _, id := range []string{"", "a{b}", "a b"} {
 		_, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id})
 		requireCode(t, err, "SC002", "budget_id: ")
 	}
 }
 
-func statusRolledView(t *testing.T, b spendcap.Budgets) {
+func statusRolledView(t *testing.T, b spendcap.Backend) {
 	at := ts(t, "2026-03-10T12:00:00Z")
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 7}, ResetEvery: "1 day", At: at})
 	later := at.Add(3*24*time.Hour + time.Hour)
@@ -307,7 +307,7 @@ func statusRolledView(t *testing.T, b spendcap.Budgets) {
 	requireHistory(t, h, err)
 }
 
-func statusBeforeWindow(t *testing.T, b spendcap.Budgets) {
+func statusBeforeWindow(t *testing.T, b spendcap.Backend) {
 	at := ts(t, "2026-03-10T12:00:00Z")
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", ResetEvery: "1 hour", At: at})
 	st := status(t, b, "b1", at.Add(-48*time.Hour))
@@ -316,7 +316,7 @@ func statusBeforeWindow(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func statusNoReset(t *testing.T, b spendcap.Budgets) {
+func statusNoReset(t *testing.T, b spendcap.Backend) {
 	at := ts(t, "2026-03-10T12:00:00Z")
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", At: at})
 	st := status(t, b, "b1", at.AddDate(30, 0, 0))

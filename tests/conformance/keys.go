@@ -15,7 +15,7 @@ func init() {
 	register("KeysSurviveRollsAndManualResets", keysSurviveRolls)
 }
 
-func keyReplays(t *testing.T, b spendcap.Budgets) {
+func keyReplays(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"t": 10}, SoftLimits: q{"t": 5}})
 	first, err := report(b, "b1", q{"t": 6}, "k1", day0)
 	requireOutcome(t, first, err, soft(dayStart, dayNext, "t", 6, 5))
@@ -28,7 +28,7 @@ func keyReplays(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func keyReplaysHardBreach(t *testing.T, b spendcap.Budgets) {
+func keyReplaysHardBreach(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"t": 10}})
 	o, err := report(b, "b1", q{"t": 11}, "k1", day0)
 	requireOutcome(t, o, err, hard(dayStart, dayNext, "t", 0, 10, false))
@@ -39,7 +39,7 @@ func keyReplaysHardBreach(t *testing.T, b spendcap.Budgets) {
 	requireState(t, b, "b1", day0, q{}, q{}, 1, 0)
 }
 
-func keyConflicts(t *testing.T, b spendcap.Budgets) {
+func keyConflicts(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{})
 	must(spend(b, "b1", "e1", q{"t": 1}, "k1", day0))
 	before := snapshot(t, b, "b1", day0)
@@ -61,7 +61,7 @@ func keyConflicts(t *testing.T, b spendcap.Budgets) {
 	requireOutcome(t, o, err, replayed(ok(dayStart, dayNext)))
 }
 
-func keysPerBudget(t *testing.T, b spendcap.Budgets) {
+func keysPerBudget(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{BudgetID: "b1"})
 	dayBudget(t, b, spendcap.CreateBudgetParams{BudgetID: "b2"})
 	must(report(b, "b1", q{"t": 1}, "k", day0))
@@ -70,7 +70,7 @@ func keysPerBudget(t *testing.T, b spendcap.Budgets) {
 	requireState(t, b, "b2", day0, q{"t": 2}, q{}, 0, 0)
 }
 
-func keyTTL(t *testing.T, b spendcap.Budgets) {
+func keyTTL(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", DedupTTLSeconds: 60, At: day0})
 	must(report(b, "b1", q{"t": 1}, "k", day0))
 	o, err := report(b, "b1", q{"t": 1}, "k", after(day0, "59s"))
@@ -83,7 +83,7 @@ func keyTTL(t *testing.T, b spendcap.Budgets) {
 	requireOutcome(t, o, err, replayed(ok(day0, nil)))
 }
 
-func keysSurviveRolls(t *testing.T, b spendcap.Budgets) {
+func keysSurviveRolls(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", ResetEvery: "1 hour", At: day0})
 	must(report(b, "b1", q{"t": 1}, "k", day0))
 	must(reset(b, "b1", after(day0, "10m")))

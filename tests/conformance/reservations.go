@@ -17,7 +17,7 @@ func init() {
 	register("ReserveReplaysWithItsKey", reserveReplays)
 }
 
-func reservationsCount(t *testing.T, b spendcap.Budgets) {
+func reservationsCount(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"t": 10}, SoftLimits: q{"t": 8}})
 	o, err := reserve(b, "b1", "r1", q{"t": 6}, 300, "", day0)
 	requireOutcome(t, o, err, expiring(ok(dayStart, dayNext), after(day0, "5m")))
@@ -35,7 +35,7 @@ func reservationsCount(t *testing.T, b spendcap.Budgets) {
 	requireState(t, b, "b1", day0, q{"t": 3}, q{"t": 6}, 2, 1)
 }
 
-func settleNeverRefuses(t *testing.T, b spendcap.Budgets) {
+func settleNeverRefuses(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"t": 10}, SoftLimits: q{"t": 8}})
 	must(reserve(b, "b1", "r1", q{"t": 5}, 300, "", day0))
 	o, err := reserve(b, "b1", "r2", q{"t": 4}, 300, "", day0)
@@ -53,7 +53,7 @@ func settleNeverRefuses(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func settleNothing(t *testing.T, b spendcap.Budgets) {
+func settleNothing(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", At: day0})
 	must(reserve(b, "b1", "r1", q{"t": 5}, 300, "", day0))
 	o, err := settle(b, "b1", "r1", q{}, day0)
@@ -61,7 +61,7 @@ func settleNothing(t *testing.T, b spendcap.Budgets) {
 	requireState(t, b, "b1", day0, q{}, q{}, 0, 0)
 }
 
-func cancelFrees(t *testing.T, b spendcap.Budgets) {
+func cancelFrees(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 10}, At: day0})
 	must(reserve(b, "b1", "r1", q{"t": 10, "z": 0}, 300, "", day0))
 	r, err := cancel(b, "b1", "r1", after(day0, "1m"))
@@ -71,7 +71,7 @@ func cancelFrees(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func reservationsSC007(t *testing.T, b spendcap.Budgets) {
+func reservationsSC007(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", At: day0})
 	for _, rid := range []string{"settled", "cancelled", "expiring"} {
 		must(reserve(b, "b1", rid, q{"t": 1}, 60, "", day0))
@@ -95,7 +95,7 @@ func reservationsSC007(t *testing.T, b spendcap.Budgets) {
 	requireState(t, b, "b1", after(day0, "60s"), q{"t": 1}, q{}, 0, 0)
 }
 
-func reservationsExpire(t *testing.T, b spendcap.Budgets) {
+func reservationsExpire(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 10}, At: day0})
 	must(reserve(b, "b1", "r1", q{"t": 8}, 60, "", day0))
 	must(reserve(b, "b1", "r2", q{"t": 1}, 120, "", day0))
@@ -112,7 +112,7 @@ func reservationsExpire(t *testing.T, b spendcap.Budgets) {
 	requireState(t, b, "b1", after(day0, "61s"), q{"t": 2}, q{"t": 2}, 1, 0)
 }
 
-func reservationsSurviveRolls(t *testing.T, b spendcap.Budgets) {
+func reservationsSurviveRolls(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 10}, ResetEvery: "1 hour", At: day0})
 	must(reserve(b, "b1", "r1", q{"t": 7}, 7200, "", day0))
 	next := after(day0, "1h30m")
@@ -126,7 +126,7 @@ func reservationsSurviveRolls(t *testing.T, b spendcap.Budgets) {
 	}
 }
 
-func reserveReplays(t *testing.T, b spendcap.Budgets) {
+func reserveReplays(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", At: day0})
 	want := expiring(ok(day0, nil), after(day0, "5m"))
 	o, err := reserve(b, "b1", "r1", q{"t": 1}, 300, "k", day0)

@@ -14,7 +14,7 @@ func init() {
 	register("RecordSpendInObserveModeRecordsWhatItApplies", spendObserve)
 }
 
-func spendAndRelease(t *testing.T, b spendcap.Budgets) {
+func spendAndRelease(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"t": 10}})
 	o, err := spend(b, "b1", "e1", q{"t": 4, "usd": 2}, "", day0)
 	requireOutcome(t, o, err, ok(dayStart, dayNext))
@@ -38,7 +38,7 @@ func spendAndRelease(t *testing.T, b spendcap.Budgets) {
 	requireState(t, b, "b1", day0, q{"t": 2}, q{}, 1, 0)
 }
 
-func releaseOwnExecution(t *testing.T, b spendcap.Budgets) {
+func releaseOwnExecution(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", At: day0})
 	must(spend(b, "b1", "e1", q{"t": 5, "u": 1}, "", day0))
 	must(spend(b, "b1", "e2", q{"u": 3}, "", day0))
@@ -51,7 +51,7 @@ func releaseOwnExecution(t *testing.T, b spendcap.Budgets) {
 	requireState(t, b, "b1", day0, q{"u": 10}, q{}, 0, 0)
 }
 
-func releaseAfterRoll(t *testing.T, b spendcap.Budgets) {
+func releaseAfterRoll(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{})
 	must(spend(b, "b1", "e1", q{"t": 5}, "", day0))
 	next := after(day0, "24h")
@@ -63,7 +63,7 @@ func releaseAfterRoll(t *testing.T, b spendcap.Budgets) {
 	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: dayStart, WindowEnd: *dayNext, Usage: q{"t": 5}, ClosedBy: "schedule"})
 }
 
-func releaseAfterReset(t *testing.T, b spendcap.Budgets) {
+func releaseAfterReset(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{})
 	must(spend(b, "b1", "e1", q{"t": 5}, "", day0))
 	must(reset(b, "b1", after(day0, "1h")))
@@ -78,7 +78,7 @@ func releaseAfterReset(t *testing.T, b spendcap.Budgets) {
 	requireReleased(t, r, err, q{})
 }
 
-func spendObserve(t *testing.T, b spendcap.Budgets) {
+func spendObserve(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 1}, Mode: spendcap.Observe, At: day0})
 	o, err := spend(b, "b1", "e1", q{"t": 3}, "k", day0)
 	requireOutcome(t, o, err, hard(day0, nil, "t", 3, 1, true))

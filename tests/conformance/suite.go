@@ -16,17 +16,17 @@ import (
 	"github.com/spendcap/spendcap"
 )
 
-// Open returns a backend with no budgets, for one test.
-type Open func(t *testing.T) spendcap.Budgets
+// Open returns a backend with no budgets and no policies, for one test.
+type Open func(t *testing.T) spendcap.Backend
 
 type scenario struct {
 	name string
-	fn   func(t *testing.T, b spendcap.Budgets)
+	fn   func(t *testing.T, b spendcap.Backend)
 }
 
 var scenarios []scenario
 
-func register(name string, fn func(t *testing.T, b spendcap.Budgets)) {
+func register(name string, fn func(t *testing.T, b spendcap.Backend)) {
 	scenarios = append(scenarios, scenario{name, fn})
 }
 

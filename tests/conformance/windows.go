@@ -54,7 +54,7 @@ func timeline(t *testing.T, b spendcap.Budgets, id, every, zone, anchor, created
 	}
 }
 
-func monthlyFromJan31(t *testing.T, b spendcap.Budgets) {
+func monthlyFromJan31(t *testing.T, b spendcap.Backend) {
 	timeline(t, b, "b1", "1 month", "UTC", "2026-01-31T00:00:00Z", "2026-01-31T10:00:00Z", []step{
 		{"2026-02-27T23:59:59Z", "2026-01-31T00:00:00Z", "2026-02-28T00:00:00Z"},
 		{"2026-02-28T00:00:00Z", "2026-02-28T00:00:00Z", "2026-03-31T00:00:00Z"},
@@ -64,7 +64,7 @@ func monthlyFromJan31(t *testing.T, b spendcap.Budgets) {
 	})
 }
 
-func monthlyNewYork(t *testing.T, b spendcap.Budgets) {
+func monthlyNewYork(t *testing.T, b spendcap.Backend) {
 	// Local midnight on the 31st/last day: EST (-5) in winter, EDT (-4) in summer.
 	timeline(t, b, "b1", "1 month", "America/New_York", "2026-01-31T05:00:00Z", "2026-02-01T00:00:00Z", []step{
 		{"2026-02-10T00:00:00Z", "2026-01-31T05:00:00Z", "2026-02-28T05:00:00Z"},
@@ -73,7 +73,7 @@ func monthlyNewYork(t *testing.T, b spendcap.Budgets) {
 	})
 }
 
-func yearlyFromFeb29(t *testing.T, b spendcap.Budgets) {
+func yearlyFromFeb29(t *testing.T, b spendcap.Backend) {
 	timeline(t, b, "b1", "1 year", "UTC", "2024-02-29T00:00:00Z", "2024-03-01T00:00:00Z", []step{
 		{"2025-02-27T00:00:00Z", "2024-02-29T00:00:00Z", "2025-02-28T00:00:00Z"},
 		{"2025-02-28T00:00:00Z", "2025-02-28T00:00:00Z", "2026-02-28T00:00:00Z"},
@@ -81,7 +81,7 @@ func yearlyFromFeb29(t *testing.T, b spendcap.Budgets) {
 	})
 }
 
-func dailyNewYork(t *testing.T, b spendcap.Budgets) {
+func dailyNewYork(t *testing.T, b spendcap.Backend) {
 	timeline(t, b, "b1", "1 day", "America/New_York", "", "2026-03-07T12:00:00Z", []step{
 		{"2026-03-07T12:00:00Z", "2026-03-07T05:00:00Z", "2026-03-08T05:00:00Z"},
 		// The 23-hour day.
@@ -94,14 +94,14 @@ func dailyNewYork(t *testing.T, b spendcap.Budgets) {
 	})
 }
 
-func hourlyNewYork(t *testing.T, b spendcap.Budgets) {
+func hourlyNewYork(t *testing.T, b spendcap.Backend) {
 	timeline(t, b, "b1", "1 hour", "America/New_York", "", "2026-11-01T04:10:00Z", []step{
 		{"2026-11-01T05:10:00Z", "2026-11-01T05:00:00Z", "2026-11-01T06:00:00Z"},
 		{"2026-11-01T06:10:00Z", "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z"},
 	})
 }
 
-func gapAndOverlap(t *testing.T, b spendcap.Budgets) {
+func gapAndOverlap(t *testing.T, b spendcap.Backend) {
 	// Daily at local 02:30 in New York: on 2026-03-08 02:30 does not exist (offset before: EST),
 	// on 2026-11-01 01:30 happens twice (offset after: EST).
 	timeline(t, b, "gap", "1 day", "America/New_York", "2026-03-06T07:30:00Z", "2026-03-06T08:00:00Z", []step{
@@ -114,7 +114,7 @@ func gapAndOverlap(t *testing.T, b spendcap.Budgets) {
 	})
 }
 
-func weeklyKolkata(t *testing.T, b spendcap.Budgets) {
+func weeklyKolkata(t *testing.T, b spendcap.Backend) {
 	// Monday 00:00 IST is Sunday 18:30 UTC.
 	timeline(t, b, "b1", "2 weeks", "Asia/Kolkata", "", "2026-03-11T00:00:00Z", []step{
 		{"2026-03-11T00:00:00Z", "2026-03-08T18:30:00Z", "2026-03-22T18:30:00Z"},
@@ -122,7 +122,7 @@ func weeklyKolkata(t *testing.T, b spendcap.Budgets) {
 	})
 }
 
-func monthlyKolkataAndOffset(t *testing.T, b spendcap.Budgets) {
+func monthlyKolkataAndOffset(t *testing.T, b spendcap.Backend) {
 	timeline(t, b, "kolkata", "1 month", "Asia/Kolkata", "", "2026-03-31T20:00:00Z", []step{
 		{"2026-03-31T20:00:00Z", "2026-03-31T18:30:00Z", "2026-04-30T18:30:00Z"},
 	})
@@ -132,14 +132,14 @@ func monthlyKolkataAndOffset(t *testing.T, b spendcap.Budgets) {
 	})
 }
 
-func futureAnchorTimeline(t *testing.T, b spendcap.Budgets) {
+func futureAnchorTimeline(t *testing.T, b spendcap.Backend) {
 	timeline(t, b, "b1", "1 day", "UTC", "2026-03-20T06:00:00Z", "2026-03-10T12:00:00Z", []step{
 		{"2026-03-15T00:00:00Z", "2026-03-10T12:00:00Z", "2026-03-20T06:00:00Z"},
 		{"2026-03-20T06:00:00Z", "2026-03-20T06:00:00Z", "2026-03-21T06:00:00Z"},
 	})
 }
 
-func manyMissedPeriods(t *testing.T, b spendcap.Budgets) {
+func manyMissedPeriods(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", ResetEvery: "15 minutes", At: day0})
 	must(report(b, "b1", q{"t": 3}, "", day0))
 	later := after(day0, "1000h 7m")
@@ -152,7 +152,7 @@ func manyMissedPeriods(t *testing.T, b spendcap.Budgets) {
 	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: day0, WindowEnd: after(day0, "15m"), Usage: q{"t": 3}, ClosedBy: "schedule"})
 }
 
-func emptyWindows(t *testing.T, b spendcap.Budgets) {
+func emptyWindows(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{SoftLimits: q{"t": 0}, HardLimits: q{"h": 0}})
 	// Window 1: a hard breach only (no usage) is recorded. Window 2: nothing. Window 3: a soft breach.
 	if o, err := report(b, "b1", q{"h": 1}, "", day0); err != nil || o.Outcome != spendcap.HardBreach {
@@ -170,7 +170,7 @@ func emptyWindows(t *testing.T, b spendcap.Budgets) {
 	)
 }
 
-func usageBeforeWindow(t *testing.T, b spendcap.Budgets) {
+func usageBeforeWindow(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{})
 	must(report(b, "b1", q{"t": 1}, "", after(day0, "24h")))
 	// An instant from the closed window counts in the current one: windows never move backwards.
@@ -179,7 +179,7 @@ func usageBeforeWindow(t *testing.T, b spendcap.Budgets) {
 	requireState(t, b, "b1", after(day0, "24h"), q{"t": 3}, q{}, 0, 0)
 }
 
-func manualReset(t *testing.T, b spendcap.Budgets) {
+func manualReset(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"t": 5}})
 	must(report(b, "b1", q{"t": 5}, "", day0))
 	must(report(b, "b1", q{"t": 1}, "", day0))
@@ -204,7 +204,7 @@ func manualReset(t *testing.T, b spendcap.Budgets) {
 	)
 }
 
-func manualResetNoSchedule(t *testing.T, b spendcap.Budgets) {
+func manualResetNoSchedule(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", At: day0})
 	must(report(b, "b1", q{"t": 5}, "", day0))
 	w, err := reset(b, "b1", after(day0, "1h"))
@@ -217,7 +217,7 @@ func manualResetNoSchedule(t *testing.T, b spendcap.Budgets) {
 	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: day0, WindowEnd: after(day0, "1h"), Usage: q{"t": 5}, ClosedBy: "manual"})
 }
 
-func historyOrder(t *testing.T, b spendcap.Budgets) {
+func historyOrder(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", ResetEvery: "1 hour", At: day0})
 	for i := 0; i < 5; i++ {
 		must(report(b, "b1", q{"t": 1}, "", day0.Add(time.Duration(i)*time.Hour)))

@@ -1,0 +1,111 @@
+package spendcap
+
+import (
+	"context"
+	"time"
+)
+
+// Quotas is the quota-policy API of SPEC §10: a sliding-window rate limit and a cap on live
+// leases per policy. Each method is one round trip; a zero At means "now" on the backend's clock.
+type Quotas interface {
+	// CreateQuotaPolicy creates a policy, or returns Created=false for an identical existing one.
+	CreateQuotaPolicy(ctx context.Context, p CreateQuotaPolicyParams) (QuotaPolicyCreated, error)
+	// AcquireQuota admits a holder or says why not and when to retry.
+	AcquireQuota(ctx context.Context, p AcquireQuotaParams) (Acquired, error)
+	// RenewQuota extends the holder's live lease and returns its new expiry.
+	RenewQuota(ctx context.Context, p RenewQuotaParams) (time.Time, error)
+	// ReleaseQuota ends the holder's lease; false when it held none.
+	ReleaseQuota(ctx context.Context, p ReleaseQuotaParams) (bool, error)
+	// QuotaStatus returns the definition, the counts and the live holders.
+	QuotaStatus(ctx context.Context, p QuotaStatusParams) (QuotaStatus, error)
+	// DeleteQuotaPolicy removes a policy; false when there was none.
+	DeleteQuotaPolicy(ctx context.Context, p DeleteQuotaPolicyParams) (bool, error)
+}
+
+// Backend is everything a spendcap backend implements.
+type Backend interface {
+	Budgets
+	Quotas
+}
+
+// Reasons of an acquisition.
+const (
+	ReasonOK                 = "ok"
+	ReasonAlreadyHeld        = "already_held"
+	ReasonRateLimited        = "rate_limited"
+	ReasonConcurrencyLimited = "concurrency_limited"
+)
+
+// CreateQuotaPolicyParams are the arguments of CreateQuotaPolicy. Zero means no limit for
+// MaxRequests and MaxConcurrent; MaxRequests needs WindowSeconds.
+type CreateQuotaPolicyParams struct {
+	PolicyID      string
+	WindowSeconds int32
+	MaxRequests   int32
+	MaxConcurrent int32
+	LeaseSeconds  int32 // defaults to 60
+	At            time.Time
+}
+
+// QuotaPolicyCreated is the result of CreateQuotaPolicy.
+type QuotaPolicyCreated struct {
+	PolicyID string
+	Created  bool
+}
+
+// AcquireQuotaParams are the arguments of AcquireQuota.
+type AcquireQuotaParams struct {
+	PolicyID string
+	HolderID string
+	At       time.Time
+}
+
+// Acquired is the result of AcquireQuota; InWindow and Active are counted after the call.
+type Acquired struct {
+	Admitted bool
+	// Reason is one of the Reason constants.
+	Reason string
+	// RetryAfterMS is 0 unless refused.
+	RetryAfterMS int64
+	InWindow     int64
+	Active       int64
+}
+
+// RenewQuotaParams are the arguments of RenewQuota.
+type RenewQuotaParams struct {
+	PolicyID string
+	HolderID string
+	At       time.Time
+}
+
+// ReleaseQuotaParams are the arguments of ReleaseQuota.
+type ReleaseQuotaParams struct {
+	PolicyID string
+	HolderID string
+	At       time.Time
+}
+
+// QuotaStatusParams are the arguments of QuotaStatus.
+type QuotaStatusParams struct {
+	PolicyID string
+	At       time.Time
+}
+
+// QuotaStatus is a policy's definition and state.
+type QuotaStatus struct {
+	PolicyID      string
+	WindowSeconds int32
+	MaxRequests   int32
+	MaxConcurrent int32
+	LeaseSeconds  int32
+	InWindow      int64
+	Active        int64
+	// Holders of live leases, in byte order.
+	Holders []string
+}
+
+// DeleteQuotaPolicyParams are the arguments of DeleteQuotaPolicy.
+type DeleteQuotaPolicyParams struct {
+	PolicyID string
+	At       time.Time
+}

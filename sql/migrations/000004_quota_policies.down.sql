@@ -1,0 +1,14 @@
+DROP FUNCTION IF EXISTS spendcap.create_quota_policy;
+DROP FUNCTION IF EXISTS spendcap.acquire_quota;
+DROP FUNCTION IF EXISTS spendcap.renew_quota;
+DROP FUNCTION IF EXISTS spendcap.release_quota;
+DROP FUNCTION IF EXISTS spendcap.quota_status;
+DROP FUNCTION IF EXISTS spendcap.delete_quota_policy;
+DROP TYPE IF EXISTS spendcap.quota_status_result;
+DROP TYPE IF EXISTS spendcap.quota_released_result;
+DROP TYPE IF EXISTS spendcap.renew_result;
+DROP TYPE IF EXISTS spendcap.acquire_result;
+DROP TYPE IF EXISTS spendcap.quota_policy_result;
+DROP TABLE IF EXISTS spendcap.quota_leases;
+DROP TABLE IF EXISTS spendcap.quota_window;
+DROP TABLE IF EXISTS spendcap.quota_policies;

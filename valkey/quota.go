@@ -1,0 +1,91 @@
+package valkey
+
+import (
+	"context"
+	"time"
+
+	"github.com/spendcap/spendcap"
+)
+
+var _ spendcap.Backend = (*Client)(nil)
+
+// PolicyKey returns the base key of a quota policy (SPEC §11).
+func PolicyKey(policyID string) string { return "sc:q:{" + policyID + "}" }
+
+func (c *Client) quotaCall(ctx context.Context, name, policyID string, a args, readonly bool, out any) error {
+	return c.callKey(ctx, name, PolicyKey(policyID), a, readonly, out)
+}
+
+// CreateQuotaPolicy implements spendcap.Quotas.
+func (c *Client) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaPolicyParams) (spendcap.QuotaPolicyCreated, error) {
+	var r struct {
+		PolicyID string `json:"policy_id"`
+		Created  bool   `json:"created"`
+	}
+	a := args{"policy_id": p.PolicyID, "window_seconds": p.WindowSeconds, "max_requests": p.MaxRequests,
+		"max_concurrent": p.MaxConcurrent}.num("lease_seconds", p.LeaseSeconds).at(p.At)
+	err := c.quotaCall(ctx, "create_quota_policy", p.PolicyID, a, false, &r)
+	return spendcap.QuotaPolicyCreated{PolicyID: r.PolicyID, Created: r.Created}, err
+}
+
+// AcquireQuota implements spendcap.Quotas.
+func (c *Client) AcquireQuota(ctx context.Context, p spendcap.AcquireQuotaParams) (spendcap.Acquired, error) {
+	var r struct {
+		Admitted     bool   `json:"admitted"`
+		Reason       string `json:"reason"`
+		RetryAfterMS int64  `json:"retry_after_ms"`
+		InWindow     int64  `json:"in_window"`
+		Active       int64  `json:"active"`
+	}
+	err := c.quotaCall(ctx, "acquire_quota", p.PolicyID, args{"policy_id": p.PolicyID, "holder_id": p.HolderID}.at(p.At), false, &r)
+	return spendcap.Acquired{Admitted: r.Admitted, Reason: r.Reason, RetryAfterMS: r.RetryAfterMS, InWindow: r.InWindow, Active: r.Active}, err
+}
+
+// RenewQuota implements spendcap.Quotas.
+func (c *Client) RenewQuota(ctx context.Context, p spendcap.RenewQuotaParams) (time.Time, error) {
+	var r struct {
+		ExpiresAt *int64 `json:"expires_at"`
+	}
+	err := c.quotaCall(ctx, "renew_quota", p.PolicyID, args{"policy_id": p.PolicyID, "holder_id": p.HolderID}.at(p.At), false, &r)
+	return toTime(r.ExpiresAt), err
+}
+
+// ReleaseQuota implements spendcap.Quotas.
+func (c *Client) ReleaseQuota(ctx context.Context, p spendcap.ReleaseQuotaParams) (bool, error) {
+	var r struct {
+		Released bool `json:"released"`
+	}
+	err := c.quotaCall(ctx, "release_quota", p.PolicyID, args{"policy_id": p.PolicyID, "holder_id": p.HolderID}.at(p.At), false, &r)
+	return r.Released, err
+}
+
+// QuotaStatus implements spendcap.Quotas.
+func (c *Client) QuotaStatus(ctx context.Context, p spendcap.QuotaStatusParams) (spendcap.QuotaStatus, error) {
+	var r struct {
+		PolicyID      string   `json:"policy_id"`
+		WindowSeconds int32    `json:"window_seconds"`
+		MaxRequests   int32    `json:"max_requests"`
+		MaxConcurrent int32    `json:"max_concurrent"`
+		LeaseSeconds  int32    `json:"lease_seconds"`
+		InWindow      int64    `json:"in_window"`
+		Active        int64    `json:"active"`
+		Holders       []string `json:"holders"`
+	}
+	if err := c.quotaCall(ctx, "quota_status", p.PolicyID, args{"policy_id": p.PolicyID}.at(p.At), true, &r); err != nil {
+		return spendcap.QuotaStatus{}, err
+	}
+	if r.Holders == nil {
+		r.Holders = []string{}
+	}
+	return spendcap.QuotaStatus{PolicyID: r.PolicyID, WindowSeconds: r.WindowSeconds, MaxRequests: r.MaxRequests,
+		MaxConcurrent: r.MaxConcurrent, LeaseSeconds: r.LeaseSeconds, InWindow: r.InWindow, Active: r.Active, Holders: r.Holders}, nil
+}
+
+// DeleteQuotaPolicy implements spendcap.Quotas.
+func (c *Client) DeleteQuotaPolicy(ctx context.Context, p spendcap.DeleteQuotaPolicyParams) (bool, error) {
+	var r struct {
+		Deleted bool `json:"deleted"`
+	}
+	err := c.quotaCall(ctx, "delete_quota_policy", p.PolicyID, args{"policy_id": p.PolicyID}.at(p.At), false, &r)
+	return r.Deleted, err
+}
