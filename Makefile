@@ -52,8 +52,8 @@ check-sql: deps ## Check that `migrate sql | psql` gives the database `migrate u
 	$(GO) test -count=1 -run 'TestScriptMatchesUp' ./internal/migrator
 
 .PHONY: bench
-bench: deps ## Benchmarks against baselines (BENCH_TIME=2s for a quick run)
-	@echo "no benchmarks yet: they come with the benchmarks issue"
+bench: deps ## Benchmarks against baselines, ratios printed (BENCH_TIME=2s for a quick run; bench.json, bench.png)
+	$(GO) run ./tests/bench -time $(BENCH_TIME) -json bench.json -png bench.png
 
 .PHONY: clean
 clean: ## Remove build output

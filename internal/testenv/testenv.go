@@ -46,11 +46,7 @@ var (
 // Main runs the tests, then stops the servers this binary started.
 func Main(m *testing.M) {
 	code := m.Run()
-	stopMu.Lock()
-	for i := len(stops) - 1; i >= 0; i-- {
-		stops[i]()
-	}
-	stopMu.Unlock()
+	Shutdown()
 	os.Exit(code)
 }
 
@@ -281,4 +277,20 @@ func (panicTB) Cleanup(f func())                  { onStop(f) }
 // when the test binary ends (Main). It panics when no server can be had.
 func ExampleDatabase() string {
 	return NewDatabase(panicTB{})
+}
+
+// MustValkeyURL is ValkeyURL for programs without a *testing.T (benchmarks): it panics when no
+// server can be had.
+func MustValkeyURL() string {
+	return ValkeyURL(panicTB{})
+}
+
+// Shutdown stops the servers started so far; Main does it for test binaries.
+func Shutdown() {
+	stopMu.Lock()
+	defer stopMu.Unlock()
+	for i := len(stops) - 1; i >= 0; i-- {
+		stops[i]()
+	}
+	stops = nil
 }

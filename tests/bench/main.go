@@ -1,0 +1,361 @@
+// Command bench measures spendcap against its baselines in one process, on the same servers
+// (`make bench`, `make bench BENCH_TIME=2s` for a quick run): report_usage through the Go binding
+// against a single-row UPDATE (baseline A, the per-commit floor) and against the same admission done
+// as a client-side transaction of separate statements (baseline B), the Valkey library against a raw
+// HINCRBY, and the two-phase and quota calls on both backends. It prints ops/s, p50 and p99 per
+// concurrency and the ratios, and can write them as JSON and a PNG chart.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/testenv"
+	"github.com/spendcap/spendcap/valkey"
+)
+
+const budgets = 10000
+
+var concurrencies = []int{1, 8, 32}
+
+// Result is one benchmark at one concurrency.
+type Result struct {
+	Name        string  `json:"name"`
+	Concurrency int     `json:"concurrency"`
+	Ops         int64   `json:"ops"`
+	OpsPerSec   float64 `json:"ops_per_sec"`
+	P50us       float64 `json:"p50_us"`
+	P99us       float64 `json:"p99_us"`
+}
+
+// Ratio compares a spendcap benchmark with a baseline at one concurrency, against a target.
+type Ratio struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Target float64 `json:"target"`
+	Met    bool    `json:"met"`
+}
+
+type op func(ctx context.Context, worker int, i int64) error
+
+func main() {
+	dur := flag.Duration("time", 5*time.Second, "how long each benchmark runs at each concurrency")
+	jsonPath := flag.String("json", "", "write the results as JSON to this file")
+	pngPath := flag.String("png", "", "write a chart of ops/s by concurrency to this PNG file")
+	only := flag.String("run", "", "run only the benchmarks whose name contains this")
+	flag.Parse()
+	defer testenv.Shutdown()
+	ctx := context.Background()
+
+	pgURL := testenv.ExampleDatabase()
+	pool, err := pgxpool.New(ctx, pgURL+"&pool_max_conns=40")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	vopts, err := redis.ParseURL(testenv.MustValkeyURL())
+	if err != nil {
+		log.Fatal(err)
+	}
+	vopts.PoolSize = 40
+	rdb := redis.NewClient(vopts)
+	defer rdb.Close()
+	if err := setup(ctx, pool, rdb); err != nil {
+		log.Fatal(err)
+	}
+	pg := gobinding.NewClient(pool)
+	vk, err := valkey.New(ctx, rdb, valkey.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	var seq atomic.Int64
+	key := func() string { return fmt.Sprintf("k%d", seq.Add(1)) }
+	pick := func(w int, i int64) string { return fmt.Sprintf("b%d", (int64(w)*7919+i*104729)%budgets) }
+	one := map[string]int64{"tokens": 1}
+	four := map[string]int64{"tokens": 1, "usd_micros": 1, "requests": 1, "images": 1}
+
+	benches := []struct {
+		name string
+		run  op
+	}{
+		{"pg report_usage 10k budgets 1 dim", func(ctx context.Context, w int, i int64) error {
+			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one})
+			return err
+		}},
+		{"pg report_usage 10k budgets 1 dim dedup", func(ctx context.Context, w int, i int64) error {
+			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one, DedupKey: key()})
+			return err
+		}},
+		{"pg report_usage 10k budgets 4 dims", func(ctx context.Context, w int, i int64) error {
+			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: four})
+			return err
+		}},
+		{"pg report_usage 10k budgets 4 dims dedup", func(ctx context.Context, w int, i int64) error {
+			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: four, DedupKey: key()})
+			return err
+		}},
+		{"pg report_usage hot budget 1 dim", func(ctx context.Context, w int, i int64) error {
+			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "hot", Deltas: one})
+			return err
+		}},
+		{"baseline A update 10k rows", func(ctx context.Context, w int, i int64) error {
+			_, err := pool.Exec(ctx, `UPDATE bench_counters SET v = v + $1 WHERE id = $2`, 1, (int64(w)*7919+i*104729)%budgets)
+			return err
+		}},
+		{"baseline A update hot row", func(ctx context.Context, w int, i int64) error {
+			_, err := pool.Exec(ctx, `UPDATE bench_counters SET v = v + $1 WHERE id = $2`, 1, -1)
+			return err
+		}},
+		{"baseline B client transaction 4 dims dedup", func(ctx context.Context, w int, i int64) error {
+			return clientSideAdmission(ctx, pool, pick(w, i), four, key())
+		}},
+		{"pg reserve+settle", func(ctx context.Context, w int, i int64) error {
+			id, rid := pick(w, i), key()
+			if _, err := pg.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: one}); err != nil {
+				return err
+			}
+			_, err := pg.Settle(ctx, spendcap.SettleParams{BudgetID: id, ReservationID: rid, Actual: one})
+			return err
+		}},
+		{"pg acquire+release quota", func(ctx context.Context, w int, i int64) error {
+			h := key()
+			if _, err := pg.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "q", HolderID: h}); err != nil {
+				return err
+			}
+			_, err := pg.ReleaseQuota(ctx, spendcap.ReleaseQuotaParams{PolicyID: "q", HolderID: h})
+			return err
+		}},
+		{"valkey sc_report_usage 1 dim", func(ctx context.Context, w int, i int64) error {
+			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one})
+			return err
+		}},
+		{"valkey sc_report_usage 4 dims dedup", func(ctx context.Context, w int, i int64) error {
+			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: four, DedupKey: key()})
+			return err
+		}},
+		{"valkey raw HINCRBY", func(ctx context.Context, w int, i int64) error {
+			return rdb.HIncrBy(ctx, fmt.Sprintf("raw:{b%d}", (int64(w)*7919+i*104729)%budgets), "tokens", 1).Err()
+		}},
+		{"valkey reserve+settle", func(ctx context.Context, w int, i int64) error {
+			id, rid := pick(w, i), key()
+			if _, err := vk.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: one}); err != nil {
+				return err
+			}
+			_, err := vk.Settle(ctx, spendcap.SettleParams{BudgetID: id, ReservationID: rid, Actual: one})
+			return err
+		}},
+		{"valkey acquire+release quota", func(ctx context.Context, w int, i int64) error {
+			h := key()
+			if _, err := vk.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "q", HolderID: h}); err != nil {
+				return err
+			}
+			_, err := vk.ReleaseQuota(ctx, spendcap.ReleaseQuotaParams{PolicyID: "q", HolderID: h})
+			return err
+		}},
+	}
+
+	var results []Result
+	fmt.Printf("%-44s %4s %11s %9s %9s\n", "benchmark", "c", "ops/s", "p50 µs", "p99 µs")
+	for _, b := range benches {
+		if *only != "" && !strings.Contains(b.name, *only) {
+			continue
+		}
+		for _, c := range concurrencies {
+			r, err := measure(ctx, b.name, c, *dur, b.run)
+			if err != nil {
+				log.Fatalf("%s at c=%d: %v", b.name, c, err)
+			}
+			results = append(results, r)
+			fmt.Printf("%-44s %4d %11.0f %9.0f %9.0f\n", r.Name, r.Concurrency, r.OpsPerSec, r.P50us, r.P99us)
+		}
+	}
+	ratios := computeRatios(results)
+	fmt.Println()
+	for _, r := range ratios {
+		met := "below target"
+		if r.Met {
+			met = "target met"
+		}
+		fmt.Printf("%-62s %6.2f  (target %.2f, %s)\n", r.Name, r.Value, r.Target, met)
+	}
+	if *jsonPath != "" {
+		b, _ := json.MarshalIndent(map[string]any{"duration": dur.String(), "results": results, "ratios": ratios}, "", "  ")
+		if err := os.WriteFile(*jsonPath, b, 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if *pngPath != "" {
+		if err := chart(*pngPath, results); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// measure runs op from c goroutines for d and returns the throughput and latency percentiles.
+func measure(ctx context.Context, name string, c int, d time.Duration, run op) (Result, error) {
+	lat := make([][]time.Duration, c)
+	var firstErr error
+	var errOnce sync.Once
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < c; w++ {
+		wg.Go(func() {
+			for i := int64(0); time.Now().Before(deadline); i++ {
+				t0 := time.Now()
+				if err := run(ctx, w, i+rand.Int64N(1<<20)); err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	r := Result{Name: name, Concurrency: c, Ops: int64(len(all)), OpsPerSec: float64(len(all)) / elapsed.Seconds()}
+	if len(all) > 0 {
+		r.P50us = float64(all[len(all)/2].Microseconds())
+		r.P99us = float64(all[len(all)*99/100].Microseconds())
+	}
+	return r, firstErr
+}
+
+func find(results []Result, name string, c int) float64 {
+	for _, r := range results {
+		if r.Name == name && r.Concurrency == c {
+			return r.OpsPerSec
+		}
+	}
+	return 0
+}
+
+func computeRatios(results []Result) []Ratio {
+	var out []Ratio
+	add := func(label, num, den string, c int, target float64) {
+		n, d := find(results, num, c), find(results, den, c)
+		if n == 0 || d == 0 {
+			return
+		}
+		out = append(out, Ratio{Name: fmt.Sprintf("%s (c=%d)", label, c), Value: n / d, Target: target, Met: n/d >= target})
+	}
+	for _, c := range concurrencies {
+		add("pg report_usage 10k 1 dim / baseline A", "pg report_usage 10k budgets 1 dim", "baseline A update 10k rows", c, 0.8)
+		add("pg report_usage 10k 4 dims dedup / baseline B", "pg report_usage 10k budgets 4 dims dedup", "baseline B client transaction 4 dims dedup", c, 4)
+		add("pg report_usage hot / baseline A hot row", "pg report_usage hot budget 1 dim", "baseline A update hot row", c, 0.9)
+		add("valkey sc_report_usage / raw HINCRBY", "valkey sc_report_usage 1 dim", "valkey raw HINCRBY", c, 0.6)
+	}
+	return out
+}
+
+// setup creates 10,000 budgets and a hot one on both backends, a quota policy, and the baseline
+// tables.
+func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
+	started := time.Now()
+	if _, err := pool.Exec(ctx, `
+		SELECT spendcap.create_budget('b' || i, '{"tokens": 1000000000000000}') FROM generate_series(0, 9999) AS i;
+		SELECT * FROM spendcap.create_budget('hot', '{"tokens": 1000000000000000}');
+		SELECT * FROM spendcap.create_quota_policy('q', max_concurrent => 100000, lease_seconds => 60);
+		CREATE TABLE bench_counters (id integer PRIMARY KEY, v bigint NOT NULL) WITH (fillfactor = 80);
+		INSERT INTO bench_counters SELECT i, 0 FROM generate_series(-1, 9999) AS i;
+		CREATE TABLE bench_policy (budget_id text PRIMARY KEY, hard_limits jsonb NOT NULL);
+		INSERT INTO bench_policy SELECT 'b' || i, '{"tokens": 1000000000000000}' FROM generate_series(0, 9999) AS i;
+		CREATE TABLE bench_usage (budget_id text, dimension text, v bigint NOT NULL, PRIMARY KEY (budget_id, dimension));
+		CREATE TABLE bench_dedup (budget_id text, dedup_key text, PRIMARY KEY (budget_id, dedup_key))`); err != nil {
+		return fmt.Errorf("postgres setup: %w", err)
+	}
+	if _, err := pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
+		return err
+	}
+	vk, err := valkey.New(ctx, rdb, valkey.Options{})
+	if err != nil {
+		return err
+	}
+	pipe := make(chan int, budgets)
+	for i := 0; i < budgets; i++ {
+		pipe <- i
+	}
+	close(pipe)
+	var wg sync.WaitGroup
+	var setupErr atomic.Value
+	for w := 0; w < 16; w++ {
+		wg.Go(func() {
+			for i := range pipe {
+				if _, err := vk.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("b%d", i),
+					HardLimits: map[string]int64{"tokens": 1e15}}); err != nil {
+					setupErr.Store(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := setupErr.Load().(error); err != nil {
+		return err
+	}
+	if _, err := vk.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "q", MaxConcurrent: 100000}); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "setup: %d budgets on each backend in %v\n", budgets, time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+// clientSideAdmission is baseline B: the admission of report_usage with a dedup key, written as a
+// client-side transaction of separate statements, as a service without spendcap would.
+func clientSideAdmission(ctx context.Context, pool *pgxpool.Pool, id string, deltas map[string]int64, key string) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var limits map[string]int64
+		if err := tx.QueryRow(ctx, `SELECT hard_limits FROM bench_policy WHERE budget_id = $1 FOR UPDATE`, id).Scan(&limits); err != nil {
+			return err
+		}
+		dims := make([]string, 0, len(deltas))
+		for d := range deltas {
+			dims = append(dims, d)
+		}
+		sort.Strings(dims)
+		usage := map[string]int64{}
+		for _, d := range dims {
+			if _, err := tx.Exec(ctx, `INSERT INTO bench_usage VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`, id, d); err != nil {
+				return err
+			}
+			var v int64
+			if err := tx.QueryRow(ctx, `SELECT v FROM bench_usage WHERE budget_id = $1 AND dimension = $2 FOR UPDATE`, id, d).Scan(&v); err != nil {
+				return err
+			}
+			usage[d] = v
+		}
+		for _, d := range dims {
+			if h, ok := limits[d]; ok && usage[d]+deltas[d] > h {
+				return nil // refused: nothing applied
+			}
+		}
+		for _, d := range dims {
+			if _, err := tx.Exec(ctx, `UPDATE bench_usage SET v = v + $3 WHERE budget_id = $1 AND dimension = $2`, id, d, deltas[d]); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO bench_dedup VALUES ($1, $2)`, id, key)
+		return err
+	})
+}
