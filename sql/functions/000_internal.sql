@@ -1,5 +1,8 @@
 -- Private helpers of the spendcap API (schema spendcap_internal). They are never granted to anyone:
--- the SECURITY DEFINER API functions call them as their owner. SQL bodies are quoted strings, not
+-- the SECURITY DEFINER API functions call them as their owner, with the API functions' fixed
+-- search_path (pg_catalog, pg_temp). They carry no SET clause of their own: a SET makes every call
+-- save and restore the setting, which cost more than half of an admission, and keeps SQL helpers
+-- from being inlined. Every name in them is schema-qualified all the same. SQL bodies are quoted strings, not
 -- SQL-standard RETURN bodies: those record dependencies, which would block the DROP that starts
 -- each definition when a file is re-applied. Pure helpers are IMMUTABLE or STABLE
 -- so that the planner may fold them; none of them writes, except known_timezone's cache insert.
@@ -9,7 +12,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.invalid_argument;
 CREATE FUNCTION spendcap_internal.invalid_argument(arg text, problem text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'SC002', MESSAGE = arg || ': ' || problem;
@@ -22,7 +24,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.check_id;
 CREATE FUNCTION spendcap_internal.check_id(arg text, val text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF val IS NULL THEN
@@ -41,7 +42,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.quantities;
 CREATE FUNCTION spendcap_internal.quantities(arg text, obj jsonb, required boolean)
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     k text;
@@ -85,7 +85,6 @@ $fn$;
 DROP FUNCTION IF EXISTS spendcap_internal.parse_period;
 CREATE FUNCTION spendcap_internal.parse_period(period text, OUT n integer, OUT unit text, OUT canonical text)
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     m text[];
@@ -108,7 +107,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.known_timezone;
 CREATE FUNCTION spendcap_internal.known_timezone(tz text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF tz = 'UTC' THEN
@@ -135,10 +133,11 @@ $fn$;
 DROP FUNCTION IF EXISTS spendcap_internal.to_local;
 CREATE FUNCTION spendcap_internal.to_local(t timestamptz, tz text)
 RETURNS timestamp
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
-    SELECT CASE WHEN tz ~ '^[+-]' THEN t AT TIME ZONE tz::interval ELSE t AT TIME ZONE tz END
+BEGIN
+    RETURN CASE WHEN tz ~ '^[+-]' THEN t AT TIME ZONE tz::interval ELSE t AT TIME ZONE tz END;
+END
 $fn$;
 
 -- from_local gives the instant of wall-clock time l in zone tz. A time in a DST gap takes the offset
@@ -146,10 +145,11 @@ $fn$;
 DROP FUNCTION IF EXISTS spendcap_internal.from_local;
 CREATE FUNCTION spendcap_internal.from_local(l timestamp, tz text)
 RETURNS timestamptz
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
-    SELECT CASE WHEN tz ~ '^[+-]' THEN l AT TIME ZONE tz::interval ELSE l AT TIME ZONE tz END
+BEGIN
+    RETURN CASE WHEN tz ~ '^[+-]' THEN l AT TIME ZONE tz::interval ELSE l AT TIME ZONE tz END;
+END
 $fn$;
 
 -- default_anchor is the start of the unit containing t in zone tz (SPEC §4). Elapsed units subtract
@@ -159,7 +159,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.default_anchor;
 CREATE FUNCTION spendcap_internal.default_anchor(t timestamptz, unit text, tz text)
 RETURNS timestamptz
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     l timestamp := spendcap_internal.to_local(t, tz);
@@ -176,17 +175,18 @@ $fn$;
 DROP FUNCTION IF EXISTS spendcap_internal.boundary;
 CREATE FUNCTION spendcap_internal.boundary(anchor timestamptz, n integer, unit text, tz text, k bigint)
 RETURNS timestamptz
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
-SELECT CASE unit
-    WHEN 'second' THEN anchor + make_interval(secs => (k * n)::double precision)
-    WHEN 'minute' THEN anchor + make_interval(secs => (k * n * 60)::double precision)
-    WHEN 'hour'   THEN anchor + make_interval(secs => (k * n * 3600)::double precision)
-    WHEN 'day'    THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(days => (k * n)::integer), tz)
-    WHEN 'week'   THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(days => (k * n * 7)::integer), tz)
-    WHEN 'month'  THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(months => (k * n)::integer), tz)
-    WHEN 'year'   THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(years => (k * n)::integer), tz)
+BEGIN
+    RETURN CASE unit
+        WHEN 'second' THEN anchor + make_interval(secs => (k * n)::double precision)
+        WHEN 'minute' THEN anchor + make_interval(secs => (k * n * 60)::double precision)
+        WHEN 'hour'   THEN anchor + make_interval(secs => (k * n * 3600)::double precision)
+        WHEN 'day'    THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(days => (k * n)::integer), tz)
+        WHEN 'week'   THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(days => (k * n * 7)::integer), tz)
+        WHEN 'month'  THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(months => (k * n)::integer), tz)
+        WHEN 'year'   THEN spendcap_internal.from_local(spendcap_internal.to_local(anchor, tz) + make_interval(years => (k * n)::integer), tz)
+    END;
 END
 $fn$;
 
@@ -197,7 +197,6 @@ CREATE FUNCTION spendcap_internal.window_of(
     anchor timestamptz, n integer, unit text, tz text, created_at timestamptz, t timestamptz,
     OUT k bigint, OUT window_start timestamptz, OUT next_reset_at timestamptz)
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     la timestamp;
@@ -244,7 +243,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.advanced;
 CREATE FUNCTION spendcap_internal.advanced(b spendcap.budgets, t timestamptz)
 RETURNS spendcap.budgets
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     w record;
@@ -272,7 +270,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.live_reserved;
 CREATE FUNCTION spendcap_internal.live_reserved(b spendcap.budgets, t timestamptz)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF b.reservations_expire_at IS NULL OR t < b.reservations_expire_at THEN
@@ -293,7 +290,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.status_row;
 CREATE FUNCTION spendcap_internal.status_row(b spendcap.budgets, t timestamptz)
 RETURNS spendcap.budget_status_result
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     r spendcap.budget_status_result;
@@ -336,7 +332,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.budget_not_found;
 CREATE FUNCTION spendcap_internal.budget_not_found(budget_id text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'SC001', MESSAGE = format('budget_id: budget %s not found', to_jsonb(budget_id));
@@ -348,38 +343,41 @@ $fn$;
 DROP FUNCTION IF EXISTS spendcap_internal.plus;
 CREATE FUNCTION spendcap_internal.plus(a jsonb, b jsonb)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
-    SELECT coalesce(jsonb_object_agg(k, v), '{}')
-    FROM (SELECT k, sum(v) AS v
-          FROM (SELECT e.key AS k, e.value::bigint AS v FROM jsonb_each(a) e
-                UNION ALL
-                SELECT e.key, e.value::bigint FROM jsonb_each(b) e) x
-          GROUP BY k) y
-    WHERE v <> 0
+BEGIN
+    RETURN (SELECT coalesce(jsonb_object_agg(k, v), '{}')
+        FROM (SELECT k, sum(v) AS v
+              FROM (SELECT e.key AS k, e.value::bigint AS v FROM jsonb_each(a) e
+                    UNION ALL
+                    SELECT e.key, e.value::bigint FROM jsonb_each(b) e) x
+              GROUP BY k) y
+        WHERE v <> 0);
+END
 $fn$;
 
 -- minus subtracts b from a per dimension, clamped at 0, keeping only non-zero results.
 DROP FUNCTION IF EXISTS spendcap_internal.minus;
 CREATE FUNCTION spendcap_internal.minus(a jsonb, b jsonb)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
-    SELECT coalesce(jsonb_object_agg(e.key, greatest(0, e.value::bigint - coalesce((b ->> e.key)::bigint, 0)))
-                        FILTER (WHERE e.value::bigint - coalesce((b ->> e.key)::bigint, 0) > 0), '{}')
-    FROM jsonb_each(a) e
+BEGIN
+    RETURN (SELECT coalesce(jsonb_object_agg(e.key, greatest(0, e.value::bigint - coalesce((b ->> e.key)::bigint, 0)))
+                            FILTER (WHERE e.value::bigint - coalesce((b ->> e.key)::bigint, 0) > 0), '{}')
+        FROM jsonb_each(a) e);
+END
 $fn$;
 
 -- nonzero drops the dimensions whose quantity is 0.
 DROP FUNCTION IF EXISTS spendcap_internal.nonzero;
 CREATE FUNCTION spendcap_internal.nonzero(a jsonb)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
-    SELECT coalesce(jsonb_object_agg(e.key, e.value) FILTER (WHERE e.value::bigint <> 0), '{}') FROM jsonb_each(a) e
+BEGIN
+    RETURN (SELECT coalesce(jsonb_object_agg(e.key, e.value) FILTER (WHERE e.value::bigint <> 0), '{}') FROM jsonb_each(a) e);
+END
 $fn$;
 
 -- evaluate runs admission steps 1-3 of SPEC §5 for deltas against budget b (already rolled to the
@@ -390,7 +388,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.evaluate;
 CREATE FUNCTION spendcap_internal.evaluate(b spendcap.budgets, reserved jsonb, deltas jsonb, arg text, force boolean)
 RETURNS spendcap.reserve_outcome
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     dims   text[];
@@ -450,7 +447,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.counted;
 CREATE FUNCTION spendcap_internal.counted(b spendcap.budgets, o spendcap.reserve_outcome, t timestamptz)
 RETURNS spendcap.budgets
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF o.outcome = 'hard_breach' THEN
@@ -472,7 +468,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.close_window;
 CREATE FUNCTION spendcap_internal.close_window(b spendcap.budgets, window_end timestamptz, closed_by text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF b.usage <> '{}' OR b.window_breach_count > 0 OR b.window_soft_breach_count > 0 THEN
@@ -489,7 +484,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.save;
 CREATE FUNCTION spendcap_internal.save(b spendcap.budgets)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     UPDATE spendcap.budgets AS x SET
@@ -513,7 +507,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.lock_budget;
 CREATE FUNCTION spendcap_internal.lock_budget(budget_id text, at timestamptz)
 RETURNS spendcap.budgets
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -554,7 +547,6 @@ CREATE FUNCTION spendcap_internal.admit(
     op text, budget_id text, ref_id text, deltas jsonb, dedup_key text, ttl_seconds integer, at timestamptz)
 RETURNS spendcap.reserve_outcome
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -642,10 +634,11 @@ $fn$;
 DROP FUNCTION IF EXISTS spendcap_internal.usage_outcome;
 CREATE FUNCTION spendcap_internal.usage_outcome(o spendcap.reserve_outcome)
 RETURNS spendcap.usage_outcome
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
-    SELECT ROW(o.outcome, o.applied, o.dimension, o.usage, o.limit_value, o.replayed, o.window_start, o.next_reset_at)::spendcap.usage_outcome
+BEGIN
+    RETURN ROW(o.outcome, o.applied, o.dimension, o.usage, o.limit_value, o.replayed, o.window_start, o.next_reset_at)::spendcap.usage_outcome;
+END
 $fn$;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA spendcap_internal FROM PUBLIC;

@@ -9,10 +9,12 @@ CREATE FUNCTION spendcap.report_usage(
     dedup_key text        DEFAULT NULL,
     at        timestamptz DEFAULT NULL)
 RETURNS spendcap.usage_outcome
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT spendcap_internal.usage_outcome(spendcap_internal.admit('report_usage', budget_id, NULL, deltas, dedup_key, NULL, at))
+BEGIN
+    RETURN spendcap_internal.usage_outcome(spendcap_internal.admit('report_usage', budget_id, NULL, deltas, dedup_key, NULL, at));
+END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.report_usage FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.report_usage TO spendcap_writer;

@@ -10,10 +10,12 @@ CREATE FUNCTION spendcap.record_spend(
     idempotency_key text        DEFAULT NULL,
     at              timestamptz DEFAULT NULL)
 RETURNS spendcap.usage_outcome
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT spendcap_internal.usage_outcome(spendcap_internal.admit('record_spend', budget_id, execution_id, deltas, idempotency_key, NULL, at))
+BEGIN
+    RETURN spendcap_internal.usage_outcome(spendcap_internal.admit('record_spend', budget_id, execution_id, deltas, idempotency_key, NULL, at));
+END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.record_spend FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.record_spend TO spendcap_writer;

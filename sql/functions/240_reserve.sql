@@ -11,10 +11,12 @@ CREATE FUNCTION spendcap.reserve(
     idempotency_key text        DEFAULT NULL,
     at              timestamptz DEFAULT NULL)
 RETURNS spendcap.reserve_outcome
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT spendcap_internal.admit('reserve', budget_id, reservation_id, amounts, idempotency_key, coalesce(ttl_seconds, 300), at)
+BEGIN
+    RETURN spendcap_internal.admit('reserve', budget_id, reservation_id, amounts, idempotency_key, coalesce(ttl_seconds, 300), at);
+END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.reserve FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.reserve TO spendcap_writer;

@@ -5,12 +5,14 @@ DROP FUNCTION IF EXISTS spendcap.due_windows;
 CREATE FUNCTION spendcap.due_windows(
     at timestamptz DEFAULT NULL)
 RETURNS spendcap.backlog_result
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT ROW(count(*))::spendcap.backlog_result
-      FROM spendcap.budgets AS b
-     WHERE b.next_reset_at <= coalesce(at, now())
+BEGIN
+    RETURN (SELECT ROW(count(*))::spendcap.backlog_result
+          FROM spendcap.budgets AS b
+         WHERE b.next_reset_at <= coalesce(at, now()));
+END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.due_windows FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.due_windows TO spendcap_admin;

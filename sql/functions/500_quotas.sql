@@ -9,7 +9,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.policy_not_found;
 CREATE FUNCTION spendcap_internal.policy_not_found(policy_id text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'SC006', MESSAGE = format('policy_id: policy %s not found', to_jsonb(policy_id));
@@ -22,7 +21,6 @@ DROP FUNCTION IF EXISTS spendcap_internal.lock_policy;
 CREATE FUNCTION spendcap_internal.lock_policy(policy_id text)
 RETURNS spendcap.quota_policies
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -41,10 +39,11 @@ REVOKE ALL ON FUNCTION spendcap_internal.lock_policy FROM PUBLIC;
 DROP FUNCTION IF EXISTS spendcap_internal.ms_until;
 CREATE FUNCTION spendcap_internal.ms_until(a timestamptz, b timestamptz)
 RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
-    SELECT ceil(extract(epoch FROM b - a) * 1000)::bigint
+BEGIN
+    RETURN (SELECT ceil(extract(epoch FROM b - a) * 1000)::bigint);
+END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap_internal.ms_until FROM PUBLIC;
 
