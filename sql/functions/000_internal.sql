@@ -400,12 +400,13 @@ END
 $fn$;
 
 -- evaluate runs admission steps 1-3 of SPEC §5 for deltas against budget b (already rolled to the
--- call's instant) whose live reservations sum to reserved, and returns the outcome; it writes
--- nothing and moves no counter. Dimensions are taken in ascending byte order of their names.
+-- call's instant) whose live reservations sum to reserved, and returns the outcome o and the usage
+-- the deltas would leave (usage_after, computed in the same query: callers apply it when o says
+-- so); it writes nothing and moves no counter. Dimensions are taken in ascending byte order.
 -- force: the deltas are applied whatever the hard check says (settle; observe mode does the same).
 DROP FUNCTION IF EXISTS spendcap_internal.evaluate;
-CREATE FUNCTION spendcap_internal.evaluate(b spendcap.budgets, reserved jsonb, deltas jsonb, arg text, force boolean)
-RETURNS spendcap.reserve_outcome
+CREATE FUNCTION spendcap_internal.evaluate(b spendcap.budgets, reserved jsonb, deltas jsonb, arg text, force boolean,
+    OUT o spendcap.reserve_outcome, OUT usage_after jsonb)
 LANGUAGE plpgsql STABLE
 AS $fn$
 DECLARE
@@ -414,12 +415,13 @@ DECLARE
     adds   bigint[];
     lim    bigint;
     i      integer;
-    o      spendcap.reserve_outcome;
 BEGIN
     SELECT array_agg(e.key ORDER BY e.key COLLATE "C"),
            array_agg(coalesce((b.usage ->> e.key)::bigint, 0) + coalesce((reserved ->> e.key)::bigint, 0) ORDER BY e.key COLLATE "C"),
-           array_agg(e.value::bigint ORDER BY e.key COLLATE "C")
-      INTO dims, totals, adds
+           array_agg(e.value::bigint ORDER BY e.key COLLATE "C"),
+           b.usage || coalesce(jsonb_object_agg(e.key, coalesce((b.usage ->> e.key)::bigint, 0) + e.value::bigint)
+                                   FILTER (WHERE coalesce((b.usage ->> e.key)::bigint, 0) + e.value::bigint <> 0), '{}')
+      INTO dims, totals, adds, usage_after
       FROM jsonb_each(deltas) e;
     o.outcome := 'ok';
     o.applied := true;
@@ -444,7 +446,7 @@ BEGIN
                 o.applied := false;
                 o.usage := totals[i];
             END IF;
-            RETURN o;
+            RETURN;
         END IF;
     END LOOP;
     FOR i IN 1 .. coalesce(array_length(dims, 1), 0) LOOP
@@ -454,10 +456,10 @@ BEGIN
             o.dimension := dims[i];
             o.limit_value := lim;
             o.usage := totals[i] + adds[i];
-            RETURN o;
+            RETURN;
         END IF;
     END LOOP;
-    RETURN o;
+    RETURN;
 END
 $fn$;
 
@@ -577,6 +579,7 @@ DECLARE
     t          timestamptz;
     fp         text;
     stored     record;
+    e          record;
     o          spendcap.reserve_outcome;
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
@@ -617,7 +620,8 @@ BEGIN
         PERFORM spendcap_internal.invalid_argument('reservation_id', format('reservation %s is live', to_jsonb(ref_id)));
     END IF;
 
-    o := spendcap_internal.evaluate(b, b.reserved, d, deltas_arg, false);
+    e := spendcap_internal.evaluate(b, b.reserved, d, deltas_arg, false);
+    o := e.o;
     b := spendcap_internal.counted(b, o, t);
     IF o.applied THEN
         IF op = 'reserve' THEN
@@ -627,7 +631,7 @@ BEGIN
             b.reserved := spendcap_internal.plus(b.reserved, d);
             b.reservations_expire_at := least(b.reservations_expire_at, o.expires_at);
         ELSE
-            b.usage := spendcap_internal.plus(b.usage, d);
+            b.usage := e.usage_after;
             IF op = 'record_spend' THEN
                 INSERT INTO spendcap.spend_ledger AS l (budget_id, execution_id, window_seq, amounts)
                 VALUES (budget_id, ref_id, b.window_seq, d)
@@ -637,7 +641,13 @@ BEGIN
         END IF;
     END IF;
     b.updated_at := greatest(b.updated_at, t);
-    PERFORM spendcap_internal.save(b);
+    -- Only what an admission changes; lock_budget has saved any roll.
+    UPDATE spendcap.budgets AS x SET
+        usage = b.usage, reserved = b.reserved, reservations_expire_at = b.reservations_expire_at,
+        breach_count = b.breach_count, soft_breach_count = b.soft_breach_count,
+        window_breach_count = b.window_breach_count, window_soft_breach_count = b.window_soft_breach_count,
+        last_breach_at = b.last_breach_at, last_breach_dim = b.last_breach_dim, updated_at = b.updated_at
+    WHERE x.budget_id = b.budget_id;
 
     IF key IS NOT NULL THEN
         INSERT INTO spendcap.dedup_keys AS k (budget_id, dedup_key, fingerprint, result, expires_at)

@@ -15,6 +15,7 @@ DECLARE
     b spendcap.budgets;
     t timestamptz;
     d jsonb;
+    e record;
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     d := spendcap_internal.quantities('deltas', deltas, true);
@@ -24,7 +25,8 @@ BEGIN
     END IF;
     t := greatest(coalesce(at, now()), b.window_start);
     b := spendcap_internal.advanced(b, t);
-    RETURN spendcap_internal.usage_outcome(spendcap_internal.evaluate(b, spendcap_internal.live_reserved(b, t), d, 'deltas', false));
+    e := spendcap_internal.evaluate(b, spendcap_internal.live_reserved(b, t), d, 'deltas', false);
+    RETURN spendcap_internal.usage_outcome(e.o);
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.check_usage FROM PUBLIC;

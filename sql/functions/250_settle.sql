@@ -19,6 +19,7 @@ DECLARE
     t       timestamptz;
     d       jsonb;
     amounts jsonb;
+    e       record;
     o       spendcap.reserve_outcome;
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
@@ -34,9 +35,10 @@ BEGIN
             'reservation_id: reservation %s is unknown, expired or already finished', to_jsonb(reservation_id));
     END IF;
     b.reserved := spendcap_internal.minus(b.reserved, amounts);
-    o := spendcap_internal.evaluate(b, b.reserved, d, 'actual', true);
+    e := spendcap_internal.evaluate(b, b.reserved, d, 'actual', true);
+    o := e.o;
     b := spendcap_internal.counted(b, o, t);
-    b.usage := spendcap_internal.plus(b.usage, d);
+    b.usage := e.usage_after;
     b.updated_at := greatest(b.updated_at, t);
     PERFORM spendcap_internal.save(b);
     RETURN spendcap_internal.usage_outcome(o);
