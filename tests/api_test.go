@@ -3,46 +3,18 @@ package tests
 import (
 	"fmt"
 	"maps"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/spendcap/spendcap/gobinding"
 )
 
 // outcome is the admission outcome row of SPEC §5 (expires_at for reserve only).
-type outcome struct {
-	Outcome     string     `db:"outcome"`
-	Applied     bool       `db:"applied"`
-	Dimension   *string    `db:"dimension"`
-	Usage       *int64     `db:"usage"`
-	LimitValue  *int64     `db:"limit_value"`
-	Replayed    bool       `db:"replayed"`
-	WindowStart time.Time  `db:"window_start"`
-	NextResetAt *time.Time `db:"next_reset_at"`
-	ExpiresAt   *time.Time `db:"expires_at"`
-}
-
-func (o outcome) String() string {
-	f := func(p any) string {
-		v := reflect.ValueOf(p)
-		if v.IsNil() {
-			return "null"
-		}
-		return fmt.Sprint(v.Elem().Interface())
-	}
-	fmtT := func(t *time.Time) string {
-		if t == nil {
-			return "null"
-		}
-		return t.UTC().Format(time.RFC3339Nano)
-	}
-	return fmt.Sprintf("{%s applied=%v dim=%s usage=%s limit=%s replayed=%v window=[%s, %s) expires=%s}",
-		o.Outcome, o.Applied, f(o.Dimension), f(o.Usage), f(o.LimitValue), o.Replayed,
-		o.WindowStart.UTC().Format(time.RFC3339Nano), fmtT(o.NextResetAt), fmtT(o.ExpiresAt))
-}
+type outcome = gobinding.ReserveOutcome
 
 func nullTimes(args []any) []any {
 	for i, a := range args {

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/spendcap/spendcap/gobinding"
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
@@ -58,33 +59,8 @@ func tableCounts(t *testing.T, db *pgxpool.Pool) string {
 	return s
 }
 
-// status is a budget_status row.
-type status struct {
-	BudgetID              string           `db:"budget_id"`
-	HardLimits            map[string]int64 `db:"hard_limits"`
-	SoftLimits            map[string]int64 `db:"soft_limits"`
-	ResetEvery            *string          `db:"reset_every"`
-	ResetTimezone         string           `db:"reset_timezone"`
-	ResetAnchor           *time.Time       `db:"reset_anchor"`
-	Mode                  string           `db:"mode"`
-	ScopeType             *string          `db:"scope_type"`
-	ScopeID               *string          `db:"scope_id"`
-	DedupTTLSeconds       int32            `db:"dedup_ttl_seconds"`
-	WindowSeq             int64            `db:"window_seq"`
-	WindowStart           time.Time        `db:"window_start"`
-	NextResetAt           *time.Time       `db:"next_reset_at"`
-	Usage                 map[string]int64 `db:"usage"`
-	Reserved              map[string]int64 `db:"reserved"`
-	Remaining             map[string]int64 `db:"remaining"`
-	BreachCount           int64            `db:"breach_count"`
-	SoftBreachCount       int64            `db:"soft_breach_count"`
-	WindowBreachCount     int64            `db:"window_breach_count"`
-	WindowSoftBreachCount int64            `db:"window_soft_breach_count"`
-	LastBreachAt          *time.Time       `db:"last_breach_at"`
-	LastBreachDim         *string          `db:"last_breach_dim"`
-	CreatedAt             time.Time        `db:"created_at"`
-	UpdatedAt             time.Time        `db:"updated_at"`
-}
+// status is a budget_status row, as the generated bindings read it.
+type status = gobinding.BudgetStatusResult
 
 func budgetStatus(db *pgxpool.Pool, id string, at *time.Time) (status, error) {
 	rows, err := db.Query(ctx, `SELECT * FROM spendcap.budget_status(budget_id => $1, at => $2)`, id, at)
