@@ -47,8 +47,9 @@ local function encode(v)
     if t == 'boolean' then
         return v and 'true' or 'false'
     elseif t == 'number' then
-        if v == 0 then
-            return '0'
+        -- tostring prints 14 significant digits: exact below 1e14, the rest needs %.0f.
+        if v > -1e14 and v < 1e14 then
+            return tostring(v + 0)
         end
         return string.format('%.0f', v)
     elseif t == 'string' then
@@ -514,12 +515,17 @@ local function lock_budget(key, id, at)
     return b, t
 end
 
-local function commit(b)
-    local s = {}
-    for _, f in ipairs(STORED) do
-        s[f] = b[f] == nil and NULL or b[f]
+-- encode_budget writes the stored fields in a fixed order, without sorting keys on every call.
+local function encode_budget(b)
+    local parts = {}
+    for i, f in ipairs(STORED) do
+        parts[i] = '"' .. f .. '":' .. encode(b[f])
     end
-    redis.call('SET', b._key, encode(s))
+    return '{' .. table.concat(parts, ',') .. '}'
+end
+
+local function commit(b)
+    redis.call('SET', b._key, encode_budget(b))
     for _, w in ipairs(b._writes) do
         redis.call(unpack(w))
     end
