@@ -429,7 +429,11 @@ local function advance(b, t)
     end
     local closed = { seq = b.seq, ws = b.ws, we = b.nr, usage = b.usage, wbc = b.wbc, wsbc = b.wsbc }
     b.k, b.ws, b.nr = window_of(b.anchor, b.n, b.unit, zone_of(b), b.created, t)
-    b.seq = b.seq + 1
+    -- Only a window with usage or breaches counts, as in PostgreSQL, where the roll job closes the
+    -- empty windows of idle budgets every period.
+    if next(b.usage) ~= nil or b.wbc > 0 or b.wsbc > 0 then
+        b.seq = b.seq + 1
+    end
     b.usage = {}
     b.wbc, b.wsbc = 0, 0
     b.lba, b.lbd = nil, nil

@@ -194,8 +194,11 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "t\nok" {
 		t.Errorf("psql with the printed URL: %v\n%s", err, out)
 	}
-	if !strings.Contains(stderr.String(), "jobs worker running") {
-		t.Errorf("the worker did not start:\n%s", stderr.String())
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "jobs worker running"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not start:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {

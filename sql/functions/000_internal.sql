@@ -257,7 +257,9 @@ $fn$;
 
 -- advanced returns budget b as of instant t: unchanged while t is inside its window, else rolled to
 -- the window containing t (SPEC §4, exact lazy roll: any number of missed periods is one roll).
--- It writes nothing; writers compare window_seq and close the old window into history.
+-- window_seq counts closed windows that had usage or breaches, so it is the same whenever and
+-- however often rolls are materialised. It writes nothing; writers close the old window into
+-- history (close_window skips an empty one).
 DROP FUNCTION IF EXISTS spendcap_internal.advanced;
 CREATE FUNCTION spendcap_internal.advanced(b spendcap.budgets, t timestamptz)
 RETURNS spendcap.budgets
@@ -270,7 +272,11 @@ BEGIN
         RETURN b;
     END IF;
     w := spendcap_internal.window_of(b.reset_anchor, b.reset_n, b.reset_unit, b.reset_timezone, b.created_at, t);
-    b.window_seq := b.window_seq + 1;
+    -- Only a window with usage or breaches counts: closing an empty one (the roll job does so every
+    -- period for idle budgets) must not move window_seq, or it would depend on when rolls happen.
+    IF b.usage <> '{}' OR b.window_breach_count > 0 OR b.window_soft_breach_count > 0 THEN
+        b.window_seq := b.window_seq + 1;
+    END IF;
     b.window_k := w.k;
     b.window_start := w.window_start;
     b.next_reset_at := w.next_reset_at;
@@ -545,7 +551,7 @@ BEGIN
         RETURN b;
     END IF;
     rolled := spendcap_internal.advanced(b, t);
-    IF rolled.window_seq <> b.window_seq THEN
+    IF rolled.next_reset_at IS DISTINCT FROM b.next_reset_at THEN
         PERFORM spendcap_internal.close_window(b, b.next_reset_at, 'schedule');
     END IF;
     IF rolled.reservations_expire_at <= t THEN

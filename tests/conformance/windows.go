@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ func init() {
 	register("MonthlyInKolkataAndFixedOffset", monthlyKolkataAndOffset)
 	register("FutureAnchorWindowRunsFromCreationToTheAnchor", futureAnchorTimeline)
 	register("ManyMissedPeriodsCollapseIntoOneRoll", manyMissedPeriods)
+	register("EmptyWindowsDoNotCountInWindowSeq", emptyWindowsDoNotCount)
 	register("EmptyWindowsLeaveNoHistory", emptyWindows)
 	register("UsageBeforeTheWindowStartLandsInTheCurrentWindow", usageBeforeWindow)
 	register("ManualResetKeepsTheSchedule", manualReset)
@@ -41,13 +43,17 @@ func timeline(t *testing.T, b spendcap.Budgets, id, every, zone, anchor, created
 	c := mustCreate(t, b, p)
 	seq := int64(1)
 	prev := c.WindowStart.UTC().Format(time.RFC3339)
+	used := false // window_seq counts closed windows with usage: the creation window has none
 	for _, s := range steps {
 		o, err := report(b, id, q{"n": 1}, "", ts(t, s.at))
 		requireOutcome(t, o, err, ok(ts(t, s.start), ptr(ts(t, s.next))))
 		if start := ts(t, s.start).UTC().Format(time.RFC3339); start != prev {
-			seq++
+			if used {
+				seq++
+			}
 			prev = start
 		}
+		used = true
 		if st := status(t, b, id, ts(t, s.at)); st.WindowSeq != seq {
 			t.Fatalf("at %s: window_seq %d, want %d", s.at, st.WindowSeq, seq)
 		}
@@ -139,6 +145,24 @@ func futureAnchorTimeline(t *testing.T, b spendcap.Backend) {
 	})
 }
 
+func emptyWindowsDoNotCount(t *testing.T, b spendcap.Backend) {
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", ResetEvery: "1 hour", At: day0})
+	// Idle for three hours: the creation window closes empty, window_seq stays 1.
+	must(report(b, "b1", q{"t": 1}, "", after(day0, "3h")))
+	if st := status(t, b, "b1", after(day0, "3h")); st.WindowSeq != 1 {
+		t.Fatalf("window_seq %d after an empty window, want 1", st.WindowSeq)
+	}
+	// Looking at it again and again in later hours (as the roll job would roll it) changes nothing.
+	for h := 4; h < 7; h++ {
+		must(check(b, "b1", q{"t": 1}, after(day0, fmt.Sprintf("%dh", h))))
+	}
+	if st := status(t, b, "b1", after(day0, "6h30m")); st.WindowSeq != 2 {
+		t.Fatalf("window_seq %d once the used window closed, want 2", st.WindowSeq)
+	}
+	h, err := history(b, "b1", 10, after(day0, "6h30m"))
+	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: after(day0, "3h"), WindowEnd: after(day0, "4h"), Usage: q{"t": 1}, ClosedBy: "schedule"})
+}
+
 func manyMissedPeriods(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", ResetEvery: "15 minutes", At: day0})
 	must(report(b, "b1", q{"t": 3}, "", day0))
@@ -154,7 +178,7 @@ func manyMissedPeriods(t *testing.T, b spendcap.Backend) {
 
 func emptyWindows(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{SoftLimits: q{"t": 0}, HardLimits: q{"h": 0}})
-	// Window 1: a hard breach only (no usage) is recorded. Window 2: nothing. Window 3: a soft breach.
+	// Day 1: a hard breach only (no usage) is recorded. Day 2: nothing. Day 3: a soft breach.
 	if o, err := report(b, "b1", q{"h": 1}, "", day0); err != nil || o.Outcome != spendcap.HardBreach {
 		t.Fatal(o, err)
 	}
@@ -163,9 +187,10 @@ func emptyWindows(t *testing.T, b spendcap.Backend) {
 	if o, err := report(b, "b1", q{"t": 1}, "", after(day0, "49h")); err != nil || o.Outcome != spendcap.SoftBreach {
 		t.Fatal(o, err)
 	}
+	// The empty window 2 left no row and no gap: window_seq counts windows with activity.
 	h, err := history(b, "b1", 100, after(day0, "73h"))
 	requireHistory(t, h, err,
-		spendcap.HistoryWindow{WindowSeq: 3, WindowStart: after(dayStart, "48h"), WindowEnd: after(dayStart, "72h"), Usage: q{"t": 1}, SoftBreachCount: 1, ClosedBy: "schedule"},
+		spendcap.HistoryWindow{WindowSeq: 2, WindowStart: after(dayStart, "48h"), WindowEnd: after(dayStart, "72h"), Usage: q{"t": 1}, SoftBreachCount: 1, ClosedBy: "schedule"},
 		spendcap.HistoryWindow{WindowSeq: 1, WindowStart: dayStart, WindowEnd: *dayNext, Usage: q{}, BreachCount: 1, ClosedBy: "schedule"},
 	)
 }
