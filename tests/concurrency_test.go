@@ -20,11 +20,20 @@ import (
 
 func TestSixtyFourClientsNeverOverspendOnePostgresBudget(t *testing.T) {
 	t.Parallel()
-	hammer(t, gobinding.NewClient(testenv.PoolFor(t, testenv.NewDatabase(t)+"&pool_max_conns=70")))
+	hammer(t, racingPostgres(t))
 }
 
 func TestSixtyFourClientsNeverOverspendOneValkeyBudget(t *testing.T) {
 	t.Parallel()
+	hammer(t, racingValkey(t))
+}
+
+// racingPostgres and racingValkey open backends with a connection for each of 64 clients.
+func racingPostgres(t *testing.T) spendcap.Backend {
+	return gobinding.NewClient(testenv.PoolFor(t, testenv.NewDatabase(t)+"&pool_max_conns=70"))
+}
+
+func racingValkey(t *testing.T) spendcap.Backend {
 	opts := testenv.Valkey(t).Options()
 	opts.PoolSize = 70
 	rdb := redis.NewClient(opts)
@@ -33,7 +42,7 @@ func TestSixtyFourClientsNeverOverspendOneValkeyBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hammer(t, c)
+	return c
 }
 
 // hammer runs 64 goroutines against one hard-limited budget with reports, spends, releases,
@@ -185,20 +194,12 @@ func hammer(t *testing.T, b spendcap.Budgets) {
 
 func TestSixtyFourClientsRespectOnePostgresQuota(t *testing.T) {
 	t.Parallel()
-	hammerQuota(t, gobinding.NewClient(testenv.PoolFor(t, testenv.NewDatabase(t)+"&pool_max_conns=70")))
+	hammerQuota(t, racingPostgres(t))
 }
 
 func TestSixtyFourClientsRespectOneValkeyQuota(t *testing.T) {
 	t.Parallel()
-	opts := testenv.Valkey(t).Options()
-	opts.PoolSize = 70
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { _ = rdb.Close() })
-	c, err := valkey.New(context.Background(), rdb, valkey.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hammerQuota(t, c)
+	hammerQuota(t, racingValkey(t))
 }
 
 // hammerQuota races 64 clients for two policies: one of at most 5 concurrent holders (each holds

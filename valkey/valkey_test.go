@@ -3,6 +3,7 @@ package valkey_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,32 @@ func TestZoneOffsetsFollowGoZoneData(t *testing.T) {
 	for _, z := range []string{"UTC", "+05:30", "-03:00", "", "Not/AZone"} {
 		if o := valkey.ZoneOffsets(z, at); o != nil {
 			t.Errorf("%q: %v, want nil", z, o)
+		}
+	}
+}
+
+// Valkey has no purge job: every acquire trims its policy's sorted sets to the window and the
+// live leases, so they stay bounded however long a policy lives.
+func TestQuotaSortedSetsStayBoundedByTheWindow(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Valkey(t)
+	c, err := valkey.New(ctx, rdb, valkey.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "p", WindowSeconds: 10, LeaseSeconds: 5}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 50; i++ {
+		at := t0.Add(time.Duration(i) * time.Second)
+		if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "p", HolderID: fmt.Sprintf("h%d", i), At: at}); err != nil {
+			t.Fatal(err)
+		}
+		entries, _ := rdb.ZCard(ctx, valkey.PolicyKey("p")+":w").Result()
+		leases, _ := rdb.ZCard(ctx, valkey.PolicyKey("p")+":l").Result()
+		if entries > 10 || leases > 5 {
+			t.Fatalf("after %d acquisitions one second apart: %d window entries, %d leases; want at most 10 and 5", i+1, entries, leases)
 		}
 	}
 }
