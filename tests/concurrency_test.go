@@ -273,3 +273,58 @@ func hammerQuota(t *testing.T, b spendcap.Backend) {
 	}
 	t.Logf("slots: at most %d held at once, %d refusals; rate: %d admitted", maxHeld.Load(), slotRefusals.Load(), admissions.Load())
 }
+
+func TestConcurrentRetriesOfOneKeyApplyOnceOnPostgres(t *testing.T) {
+	t.Parallel()
+	retryStorm(t, racingPostgres(t))
+}
+
+func TestConcurrentRetriesOfOneKeyApplyOnceOnValkey(t *testing.T) {
+	t.Parallel()
+	retryStorm(t, racingValkey(t))
+}
+
+// retryStorm sends each keyed report from 16 clients at once, as a caller that retries before its
+// first attempt has answered would: exactly one of them applies, the others replay its outcome.
+func retryStorm(t *testing.T, b spendcap.Budgets) {
+	const (
+		clients = 16
+		keys    = 40
+	)
+	if _, err := b.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "storm", HardLimits: q{"t": 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	for k := 0; k < keys; k++ {
+		var fresh atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for c := 0; c < clients; c++ {
+			wg.Go(func() {
+				<-start
+				o, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "storm", Deltas: q{"t": 3}, DedupKey: fmt.Sprintf("k%d", k)})
+				if err != nil {
+					t.Errorf("key %d: %v", k, err)
+					return
+				}
+				if o.Outcome != spendcap.OK || !o.Applied {
+					t.Errorf("key %d: %+v", k, o)
+				}
+				if !o.Replayed {
+					fresh.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if fresh.Load() != 1 {
+			t.Fatalf("key %d: %d of %d concurrent calls applied, want 1", k, fresh.Load(), clients)
+		}
+	}
+	st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "storm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Usage["t"] != 3*keys {
+		t.Errorf("usage %d, want %d", st.Usage["t"], 3*keys)
+	}
+}

@@ -26,8 +26,9 @@ RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $fn$
 BEGIN
-    -- One regular expression on the hot path: ASCII only, so characters are bytes.
-    IF val ~ '^[!-z|~]{1,128}$' THEN
+    -- ASCII only, so characters are bytes. The length is checked apart: a bounded repetition
+    -- ({1,128}) in the regular expression made this check cost 3.5 µs instead of 0.4.
+    IF octet_length(val) <= 128 AND val ~ '^[!-z|~]+$' THEN
         RETURN;
     END IF;
     IF val IS NULL THEN
@@ -57,7 +58,7 @@ BEGIN
     -- the first problem.
     IF jsonb_typeof(obj) = 'object' THEN
         SELECT count(*),
-               coalesce(bool_and(e.key ~ '^[A-Za-z0-9_.:-]{1,64}$' AND CASE WHEN jsonb_typeof(e.value) = 'number'
+               coalesce(bool_and(octet_length(e.key) <= 64 AND e.key ~ '^[A-Za-z0-9_.:-]+$' AND CASE WHEN jsonb_typeof(e.value) = 'number'
                    THEN e.value::numeric BETWEEN 0 AND 9007199254740991 AND e.value::numeric = trunc(e.value::numeric)
                    ELSE false END), true),
                coalesce(jsonb_object_agg(e.key, CASE WHEN jsonb_typeof(e.value) = 'number' THEN e.value::numeric::bigint END), '{}')

@@ -2,6 +2,17 @@
 -- repeat with the same deltas replays the stored outcome; other deltas raise SC003.
 -- Locks one budgets row. Writes the budgets row, and one dedup_keys row with a key (plus one
 -- budget_history row when the call rolls the window).
+--
+-- Fast path. Most calls need no roll, find no expired reservation, pass every check with room to
+-- spare and bring a new (or no) dedup key. Such a call is answered here with one locking read, a
+-- loop over the deltas and one UPDATE, and its outcome is always 'ok'. Anything else (bad input, a
+-- due window, an expired reservation, a dimension that would pass a soft or hard limit or MAX_QTY,
+-- a live dedup key) leaves the fast path before it writes and goes through spendcap_internal.admit,
+-- which decides the outcome and raises the errors. So the fast path needs only the test "every new
+-- total stays within all limits", never the admission rules themselves.
+-- Why not the general path alone: PL/pgSQL sets up each statement and expression again in every
+-- transaction, so an admission's cost follows the number of statements and helper calls it runs,
+-- and this path runs the fewest (see docs/operations.md, "Benchmarks").
 DROP FUNCTION IF EXISTS spendcap.report_usage;
 CREATE FUNCTION spendcap.report_usage(
     budget_id text,
@@ -12,7 +23,85 @@ RETURNS spendcap.usage_outcome
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+#variable_conflict use_variable
+DECLARE
+    key      text := nullif(dedup_key, '');
+    names    jsonb;
+    n        integer;
+    k        text;
+    v        jsonb;
+    q        bigint;
+    tid      tid;
+    usage    jsonb;
+    reserved jsonb;
+    hard     jsonb;
+    soft     jsonb;
+    ws       timestamptz;
+    nra      timestamptz;
+    rea      timestamptz;
+    ua       timestamptz;
+    ttl      integer;
+    t        timestamptz;
+    o        spendcap.usage_outcome;
 BEGIN
+    <<fast>>
+    BEGIN
+        -- The same id rule as spendcap_internal.check_id; a failure here only means "take the
+        -- general path", which names the argument.
+        IF NOT (octet_length(budget_id) <= 128 AND budget_id ~ '^[!-z|~]+$' AND jsonb_typeof(deltas) = 'object'
+                AND (key IS NULL OR (octet_length(key) <= 128 AND key ~ '^[!-z|~]+$'))) THEN
+            EXIT fast;
+        END IF;
+        names := jsonb_path_query_array(deltas, 'strict $.keyvalue().key');
+        n := jsonb_array_length(names);
+        SELECT x.ctid, x.usage, x.reserved, x.hard_limits, x.soft_limits, x.window_start, x.next_reset_at,
+               x.reservations_expire_at, x.updated_at, x.dedup_ttl_seconds
+          INTO tid, usage, reserved, hard, soft, ws, nra, rea, ua, ttl
+          FROM spendcap.budgets AS x
+         WHERE x.budget_id = budget_id
+           FOR NO KEY UPDATE;
+        t := greatest(coalesce(at, now()), ws);
+        IF NOT (FOUND AND n BETWEEN 1 AND 32 AND (nra IS NULL OR t < nra) AND (rea IS NULL OR t < rea)) THEN
+            EXIT fast;
+        END IF;
+        FOR i IN 0 .. n - 1 LOOP
+            k := names ->> i;
+            v := deltas -> k;
+            -- A valid quantity in normal form (scale 0, so deltas::text is the normalised text
+            -- that admit fingerprints), else null.
+            q := CASE WHEN jsonb_typeof(v) = 'number' AND octet_length(k) <= 64 AND k ~ '^[A-Za-z0-9_.:-]+$' THEN
+                     CASE WHEN v::numeric BETWEEN 0 AND 9007199254740991 AND scale(v::numeric) = 0 THEN v::bigint END
+                 END;
+            IF q IS NULL THEN
+                EXIT fast;
+            END IF;
+            q := coalesce((usage ->> k)::bigint, 0) + q;
+            IF q + coalesce((reserved ->> k)::bigint, 0) > least(9007199254740991, (hard ->> k)::bigint, (soft ->> k)::bigint) THEN
+                EXIT fast;
+            END IF;
+            IF q <> 0 THEN
+                usage := usage || jsonb_build_object(k, q);
+            END IF;
+        END LOOP;
+        o := ROW('ok', true, NULL, NULL, NULL, false, ws, nra);
+        IF key IS NOT NULL THEN
+            -- Claims the key unless a live one exists (replay or SC003: the general path decides).
+            -- The budget row is locked and every writer of this budget's keys holds that lock, so
+            -- this statement sees every key committed before us.
+            INSERT INTO spendcap.dedup_keys AS x (budget_id, dedup_key, fingerprint, result, expires_at)
+            VALUES (budget_id, key, 'report_usage  ' || deltas::text,
+                    to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, ws, nra, NULL)::spendcap.reserve_outcome),
+                    t + make_interval(secs => ttl))
+            ON CONFLICT ON CONSTRAINT dedup_keys_pkey
+            DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at
+            WHERE x.expires_at <= t;
+            IF NOT FOUND THEN
+                EXIT fast;
+            END IF;
+        END IF;
+        UPDATE spendcap.budgets AS x SET usage = usage, updated_at = greatest(ua, t) WHERE x.ctid = tid;
+        RETURN o;
+    END;
     RETURN spendcap_internal.usage_outcome(spendcap_internal.admit('report_usage', budget_id, NULL, deltas, dedup_key, NULL, at));
 END
 $fn$;
