@@ -7,7 +7,9 @@
 -- document; errors are replies "SC00x <argument>: <problem>". Times are integer Unix milliseconds.
 --
 -- Keys of a budget, all under the hash tag {<budget_id>} so that a budget lives in one slot:
---   sc:{id}              the budget: definition, window, usage, counters (JSON)
+--   sc:{id}              the budget: definition, window, usage, counters (MessagePack: cmsgpack
+--                        packs and unpacks it in a seventh of the time cjson plus our exact-integer
+--                        JSON encoder took; documents stored as JSON by older versions still read)
 --   sc:{id}:tz           its zone's offset table, for IANA zones (JSON array of [from_ms, offset_s])
 --   sc:{id}:r            live reservations (HASH reservation_id -> {"a": amounts, "exp": ms})
 --   sc:{id}:l            the spend ledger of the current window (HASH execution_id -> amounts)
@@ -487,15 +489,24 @@ local STORED = { 'id', 'hard', 'soft', 'every', 'n', 'unit', 'tz', 'anchor', 'mo
                  'ttl', 'created', 'updated', 'seq', 'k', 'ws', 'nr', 'usage', 'reserved', 'rexp', 'bc', 'sbc',
                  'wbc', 'wsbc', 'lba', 'lbd', 'gen' }
 
-local function read_budget(key, id)
-    local raw = redis.call('GET', key)
-    if not raw then
-        fail('SC001', 'budget_id: budget ' .. cjson.encode(id) .. ' not found')
+-- decode_budget reads a stored budget document; absent fields are nil.
+local function decode_budget(raw)
+    if raw:byte(1) ~= 123 then -- '{': JSON, as versions before MessagePack stored it
+        return cmsgpack.unpack(raw)
     end
     local b = cjson.decode(raw)
     for _, f in ipairs(STORED) do
         if b[f] == NULL then b[f] = nil end
     end
+    return b
+end
+
+local function read_budget(key, id)
+    local raw = redis.call('GET', key)
+    if not raw then
+        fail('SC001', 'budget_id: budget ' .. cjson.encode(id) .. ' not found')
+    end
+    local b = decode_budget(raw)
     b._key = key
     b._writes = {}
     return b
@@ -519,13 +530,14 @@ local function lock_budget(key, id, at)
     return b, t
 end
 
--- encode_budget writes the stored fields in a fixed order, without sorting keys on every call.
+-- encode_budget packs the stored fields (not the call's _key and _writes). MessagePack keeps
+-- integers exact up to 2^63, so quantities up to MAX_QTY round-trip.
 local function encode_budget(b)
-    local parts = {}
-    for i, f in ipairs(STORED) do
-        parts[i] = '"' .. f .. '":' .. encode(b[f])
+    local stored = {}
+    for _, f in ipairs(STORED) do
+        stored[f] = b[f]
     end
-    return '{' .. table.concat(parts, ',') .. '}'
+    return cmsgpack.pack(stored)
 end
 
 local function commit(b)
@@ -806,8 +818,61 @@ function api.delete_budget(keys, a)
     return { deleted = existed }
 end
 
+-- fast_report answers, as PostgreSQL's report_usage does on its fast path, the common call: no
+-- dedup key, valid input, no roll due, no expired reservation, and every new total within all
+-- limits, so the outcome is 'ok'. It returns nil for anything else before it writes, and the
+-- general path (admit) decides and raises the errors. It skips the general path's generic
+-- machinery: about a third of a report's time on the server.
+local function fast_report(keys, a)
+    local id, d, dk = a.budget_id, a.deltas, a.dedup_key
+    if (dk ~= nil and dk ~= '') or type(id) ~= 'string' or type(d) ~= 'table'
+        or #id < 1 or #id > 128 or id:find('[^!-z|~]') or keys[1] ~= 'sc:{' .. id .. '}' then
+        return nil
+    end
+    local at = a.at_ms
+    if at == nil then
+        at = now_ms()
+    elseif not is_int(at) then
+        return nil
+    end
+    local raw = redis.call('GET', keys[1])
+    if not raw then
+        return nil
+    end
+    -- Changed in place only after each check, and dropped whenever the call leaves the fast path.
+    local b = decode_budget(raw)
+    local t = math.max(at, b.ws)
+    if (b.nr ~= nil and t >= b.nr) or (b.rexp ~= nil and t >= b.rexp) then
+        return nil
+    end
+    local n = 0
+    for dim, q in pairs(d) do
+        n = n + 1
+        if type(dim) ~= 'string' or #dim > 64 or dim:find('[^A-Za-z0-9_.:-]') or not is_int(q) or q < 0 or q > MAX then
+            return nil
+        end
+        local new = (b.usage[dim] or 0) + q
+        local room = math.min(MAX, b.hard[dim] or MAX, b.soft[dim] or MAX)
+        if n > 32 or new + (b.reserved[dim] or 0) > room then
+            return nil
+        end
+        if new ~= 0 then
+            b.usage[dim] = new
+        end
+    end
+    if n == 0 then
+        return nil
+    end
+    b.updated = math.max(b.updated, t)
+    redis.call('SET', keys[1], encode_budget(b))
+    -- The reply, already encoded (what encode() makes of evaluate's 'ok' outcome, keys sorted):
+    -- the generic encoder would take a fifth of the call.
+    return '{"applied":true,"dimension":null,"limit_value":null,"next_reset_at":' .. encode(b.nr)
+        .. ',"outcome":"ok","replayed":false,"usage":null,"window_start":' .. encode(b.ws) .. '}'
+end
+
 function api.report_usage(keys, a)
-    return admit('report_usage', keys, a)
+    return fast_report(keys, a) or admit('report_usage', keys, a)
 end
 
 function api.record_spend(keys, a)
@@ -1093,7 +1158,11 @@ local function register(name, fn, readonly)
         callback = function(keys, argv)
             NULL = cjson.null
             local ok, res = pcall(function()
-                return encode(fn(keys, decode_args(argv)))
+                local r = fn(keys, decode_args(argv))
+                if type(r) == 'string' then
+                    return r -- already encoded (fast_report); no API call answers a bare string
+                end
+                return encode(r)
             end)
             if ok then
                 return res

@@ -167,3 +167,41 @@ func TestQuotaSortedSetsStayBoundedByTheWindow(t *testing.T) {
 		}
 	}
 }
+
+// Versions before 2026-11 stored the budget document as JSON; this one stores MessagePack and must
+// go on serving budgets stored the old way, through the fast path and the general one.
+func TestBudgetsStoredAsJSONByEarlierVersionsStillServe(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Valkey(t)
+	c, err := valkey.New(ctx, rdb, valkey.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := func(id string, usage int64) {
+		doc := fmt.Sprintf(`{"id":%q,"hard":{"tokens":9007199254740991},"soft":{},"every":null,"n":null,"unit":null,"tz":"UTC",`+
+			`"anchor":null,"mode":"enforce","scope_type":null,"scope_id":null,"ttl":86400,"created":1795639445177,`+
+			`"updated":1795639445177,"seq":1,"k":-1,"ws":1795639445177,"nr":null,"usage":{"tokens":%d},"reserved":{},`+
+			`"rexp":null,"bc":0,"sbc":0,"wbc":0,"wsbc":0,"lba":null,"lbd":null,"gen":"1795639445.177118"}`, id, usage)
+		if err := rdb.Set(ctx, valkey.Key(id), doc, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	legacy("fast", 9007199254740000)
+	legacy("general", 5)
+	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "fast", Deltas: map[string]int64{"tokens": 991}}); err != nil || o.Outcome != spendcap.OK {
+		t.Fatalf("report on a JSON budget: %+v, %v", o, err)
+	}
+	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "general", Deltas: map[string]int64{"tokens": 1}, DedupKey: "k"}); err != nil || o.Outcome != spendcap.OK {
+		t.Fatalf("keyed report on a JSON budget: %+v, %v", o, err)
+	}
+	for id, want := range map[string]int64{"fast": 9007199254740991, "general": 6} {
+		st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id})
+		if err != nil || st.Usage["tokens"] != want || st.WindowSeq != 1 {
+			t.Errorf("%s after a report: %+v, %v; want usage %d", id, st, err, want)
+		}
+		raw, err := rdb.Get(ctx, valkey.Key(id)).Result()
+		if err != nil || strings.HasPrefix(raw, "{") {
+			t.Errorf("%s is still stored as JSON after a write: %q, %v", id, raw, err)
+		}
+	}
+}
