@@ -204,3 +204,51 @@ func TestPurgeExpiredWorksInBatches(t *testing.T) {
 		}
 	}
 }
+
+// Policies count their leases and window entries on their own row (migration 5); the purge deletes
+// the rows that are over without touching those counts, and later calls still count right.
+func TestQuotaCountsStayRightWhenThePurgeDeletesLeasesAndEntries(t *testing.T) {
+	t.Parallel()
+	db := testenv.Pool(t)
+	type acquired struct {
+		Admitted bool   `db:"admitted"`
+		Reason   string `db:"reason"`
+		InWindow int64  `db:"in_window"`
+		Active   int64  `db:"active"`
+	}
+	acquire := func(holder, at string) acquired {
+		t.Helper()
+		a, err := one[acquired](db, `SELECT admitted, reason, in_window, active FROM spendcap.acquire_quota('q', $1, at => $2::timestamptz)`, holder, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	if _, err := db.Exec(ctx, `SELECT * FROM spendcap.create_quota_policy('q', window_seconds => 60, max_requests => 3, max_concurrent => 2, lease_seconds => 30)`); err != nil {
+		t.Fatal(err)
+	}
+	acquire("h1", "2026-03-10 12:00:00Z")
+	acquire("h2", "2026-03-10 12:00:10Z")
+	if a := acquire("h3", "2026-03-10 12:00:20Z"); a != (acquired{false, "concurrency_limited", 2, 2}) {
+		t.Errorf("third holder with two live leases: %+v", a)
+	}
+	// Both leases expire (12:00:30, 12:00:40) and both entries leave the window (12:01:00, 12:01:10).
+	if _, err := purgeExpired(db, 1000, after(day0, "1m15s")); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := db.QueryRow(ctx, `SELECT (SELECT count(*) FROM spendcap.quota_leases) + (SELECT count(*) FROM spendcap.quota_window)`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("rows left after the purge: %d, %v", left, err)
+	}
+	var released bool
+	if err := db.QueryRow(ctx, `SELECT released FROM spendcap.release_quota('q', 'h1', at => '2026-03-10 12:01:16Z')`).Scan(&released); err != nil || released {
+		t.Errorf("release of a purged lease: released=%v err=%v", released, err)
+	}
+	if a := acquire("h3", "2026-03-10 12:01:20Z"); a != (acquired{true, "ok", 1, 1}) {
+		t.Errorf("first acquire after the purge: %+v, want admitted with 1 in the window and 1 active", a)
+	}
+	acquire("h4", "2026-03-10 12:01:21Z")
+	if a := acquire("h5", "2026-03-10 12:01:22Z"); a != (acquired{false, "concurrency_limited", 2, 2}) {
+		t.Errorf("third holder after the purge: %+v", a)
+	}
+}

@@ -410,3 +410,37 @@ func TestEveryFunctionFileCanBeReapplied(t *testing.T) {
 		t.Errorf("applied %v, want every file", res.Functions.Applied)
 	}
 }
+
+// Migration 5 moves the quota counts onto the policy row: leases and window entries recorded
+// before it must be counted from the start.
+func TestQuotaCountersMigrationCountsWhatWasThere(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	m := newMigrator(t, url, nil)
+	ctx := context.Background()
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, url)
+	if _, err := conn.Exec(ctx, `SELECT * FROM spendcap.create_quota_policy('q', window_seconds => 600, max_requests => 10, max_concurrent => 10, lease_seconds => 3600);
+		SELECT * FROM spendcap.acquire_quota('q', 'h1', at => '2026-03-10 12:00Z');
+		SELECT * FROM spendcap.acquire_quota('q', 'h2', at => '2026-03-10 12:01Z')`); err != nil {
+		t.Fatal(err)
+	}
+	if v := latestVersion(t); v != 5 {
+		t.Skipf("the newest migration is %d; this test goes down to before migration 5", v)
+	}
+	if _, err := m.Down(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var inWindow, active int
+	if err := conn.QueryRow(ctx, `SELECT in_window, active FROM spendcap.acquire_quota('q', 'h3', at => '2026-03-10 12:02Z')`).Scan(&inWindow, &active); err != nil {
+		t.Fatal(err)
+	}
+	if inWindow != 3 || active != 3 {
+		t.Errorf("after migration 5 a third acquire counts in_window=%d active=%d, want 3 and 3", inWindow, active)
+	}
+}

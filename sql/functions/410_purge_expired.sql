@@ -42,6 +42,8 @@ BEGIN
     DELETE FROM spendcap.reservations AS x USING doomed WHERE x.ctid = doomed.ctid;
     GET DIAGNOSTICS r.reservations = ROW_COUNT;
 
+    -- Likewise policies: their counts are trusted only until their earliest lease expires and
+    -- their earliest window entry leaves the window (migration 5).
     WITH doomed AS (
         SELECT l.ctid FROM spendcap.quota_leases AS l WHERE l.expires_at <= t
          LIMIT max_rows FOR UPDATE SKIP LOCKED)

@@ -108,7 +108,10 @@ GRANT EXECUTE ON FUNCTION spendcap.create_quota_policy TO spendcap_admin;
 -- acquire_quota (SPEC §10): drops window entries and leases that are over, then: a live lease of
 -- the holder is already_held (admitted, nothing counted); a full window is rate_limited; a full
 -- set of leases is concurrency_limited; else the call is admitted with a window entry and a lease.
--- Locks one quota_policies row; deletes stale entries and leases; writes one entry and one lease.
+-- The counts come from the policy row (migration 5): window entries and leases are trimmed and
+-- counted again only once the earliest of them is over.
+-- Locks one quota_policies row and writes it when a count changes; deletes the entries and leases
+-- that are over (when the counts say some are); writes one entry and one lease when it admits.
 DROP FUNCTION IF EXISTS spendcap.acquire_quota;
 CREATE FUNCTION spendcap.acquire_quota(
     policy_id text,
@@ -124,48 +127,62 @@ DECLARE
     t      timestamptz := coalesce(at, now());
     win    interval;
     first  timestamptz;
+    counts boolean := false; -- the counts changed: save them
     r      spendcap.acquire_result;
 BEGIN
     PERFORM spendcap_internal.check_id('policy_id', policy_id);
     PERFORM spendcap_internal.check_id('holder_id', holder_id);
     p := spendcap_internal.lock_policy(policy_id);
     win := make_interval(secs => p.window_seconds);
-    IF p.window_seconds > 0 THEN
+    IF p.window_oldest <= t - win THEN
         DELETE FROM spendcap.quota_window AS w WHERE w.policy_id = policy_id AND w.at <= t - win;
+        SELECT count(*), min(w.at) INTO p.in_window, p.window_oldest
+          FROM spendcap.quota_window AS w WHERE w.policy_id = policy_id;
+        counts := true;
     END IF;
-    DELETE FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id AND l.expires_at <= t;
+    IF p.leases_expire_at <= t THEN
+        DELETE FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id AND l.expires_at <= t;
+        SELECT count(*), min(l.expires_at) INTO p.active, p.leases_expire_at
+          FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id;
+        counts := true;
+    END IF;
 
-    r.in_window := (SELECT count(*) FROM spendcap.quota_window AS w WHERE w.policy_id = policy_id);
-    r.active := (SELECT count(*) FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id);
     r.retry_after_ms := 0;
     IF EXISTS (SELECT 1 FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id AND l.holder_id = holder_id) THEN
         r.admitted := true;
         r.reason := 'already_held';
-        RETURN r;
-    END IF;
-    IF p.max_requests > 0 AND r.in_window >= p.max_requests THEN
-        SELECT min(w.at) INTO first FROM spendcap.quota_window AS w WHERE w.policy_id = policy_id;
+    ELSIF p.max_requests > 0 AND p.in_window >= p.max_requests THEN
         r.admitted := false;
         r.reason := 'rate_limited';
-        r.retry_after_ms := spendcap_internal.ms_until(t, first + win);
-        RETURN r;
-    END IF;
-    IF p.max_concurrent > 0 AND r.active >= p.max_concurrent THEN
+        r.retry_after_ms := spendcap_internal.ms_until(t, p.window_oldest + win);
+    ELSIF p.max_concurrent > 0 AND p.active >= p.max_concurrent THEN
+        -- leases_expire_at may be earlier than the earliest live lease (after a release or a
+        -- renewal): read the exact one.
         SELECT min(l.expires_at) INTO first FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id;
         r.admitted := false;
         r.reason := 'concurrency_limited';
         r.retry_after_ms := spendcap_internal.ms_until(t, first);
-        RETURN r;
+    ELSE
+        IF p.window_seconds > 0 THEN
+            INSERT INTO spendcap.quota_window (policy_id, at) VALUES (policy_id, t);
+            p.in_window := p.in_window + 1;
+            p.window_oldest := least(p.window_oldest, t);
+        END IF;
+        INSERT INTO spendcap.quota_leases (policy_id, holder_id, expires_at)
+        VALUES (policy_id, holder_id, t + make_interval(secs => p.lease_seconds));
+        p.active := p.active + 1;
+        p.leases_expire_at := least(p.leases_expire_at, t + make_interval(secs => p.lease_seconds));
+        counts := true;
+        r.admitted := true;
+        r.reason := 'ok';
     END IF;
-    IF p.window_seconds > 0 THEN
-        INSERT INTO spendcap.quota_window (policy_id, at) VALUES (policy_id, t);
-        r.in_window := r.in_window + 1;
+    IF counts THEN
+        UPDATE spendcap.quota_policies AS x
+           SET in_window = p.in_window, window_oldest = p.window_oldest, active = p.active, leases_expire_at = p.leases_expire_at
+         WHERE x.policy_id = policy_id;
     END IF;
-    INSERT INTO spendcap.quota_leases (policy_id, holder_id, expires_at)
-    VALUES (policy_id, holder_id, t + make_interval(secs => p.lease_seconds));
-    r.active := r.active + 1;
-    r.admitted := true;
-    r.reason := 'ok';
+    r.in_window := p.in_window;
+    r.active := p.active;
     RETURN r;
 END
 $fn$;
@@ -206,7 +223,7 @@ GRANT EXECUTE ON FUNCTION spendcap.renew_quota TO spendcap_writer;
 
 -- release_quota: ends the holder's lease; released is true only when a live one was held, so a
 -- second release (or a release after expiry) frees nothing. Locks one quota_policies row; deletes
--- at most one lease.
+-- at most one lease and then writes the policy row's count.
 DROP FUNCTION IF EXISTS spendcap.release_quota;
 CREATE FUNCTION spendcap.release_quota(
     policy_id text,
@@ -227,6 +244,10 @@ BEGIN
     PERFORM spendcap_internal.lock_policy(policy_id);
     DELETE FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id AND l.holder_id = holder_id
     RETURNING l.expires_at INTO expires;
+    IF FOUND THEN
+        -- active counts lease rows, expired or not.
+        UPDATE spendcap.quota_policies AS x SET active = x.active - 1 WHERE x.policy_id = policy_id;
+    END IF;
     r.released := coalesce(expires > t, false);
     RETURN r;
 END

@@ -17,6 +17,7 @@ func init() {
 	register("QuotaConcurrencyCapWithLeasesExpiring", quotaConcurrency)
 	register("QuotaRenewExtendsALease", quotaRenew)
 	register("QuotaDoubleReleaseFreesNothingTheSecondTime", quotaDoubleRelease)
+	register("QuotaReleaseFreesTheSlotAtOnce", quotaReleaseFrees)
 	register("QuotaUnknownPolicyRaisesSC006", quotaUnknown)
 	register("QuotaValidationErrors", quotaValidation)
 	register("QuotaCreateIsIdempotentAndConflictsOnOtherDefinitions", quotaCreate)
@@ -127,6 +128,18 @@ func quotaRenew(t *testing.T, b spendcap.Backend) {
 	requireCode(t, err, "SC002", "holder_id: ")
 	_, err = b.RenewQuota(ctx, spendcap.RenewQuotaParams{PolicyID: "p1", HolderID: "never", At: day0})
 	requireCode(t, err, "SC002", "holder_id: ")
+}
+
+func quotaReleaseFrees(t *testing.T, b spendcap.Backend) {
+	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 1, LeaseSeconds: 30})
+	a, err := acquire(b, "p1", "a", day0)
+	requireAcquired(t, a, err, admitted(0, 1))
+	if r, err := b.ReleaseQuota(ctx, spendcap.ReleaseQuotaParams{PolicyID: "p1", HolderID: "a", At: day0.Add(time.Second)}); err != nil || !r {
+		t.Fatalf("release a: %v %v", r, err)
+	}
+	// Long before a's lease would have expired, its slot is free again.
+	a, err = acquire(b, "p1", "b", day0.Add(2*time.Second))
+	requireAcquired(t, a, err, admitted(0, 1))
 }
 
 func quotaDoubleRelease(t *testing.T, b spendcap.Backend) {
