@@ -14,6 +14,7 @@ import (
 	"log"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -59,7 +60,18 @@ func main() {
 	jsonPath := flag.String("json", "", "write the results as JSON to this file")
 	pngPath := flag.String("png", "", "write a chart of ops/s by concurrency to this PNG file")
 	only := flag.String("run", "", "run only the benchmarks whose name contains this")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	defer testenv.Shutdown()
 	ctx := context.Background()
 
