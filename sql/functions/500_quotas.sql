@@ -190,7 +190,8 @@ REVOKE ALL ON FUNCTION spendcap.acquire_quota FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.acquire_quota TO spendcap_writer;
 
 -- renew_quota: extends a live lease to at + lease_seconds; SC002 when the holder has none.
--- Locks one quota_policies row; writes one lease.
+-- Locks one quota_policies row; writes one lease (and the policy row when an earlier `at` moves
+-- the lease's expiry before the policy's earliest one).
 DROP FUNCTION IF EXISTS spendcap.renew_quota;
 CREATE FUNCTION spendcap.renew_quota(
     policy_id text,
@@ -214,6 +215,10 @@ BEGIN
     RETURNING l.expires_at INTO r.expires_at;
     IF NOT FOUND THEN
         PERFORM spendcap_internal.invalid_argument('holder_id', format('%s holds no live lease', to_jsonb(holder_id)));
+    END IF;
+    -- An earlier `at` can move an expiry back: the policy's earliest expiry must not be later.
+    IF r.expires_at < p.leases_expire_at THEN
+        UPDATE spendcap.quota_policies AS x SET leases_expire_at = r.expires_at WHERE x.policy_id = policy_id;
     END IF;
     RETURN r;
 END

@@ -16,6 +16,7 @@ func init() {
 	register("QuotaAlreadyHeldForALiveHolder", quotaAlreadyHeld)
 	register("QuotaConcurrencyCapWithLeasesExpiring", quotaConcurrency)
 	register("QuotaRenewExtendsALease", quotaRenew)
+	register("QuotaRenewAtAnEarlierInstantMovesTheExpiryBack", quotaRenewEarlier)
 	register("QuotaDoubleReleaseFreesNothingTheSecondTime", quotaDoubleRelease)
 	register("QuotaReleaseFreesTheSlotAtOnce", quotaReleaseFrees)
 	register("QuotaUnknownPolicyRaisesSC006", quotaUnknown)
@@ -128,6 +129,19 @@ func quotaRenew(t *testing.T, b spendcap.Backend) {
 	requireCode(t, err, "SC002", "holder_id: ")
 	_, err = b.RenewQuota(ctx, spendcap.RenewQuotaParams{PolicyID: "p1", HolderID: "never", At: day0})
 	requireCode(t, err, "SC002", "holder_id: ")
+}
+
+func quotaRenewEarlier(t *testing.T, b spendcap.Backend) {
+	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 1, LeaseSeconds: 30})
+	requireAcquired(t, must(acquire(b, "p1", "h", day0.Add(time.Hour))), nil, admitted(0, 1))
+	// A renewal is at + lease_seconds even when that is before the expiry it replaces (a replayed
+	// log, a caller's clock behind the server's).
+	exp, err := b.RenewQuota(ctx, spendcap.RenewQuotaParams{PolicyID: "p1", HolderID: "h", At: day0})
+	if err != nil || !exp.Equal(day0.Add(30*time.Second)) {
+		t.Fatalf("renew = %v, %v; want at + lease", exp, err)
+	}
+	o, err := acquire(b, "p1", "other", day0.Add(time.Minute))
+	requireAcquired(t, o, err, admitted(0, 1))
 }
 
 func quotaReleaseFrees(t *testing.T, b spendcap.Backend) {
