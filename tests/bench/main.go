@@ -127,6 +127,10 @@ func main() {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "hot", Deltas: one})
 			return err
 		}},
+		{"pg report_usage hot budget 4 dims dedup", func(ctx context.Context, w int, i int64) error {
+			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "hot", Deltas: four, DedupKey: key()})
+			return err
+		}},
 		{"baseline A update 10k rows", func(ctx context.Context, w int, i int64) error {
 			_, err := pool.Exec(ctx, `UPDATE bench_counters SET v = v + $1 WHERE id = $2`, 1, (int64(w)*7919+i*104729)%budgets)
 			return err
