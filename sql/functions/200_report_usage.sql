@@ -4,12 +4,12 @@
 -- budget_history row when the call rolls the window).
 --
 -- Fast path. Most calls need no roll, find no expired reservation, pass every check with room to
--- spare and bring a new (or no) dedup key. Such a call is answered here with one locking read, a
--- loop over the deltas and one UPDATE, and its outcome is always 'ok'. Anything else (bad input, a
--- due window, an expired reservation, a dimension that would pass a soft or hard limit or MAX_QTY,
--- a live dedup key) leaves the fast path before it writes and goes through spendcap_internal.admit,
--- which decides the outcome and raises the errors. So the fast path needs only the test "every new
--- total stays within all limits", never the admission rules themselves.
+-- spare and bring a new (or no) dedup key. Such a call is answered here with a loop that validates
+-- the deltas, one locking read, a loop that adds them and one UPDATE, and its outcome is always
+-- 'ok'. Anything else (bad input, a due window, an expired reservation, a dimension that would pass
+-- a soft or hard limit or MAX_QTY, a live dedup key) leaves the fast path before it writes and goes
+-- through spendcap_internal.admit, which decides the outcome and raises the errors. So the fast
+-- path needs only the test "every new total stays within all limits", never the admission rules.
 -- Why not the general path alone: PL/pgSQL sets up each statement and expression again in every
 -- transaction, so an admission's cost follows the number of statements and helper calls it runs,
 -- and this path runs the fewest (see docs/operations.md, "Benchmarks").
@@ -31,6 +31,8 @@ DECLARE
     k        text;
     v        jsonb;
     q        bigint;
+    dims     text[];
+    qs       bigint[];
     tid      tid;
     usage    jsonb;
     reserved jsonb;
@@ -52,16 +54,10 @@ BEGIN
                 AND (key IS NULL OR (octet_length(key) <= 128 AND key ~ '^[!-z|~]+$'))) THEN
             EXIT fast;
         END IF;
+        -- Validate the deltas before taking the lock, which then covers only the arithmetic.
         names := jsonb_path_query_array(deltas, 'strict $.keyvalue().key');
         n := jsonb_array_length(names);
-        SELECT x.ctid, x.usage, x.reserved, x.hard_limits, x.soft_limits, x.window_start, x.next_reset_at,
-               x.reservations_expire_at, x.updated_at, x.dedup_ttl_seconds
-          INTO tid, usage, reserved, hard, soft, ws, nra, rea, ua, ttl
-          FROM spendcap.budgets AS x
-         WHERE x.budget_id = budget_id
-           FOR NO KEY UPDATE;
-        t := greatest(coalesce(at, now()), ws);
-        IF NOT (FOUND AND n BETWEEN 1 AND 32 AND (nra IS NULL OR t < nra) AND (rea IS NULL OR t < rea)) THEN
+        IF NOT n BETWEEN 1 AND 32 THEN
             EXIT fast;
         END IF;
         FOR i IN 0 .. n - 1 LOOP
@@ -75,12 +71,26 @@ BEGIN
             IF q IS NULL THEN
                 EXIT fast;
             END IF;
-            q := coalesce((usage ->> k)::bigint, 0) + q;
-            IF q + coalesce((reserved ->> k)::bigint, 0) > least(9007199254740991, (hard ->> k)::bigint, (soft ->> k)::bigint) THEN
+            dims[i + 1] := k;
+            qs[i + 1] := q;
+        END LOOP;
+        SELECT x.ctid, x.usage, x.reserved, x.hard_limits, x.soft_limits, x.window_start, x.next_reset_at,
+               x.reservations_expire_at, x.updated_at, x.dedup_ttl_seconds
+          INTO tid, usage, reserved, hard, soft, ws, nra, rea, ua, ttl
+          FROM spendcap.budgets AS x
+         WHERE x.budget_id = budget_id
+           FOR NO KEY UPDATE;
+        t := greatest(coalesce(at, now()), ws);
+        IF NOT (FOUND AND (nra IS NULL OR t < nra) AND (rea IS NULL OR t < rea)) THEN
+            EXIT fast;
+        END IF;
+        FOR i IN 1 .. n LOOP
+            q := coalesce((usage ->> dims[i])::bigint, 0) + qs[i];
+            IF q + coalesce((reserved ->> dims[i])::bigint, 0) > least(9007199254740991, (hard ->> dims[i])::bigint, (soft ->> dims[i])::bigint) THEN
                 EXIT fast;
             END IF;
             IF q <> 0 THEN
-                usage := usage || jsonb_build_object(k, q);
+                usage := usage || jsonb_build_object(dims[i], q);
             END IF;
         END LOOP;
         o := ROW('ok', true, NULL, NULL, NULL, false, ws, nra);
