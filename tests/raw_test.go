@@ -51,6 +51,17 @@ var rawCases = []rawCall{
 	{"report_usage", `{"budget_id": "b1", "deltas": {}}`, "SC002"},
 	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "dedup_key": "", "at_ms": 1773144000000}`, ""},
 	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "dedup_key": "", "at_ms": 1773144000000}`, ""},
+	// Calls the fast paths would take were their input valid: each must fail as the general path does.
+	{"report_usage", `{"budget_id": "b1", "deltas": {"": 1}, "at_ms": 1773144000000}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"ddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd": 1}, "at_ms": 1773144000000}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t/x": 1}, "at_ms": 1773144000000}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": -1}, "at_ms": 1773144000000}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 9007199254740992}, "at_ms": 1773144000000}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"d0": 1, "d1": 1, "d2": 1, "d3": 1, "d4": 1, "d5": 1, "d6": 1, "d7": 1, "d8": 1, "d9": 1, "d10": 1, "d11": 1, "d12": 1, "d13": 1, "d14": 1, "d15": 1, "d16": 1, "d17": 1, "d18": 1, "d19": 1, "d20": 1, "d21": 1, "d22": 1, "d23": 1, "d24": 1, "d25": 1, "d26": 1, "d27": 1, "d28": 1, "d29": 1, "d30": 1, "d31": 1, "d32": 1}, "at_ms": 1773144000000}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "dedup_key": "k{1}", "at_ms": 1773144000000}`, "SC002"},
+	// A whole number written as 1e0 or 1.0 takes the general path and counts as 1.
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1e0, "u": 1.0}, "dedup_key": "w1", "at_ms": 1773144000000}`, ""},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1, "u": 1}, "dedup_key": "w1", "at_ms": 1773144000000}`, ""},
 	{"record_spend", `{"budget_id": "b1", "execution_id": "e", "deltas": {"t": 1, "u": 2}, "idempotency_key": "k", "at_ms": 1773144000000}`, ""},
 	{"record_spend", `{"budget_id": "b1", "execution_id": "e", "deltas": {"u": 2.0, "t": 1e0}, "idempotency_key": "k", "at_ms": 1773144000000}`, ""},
 	{"record_spend", `{"budget_id": "b1", "execution_id": "e", "deltas": {"t": 2}, "idempotency_key": "k", "at_ms": 1773144000000}`, "SC003"},
@@ -189,11 +200,11 @@ func TestRawArgumentsAreJudgedAlikeByBothBackends(t *testing.T) {
 	}
 	// The successful calls left both budgets in the same state.
 	st := mustStatus(t, db, "b1", ptr(time.UnixMilli(1773144000000)))
-	if st.Usage["t"] != 3 || st.Usage["u"] != 2 || len(st.Reserved) != 0 {
+	if st.Usage["t"] != 4 || st.Usage["u"] != 3 || len(st.Reserved) != 0 {
 		t.Errorf("postgres b1 after the calls: usage %v reserved %v", st.Usage, st.Reserved)
 	}
 	raw, err := rdb.FCallRO(ctx, "sc_budget_status", []string{valkey.Key("b1")}, `{"budget_id": "b1", "at_ms": 1773144000000}`).Text()
-	if err != nil || !strings.Contains(raw, `"usage":{"t":3,"u":2}`) || !strings.Contains(raw, `"reserved":{}`) {
+	if err != nil || !strings.Contains(raw, `"usage":{"t":4,"u":3}`) || !strings.Contains(raw, `"reserved":{}`) {
 		t.Errorf("valkey b1 after the calls: %s %v", raw, err)
 	}
 }

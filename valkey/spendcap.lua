@@ -105,26 +105,45 @@ local function decode_args(argv)
     return a
 end
 
-local function check_id(arg, v)
-    if v == nil then
-        invalid(arg, 'is required')
-    end
-    if type(v) ~= 'string' or #v < 1 or #v > 128 or v:find('[^!-z|~]') then
-        invalid(arg, 'must be 1..128 bytes of printable ASCII (0x21-0x7E) other than { and }')
-    end
+-- valid_id, valid_dim and valid_qty are the rules of SPEC §2 as tests; check_id, quantities and
+-- fast_report share them.
+local function valid_id(v)
+    return type(v) == 'string' and #v >= 1 and #v <= 128 and not v:find('[^!-z|~]')
 end
 
-local function budget_key(keys, id)
-    check_id('budget_id', id)
-    local want = 'sc:{' .. id .. '}'
-    if keys[1] ~= want then
-        invalid('budget_id', 'the key must be ' .. want)
-    end
-    return want
+local function valid_dim(k)
+    return type(k) == 'string' and #k >= 1 and #k <= 64 and not k:find('[^%w_%.:%-]')
 end
 
 local function is_int(v)
     return type(v) == 'number' and v == math.floor(v) and v > -1e300 and v < 1e300
+end
+
+local function valid_qty(v)
+    return is_int(v) and v >= 0 and v <= MAX
+end
+
+local function check_id(arg, v)
+    if v == nil then
+        invalid(arg, 'is required')
+    end
+    if not valid_id(v) then
+        invalid(arg, 'must be 1..128 bytes of printable ASCII (0x21-0x7E) other than { and }')
+    end
+end
+
+-- base_key checks the id named arg and that the call's key is prefix .. '{' .. id .. '}'.
+local function base_key(keys, arg, prefix, id)
+    check_id(arg, id)
+    local want = prefix .. '{' .. id .. '}'
+    if keys[1] ~= want then
+        invalid(arg, 'the key must be ' .. want)
+    end
+    return want
+end
+
+local function budget_key(keys, id)
+    return base_key(keys, 'budget_id', 'sc:', id)
 end
 
 local function quantities(arg, obj, required)
@@ -140,10 +159,10 @@ local function quantities(arg, obj, required)
         if type(k) ~= 'string' then
             invalid(arg, 'must be a JSON object of dimension -> quantity')
         end
-        if #k < 1 or #k > 64 or k:find('[^%w_%.:%-]') then
+        if not valid_dim(k) then
             invalid(arg, 'dimension name ' .. cjson.encode(k) .. ' must be 1..64 bytes of [A-Za-z0-9_.:-]')
         end
-        if not is_int(v) or v < 0 or v > MAX then
+        if not valid_qty(v) then
             invalid(arg, cjson.encode(k) .. ' must be an integer 0..9007199254740991')
         end
         out[k] = v + 0
@@ -825,8 +844,7 @@ end
 -- machinery: about a third of a report's time on the server.
 local function fast_report(keys, a)
     local id, d, dk = a.budget_id, a.deltas, a.dedup_key
-    if (dk ~= nil and dk ~= '') or type(id) ~= 'string' or type(d) ~= 'table'
-        or #id < 1 or #id > 128 or id:find('[^!-z|~]') or keys[1] ~= 'sc:{' .. id .. '}' then
+    if (dk ~= nil and dk ~= '') or not valid_id(id) or type(d) ~= 'table' or keys[1] ~= 'sc:{' .. id .. '}' then
         return nil
     end
     local at = a.at_ms
@@ -848,7 +866,7 @@ local function fast_report(keys, a)
     local n = 0
     for dim, q in pairs(d) do
         n = n + 1
-        if type(dim) ~= 'string' or #dim > 64 or dim:find('[^A-Za-z0-9_.:-]') or not is_int(q) or q < 0 or q > MAX then
+        if not valid_dim(dim) or not valid_qty(q) then
             return nil
         end
         local new = (b.usage[dim] or 0) + q
@@ -1016,12 +1034,7 @@ end
 --   sc:q:{id}:n   the counter naming window entries
 
 local function policy_key(keys, id)
-    check_id('policy_id', id)
-    local want = 'sc:q:{' .. id .. '}'
-    if keys[1] ~= want then
-        invalid('policy_id', 'the key must be ' .. want)
-    end
-    return want
+    return base_key(keys, 'policy_id', 'sc:q:', id)
 end
 
 local function read_policy(key, id)
