@@ -565,6 +565,29 @@ BEGIN
 END
 $fn$;
 
+-- take_reservation ends a live reservation of budget_id (its budget row locked and brought to the
+-- call's instant by lock_budget, so expired ones are gone) and returns its amounts; SC007 when it is
+-- unknown, expired or already finished. Deletes one reservations row.
+DROP FUNCTION IF EXISTS spendcap_internal.take_reservation;
+CREATE FUNCTION spendcap_internal.take_reservation(budget_id text, reservation_id text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    amounts jsonb;
+BEGIN
+    DELETE FROM spendcap.reservations AS r
+     WHERE r.budget_id = budget_id AND r.reservation_id = reservation_id
+    RETURNING r.amounts INTO amounts;
+    IF amounts IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'SC007', MESSAGE = format(
+            'reservation_id: reservation %s is unknown, expired or already finished', to_jsonb(reservation_id));
+    END IF;
+    RETURN amounts;
+END
+$fn$;
+
 -- admit is report_usage, record_spend and reserve (SPEC §5-§7), which differ only in where applied
 -- deltas go: usage, usage and the execution ledger, or a new reservation. op is the public
 -- function's name; ref_id the execution or reservation id.

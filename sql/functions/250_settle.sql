@@ -27,13 +27,7 @@ BEGIN
     d := spendcap_internal.quantities('actual', actual, false);
     b := spendcap_internal.lock_budget(budget_id, at);
     t := greatest(coalesce(at, now()), b.window_start);
-    DELETE FROM spendcap.reservations AS r
-     WHERE r.budget_id = budget_id AND r.reservation_id = reservation_id
-    RETURNING r.amounts INTO amounts;
-    IF amounts IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'SC007', MESSAGE = format(
-            'reservation_id: reservation %s is unknown, expired or already finished', to_jsonb(reservation_id));
-    END IF;
+    amounts := spendcap_internal.take_reservation(budget_id, reservation_id);
     b.reserved := spendcap_internal.minus(b.reserved, amounts);
     e := spendcap_internal.evaluate(b, b.reserved, d, 'actual', true);
     o := e.o;

@@ -21,13 +21,7 @@ BEGIN
     PERFORM spendcap_internal.check_id('reservation_id', reservation_id);
     b := spendcap_internal.lock_budget(budget_id, at);
     t := greatest(coalesce(at, now()), b.window_start);
-    DELETE FROM spendcap.reservations AS x
-     WHERE x.budget_id = budget_id AND x.reservation_id = reservation_id
-    RETURNING x.amounts INTO amounts;
-    IF amounts IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'SC007', MESSAGE = format(
-            'reservation_id: reservation %s is unknown, expired or already finished', to_jsonb(reservation_id));
-    END IF;
+    amounts := spendcap_internal.take_reservation(budget_id, reservation_id);
     b.reserved := spendcap_internal.minus(b.reserved, amounts);
     b.updated_at := greatest(b.updated_at, t);
     PERFORM spendcap_internal.save(b);
