@@ -2,38 +2,107 @@ package gobinding
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
-// Client is the PostgreSQL implementation of spendcap.Budgets on the generated bindings. Each
-// call is one statement, so on a pgx.Tx it joins the caller's transaction.
+// DBTX is what a Client runs on: *pgxpool.Pool, *pgx.Conn and pgx.Tx all satisfy it.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Client is the PostgreSQL implementation of spendcap.Budgets and spendcap.Quotas. Each call is
+// one statement, so on a pgx.Tx it joins the caller's transaction.
 type Client struct {
-	q *Queries
+	q *pgfn.Queries
+	// savepoint, when set, is the transaction each call runs in a savepoint of (InSavepoint).
+	savepoint pgx.Tx
 }
 
 var _ spendcap.Budgets = (*Client)(nil)
 
-// NewClient returns a Client on db (a pool, a connection or a transaction).
-func NewClient(db DBTX) *Client { return &Client{q: New(db)} }
+// DefaultExecMode is the pgx execution mode of a Client's statements unless WithExecMode says
+// otherwise, whatever the connection's own DefaultQueryExecMode is: the extended protocol in one
+// round trip with no named prepared statement, which works on a direct connection and through a
+// pooler in transaction mode (PgBouncer before 1.21 cannot keep prepared statements across
+// transactions, and sends a describe and its execution to different server connections).
+const DefaultExecMode = pgx.QueryExecModeExec
 
-// WithTx returns a Client whose calls run inside tx.
+// Option configures a Client.
+type Option func(*clientConfig)
+
+type clientConfig struct{ mode pgx.QueryExecMode }
+
+// WithExecMode runs the Client's statements in mode instead of DefaultExecMode. Every mode works on
+// a direct connection; behind PgBouncer in transaction mode, QueryExecModeCacheStatement needs
+// PgBouncer 1.21 or later with max_prepared_statements set, and QueryExecModeDescribeExec works
+// only inside a transaction.
+func WithExecMode(mode pgx.QueryExecMode) Option {
+	return func(c *clientConfig) { c.mode = mode }
+}
+
+// NewClient returns a Client on db (a pool, a connection or a transaction).
+func NewClient(db DBTX, opts ...Option) *Client {
+	cfg := clientConfig{mode: DefaultExecMode}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Client{q: pgfn.New(db, cfg.mode)}
+}
+
+// WithTx returns a Client whose calls run inside tx. As with any statement, an error aborts tx:
+// Postgres refuses every later statement of tx (SQLSTATE 25P02) until it is rolled back. To keep
+// tx usable after a refused or failed call, use InSavepoint.
 func (c *Client) WithTx(tx pgx.Tx) *Client { return &Client{q: c.q.WithTx(tx)} }
 
-// Queries returns the generated bindings, which also hold the Postgres-only job functions
-// (RollDueWindows, PurgeExpired).
-func (c *Client) Queries() *Queries { return c.q }
+// InSavepoint returns a Client whose calls each run in a savepoint of tx: a call that fails rolls
+// back to its savepoint, leaving tx usable (and what earlier statements of tx did intact), and one
+// that succeeds releases it, so its writes commit or roll back with tx. It costs two more round
+// trips per call (SAVEPOINT, RELEASE) than WithTx.
+func (c *Client) InSavepoint(tx pgx.Tx) *Client {
+	return &Client{q: c.q.WithTx(tx), savepoint: tx}
+}
+
+// call runs f on the Client's queries, in a savepoint when the Client has one.
+func call[T any](ctx context.Context, c *Client, f func(*pgfn.Queries) (T, error)) (T, error) {
+	if c.savepoint == nil {
+		return f(c.q)
+	}
+	var zero T
+	sp, err := c.savepoint.Begin(ctx)
+	if err != nil {
+		return zero, err
+	}
+	res, err := f(c.q.WithTx(sp))
+	if err != nil {
+		if rbErr := sp.Rollback(ctx); rbErr != nil {
+			return zero, errors.Join(err, rbErr)
+		}
+		return zero, err
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return zero, err
+	}
+	return res, nil
+}
 
 // CreateBudget implements spendcap.Budgets.
 func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.Created, error) {
-	r, err := c.q.CreateBudget(ctx, CreateBudgetParams{
-		BudgetID: p.BudgetID, HardLimits: p.HardLimits, SoftLimits: p.SoftLimits,
-		ResetEvery: nonEmpty(p.ResetEvery), ResetTimezone: nonEmpty(p.ResetTimezone), ResetAnchor: p.ResetAnchor,
-		Mode: nonEmpty(string(p.Mode)), ScopeType: nonEmpty(p.ScopeType), ScopeID: nonEmpty(p.ScopeID),
-		DedupTTLSeconds: nonZero(p.DedupTTLSeconds), At: at(p.At),
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.CreateBudgetRow, error) {
+		return q.CreateBudget(ctx, pgfn.CreateBudgetParams{
+			BudgetID: p.BudgetID, HardLimits: p.HardLimits, SoftLimits: p.SoftLimits,
+			ResetEvery: nonEmpty(p.ResetEvery), ResetTimezone: nonEmpty(p.ResetTimezone), ResetAnchor: p.ResetAnchor,
+			Mode: nonEmpty(string(p.Mode)), ScopeType: nonEmpty(p.ScopeType), ScopeID: nonEmpty(p.ScopeID),
+			DedupTTLSeconds: nonZero(p.DedupTTLSeconds), At: at(p.At),
+		})
 	})
 	if err != nil {
 		return spendcap.Created{}, err
@@ -43,8 +112,10 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 
 // SetLimits implements spendcap.Budgets.
 func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spendcap.Status, error) {
-	r, err := c.q.SetLimits(ctx, SetLimitsParams{BudgetID: p.BudgetID, HardLimits: p.HardLimits, SoftLimits: p.SoftLimits,
-		Mode: nonEmpty(string(p.Mode)), At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.SetLimitsRow, error) {
+		return q.SetLimits(ctx, pgfn.SetLimitsParams{BudgetID: p.BudgetID, HardLimits: p.HardLimits, SoftLimits: p.SoftLimits,
+			Mode: nonEmpty(string(p.Mode)), At: at(p.At)})
+	})
 	if err != nil {
 		return spendcap.Status{}, err
 	}
@@ -53,39 +124,51 @@ func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spe
 
 // DeleteBudget implements spendcap.Budgets.
 func (c *Client) DeleteBudget(ctx context.Context, p spendcap.DeleteBudgetParams) (bool, error) {
-	r, err := c.q.DeleteBudget(ctx, DeleteBudgetParams{BudgetID: p.BudgetID, At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.DeleteBudgetRow, error) {
+		return q.DeleteBudget(ctx, pgfn.DeleteBudgetParams{BudgetID: p.BudgetID, At: at(p.At)})
+	})
 	return r.Deleted, err
 }
 
 // ReportUsage implements spendcap.Budgets.
 func (c *Client) ReportUsage(ctx context.Context, p spendcap.ReportUsageParams) (spendcap.Outcome, error) {
-	r, err := c.q.ReportUsage(ctx, ReportUsageParams{BudgetID: p.BudgetID, Deltas: orEmpty(p.Deltas), DedupKey: nonEmpty(p.DedupKey), At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.ReportUsageRow, error) {
+		return q.ReportUsage(ctx, pgfn.ReportUsageParams{BudgetID: p.BudgetID, Deltas: orEmpty(p.Deltas), DedupKey: nonEmpty(p.DedupKey), At: at(p.At)})
+	})
 	return usageOutcome(r), err
 }
 
 // CheckUsage implements spendcap.Budgets.
 func (c *Client) CheckUsage(ctx context.Context, p spendcap.CheckUsageParams) (spendcap.Outcome, error) {
-	r, err := c.q.CheckUsage(ctx, CheckUsageParams{BudgetID: p.BudgetID, Deltas: orEmpty(p.Deltas), At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.CheckUsageRow, error) {
+		return q.CheckUsage(ctx, pgfn.CheckUsageParams{BudgetID: p.BudgetID, Deltas: orEmpty(p.Deltas), At: at(p.At)})
+	})
 	return usageOutcome(r), err
 }
 
 // RecordSpend implements spendcap.Budgets.
 func (c *Client) RecordSpend(ctx context.Context, p spendcap.RecordSpendParams) (spendcap.Outcome, error) {
-	r, err := c.q.RecordSpend(ctx, RecordSpendParams{BudgetID: p.BudgetID, ExecutionID: p.ExecutionID, Deltas: orEmpty(p.Deltas),
-		IdempotencyKey: nonEmpty(p.IdempotencyKey), At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.RecordSpendRow, error) {
+		return q.RecordSpend(ctx, pgfn.RecordSpendParams{BudgetID: p.BudgetID, ExecutionID: p.ExecutionID, Deltas: orEmpty(p.Deltas),
+			IdempotencyKey: nonEmpty(p.IdempotencyKey), At: at(p.At)})
+	})
 	return usageOutcome(r), err
 }
 
 // ReleaseSpend implements spendcap.Budgets.
 func (c *Client) ReleaseSpend(ctx context.Context, p spendcap.ReleaseSpendParams) (map[string]int64, error) {
-	r, err := c.q.ReleaseSpend(ctx, ReleaseSpendParams{BudgetID: p.BudgetID, ExecutionID: p.ExecutionID, At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.ReleaseSpendRow, error) {
+		return q.ReleaseSpend(ctx, pgfn.ReleaseSpendParams{BudgetID: p.BudgetID, ExecutionID: p.ExecutionID, At: at(p.At)})
+	})
 	return r.Released, err
 }
 
 // Reserve implements spendcap.Budgets.
 func (c *Client) Reserve(ctx context.Context, p spendcap.ReserveParams) (spendcap.Outcome, error) {
-	r, err := c.q.Reserve(ctx, ReserveParams{BudgetID: p.BudgetID, ReservationID: p.ReservationID, Amounts: orEmpty(p.Amounts),
-		TTLSeconds: nonZero(p.TTLSeconds), IdempotencyKey: nonEmpty(p.IdempotencyKey), At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.ReserveRow, error) {
+		return q.Reserve(ctx, pgfn.ReserveParams{BudgetID: p.BudgetID, ReservationID: p.ReservationID, Amounts: orEmpty(p.Amounts),
+			TTLSeconds: nonZero(p.TTLSeconds), IdempotencyKey: nonEmpty(p.IdempotencyKey), At: at(p.At)})
+	})
 	return spendcap.Outcome{Outcome: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: r.WindowStart,
 		NextResetAt: r.NextResetAt, ExpiresAt: r.ExpiresAt}, err
@@ -93,25 +176,33 @@ func (c *Client) Reserve(ctx context.Context, p spendcap.ReserveParams) (spendca
 
 // Settle implements spendcap.Budgets.
 func (c *Client) Settle(ctx context.Context, p spendcap.SettleParams) (spendcap.Outcome, error) {
-	r, err := c.q.Settle(ctx, SettleParams{BudgetID: p.BudgetID, ReservationID: p.ReservationID, Actual: orEmpty(p.Actual), At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.SettleRow, error) {
+		return q.Settle(ctx, pgfn.SettleParams{BudgetID: p.BudgetID, ReservationID: p.ReservationID, Actual: orEmpty(p.Actual), At: at(p.At)})
+	})
 	return usageOutcome(r), err
 }
 
 // CancelReservation implements spendcap.Budgets.
 func (c *Client) CancelReservation(ctx context.Context, p spendcap.CancelReservationParams) (map[string]int64, error) {
-	r, err := c.q.CancelReservation(ctx, CancelReservationParams{BudgetID: p.BudgetID, ReservationID: p.ReservationID, At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.CancelReservationRow, error) {
+		return q.CancelReservation(ctx, pgfn.CancelReservationParams{BudgetID: p.BudgetID, ReservationID: p.ReservationID, At: at(p.At)})
+	})
 	return r.Released, err
 }
 
 // ResetBudget implements spendcap.Budgets.
 func (c *Client) ResetBudget(ctx context.Context, p spendcap.ResetBudgetParams) (spendcap.Window, error) {
-	r, err := c.q.ResetBudget(ctx, ResetBudgetParams{BudgetID: p.BudgetID, At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.ResetBudgetRow, error) {
+		return q.ResetBudget(ctx, pgfn.ResetBudgetParams{BudgetID: p.BudgetID, At: at(p.At)})
+	})
 	return spendcap.Window{WindowSeq: r.WindowSeq, WindowStart: r.WindowStart, NextResetAt: r.NextResetAt}, err
 }
 
 // BudgetStatus implements spendcap.Budgets.
 func (c *Client) BudgetStatus(ctx context.Context, p spendcap.BudgetStatusParams) (spendcap.Status, error) {
-	r, err := c.q.BudgetStatus(ctx, BudgetStatusParams{BudgetID: p.BudgetID, At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.BudgetStatusRow, error) {
+		return q.BudgetStatus(ctx, pgfn.BudgetStatusParams{BudgetID: p.BudgetID, At: at(p.At)})
+	})
 	if err != nil {
 		return spendcap.Status{}, err
 	}
@@ -120,7 +211,9 @@ func (c *Client) BudgetStatus(ctx context.Context, p spendcap.BudgetStatusParams
 
 // BudgetHistory implements spendcap.Budgets.
 func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryParams) ([]spendcap.HistoryWindow, error) {
-	rows, err := c.q.BudgetHistory(ctx, BudgetHistoryParams{BudgetID: p.BudgetID, MaxRows: nonZero(p.MaxRows), At: at(p.At)})
+	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.BudgetHistoryRow, error) {
+		return q.BudgetHistory(ctx, pgfn.BudgetHistoryParams{BudgetID: p.BudgetID, MaxRows: nonZero(p.MaxRows), At: at(p.At)})
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -132,13 +225,13 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 	return out, nil
 }
 
-func usageOutcome(r UsageOutcome) spendcap.Outcome {
+func usageOutcome(r pgfn.UsageOutcome) spendcap.Outcome {
 	return spendcap.Outcome{Outcome: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: r.WindowStart,
 		NextResetAt: r.NextResetAt}
 }
 
-func status(r BudgetStatusResult) spendcap.Status {
+func status(r pgfn.BudgetStatusResult) spendcap.Status {
 	return spendcap.Status{
 		BudgetID: r.BudgetID, HardLimits: r.HardLimits, SoftLimits: r.SoftLimits, ResetEvery: deref(r.ResetEvery),
 		ResetTimezone: r.ResetTimezone, ResetAnchor: r.ResetAnchor, Mode: spendcap.Mode(r.Mode), ScopeType: deref(r.ScopeType),

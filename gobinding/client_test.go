@@ -11,6 +11,7 @@ import (
 
 	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/pgfn"
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
@@ -25,7 +26,9 @@ var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
 func TestEveryBudgetCallThroughTheGoAPI(t *testing.T) {
 	t.Parallel()
-	c := newClient(t)
+	db := testenv.Pool(t)
+	c := gobinding.NewClient(db)
+	jobs := pgfn.New(db, gobinding.DefaultExecMode) // the worker's calls
 	anchor := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	created, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{
 		BudgetID: "b1", HardLimits: map[string]int64{"tokens": 100}, SoftLimits: map[string]int64{"tokens": 50},
@@ -96,11 +99,11 @@ func TestEveryBudgetCallThroughTheGoAPI(t *testing.T) {
 	if err != nil || len(h) != 1 || h[0].ClosedBy != "manual" || h[0].Usage["tokens"] != 70 || h[0].SoftBreachCount != 5 {
 		t.Errorf("BudgetHistory = %+v, %v", h, err)
 	}
-	roll, err := c.Queries().RollDueWindows(ctx, gobinding.RollDueWindowsParams{At: &next})
+	roll, err := jobs.RollDueWindows(ctx, pgfn.RollDueWindowsParams{At: &next})
 	if err != nil || roll.Rolled != 1 {
 		t.Errorf("RollDueWindows = %+v, %v", roll, err)
 	}
-	purged, err := c.Queries().PurgeExpired(ctx, gobinding.PurgeExpiredParams{})
+	purged, err := jobs.PurgeExpired(ctx, pgfn.PurgeExpiredParams{})
 	if err != nil || purged.DedupKeys != 1 {
 		t.Errorf("PurgeExpired = %+v, %v", purged, err)
 	}
@@ -125,7 +128,9 @@ func TestZeroAtUsesTheServerClock(t *testing.T) {
 
 func TestEverySPECErrorMapsToItsSentinel(t *testing.T) {
 	t.Parallel()
-	c := newClient(t)
+	db := testenv.Pool(t)
+	c := gobinding.NewClient(db)
+	jobs := pgfn.New(db, gobinding.DefaultExecMode)
 	if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: map[string]int64{"t": 1}, At: t0}); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +175,7 @@ func TestEverySPECErrorMapsToItsSentinel(t *testing.T) {
 		}
 	}
 	// Errors without a SPEC code are passed through untouched.
-	_, err := c.Queries().RollDueWindows(ctx, gobinding.RollDueWindowsParams{MaxRows: ptr(int32(0))})
+	_, err := jobs.RollDueWindows(ctx, pgfn.RollDueWindowsParams{MaxRows: ptr(int32(0))})
 	if !errors.Is(err, spendcap.ErrInvalidArgument) {
 		t.Errorf("roll with max_rows 0: %v", err)
 	}
@@ -190,12 +195,12 @@ func TestGeneratedSignaturesMatchTheDatabase(t *testing.T) {
 		_ = rows.Scan(&s)
 		got = append(got, s)
 	}
-	if len(got) != len(gobinding.Signatures) {
-		t.Fatalf("database has %v, bindings have %v: run make generate", got, gobinding.Signatures)
+	if len(got) != len(pgfn.Signatures) {
+		t.Fatalf("database has %v, bindings have %v: run make generate", got, pgfn.Signatures)
 	}
 	for i := range got {
-		if got[i] != gobinding.Signatures[i] {
-			t.Errorf("database %s, bindings %s: run make generate", got[i], gobinding.Signatures[i])
+		if got[i] != pgfn.Signatures[i] {
+			t.Errorf("database %s, bindings %s: run make generate", got[i], pgfn.Signatures[i])
 		}
 	}
 }

@@ -8,5 +8,3 @@
 // Errors raised with a SPEC code come back as *spendcap.Error, which matches the spendcap sentinel
 // errors with errors.Is and unwraps to the *pgconn.PgError.
 package gobinding
-
-//go:generate go run ../internal/cmd/bindgen -out functions_gen.go -package gobinding

@@ -5,44 +5,57 @@ import (
 	"time"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
 var _ spendcap.Backend = (*Client)(nil)
 
 // CreateQuotaPolicy implements spendcap.Quotas.
 func (c *Client) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaPolicyParams) (spendcap.QuotaPolicyCreated, error) {
-	r, err := c.q.CreateQuotaPolicy(ctx, CreateQuotaPolicyParams{PolicyID: p.PolicyID, WindowSeconds: &p.WindowSeconds,
-		MaxRequests: &p.MaxRequests, MaxConcurrent: &p.MaxConcurrent, LeaseSeconds: nonZero(p.LeaseSeconds), At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.CreateQuotaPolicyRow, error) {
+		return q.CreateQuotaPolicy(ctx, pgfn.CreateQuotaPolicyParams{PolicyID: p.PolicyID, WindowSeconds: &p.WindowSeconds,
+			MaxRequests: &p.MaxRequests, MaxConcurrent: &p.MaxConcurrent, LeaseSeconds: nonZero(p.LeaseSeconds), At: at(p.At)})
+	})
 	return spendcap.QuotaPolicyCreated{PolicyID: r.PolicyID, Created: r.Created}, err
 }
 
 // AcquireQuota implements spendcap.Quotas.
 func (c *Client) AcquireQuota(ctx context.Context, p spendcap.AcquireQuotaParams) (spendcap.Acquired, error) {
-	r, err := c.q.AcquireQuota(ctx, AcquireQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.AcquireQuotaRow, error) {
+		return q.AcquireQuota(ctx, pgfn.AcquireQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At)})
+	})
 	return spendcap.Acquired{Admitted: r.Admitted, Reason: r.Reason, RetryAfterMS: r.RetryAfterMS, InWindow: r.InWindow, Active: r.Active}, err
 }
 
 // RenewQuota implements spendcap.Quotas.
 func (c *Client) RenewQuota(ctx context.Context, p spendcap.RenewQuotaParams) (time.Time, error) {
-	r, err := c.q.RenewQuota(ctx, RenewQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.RenewQuotaRow, error) {
+		return q.RenewQuota(ctx, pgfn.RenewQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At)})
+	})
 	return r.ExpiresAt, err
 }
 
 // ReleaseQuota implements spendcap.Quotas.
 func (c *Client) ReleaseQuota(ctx context.Context, p spendcap.ReleaseQuotaParams) (bool, error) {
-	r, err := c.q.ReleaseQuota(ctx, ReleaseQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.ReleaseQuotaRow, error) {
+		return q.ReleaseQuota(ctx, pgfn.ReleaseQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At)})
+	})
 	return r.Released, err
 }
 
 // QuotaStatus implements spendcap.Quotas.
 func (c *Client) QuotaStatus(ctx context.Context, p spendcap.QuotaStatusParams) (spendcap.QuotaStatus, error) {
-	r, err := c.q.QuotaStatus(ctx, QuotaStatusParams{PolicyID: p.PolicyID, At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.QuotaStatusRow, error) {
+		return q.QuotaStatus(ctx, pgfn.QuotaStatusParams{PolicyID: p.PolicyID, At: at(p.At)})
+	})
 	return spendcap.QuotaStatus{PolicyID: r.PolicyID, WindowSeconds: r.WindowSeconds, MaxRequests: r.MaxRequests,
 		MaxConcurrent: r.MaxConcurrent, LeaseSeconds: r.LeaseSeconds, InWindow: r.InWindow, Active: r.Active, Holders: r.Holders}, err
 }
 
 // DeleteQuotaPolicy implements spendcap.Quotas.
 func (c *Client) DeleteQuotaPolicy(ctx context.Context, p spendcap.DeleteQuotaPolicyParams) (bool, error) {
-	r, err := c.q.DeleteQuotaPolicy(ctx, DeleteQuotaPolicyParams{PolicyID: p.PolicyID, At: at(p.At)})
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.DeleteQuotaPolicyRow, error) {
+		return q.DeleteQuotaPolicy(ctx, pgfn.DeleteQuotaPolicyParams{PolicyID: p.PolicyID, At: at(p.At)})
+	})
 	return r.Deleted, err
 }

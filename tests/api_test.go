@@ -10,11 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
 // outcome is the admission outcome row of SPEC §5 (expires_at for reserve only).
-type outcome = gobinding.ReserveOutcome
+type outcome = pgfn.ReserveOutcome
 
 func nullTimes(args []any) []any {
 	for i, a := range args {

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/pgfn"
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
@@ -60,7 +60,7 @@ func tableCounts(t *testing.T, db *pgxpool.Pool) string {
 }
 
 // status is a budget_status row, as the generated bindings read it.
-type status = gobinding.BudgetStatusResult
+type status = pgfn.BudgetStatusResult
 
 func budgetStatus(db *pgxpool.Pool, id string, at *time.Time) (status, error) {
 	rows, err := db.Query(ctx, `SELECT * FROM spendcap.budget_status(budget_id => $1, at => $2)`, id, at)

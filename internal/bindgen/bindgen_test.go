@@ -20,11 +20,11 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 var ctx = context.Background()
 
-const committed = "../../gobinding/functions_gen.go"
+const committed = "../pgfn/functions_gen.go"
 
 func TestCommittedBindingsAreFresh(t *testing.T) {
 	t.Parallel()
-	src, err := bindgen.Generate(ctx, testenv.NewEmptyDatabase(t), nil, "gobinding")
+	src, err := bindgen.Generate(ctx, testenv.NewEmptyDatabase(t), nil, "pgfn")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestCommittedBindingsAreFresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(src, want) {
-		t.Errorf("gobinding/functions_gen.go is stale: run make generate and commit it")
+		t.Errorf("internal/pgfn/functions_gen.go is stale: run make generate and commit it")
 	}
 	if !strings.HasPrefix(string(src), bindgen.Header+"\n") {
 		t.Errorf("generated file does not start with the DO NOT EDIT header")
@@ -66,7 +66,7 @@ func TestSignatureChangeChangesTheBindings(t *testing.T) {
 	changed := sqlWith(t, "functions/110_budget_status.sql", func(s string) string {
 		return strings.Replace(s, "at        timestamptz DEFAULT NULL)", "at        timestamptz DEFAULT NULL,\n    verbose   boolean DEFAULT false)", 1)
 	})
-	src, err := bindgen.Generate(ctx, testenv.NewEmptyDatabase(t), changed, "gobinding")
+	src, err := bindgen.Generate(ctx, testenv.NewEmptyDatabase(t), changed, "pgfn")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestSignatureChangeChangesTheBindings(t *testing.T) {
 	if bytes.Equal(src, want) {
 		t.Fatal("a new argument left the generated code unchanged: the freshness check could not catch it")
 	}
-	for _, s := range []string{"Verbose *bool", `sql += "verbose => $" + strconv.Itoa(len(args))`,
+	for _, s := range []string{"Verbose *bool", `sql += "verbose => $" + strconv.Itoa(len(args)-1)`,
 		`"spendcap.budget_status(text,timestamp with time zone,boolean)"`} {
 		if !strings.Contains(string(src), s) {
 			t.Errorf("generated code lacks %q", s)
@@ -124,7 +124,7 @@ func TestRefusesUnknownTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bindgen.Render("gobinding", "spendcap", fns); err == nil || !strings.Contains(err.Error(), `"numeric"`) {
+	if _, err := bindgen.Render("pgfn", "spendcap", fns); err == nil || !strings.Contains(err.Error(), `"numeric"`) {
 		t.Errorf("render of a numeric argument: %v, want an error naming the type", err)
 	}
 }

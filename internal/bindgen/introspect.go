@@ -1,4 +1,4 @@
-// Package bindgen generates gobinding's typed Go bindings from the SQL functions of schema
+// Package bindgen generates the typed Go calls of internal/pgfn from the SQL functions of schema
 // spendcap, as the database sees them after `migrate up`: argument names, types and defaults from
 // pg_proc, result columns from the composite types the functions return, nullability from the
 // "nullable" comments on those columns. Nothing about the API is written by hand.

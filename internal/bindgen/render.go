@@ -99,14 +99,17 @@ func Render(pkg, schema string, fns []Function) ([]byte, error) {
 		var required []string
 		for i, a := range f.Args {
 			if !a.Optional {
-				required = append(required, fmt.Sprintf("%s => $%d", a.Name, i+1))
+				required = append(required, fmt.Sprintf("%s => $%d%s", a.Name, i+1, cast(a)))
 			}
 		}
-		w("\targs := make([]any, 0, %d)\n", len(f.Args))
+		// args[0] is the query execution mode, which pgx takes from the arguments and does not
+		// number: $n is args[n].
+		w("\targs := make([]any, 1, %d)\n", len(f.Args)+1)
+		w("\targs[0] = q.mode\n")
 		var reqValues []string
 		for _, a := range f.Args {
 			if !a.Optional {
-				reqValues = append(reqValues, "arg."+goName(a.Name))
+				reqValues = append(reqValues, argValue(a, "arg."+goName(a.Name)))
 			}
 		}
 		if len(reqValues) > 0 {
@@ -118,7 +121,7 @@ func Render(pkg, schema string, fns []Function) ([]byte, error) {
 				continue
 			}
 			field := "arg." + goName(a.Name)
-			value := field
+			value := argValue(a, field)
 			if a.Type != "jsonb" {
 				value = "*" + field
 			}
@@ -127,9 +130,13 @@ func Render(pkg, schema string, fns []Function) ([]byte, error) {
 			if len(required) > 0 {
 				w("\t\tsql += \", \"\n")
 			} else {
-				w("\t\tif len(args) > 1 {\n\t\t\tsql += \", \"\n\t\t}\n")
+				w("\t\tif len(args) > 2 {\n\t\t\tsql += \", \"\n\t\t}\n")
 			}
-			w("\t\tsql += %q + strconv.Itoa(len(args))\n", a.Name+" => $")
+			w("\t\tsql += %q + strconv.Itoa(len(args)-1)", a.Name+" => $")
+			if c := cast(a); c != "" {
+				w(" + %q", c)
+			}
+			w("\n")
 			w("\t}\n")
 		}
 		w("\tsql += \")\"\n")
@@ -148,6 +155,24 @@ func Render(pkg, schema string, fns []Function) ([]byte, error) {
 		return nil, fmt.Errorf("format generated code: %w\n%s", err, b.String())
 	}
 	return out, nil
+}
+
+// argValue is the Go expression passed for argument a. A jsonb object goes as its JSON text and
+// the SQL casts it ($n::jsonb): text has a type in every pgx execution mode, including the simple
+// protocol and QueryExecModeExec, which cannot tell a Go map's SQL type (json? hstore?).
+func argValue(a Arg, field string) string {
+	if a.Type == "jsonb" {
+		return "jsonbText(" + field + ")"
+	}
+	return field
+}
+
+// cast is the cast written after the placeholder of argument a.
+func cast(a Arg) string {
+	if a.Type == "jsonb" {
+		return "::jsonb"
+	}
+	return ""
 }
 
 func zero(ret string) string {

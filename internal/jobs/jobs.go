@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
 // Defaults of Config.
@@ -96,7 +97,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	w := &Worker{pool: pool, log: cfg.Logger, Registry: cfg.Registry}
 	w.metrics = newMetrics(cfg.Registry, pool)
 
-	q := gobinding.New(pool)
+	q := pgfn.New(pool, gobinding.DefaultExecMode)
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &rollWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
@@ -147,7 +148,7 @@ func (w *Worker) Healthy(ctx context.Context) error { return w.pool.Ping(ctx) }
 
 type rollWorker struct {
 	river.WorkerDefaults[RollArgs]
-	q   *gobinding.Queries
+	q   *pgfn.Queries
 	m   *metrics
 	log *slog.Logger
 }
@@ -158,7 +159,7 @@ func (w *rollWorker) Work(ctx context.Context, job *river.Job[RollArgs]) error {
 	batch := job.Args.BatchSize
 	var total int64
 	for {
-		r, err := w.q.RollDueWindows(ctx, gobinding.RollDueWindowsParams{MaxRows: &batch})
+		r, err := w.q.RollDueWindows(ctx, pgfn.RollDueWindowsParams{MaxRows: &batch})
 		if err != nil {
 			w.m.failures.WithLabelValues("roll_due_windows").Inc()
 			w.log.Error("roll_due_windows failed; River retries it", "err", err, "attempt", job.Attempt)
@@ -177,7 +178,7 @@ func (w *rollWorker) Work(ctx context.Context, job *river.Job[RollArgs]) error {
 
 type purgeWorker struct {
 	river.WorkerDefaults[PurgeArgs]
-	q   *gobinding.Queries
+	q   *pgfn.Queries
 	m   *metrics
 	log *slog.Logger
 }
@@ -186,9 +187,9 @@ type purgeWorker struct {
 func (w *purgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error {
 	start := time.Now()
 	batch := job.Args.BatchSize
-	var total gobinding.PurgeResult
+	var total pgfn.PurgeResult
 	for {
-		r, err := w.q.PurgeExpired(ctx, gobinding.PurgeExpiredParams{MaxRows: &batch})
+		r, err := w.q.PurgeExpired(ctx, pgfn.PurgeExpiredParams{MaxRows: &batch})
 		if err != nil {
 			w.m.failures.WithLabelValues("purge_expired").Inc()
 			w.log.Error("purge_expired failed; River retries it", "err", err, "attempt", job.Attempt)

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
 type metrics struct {
@@ -29,13 +30,13 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spendcap_job_failures_total", Help: "Failed spendcap job attempts (River retries them)."}, []string{"job"}),
 	}
-	q := gobinding.New(pool)
+	q := pgfn.New(pool, gobinding.DefaultExecMode)
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "spendcap_due_windows", Help: "Budgets whose window is due but not rolled yet (read at scrape time)."},
 		func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			r, err := q.DueWindows(ctx, gobinding.DueWindowsParams{})
+			r, err := q.DueWindows(ctx, pgfn.DueWindowsParams{})
 			if err != nil {
 				return -1
 			}

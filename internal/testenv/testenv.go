@@ -294,3 +294,31 @@ func Shutdown() {
 	}
 	stops = nil
 }
+
+var (
+	bouncerOnce sync.Once
+	bouncer     *localserver.PgBouncer
+	bouncerErr  error
+)
+
+// ThroughPgBouncer returns dbURL (a URL of this binary's Postgres, from NewDatabase) routed through
+// a pgbouncer in transaction pooling mode, started once per test binary from the local binary. Its
+// two server connections per database are handed out round robin, so consecutive transactions of
+// one client run on different server connections.
+func ThroughPgBouncer(t testing.TB, dbURL string) string {
+	t.Helper()
+	s := postgres(t)
+	bouncerOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		bouncer, bouncerErr = localserver.StartPgBouncer(ctx, localserver.PgBouncerOptions{Upstream: s.adminURL})
+		if bouncerErr == nil {
+			onStop(bouncer.Stop)
+			fmt.Fprintf(os.Stderr, "testenv: pgbouncer on port %d in front of postgres from %s\n", bouncer.Port, s.source)
+		}
+	})
+	if bouncerErr != nil {
+		t.Fatalf("testenv: no pgbouncer for this test: %v", bouncerErr)
+	}
+	return bouncer.URL(dbURL)
+}

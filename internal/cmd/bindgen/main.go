@@ -1,4 +1,4 @@
-// Command bindgen writes gobinding's generated bindings (`go generate ./gobinding`, `make
+// Command bindgen writes the generated calls of internal/pgfn (`go generate ./internal/pgfn`, `make
 // generate`). It starts a throwaway PostgreSQL from the local server binaries (or creates a
 // database on $SPENDCAP_TEST_DATABASE_URL's server), runs `migrate up` on it and introspects the
 // functions of schema spendcap.
@@ -19,7 +19,7 @@ import (
 
 func main() {
 	out := flag.String("out", "functions_gen.go", "file to write")
-	pkg := flag.String("package", "gobinding", "package name of the generated file")
+	pkg := flag.String("package", "pgfn", "package name of the generated file")
 	flag.Parse()
 	if err := run(*out, *pkg); err != nil {
 		fmt.Fprintf(os.Stderr, "bindgen: %v\n", err)

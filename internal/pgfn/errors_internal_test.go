@@ -1,4 +1,4 @@
-package gobinding
+package pgfn
 
 import (
 	"context"
