@@ -206,3 +206,65 @@ func TestGeneratedSignaturesMatchTheDatabase(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// WithTx: a failed call aborts the caller's transaction, as any failed statement does.
+func TestAFailedCallWithTxAbortsTheTransaction(t *testing.T) {
+	t.Parallel()
+	db := testenv.Pool(t)
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := gobinding.NewClient(db).WithTx(tx).ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "missing", Deltas: map[string]int64{"t": 1}}); !errors.Is(err, spendcap.ErrBudgetNotFound) {
+		t.Fatalf("report on a missing budget: %v", err)
+	}
+	var pgErr *pgconn.PgError
+	if _, err := tx.Exec(ctx, `SELECT 1`); !errors.As(err, &pgErr) || pgErr.Code != "25P02" {
+		t.Errorf("next statement: %v; want 25P02 (transaction aborted)", err)
+	}
+}
+
+// InSavepoint: a failed call leaves the transaction usable; successful calls commit or roll back
+// with it.
+func TestInSavepointKeepsTheTransactionAfterAFailedCall(t *testing.T) {
+	t.Parallel()
+	db := testenv.Pool(t)
+	c := gobinding.NewClient(db)
+	if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b", HardLimits: map[string]int64{"t": 10}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, commit := range []bool{false, true} {
+		tx, err := db.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(ctx) }) // after a failure, give the connection back
+		sc := c.InSavepoint(tx)
+		if o, err := sc.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 4}}); err != nil || !o.Applied {
+			t.Fatalf("first report: %+v, %v", o, err)
+		}
+		if _, err := sc.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"": 1}}); !errors.Is(err, spendcap.ErrInvalidArgument) {
+			t.Fatalf("invalid report: %v", err)
+		}
+		if _, err := sc.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "missing", Deltas: map[string]int64{"t": 1}}); !errors.Is(err, spendcap.ErrBudgetNotFound) {
+			t.Fatalf("report on a missing budget: %v", err)
+		}
+		st, err := sc.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "b"})
+		if err != nil || st.Usage["t"] != 4 {
+			t.Fatalf("status inside the transaction after two failed calls: %v, %v; want 4", st.Usage, err)
+		}
+		if commit {
+			err = tx.Commit(ctx)
+		} else {
+			err = tx.Rollback(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "b"})
+	if err != nil || st.Usage["t"] != 4 {
+		t.Errorf("usage after a rolled back and a committed transaction: %v, %v; want 4", st.Usage, err)
+	}
+}

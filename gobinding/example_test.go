@@ -78,6 +78,42 @@ func ExampleClient_WithTx() {
 	// usage after rollback: map[]
 }
 
+// A refused or failed call inside a transaction aborts it (Postgres answers 25P02 to every later
+// statement). InSavepoint runs each call in its own savepoint, so the caller's transaction goes on:
+// here an order is written even though the budget it names does not exist, and the fail-closed
+// branch decides what to do within the same transaction.
+func ExampleClient_InSavepoint() {
+	ctx := context.Background()
+	pool := connect()
+	defer pool.Close()
+	budgets := gobinding.NewClient(pool)
+	if _, err := pool.Exec(ctx, `CREATE TABLE orders (id int PRIMARY KEY, state text)`); err != nil {
+		panic(err)
+	}
+
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO orders VALUES (1, 'new')`); err != nil {
+			return err
+		}
+		_, err := budgets.InSavepoint(tx).ReportUsage(ctx, spendcap.ReportUsageParams{
+			BudgetID: "no-such-team", Deltas: map[string]int64{"tokens": 500}})
+		if errors.Is(err, spendcap.ErrBudgetNotFound) { // fail closed, and keep the transaction
+			_, err = tx.Exec(ctx, `UPDATE orders SET state = 'refused: no budget' WHERE id = 1`)
+		}
+		return err
+	})
+	fmt.Println("transaction:", err)
+
+	var state string
+	if err := pool.QueryRow(ctx, `SELECT state FROM orders WHERE id = 1`).Scan(&state); err != nil {
+		panic(err)
+	}
+	fmt.Println("order:", state)
+	// Output:
+	// transaction: <nil>
+	// order: refused: no budget
+}
+
 // Two-phase spending: reserve the most a call can cost, then settle what it cost.
 func ExampleClient_Reserve() {
 	ctx := context.Background()
