@@ -21,8 +21,9 @@ build: ## Build the binaries into ./bin
 
 .PHONY: dev
 dev: deps ## Run spendcap locally: Postgres + Valkey in ./.spendcap, migrated, jobs running, until Ctrl-C
-	@$(GO) build -o bin/jobs ./cmd/jobs
-	@exec bin/jobs --dev
+	@$(GO) build -o bin/ ./cmd/...
+	@$(GO) build -o bin/spendcap-dev ./internal/cmd/dev
+	@exec bin/spendcap-dev
 
 .PHONY: test
 test: deps ## Run every test against real Postgres and Valkey servers

@@ -63,7 +63,10 @@ type Outcome struct {
 	Outcome OutcomeKind
 	// Applied says whether the deltas were applied (false only for a hard breach in enforce mode).
 	Applied bool
-	// Dimension, Usage and LimitValue describe the breach; zero for OK.
+	// Dimension, Usage and LimitValue describe the breach: the dimension whose limit was crossed,
+	// the usage it would have (or has, when applied) and that limit. For OK the SQL functions
+	// return NULL for all three and they are "", 0 and 0 here; tell the cases apart by Dimension
+	// (or Outcome), never by LimitValue, since 0 is a real limit.
 	Dimension  string
 	Usage      int64
 	LimitValue int64

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/gobinding"
-	"github.com/spendcap/spendcap/internal/localserver"
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
@@ -144,64 +142,16 @@ func TestWorkerServesMetricsAndStopsCleanlyOnSIGTERMWhileJobsRun(t *testing.T) {
 	}
 }
 
-func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
+// The production worker links no code that starts servers: that is the dev launcher's.
+func TestTheProductionBinaryLinksNoDevLauncher(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	t.Cleanup(func() {
-		if target, err := os.Readlink(filepath.Join(dir, "postgres", "server")); err == nil {
-			_ = os.RemoveAll(target)
-		}
-	})
-	cmd := exec.Command(jobsBinary(t), "--dev", "--dev-dir", dir, "--metrics-addr", freeAddr(t))
-	stdout, err := cmd.StdoutPipe()
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("go list: %v: %s", err, out)
 	}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	lines := bufio.NewScanner(stdout)
-	var dbURL, valkeyURL, hint string
-	for lines.Scan() {
-		l := lines.Text()
-		switch {
-		case strings.HasPrefix(l, "DATABASE_URL="):
-			dbURL = strings.TrimPrefix(l, "DATABASE_URL=")
-		case strings.HasPrefix(l, "VALKEY_URL="):
-			valkeyURL = strings.TrimPrefix(l, "VALKEY_URL=")
-		case strings.HasPrefix(l, "try: psql"):
-			hint = l
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasSuffix(pkg, "/internal/devenv") || strings.HasSuffix(pkg, "/internal/localserver") || strings.HasSuffix(pkg, "/internal/testenv") {
+			t.Errorf("cmd/jobs links %s", pkg)
 		}
-		if hint != "" {
-			break
-		}
-	}
-	if dbURL == "" || valkeyURL == "" || hint == "" {
-		t.Fatalf("stdout lacks the connection strings and the psql hint; stderr:\n%s", stderr.String())
-	}
-	psql := "psql"
-	if bin, err := localserver.FindPostgresBin(); err == nil {
-		if _, err := os.Stat(filepath.Join(bin, "psql")); err == nil {
-			psql = filepath.Join(bin, "psql")
-		}
-	}
-	out, err := exec.Command(psql, "-X", "-At", "-v", "ON_ERROR_STOP=1", dbURL,
-		"-c", `select created from spendcap.create_budget('demo', '{"tokens": 1000}', reset_every => '1 day')`,
-		"-c", `select outcome from spendcap.report_usage('demo', '{"tokens": 120}')`).CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "t\nok" {
-		t.Errorf("psql with the printed URL: %v\n%s", err, out)
-	}
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "jobs worker running"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker did not start:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("after SIGTERM: %v\n%s", err, stderr.String())
 	}
 }
