@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -130,6 +131,10 @@ type SchemaChange struct {
 type FunctionChange struct {
 	Applied   []string `json:"applied"`
 	Unchanged int      `json:"unchanged"`
+	// Removed are the files recorded as applied that are no longer in sql/functions (deleted or
+	// renamed); Dropped are the functions that no file defines any more, dropped by this run.
+	Removed []string `json:"removed"`
+	Dropped []string `json:"dropped"`
 }
 
 // RiverChange is the River part of a result.
@@ -478,6 +483,9 @@ func (m *Migrator) applyFunctions(ctx context.Context, conn *pgx.Conn, res *Func
 			}
 			res.Applied = append(res.Applied, f.Name)
 		}
+		if err := dropRemoved(ctx, tx, files, res); err != nil {
+			return err
+		}
 		var overloaded []string
 		rows, err := tx.Query(ctx, `SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 			WHERE n.nspname IN ('spendcap', 'spendcap_internal') GROUP BY 1 HAVING count(*) > 1 ORDER BY 1`)
@@ -491,11 +499,87 @@ func (m *Migrator) applyFunctions(ctx context.Context, conn *pgx.Conn, res *Func
 		if len(overloaded) > 0 {
 			return fmt.Errorf("functions: overloaded after apply (a signature changed without dropping the old one): %s", strings.Join(overloaded, ", "))
 		}
+		if len(res.Dropped) > 0 || len(res.Removed) > 0 {
+			m.opts.Logger.Info("functions of removed files dropped", "component", "functions", "files", res.Removed, "dropped", res.Dropped)
+		}
 		if len(res.Applied) > 0 {
 			m.opts.Logger.Info("functions applied", "component", "functions", "files", len(res.Applied), "unchanged", res.Unchanged)
 		}
 		return nil
 	})
+}
+
+// functionSchemas are the schemas whose functions sql/functions owns: every function there is
+// defined by a file, and one that no file defines is left over from a deleted or renamed file.
+var functionSchemas = []string{"spendcap", "spendcap_internal"}
+
+// createFunction finds the functions a file defines: names are qualified, and never overloaded
+// (applyFunctions refuses that), so a qualified name is one function.
+var createFunction = regexp.MustCompile(`(?i)\bcreate\s+(?:or\s+replace\s+)?(?:function|procedure)\s+"?([a-z_][a-z0-9_]*)"?\s*\.\s*"?([a-z_][a-z0-9_]*)"?\s*\(`)
+
+// definedFunctions are the schema-qualified names (lower case) of the functions files define.
+func definedFunctions(files []FunctionFile) map[string]bool {
+	names := map[string]bool{}
+	for _, f := range files {
+		for _, m := range createFunction.FindAllStringSubmatch(f.SQL, -1) {
+			names[strings.ToLower(m[1])+"."+strings.ToLower(m[2])] = true
+		}
+	}
+	return names
+}
+
+// leftoverFunctions lists, as regprocedure text, the functions of functionSchemas that no file in
+// files defines.
+func leftoverFunctions(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, files []FunctionFile) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT n.nspname || '.' || p.proname, p.oid::regprocedure::text FROM pg_proc p
+		JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ANY($1) ORDER BY 2`, functionSchemas)
+	if err != nil {
+		return nil, err
+	}
+	defined := definedFunctions(files)
+	var out []string
+	var name, sig string
+	_, err = pgx.ForEachRow(rows, []any{&name, &sig}, func() error {
+		if !defined[name] {
+			out = append(out, sig)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// dropRemoved drops the functions no file defines any more and forgets the records of files that
+// are gone, so a deleted or renamed file leaves nothing callable behind.
+func dropRemoved(ctx context.Context, tx pgx.Tx, files []FunctionFile, res *FunctionChange) error {
+	leftover, err := leftoverFunctions(ctx, tx, files)
+	if err != nil {
+		return err
+	}
+	for _, sig := range leftover {
+		// No CASCADE: a view or another object built on the function stops the deploy instead of
+		// vanishing with it.
+		if _, err := tx.Exec(ctx, `DROP FUNCTION `+sig); err != nil {
+			return fmt.Errorf("functions: drop %s, which no file defines any more: %w", sig, err)
+		}
+		res.Dropped = append(res.Dropped, sig)
+	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.Name
+	}
+	rows, err := tx.Query(ctx, `DELETE FROM public.`+FunctionsTable+` WHERE name <> ALL($1) RETURNING name`, names)
+	if err != nil {
+		return err
+	}
+	removed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	slices.Sort(removed)
+	res.Removed = append(res.Removed, removed...)
+	return nil
 }
 
 func (m *Migrator) clearFunctionRecords(ctx context.Context, conn *pgx.Conn) error {

@@ -262,6 +262,51 @@ func TestFunctionSignatureChangeReplacesTheOldOne(t *testing.T) {
 	}
 }
 
+// A deleted file's functions are dropped and a renamed file's are kept; status shows both before.
+func TestDeletedAndRenamedFunctionFilesLeaveNothingBehind(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	ctx := context.Background()
+	if _, err := newMigrator(t, url, nil).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	changed := withChangedFile(t, "", nil)
+	delete(changed, "functions/230_release_spend.sql")
+	changed["functions/311_history.sql"] = changed["functions/310_budget_history.sql"]
+	delete(changed, "functions/310_budget_history.sql")
+
+	st, err := newMigrator(t, url, changed).Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, f := range st.Functions {
+		states[f.Name] = f.State
+	}
+	if states["230_release_spend.sql"] != "removed" || states["310_budget_history.sql"] != "removed" || states["311_history.sql"] != "pending" ||
+		!st.Pending || !slices.Equal(st.LeftoverFunctions, []string{"spendcap.release_spend(text,text,timestamp with time zone)"}) {
+		t.Errorf("status before up: %v, pending %v, leftover %v", states, st.Pending, st.LeftoverFunctions)
+	}
+
+	res, err := newMigrator(t, url, changed).Up(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Functions.Removed, []string{"230_release_spend.sql", "310_budget_history.sql"}) ||
+		!slices.Equal(res.Functions.Dropped, []string{"spendcap.release_spend(text,text,timestamp with time zone)"}) {
+		t.Errorf("up: removed %v, dropped %v", res.Functions.Removed, res.Functions.Dropped)
+	}
+	var releaseSpend, budgetHistory bool
+	if err := connect(t, url).QueryRow(ctx, `SELECT to_regproc('spendcap.release_spend') IS NOT NULL, to_regproc('spendcap.budget_history') IS NOT NULL`).
+		Scan(&releaseSpend, &budgetHistory); err != nil || releaseSpend || !budgetHistory {
+		t.Errorf("after up: release_spend exists %v, budget_history exists %v (err %v); want only the renamed file's function", releaseSpend, budgetHistory, err)
+	}
+	st, err = newMigrator(t, url, changed).Status(ctx)
+	if err != nil || st.Pending || len(st.LeftoverFunctions) != 0 {
+		t.Errorf("status after up: pending %v, leftover %v, err %v", st.Pending, st.LeftoverFunctions, err)
+	}
+}
+
 func TestFailedMigrationLeavesDirtyStateUntilForced(t *testing.T) {
 	t.Parallel()
 	url := testenv.NewEmptyDatabase(t)

@@ -12,6 +12,9 @@ type Status struct {
 	Schema    SchemaStatus     `json:"schema"`
 	Functions []FunctionStatus `json:"functions"`
 	River     RiverStatus      `json:"river"`
+	// LeftoverFunctions are the functions in spendcap's schemas that no file defines (left by a
+	// deleted or renamed file); `up` drops them.
+	LeftoverFunctions []string `json:"leftover_functions"`
 	// Pending is true when `migrate up` would change something.
 	Pending bool `json:"pending"`
 }
@@ -30,8 +33,9 @@ type MigrationStatus struct {
 	Applied bool   `json:"applied"`
 }
 
-// FunctionStatus is one sql/functions file: "applied", "pending" (never applied) or "changed"
-// (applied with another content or onto another schema version).
+// FunctionStatus is one sql/functions file: "applied", "pending" (never applied), "changed"
+// (applied with another content or onto another schema version) or "removed" (applied once, no
+// longer in sql/functions: `up` forgets it and drops the functions no file defines).
 type FunctionStatus struct {
 	Name   string `json:"name"`
 	SHA256 string `json:"sha256"`
@@ -85,6 +89,24 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 		st.Pending = st.Pending || state != "applied"
 		st.Functions = append(st.Functions, FunctionStatus{Name: f.Name, SHA256: f.SHA256, State: state})
 	}
+	var removed []string
+	for name := range recs {
+		if !slices.ContainsFunc(files, func(f FunctionFile) bool { return f.Name == name }) {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(removed)
+	for _, name := range removed {
+		st.Functions = append(st.Functions, FunctionStatus{Name: name, SHA256: recs[name].sha256, State: "removed"})
+		st.Pending = true
+	}
+	if st.LeftoverFunctions, err = leftoverFunctions(ctx, conn, files); err != nil {
+		return nil, err
+	}
+	if st.LeftoverFunctions == nil {
+		st.LeftoverFunctions = []string{}
+	}
+	st.Pending = st.Pending || len(st.LeftoverFunctions) > 0
 
 	rm, pool, err := m.riverMigrator(ctx)
 	if err != nil {
@@ -130,6 +152,9 @@ func (st *Status) Text() string {
 	fmt.Fprintf(&b, "functions\n")
 	for _, f := range st.Functions {
 		fmt.Fprintf(&b, "  %-8s %s\n", f.State, f.Name)
+	}
+	for _, f := range st.LeftoverFunctions {
+		fmt.Fprintf(&b, "  %-8s %s (no file defines it)\n", "leftover", f)
 	}
 	fmt.Fprintf(&b, "river\n  applied  %v\n  pending  %v\n", st.River.Applied, st.River.Pending)
 	return b.String()

@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
-	"io"
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"os"
