@@ -12,7 +12,7 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## Install PostgreSQL 15 and valkey-server when missing (apt, as root)
+deps: ## Install PostgreSQL 15, valkey-server and pgbouncer when missing (apt, as root)
 	@scripts/deps.sh
 
 .PHONY: build

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers spendcap's tests and `make dev` run, when they are missing:
-# PostgreSQL 15 (server and client) and valkey-server 8 (from bookworm-backports on Debian 12).
+# PostgreSQL 15 (server and client), valkey-server 8 (from bookworm-backports on Debian 12) and
+# pgbouncer (the pooler tests run the Go binding through it in transaction mode).
 # Nothing is started: the test harness and `make dev` start their own servers.
 set -euo pipefail
 
@@ -12,14 +13,20 @@ have_valkey() {
   [ -n "${SPENDCAP_VALKEY_SERVER:-}" ] && [ -x "$SPENDCAP_VALKEY_SERVER" ] && return 0
   command -v valkey-server >/dev/null
 }
+have_pgbouncer() {
+  [ -n "${SPENDCAP_PGBOUNCER:-}" ] && [ -x "$SPENDCAP_PGBOUNCER" ] && return 0
+  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]
+}
+have_all() { have_pg && have_valkey && have_pgbouncer; }
 
-if have_pg && have_valkey; then
-  echo "deps: postgres and valkey-server are installed"
+if have_all; then
+  echo "deps: postgres, valkey-server and pgbouncer are installed"
   exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   have_pg || echo "deps: missing PostgreSQL 15 server binaries: apt-get install postgresql-15 (or set SPENDCAP_PG_BIN)" >&2
   have_valkey || echo "deps: missing valkey-server 8: apt-get install -t bookworm-backports valkey-server (or set SPENDCAP_VALKEY_SERVER)" >&2
+  have_pgbouncer || echo "deps: missing pgbouncer: apt-get install pgbouncer (or set SPENDCAP_PGBOUNCER)" >&2
   echo "deps: cannot install them here (needs root and apt-get)" >&2
   exit 1
 fi
@@ -60,5 +67,9 @@ if ! have_pg; then
   echo "deps: installing postgresql-15"
   apt-get install -y -qq postgresql-15 postgresql-client-15 >/dev/null
 fi
-have_pg && have_valkey
-echo "deps: postgres and valkey-server are installed"
+if ! have_pgbouncer; then
+  echo "deps: installing pgbouncer"
+  apt-get install -y -qq pgbouncer >/dev/null
+fi
+have_all
+echo "deps: postgres, valkey-server and pgbouncer are installed"

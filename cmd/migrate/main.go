@@ -10,13 +10,14 @@
 //	up         apply pending schema migrations, changed function files, then River's migrations
 //	down N     revert the newest N schema migrations
 //	version    print the schema version
-//	status     list applied and pending migrations and function files
+//	status     list applied and pending migrations and function files (--exit-code: exit 5 if
+//	           anything is pending)
 //	force V    set the schema version to V without running anything (dirty recovery; -1 = none)
 //	sql        print the complete install script (for `migrate sql | psql`)
 //	valkey-load  load the Valkey Functions library (FUNCTION LOAD REPLACE) on every primary
 //
 // Exit codes: 0 success, 1 failure, 2 usage error, 3 dirty schema, 4 timed out waiting for the
-// deploy lock.
+// deploy lock, 5 `status --exit-code` found something pending.
 package main
 
 import (
@@ -44,6 +45,7 @@ const (
 	exitUsage       = 2
 	exitDirty       = 3
 	exitLockTimeout = 4
+	exitPending     = 5
 )
 
 const usage = `usage: migrate [flags] <command> [args]
@@ -52,7 +54,8 @@ Commands:
   up         apply pending schema migrations, changed function files, then River's migrations
   down N     revert the newest N schema migrations
   version    print the schema version
-  status     list applied and pending migrations and function files
+  status     list applied and pending migrations and function files;
+             with --exit-code it exits 5 when ` + "`migrate up`" + ` would change something
   force V    set the schema version to V without running anything (dirty recovery; -1 = none)
   sql        print the complete install script: migrate sql | psql -v ON_ERROR_STOP=1 "$DATABASE_URL"
   valkey-load  load the Valkey Functions library on every primary of --valkey-url (else $VALKEY_URL);
@@ -61,7 +64,8 @@ Commands:
 The database is --database-url, else $DATABASE_URL, else the standard PG* variables.
 Results go to stdout, logs to stderr.
 
-Exit codes: 0 success, 1 failure, 2 usage error, 3 dirty schema, 4 timed out waiting for the deploy lock.
+Exit codes: 0 success, 1 failure, 2 usage error, 3 dirty schema, 4 timed out waiting for the deploy lock,
+5 pending (status --exit-code).
 
 Flags:
 `
@@ -78,6 +82,7 @@ type options struct {
 	format        string
 	logFormat     string
 	logLevel      string
+	exitCode      bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -91,6 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.format, "format", "text", "result format on stdout: text or json")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&o.exitCode, "exit-code", false, "status: exit 5 when migrations, function files or River versions are pending")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -128,6 +134,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(cmdArgs) != n {
 		return usageErr("%s takes %d argument(s), got %d", cmd, n, len(cmdArgs))
+	}
+	if o.exitCode && cmd != "status" {
+		return usageErr("--exit-code applies to status only")
 	}
 
 	if cmd == "sql" {
@@ -176,9 +185,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, err)
 		}
-		out.print(res, fmt.Sprintf("schema: version %d -> %d, applied %v\nfunctions: applied %d %v, unchanged %d\nriver: applied %v\n",
+		text := fmt.Sprintf("schema: version %d -> %d, applied %v\nfunctions: applied %d %v, unchanged %d\n",
 			res.Schema.From, res.Schema.To, res.Schema.Applied, len(res.Functions.Applied), res.Functions.Applied,
-			res.Functions.Unchanged, res.River.Applied))
+			res.Functions.Unchanged)
+		if len(res.Functions.Removed) > 0 || len(res.Functions.Dropped) > 0 {
+			text += fmt.Sprintf("functions: files removed %v, functions dropped %v\n", res.Functions.Removed, res.Functions.Dropped)
+		}
+		out.print(res, text+fmt.Sprintf("river: applied %v\n", res.River.Applied))
 	case "down":
 		steps, err := strconv.Atoi(cmdArgs[0])
 		if err != nil || steps < 1 {
@@ -210,6 +223,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		out.print(st, st.Text())
 		if st.Schema.Dirty {
 			return exitDirty
+		}
+		if o.exitCode && st.Pending {
+			return exitPending
 		}
 	case "force":
 		v, err := strconv.Atoi(cmdArgs[0])

@@ -314,3 +314,23 @@ func TestValkeyLoadWithoutURLIsAUsageError(t *testing.T) {
 		t.Errorf("valkey-load without a URL: exit %d, %s", cmd.ProcessState.ExitCode(), out)
 	}
 }
+
+func TestStatusWithExitCodeFailsWhilePendingAndPassesAfterUp(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	if r := runCLI("status", "--database-url", url); r.code != exitOK {
+		t.Errorf("status without --exit-code on a new database: exit = %d, want %d (stderr %q)", r.code, exitOK, r.stderr)
+	}
+	if r := runCLI("status", "--exit-code", "--database-url", url); r.code != exitPending {
+		t.Errorf("status --exit-code on a new database: exit = %d, want %d (stderr %q)", r.code, exitPending, r.stderr)
+	}
+	if r := runCLI("up", "--database-url", url); r.code != exitOK {
+		t.Fatalf("up: %s", r.stderr)
+	}
+	if r := runCLI("status", "--exit-code", "--database-url", url); r.code != exitOK {
+		t.Errorf("status --exit-code after up: exit = %d, want %d\n%s", r.code, exitOK, r.stdout)
+	}
+	if r := runCLI("up", "--exit-code", "--database-url", url); r.code != exitUsage {
+		t.Errorf("up --exit-code: exit = %d, want %d (the flag is for status)", r.code, exitUsage)
+	}
+}
