@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -33,6 +34,9 @@ type Options struct {
 	AllowEviction bool
 	// SkipLoad leaves the library as it is on the server (loaded by `migrate valkey-load`).
 	SkipLoad bool
+	// Logger receives New's warnings (a server older than MinServerVersion); nil means
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // ErrEvictionPolicy is returned by New when the server could evict budget keys.
@@ -45,13 +49,15 @@ type Client struct {
 
 var _ spendcap.Budgets = (*Client)(nil)
 
-// New checks the server's eviction policy, loads the library when the server's copy differs from
-// Library, and returns a Client. rdb may be a *redis.Client or a *redis.ClusterClient.
+// New checks every primary (its eviction policy, and its version against MinServerVersion: a
+// warning on opts.Logger), loads the library when the server's copy differs from Library, and
+// returns a Client. rdb may be a *redis.Client or a *redis.ClusterClient.
 func New(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Client, error) {
-	if !opts.AllowEviction {
-		if err := forEachPrimary(ctx, rdb, checkEviction); err != nil {
-			return nil, err
-		}
+	err := forEachPrimary(ctx, rdb, func(ctx context.Context, c *redis.Client) error {
+		return checkServer(ctx, c, opts)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !opts.SkipLoad {
 		if _, err := Load(ctx, rdb); err != nil {
@@ -93,17 +99,6 @@ func forEachPrimary(ctx context.Context, rdb redis.UniversalClient, fn func(cont
 	default:
 		return fmt.Errorf("valkey: unsupported client %T: use *redis.Client or *redis.ClusterClient", rdb)
 	}
-}
-
-func checkEviction(ctx context.Context, c *redis.Client) error {
-	cfg, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
-	if err != nil {
-		return fmt.Errorf("valkey: cannot read maxmemory-policy (%v); set Options.AllowEviction if you checked it yourself", err)
-	}
-	if p := cfg["maxmemory-policy"]; p != "noeviction" {
-		return fmt.Errorf("%w (it is %s on %s)", ErrEvictionPolicy, p, c.Options().Addr)
-	}
-	return nil
 }
 
 // Key returns the base key of a budget (SPEC §11).

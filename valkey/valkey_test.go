@@ -1,9 +1,11 @@
 package valkey_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +205,20 @@ func TestBudgetsStoredAsJSONByEarlierVersionsStillServe(t *testing.T) {
 		if err != nil || strings.HasPrefix(raw, "{") {
 			t.Errorf("%s is still stored as JSON after a write: %q, %v", id, raw, err)
 		}
+	}
+}
+
+func TestNewWarnsNamingTheVersionOfAServerOlderThanTheMinimum(t *testing.T) {
+	t.Parallel()
+	rdb := ownServer(t)
+	version, old := testenv.ValkeyVersion(t, rdb)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := valkey.New(ctx, rdb, valkey.Options{Logger: logger}); err != nil {
+		t.Fatal(err)
+	}
+	warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "valkey-server "+version+" is older than "+valkey.MinServerVersion)
+	if old != warned {
+		t.Errorf("server %s (minimum %s): old = %v but warned = %v; logs:\n%s", version, valkey.MinServerVersion, old, warned, logs.String())
 	}
 }

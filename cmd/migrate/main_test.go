@@ -303,6 +303,10 @@ func TestValkeyLoadLoadsTheLibraryOnce(t *testing.T) {
 	if err := rdb.FCall(context.Background(), "sc_create_budget", []string{"sc:{b1}"}, `{"budget_id":"b1"}`).Err(); err != nil {
 		t.Errorf("FCALL after valkey-load: %v", err)
 	}
+	version, old := testenv.ValkeyVersion(t, rdb)
+	if warned := strings.Contains(r.stderr, "valkey-server "+version+" is older than"); warned != old {
+		t.Errorf("valkey-load on valkey-server %s: older than the minimum = %v, but warned = %v; stderr:\n%s", version, old, warned, r.stderr)
+	}
 }
 
 func TestValkeyLoadWithoutURLIsAUsageError(t *testing.T) {

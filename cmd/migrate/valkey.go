@@ -42,7 +42,7 @@ func valkeyLoad(o options, stdout, stderr io.Writer, logger *slog.Logger) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if _, err := valkey.New(ctx, rdb, valkey.Options{SkipLoad: true}); err != nil {
+	if _, err := valkey.New(ctx, rdb, valkey.Options{SkipLoad: true, Logger: logger}); err != nil {
 		logger.Warn("the library is loaded, but clients will refuse this server", "err", err)
 	}
 	logger.Info("valkey library", "loaded_on", loaded, "duration", time.Since(start))

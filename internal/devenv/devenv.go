@@ -81,7 +81,8 @@ func Start(ctx context.Context, dir string, logger *slog.Logger) (*Env, error) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: env.ValkeyAddr})
 	defer rdb.Close()
-	if _, err := valkey.Load(ctx, rdb); err != nil {
+	// New loads the library and warns (on logger) about a server older than production needs.
+	if _, err := valkey.New(ctx, rdb, valkey.Options{Logger: logger}); err != nil {
 		env.Stop()
 		return nil, err
 	}

@@ -1,17 +1,19 @@
 package devenv_test
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spendcap/spendcap/internal/devenv"
+	"github.com/spendcap/spendcap/internal/testenv"
 )
 
 func TestDevEnvironmentComesUpMigratedAndKeepsDataBetweenRuns(t *testing.T) {
@@ -23,7 +25,8 @@ func TestDevEnvironmentComesUpMigratedAndKeepsDataBetweenRuns(t *testing.T) {
 			_ = os.RemoveAll(target)
 		}
 	})
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	env, err := devenv.Start(ctx, dir, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -41,9 +44,14 @@ func TestDevEnvironmentComesUpMigratedAndKeepsDataBetweenRuns(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: env.ValkeyAddr})
 	err = rdb.FCall(ctx, "sc_create_budget", []string{"sc:{demo}"}, `{"budget_id":"demo"}`).Err()
-	_ = rdb.Close()
 	if err != nil {
 		t.Errorf("dev valkey has no spendcap library: %v", err)
+	}
+	// make dev on an older valkey-server than production needs says so.
+	version, old := testenv.ValkeyVersion(t, rdb)
+	_ = rdb.Close()
+	if warned := strings.Contains(logs.String(), "valkey-server "+version+" is older than"); warned != old {
+		t.Errorf("dev on valkey-server %s: older than the minimum = %v, but warned = %v; logs:\n%s", version, old, warned, logs.String())
 	}
 	env.Stop()
 

@@ -1,0 +1,97 @@
+package valkey
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// MinServerVersion is the oldest valkey-server spendcap supports in production. Earlier 8.0
+// releases run the library correctly but predate security fixes to the Lua engine that 8.0.6
+// brings; New and `migrate valkey-load` warn on them rather than refuse, since test and dev
+// machines often have only their distribution's 8.0.1.
+const MinServerVersion = "8.0.6"
+
+// checkServer checks one primary before the client uses it: the eviction policy (an error unless
+// opts.AllowEviction) and the server version (a warning).
+func checkServer(ctx context.Context, c *redis.Client, opts Options) error {
+	if !opts.AllowEviction {
+		if err := checkEviction(ctx, c); err != nil {
+			return err
+		}
+	}
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return fmt.Errorf("valkey: INFO server: %w", err)
+	}
+	if warning := versionWarning(info); warning != "" {
+		opts.logger().Warn(warning, "addr", c.Options().Addr, "min_version", MinServerVersion)
+	}
+	return nil
+}
+
+func checkEviction(ctx context.Context, c *redis.Client) error {
+	cfg, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return fmt.Errorf("valkey: cannot read maxmemory-policy (%v); set Options.AllowEviction if you checked it yourself", err)
+	}
+	if p := cfg["maxmemory-policy"]; p != "noeviction" {
+		return fmt.Errorf("%w (it is %s on %s)", ErrEvictionPolicy, p, c.Options().Addr)
+	}
+	return nil
+}
+
+// versionWarning reads INFO server and says what is wrong with the version, or "" when nothing is.
+func versionWarning(info string) string {
+	fields := infoFields(info)
+	v, ok := fields["valkey_version"]
+	if !ok {
+		return fmt.Sprintf("valkey: the server is not Valkey (redis_version %s): spendcap supports valkey-server %s or later",
+			fields["redis_version"], MinServerVersion)
+	}
+	if versionLess(v, MinServerVersion) {
+		return fmt.Sprintf("valkey: valkey-server %s is older than %s, the minimum for production (Lua engine security fixes)", v, MinServerVersion)
+	}
+	return ""
+}
+
+// infoFields parses the "name:value" lines of an INFO reply.
+func infoFields(info string) map[string]string {
+	fields := map[string]string{}
+	for _, line := range strings.Split(info, "\n") {
+		if name, value, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.HasPrefix(name, "#") {
+			fields[name] = value
+		}
+	}
+	return fields
+}
+
+// versionLess compares dotted versions numerically ("8.0.10" is newer than "8.0.6"); a part that
+// is not a number counts as 0.
+func versionLess(a, b string) bool {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < max(len(pa), len(pb)); i++ {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(pa[i])
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(pb[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
+}
