@@ -1,0 +1,124 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spendcap/spendcap/internal/localserver"
+	"github.com/spendcap/spendcap/internal/testenv"
+)
+
+// A psql transcript in the docs: a code block whose lines start with "=> " for each statement
+// (continued on the following lines until one ends with ";"), each followed by the output psql
+// prints for it.
+type transcriptStep struct {
+	line  int // in the doc file, 1-based
+	query string
+	want  string
+}
+
+// transcripts reads every psql transcript of a Markdown file, in order.
+func transcripts(t *testing.T, path string) []transcriptStep {
+	t.Helper()
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []transcriptStep
+	inBlock, inQuery := false, false
+	for i, line := range strings.Split(string(doc), "\n") {
+		switch {
+		case strings.HasPrefix(line, "```"):
+			inBlock, inQuery = !inBlock, false
+		case !inBlock:
+		case strings.HasPrefix(line, "=> "):
+			steps = append(steps, transcriptStep{line: i + 1, query: strings.TrimPrefix(line, "=> ")})
+			inQuery = !strings.HasSuffix(strings.TrimSpace(line), ";")
+		case len(steps) == 0:
+			// a code block that is not a transcript
+		case inQuery:
+			s := &steps[len(steps)-1]
+			s.query += "\n" + line
+			inQuery = !strings.HasSuffix(strings.TrimSpace(line), ";")
+		default:
+			s := &steps[len(steps)-1]
+			s.want += strings.TrimRight(line, " ") + "\n"
+		}
+	}
+	return steps
+}
+
+func psqlPath(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("psql"); err == nil {
+		return p
+	}
+	bin, err := localserver.FindPostgresBin()
+	if err != nil {
+		t.Fatalf("no psql: %v", err)
+	}
+	return filepath.Join(bin, "psql")
+}
+
+// Every psql transcript in docs/ runs, in order, against a fresh database of its own file and
+// prints exactly what the doc shows.
+func TestDocsTranscriptsRunAndPrintWhatTheyShow(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	for _, path := range files {
+		steps := transcripts(t, path)
+		if len(steps) == 0 {
+			continue
+		}
+		ran += len(steps)
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			t.Parallel()
+			runTranscript(t, path, steps)
+		})
+	}
+	if ran < 20 {
+		t.Errorf("found %d transcript statements in docs/, want the SQL API's examples", ran)
+	}
+}
+
+const transcriptMarker = "-- spendcap transcript step --"
+
+func runTranscript(t *testing.T, path string, steps []transcriptStep) {
+	var script strings.Builder
+	script.WriteString("\\pset footer off\n")
+	for _, s := range steps {
+		fmt.Fprintf(&script, "\\echo '%s'\n%s\n", transcriptMarker, s.query)
+	}
+	cmd := exec.Command(psqlPath(t), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", testenv.NewDatabase(t))
+	cmd.Env = append(os.Environ(), "PGTZ=UTC") // timestamps print as the docs show them
+	cmd.Stdin = strings.NewReader(script.String())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	outputs := strings.Split(stdout.String(), transcriptMarker+"\n")[1:]
+	for i, s := range steps {
+		if i >= len(outputs) {
+			t.Errorf("%s:%d: %s\nnot run: %v\n%s", path, s.line, s.query, runErr, stderr.String())
+			return
+		}
+		var got strings.Builder
+		for _, line := range strings.Split(strings.TrimRight(outputs[i], "\n"), "\n") {
+			got.WriteString(strings.TrimRight(line, " ") + "\n")
+		}
+		if want := strings.TrimRight(s.want, "\n") + "\n"; got.String() != want {
+			t.Errorf("%s:%d: %s\nprints:\n%s\nthe doc shows:\n%s", path, s.line, s.query, got.String(), want)
+		}
+	}
+	if runErr != nil {
+		t.Errorf("%s: psql: %v\n%s", path, runErr, stderr.String())
+	}
+}
