@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Budgets is the budget API of SPEC §12 that every backend implements: gobinding.Client on
+// Budgets is the budget API of docs/sql-api.md that every backend implements: gobinding.Client on
 // PostgreSQL, and the Valkey library. Each method is one round trip. A zero At means "now" on the
 // backend's clock; tests and log replays set it.
 type Budgets interface {
@@ -58,7 +58,7 @@ const (
 	HardBreach OutcomeKind = "hard_breach"
 )
 
-// Outcome is the result of ReportUsage, CheckUsage, RecordSpend, Reserve and Settle (SPEC §5).
+// Outcome is the result of ReportUsage, CheckUsage, RecordSpend, Reserve and Settle (docs/semantics.md#admission).
 type Outcome struct {
 	Outcome OutcomeKind
 	// Applied says whether the deltas were applied (false only for a hard breach in enforce mode).
@@ -199,7 +199,7 @@ type BudgetStatusParams struct {
 	At       time.Time
 }
 
-// Status is every field of a budget (SPEC §3, §8). Empty strings and nil pointers stand for SQL
+// Status is every field of a budget (docs/semantics.md#budgets, #reading-a-budget). Empty strings and nil pointers stand for SQL
 // nulls.
 type Status struct {
 	BudgetID              string

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Quotas is the quota-policy API of SPEC §10: a sliding-window rate limit and a cap on live
+// Quotas is the quota-policy API of docs/semantics.md#quota-policies: a sliding-window rate limit and a cap on live
 // leases per policy. Each method is one round trip; a zero At means "now" on the backend's clock.
 type Quotas interface {
 	// CreateQuotaPolicy creates a policy, or returns Created=false for an identical existing one.

@@ -1,4 +1,4 @@
-// Package spendcap holds what spendcap's backends share: the error codes of the SPEC and their
+// Package spendcap holds what spendcap's backends share: the error codes (docs/semantics.md#errors) and their
 // sentinel errors. Budgets and quotas live in PostgreSQL (PL/pgSQL functions in schema spendcap,
 // see docs/sql-api.md) and, for hot paths, in a Valkey Functions library with the same semantics.
 package spendcap
@@ -8,7 +8,7 @@ import (
 	"fmt"
 )
 
-// Error codes of SPEC §2: SQLSTATEs in Postgres, error-reply prefixes in Valkey.
+// Error codes of docs/semantics.md#arguments: SQLSTATEs in Postgres, error-reply prefixes in Valkey.
 const (
 	CodeBudgetNotFound      = "SC001"
 	CodeInvalidArgument     = "SC002"
@@ -50,7 +50,7 @@ var sentinels = map[string]error{
 // MaxQuantity is the largest quantity, usage or limit (2^53-1, exact in Lua's doubles).
 const MaxQuantity = 1<<53 - 1
 
-// Error is an error a backend returned with a SPEC code. It keeps the backend's message (which
+// Error is an error a backend returned with a spendcap error code. It keeps the backend's message (which
 // names the argument for SC002) and the error it came from.
 type Error struct {
 	Code    string
@@ -68,7 +68,7 @@ func (e *Error) Is(target error) bool { return sentinels[e.Code] == target }
 // Unwrap returns the backend's error.
 func (e *Error) Unwrap() error { return e.Cause }
 
-// NewError returns an *Error when code is a SPEC code, else nil.
+// NewError returns an *Error when code is a spendcap error code, else nil.
 func NewError(code, message string, cause error) error {
 	if _, ok := sentinels[code]; !ok {
 		return nil

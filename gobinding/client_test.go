@@ -126,7 +126,7 @@ func TestZeroAtUsesTheServerClock(t *testing.T) {
 	}
 }
 
-func TestEverySPECErrorMapsToItsSentinel(t *testing.T) {
+func TestEveryErrorCodeMapsToItsSentinel(t *testing.T) {
 	t.Parallel()
 	db := testenv.Pool(t)
 	c := gobinding.NewClient(db)
@@ -174,7 +174,7 @@ func TestEverySPECErrorMapsToItsSentinel(t *testing.T) {
 			t.Errorf("%s: err = %v (%T); want errors.Is %v, a *spendcap.Error with the message, unwrapping to *pgconn.PgError", tc.code, err, err, tc.want)
 		}
 	}
-	// Errors without a SPEC code are passed through untouched.
+	// Errors without a spendcap error code are passed through untouched.
 	_, err := jobs.RollDueWindows(ctx, pgfn.RollDueWindowsParams{MaxRows: ptr(int32(0))})
 	if !errors.Is(err, spendcap.ErrInvalidArgument) {
 		t.Errorf("roll with max_rows 0: %v", err)

@@ -5,6 +5,6 @@
 // Everything takes a DBTX — a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx — so a service can report
 // usage inside its own business transaction: if that transaction rolls back, so does the usage.
 //
-// Errors raised with a SPEC code come back as *spendcap.Error, which matches the spendcap sentinel
+// Errors raised with a spendcap error code come back as *spendcap.Error, which matches the spendcap sentinel
 // errors with errors.Is and unwraps to the *pgconn.PgError.
 package gobinding

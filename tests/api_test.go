@@ -13,7 +13,7 @@ import (
 	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
-// outcome is the admission outcome row of SPEC §5 (expires_at for reserve only).
+// outcome is the admission outcome row of docs/semantics.md#admission (expires_at for reserve only).
 type outcome = pgfn.ReserveOutcome
 
 func nullTimes(args []any) []any {

@@ -3,9 +3,11 @@ package tests
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -121,4 +123,81 @@ func runTranscript(t *testing.T, path string, steps []transcriptStep) {
 	if runErr != nil {
 		t.Errorf("%s: psql: %v\n%s", path, runErr, stderr.String())
 	}
+}
+
+// The project's docs and comments point at its own docs: no reference to a contract file outside
+// the repository, and every link to docs/semantics.md#<section> names a section that exists.
+func TestReferencesPointAtSectionsOfTheProjectDocs(t *testing.T) {
+	t.Parallel()
+	semantics, err := os.ReadFile("../docs/semantics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	for _, line := range strings.Split(string(semantics), "\n") {
+		if title, ok := strings.CutPrefix(line, "## "); ok {
+			anchors[githubAnchor(title)] = true
+		}
+	}
+	outside := regexp.MustCompile(`SPEC(\.md| ?§)`)
+	link := regexp.MustCompile(`semantics\.md#([a-z0-9-]+)((?:, #[a-z0-9-]+)*)`)
+	links := 0
+	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != "..") {
+			return filepath.SkipDir
+		}
+		switch filepath.Ext(path) {
+		case ".go", ".md", ".sql", ".lua", ".sh":
+		default:
+			return nil
+		}
+		if path == "../tests/docs_test.go" {
+			return nil // this test spells out what it looks for
+		}
+		text, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(text), "\n") {
+			if outside.MatchString(line) {
+				t.Errorf("%s:%d cites a file the project does not have: %s", path, i+1, strings.TrimSpace(line))
+			}
+			for _, m := range link.FindAllStringSubmatch(line, -1) {
+				for _, a := range append([]string{m[1]}, strings.Split(strings.TrimPrefix(m[2], ", #"), ", #")...) {
+					if a == "" {
+						continue
+					}
+					links++
+					if !anchors[a] {
+						t.Errorf("%s:%d links to semantics.md#%s, which has no such section", path, i+1, a)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if links < 20 {
+		t.Errorf("found %d links to docs/semantics.md sections, want the code's references", links)
+	}
+}
+
+// githubAnchor is the anchor GitHub gives a heading: lower case, spaces to hyphens, punctuation
+// dropped.
+func githubAnchor(title string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(title) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		case r == ' ':
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
 }

@@ -1,5 +1,5 @@
 // Package tests holds spendcap's integration tests against real PostgreSQL and Valkey servers
-// started by internal/testenv. Test names read like the SPEC: one scenario each.
+// started by internal/testenv. Test names read like docs/semantics.md: one scenario each.
 package tests
 
 import (

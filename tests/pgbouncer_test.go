@@ -85,16 +85,24 @@ func TestConformanceOnADirectConnectionInEveryBindingExecMode(t *testing.T) {
 	}
 }
 
-// Inside a transaction PgBouncer keeps one server connection, so WithTx works there in every
-// binding execution mode, and the transaction's usage commits or rolls back as a whole.
-func TestWithTxThroughPgBouncerInEveryBindingExecMode(t *testing.T) {
+// Inside a transaction PgBouncer keeps one server connection, so WithTx works there in the binding
+// execution modes that prepare nothing beyond the transaction, and the transaction's usage commits
+// or rolls back as a whole. QueryExecModeCacheStatement is left out: its named statements outlive
+// the transaction, which PgBouncer before 1.21 (Debian 12 has 1.18) cannot follow.
+func TestWithTxThroughPgBouncerInEveryBindingExecModeThatPreparesNothingAcrossTransactions(t *testing.T) {
 	t.Parallel()
 	for _, m := range execModes {
+		if m.mode == pgx.QueryExecModeCacheStatement {
+			continue
+		}
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			pool := poolWithMode(t, testenv.ThroughPgBouncer(t, testenv.NewDatabase(t)), m.mode)
+			pool := poolWithMode(t, testenv.ThroughPgBouncer(t, testenv.NewDatabase(t)), pgx.QueryExecModeExec)
+			// Setup and the final read run outside any transaction, in the binding's default mode
+			// (DescribeExec works only inside one).
+			outside := gobinding.NewClient(pool)
 			c := gobinding.NewClient(pool, gobinding.WithExecMode(m.mode))
-			if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b", HardLimits: map[string]int64{"t": 10}}); err != nil {
+			if _, err := outside.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b", HardLimits: map[string]int64{"t": 10}}); err != nil {
 				t.Fatal(err)
 			}
 			for _, commit := range []bool{false, true} {
@@ -116,7 +124,7 @@ func TestWithTxThroughPgBouncerInEveryBindingExecMode(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "b"})
+			st, err := outside.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "b"})
 			if err != nil || st.Usage["t"] != 3 {
 				t.Errorf("usage after a rolled back and a committed transaction: %v, %v; want 3", st.Usage, err)
 			}

@@ -19,12 +19,12 @@ import (
 	"github.com/spendcap/spendcap/valkey"
 )
 
-// rawCall is one call with arguments in the Valkey JSON shape (SPEC §11), which the Postgres side
+// rawCall is one call with arguments in the Valkey JSON shape (docs/semantics.md#valkey), which the Postgres side
 // turns into named SQL arguments. These cases reach inputs the typed Go API cannot express.
 type rawCall struct {
 	fn   string
 	args string
-	want string // "" for success, else the SPEC code
+	want string // "" for success, else the spendcap error code
 }
 
 // rawCases run in order on one fresh backend of each kind; every result must agree.

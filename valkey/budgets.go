@@ -71,7 +71,7 @@ type releasedReply struct {
 }
 
 // CreateBudget implements spendcap.Budgets. For an IANA zone it sends the zone's offset table
-// (SPEC §11), computed from Go's zone data from 1970 to 30 years after the creation instant.
+// (docs/semantics.md#valkey), computed from Go's zone data from 1970 to 30 years after the creation instant.
 func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.Created, error) {
 	a := args{"budget_id": p.BudgetID}.obj("hard_limits", p.HardLimits).obj("soft_limits", p.SoftLimits).
 		str("reset_every", p.ResetEvery).str("reset_timezone", p.ResetTimezone).str("mode", string(p.Mode)).
@@ -208,7 +208,7 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 	return out, nil
 }
 
-// ZoneOffsets returns the offset table of an IANA zone for the library (SPEC §11): pairs of
+// ZoneOffsets returns the offset table of an IANA zone for the library (docs/semantics.md#valkey): pairs of
 // [from_ms, offset_seconds] from 1970 to the end of the year 30 years after at (now when zero).
 // It returns nil for UTC, fixed offsets and names Go does not know (the library then refuses the
 // zone).

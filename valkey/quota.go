@@ -9,7 +9,7 @@ import (
 
 var _ spendcap.Backend = (*Client)(nil)
 
-// PolicyKey returns the base key of a quota policy (SPEC §11).
+// PolicyKey returns the base key of a quota policy (docs/semantics.md#valkey).
 func PolicyKey(policyID string) string { return "sc:q:{" + policyID + "}" }
 
 func (c *Client) quotaCall(ctx context.Context, name, policyID string, a args, readonly bool, out any) error {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -29,10 +30,17 @@ func checkServer(ctx context.Context, c *redis.Client, opts Options) error {
 		return fmt.Errorf("valkey: INFO server: %w", err)
 	}
 	if warning := versionWarning(info); warning != "" {
-		opts.logger().Warn(warning, "addr", c.Options().Addr, "min_version", MinServerVersion)
+		// Once per server and process: a service that opens a client per tenant or per request
+		// should not repeat it in every log line.
+		if _, seen := warned.LoadOrStore(c.Options().Addr+" "+warning, true); !seen {
+			opts.logger().Warn(warning, "addr", c.Options().Addr, "min_version", MinServerVersion)
+		}
 	}
 	return nil
 }
+
+// warned holds the server warnings this process has logged.
+var warned sync.Map
 
 func checkEviction(ctx context.Context, c *redis.Client) error {
 	cfg, err := c.ConfigGet(ctx, "maxmemory-policy").Result()

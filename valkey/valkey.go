@@ -34,8 +34,8 @@ type Options struct {
 	AllowEviction bool
 	// SkipLoad leaves the library as it is on the server (loaded by `migrate valkey-load`).
 	SkipLoad bool
-	// Logger receives New's warnings (a server older than MinServerVersion); nil means
-	// slog.Default().
+	// Logger receives New's warnings (a server older than MinServerVersion), logged once per
+	// server and process; nil means slog.Default().
 	Logger *slog.Logger
 }
 
@@ -101,7 +101,7 @@ func forEachPrimary(ctx context.Context, rdb redis.UniversalClient, fn func(cont
 	}
 }
 
-// Key returns the base key of a budget (SPEC §11).
+// Key returns the base key of a budget (docs/semantics.md#valkey).
 func Key(budgetID string) string { return "sc:{" + budgetID + "}" }
 
 // call runs FCALL sc_<name> on the budget's key and decodes the JSON reply into out.
@@ -128,7 +128,7 @@ func (c *Client) callKey(ctx context.Context, name, key string, a args, readonly
 	return json.Unmarshal([]byte(reply), out)
 }
 
-// mapError turns an error reply that starts with a SPEC code into a *spendcap.Error.
+// mapError turns an error reply that starts with a spendcap error code into a *spendcap.Error.
 func mapError(err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {

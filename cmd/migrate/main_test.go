@@ -287,6 +287,7 @@ func TestValkeyLoadLoadsTheLibraryOnce(t *testing.T) {
 	}
 	t.Cleanup(v.Stop)
 	r := runCLI("valkey-load", "--valkey-url", v.URL, "--format=json")
+	first := r
 	var res struct {
 		Library string `json:"library"`
 		Loaded  int    `json:"loaded"`
@@ -304,8 +305,8 @@ func TestValkeyLoadLoadsTheLibraryOnce(t *testing.T) {
 		t.Errorf("FCALL after valkey-load: %v", err)
 	}
 	version, old := testenv.ValkeyVersion(t, rdb)
-	if warned := strings.Contains(r.stderr, "valkey-server "+version+" is older than"); warned != old {
-		t.Errorf("valkey-load on valkey-server %s: older than the minimum = %v, but warned = %v; stderr:\n%s", version, old, warned, r.stderr)
+	if warned := strings.Contains(first.stderr, "valkey-server "+version+" is older than"); warned != old {
+		t.Errorf("valkey-load on valkey-server %s: older than the minimum = %v, but warned = %v; stderr:\n%s", version, old, warned, first.stderr)
 	}
 }
 

@@ -49,7 +49,7 @@ func jsonbText(m map[string]int64) any {
 	return string(b)
 }
 
-// mapError turns a Postgres error with a SPEC code into a *spendcap.Error.
+// mapError turns a Postgres error with a spendcap error code into a *spendcap.Error.
 func mapError(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

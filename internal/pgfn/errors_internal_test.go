@@ -12,7 +12,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // SC006 comes from quota functions; a raised SQLSTATE of each code maps the same way.
-func TestRaisedSPECCodesMapToSentinels(t *testing.T) {
+func TestRaisedErrorCodesMapToSentinels(t *testing.T) {
 	db := testenv.Pool(t)
 	for code, want := range map[string]error{
 		"SC001": spendcap.ErrBudgetNotFound, "SC002": spendcap.ErrInvalidArgument, "SC003": spendcap.ErrIdempotencyConflict,

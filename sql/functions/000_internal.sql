@@ -18,7 +18,7 @@ BEGIN
 END
 $fn$;
 
--- check_id enforces SPEC §2 for ids and keys: 1..128 bytes of 0x21..0x7E except { and }.
+-- check_id enforces docs/semantics.md#arguments for ids and keys: 1..128 bytes of 0x21..0x7E except { and }.
 -- The braces are excluded because Valkey keys embed ids inside a {hash tag}.
 DROP FUNCTION IF EXISTS spendcap_internal.check_id;
 CREATE FUNCTION spendcap_internal.check_id(arg text, val text)
@@ -39,7 +39,7 @@ BEGIN
 END
 $fn$;
 
--- quantities validates a limits/deltas object (SPEC §2) and returns it normalised: every value a
+-- quantities validates a limits/deltas object (docs/semantics.md#arguments) and returns it normalised: every value a
 -- JSON integer (1.0 and 1e3 are whole numbers and become 1 and 1000; 1.5 is refused).
 DROP FUNCTION IF EXISTS spendcap_internal.quantities;
 CREATE FUNCTION spendcap_internal.quantities(arg text, obj jsonb, required boolean)
@@ -100,7 +100,7 @@ BEGIN
 END
 $fn$;
 
--- parse_period reads a reset period "<n> <unit>" (SPEC §2) into n, the singular unit and the
+-- parse_period reads a reset period "<n> <unit>" (docs/semantics.md#arguments) into n, the singular unit and the
 -- canonical text ("1 month", "15 minutes").
 DROP FUNCTION IF EXISTS spendcap_internal.parse_period;
 CREATE FUNCTION spendcap_internal.parse_period(period text, OUT n integer, OUT unit text, OUT canonical text)
@@ -161,7 +161,7 @@ END
 $fn$;
 
 -- from_local gives the instant of wall-clock time l in zone tz. A time in a DST gap takes the offset
--- in force before the transition, an ambiguous one the offset after it (SPEC §4; PostgreSQL's rule).
+-- in force before the transition, an ambiguous one the offset after it (docs/semantics.md#windows; PostgreSQL's rule).
 DROP FUNCTION IF EXISTS spendcap_internal.from_local;
 CREATE FUNCTION spendcap_internal.from_local(l timestamp, tz text)
 RETURNS timestamptz
@@ -172,7 +172,7 @@ BEGIN
 END
 $fn$;
 
--- default_anchor is the start of the unit containing t in zone tz (SPEC §4). Elapsed units subtract
+-- default_anchor is the start of the unit containing t in zone tz (docs/semantics.md#windows). Elapsed units subtract
 -- the wall-clock part below the unit, so the anchor is never after t even inside a DST overlap;
 -- calendar units convert the truncated wall-clock time back with from_local.
 DROP FUNCTION IF EXISTS spendcap_internal.default_anchor;
@@ -190,7 +190,7 @@ BEGIN
 END
 $fn$;
 
--- boundary computes B_k = anchor + k·n·unit (SPEC §4): elapsed units in exact seconds, calendar
+-- boundary computes B_k = anchor + k·n·unit (docs/semantics.md#windows): elapsed units in exact seconds, calendar
 -- units as one calendar addition to the anchor's wall-clock time (so Jan 31 + 1 month = Feb 28).
 DROP FUNCTION IF EXISTS spendcap_internal.boundary;
 CREATE FUNCTION spendcap_internal.boundary(anchor timestamptz, n integer, unit text, tz text, k bigint)
@@ -210,7 +210,7 @@ BEGIN
 END
 $fn$;
 
--- window_of finds the scheduled window containing instant t (SPEC §4): k = -1 and
+-- window_of finds the scheduled window containing instant t (docs/semantics.md#windows): k = -1 and
 -- [created_at, B_0) before the anchor, else [B_k, B_k+1) with B_k <= t < B_k+1.
 DROP FUNCTION IF EXISTS spendcap_internal.window_of;
 CREATE FUNCTION spendcap_internal.window_of(
@@ -257,7 +257,7 @@ END
 $fn$;
 
 -- advanced returns budget b as of instant t: unchanged while t is inside its window, else rolled to
--- the window containing t (SPEC §4, exact lazy roll: any number of missed periods is one roll).
+-- the window containing t (docs/semantics.md#windows, exact lazy roll: any number of missed periods is one roll).
 -- window_seq counts closed windows that had usage or breaches, so it is the same whenever and
 -- however often rolls are materialised. It writes nothing; writers close the old window into
 -- history (close_window skips an empty one).
@@ -311,7 +311,7 @@ BEGIN
 END
 $fn$;
 
--- status_row renders budget b (already advanced to t) as the budget_status result (SPEC §8).
+-- status_row renders budget b (already advanced to t) as the budget_status result (docs/semantics.md#reading-a-budget).
 DROP FUNCTION IF EXISTS spendcap_internal.status_row;
 CREATE FUNCTION spendcap_internal.status_row(b spendcap.budgets, t timestamptz)
 RETURNS spendcap.budget_status_result
@@ -364,7 +364,7 @@ BEGIN
 END
 $fn$;
 
--- plus adds quantities per dimension, keeping only non-zero results (SPEC §3: objects list only
+-- plus adds quantities per dimension, keeping only non-zero results (docs/semantics.md#budgets: objects list only
 -- dimensions whose value is not 0).
 DROP FUNCTION IF EXISTS spendcap_internal.plus;
 CREATE FUNCTION spendcap_internal.plus(a jsonb, b jsonb)
@@ -406,7 +406,7 @@ BEGIN
 END
 $fn$;
 
--- evaluate runs admission steps 1-3 of SPEC §5 for deltas against budget b (already rolled to the
+-- evaluate runs admission steps 1-3 of docs/semantics.md#admission for deltas against budget b (already rolled to the
 -- call's instant) whose live reservations sum to reserved, and returns the outcome o and the usage
 -- the deltas would leave (usage_after, computed in the same query: callers apply it when o says
 -- so); it writes nothing and moves no counter. Dimensions are taken in ascending byte order.
@@ -470,7 +470,7 @@ BEGIN
 END
 $fn$;
 
--- counted moves the breach counters of b for outcome o at instant t (SPEC §5).
+-- counted moves the breach counters of b for outcome o at instant t (docs/semantics.md#admission).
 DROP FUNCTION IF EXISTS spendcap_internal.counted;
 CREATE FUNCTION spendcap_internal.counted(b spendcap.budgets, o spendcap.reserve_outcome, t timestamptz)
 RETURNS spendcap.budgets
@@ -491,7 +491,7 @@ END
 $fn$;
 
 -- close_window records the window of b that ends at window_end in the history, unless it had no
--- usage and no breaches (SPEC §4).
+-- usage and no breaches (docs/semantics.md#windows).
 DROP FUNCTION IF EXISTS spendcap_internal.close_window;
 CREATE FUNCTION spendcap_internal.close_window(b spendcap.budgets, window_end timestamptz, closed_by text)
 RETURNS void
@@ -588,7 +588,7 @@ BEGIN
 END
 $fn$;
 
--- admit is report_usage, record_spend and reserve (SPEC §5-§7), which differ only in where applied
+-- admit is report_usage, record_spend and reserve (docs/semantics.md#admission, #idempotency, #spend-and-reservations), which differ only in where applied
 -- deltas go: usage, usage and the execution ledger, or a new reservation. op is the public
 -- function's name; ref_id the execution or reservation id.
 -- Locks one budgets row. Writes: the budgets row; with a key one dedup_keys row; record_spend one

@@ -1,4 +1,4 @@
--- create_budget (SPEC §9, §12): creates a budget, or returns created = false when one with an
+-- create_budget (docs/semantics.md#budgets; docs/sql-api.md): creates a budget, or returns created = false when one with an
 -- identical definition exists (SC005 when the definition differs). Null optional arguments take
 -- their defaults. Locks and writes: one budgets row (inserted); none when the budget exists.
 DROP FUNCTION IF EXISTS spendcap.create_budget;

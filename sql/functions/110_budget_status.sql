@@ -1,4 +1,4 @@
--- budget_status (SPEC §8, §12): every field of a budget as of `at`, with live reservations and the
+-- budget_status (docs/semantics.md#reading-a-budget; docs/sql-api.md): every field of a budget as of `at`, with live reservations and the
 -- remaining headroom per hard-limited dimension, rolled lazily without writing.
 -- Locks and writes: nothing (reads one budgets row; the reservations only after one expired).
 DROP FUNCTION IF EXISTS spendcap.budget_status;

@@ -1,4 +1,4 @@
--- set_limits (SPEC §9): replaces each of hard_limits, soft_limits and mode that is not null, keeping
+-- set_limits (docs/semantics.md#budgets): replaces each of hard_limits, soft_limits and mode that is not null, keeping
 -- usage and the window; the new limits apply from the next call. Returns the budget_status row.
 -- Locks one budgets row and writes it (plus one budget_history row when the call rolls the window).
 DROP FUNCTION IF EXISTS spendcap.set_limits;

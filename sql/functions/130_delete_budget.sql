@@ -1,4 +1,4 @@
--- delete_budget (SPEC §9): removes the budget with its usage, ledger, reservations, dedup keys and
+-- delete_budget (docs/semantics.md#budgets): removes the budget with its usage, ledger, reservations, dedup keys and
 -- history. Returns deleted = false when there was no such budget (not an error). `at` is accepted
 -- like every call's and has no effect.
 -- Locks and deletes the budgets row and every row of the budget in the other tables.

@@ -1,4 +1,4 @@
--- report_usage (SPEC §5, §6): admits deltas into the budget's current window. With a dedup_key, a
+-- report_usage (docs/semantics.md#admission, #idempotency): admits deltas into the budget's current window. With a dedup_key, a
 -- repeat with the same deltas replays the stored outcome; other deltas raise SC003.
 -- Locks one budgets row. Writes the budgets row, and one dedup_keys row with a key (plus one
 -- budget_history row when the call rolls the window).

@@ -1,4 +1,4 @@
--- check_usage (SPEC §5): the outcome report_usage would have, without writing anything (breach
+-- check_usage (docs/semantics.md#admission): the outcome report_usage would have, without writing anything (breach
 -- counters included). Locks and writes nothing; reads one budgets row (and its reservations only
 -- after one of them expired).
 DROP FUNCTION IF EXISTS spendcap.check_usage;

@@ -1,4 +1,4 @@
--- record_spend (SPEC §7): report_usage for an execution; applied deltas are also added to the
+-- record_spend (docs/semantics.md#spend-and-reservations): report_usage for an execution; applied deltas are also added to the
 -- execution's ledger, tagged with the current window, so that release_spend can undo them.
 -- Locks one budgets row. Writes the budgets row, one spend_ledger row when applied, and one
 -- dedup_keys row with a key (plus one budget_history row when the call rolls the window).

@@ -1,4 +1,4 @@
--- release_spend (SPEC §7): subtracts from usage what the execution recorded in the current window
+-- release_spend (docs/semantics.md#spend-and-reservations): subtracts from usage what the execution recorded in the current window
 -- (clamped at 0 per dimension), forgets its ledger entries of every window, and returns what was
 -- subtracted. Amounts recorded before a roll or a manual reset are never subtracted.
 -- Locks one budgets row. Writes the budgets row and deletes the execution's spend_ledger rows.

@@ -1,4 +1,4 @@
--- reserve (SPEC §7): admits amounts as a reservation that counts toward the hard and soft checks
+-- reserve (docs/semantics.md#spend-and-reservations): admits amounts as a reservation that counts toward the hard and soft checks
 -- (via reserved) until it is settled, cancelled or expires at `at + ttl_seconds`.
 -- Locks one budgets row. Writes the budgets row, one reservations row when applied, and one
 -- dedup_keys row with a key (plus one budget_history row when the call rolls the window).

@@ -1,4 +1,4 @@
--- settle (SPEC §7): ends a live reservation and applies `actual` as usage, whatever it is: the
+-- settle (docs/semantics.md#spend-and-reservations): ends a live reservation and applies `actual` as usage, whatever it is: the
 -- spend happened. The outcome reports the soft/hard result and the breach counters move as in
 -- observe mode, but the call never refuses (applied is always true). SC007 when the reservation
 -- is unknown, expired or already finished.

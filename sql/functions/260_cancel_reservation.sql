@@ -1,4 +1,4 @@
--- cancel_reservation (SPEC §7): ends a live reservation without spending and returns the amounts
+-- cancel_reservation (docs/semantics.md#spend-and-reservations): ends a live reservation without spending and returns the amounts
 -- it freed. SC007 when the reservation is unknown, expired or already finished.
 -- Locks one budgets row. Writes the budgets row and deletes one reservations row.
 DROP FUNCTION IF EXISTS spendcap.cancel_reservation;

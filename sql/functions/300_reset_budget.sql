@@ -1,4 +1,4 @@
--- reset_budget (SPEC §4, §9): manual reset. Closes the current window into history now
+-- reset_budget (docs/semantics.md#windows): manual reset. Closes the current window into history now
 -- (closed_by = 'manual', unless it had no usage and no breaches), clears usage and the window
 -- counters, increments window_seq and starts the new window at `at`; the schedule is kept
 -- (next_reset_at unchanged). Reservations, dedup keys and the ledger survive; ledger amounts of the

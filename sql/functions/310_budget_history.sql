@@ -1,4 +1,4 @@
--- budget_history (SPEC §8): closed windows, newest first, at most max_rows (1..10000). A window that
+-- budget_history (docs/semantics.md#reading-a-budget): closed windows, newest first, at most max_rows (1..10000). A window that
 -- is due at `at` but not rolled yet is shown as closed by the schedule, as it will be: the result
 -- never depends on when the roll job last ran. Locks and writes nothing.
 DROP FUNCTION IF EXISTS spendcap.budget_history;

@@ -1,4 +1,4 @@
--- roll_due_windows (SPEC §9, job): rolls up to max_rows budgets whose window is due at `at`
+-- roll_due_windows (docs/semantics.md#jobs, job): rolls up to max_rows budgets whose window is due at `at`
 -- (closed_by = 'schedule'), skipping budgets another transaction holds, and returns how many it
 -- rolled. Idempotent and safe on several workers at once; never needed for correctness, since every
 -- call rolls lazily. Locks and writes up to max_rows budgets rows and as many history rows.

@@ -1,4 +1,4 @@
--- purge_expired (SPEC §9, job): deletes up to max_rows each of expired dedup keys, ledger rows of
+-- purge_expired (docs/semantics.md#jobs, job): deletes up to max_rows each of expired dedup keys, ledger rows of
 -- windows that are over, and expired reservations, skipping rows another transaction holds, and
 -- returns the counts; also up to max_rows expired quota leases (`leases`) and quota window entries
 -- older than their policy's window (not counted: each acquire trims its policy's too). Idempotent
@@ -26,7 +26,7 @@ BEGIN
     DELETE FROM spendcap.dedup_keys AS k USING doomed WHERE k.ctid = doomed.ctid;
     GET DIAGNOSTICS r.dedup_keys = ROW_COUNT;
 
-    -- A ledger row of an earlier window can never be released again (SPEC §7).
+    -- A ledger row of an earlier window can never be released again (docs/semantics.md#spend-and-reservations).
     WITH doomed AS (
         SELECT l.ctid FROM spendcap.spend_ledger AS l JOIN spendcap.budgets AS b USING (budget_id)
          WHERE l.window_seq < b.window_seq

@@ -1,6 +1,6 @@
--- Quota policies (SPEC §10): sliding-window rate limits and concurrency leases.
+-- Quota policies (docs/semantics.md#quota-policies): sliding-window rate limits and concurrency leases.
 -- Every call on a policy locks its row first (FOR NO KEY UPDATE), so admissions of one policy are
--- serialised and never deadlock; times are compared as in SPEC §10: a window entry counts while
+-- serialised and never deadlock; times are compared as in docs/semantics.md#quota-policies: a window entry counts while
 -- its time > at - window_seconds, a lease is live while expires_at > at. retry_after_ms is rounded
 -- up to whole milliseconds.
 
@@ -105,7 +105,7 @@ $fn$;
 REVOKE ALL ON FUNCTION spendcap.create_quota_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.create_quota_policy TO spendcap_admin;
 
--- acquire_quota (SPEC §10): drops window entries and leases that are over, then: a live lease of
+-- acquire_quota (docs/semantics.md#quota-policies): drops window entries and leases that are over, then: a live lease of
 -- the holder is already_held (admitted, nothing counted); a full window is rate_limited; a full
 -- set of leases is concurrency_limited; else the call is admitted with a window entry and a lease.
 -- The counts come from the policy row (migration 5): window entries and leases are trimmed and

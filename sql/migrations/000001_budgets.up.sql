@@ -1,5 +1,5 @@
--- spendcap schema v1: budgets (SPEC §3), their window history, dedup keys, the execution ledger,
--- reservations, the result types of the SQL API (SPEC §12) and the three API roles.
+-- spendcap schema v1: budgets (docs/semantics.md#budgets), their window history, dedup keys, the execution ledger,
+-- reservations, the result types of the SQL API (docs/sql-api.md) and the three API roles.
 --
 -- Hot-path design: one budget is one row of spendcap.budgets. Its usage, its aggregate of live
 -- reservations and its window counters live in that row, so an admission without a dedup key locks
@@ -99,7 +99,7 @@ CREATE TABLE spendcap_internal.known_timezones (
 );
 
 -- Result types of the SQL API. Functions return named composites so that their columns may share
--- names with input arguments (SPEC §12) and `select * from spendcap.fn(...)` expands them.
+-- names with input arguments (docs/sql-api.md) and `select * from spendcap.fn(...)` expands them.
 CREATE TYPE spendcap.create_budget_result AS (
     budget_id     text,
     created       boolean,

@@ -1,4 +1,4 @@
--- Quota policies (SPEC §10): a sliding-window rate limit and a cap on live leases per policy.
+-- Quota policies (docs/semantics.md#quota-policies): a sliding-window rate limit and a cap on live leases per policy.
 -- One acquire locks the policy row, trims and counts its window entries and leases (indexed by
 -- policy), and adds one entry and one lease when it admits.
 

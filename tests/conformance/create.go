@@ -205,7 +205,7 @@ func createConflicts(t *testing.T, b spendcap.Backend) {
 	}
 }
 
-// createDefaultAnchors covers SPEC §4's default anchor for every unit.
+// createDefaultAnchors covers docs/semantics.md#windows's default anchor for every unit.
 func createDefaultAnchors(t *testing.T, b spendcap.Backend) {
 	for i, tc := range []struct {
 		name, every, zone, at    string

@@ -1,5 +1,5 @@
 // Package conformance is the behavioural suite every spendcap backend must pass: each budget
-// scenario of the SPEC is written once against spendcap.Budgets and run on PostgreSQL (gobinding)
+// scenario of docs/semantics.md is written once against spendcap.Budgets and run on PostgreSQL (gobinding)
 // and on Valkey (the Lua library), the way golang-migrate runs one suite over all its drivers.
 package conformance
 
@@ -144,7 +144,7 @@ func requireOutcome(t *testing.T, got spendcap.Outcome, err error, want spendcap
 	}
 }
 
-// requireCode asserts err carries a SPEC code, matches its sentinel, and has a message starting
+// requireCode asserts err carries a spendcap error code, matches its sentinel, and has a message starting
 // with the argument it concerns.
 func requireCode(t *testing.T, err error, code, arg string) {
 	t.Helper()

@@ -90,7 +90,8 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 			_ = os.RemoveAll(target)
 		}
 	})
-	cmd := exec.Command(devBinary(t), "--dev-dir", dir, "--metrics-addr", freeAddr(t))
+	metricsAddr := freeAddr(t)
+	cmd := exec.Command(devBinary(t), "--dev-dir", dir, "--metrics-addr", metricsAddr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +138,9 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 			t.Fatalf("the worker did not start:\n%s", stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := get("http://" + metricsAddr + "/healthz"); code != http.StatusOK {
+		t.Errorf("the worker's /healthz on --metrics-addr: %d %s", code, body)
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
