@@ -1,17 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,67 +15,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildOut  []byte
-	buildErr  error
-)
-
-func jobsBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "spendcap-jobs-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "jobs")
-		buildOut, buildErr = exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v: %s", buildErr, buildOut)
-	}
-	return binPath
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func get(url string) (int, string) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestWorkerServesMetricsAndStopsCleanlyOnSIGTERMWhileJobsRun(t *testing.T) {
 	t.Parallel()
@@ -98,9 +30,9 @@ func TestWorkerServesMetricsAndStopsCleanlyOnSIGTERMWhileJobsRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	addr := freeAddr(t)
-	cmd := exec.Command(jobsBinary(t), "--database-url", url, "--metrics-addr", addr, "--roll-interval", "1s", "--roll-batch", "1")
-	var stderr lockedBuffer
+	addr := testenv.FreeAddr(t)
+	cmd := exec.Command(testenv.Binary(t, "."), "--database-url", url, "--metrics-addr", addr, "--roll-interval", "1s", "--roll-batch", "1")
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -109,9 +41,9 @@ func TestWorkerServesMetricsAndStopsCleanlyOnSIGTERMWhileJobsRun(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	// Wait until the roll job is half-way: some windows rolled, some still due.
 	for {
-		code, body := get("http://" + addr + "/metrics")
+		code, body := testenv.HTTPGet("http://" + addr + "/metrics")
 		if code == 200 && !strings.Contains(body, "spendcap_windows_rolled_total 0") && strings.Contains(body, "spendcap_windows_rolled_total") {
-			if hc, hb := get("http://" + addr + "/healthz"); hc != 200 || strings.TrimSpace(hb) != "ok" {
+			if hc, hb := testenv.HTTPGet("http://" + addr + "/healthz"); hc != 200 || strings.TrimSpace(hb) != "ok" {
 				t.Errorf("/healthz = %d %q", hc, hb)
 			}
 			for _, m := range []string{"spendcap_due_windows", "spendcap_purged_rows_total", "spendcap_job_failures_total"} {

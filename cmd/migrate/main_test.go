@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -176,40 +174,13 @@ func TestLockTimeoutExitsWithLockCode(t *testing.T) {
 	oneLine(t, r, "deploy lock")
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-func migrateBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "spendcap-migrate-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "migrate")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = err
-			binPath = string(out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v: %s", buildErr, binPath)
-	}
-	return binPath
-}
-
 func TestSIGTERMWhileWaitingStopsCleanlyWithoutApplying(t *testing.T) {
 	t.Parallel()
 	url := testenv.NewEmptyDatabase(t)
 	holdDeployLock(t, url)
-	cmd := exec.Command(migrateBinary(t), "up")
+	cmd := exec.Command(testenv.Binary(t, "."), "up")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+url)
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -241,7 +212,7 @@ func TestSIGTERMWhileWaitingStopsCleanlyWithoutApplying(t *testing.T) {
 func TestDatabaseURLFlagOverridesEnvironment(t *testing.T) {
 	t.Parallel()
 	url := testenv.NewEmptyDatabase(t)
-	bin := migrateBinary(t)
+	bin := testenv.Binary(t, ".")
 	cmd := exec.Command(bin, "version")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+url)
 	if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != "0" {
@@ -260,23 +231,6 @@ func TestSQLPrintsInstallScript(t *testing.T) {
 	if r.code != exitOK || !strings.HasPrefix(r.stdout, "-- spendcap install script") || !strings.Contains(r.stdout, "COMMIT;") {
 		t.Errorf("migrate sql: exit %d, stdout starts %.80q", r.code, r.stdout)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestValkeyLoadLoadsTheLibraryOnce(t *testing.T) {
@@ -312,7 +266,7 @@ func TestValkeyLoadLoadsTheLibraryOnce(t *testing.T) {
 
 func TestValkeyLoadWithoutURLIsAUsageError(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(migrateBinary(t), "valkey-load")
+	cmd := exec.Command(testenv.Binary(t, "."), "valkey-load")
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	out, _ := cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != exitUsage || !strings.Contains(string(out), "--valkey-url") {

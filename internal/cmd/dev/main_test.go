@@ -2,15 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,67 +17,6 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildOut  []byte
-	buildErr  error
-)
-
-func devBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "spendcap-dev-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "dev")
-		buildOut, buildErr = exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v: %s", buildErr, buildOut)
-	}
-	return binPath
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func get(url string) (int, string) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -90,13 +25,13 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 			_ = os.RemoveAll(target)
 		}
 	})
-	metricsAddr := freeAddr(t)
-	cmd := exec.Command(devBinary(t), "--dev-dir", dir, "--metrics-addr", metricsAddr)
+	metricsAddr := testenv.FreeAddr(t)
+	cmd := exec.Command(testenv.Binary(t, "."), "--dev-dir", dir, "--metrics-addr", metricsAddr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -139,7 +74,7 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if code, body := get("http://" + metricsAddr + "/healthz"); code != http.StatusOK {
+	if code, body := testenv.HTTPGet("http://" + metricsAddr + "/healthz"); code != http.StatusOK {
 		t.Errorf("the worker's /healthz on --metrics-addr: %d %s", code, body)
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
