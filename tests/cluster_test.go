@@ -32,7 +32,7 @@ func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
 	t.Cleanup(cluster.Stop)
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs})
 	t.Cleanup(func() { _ = rdb.Close() })
-	c, err := valkey.New(context.Background(), rdb, valkey.Options{})
+	c, err := valkey.New(context.Background(), rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}

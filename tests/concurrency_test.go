@@ -38,7 +38,7 @@ func racingValkey(t *testing.T) spendcap.Backend {
 	opts.PoolSize = 70
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	c, err := valkey.New(context.Background(), rdb, valkey.Options{})
+	c, err := valkey.New(context.Background(), rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ func openPostgres(t *testing.T) spendcap.Backend {
 }
 
 func openValkey(t *testing.T) spendcap.Backend {
-	c, err := valkey.New(context.Background(), testenv.Valkey(t), valkey.Options{})
+	c, err := valkey.New(context.Background(), testenv.Valkey(t), valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}

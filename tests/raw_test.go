@@ -175,7 +175,7 @@ func TestRawArgumentsAreJudgedAlikeByBothBackends(t *testing.T) {
 		}
 	}
 	rdb := testenv.Valkey(t)
-	if _, err := valkey.New(ctx, rdb, valkey.Options{}); err != nil {
+	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range rawCases {

@@ -18,25 +18,39 @@ import (
 const MinServerVersion = "8.0.6"
 
 // checkServer checks one primary before the client uses it: the eviction policy (an error unless
-// opts.AllowEviction) and the server version (a warning).
+// opts.AllowEviction), the append-only file (an error, or a warning for an fsync policy that can
+// lose acknowledged usage, unless opts.AllowVolatile) and the server version (a warning).
 func checkServer(ctx context.Context, c *redis.Client, opts Options) error {
+	// The version first: its warning is worth having even when a setting below is refused.
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return fmt.Errorf("valkey: INFO server: %w", err)
+	}
+	warnOnce(c, opts, versionWarning(info), "min_version", MinServerVersion)
 	if !opts.AllowEviction {
 		if err := checkEviction(ctx, c); err != nil {
 			return err
 		}
 	}
-	info, err := c.Info(ctx, "server").Result()
-	if err != nil {
-		return fmt.Errorf("valkey: INFO server: %w", err)
-	}
-	if warning := versionWarning(info); warning != "" {
-		// Once per server and process: a service that opens a client per tenant or per request
-		// should not repeat it in every log line.
-		if _, seen := warned.LoadOrStore(c.Options().Addr+" "+warning, true); !seen {
-			opts.logger().Warn(warning, "addr", c.Options().Addr, "min_version", MinServerVersion)
+	if !opts.AllowVolatile {
+		warning, err := checkDurability(ctx, c)
+		if err != nil {
+			return err
 		}
+		warnOnce(c, opts, warning, "want", "appendfsync always")
 	}
 	return nil
+}
+
+// warnOnce logs a non-empty warning once per server and process: a service that opens a client
+// per tenant or per request should not repeat it in every log line.
+func warnOnce(c *redis.Client, opts Options, warning string, attrs ...any) {
+	if warning == "" {
+		return
+	}
+	if _, seen := warned.LoadOrStore(c.Options().Addr+" "+warning, true); !seen {
+		opts.logger().Warn(warning, append([]any{"addr", c.Options().Addr}, attrs...)...)
+	}
 }
 
 // warned holds the server warnings this process has logged.
@@ -51,6 +65,34 @@ func checkEviction(ctx context.Context, c *redis.Client) error {
 		return fmt.Errorf("%w (it is %s on %s)", ErrEvictionPolicy, p, c.Options().Addr)
 	}
 	return nil
+}
+
+// checkDurability reads appendonly and appendfsync (docs/operations.md#durability): no append-only
+// file is an error; an fsync policy other than always is a warning, since it acknowledges usage
+// that a crash can still lose.
+func checkDurability(ctx context.Context, c *redis.Client) (string, error) {
+	cfg, err := c.ConfigGet(ctx, "append*").Result()
+	if err != nil {
+		return "", fmt.Errorf("valkey: cannot read appendonly (%v); set Options.AllowVolatile if you checked it yourself", err)
+	}
+	return durabilityProblem(cfg["appendonly"], cfg["appendfsync"], c.Options().Addr)
+}
+
+// durabilityProblem is checkDurability's decision for the two settings.
+func durabilityProblem(appendonly, appendfsync, addr string) (string, error) {
+	if appendonly != "yes" {
+		return "", fmt.Errorf("%w (it is %q on %s)", ErrNotDurable, appendonly, addr)
+	}
+	switch appendfsync {
+	case "always":
+		return "", nil
+	case "everysec":
+		return "valkey: appendfsync everysec acknowledges usage before it is on disk: a crash of the machine " +
+			"(and, rarely, of the process) loses up to about a second of it; appendfsync always loses none", nil
+	default:
+		return fmt.Sprintf("valkey: appendfsync %s leaves flushing to the operating system: a crash of the machine "+
+			"loses up to about 30 seconds of acknowledged usage; appendfsync always loses none", appendfsync), nil
+	}
 }
 
 // versionWarning reads INFO server and says what is wrong with the version, or "" when nothing is.

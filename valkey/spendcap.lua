@@ -27,6 +27,16 @@ local ARRAY = {}
 local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
 local CALENDAR = { day = true, week = true, month = true, year = true }
 local HISTORY_KEPT = 100
+-- The instants a call may name (docs/semantics.md#time): [1970-01-01, 10000-01-01) UTC in ms. Every
+-- time the library computes stays below 2^53 and 1e15, so it is exact and redis.call passes it on as
+-- the integer the command expects.
+local TIME_MAX = 253402300800000
+-- How far past the server clock an at_ms may lie when replays are not allowed.
+local FUTURE_SKEW = 5000
+-- Whether callers may pass an at_ms later than the server clock plus FUTURE_SKEW (log replays and
+-- tests). The loader (valkey.LibrarySource, `migrate valkey-load --allow-replay`) rewrites this
+-- line; Valkey has no roles, so the setting is the server's.
+local ALLOW_REPLAY = false
 
 local function fail(code, message)
     error({ sc = code .. ' ' .. message }, 0)
@@ -121,6 +131,10 @@ end
 
 local function valid_qty(v)
     return is_int(v) and v >= 0 and v <= MAX
+end
+
+local function valid_time(v)
+    return is_int(v) and v >= 0 and v < TIME_MAX
 end
 
 local function check_id(arg, v)
@@ -377,10 +391,13 @@ local function window_of(anchor, n, unit, z, created, t)
         end
         k = math.max(k, 0)
     end
-    while boundary(anchor, n, unit, z, k + 1) <= t do
+    -- At most a step or two each way; the bound is the loop's, not the input's.
+    for _ = 1, 3 do
+        if boundary(anchor, n, unit, z, k + 1) > t then break end
         k = k + 1
     end
-    while k > 0 and boundary(anchor, n, unit, z, k) > t do
+    for _ = 1, 3 do
+        if k <= 0 or boundary(anchor, n, unit, z, k) <= t then break end
         k = k - 1
     end
     return k, boundary(anchor, n, unit, z, k), boundary(anchor, n, unit, z, k + 1)
@@ -588,13 +605,29 @@ local function status_row(b, t)
     }
 end
 
+-- time_problem is the one rule for a call's at_ms (docs/semantics.md#time): what is wrong with it,
+-- or nil. An instant later than the server clock plus FUTURE_SKEW would let any caller open the
+-- next window early or end another holder's lease, so it needs ALLOW_REPLAY; earlier ones are
+-- fine, since usage never lands in a window before the budget's current one.
+local function time_problem(at)
+    if not valid_time(at) then
+        return 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC'
+    end
+    if not ALLOW_REPLAY and at > now_ms() + FUTURE_SKEW then
+        return 'is later than the server clock: only a library loaded with replays allowed takes a future at_ms'
+    end
+    return nil
+end
+
+-- at_of is the call's instant: at_ms, checked by time_problem, or the server clock.
 local function at_of(a)
     local at = a.at_ms
     if at == nil then
         return now_ms()
     end
-    if not is_int(at) then
-        invalid('at_ms', 'must be an integer of Unix milliseconds')
+    local problem = time_problem(at)
+    if problem then
+        invalid('at_ms', problem)
     end
     return at
 end
@@ -770,8 +803,8 @@ function api.create_budget(keys, a)
     if a.scope_type ~= nil and type(a.scope_type) ~= 'string' then invalid('scope_type', 'must be a string') end
     if a.scope_id ~= nil and type(a.scope_id) ~= 'string' then invalid('scope_id', 'must be a string') end
     local anchor_arg = a.reset_anchor
-    if anchor_arg ~= nil and not is_int(anchor_arg) then
-        invalid('reset_anchor', 'must be an integer of Unix milliseconds')
+    if anchor_arg ~= nil and not valid_time(anchor_arg) then
+        invalid('reset_anchor', 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC')
     end
     local t = at_of(a)
 
@@ -850,7 +883,7 @@ local function fast_report(keys, a)
     local at = a.at_ms
     if at == nil then
         at = now_ms()
-    elseif not is_int(at) then
+    elseif time_problem(at) then
         return nil
     end
     local raw = redis.call('GET', keys[1])

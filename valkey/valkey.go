@@ -26,21 +26,55 @@ var Library string
 // LibraryName is the name the library registers.
 const LibraryName = "spendcap"
 
+// LibrarySettings are the library's own settings. Valkey has no roles, so what PostgreSQL decides
+// by the caller's role is decided here once for the server, when the library is loaded.
+type LibrarySettings struct {
+	// AllowReplay lets every caller pass an at_ms later than the server clock plus 5 seconds
+	// (log replays, tests). Without it such a call is refused with SC002: a future instant would
+	// let any caller open a budget's next window early or end another holder's lease.
+	AllowReplay bool
+}
+
+// The settings line of spendcap.lua, as Library has it and as AllowReplay writes it.
+const (
+	replayLine        = "local ALLOW_REPLAY = false\n"
+	replayAllowedLine = "local ALLOW_REPLAY = true\n"
+)
+
+// LibrarySource returns the library's source with s written into its settings line: Library
+// itself for the default settings.
+func LibrarySource(s LibrarySettings) string {
+	if !s.AllowReplay {
+		return Library
+	}
+	return strings.Replace(Library, replayLine, replayAllowedLine, 1)
+}
+
 // Options configure New.
 type Options struct {
 	// AllowEviction starts the client even when the server's maxmemory-policy could evict
 	// budget keys (anything but noeviction). Evicted keys mean lost usage and forgotten dedup
 	// keys: set it only when you have made sure memory never runs out.
 	AllowEviction bool
+	// AllowVolatile starts the client on a server that does not keep usage across a restart
+	// (appendonly no), and silences the warning about an fsync policy other than always. Set it
+	// for caches of usage you can afford to lose, and for test servers.
+	AllowVolatile bool
+	// AllowReplay loads the library with LibrarySettings.AllowReplay. Unused with SkipLoad.
+	AllowReplay bool
 	// SkipLoad leaves the library as it is on the server (loaded by `migrate valkey-load`).
 	SkipLoad bool
-	// Logger receives New's warnings (a server older than MinServerVersion), logged once per
-	// server and process; nil means slog.Default().
+	// Logger receives New's warnings (a server older than MinServerVersion, an fsync policy that
+	// can lose acknowledged usage), logged once per server and process; nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // ErrEvictionPolicy is returned by New when the server could evict budget keys.
 var ErrEvictionPolicy = errors.New("valkey: maxmemory-policy must be noeviction, or budget keys may be evicted (set Options.AllowEviction to start anyway)")
+
+// ErrNotDurable is returned by New when the server keeps no append-only file, so a restart loses
+// every budget, its usage and the library itself.
+var ErrNotDurable = errors.New("valkey: appendonly must be yes, or a restart loses every budget and its usage (set Options.AllowVolatile to start anyway)")
 
 // Client implements spendcap.Budgets on Valkey.
 type Client struct {
@@ -49,9 +83,9 @@ type Client struct {
 
 var _ spendcap.Budgets = (*Client)(nil)
 
-// New checks every primary (its eviction policy, and its version against MinServerVersion: a
-// warning on opts.Logger), loads the library when the server's copy differs from Library, and
-// returns a Client. rdb may be a *redis.Client or a *redis.ClusterClient.
+// New checks every primary (its eviction policy and append-only file, refused unless opts allow
+// them; its fsync policy and its version against MinServerVersion, warnings on opts.Logger),
+// loads the library with opts' settings when the server's copy differs, and returns a Client. rdb may be a *redis.Client or a *redis.ClusterClient.
 func New(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Client, error) {
 	err := forEachPrimary(ctx, rdb, func(ctx context.Context, c *redis.Client) error {
 		return checkServer(ctx, c, opts)
@@ -60,16 +94,18 @@ func New(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Client,
 		return nil, err
 	}
 	if !opts.SkipLoad {
-		if _, err := Load(ctx, rdb); err != nil {
+		if _, err := Load(ctx, rdb, LibrarySettings{AllowReplay: opts.AllowReplay}); err != nil {
 			return nil, err
 		}
 	}
 	return &Client{rdb: rdb}, nil
 }
 
-// Load puts Library on every primary whose copy differs (FUNCTION LOAD REPLACE) and reports on
-// how many it did.
-func Load(ctx context.Context, rdb redis.UniversalClient) (int, error) {
+// Load puts the library with settings s (LibrarySource) on every primary whose copy differs
+// (FUNCTION LOAD REPLACE) and reports on how many it did. A server holds one copy: loading other
+// settings replaces the previous ones for every client of that server.
+func Load(ctx context.Context, rdb redis.UniversalClient, s LibrarySettings) (int, error) {
+	source := LibrarySource(s)
 	loaded := 0
 	err := forEachPrimary(ctx, rdb, func(ctx context.Context, c *redis.Client) error {
 		libs, err := c.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: LibraryName, WithCode: true}).Result()
@@ -77,11 +113,11 @@ func Load(ctx context.Context, rdb redis.UniversalClient) (int, error) {
 			return fmt.Errorf("valkey: FUNCTION LIST: %w", err)
 		}
 		for _, l := range libs {
-			if l.Name == LibraryName && l.Code == Library {
+			if l.Name == LibraryName && l.Code == source {
 				return nil
 			}
 		}
-		if err := c.FunctionLoadReplace(ctx, Library).Err(); err != nil {
+		if err := c.FunctionLoadReplace(ctx, source).Err(); err != nil {
 			return fmt.Errorf("valkey: FUNCTION LOAD REPLACE: %w", err)
 		}
 		loaded++

@@ -38,10 +38,10 @@ func ownServer(t *testing.T) *redis.Client {
 func TestNewLoadsTheLibraryOnlyWhenTheServerCopyDiffers(t *testing.T) {
 	t.Parallel()
 	rdb := ownServer(t)
-	if n, err := valkey.Load(ctx, rdb); err != nil || n != 1 {
+	if n, err := valkey.Load(ctx, rdb, valkey.LibrarySettings{}); err != nil || n != 1 {
 		t.Fatalf("first load: %d, %v", n, err)
 	}
-	if n, err := valkey.Load(ctx, rdb); err != nil || n != 0 {
+	if n, err := valkey.Load(ctx, rdb, valkey.LibrarySettings{}); err != nil || n != 0 {
 		t.Fatalf("second load: %d, %v; want 0 (the server has this version)", n, err)
 	}
 	// An older library of the same name is replaced.
@@ -49,7 +49,7 @@ func TestNewLoadsTheLibraryOnlyWhenTheServerCopyDiffers(t *testing.T) {
 	if err := rdb.FunctionLoadReplace(ctx, old).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := valkey.New(ctx, rdb, valkey.Options{}); err != nil {
+	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
 		t.Fatal(err)
 	}
 	libs, err := rdb.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: "spendcap", WithCode: true}).Result()
@@ -71,18 +71,18 @@ func TestNewRefusesAServerThatCouldEvictBudgetKeys(t *testing.T) {
 	if err := rdb.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := valkey.New(ctx, rdb, valkey.Options{})
+	_, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if !errors.Is(err, valkey.ErrEvictionPolicy) || !strings.Contains(err.Error(), "allkeys-lru") {
 		t.Errorf("New on allkeys-lru: %v, want ErrEvictionPolicy naming the policy", err)
 	}
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowEviction: true}); err != nil {
+	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowEviction: true, AllowVolatile: true}); err != nil {
 		t.Errorf("New with AllowEviction: %v", err)
 	}
 }
 
 func TestErrorRepliesMapToSentinels(t *testing.T) {
 	t.Parallel()
-	c, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{})
+	c, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestErrorRepliesMapToSentinels(t *testing.T) {
 func TestTheBaseKeyMustMatchTheBudget(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	if _, err := valkey.New(ctx, rdb, valkey.Options{}); err != nil {
+	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
 		t.Fatal(err)
 	}
 	err := rdb.FCall(ctx, "sc_create_budget", []string{"sc:{other}"}, `{"budget_id": "b1"}`).Err()
@@ -110,7 +110,7 @@ func TestTheBaseKeyMustMatchTheBudget(t *testing.T) {
 func TestReadmeFCallExample(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	if _, err := valkey.New(ctx, rdb, valkey.Options{}); err != nil {
+	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.FCall(ctx, "sc_create_budget", []string{"sc:{b1}"}, `{"budget_id":"b1","hard_limits":{"tokens":100}}`).Err(); err != nil {
@@ -149,7 +149,7 @@ func TestZoneOffsetsFollowGoZoneData(t *testing.T) {
 func TestQuotaSortedSetsStayBoundedByTheWindow(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	c, err := valkey.New(ctx, rdb, valkey.Options{})
+	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestQuotaSortedSetsStayBoundedByTheWindow(t *testing.T) {
 func TestBudgetsStoredAsJSONByEarlierVersionsStillServe(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	c, err := valkey.New(ctx, rdb, valkey.Options{})
+	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,11 +214,128 @@ func TestNewWarnsNamingTheVersionOfAServerOlderThanTheMinimum(t *testing.T) {
 	version, old := testenv.ValkeyVersion(t, rdb)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	if _, err := valkey.New(ctx, rdb, valkey.Options{Logger: logger}); err != nil {
+	if _, err := valkey.New(ctx, rdb, valkey.Options{Logger: logger, AllowVolatile: true}); err != nil {
 		t.Fatal(err)
 	}
 	warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "valkey-server "+version+" is older than "+valkey.MinServerVersion)
 	if old != warned {
 		t.Errorf("server %s (minimum %s): old = %v but warned = %v; logs:\n%s", version, valkey.MinServerVersion, old, warned, logs.String())
+	}
+}
+
+func TestNewRefusesAServerWithoutAnAppendOnlyFile(t *testing.T) {
+	t.Parallel()
+	rdb := ownServer(t) // appendonly no
+	_, err := valkey.New(ctx, rdb, valkey.Options{})
+	if !errors.Is(err, valkey.ErrNotDurable) || !strings.Contains(err.Error(), `"no"`) {
+		t.Errorf("New on appendonly no: %v, want ErrNotDurable naming the setting", err)
+	}
+	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
+		t.Errorf("New with AllowVolatile: %v", err)
+	}
+}
+
+func TestNewWarnsOnAnFsyncPolicyThatCanLoseAcknowledgedUsage(t *testing.T) {
+	t.Parallel()
+	rdb := ownServer(t)
+	if err := rdb.ConfigSet(ctx, "appendonly", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		policy string
+		warned bool
+	}{{"everysec", true}, {"no", true}, {"always", false}} {
+		if err := rdb.ConfigSet(ctx, "appendfsync", tc.policy).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		logger := slog.New(slog.NewTextHandler(&logs, nil))
+		if _, err := valkey.New(ctx, rdb, valkey.Options{Logger: logger}); err != nil {
+			t.Fatalf("appendfsync %s: %v", tc.policy, err)
+		}
+		warned := strings.Contains(logs.String(), "appendfsync "+tc.policy)
+		if warned != tc.warned {
+			t.Errorf("appendfsync %s: warned = %v, want %v; logs:\n%s", tc.policy, warned, tc.warned, logs.String())
+		}
+	}
+}
+
+func TestAFutureAtMsIsRefusedUnlessTheLibraryAllowsReplays(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Valkey(t)
+	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b", HardLimits: map[string]int64{"t": 100}, ResetEvery: "1 day"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 100}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The budget is full; its next window must not open early for a caller.
+	_, err = c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 100}, At: *st.NextResetAt})
+	var e *spendcap.Error
+	if !errors.Is(err, spendcap.ErrInvalidArgument) || !errors.As(err, &e) || !strings.HasPrefix(e.Message, "at_ms: is later than the server clock") {
+		t.Fatalf("report at next_reset_at: %v, want SC002 at_ms", err)
+	}
+	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 1}, At: time.Now().Add(-time.Hour)}); err != nil || o.Outcome != spendcap.HardBreach {
+		t.Errorf("a past at: %+v, %v; want a hard breach (accepted, counted in the current window)", o, err)
+	}
+	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 100}, At: *st.NextResetAt}); err != nil || o.Outcome != spendcap.OK {
+		t.Errorf("with replays allowed: %+v, %v; want ok in the next window", o, err)
+	}
+}
+
+func TestLibrarySourceChangesOnlyTheReplaySetting(t *testing.T) {
+	if valkey.LibrarySource(valkey.LibrarySettings{}) != valkey.Library {
+		t.Error("default settings must load Library unchanged")
+	}
+	on := valkey.LibrarySource(valkey.LibrarySettings{AllowReplay: true})
+	if strings.Count(valkey.Library, "\nlocal ALLOW_REPLAY = false\n") != 1 || on != strings.Replace(valkey.Library, "ALLOW_REPLAY = false", "ALLOW_REPLAY = true", 1) {
+		t.Error("AllowReplay must rewrite exactly the one settings line")
+	}
+}
+
+// Hostile instants once kept the single-threaded server busy until FUNCTION KILL, and quantities
+// past the range failed after writes; now each is SC002, at once, and nothing changes.
+func TestHostileInstantsAndQuantitiesAreSC002AndWriteNothing(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Valkey(t)
+	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.FCall(ctx, "sc_create_budget", []string{"sc:{b}"}, `{"budget_id":"b","hard_limits":{"t":100},"reset_every":"1 day"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := rdb.Get(ctx, "sc:{b}").Result()
+	calls := []string{}
+	for _, at := range []string{"1e25", "2e19", "9e299", "-1", "253402300800000", "1.5"} {
+		for _, fn := range []string{"report_usage", "record_spend", "reserve", "budget_status", "budget_history", "reset_budget", "settle"} {
+			calls = append(calls, fn+` {"budget_id":"b","deltas":{"t":1},"amounts":{"t":1},"execution_id":"e","reservation_id":"r","idempotency_key":"k","dedup_key":"k","at_ms":`+at+`}`)
+		}
+	}
+	for _, d := range []string{`1e19`, `-1e19`, `9223372036854775808`, `null`} {
+		calls = append(calls, `report_usage {"budget_id":"b","deltas":{"t":`+d+`,"u":1e15},"dedup_key":"k"}`, `reserve {"budget_id":"b","reservation_id":"r","amounts":{"t":`+d+`}}`)
+	}
+	for _, c := range calls {
+		fn, args, _ := strings.Cut(c, " ")
+		start := time.Now()
+		err := rdb.FCall(ctx, "sc_"+fn, []string{"sc:{b}"}, args).Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "SC002 ") || time.Since(start) > time.Second {
+			t.Errorf("%s: %v after %v, want SC002 at once", c, err, time.Since(start))
+		}
+	}
+	after, _ := rdb.Get(ctx, "sc:{b}").Result()
+	keys, _ := rdb.Keys(ctx, "*").Result()
+	if after != before || len(keys) != 1 {
+		t.Errorf("refused calls changed the data: keys %v, budget changed = %v", keys, after != before)
 	}
 }

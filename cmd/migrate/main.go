@@ -59,7 +59,8 @@ Commands:
   force V    set the schema version to V without running anything (dirty recovery; -1 = none)
   sql        print the complete install script: migrate sql | psql -v ON_ERROR_STOP=1 "$DATABASE_URL"
   valkey-load  load the Valkey Functions library on every primary of --valkey-url (else $VALKEY_URL);
-             with --valkey-cluster the URL is a seed node of a Valkey Cluster
+             with --valkey-cluster the URL is a seed node of a Valkey Cluster; with
+             --allow-replay callers may pass an at_ms later than the server clock
 
 The database is --database-url, else $DATABASE_URL, else the standard PG* variables.
 Results go to stdout, logs to stderr.
@@ -77,6 +78,7 @@ func main() {
 type options struct {
 	valkeyURL     string
 	valkeyCluster bool
+	allowReplay   bool
 	databaseURL   string
 	lockTimeout   time.Duration
 	format        string
@@ -91,6 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.valkeyURL, "valkey-url", "", "Valkey URL for valkey-load, redis://[user:password@]host:port (default $VALKEY_URL)")
 	fs.BoolVar(&o.valkeyCluster, "valkey-cluster", false, "valkey-load: --valkey-url is a seed node of a Valkey Cluster")
+	fs.BoolVar(&o.allowReplay, "allow-replay", false, "valkey-load: let callers pass an at_ms later than the server clock (log replays, tests)")
 	fs.StringVar(&o.databaseURL, "database-url", "", "Postgres URL or keyword DSN (default $DATABASE_URL, else PG* variables)")
 	fs.DurationVar(&o.lockTimeout, "lock-timeout", migrator.DefaultLockTimeout, "how long to wait for another deploy to release the lock")
 	fs.StringVar(&o.format, "format", "text", "result format on stdout: text or json")

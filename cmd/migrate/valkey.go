@@ -38,7 +38,7 @@ func valkeyLoad(o options, stdout, stderr io.Writer, logger *slog.Logger) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	loaded, err := valkey.Load(ctx, rdb)
+	loaded, err := valkey.Load(ctx, rdb, valkey.LibrarySettings{AllowReplay: o.allowReplay})
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -47,7 +47,9 @@ func valkeyLoad(o options, stdout, stderr io.Writer, logger *slog.Logger) int {
 	}
 	logger.Info("valkey library", "loaded_on", loaded, "duration", time.Since(start))
 	out := output{w: stdout, json: o.format == "json"}
-	text := fmt.Sprintf("valkey: library %s loaded on %d primaries (the others had it)\n", valkey.LibraryName, loaded)
-	out.print(map[string]any{"library": valkey.LibraryName, "loaded": loaded, "duration_ms": time.Since(start).Milliseconds()}, text)
+	text := fmt.Sprintf("valkey: library %s loaded on %d primaries (the others had it), replays %s\n",
+		valkey.LibraryName, loaded, map[bool]string{false: "refused", true: "allowed"}[o.allowReplay])
+	out.print(map[string]any{"library": valkey.LibraryName, "loaded": loaded, "allow_replay": o.allowReplay,
+		"duration_ms": time.Since(start).Milliseconds()}, text)
 	return exitOK
 }

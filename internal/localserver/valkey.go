@@ -26,7 +26,8 @@ const Databases = 10000
 type ValkeyOptions struct {
 	// Dir holds the server's files and log. Empty means a new temporary directory removed by Stop.
 	Dir string
-	// Durable turns on the append-only file (dev data), as production should run.
+	// Durable turns on the append-only file with appendfsync always (dev data), as production
+	// should run; otherwise the server keeps nothing (appendonly no), as tests need.
 	Durable bool
 	// Port is tried first when not 0; a free port is used when it is taken.
 	Port int
@@ -88,7 +89,7 @@ func StartValkey(ctx context.Context, opts ValkeyOptions) (*Valkey, error) {
 			"--logfile", filepath.Join(v.Dir, "valkey.log"), "--daemonize", "no", "--save", "",
 			"--maxmemory-policy", "noeviction", "--databases", strconv.Itoa(Databases)}
 		if opts.Durable {
-			args = append(args, "--appendonly", "yes")
+			args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 		} else {
 			args = append(args, "--appendonly", "no")
 		}

@@ -39,6 +39,57 @@ BEGIN
 END
 $fn$;
 
+-- in_time_range is the range of instants spendcap accepts (docs/semantics.md#time): from
+-- 1970-01-01 to the end of 9999 UTC. Postgres alone would take infinity and years far past any
+-- budget, then fail in window arithmetic with class-22 errors; Valkey would loop on them.
+DROP FUNCTION IF EXISTS spendcap_internal.in_time_range;
+CREATE FUNCTION spendcap_internal.in_time_range(v timestamptz)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT v >= ''1970-01-01 00:00:00+00''::timestamptz AND v < ''10000-01-01 00:00:00+00''::timestamptz';
+
+-- future_skew is how far past the server clock an `at` may lie for a caller who may not replay:
+-- enough for clients whose clocks run a little ahead, far too little to open a window early.
+DROP FUNCTION IF EXISTS spendcap_internal.future_skew;
+CREATE FUNCTION spendcap_internal.future_skew()
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT interval ''5 seconds''';
+
+-- may_replay tells whether the caller (the session's current role, not the functions' owner, which
+-- SECURITY DEFINER makes current_user) is a member of spendcap_admin and so may pass any `at`.
+DROP FUNCTION IF EXISTS spendcap_internal.may_replay;
+CREATE FUNCTION spendcap_internal.may_replay()
+RETURNS boolean
+LANGUAGE sql STABLE
+AS 'SELECT pg_catalog.pg_has_role(coalesce(nullif(pg_catalog.current_setting(''role''), ''none''), session_user::text),
+                                  ''spendcap_admin'', ''MEMBER'')';
+
+-- instant is the one rule for a call's `at` (docs/semantics.md#time): null means now(); an instant
+-- outside in_time_range is refused; one later than the server clock plus future_skew is refused
+-- unless the caller may replay, because a future `at` would let any writer open the next window
+-- early or end another holder's lease. Earlier instants are allowed: usage never lands in a
+-- window before the budget's current one.
+DROP FUNCTION IF EXISTS spendcap_internal.instant;
+CREATE FUNCTION spendcap_internal.instant(at timestamptz)
+RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
+    IF at IS NULL THEN
+        RETURN now();
+    END IF;
+    IF NOT spendcap_internal.in_time_range(at) THEN
+        PERFORM spendcap_internal.invalid_argument('at', 'must be from 1970-01-01 to 9999-12-31 UTC');
+    END IF;
+    IF at > pg_catalog.clock_timestamp() + spendcap_internal.future_skew() AND NOT spendcap_internal.may_replay() THEN
+        PERFORM spendcap_internal.invalid_argument('at',
+            'is later than the server clock: only spendcap_admin may pass a future at (replays and tests)');
+    END IF;
+    RETURN at;
+END
+$fn$;
+
 -- quantities validates a limits/deltas object (docs/semantics.md#arguments) and returns it normalised: every value a
 -- JSON integer (1.0 and 1e3 are whole numbers and become 1 and 1000; 1.5 is refused).
 DROP FUNCTION IF EXISTS spendcap_internal.quantities;
@@ -61,7 +112,9 @@ BEGIN
                coalesce(bool_and(octet_length(e.key) <= 64 AND e.key ~ '^[A-Za-z0-9_.:-]+$' AND CASE WHEN jsonb_typeof(e.value) = 'number'
                    THEN e.value::numeric BETWEEN 0 AND 9007199254740991 AND e.value::numeric = trunc(e.value::numeric)
                    ELSE false END), true),
-               coalesce(jsonb_object_agg(e.key, CASE WHEN jsonb_typeof(e.value) = 'number' THEN e.value::numeric::bigint END), '{}')
+               -- The cast only where it cannot fail (1e19 would raise bigint out of range).
+               coalesce(jsonb_object_agg(e.key, CASE WHEN jsonb_typeof(e.value) = 'number' AND e.value::numeric BETWEEN 0 AND 9007199254740991
+                   THEN e.value::numeric::bigint END), '{}')
           INTO n, ok, normalised
           FROM jsonb_each(obj) AS e;
         IF ok AND n <= 32 AND (n > 0 OR NOT required) THEN
@@ -245,10 +298,13 @@ BEGIN
         END::bigint;
         k := greatest(k, 0);
     END IF;
-    WHILE spendcap_internal.boundary(anchor, n, unit, tz, k + 1) <= t LOOP
+    -- At most a step or two each way; the bound is the loop's, not the input's.
+    FOR i IN 1 .. 3 LOOP
+        EXIT WHEN spendcap_internal.boundary(anchor, n, unit, tz, k + 1) > t;
         k := k + 1;
     END LOOP;
-    WHILE k > 0 AND spendcap_internal.boundary(anchor, n, unit, tz, k) > t LOOP
+    FOR i IN 1 .. 3 LOOP
+        EXIT WHEN k <= 0 OR spendcap_internal.boundary(anchor, n, unit, tz, k) <= t;
         k := k - 1;
     END LOOP;
     window_start := spendcap_internal.boundary(anchor, n, unit, tz, k);
@@ -526,8 +582,9 @@ BEGIN
 END
 $fn$;
 
--- lock_budget locks budget_id's row and brings it to the call's instant t = greatest(at or now(),
--- window_start) (callers compute the same t from the returned row): a due window is closed into
+-- lock_budget locks budget_id's row and brings it to the call's instant t = greatest(at,
+-- window_start), where at has been through instant() (callers compute the same t from the
+-- returned row): a due window is closed into
 -- history and rolled, expired reservations are dropped and the reserved aggregate recomputed. It
 -- saves the row only when one of those happened. SC001 when the budget does not exist.
 -- Locks one budgets row; on a roll writes one history row.
@@ -546,7 +603,7 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM spendcap_internal.budget_not_found(budget_id);
     END IF;
-    t := greatest(coalesce(at, now()), b.window_start);
+    t := greatest(at, b.window_start);
     IF (b.next_reset_at IS NULL OR t < b.next_reset_at)
        AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at) THEN
         RETURN b;
@@ -626,8 +683,9 @@ BEGIN
         PERFORM spendcap_internal.check_id(key_arg, key);
     END IF;
 
-    b := spendcap_internal.lock_budget(budget_id, at);
-    t := greatest(coalesce(at, now()), b.window_start);
+    t := spendcap_internal.instant(at);
+    b := spendcap_internal.lock_budget(budget_id, t);
+    t := greatest(t, b.window_start);
 
     IF key IS NOT NULL THEN
         fp := op || ' ' || coalesce(ref_id, '') || ' ' || d::text;

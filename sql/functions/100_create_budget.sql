@@ -20,7 +20,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
-    t       timestamptz := coalesce(at, now());
+    t       timestamptz;
     hard    jsonb;
     soft    jsonb;
     tz      text := coalesce(reset_timezone, 'UTC');
@@ -55,6 +55,10 @@ BEGIN
     IF ttl NOT BETWEEN 1 AND 2592000 THEN
         PERFORM spendcap_internal.invalid_argument('dedup_ttl_seconds', 'must be 1..2592000');
     END IF;
+    IF NOT coalesce(spendcap_internal.in_time_range(reset_anchor), true) THEN
+        PERFORM spendcap_internal.invalid_argument('reset_anchor', 'must be from 1970-01-01 to 9999-12-31 UTC');
+    END IF;
+    t := spendcap_internal.instant(at);
 
     b.budget_id := budget_id;
     b.hard_limits := hard;

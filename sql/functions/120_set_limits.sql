@@ -30,8 +30,9 @@ BEGIN
     IF mode IS NOT NULL AND mode NOT IN ('enforce', 'observe') THEN
         PERFORM spendcap_internal.invalid_argument('mode', 'must be enforce or observe');
     END IF;
-    b := spendcap_internal.lock_budget(budget_id, at);
-    t := greatest(coalesce(at, now()), b.window_start);
+    t := spendcap_internal.instant(at);
+    b := spendcap_internal.lock_budget(budget_id, t);
+    t := greatest(t, b.window_start);
     b.hard_limits := coalesce(hard, b.hard_limits);
     b.soft_limits := coalesce(soft, b.soft_limits);
     b.mode := coalesce(mode, b.mode);

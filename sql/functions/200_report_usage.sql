@@ -50,8 +50,9 @@ BEGIN
     BEGIN
         -- The same id rule as spendcap_internal.check_id; a failure here only means "take the
         -- general path", which names the argument.
-        IF NOT (octet_length(budget_id) <= 128 AND budget_id ~ '^[!-z|~]+$' AND jsonb_typeof(deltas) = 'object'
-                AND (key IS NULL OR (octet_length(key) <= 128 AND key ~ '^[!-z|~]+$'))) THEN
+        -- coalesce: a null argument makes the test null, which must mean "leave" too.
+        IF NOT coalesce(octet_length(budget_id) <= 128 AND budget_id ~ '^[!-z|~]+$' AND jsonb_typeof(deltas) = 'object'
+                AND (key IS NULL OR (octet_length(key) <= 128 AND key ~ '^[!-z|~]+$')), false) THEN
             EXIT fast;
         END IF;
         -- Validate the deltas before taking the lock, which then covers only the arithmetic.
@@ -80,7 +81,7 @@ BEGIN
           FROM spendcap.budgets AS x
          WHERE x.budget_id = budget_id
            FOR NO KEY UPDATE;
-        t := greatest(coalesce(at, now()), ws);
+        t := greatest(spendcap_internal.instant(at), ws);
         IF NOT (FOUND AND (nra IS NULL OR t < nra) AND (rea IS NULL OR t < rea)) THEN
             EXIT fast;
         END IF;

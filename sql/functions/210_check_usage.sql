@@ -19,11 +19,12 @@ DECLARE
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     d := spendcap_internal.quantities('deltas', deltas, true);
+    t := spendcap_internal.instant(at);
     SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id;
     IF NOT FOUND THEN
         PERFORM spendcap_internal.budget_not_found(budget_id);
     END IF;
-    t := greatest(coalesce(at, now()), b.window_start);
+    t := greatest(t, b.window_start);
     b := spendcap_internal.advanced(b, t);
     e := spendcap_internal.evaluate(b, spendcap_internal.live_reserved(b, t), d, 'deltas', false);
     RETURN spendcap_internal.usage_outcome(e.o);

@@ -20,8 +20,9 @@ DECLARE
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     PERFORM spendcap_internal.check_id('execution_id', execution_id);
-    b := spendcap_internal.lock_budget(budget_id, at);
-    t := greatest(coalesce(at, now()), b.window_start);
+    t := spendcap_internal.instant(at);
+    b := spendcap_internal.lock_budget(budget_id, t);
+    t := greatest(t, b.window_start);
     WITH gone AS (
         DELETE FROM spendcap.spend_ledger AS l
          WHERE l.budget_id = budget_id AND l.execution_id = execution_id

@@ -25,8 +25,9 @@ BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     PERFORM spendcap_internal.check_id('reservation_id', reservation_id);
     d := spendcap_internal.quantities('actual', actual, false);
-    b := spendcap_internal.lock_budget(budget_id, at);
-    t := greatest(coalesce(at, now()), b.window_start);
+    t := spendcap_internal.instant(at);
+    b := spendcap_internal.lock_budget(budget_id, t);
+    t := greatest(t, b.window_start);
     amounts := spendcap_internal.take_reservation(budget_id, reservation_id);
     b.reserved := spendcap_internal.minus(b.reserved, amounts);
     e := spendcap_internal.evaluate(b, b.reserved, d, 'actual', true);

@@ -20,8 +20,9 @@ DECLARE
     r spendcap.reset_result;
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
-    b := spendcap_internal.lock_budget(budget_id, at);
-    t := greatest(coalesce(at, now()), b.window_start);
+    t := spendcap_internal.instant(at);
+    b := spendcap_internal.lock_budget(budget_id, t);
+    t := greatest(t, b.window_start);
     PERFORM spendcap_internal.close_window(b, t, 'manual');
     b.window_seq := b.window_seq + 1;
     b.window_start := t;

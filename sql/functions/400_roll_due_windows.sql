@@ -12,7 +12,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
-    t      timestamptz := coalesce(at, now());
+    t      timestamptz;
     b      spendcap.budgets;
     rolled spendcap.budgets;
     r      spendcap.roll_result;
@@ -20,6 +20,7 @@ BEGIN
     IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 100000 THEN
         PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..100000');
     END IF;
+    t := spendcap_internal.instant(at);
     r.rolled := 0;
     FOR b IN
         SELECT * FROM spendcap.budgets AS x

@@ -14,12 +14,13 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
-    t timestamptz := coalesce(at, now());
+    t timestamptz;
     r spendcap.purge_result;
 BEGIN
     IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 1000000 THEN
         PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..1000000');
     END IF;
+    t := spendcap_internal.instant(at);
     WITH doomed AS (
         SELECT k.ctid FROM spendcap.dedup_keys AS k WHERE k.expires_at <= t
          LIMIT max_rows FOR UPDATE SKIP LOCKED)

@@ -8,10 +8,13 @@ RETURNS spendcap.backlog_result
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    -- Computed once, so that the comparison below is with a constant and uses the index.
+    t timestamptz := spendcap_internal.instant(at);
 BEGIN
     RETURN (SELECT ROW(count(*))::spendcap.backlog_result
           FROM spendcap.budgets AS b
-         WHERE b.next_reset_at <= coalesce(at, now()));
+         WHERE b.next_reset_at <= t);
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.due_windows FROM PUBLIC;

@@ -88,7 +88,7 @@ BEGIN
         PERFORM spendcap_internal.invalid_argument('lease_seconds', 'must be 1..86400');
     END IF;
     INSERT INTO spendcap.quota_policies (policy_id, window_seconds, max_requests, max_concurrent, lease_seconds, created_at)
-    VALUES (policy_id, w, mr, mc, ls, coalesce(at, now()))
+    VALUES (policy_id, w, mr, mc, ls, spendcap_internal.instant(at))
     ON CONFLICT DO NOTHING;
     r.policy_id := policy_id;
     r.created := FOUND;
@@ -124,7 +124,7 @@ AS $fn$
 #variable_conflict use_variable
 DECLARE
     p      spendcap.quota_policies;
-    t      timestamptz := coalesce(at, now());
+    t      timestamptz;
     win    interval;
     first  timestamptz;
     counts boolean := false; -- the counts changed: save them
@@ -132,6 +132,7 @@ DECLARE
 BEGIN
     PERFORM spendcap_internal.check_id('policy_id', policy_id);
     PERFORM spendcap_internal.check_id('holder_id', holder_id);
+    t := spendcap_internal.instant(at);
     p := spendcap_internal.lock_policy(policy_id);
     win := make_interval(secs => p.window_seconds);
     IF p.window_oldest <= t - win THEN
@@ -204,11 +205,12 @@ AS $fn$
 #variable_conflict use_variable
 DECLARE
     p spendcap.quota_policies;
-    t timestamptz := coalesce(at, now());
+    t timestamptz;
     r spendcap.renew_result;
 BEGIN
     PERFORM spendcap_internal.check_id('policy_id', policy_id);
     PERFORM spendcap_internal.check_id('holder_id', holder_id);
+    t := spendcap_internal.instant(at);
     p := spendcap_internal.lock_policy(policy_id);
     UPDATE spendcap.quota_leases AS l SET expires_at = t + make_interval(secs => p.lease_seconds)
      WHERE l.policy_id = policy_id AND l.holder_id = holder_id AND l.expires_at > t
@@ -240,12 +242,13 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
-    t       timestamptz := coalesce(at, now());
+    t       timestamptz;
     expires timestamptz;
     r       spendcap.quota_released_result;
 BEGIN
     PERFORM spendcap_internal.check_id('policy_id', policy_id);
     PERFORM spendcap_internal.check_id('holder_id', holder_id);
+    t := spendcap_internal.instant(at);
     PERFORM spendcap_internal.lock_policy(policy_id);
     DELETE FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id AND l.holder_id = holder_id
     RETURNING l.expires_at INTO expires;
@@ -273,10 +276,11 @@ AS $fn$
 #variable_conflict use_variable
 DECLARE
     p spendcap.quota_policies;
-    t timestamptz := coalesce(at, now());
+    t timestamptz;
     r spendcap.quota_status_result;
 BEGIN
     PERFORM spendcap_internal.check_id('policy_id', policy_id);
+    t := spendcap_internal.instant(at);
     SELECT * INTO p FROM spendcap.quota_policies AS x WHERE x.policy_id = policy_id;
     IF NOT FOUND THEN
         PERFORM spendcap_internal.policy_not_found(policy_id);

@@ -92,7 +92,7 @@ func main() {
 		log.Fatal(err)
 	}
 	pg := gobinding.NewClient(pool)
-	vk, err := valkey.New(ctx, rdb, valkey.Options{})
+	vk, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
 	if _, err := pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
 		return err
 	}
-	vk, err := valkey.New(ctx, rdb, valkey.Options{})
+	vk, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		return err
 	}
