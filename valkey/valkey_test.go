@@ -286,6 +286,19 @@ func TestAFutureAtMsIsRefusedUnlessTheLibraryAllowsReplays(t *testing.T) {
 	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 1}, At: time.Now().Add(-time.Hour)}); err != nil || o.Outcome != spendcap.HardBreach {
 		t.Errorf("a past at: %+v, %v; want a hard breach (accepted, counted in the current window)", o, err)
 	}
+	// Nor may a caller end another holder's live lease.
+	if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "qp1", MaxConcurrent: 1, LeaseSeconds: 60}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "qp1", HolderID: "owner"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "qp1", HolderID: "attacker", At: time.Now().Add(2 * time.Minute)}); !errors.Is(err, spendcap.ErrInvalidArgument) {
+		t.Errorf("acquire 2 minutes ahead: %v, want SC002", err)
+	}
+	if qs, err := c.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: "qp1"}); err != nil || len(qs.Holders) != 1 || qs.Holders[0] != "owner" {
+		t.Errorf("holders after the refused call: %+v, %v; want [owner]", qs, err)
+	}
 	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -321,6 +334,9 @@ func TestHostileInstantsAndQuantitiesAreSC002AndWriteNothing(t *testing.T) {
 		for _, fn := range []string{"report_usage", "record_spend", "reserve", "budget_status", "budget_history", "reset_budget", "settle"} {
 			calls = append(calls, fn+` {"budget_id":"b","deltas":{"t":1},"amounts":{"t":1},"execution_id":"e","reservation_id":"r","idempotency_key":"k","dedup_key":"k","at_ms":`+at+`}`)
 		}
+	}
+	for _, anchor := range []string{"-1", "253402300800000", "1e25"} {
+		calls = append(calls, `create_budget {"budget_id":"b","reset_every":"1 day","reset_anchor":`+anchor+`}`)
 	}
 	for _, d := range []string{`1e19`, `-1e19`, `9223372036854775808`, `null`} {
 		calls = append(calls, `report_usage {"budget_id":"b","deltas":{"t":`+d+`,"u":1e15},"dedup_key":"k"}`, `reserve {"budget_id":"b","reservation_id":"r","amounts":{"t":`+d+`}}`)

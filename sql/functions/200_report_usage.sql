@@ -81,7 +81,8 @@ BEGIN
           FROM spendcap.budgets AS x
          WHERE x.budget_id = budget_id
            FOR NO KEY UPDATE;
-        t := greatest(spendcap_internal.instant(at), ws);
+        -- now() inline for the common call without at: the helper call is for callers that pass one.
+        t := greatest(CASE WHEN at IS NULL THEN now() ELSE spendcap_internal.instant(at) END, ws);
         IF NOT (FOUND AND (nra IS NULL OR t < nra) AND (rea IS NULL OR t < rea)) THEN
             EXIT fast;
         END IF;
