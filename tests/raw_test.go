@@ -81,6 +81,36 @@ var rawCases = []rawCall{
 	{"acquire_quota", `{"policy_id": "nope", "holder_id": "h"}`, "SC006"},
 	{"renew_quota", `{"policy_id": "q", "holder_id": "other", "at_ms": 1773144000000}`, "SC002"},
 	{"quota_status", `{"policy_id": "q", "at_ms": 1773144000000}`, ""},
+
+	// Hostile input (issue "Hostile input"): instants far outside any real time, quantities past the
+	// range and numbers a Valkey command would refuse. Each is SC002 naming the argument, and writes
+	// nothing (the calls after them see the budget unchanged).
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "at_ms": 1e25}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "at_ms": 2e19}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "at_ms": 9e299}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "at_ms": -1}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "at_ms": -1e25}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "at_ms": "infinity"}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1}, "at_ms": 253402300800000}`, "SC002"},
+	{"reset_budget", `{"budget_id": "b1", "at_ms": 1e25}`, "SC002"},
+	{"budget_status", `{"budget_id": "b1", "at_ms": 2e19}`, "SC002"},
+	{"budget_history", `{"budget_id": "b1", "at_ms": 9e299}`, "SC002"},
+	{"settle", `{"budget_id": "b1", "reservation_id": "r", "actual": {}, "at_ms": 1e25}`, "SC002"},
+	{"acquire_quota", `{"policy_id": "q", "holder_id": "h", "at_ms": 1e25}`, "SC002"},
+	{"create_budget", `{"budget_id": "x", "reset_every": "1 day", "reset_anchor": -1e25}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1e19}, "at_ms": 1773144000000}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": -1e19}, "at_ms": 1773144000000}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 9223372036854775808}, "at_ms": 1773144000000}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 9007199254740992}, "at_ms": 1773144000000}`, "SC002"},
+	{"record_spend", `{"budget_id": "b1", "execution_id": "e2", "deltas": {"t": 1e19}, "at_ms": 1773144000000}`, "SC002"},
+	{"create_budget", `{"budget_id": "f", "hard_limits": {"t": 1e19}}`, "SC002"},
+	{"reserve", `{"budget_id": "b1", "reservation_id": "r2", "amounts": {"t": 1e19}, "ttl_seconds": 60, "at_ms": 1773144000000}`, "SC002"},
+	{"settle", `{"budget_id": "b1", "reservation_id": "r", "actual": {"t": -1e19}, "at_ms": 1773144000000}`, "SC002"},
+	// Numbers in the normal form: 1e3, 0.0000, +1 is not JSON, null ttl and at take defaults.
+	{"reserve", `{"budget_id": "b1", "reservation_id": "r3", "amounts": {"t": 1e1, "u": 0.0000}, "ttl_seconds": 60, "at_ms": 1773144000000}`, ""},
+	{"settle", `{"budget_id": "b1", "reservation_id": "r3", "actual": {"t": -0}, "at_ms": 1773144000000}`, ""},
+	// The budget after every refusal above: only the successful calls counted.
+	{"budget_status", `{"budget_id": "b1", "at_ms": 1773144000000}`, ""},
 }
 
 // pgRaw runs a raw call through SQL: JSON values of jsonb arguments go as jsonb, `*_ms` instants
@@ -114,11 +144,7 @@ func pgRaw(t *testing.T, db *pgxpool.Pool, types map[string]map[string]string, c
 		case typ == "jsonb":
 			values = append(values, string(v))
 		case typ == "timestamp with time zone":
-			var ms int64
-			if err := json.Unmarshal(v, &ms); err != nil {
-				t.Fatal(err)
-			}
-			values = append(values, time.UnixMilli(ms).UTC())
+			values = append(values, pgInstant(t, v))
 		case typ == "text":
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {
@@ -136,6 +162,31 @@ func pgRaw(t *testing.T, db *pgxpool.Pool, types map[string]map[string]string, c
 	}
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return strings.Join(out, ","), err
+}
+
+// pgInstant is the timestamptz nearest to an at_ms value: milliseconds PostgreSQL can hold as
+// themselves, numbers past its range as ±infinity, and strings as written (cast by PostgreSQL).
+func pgInstant(t *testing.T, v json.RawMessage) any {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	var f float64
+	if err := json.Unmarshal(v, &f); err != nil {
+		t.Fatalf("at_ms %s: %v", v, err)
+	}
+	const pgMaxMs, pgMinMs = 9.2e15, -2.1e14 // about 294276 AD and 4713 BC
+	switch {
+	case f > pgMaxMs:
+		return "infinity"
+	case f < pgMinMs:
+		return "-infinity"
+	}
+	var ms int64
+	if err := json.Unmarshal(v, &ms); err != nil {
+		return time.UnixMilli(int64(f)).UTC()
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 func codeOf(err error) string {
