@@ -102,6 +102,13 @@ var rawCases = []rawCall{
 	{"report_usage", `{"budget_id": "b1", "deltas": {"t": -1e19}, "at_ms": 1773144000000}`, "SC002"},
 	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 9223372036854775808}, "at_ms": 1773144000000}`, "SC002"},
 	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 9007199254740992}, "at_ms": 1773144000000}`, "SC002"},
+	// Fractions a double rounds away are still fractions: SQL's numerics see them, and Valkey reads the
+	// number as written. Digits inside strings are not numbers.
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 4503599627370496.5}, "at_ms": 1773144000000}`, "SC002"},
+	{"report_usage", `{"budget_id": "b1", "deltas": {"t": 1.0000000000000001}, "at_ms": 1773144000000}`, "SC002"},
+	{"check_usage", `{"budget_id": "x1.5e", "deltas": {"t": 1}}`, "SC001"},
+	{"check_usage", `{"budget_id": "b1", "deltas": {"t": 25e-1}}`, "SC002"},
+	{"check_usage", `{"budget_id": "b1", "deltas": {"t": 2.50e1}}`, ""},
 	{"record_spend", `{"budget_id": "b1", "execution_id": "e2", "deltas": {"t": 1e19}, "at_ms": 1773144000000}`, "SC002"},
 	{"create_budget", `{"budget_id": "f", "hard_limits": {"t": 1e19}}`, "SC002"},
 	{"reserve", `{"budget_id": "b1", "reservation_id": "r2", "amounts": {"t": 1e19}, "ttl_seconds": 60, "at_ms": 1773144000000}`, "SC002"},
@@ -116,9 +123,24 @@ var rawCases = []rawCall{
 // pgRaw runs a raw call through SQL: JSON values of jsonb arguments go as jsonb, `*_ms` instants
 // and times as timestamptz, and the rest as the argument's SQL type.
 func pgRaw(t *testing.T, db *pgxpool.Pool, types map[string]map[string]string, c rawCall) (string, error) {
-	var a map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(c.args), &a); err != nil {
+	query, values, err := pgRawQuery(types, c.fn, c.args)
+	if err != nil {
 		t.Fatal(err)
+	}
+	rows, err := db.Query(ctx, query, values...)
+	if err != nil {
+		return "", err
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(out, ","), err
+}
+
+// pgRawQuery is the SQL call for raw arguments in the Valkey shape, or an error when SQL cannot
+// express them (not an object, an argument the function lacks, a number given for a text argument).
+func pgRawQuery(types map[string]map[string]string, fn, args string) (string, []any, error) {
+	var a map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(args), &a); err != nil {
+		return "", nil, fmt.Errorf("%s arguments %s: %w", fn, args, err)
 	}
 	keys := make([]string, 0, len(a))
 	for k := range a {
@@ -136,19 +158,23 @@ func pgRaw(t *testing.T, db *pgxpool.Pool, types map[string]map[string]string, c
 		if k == "at_ms" {
 			name = "at"
 		}
-		typ, ok := types[c.fn][name]
+		typ, ok := types[fn][name]
 		if !ok {
-			t.Fatalf("%s has no argument %s", c.fn, name)
+			return "", nil, fmt.Errorf("%s has no argument %s", fn, name)
 		}
 		switch {
 		case typ == "jsonb":
 			values = append(values, string(v))
 		case typ == "timestamp with time zone":
-			values = append(values, pgInstant(t, v))
+			at, err := pgInstant(v)
+			if err != nil {
+				return "", nil, fmt.Errorf("%s %s: %w", fn, k, err)
+			}
+			values = append(values, at)
 		case typ == "text":
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {
-				t.Fatalf("%s %s: %v", c.fn, k, err)
+				return "", nil, fmt.Errorf("%s %s: %w", fn, k, err)
 			}
 			values = append(values, s)
 		default:
@@ -156,37 +182,32 @@ func pgRaw(t *testing.T, db *pgxpool.Pool, types map[string]map[string]string, c
 		}
 		names = append(names, fmt.Sprintf("%s => $%d::%s", name, len(values), typ))
 	}
-	rows, err := db.Query(ctx, `SELECT to_jsonb(r)::text FROM spendcap.`+c.fn+`(`+strings.Join(names, ", ")+`) AS r`, values...)
-	if err != nil {
-		return "", err
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return strings.Join(out, ","), err
+	return `SELECT to_jsonb(r)::text FROM spendcap.` + fn + `(` + strings.Join(names, ", ") + `) AS r`, values, nil
 }
 
 // pgInstant is the timestamptz nearest to an at_ms value: milliseconds PostgreSQL can hold as
 // themselves, numbers past its range as ±infinity, and strings as written (cast by PostgreSQL).
-func pgInstant(t *testing.T, v json.RawMessage) any {
+func pgInstant(v json.RawMessage) (any, error) {
 	var s string
 	if json.Unmarshal(v, &s) == nil {
-		return s
+		return s, nil
 	}
 	var f float64
 	if err := json.Unmarshal(v, &f); err != nil {
-		t.Fatalf("at_ms %s: %v", v, err)
+		return nil, err
 	}
 	const pgMaxMs, pgMinMs = 9.2e15, -2.1e14 // about 294276 AD and 4713 BC
 	switch {
 	case f > pgMaxMs:
-		return "infinity"
+		return "infinity", nil
 	case f < pgMinMs:
-		return "-infinity"
+		return "-infinity", nil
 	}
 	var ms int64
 	if err := json.Unmarshal(v, &ms); err != nil {
-		return time.UnixMilli(int64(f)).UTC()
+		return time.UnixMilli(int64(f)).UTC(), nil
 	}
-	return time.UnixMilli(ms).UTC()
+	return time.UnixMilli(ms).UTC(), nil
 }
 
 func codeOf(err error) string {

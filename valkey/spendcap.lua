@@ -102,10 +102,74 @@ end
 ----------------------------------------------------------------------------------------------
 -- Validation (docs/semantics.md#arguments), in the same order as the SQL functions.
 
+-- integral reports whether a JSON number token is an integer as written (1e3 and 2.50e1 are, 1.5 is not).
+local function integral(tok)
+    local int, frac, exp = tok:match('^-?(%d+)%.?(%d*)[eE]?([-+]?%d*)$')
+    if not int then
+        return false
+    end
+    local digits = int .. frac
+    local point = #int + (tonumber(exp) or 0)
+    return not digits:sub(math.max(point, 0) + 1):find('[1-9]')
+end
+
+-- inexact_number finds a number with a fraction that cjson's doubles round away (4503599627370496.5,
+-- 1.0000000000000001 decode as integers), which SQL's exact numerics refuse. It scans the text
+-- outside strings and answers the top-level argument holding the number, and the number.
+local function inexact_number(text)
+    local i, n, depth, top = 1, #text, 0, nil
+    while i <= n do
+        local c = text:byte(i)
+        if c == 34 then -- a string: skip past its closing quote
+            local j = i + 1
+            while true do
+                local q = text:find('["\\]', j)
+                if not q then
+                    return nil
+                end
+                if text:byte(q) == 92 then
+                    j = q + 2
+                else
+                    j = q
+                    break
+                end
+            end
+            if depth == 1 and text:find('^%s*:', j + 1) then
+                top = text:sub(i + 1, j - 1)
+            end
+            i = j + 1
+        elseif c == 123 or c == 91 then
+            depth = depth + 1
+            i = i + 1
+        elseif c == 125 or c == 93 then
+            depth = depth - 1
+            i = i + 1
+        elseif c == 45 or (c >= 48 and c <= 57) then
+            local s, e = text:find('^-?%d*%.?%d*[eE]?[-+]?%d*', i)
+            local tok = text:sub(s, e)
+            local v = tonumber(tok)
+            if v and v == math.floor(v) and tok:find('[%.eE]') and not integral(tok) then
+                return top or 'arguments', tok
+            end
+            i = e + 1
+        else
+            i = i + 1
+        end
+    end
+    return nil
+end
+
 local function decode_args(argv)
     local ok, a = pcall(cjson.decode, argv[1] or '')
     if not ok or type(a) ~= 'table' then
         invalid('arguments', 'must be one JSON object')
+    end
+    -- Only a digit before '.', 'e' or 'E' can start a number with a fraction: most calls skip the scan.
+    if argv[1]:find('%d[%.eE]') then
+        local arg, tok = inexact_number(argv[1])
+        if arg then
+            invalid(arg, tok .. ' must be an integer')
+        end
     end
     for k, v in pairs(a) do
         if v == NULL then
