@@ -52,6 +52,34 @@ func TestAWriterCannotEndAnotherHoldersLeaseWithAFutureAt(t *testing.T) {
 	}
 }
 
+// A past at on acquire_quota would record the entry and the lease where no other caller's window
+// reaches: ascending past instants a window apart would be admitted without end.
+func TestAWritersPastAtOnAcquireQuotaIsRefusedAnAdminsAccepted(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewDatabase(t)
+	admin := loginRole(t, url, "spendcap_admin")
+	writer := loginRole(t, url, "spendcap_writer")
+	if _, err := admin.Exec(ctx, `SELECT * FROM spendcap.create_quota_policy('qp1', window_seconds => 60, max_requests => 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.Exec(ctx, `SELECT * FROM spendcap.acquire_quota('qp1', 'owner')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := writer.Exec(ctx, `SELECT * FROM spendcap.acquire_quota('qp1', 'attacker', at => now() - interval '2 minutes')`)
+	requireCode(t, err, "SC002", "at")
+	var inWindow int
+	if err := writer.QueryRow(ctx, `SELECT in_window FROM spendcap.quota_status('qp1')`).Scan(&inWindow); err != nil || inWindow != 1 {
+		t.Errorf("in_window after the refused call: %d, %v; want 1", inWindow, err)
+	}
+	// A clock a little behind is not a replay; an admin may replay the past.
+	if _, err := writer.Exec(ctx, `SELECT * FROM spendcap.acquire_quota('qp1', 'late', at => now() - interval '1 second')`); err != nil {
+		t.Errorf("a writer's at one second behind: %v", err)
+	}
+	if _, err := admin.Exec(ctx, `SELECT * FROM spendcap.acquire_quota('qp1', 'replay', at => now() - interval '2 minutes')`); err != nil {
+		t.Errorf("an admin's past at: %v; want an answer", err)
+	}
+}
+
 func TestAnAtOutsideTheYears1970To9999IsRefusedNamingIt(t *testing.T) {
 	t.Parallel()
 	db := testenv.Pool(t)

@@ -672,24 +672,29 @@ end
 -- time_problem is the one rule for a call's at_ms (docs/semantics.md#time): what is wrong with it,
 -- or nil. An instant later than the server clock plus FUTURE_SKEW would let any caller open the
 -- next window early or end another holder's lease, so it needs ALLOW_REPLAY; earlier ones are
--- fine, since usage never lands in a window before the budget's current one.
-local function time_problem(at)
+-- fine where the past cannot help (usage never lands in a window before the budget's current one),
+-- but not with past_ok = false (acquire_quota).
+local function time_problem(at, past_ok)
     if not valid_time(at) then
         return 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC'
     end
     if not ALLOW_REPLAY and at > now_ms() + FUTURE_SKEW then
         return 'is later than the server clock: only a library loaded with replays allowed takes a future at_ms'
     end
+    if not ALLOW_REPLAY and past_ok == false and at < now_ms() - FUTURE_SKEW then
+        return 'is earlier than the server clock: only a library loaded with replays allowed acquires a quota in the past'
+    end
     return nil
 end
 
--- at_of is the call's instant: at_ms, checked by time_problem, or the server clock.
-local function at_of(a)
+-- at_of is the call's instant: at_ms, checked by time_problem, or the server clock. acquire_quota
+-- passes past_ok = false: an entry or lease recorded in the past would count against nobody.
+local function at_of(a, past_ok)
     local at = a.at_ms
     if at == nil then
         return now_ms()
     end
-    local problem = time_problem(at)
+    local problem = time_problem(at, past_ok)
     if problem then
         invalid('at_ms', problem)
     end
@@ -1181,7 +1186,7 @@ function api.acquire_quota(keys, a)
     local id = a.policy_id
     local key = policy_key(keys, id)
     check_id('holder_id', a.holder_id)
-    local t = at_of(a)
+    local t = at_of(a, false)
     local p = read_policy(key, id)
     if p.w > 0 then
         redis.call('ZREMRANGEBYSCORE', key .. ':w', '-inf', t - p.w * 1000)

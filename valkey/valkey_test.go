@@ -148,8 +148,8 @@ func TestZoneOffsetsFollowGoZoneData(t *testing.T) {
 // live leases, so they stay bounded however long a policy lives.
 func TestQuotaSortedSetsStayBoundedByTheWindow(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Valkey(t)
-	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	rdb := ownServer(t) // replays allowed: the acquisitions are in the past
+	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestNewWarnsOnAnFsyncPolicyThatCanLoseAcknowledgedUsage(t *testing.T) {
 
 func TestAFutureAtMsIsRefusedUnlessTheLibraryAllowsReplays(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Valkey(t)
+	rdb := ownServer(t) // the replay setting is server-wide
 	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
@@ -299,11 +299,31 @@ func TestAFutureAtMsIsRefusedUnlessTheLibraryAllowsReplays(t *testing.T) {
 	if qs, err := c.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: "qp1"}); err != nil || len(qs.Holders) != 1 || qs.Holders[0] != "owner" {
 		t.Errorf("holders after the refused call: %+v, %v; want [owner]", qs, err)
 	}
+	// Nor acquire in the past, where the entry would count against nobody else's window; a clock a
+	// second behind is not a replay.
+	if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "qp2", WindowSeconds: 60, MaxRequests: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "qp2", HolderID: "owner"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "qp2", HolderID: "attacker", At: time.Now().Add(-2 * time.Minute)}); !errors.Is(err, spendcap.ErrInvalidArgument) || !errors.As(err, &e) || !strings.HasPrefix(e.Message, "at_ms: is earlier than the server clock") {
+		t.Errorf("acquire 2 minutes behind: %v, want SC002 at_ms", err)
+	}
+	if qs, err := c.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: "qp2"}); err != nil || qs.InWindow != 1 {
+		t.Errorf("in_window after the refused call: %+v, %v; want 1", qs, err)
+	}
+	if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "qp2", HolderID: "late", At: time.Now().Add(-time.Second)}); err != nil {
+		t.Errorf("acquire a second behind: %v", err)
+	}
 	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
 		t.Fatal(err)
 	}
 	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 100}, At: *st.NextResetAt}); err != nil || o.Outcome != spendcap.OK {
 		t.Errorf("with replays allowed: %+v, %v; want ok in the next window", o, err)
+	}
+	if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "qp2", HolderID: "replay", At: time.Now().Add(-2 * time.Minute)}); err != nil {
+		t.Errorf("with replays allowed, acquire 2 minutes behind: %v; want an answer", err)
 	}
 }
 
@@ -321,7 +341,7 @@ func TestLibrarySourceChangesOnlyTheReplaySetting(t *testing.T) {
 // past the range failed after writes; now each is SC002, at once, and nothing changes.
 func TestHostileInstantsAndQuantitiesAreSC002AndWriteNothing(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Valkey(t)
+	rdb := ownServer(t) // replays allowed, which is server-wide: the checks below hold even then
 	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
 		t.Fatal(err)
 	}

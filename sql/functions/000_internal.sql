@@ -68,10 +68,11 @@ AS 'SELECT pg_catalog.pg_has_role(coalesce(nullif(pg_catalog.current_setting(''r
 -- instant is the one rule for a call's `at` (docs/semantics.md#time): null means now(); an instant
 -- outside in_time_range is refused; one later than the server clock plus future_skew is refused
 -- unless the caller may replay, because a future `at` would let any writer open the next window
--- early or end another holder's lease. Earlier instants are allowed: usage never lands in a
--- window before the budget's current one.
+-- early or end another holder's lease. Earlier instants are allowed where the past cannot help
+-- (usage never lands in a window before the budget's current one); acquire_quota passes
+-- past_ok => false, since an entry or lease recorded in the past would count against nobody.
 DROP FUNCTION IF EXISTS spendcap_internal.instant;
-CREATE FUNCTION spendcap_internal.instant(at timestamptz)
+CREATE FUNCTION spendcap_internal.instant(at timestamptz, past_ok boolean DEFAULT true)
 RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE
 AS $fn$
@@ -85,6 +86,10 @@ BEGIN
     IF at > pg_catalog.clock_timestamp() + spendcap_internal.future_skew() AND NOT spendcap_internal.may_replay() THEN
         PERFORM spendcap_internal.invalid_argument('at',
             'is later than the server clock: only spendcap_admin may pass a future at (replays and tests)');
+    END IF;
+    IF NOT past_ok AND at < pg_catalog.clock_timestamp() - spendcap_internal.future_skew() AND NOT spendcap_internal.may_replay() THEN
+        PERFORM spendcap_internal.invalid_argument('at',
+            'is earlier than the server clock: only spendcap_admin may acquire a quota in the past (replays and tests)');
     END IF;
     RETURN at;
 END

@@ -132,7 +132,7 @@ DECLARE
 BEGIN
     PERFORM spendcap_internal.check_id('policy_id', policy_id);
     PERFORM spendcap_internal.check_id('holder_id', holder_id);
-    t := spendcap_internal.instant(at);
+    t := spendcap_internal.instant(at, past_ok => false);
     p := spendcap_internal.lock_policy(policy_id);
     win := make_interval(secs => p.window_seconds);
     IF p.window_oldest <= t - win THEN
