@@ -61,6 +61,7 @@ Commands:
   valkey-load  load the Valkey Functions library on every primary of --valkey-url (else $VALKEY_URL);
              with --valkey-cluster the URL is a seed node of a Valkey Cluster; with
              --allow-replay callers may pass an at_ms later than the server clock
+             (and acquire a quota at an earlier one): log replays and tests
 
 The database is --database-url, else $DATABASE_URL, else the standard PG* variables.
 Results go to stdout, logs to stderr.
@@ -93,7 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.valkeyURL, "valkey-url", "", "Valkey URL for valkey-load, redis://[user:password@]host:port (default $VALKEY_URL)")
 	fs.BoolVar(&o.valkeyCluster, "valkey-cluster", false, "valkey-load: --valkey-url is a seed node of a Valkey Cluster")
-	fs.BoolVar(&o.allowReplay, "allow-replay", false, "valkey-load: let callers pass an at_ms later than the server clock (log replays, tests)")
+	fs.BoolVar(&o.allowReplay, "allow-replay", false, "valkey-load: let callers pass an at_ms later than the server clock, or acquire a quota at an earlier one (log replays, tests)")
 	fs.StringVar(&o.databaseURL, "database-url", "", "Postgres URL or keyword DSN (default $DATABASE_URL, else PG* variables)")
 	fs.DurationVar(&o.lockTimeout, "lock-timeout", migrator.DefaultLockTimeout, "how long to wait for another deploy to release the lock")
 	fs.StringVar(&o.format, "format", "text", "result format on stdout: text or json")

@@ -264,6 +264,40 @@ func TestValkeyLoadLoadsTheLibraryOnce(t *testing.T) {
 	}
 }
 
+// valkey-load loads the library whatever the server's settings, but says when clients will refuse
+// the server (no append-only file here), and writes the replay setting it was given.
+func TestValkeyLoadWarnsOnAServerWithoutAnAppendOnlyFileAndSetsReplays(t *testing.T) {
+	t.Parallel()
+	v, err := localserver.StartValkey(context.Background(), localserver.ValkeyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Stop)
+	rdb := redis.NewClient(&redis.Options{Addr: v.Addr})
+	defer rdb.Close()
+	future := fmt.Sprintf(`{"budget_id":"b1","at_ms":%d}`, time.Now().Add(time.Hour).UnixMilli())
+	for _, replay := range []bool{false, true} {
+		args := []string{"valkey-load", "--valkey-url", v.URL, "--format=json"}
+		if replay {
+			args = append(args, "--allow-replay")
+		}
+		r := runCLI(args...)
+		var res struct {
+			AllowReplay bool `json:"allow_replay"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &res); r.code != exitOK || err != nil || res.AllowReplay != replay {
+			t.Fatalf("valkey-load %v: exit %d, %s %s", args, r.code, r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "clients will refuse this server") || !strings.Contains(r.stderr, "appendonly") {
+			t.Errorf("valkey-load on appendonly no: stderr does not say clients will refuse it:\n%s", r.stderr)
+		}
+		err := rdb.FCall(context.Background(), "sc_budget_status", []string{"sc:{b1}"}, future).Err()
+		if refused := err != nil && strings.HasPrefix(err.Error(), "SC002 at_ms"); refused == replay {
+			t.Errorf("after valkey-load %v: a future at_ms gave %v", args, err)
+		}
+	}
+}
+
 func TestValkeyLoadWithoutURLIsAUsageError(t *testing.T) {
 	t.Parallel()
 	cmd := exec.Command(testenv.Binary(t, "."), "valkey-load")
