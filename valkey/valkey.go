@@ -1,6 +1,6 @@
-// Package valkey is spendcap's Valkey backend: the Valkey Functions library spendcap.lua, which
-// has the semantics of the PL/pgSQL functions, and Client, which implements spendcap.Budgets on
-// it with go-redis, on a single node or a Valkey Cluster.
+// Package valkey is spendcap's Valkey backend: the Valkey Functions library spendcap.lua (built
+// from the files of valkey/lua), which has the semantics of the PL/pgSQL functions, and Client,
+// which implements spendcap.Budgets on it with go-redis, on a single node or a Valkey Cluster.
 package valkey
 
 import (
@@ -17,6 +17,8 @@ import (
 
 	"github.com/spendcap/spendcap"
 )
+
+//go:generate go run ../internal/cmd/lualib -dir lua -out spendcap.lua
 
 // Library is the source of the Valkey Functions library (`#!lua name=spendcap`).
 //

@@ -1,0 +1,209 @@
+-- The budget row: reading it (locked, rolled to the call's instant), writing it, its status, its
+-- reservations and its history (docs/semantics.md#windows). Conventions: 000_validation.sql.
+
+-- budget_not_found raises SC001.
+DROP FUNCTION IF EXISTS spendcap_internal.budget_not_found;
+CREATE FUNCTION spendcap_internal.budget_not_found(budget_id text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'SC001', MESSAGE = format('budget_id: budget %s not found', to_jsonb(budget_id));
+END
+$fn$;
+
+-- lock_budget locks budget_id's row and brings it to the call's instant t = greatest(at,
+-- window_start), where at has been through instant() (callers compute the same t from the
+-- returned row): a due window is closed into
+-- history and rolled, expired reservations are dropped and the reserved aggregate recomputed. It
+-- saves the row only when one of those happened. SC001 when the budget does not exist.
+-- Locks one budgets row; on a roll writes one history row.
+DROP FUNCTION IF EXISTS spendcap_internal.lock_budget;
+CREATE FUNCTION spendcap_internal.lock_budget(budget_id text, at timestamptz)
+RETURNS spendcap.budgets
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    b      spendcap.budgets;
+    t      timestamptz;
+    rolled spendcap.budgets;
+BEGIN
+    SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        PERFORM spendcap_internal.budget_not_found(budget_id);
+    END IF;
+    t := greatest(at, b.window_start);
+    IF (b.next_reset_at IS NULL OR t < b.next_reset_at)
+       AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at) THEN
+        RETURN b;
+    END IF;
+    rolled := spendcap_internal.advanced(b, t);
+    IF rolled.next_reset_at IS DISTINCT FROM b.next_reset_at THEN
+        PERFORM spendcap_internal.close_window(b, b.next_reset_at, 'schedule');
+    END IF;
+    IF rolled.reservations_expire_at <= t THEN
+        DELETE FROM spendcap.reservations AS r WHERE r.budget_id = b.budget_id AND r.expires_at <= t;
+        rolled.reserved := spendcap_internal.live_reserved(rolled, t);
+        rolled.reservations_expire_at := (SELECT min(r.expires_at) FROM spendcap.reservations AS r WHERE r.budget_id = b.budget_id);
+    END IF;
+    PERFORM spendcap_internal.save(rolled);
+    RETURN rolled;
+END
+$fn$;
+
+-- advanced returns budget b as of instant t: unchanged while t is inside its window, else rolled to
+-- the window containing t (docs/semantics.md#windows, exact lazy roll: any number of missed periods is one roll).
+-- window_seq counts closed windows that had usage or breaches, so it is the same whenever and
+-- however often rolls are materialised. It writes nothing; writers close the old window into
+-- history (close_window skips an empty one).
+DROP FUNCTION IF EXISTS spendcap_internal.advanced;
+CREATE FUNCTION spendcap_internal.advanced(b spendcap.budgets, t timestamptz)
+RETURNS spendcap.budgets
+LANGUAGE plpgsql STABLE
+AS $fn$
+DECLARE
+    w record;
+BEGIN
+    IF b.next_reset_at IS NULL OR t < b.next_reset_at THEN
+        RETURN b;
+    END IF;
+    w := spendcap_internal.window_of(b.reset_anchor, b.reset_n, b.reset_unit, b.reset_timezone, b.created_at, t);
+    -- Only a window with usage or breaches counts: closing an empty one (the roll job does so every
+    -- period for idle budgets) must not move window_seq, or it would depend on when rolls happen.
+    IF b.usage <> '{}' OR b.window_breach_count > 0 OR b.window_soft_breach_count > 0 THEN
+        b.window_seq := b.window_seq + 1;
+    END IF;
+    b.window_k := w.k;
+    b.window_start := w.window_start;
+    b.next_reset_at := w.next_reset_at;
+    b.usage := '{}';
+    b.window_breach_count := 0;
+    b.window_soft_breach_count := 0;
+    b.last_breach_at := NULL;
+    b.last_breach_dim := NULL;
+    RETURN b;
+END
+$fn$;
+
+-- live_reserved sums the reservations of budget b still live at t. The aggregate kept on the row is
+-- exact until its earliest expiry, so the reservations table is read only after one has expired.
+DROP FUNCTION IF EXISTS spendcap_internal.live_reserved;
+CREATE FUNCTION spendcap_internal.live_reserved(b spendcap.budgets, t timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+AS $fn$
+BEGIN
+    IF b.reservations_expire_at IS NULL OR t < b.reservations_expire_at THEN
+        RETURN b.reserved;
+    END IF;
+    RETURN coalesce((
+        SELECT jsonb_object_agg(d.key, d.total)
+        FROM (SELECT a.key, sum(a.value::numeric)::bigint AS total
+              FROM spendcap.reservations r, jsonb_each(r.amounts) AS a
+              WHERE r.budget_id = b.budget_id AND r.expires_at > t
+              GROUP BY a.key) d
+        WHERE d.total <> 0), '{}');
+END
+$fn$;
+
+-- status_row renders budget b (already advanced to t) as the budget_status result (docs/semantics.md#reading-a-budget).
+DROP FUNCTION IF EXISTS spendcap_internal.status_row;
+CREATE FUNCTION spendcap_internal.status_row(b spendcap.budgets, t timestamptz)
+RETURNS spendcap.budget_status_result
+LANGUAGE plpgsql STABLE
+AS $fn$
+DECLARE
+    r spendcap.budget_status_result;
+    reserved jsonb := spendcap_internal.live_reserved(b, t);
+BEGIN
+    r.budget_id := b.budget_id;
+    r.hard_limits := b.hard_limits;
+    r.soft_limits := b.soft_limits;
+    r.reset_every := b.reset_every;
+    r.reset_timezone := b.reset_timezone;
+    r.reset_anchor := b.reset_anchor;
+    r.mode := b.mode;
+    r.scope_type := b.scope_type;
+    r.scope_id := b.scope_id;
+    r.dedup_ttl_seconds := b.dedup_ttl_seconds;
+    r.window_seq := b.window_seq;
+    r.window_start := b.window_start;
+    r.next_reset_at := b.next_reset_at;
+    r.usage := b.usage;
+    r.reserved := reserved;
+    r.remaining := coalesce((
+        SELECT jsonb_object_agg(h.key, greatest(0, h.value::bigint
+                                                  - coalesce((b.usage ->> h.key)::bigint, 0)
+                                                  - coalesce((reserved ->> h.key)::bigint, 0)))
+        FROM jsonb_each(b.hard_limits) AS h), '{}');
+    r.breach_count := b.breach_count;
+    r.soft_breach_count := b.soft_breach_count;
+    r.window_breach_count := b.window_breach_count;
+    r.window_soft_breach_count := b.window_soft_breach_count;
+    r.last_breach_at := b.last_breach_at;
+    r.last_breach_dim := b.last_breach_dim;
+    r.created_at := b.created_at;
+    r.updated_at := b.updated_at;
+    RETURN r;
+END
+$fn$;
+
+-- save writes the mutable state of b back to its row.
+DROP FUNCTION IF EXISTS spendcap_internal.save;
+CREATE FUNCTION spendcap_internal.save(b spendcap.budgets)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
+    UPDATE spendcap.budgets AS x SET
+        hard_limits = b.hard_limits, soft_limits = b.soft_limits, mode = b.mode, updated_at = b.updated_at,
+        window_seq = b.window_seq, window_k = b.window_k, window_start = b.window_start,
+        next_reset_at = b.next_reset_at, usage = b.usage, reserved = b.reserved,
+        reservations_expire_at = b.reservations_expire_at, breach_count = b.breach_count,
+        soft_breach_count = b.soft_breach_count, window_breach_count = b.window_breach_count,
+        window_soft_breach_count = b.window_soft_breach_count, last_breach_at = b.last_breach_at,
+        last_breach_dim = b.last_breach_dim
+    WHERE x.budget_id = b.budget_id;
+END
+$fn$;
+
+-- close_window records the window of b that ends at window_end in the history, unless it had no
+-- usage and no breaches (docs/semantics.md#windows).
+DROP FUNCTION IF EXISTS spendcap_internal.close_window;
+CREATE FUNCTION spendcap_internal.close_window(b spendcap.budgets, window_end timestamptz, closed_by text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
+    IF b.usage <> '{}' OR b.window_breach_count > 0 OR b.window_soft_breach_count > 0 THEN
+        INSERT INTO spendcap.budget_history
+            (budget_id, window_seq, window_start, window_end, usage, breach_count, soft_breach_count, closed_by)
+        VALUES (b.budget_id, b.window_seq, b.window_start, window_end, b.usage,
+                b.window_breach_count, b.window_soft_breach_count, closed_by);
+    END IF;
+END
+$fn$;
+
+-- take_reservation ends a live reservation of budget_id (its budget row locked and brought to the
+-- call's instant by lock_budget, so expired ones are gone) and returns its amounts; SC007 when it is
+-- unknown, expired or already finished. Deletes one reservations row.
+DROP FUNCTION IF EXISTS spendcap_internal.take_reservation;
+CREATE FUNCTION spendcap_internal.take_reservation(budget_id text, reservation_id text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    amounts jsonb;
+BEGIN
+    DELETE FROM spendcap.reservations AS r
+     WHERE r.budget_id = budget_id AND r.reservation_id = reservation_id
+    RETURNING r.amounts INTO amounts;
+    IF amounts IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'SC007', MESSAGE = format(
+            'reservation_id: reservation %s is unknown, expired or already finished', to_jsonb(reservation_id));
+    END IF;
+    RETURN amounts;
+END
+$fn$;

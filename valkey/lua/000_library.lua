@@ -1,0 +1,100 @@
+#!lua name=spendcap
+--
+-- spendcap budgets as a Valkey Functions library: the semantics of the PL/pgSQL functions in
+-- sql/functions (described in docs/semantics.md), call for call and result for result.
+--
+-- Call shape (docs/semantics.md#valkey): FCALL sc_<name> 1 sc:{<budget_id>} <json args>; the reply is one JSON
+-- document; errors are replies "SC00x <argument>: <problem>". Times are integer Unix milliseconds.
+--
+-- Keys of a budget, all under the hash tag {<budget_id>} so that a budget lives in one slot:
+--   sc:{id}              the budget: definition, window, usage, counters (MessagePack: cmsgpack
+--                        packs and unpacks it in a seventh of the time cjson plus our exact-integer
+--                        JSON encoder took; documents stored as JSON by older versions still read)
+--   sc:{id}:tz           its zone's offset table, for IANA zones (JSON array of [from_ms, offset_s])
+--   sc:{id}:r            live reservations (HASH reservation_id -> {"a": amounts, "exp": ms})
+--   sc:{id}:l            the spend ledger of the current window (HASH execution_id -> amounts)
+--   sc:{id}:h            closed windows, newest first, the newest 100 (LIST of JSON)
+--   sc:{id}:d:<gen>:<k>  dedup/idempotency keys (JSON), expiring by TTL; <gen> is the budget's
+--                        generation, so a deleted and re-created budget never sees old keys.
+--
+-- Nothing is written before every check of a call has passed: writes are queued and run by
+-- commit() at the end, so a call that returns an error leaves no trace (Lua has no rollback).
+
+local MAX = 9007199254740991
+local NULL -- cjson.null; the loading environment has no cjson, so it is set on the first call
+local DAY = 86400000
+local ARRAY = {}
+local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
+local CALENDAR = { day = true, week = true, month = true, year = true }
+local HISTORY_KEPT = 100
+-- The instants a call may name (docs/semantics.md#time): [1970-01-01, 10000-01-01) UTC in ms. Every
+-- time the library computes stays below 2^53 and 1e15, so it is exact and redis.call passes it on as
+-- the integer the command expects.
+local TIME_MAX = 253402300800000
+-- How far past the server clock an at_ms may lie when replays are not allowed.
+local FUTURE_SKEW = 5000
+-- Whether callers may pass an at_ms later than the server clock plus FUTURE_SKEW (log replays and
+-- tests). The loader (valkey.LibrarySource, `migrate valkey-load --allow-replay`) rewrites this
+-- line; Valkey has no roles, so the setting is the server's.
+local ALLOW_REPLAY = false
+
+local function fail(code, message)
+    error({ sc = code .. ' ' .. message }, 0)
+end
+
+local function invalid(arg, problem)
+    fail('SC002', arg .. ': ' .. problem)
+end
+
+local function array(t)
+    return setmetatable(t or {}, ARRAY)
+end
+
+-- encode writes JSON with exact integers (cjson prints 14 significant digits).
+local function encode(v)
+    if v == nil or v == NULL then
+        return 'null'
+    end
+    local t = type(v)
+    if t == 'boolean' then
+        return v and 'true' or 'false'
+    elseif t == 'number' then
+        -- tostring prints 14 significant digits: exact below 1e14, the rest needs %.0f.
+        if v > -1e14 and v < 1e14 then
+            return tostring(v + 0)
+        end
+        return string.format('%.0f', v)
+    elseif t == 'string' then
+        return cjson.encode(v)
+    end
+    local parts = {}
+    if getmetatable(v) == ARRAY then
+        for i = 1, #v do
+            parts[i] = encode(v[i])
+        end
+        return '[' .. table.concat(parts, ',') .. ']'
+    end
+    local keys = {}
+    for k in pairs(v) do
+        keys[#keys + 1] = k
+    end
+    table.sort(keys)
+    for i, k in ipairs(keys) do
+        parts[i] = cjson.encode(k) .. ':' .. encode(v[k])
+    end
+    return '{' .. table.concat(parts, ',') .. '}'
+end
+
+local function sorted_keys(t)
+    local keys = {}
+    for k in pairs(t) do
+        keys[#keys + 1] = k
+    end
+    table.sort(keys) -- byte order: Lua compares strings with strcmp
+    return keys
+end
+
+local function now_ms()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end

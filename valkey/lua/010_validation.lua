@@ -1,0 +1,172 @@
+----------------------------------------------------------------------------------------------
+-- Validation (docs/semantics.md#arguments), in the same order as the SQL functions.
+
+-- integral reports whether a JSON number token is an integer as written (1e3 and 2.50e1 are, 1.5 is not).
+local function integral(tok)
+    local int, frac, exp = tok:match('^-?(%d+)%.?(%d*)[eE]?([-+]?%d*)$')
+    if not int then
+        return false
+    end
+    local digits = int .. frac
+    local point = #int + (tonumber(exp) or 0)
+    return not digits:sub(math.max(point, 0) + 1):find('[1-9]')
+end
+
+-- inexact_number finds a number with a fraction that cjson's doubles round away (4503599627370496.5,
+-- 1.0000000000000001 decode as integers), which SQL's exact numerics refuse. It scans the text
+-- outside strings and answers the top-level argument holding the number, and the number.
+local function inexact_number(text)
+    local i, n, depth, top = 1, #text, 0, nil
+    while i <= n do
+        local c = text:byte(i)
+        if c == 34 then -- a string: skip past its closing quote
+            local j = i + 1
+            while true do
+                local q = text:find('["\\]', j)
+                if not q then
+                    return nil
+                end
+                if text:byte(q) == 92 then
+                    j = q + 2
+                else
+                    j = q
+                    break
+                end
+            end
+            if depth == 1 and text:find('^%s*:', j + 1) then
+                top = text:sub(i + 1, j - 1)
+            end
+            i = j + 1
+        elseif c == 123 or c == 91 then
+            depth = depth + 1
+            i = i + 1
+        elseif c == 125 or c == 93 then
+            depth = depth - 1
+            i = i + 1
+        elseif c == 45 or (c >= 48 and c <= 57) then
+            local s, e = text:find('^-?%d*%.?%d*[eE]?[-+]?%d*', i)
+            local tok = text:sub(s, e)
+            local v = tonumber(tok)
+            if v and v == math.floor(v) and tok:find('[%.eE]') and not integral(tok) then
+                return top or 'arguments', tok
+            end
+            i = e + 1
+        else
+            i = i + 1
+        end
+    end
+    return nil
+end
+
+local function decode_args(argv)
+    local ok, a = pcall(cjson.decode, argv[1] or '')
+    if not ok or type(a) ~= 'table' then
+        invalid('arguments', 'must be one JSON object')
+    end
+    -- Only a digit before '.', 'e' or 'E' can start a number with a fraction: most calls skip the scan.
+    if argv[1]:find('%d[%.eE]') then
+        local arg, tok = inexact_number(argv[1])
+        if arg then
+            invalid(arg, tok .. ' must be an integer')
+        end
+    end
+    for k, v in pairs(a) do
+        if v == NULL then
+            a[k] = nil -- null means "default", as in SQL
+        end
+    end
+    return a
+end
+
+-- valid_id, valid_dim and valid_qty are the rules of docs/semantics.md#arguments as tests; check_id, quantities and
+-- fast_report share them.
+local function valid_id(v)
+    return type(v) == 'string' and #v >= 1 and #v <= 128 and not v:find('[^!-z|~]')
+end
+
+local function valid_dim(k)
+    return type(k) == 'string' and #k >= 1 and #k <= 64 and not k:find('[^%w_%.:%-]')
+end
+
+local function is_int(v)
+    return type(v) == 'number' and v == math.floor(v) and v > -1e300 and v < 1e300
+end
+
+local function valid_qty(v)
+    return is_int(v) and v >= 0 and v <= MAX
+end
+
+local function valid_time(v)
+    return is_int(v) and v >= 0 and v < TIME_MAX
+end
+
+local function check_id(arg, v)
+    if v == nil then
+        invalid(arg, 'is required')
+    end
+    if not valid_id(v) then
+        invalid(arg, 'must be 1..128 bytes of printable ASCII (0x21-0x7E) other than { and }')
+    end
+end
+
+-- base_key checks the id named arg and that the call's key is prefix .. '{' .. id .. '}'.
+local function base_key(keys, arg, prefix, id)
+    check_id(arg, id)
+    local want = prefix .. '{' .. id .. '}'
+    if keys[1] ~= want then
+        invalid(arg, 'the key must be ' .. want)
+    end
+    return want
+end
+
+local function budget_key(keys, id)
+    return base_key(keys, 'budget_id', 'sc:', id)
+end
+
+local function parse_period(p)
+    local bad = 'must be "<n> <unit>" with n in 1..10000 and unit one of second, minute, hour, day, week, month, year'
+    if type(p) ~= 'string' then
+        invalid('reset_every', bad)
+    end
+    local num, unit = p:lower():match('^%s*(%d%d?%d?%d?%d?)%s+(%a+)%s*$')
+    if unit and not UNIT_MS[unit] and not CALENDAR[unit] and unit:sub(-1) == 's' then
+        unit = unit:sub(1, -2)
+    end
+    local n = tonumber(num)
+    if not unit or (not UNIT_MS[unit] and not CALENDAR[unit]) or n < 1 or n > 10000 then
+        invalid('reset_every', bad)
+    end
+    return n, unit, n .. ' ' .. unit .. (n == 1 and '' or 's')
+end
+
+-- time_problem is the one rule for a call's at_ms (docs/semantics.md#time): what is wrong with it,
+-- or nil. An instant later than the server clock plus FUTURE_SKEW would let any caller open the
+-- next window early or end another holder's lease, so it needs ALLOW_REPLAY; earlier ones are
+-- fine where the past cannot help (usage never lands in a window before the budget's current one),
+-- but not with past_ok = false (acquire_quota).
+local function time_problem(at, past_ok)
+    if not valid_time(at) then
+        return 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC'
+    end
+    if not ALLOW_REPLAY and at > now_ms() + FUTURE_SKEW then
+        return 'is later than the server clock: only a library loaded with replays allowed takes a future at_ms'
+    end
+    if not ALLOW_REPLAY and past_ok == false and at < now_ms() - FUTURE_SKEW then
+        return 'is earlier than the server clock: only a library loaded with replays allowed acquires a quota in the past'
+    end
+    return nil
+end
+
+-- at_of is the call's instant: at_ms, checked by time_problem, or the server clock. acquire_quota
+-- passes past_ok = false: an entry or lease recorded in the past would count against nobody.
+local function at_of(a, past_ok)
+    local at = a.at_ms
+    if at == nil then
+        return now_ms()
+    end
+    local problem = time_problem(at, past_ok)
+    if problem then
+        invalid('at_ms', problem)
+    end
+    return at
+end

@@ -1,0 +1,50 @@
+----------------------------------------------------------------------------------------------
+-- Registration: every call answers one JSON document, or an error reply carrying its spendcap error code.
+
+-- run calls fn and encodes its answer; a string is an answer already encoded (fast_report): no API
+-- call answers a bare string.
+local function run(fn, keys, argv)
+    local r = fn(keys, decode_args(argv))
+    if type(r) == 'string' then
+        return r
+    end
+    return encode(r)
+end
+
+local function register(name, fn, readonly)
+    redis.register_function({
+        function_name = 'sc_' .. name,
+        callback = function(keys, argv)
+            NULL = cjson.null
+            local ok, res = pcall(run, fn, keys, argv)
+            if ok then
+                return res
+            end
+            if type(res) == 'table' and res.sc then
+                return redis.error_reply(res.sc)
+            end
+            error(res, 0)
+        end,
+        flags = readonly and { 'no-writes' } or {},
+    })
+end
+
+register('create_budget', api.create_budget)
+register('set_limits', api.set_limits)
+register('delete_budget', api.delete_budget)
+register('report_usage', api.report_usage)
+register('check_usage', api.check_usage, true)
+register('record_spend', api.record_spend)
+register('release_spend', api.release_spend)
+register('reserve', api.reserve)
+register('settle', api.settle)
+register('cancel_reservation', api.cancel_reservation)
+register('reset_budget', api.reset_budget)
+register('budget_status', api.budget_status, true)
+register('budget_history', api.budget_history, true)
+register('create_quota_policy', api.create_quota_policy)
+register('acquire_quota', api.acquire_quota)
+register('renew_quota', api.renew_quota)
+register('release_quota', api.release_quota)
+register('quota_status', api.quota_status, true)
+register('delete_quota_policy', api.delete_quota_policy)
