@@ -56,7 +56,7 @@ func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
 	// t.Run returns when the parallel scenarios of the group have finished.
 	t.Run("slice", func(t *testing.T) {
 		conformance.RunSelected(t, func(t *testing.T) spendcap.Backend {
-			return prefixed{c, fmt.Sprintf("t%d-", seq.Add(1))}
+			return prefixed{c, fmt.Sprintf("t%d/", seq.Add(1))} // ids t<n>/<id>: hash tag t<n>
 		}, func(name string) bool {
 			if strings.Contains(name, "Validation") || strings.Contains(name, "Invalid") {
 				return false
@@ -85,6 +85,46 @@ func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
 	})
 	if keys != 3 {
 		t.Errorf("keys on %d of 3 primaries", keys)
+	}
+	// Every key the scenarios left is placed by the first segment of its id (t<n>), the budget's
+	// own keys and its reservations, ledgers, histories and dedup keys alike.
+	_ = rdb.ForEachMaster(context.Background(), func(ctx context.Context, n *redis.Client) error {
+		iter := n.Scan(ctx, 0, "*", 1000).Iterator()
+		for iter.Next(ctx) {
+			k := iter.Val()
+			open, end := strings.IndexByte(k, '{'), strings.IndexByte(k, '}')
+			if open < 0 || end < open || strings.ContainsRune(k[open+1:end], '/') || !strings.HasPrefix(k[open+1:], "t") {
+				t.Errorf("key %q is not placed by the first segment of its id", k)
+			}
+		}
+		return iter.Err()
+	})
+}
+
+func TestValkeyBudgetsSharingTheFirstSegmentOfTheirIdsShareASlot(t *testing.T) {
+	t.Parallel()
+	cluster, err := localserver.StartValkeyCluster(context.Background(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Stop)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs})
+	t.Cleanup(func() { _ = rdb.Close() })
+	slot := func(key string) int64 {
+		s, err := rdb.ClusterKeySlot(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	org := slot(valkey.Key("acme"))
+	for _, id := range []string{"acme/team-1", "acme/team-1/key-7", "acme/daily"} {
+		if got := slot(valkey.Key(id)); got != org {
+			t.Errorf("budget %s in slot %d, acme in %d", id, got, org)
+		}
+	}
+	if got := slot(valkey.PolicyKey("acme/rpm")); got != slot(valkey.PolicyKey("acme")) {
+		t.Errorf("policy acme/rpm in slot %d, acme in %d", got, slot(valkey.PolicyKey("acme")))
 	}
 }
 

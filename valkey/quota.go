@@ -9,8 +9,9 @@ import (
 
 var _ spendcap.Backend = (*Client)(nil)
 
-// PolicyKey returns the base key of a quota policy (docs/semantics.md#valkey).
-func PolicyKey(policyID string) string { return "sc:q:{" + policyID + "}" }
+// PolicyKey returns the base key of a quota policy (docs/semantics.md#valkey): sc:q:{id}, or
+// sc:q:{g}/rest for an id g/rest.
+func PolicyKey(policyID string) string { return baseKey("sc:q:", policyID) }
 
 func (c *Client) quotaCall(ctx context.Context, name, policyID string, a args, readonly bool, out any) error {
 	return c.callKey(ctx, name, PolicyKey(policyID), a, readonly, out)

@@ -5,10 +5,12 @@
 -- spendcap budgets as a Valkey Functions library: the semantics of the PL/pgSQL functions in
 -- sql/functions (described in docs/semantics.md), call for call and result for result.
 --
--- Call shape (docs/semantics.md#valkey): FCALL sc_<name> 1 sc:{<budget_id>} <json args>; the reply is one JSON
+-- Call shape (docs/semantics.md#valkey): FCALL sc_<name> 1 <base key> <json args>; the reply is one JSON
 -- document; errors are replies "SC00x <argument>: <problem>". Times are integer Unix milliseconds.
 --
--- Keys of a budget, all under the hash tag {<budget_id>} so that a budget lives in one slot:
+-- Keys (base_of and subkey below are their one definition). A budget's base key is sc:{id}, or
+-- sc:{g}/rest for an id g/rest: the hash tag is the id up to its first '/', so budgets whose ids
+-- share that segment live in one cluster slot. Every key of a budget shares its base's hash tag:
 --   sc:{id}              the budget: definition, window, usage, counters (MessagePack: cmsgpack
 --                        packs and unpacks it in a seventh of the time cjson plus our exact-integer
 --                        JSON encoder took; documents stored as JSON by older versions still read)
@@ -18,6 +20,8 @@
 --   sc:{id}:h            closed windows, newest first, the newest 100 (LIST of JSON)
 --   sc:{id}:d:<gen>:<k>  dedup/idempotency keys (JSON), expiring by TTL; <gen> is the budget's
 --                        generation, so a deleted and re-created budget never sees old keys.
+-- For g/rest the kind goes before the rest: sc:{g}:r/rest, sc:{g}:d/rest:<gen>:<k>. (After the
+-- base, sc:{g}/rest:r would be the base key of budget g/rest:r.)
 --
 -- Nothing is written before every check of a call has passed: writes are queued and run by
 -- commit() at the end, so a call that returns an error leaves no trace (Lua has no rollback).
@@ -94,6 +98,24 @@ local function sorted_keys(t)
     end
     table.sort(keys) -- byte order: Lua compares strings with strcmp
     return keys
+end
+
+-- base_of is the base key of a budget (prefix 'sc:') or quota policy ('sc:q:') id: the hash tag
+-- is the id up to its first '/'. An id that starts with '/' keeps the whole id as its tag: an
+-- empty tag ({}) is no tag to Valkey, and its keys would scatter over the cluster.
+local function base_of(prefix, id)
+    local slash = id:find('/', 2, true)
+    if slash then
+        return prefix .. '{' .. id:sub(1, slash - 1) .. '}' .. id:sub(slash)
+    end
+    return prefix .. '{' .. id .. '}'
+end
+
+-- subkey is the key of one kind ('r', 'l', 'h', 'tz', 'd', ...) that belongs to a base key: the
+-- kind right after the hash tag, then the rest of the id, so that no subkey is another id's base.
+local function subkey(base, kind)
+    local close = base:find('}', 1, true)
+    return base:sub(1, close) .. ':' .. kind .. base:sub(close + 1)
 end
 
 local function now_ms()
@@ -213,10 +235,10 @@ local function check_id(arg, v)
     end
 end
 
--- base_key checks the id named arg and that the call's key is prefix .. '{' .. id .. '}'.
+-- base_key checks the id named arg and that the call's key is its base key (base_of).
 local function base_key(keys, arg, prefix, id)
     check_id(arg, id)
-    local want = prefix .. '{' .. id .. '}'
+    local want = base_of(prefix, id)
     if keys[1] ~= want then
         invalid(arg, 'the key must be ' .. want)
     end
@@ -556,7 +578,7 @@ local function zone_of(b)
         return zone(b.tz)
     end
     if b._zone == nil then
-        b._zone = cjson.decode(redis.call('GET', b._key .. ':tz'))
+        b._zone = cjson.decode(redis.call('GET', subkey(b._key, 'tz')))
     end
     return b._zone
 end
@@ -597,10 +619,10 @@ end
 -- and forgets the spend ledger, which only ever holds the current window's amounts.
 local function close_window(b, w, closed_by)
     if has_activity(w) then
-        queue(b, 'LPUSH', b._key .. ':h', encode(history_row(w, closed_by)))
-        queue(b, 'LTRIM', b._key .. ':h', 0, HISTORY_KEPT - 1)
+        queue(b, 'LPUSH', subkey(b._key, 'h'), encode(history_row(w, closed_by)))
+        queue(b, 'LTRIM', subkey(b._key, 'h'), 0, HISTORY_KEPT - 1)
     end
-    queue(b, 'DEL', b._key .. ':l')
+    queue(b, 'DEL', subkey(b._key, 'l'))
 end
 
 -- live_reserved sums the reservations still live at t. The aggregate kept on the budget is exact
@@ -609,12 +631,12 @@ local function live_reserved(b, t, drop)
     if b.rexp == nil or t < b.rexp then
         return b.reserved, b.rexp
     end
-    local all = redis.call('HGETALL', b._key .. ':r')
+    local all = redis.call('HGETALL', subkey(b._key, 'r'))
     local sum, min_exp = {}, nil
     for i = 1, #all, 2 do
         local r = cjson.decode(all[i + 1])
         if r.exp <= t then
-            if drop then queue(b, 'HDEL', b._key .. ':r', all[i]) end
+            if drop then queue(b, 'HDEL', subkey(b._key, 'r'), all[i]) end
         else
             sum = plus(sum, r.a)
             if min_exp == nil or r.exp < min_exp then min_exp = r.exp end
@@ -792,7 +814,7 @@ local function admit(op, keys, a)
     local fp, dkey
     if dk ~= nil then
         fp = op .. ' ' .. (ref or '') .. ' ' .. canonical(d)
-        dkey = key .. ':d:' .. b.gen .. ':' .. dk
+        dkey = subkey(key, 'd') .. ':' .. b.gen .. ':' .. dk
         local raw = redis.call('GET', dkey)
         if raw then
             local stored = cjson.decode(raw)
@@ -808,7 +830,7 @@ local function admit(op, keys, a)
 
     if op == 'reserve' then
         -- An expired reservation may still be in the hash (its removal is queued): not live.
-        local raw = redis.call('HGET', key .. ':r', ref)
+        local raw = redis.call('HGET', subkey(key, 'r'), ref)
         if raw and cjson.decode(raw).exp > t then
             invalid('reservation_id', 'reservation ' .. cjson.encode(ref) .. ' is live')
         end
@@ -822,15 +844,15 @@ local function admit(op, keys, a)
     if o.applied then
         if op == 'reserve' then
             o.expires_at = t + ttl * 1000
-            queue(b, 'HSET', key .. ':r', ref, encode({ a = d, exp = o.expires_at }))
+            queue(b, 'HSET', subkey(key, 'r'), ref, encode({ a = d, exp = o.expires_at }))
             b.reserved = plus(b.reserved, d)
             if b.rexp == nil or o.expires_at < b.rexp then b.rexp = o.expires_at end
         else
             b.usage = plus(b.usage, d)
             if op == 'record_spend' then
                 -- After a roll the ledger's old entries are being deleted: start afresh.
-                local prev = not b._rolled and redis.call('HGET', key .. ':l', ref) or nil
-                queue(b, 'HSET', key .. ':l', ref, encode(plus(prev and cjson.decode(prev) or {}, d)))
+                local prev = not b._rolled and redis.call('HGET', subkey(key, 'l'), ref) or nil
+                queue(b, 'HSET', subkey(key, 'l'), ref, encode(plus(prev and cjson.decode(prev) or {}, d)))
             end
         end
     end
@@ -909,7 +931,7 @@ function api.create_budget(keys, a)
     end
     if type(z) == 'table' then
         for i = 1, #z do setmetatable(z[i], ARRAY) end
-        queue(b, 'SET', key .. ':tz', encode(array(z)))
+        queue(b, 'SET', subkey(key, 'tz'), encode(array(z)))
     end
     commit(b)
     return { budget_id = id, created = true, window_start = b.ws, next_reset_at = opt(b.nr) }
@@ -943,7 +965,7 @@ function api.delete_budget(keys, a)
     local key = budget_key(keys, a.budget_id)
     local existed = redis.call('EXISTS', key) == 1
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
-    redis.call('DEL', key, key .. ':tz', key .. ':r', key .. ':l', key .. ':h')
+    redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'h'))
     return { deleted = existed }
 end
 
@@ -954,7 +976,7 @@ end
 -- machinery: about a third of a report's time on the server.
 local function fast_report(keys, a)
     local id, d, dk = a.budget_id, a.deltas, a.dedup_key
-    if (dk ~= nil and dk ~= '') or not valid_id(id) or type(d) ~= 'table' or keys[1] ~= 'sc:{' .. id .. '}' then
+    if (dk ~= nil and dk ~= '') or not valid_id(id) or type(d) ~= 'table' or keys[1] ~= base_of('sc:', id) then
         return nil
     end
     local at = a.at_ms
@@ -1029,14 +1051,14 @@ function api.release_spend(keys, a)
     local b, t = lock_budget(key, id, at_of(a))
     local released = {}
     -- A roll forgets the ledger with its window: nothing recorded earlier is ever released.
-    local raw = not b._rolled and redis.call('HGET', key .. ':l', a.execution_id) or nil
+    local raw = not b._rolled and redis.call('HGET', subkey(key, 'l'), a.execution_id) or nil
     if raw then
         for dim, v in pairs(cjson.decode(raw)) do
             local r = math.min(v, b.usage[dim] or 0)
             if r > 0 then released[dim] = r end
         end
     end
-    queue(b, 'HDEL', key .. ':l', a.execution_id)
+    queue(b, 'HDEL', subkey(key, 'l'), a.execution_id)
     b.usage = minus(b.usage, released)
     b.updated = math.max(b.updated, t)
     commit(b)
@@ -1053,12 +1075,12 @@ end
 -- take_reservation ends a live reservation and returns its amounts; SC007 when it is unknown,
 -- expired or already finished.
 local function take_reservation(b, key, rid, t)
-    local raw = redis.call('HGET', key .. ':r', rid)
+    local raw = redis.call('HGET', subkey(key, 'r'), rid)
     local r = raw and cjson.decode(raw)
     if not r or r.exp <= t then
         fail('SC007', 'reservation_id: reservation ' .. cjson.encode(rid) .. ' is unknown, expired or already finished')
     end
-    queue(b, 'HDEL', key .. ':r', rid)
+    queue(b, 'HDEL', subkey(key, 'r'), rid)
     return r.a
 end
 
@@ -1129,7 +1151,7 @@ function api.budget_history(keys, a)
         max_rows = max_rows - 1
     end
     if max_rows > 0 then
-        for _, raw in ipairs(redis.call('LRANGE', key .. ':h', 0, max_rows - 1)) do
+        for _, raw in ipairs(redis.call('LRANGE', subkey(key, 'h'), 0, max_rows - 1)) do
             rows[#rows + 1] = cjson.decode(raw)
         end
     end
@@ -1198,30 +1220,30 @@ function api.acquire_quota(keys, a)
     local t = at_of(a, false)
     local p = read_policy(key, id)
     if p.w > 0 then
-        redis.call('ZREMRANGEBYSCORE', key .. ':w', '-inf', t - p.w * 1000)
+        redis.call('ZREMRANGEBYSCORE', subkey(key, 'w'), '-inf', t - p.w * 1000)
     end
-    redis.call('ZREMRANGEBYSCORE', key .. ':l', '-inf', t)
+    redis.call('ZREMRANGEBYSCORE', subkey(key, 'l'), '-inf', t)
     local r = { admitted = true, reason = 'ok', retry_after_ms = 0,
-                in_window = redis.call('ZCARD', key .. ':w'), active = redis.call('ZCARD', key .. ':l') }
-    if redis.call('ZSCORE', key .. ':l', a.holder_id) then
+                in_window = redis.call('ZCARD', subkey(key, 'w')), active = redis.call('ZCARD', subkey(key, 'l')) }
+    if redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) then
         r.reason = 'already_held'
         return r
     end
     if p.mr > 0 and r.in_window >= p.mr then
         r.admitted, r.reason = false, 'rate_limited'
-        r.retry_after_ms = first_score(key .. ':w') + p.w * 1000 - t
+        r.retry_after_ms = first_score(subkey(key, 'w')) + p.w * 1000 - t
         return r
     end
     if p.mc > 0 and r.active >= p.mc then
         r.admitted, r.reason = false, 'concurrency_limited'
-        r.retry_after_ms = first_score(key .. ':l') - t
+        r.retry_after_ms = first_score(subkey(key, 'l')) - t
         return r
     end
     if p.w > 0 then
-        redis.call('ZADD', key .. ':w', t, redis.call('INCR', key .. ':n'))
+        redis.call('ZADD', subkey(key, 'w'), t, redis.call('INCR', subkey(key, 'n')))
         r.in_window = r.in_window + 1
     end
-    redis.call('ZADD', key .. ':l', t + p.ls * 1000, a.holder_id)
+    redis.call('ZADD', subkey(key, 'l'), t + p.ls * 1000, a.holder_id)
     r.active = r.active + 1
     return r
 end
@@ -1232,11 +1254,11 @@ function api.renew_quota(keys, a)
     check_id('holder_id', a.holder_id)
     local t = at_of(a)
     local p = read_policy(key, id)
-    local expiry = tonumber(redis.call('ZSCORE', key .. ':l', a.holder_id) or nil)
+    local expiry = tonumber(redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) or nil)
     if not expiry or expiry <= t then
         invalid('holder_id', cjson.encode(a.holder_id) .. ' holds no live lease')
     end
-    redis.call('ZADD', key .. ':l', t + p.ls * 1000, a.holder_id)
+    redis.call('ZADD', subkey(key, 'l'), t + p.ls * 1000, a.holder_id)
     return { expires_at = t + p.ls * 1000 }
 end
 
@@ -1246,8 +1268,8 @@ function api.release_quota(keys, a)
     check_id('holder_id', a.holder_id)
     local t = at_of(a)
     read_policy(key, id)
-    local expiry = tonumber(redis.call('ZSCORE', key .. ':l', a.holder_id) or nil)
-    redis.call('ZREM', key .. ':l', a.holder_id)
+    local expiry = tonumber(redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) or nil)
+    redis.call('ZREM', subkey(key, 'l'), a.holder_id)
     return { released = expiry ~= nil and expiry > t }
 end
 
@@ -1258,9 +1280,9 @@ function api.quota_status(keys, a)
     local p = read_policy(key, id)
     local in_window = 0
     if p.w > 0 then
-        in_window = redis.call('ZCOUNT', key .. ':w', '(' .. encode(t - p.w * 1000), '+inf')
+        in_window = redis.call('ZCOUNT', subkey(key, 'w'), '(' .. encode(t - p.w * 1000), '+inf')
     end
-    local holders = redis.call('ZRANGEBYSCORE', key .. ':l', '(' .. encode(t), '+inf')
+    local holders = redis.call('ZRANGEBYSCORE', subkey(key, 'l'), '(' .. encode(t), '+inf')
     table.sort(holders)
     return { policy_id = id, window_seconds = p.w, max_requests = p.mr, max_concurrent = p.mc, lease_seconds = p.ls,
              in_window = in_window, active = #holders, holders = array(holders) }
@@ -1269,7 +1291,7 @@ end
 function api.delete_quota_policy(keys, a)
     local key = policy_key(keys, a.policy_id)
     local existed = redis.call('EXISTS', key) == 1
-    redis.call('DEL', key, key .. ':w', key .. ':l', key .. ':n')
+    redis.call('DEL', key, subkey(key, 'w'), subkey(key, 'l'), subkey(key, 'n'))
     return { deleted = existed }
 end
 

@@ -139,8 +139,20 @@ func forEachPrimary(ctx context.Context, rdb redis.UniversalClient, fn func(cont
 	}
 }
 
-// Key returns the base key of a budget (docs/semantics.md#valkey).
-func Key(budgetID string) string { return "sc:{" + budgetID + "}" }
+// Key returns the base key of a budget (docs/semantics.md#valkey): sc:{id}, or sc:{g}/rest for an
+// id g/rest, so that budgets sharing the first segment of their ids share a cluster slot.
+func Key(budgetID string) string { return baseKey("sc:", budgetID) }
+
+// baseKey is the library's base_of (valkey/lua/000_library.lua): the hash tag is the id up to its
+// first '/', or the whole id when it has none after its first byte (an empty tag is no tag).
+func baseKey(prefix, id string) string {
+	if len(id) > 1 {
+		if i := strings.IndexByte(id[1:], '/'); i >= 0 {
+			return prefix + "{" + id[:i+1] + "}" + id[i+1:]
+		}
+	}
+	return prefix + "{" + id + "}"
+}
 
 // call runs FCALL sc_<name> on the budget's key and decodes the JSON reply into out.
 func (c *Client) call(ctx context.Context, name, budgetID string, a args, readonly bool, out any) error {

@@ -107,6 +107,68 @@ func TestTheBaseKeyMustMatchTheBudget(t *testing.T) {
 	}
 }
 
+func TestBaseKeysHashOnTheFirstSegmentOfTheID(t *testing.T) {
+	for id, want := range map[string]string{
+		"b1":                "sc:{b1}",
+		"acme/team-1":       "sc:{acme}/team-1",
+		"acme/team-1/key-7": "sc:{acme}/team-1/key-7",
+		"acme/":             "sc:{acme}/",
+		"/x":                "sc:{/x}", // an empty tag is no tag: the whole id is
+		"//x":               "sc:{/}/x",
+		"/":                 "sc:{/}",
+	} {
+		if got := valkey.Key(id); got != want {
+			t.Errorf("Key(%q) = %q, want %q", id, got, want)
+		}
+		if got, want := valkey.PolicyKey(id), "sc:q:"+strings.TrimPrefix(want, "sc:"); got != want {
+			t.Errorf("PolicyKey(%q) = %q, want %q", id, got, want)
+		}
+	}
+}
+
+// The library places keys by the same rule as Key, and a budget's own keys never collide with
+// another budget's: g/a's reservations are not budget g/a:r.
+func TestBudgetsWithSlashesInTheirIDsKeepTheirKeysApart(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Valkey(t)
+	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"g/a", "g/a:r", "g/a:l", "g/a:h", "/x", "g"} {
+		if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: id, HardLimits: map[string]int64{"t": 100}, ResetEvery: "1 hour"}); err != nil {
+			t.Fatalf("create %s: %v", id, err)
+		}
+	}
+	if _, err := c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "g/a", ReservationID: "r1", Amounts: map[string]int64{"t": 10}, TTLSeconds: 60}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: "g/a", ExecutionID: "e1", Deltas: map[string]int64{"t": 5}, IdempotencyKey: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ResetBudget(ctx, spendcap.ResetBudgetParams{BudgetID: "g/a"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"g/a:r", "g/a:l", "g/a:h", "/x", "g"} {
+		st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id})
+		if err != nil || len(st.Usage) != 0 || len(st.Reserved) != 0 {
+			t.Errorf("budget %s after calls on g/a: %+v, %v; want untouched", id, st, err)
+		}
+	}
+	if st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "g/a"}); err != nil || st.Reserved["t"] != 10 {
+		t.Errorf("g/a: %+v, %v; want 10 reserved", st, err)
+	}
+	keys, _ := rdb.Keys(ctx, "*").Result()
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "sc:{g}") && !strings.HasPrefix(k, "sc:{/x}") {
+			t.Errorf("key %q is not under the first segment of its budget's id", k)
+		}
+	}
+	if err := rdb.FCall(ctx, "sc_budget_status", []string{"sc:{g/a}"}, `{"budget_id":"g/a"}`).Err(); err == nil || !strings.HasPrefix(err.Error(), "SC002 budget_id: the key must be sc:{g}/a") {
+		t.Errorf("FCALL on the key of the old placement: %v, want SC002 naming the key", err)
+	}
+}
+
 func TestReadmeFCallExample(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)

@@ -3,10 +3,12 @@
 -- spendcap budgets as a Valkey Functions library: the semantics of the PL/pgSQL functions in
 -- sql/functions (described in docs/semantics.md), call for call and result for result.
 --
--- Call shape (docs/semantics.md#valkey): FCALL sc_<name> 1 sc:{<budget_id>} <json args>; the reply is one JSON
+-- Call shape (docs/semantics.md#valkey): FCALL sc_<name> 1 <base key> <json args>; the reply is one JSON
 -- document; errors are replies "SC00x <argument>: <problem>". Times are integer Unix milliseconds.
 --
--- Keys of a budget, all under the hash tag {<budget_id>} so that a budget lives in one slot:
+-- Keys (base_of and subkey below are their one definition). A budget's base key is sc:{id}, or
+-- sc:{g}/rest for an id g/rest: the hash tag is the id up to its first '/', so budgets whose ids
+-- share that segment live in one cluster slot. Every key of a budget shares its base's hash tag:
 --   sc:{id}              the budget: definition, window, usage, counters (MessagePack: cmsgpack
 --                        packs and unpacks it in a seventh of the time cjson plus our exact-integer
 --                        JSON encoder took; documents stored as JSON by older versions still read)
@@ -16,6 +18,8 @@
 --   sc:{id}:h            closed windows, newest first, the newest 100 (LIST of JSON)
 --   sc:{id}:d:<gen>:<k>  dedup/idempotency keys (JSON), expiring by TTL; <gen> is the budget's
 --                        generation, so a deleted and re-created budget never sees old keys.
+-- For g/rest the kind goes before the rest: sc:{g}:r/rest, sc:{g}:d/rest:<gen>:<k>. (After the
+-- base, sc:{g}/rest:r would be the base key of budget g/rest:r.)
 --
 -- Nothing is written before every check of a call has passed: writes are queued and run by
 -- commit() at the end, so a call that returns an error leaves no trace (Lua has no rollback).
@@ -92,6 +96,24 @@ local function sorted_keys(t)
     end
     table.sort(keys) -- byte order: Lua compares strings with strcmp
     return keys
+end
+
+-- base_of is the base key of a budget (prefix 'sc:') or quota policy ('sc:q:') id: the hash tag
+-- is the id up to its first '/'. An id that starts with '/' keeps the whole id as its tag: an
+-- empty tag ({}) is no tag to Valkey, and its keys would scatter over the cluster.
+local function base_of(prefix, id)
+    local slash = id:find('/', 2, true)
+    if slash then
+        return prefix .. '{' .. id:sub(1, slash - 1) .. '}' .. id:sub(slash)
+    end
+    return prefix .. '{' .. id .. '}'
+end
+
+-- subkey is the key of one kind ('r', 'l', 'h', 'tz', 'd', ...) that belongs to a base key: the
+-- kind right after the hash tag, then the rest of the id, so that no subkey is another id's base.
+local function subkey(base, kind)
+    local close = base:find('}', 1, true)
+    return base:sub(1, close) .. ':' .. kind .. base:sub(close + 1)
 end
 
 local function now_ms()

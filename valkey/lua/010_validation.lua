@@ -109,10 +109,10 @@ local function check_id(arg, v)
     end
 end
 
--- base_key checks the id named arg and that the call's key is prefix .. '{' .. id .. '}'.
+-- base_key checks the id named arg and that the call's key is its base key (base_of).
 local function base_key(keys, arg, prefix, id)
     check_id(arg, id)
-    local want = prefix .. '{' .. id .. '}'
+    local want = base_of(prefix, id)
     if keys[1] ~= want then
         invalid(arg, 'the key must be ' .. want)
     end

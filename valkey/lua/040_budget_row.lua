@@ -9,7 +9,7 @@ local function zone_of(b)
         return zone(b.tz)
     end
     if b._zone == nil then
-        b._zone = cjson.decode(redis.call('GET', b._key .. ':tz'))
+        b._zone = cjson.decode(redis.call('GET', subkey(b._key, 'tz')))
     end
     return b._zone
 end
@@ -50,10 +50,10 @@ end
 -- and forgets the spend ledger, which only ever holds the current window's amounts.
 local function close_window(b, w, closed_by)
     if has_activity(w) then
-        queue(b, 'LPUSH', b._key .. ':h', encode(history_row(w, closed_by)))
-        queue(b, 'LTRIM', b._key .. ':h', 0, HISTORY_KEPT - 1)
+        queue(b, 'LPUSH', subkey(b._key, 'h'), encode(history_row(w, closed_by)))
+        queue(b, 'LTRIM', subkey(b._key, 'h'), 0, HISTORY_KEPT - 1)
     end
-    queue(b, 'DEL', b._key .. ':l')
+    queue(b, 'DEL', subkey(b._key, 'l'))
 end
 
 -- live_reserved sums the reservations still live at t. The aggregate kept on the budget is exact
@@ -62,12 +62,12 @@ local function live_reserved(b, t, drop)
     if b.rexp == nil or t < b.rexp then
         return b.reserved, b.rexp
     end
-    local all = redis.call('HGETALL', b._key .. ':r')
+    local all = redis.call('HGETALL', subkey(b._key, 'r'))
     local sum, min_exp = {}, nil
     for i = 1, #all, 2 do
         local r = cjson.decode(all[i + 1])
         if r.exp <= t then
-            if drop then queue(b, 'HDEL', b._key .. ':r', all[i]) end
+            if drop then queue(b, 'HDEL', subkey(b._key, 'r'), all[i]) end
         else
             sum = plus(sum, r.a)
             if min_exp == nil or r.exp < min_exp then min_exp = r.exp end

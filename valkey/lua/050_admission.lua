@@ -82,7 +82,7 @@ local function admit(op, keys, a)
     local fp, dkey
     if dk ~= nil then
         fp = op .. ' ' .. (ref or '') .. ' ' .. canonical(d)
-        dkey = key .. ':d:' .. b.gen .. ':' .. dk
+        dkey = subkey(key, 'd') .. ':' .. b.gen .. ':' .. dk
         local raw = redis.call('GET', dkey)
         if raw then
             local stored = cjson.decode(raw)
@@ -98,7 +98,7 @@ local function admit(op, keys, a)
 
     if op == 'reserve' then
         -- An expired reservation may still be in the hash (its removal is queued): not live.
-        local raw = redis.call('HGET', key .. ':r', ref)
+        local raw = redis.call('HGET', subkey(key, 'r'), ref)
         if raw and cjson.decode(raw).exp > t then
             invalid('reservation_id', 'reservation ' .. cjson.encode(ref) .. ' is live')
         end
@@ -112,15 +112,15 @@ local function admit(op, keys, a)
     if o.applied then
         if op == 'reserve' then
             o.expires_at = t + ttl * 1000
-            queue(b, 'HSET', key .. ':r', ref, encode({ a = d, exp = o.expires_at }))
+            queue(b, 'HSET', subkey(key, 'r'), ref, encode({ a = d, exp = o.expires_at }))
             b.reserved = plus(b.reserved, d)
             if b.rexp == nil or o.expires_at < b.rexp then b.rexp = o.expires_at end
         else
             b.usage = plus(b.usage, d)
             if op == 'record_spend' then
                 -- After a roll the ledger's old entries are being deleted: start afresh.
-                local prev = not b._rolled and redis.call('HGET', key .. ':l', ref) or nil
-                queue(b, 'HSET', key .. ':l', ref, encode(plus(prev and cjson.decode(prev) or {}, d)))
+                local prev = not b._rolled and redis.call('HGET', subkey(key, 'l'), ref) or nil
+                queue(b, 'HSET', subkey(key, 'l'), ref, encode(plus(prev and cjson.decode(prev) or {}, d)))
             end
         end
     end

@@ -61,7 +61,7 @@ function api.create_budget(keys, a)
     end
     if type(z) == 'table' then
         for i = 1, #z do setmetatable(z[i], ARRAY) end
-        queue(b, 'SET', key .. ':tz', encode(array(z)))
+        queue(b, 'SET', subkey(key, 'tz'), encode(array(z)))
     end
     commit(b)
     return { budget_id = id, created = true, window_start = b.ws, next_reset_at = opt(b.nr) }
@@ -95,7 +95,7 @@ function api.delete_budget(keys, a)
     local key = budget_key(keys, a.budget_id)
     local existed = redis.call('EXISTS', key) == 1
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
-    redis.call('DEL', key, key .. ':tz', key .. ':r', key .. ':l', key .. ':h')
+    redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'h'))
     return { deleted = existed }
 end
 
@@ -106,7 +106,7 @@ end
 -- machinery: about a third of a report's time on the server.
 local function fast_report(keys, a)
     local id, d, dk = a.budget_id, a.deltas, a.dedup_key
-    if (dk ~= nil and dk ~= '') or not valid_id(id) or type(d) ~= 'table' or keys[1] ~= 'sc:{' .. id .. '}' then
+    if (dk ~= nil and dk ~= '') or not valid_id(id) or type(d) ~= 'table' or keys[1] ~= base_of('sc:', id) then
         return nil
     end
     local at = a.at_ms
@@ -181,14 +181,14 @@ function api.release_spend(keys, a)
     local b, t = lock_budget(key, id, at_of(a))
     local released = {}
     -- A roll forgets the ledger with its window: nothing recorded earlier is ever released.
-    local raw = not b._rolled and redis.call('HGET', key .. ':l', a.execution_id) or nil
+    local raw = not b._rolled and redis.call('HGET', subkey(key, 'l'), a.execution_id) or nil
     if raw then
         for dim, v in pairs(cjson.decode(raw)) do
             local r = math.min(v, b.usage[dim] or 0)
             if r > 0 then released[dim] = r end
         end
     end
-    queue(b, 'HDEL', key .. ':l', a.execution_id)
+    queue(b, 'HDEL', subkey(key, 'l'), a.execution_id)
     b.usage = minus(b.usage, released)
     b.updated = math.max(b.updated, t)
     commit(b)
@@ -205,12 +205,12 @@ end
 -- take_reservation ends a live reservation and returns its amounts; SC007 when it is unknown,
 -- expired or already finished.
 local function take_reservation(b, key, rid, t)
-    local raw = redis.call('HGET', key .. ':r', rid)
+    local raw = redis.call('HGET', subkey(key, 'r'), rid)
     local r = raw and cjson.decode(raw)
     if not r or r.exp <= t then
         fail('SC007', 'reservation_id: reservation ' .. cjson.encode(rid) .. ' is unknown, expired or already finished')
     end
-    queue(b, 'HDEL', key .. ':r', rid)
+    queue(b, 'HDEL', subkey(key, 'r'), rid)
     return r.a
 end
 
@@ -281,7 +281,7 @@ function api.budget_history(keys, a)
         max_rows = max_rows - 1
     end
     if max_rows > 0 then
-        for _, raw in ipairs(redis.call('LRANGE', key .. ':h', 0, max_rows - 1)) do
+        for _, raw in ipairs(redis.call('LRANGE', subkey(key, 'h'), 0, max_rows - 1)) do
             rows[#rows + 1] = cjson.decode(raw)
         end
     end

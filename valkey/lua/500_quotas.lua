@@ -59,30 +59,30 @@ function api.acquire_quota(keys, a)
     local t = at_of(a, false)
     local p = read_policy(key, id)
     if p.w > 0 then
-        redis.call('ZREMRANGEBYSCORE', key .. ':w', '-inf', t - p.w * 1000)
+        redis.call('ZREMRANGEBYSCORE', subkey(key, 'w'), '-inf', t - p.w * 1000)
     end
-    redis.call('ZREMRANGEBYSCORE', key .. ':l', '-inf', t)
+    redis.call('ZREMRANGEBYSCORE', subkey(key, 'l'), '-inf', t)
     local r = { admitted = true, reason = 'ok', retry_after_ms = 0,
-                in_window = redis.call('ZCARD', key .. ':w'), active = redis.call('ZCARD', key .. ':l') }
-    if redis.call('ZSCORE', key .. ':l', a.holder_id) then
+                in_window = redis.call('ZCARD', subkey(key, 'w')), active = redis.call('ZCARD', subkey(key, 'l')) }
+    if redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) then
         r.reason = 'already_held'
         return r
     end
     if p.mr > 0 and r.in_window >= p.mr then
         r.admitted, r.reason = false, 'rate_limited'
-        r.retry_after_ms = first_score(key .. ':w') + p.w * 1000 - t
+        r.retry_after_ms = first_score(subkey(key, 'w')) + p.w * 1000 - t
         return r
     end
     if p.mc > 0 and r.active >= p.mc then
         r.admitted, r.reason = false, 'concurrency_limited'
-        r.retry_after_ms = first_score(key .. ':l') - t
+        r.retry_after_ms = first_score(subkey(key, 'l')) - t
         return r
     end
     if p.w > 0 then
-        redis.call('ZADD', key .. ':w', t, redis.call('INCR', key .. ':n'))
+        redis.call('ZADD', subkey(key, 'w'), t, redis.call('INCR', subkey(key, 'n')))
         r.in_window = r.in_window + 1
     end
-    redis.call('ZADD', key .. ':l', t + p.ls * 1000, a.holder_id)
+    redis.call('ZADD', subkey(key, 'l'), t + p.ls * 1000, a.holder_id)
     r.active = r.active + 1
     return r
 end
@@ -93,11 +93,11 @@ function api.renew_quota(keys, a)
     check_id('holder_id', a.holder_id)
     local t = at_of(a)
     local p = read_policy(key, id)
-    local expiry = tonumber(redis.call('ZSCORE', key .. ':l', a.holder_id) or nil)
+    local expiry = tonumber(redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) or nil)
     if not expiry or expiry <= t then
         invalid('holder_id', cjson.encode(a.holder_id) .. ' holds no live lease')
     end
-    redis.call('ZADD', key .. ':l', t + p.ls * 1000, a.holder_id)
+    redis.call('ZADD', subkey(key, 'l'), t + p.ls * 1000, a.holder_id)
     return { expires_at = t + p.ls * 1000 }
 end
 
@@ -107,8 +107,8 @@ function api.release_quota(keys, a)
     check_id('holder_id', a.holder_id)
     local t = at_of(a)
     read_policy(key, id)
-    local expiry = tonumber(redis.call('ZSCORE', key .. ':l', a.holder_id) or nil)
-    redis.call('ZREM', key .. ':l', a.holder_id)
+    local expiry = tonumber(redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) or nil)
+    redis.call('ZREM', subkey(key, 'l'), a.holder_id)
     return { released = expiry ~= nil and expiry > t }
 end
 
@@ -119,9 +119,9 @@ function api.quota_status(keys, a)
     local p = read_policy(key, id)
     local in_window = 0
     if p.w > 0 then
-        in_window = redis.call('ZCOUNT', key .. ':w', '(' .. encode(t - p.w * 1000), '+inf')
+        in_window = redis.call('ZCOUNT', subkey(key, 'w'), '(' .. encode(t - p.w * 1000), '+inf')
     end
-    local holders = redis.call('ZRANGEBYSCORE', key .. ':l', '(' .. encode(t), '+inf')
+    local holders = redis.call('ZRANGEBYSCORE', subkey(key, 'l'), '(' .. encode(t), '+inf')
     table.sort(holders)
     return { policy_id = id, window_seconds = p.w, max_requests = p.mr, max_concurrent = p.mc, lease_seconds = p.ls,
              in_window = in_window, active = #holders, holders = array(holders) }
@@ -130,6 +130,6 @@ end
 function api.delete_quota_policy(keys, a)
     local key = policy_key(keys, a.policy_id)
     local existed = redis.call('EXISTS', key) == 1
-    redis.call('DEL', key, key .. ':w', key .. ':l', key .. ':n')
+    redis.call('DEL', key, subkey(key, 'w'), subkey(key, 'l'), subkey(key, 'n'))
     return { deleted = existed }
 end
