@@ -169,13 +169,7 @@ BEGIN
         END IF;
     END IF;
     b.updated_at := greatest(b.updated_at, t);
-    -- Only what an admission changes; lock_budget has saved any roll.
-    UPDATE spendcap.budgets AS x SET
-        usage = b.usage, reserved = b.reserved, reservations_expire_at = b.reservations_expire_at,
-        breach_count = b.breach_count, soft_breach_count = b.soft_breach_count,
-        window_breach_count = b.window_breach_count, window_soft_breach_count = b.window_soft_breach_count,
-        last_breach_at = b.last_breach_at, last_breach_dim = b.last_breach_dim, updated_at = b.updated_at
-    WHERE x.budget_id = b.budget_id;
+    PERFORM spendcap_internal.save(b);
 
     IF key IS NOT NULL THEN
         INSERT INTO spendcap.dedup_keys AS k (budget_id, dedup_key, fingerprint, result, expires_at)

@@ -33,16 +33,8 @@ DECLARE
     q        bigint;
     dims     text[];
     qs       bigint[];
-    tid      tid;
+    b        spendcap.budgets;
     usage    jsonb;
-    reserved jsonb;
-    hard     jsonb;
-    soft     jsonb;
-    ws       timestamptz;
-    nra      timestamptz;
-    rea      timestamptz;
-    ua       timestamptz;
-    ttl      integer;
     t        timestamptz;
     o        spendcap.usage_outcome;
 BEGIN
@@ -75,35 +67,32 @@ BEGIN
             dims[i + 1] := k;
             qs[i + 1] := q;
         END LOOP;
-        SELECT x.ctid, x.usage, x.reserved, x.hard_limits, x.soft_limits, x.window_start, x.next_reset_at,
-               x.reservations_expire_at, x.updated_at, x.dedup_ttl_seconds
-          INTO tid, usage, reserved, hard, soft, ws, nra, rea, ua, ttl
-          FROM spendcap.budgets AS x
-         WHERE x.budget_id = budget_id
-           FOR NO KEY UPDATE;
+        SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id FOR NO KEY UPDATE;
         -- now() inline for the common call without at: the helper call is for callers that pass one.
-        t := greatest(CASE WHEN at IS NULL THEN now() ELSE spendcap_internal.instant(at) END, ws);
-        IF NOT (FOUND AND (nra IS NULL OR t < nra) AND (rea IS NULL OR t < rea)) THEN
+        t := greatest(CASE WHEN at IS NULL THEN now() ELSE spendcap_internal.instant(at) END, b.window_start);
+        IF NOT (FOUND AND (b.next_reset_at IS NULL OR t < b.next_reset_at)
+                AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at)) THEN
             EXIT fast;
         END IF;
+        usage := b.usage;
         FOR i IN 1 .. n LOOP
             q := coalesce((usage ->> dims[i])::bigint, 0) + qs[i];
-            IF q + coalesce((reserved ->> dims[i])::bigint, 0) > least(9007199254740991, (hard ->> dims[i])::bigint, (soft ->> dims[i])::bigint) THEN
+            IF q + coalesce((b.reserved ->> dims[i])::bigint, 0) > least(9007199254740991, (b.hard_limits ->> dims[i])::bigint, (b.soft_limits ->> dims[i])::bigint) THEN
                 EXIT fast;
             END IF;
             IF q <> 0 THEN
                 usage := usage || jsonb_build_object(dims[i], q);
             END IF;
         END LOOP;
-        o := ROW('ok', true, NULL, NULL, NULL, false, ws, nra);
+        o := ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at);
         IF key IS NOT NULL THEN
             -- Claims the key unless a live one exists (replay or SC003: the general path decides).
             -- The budget row is locked and every writer of this budget's keys holds that lock, so
             -- this statement sees every key committed before us.
             INSERT INTO spendcap.dedup_keys AS x (budget_id, dedup_key, fingerprint, result, expires_at)
             VALUES (budget_id, key, 'report_usage  ' || deltas::text,
-                    to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, ws, nra, NULL)::spendcap.reserve_outcome),
-                    t + make_interval(secs => ttl))
+                    to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL)::spendcap.reserve_outcome),
+                    t + make_interval(secs => b.dedup_ttl_seconds))
             ON CONFLICT ON CONSTRAINT dedup_keys_pkey
             DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at
             WHERE x.expires_at <= t;
@@ -111,7 +100,9 @@ BEGIN
                 EXIT fast;
             END IF;
         END IF;
-        UPDATE spendcap.budgets AS x SET usage = usage, updated_at = greatest(ua, t) WHERE x.ctid = tid;
+        -- The one write outside spendcap_internal.save: the two columns this path changes. Calling
+        -- save (every column, and a call with the whole row) cost 12% of this path's throughput.
+        UPDATE spendcap.budgets AS x SET usage = usage, updated_at = greatest(b.updated_at, t) WHERE x.budget_id = budget_id;
         RETURN o;
     END;
     RETURN spendcap_internal.usage_outcome(spendcap_internal.admit('report_usage', budget_id, NULL, deltas, dedup_key, NULL, at));
