@@ -566,6 +566,13 @@ local function same_quantities(a, b)
     return true
 end
 
+-- room is the largest total budget b takes in dimension dim without any breach: its hard and soft
+-- limits there, and MAX (SQL: spendcap_internal.room). fast_report stays on it only while every new
+-- total fits; evaluate tests the same three bounds one by one to name the breach.
+local function room(b, dim)
+    return math.min(MAX, b.hard[dim] or MAX, b.soft[dim] or MAX)
+end
+
 -- valkey/lua/040_budget_row.lua
 ----------------------------------------------------------------------------------------------
 -- The budget row: reading it (locked, rolled to the call's instant), writing it, its status and history.
@@ -1002,8 +1009,7 @@ local function fast_report(keys, a)
             return nil
         end
         local new = (b.usage[dim] or 0) + q
-        local room = math.min(MAX, b.hard[dim] or MAX, b.soft[dim] or MAX)
-        if n > 32 or new + (b.reserved[dim] or 0) > room then
+        if n > 32 or new + (b.reserved[dim] or 0) > room(b, dim) then
             return nil
         end
         if new ~= 0 then

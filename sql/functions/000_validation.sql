@@ -10,6 +10,16 @@
 
 -- Validation: ids, instants and periods (docs/semantics.md#arguments, #time).
 
+-- is_id is the id rule (docs/semantics.md#arguments): 1..128 bytes of printable ASCII other than {
+-- and } (ASCII only, so characters are bytes). The length is tested apart: a bounded repetition
+-- ({1,128}) in the regular expression cost 3.5 µs instead of 0.4. A SQL function the planner
+-- inlines, so the report_usage fast path reads the same rule at no cost; null for a null id.
+DROP FUNCTION IF EXISTS spendcap_internal.is_id;
+CREATE FUNCTION spendcap_internal.is_id(v text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT octet_length(v) <= 128 AND v ~ ''^[!-z|~]+$''';
+
 -- invalid_argument raises SC002 with a message that starts with the argument's name.
 DROP FUNCTION IF EXISTS spendcap_internal.invalid_argument;
 CREATE FUNCTION spendcap_internal.invalid_argument(arg text, problem text)
@@ -29,9 +39,7 @@ RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $fn$
 BEGIN
-    -- ASCII only, so characters are bytes. The length is checked apart: a bounded repetition
-    -- ({1,128}) in the regular expression made this check cost 3.5 µs instead of 0.4.
-    IF octet_length(val) <= 128 AND val ~ '^[!-z|~]+$' THEN
+    IF spendcap_internal.is_id(val) THEN
         RETURN;
     END IF;
     IF val IS NULL THEN

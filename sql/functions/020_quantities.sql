@@ -1,6 +1,37 @@
 -- Quantities: validating limits and deltas objects, and arithmetic on them (docs/semantics.md#arguments).
 -- Conventions of every spendcap_internal file: 000_validation.sql.
 
+-- max_qty is the largest quantity (2^53 - 1, exact in every client's doubles). This and the rules
+-- below are SQL functions the planner inlines: every path reads the one definition at no cost.
+DROP FUNCTION IF EXISTS spendcap_internal.max_qty;
+CREATE FUNCTION spendcap_internal.max_qty()
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT 9007199254740991::bigint';
+
+-- is_dimension is the rule for a dimension name: 1..64 bytes of [A-Za-z0-9_.:-].
+DROP FUNCTION IF EXISTS spendcap_internal.is_dimension;
+CREATE FUNCTION spendcap_internal.is_dimension(k text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT octet_length(k) <= 64 AND k ~ ''^[A-Za-z0-9_.:-]+$''';
+
+-- is_quantity is the rule for a quantity: a whole number 0..max_qty, however written (1.0, 1e3).
+DROP FUNCTION IF EXISTS spendcap_internal.is_quantity;
+CREATE FUNCTION spendcap_internal.is_quantity(q numeric)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT q BETWEEN 0 AND spendcap_internal.max_qty() AND q = trunc(q)';
+
+-- room is the largest total a budget takes in dimension dim without any breach: its hard and soft
+-- limits there, and max_qty. The report_usage fast path stays on it only while every new total
+-- fits; evaluate tests the same three bounds one by one to name the breach.
+DROP FUNCTION IF EXISTS spendcap_internal.room;
+CREATE FUNCTION spendcap_internal.room(hard_limits jsonb, soft_limits jsonb, dim text)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT least(spendcap_internal.max_qty(), (hard_limits ->> dim)::bigint, (soft_limits ->> dim)::bigint)';
+
 -- quantities validates a limits/deltas object (docs/semantics.md#arguments) and returns it normalised: every value a
 -- JSON integer (1.0 and 1e3 are whole numbers and become 1 and 1000; 1.5 is refused).
 DROP FUNCTION IF EXISTS spendcap_internal.quantities;
@@ -20,12 +51,11 @@ BEGIN
     -- the first problem.
     IF jsonb_typeof(obj) = 'object' THEN
         SELECT count(*),
-               coalesce(bool_and(octet_length(e.key) <= 64 AND e.key ~ '^[A-Za-z0-9_.:-]+$' AND CASE WHEN jsonb_typeof(e.value) = 'number'
-                   THEN e.value::numeric BETWEEN 0 AND 9007199254740991 AND e.value::numeric = trunc(e.value::numeric)
-                   ELSE false END), true),
+               coalesce(bool_and(spendcap_internal.is_dimension(e.key) AND CASE WHEN jsonb_typeof(e.value) = 'number'
+                   THEN spendcap_internal.is_quantity(e.value::numeric) ELSE false END), true),
                -- The cast only where it cannot fail (1e19 would raise bigint out of range).
-               coalesce(jsonb_object_agg(e.key, CASE WHEN jsonb_typeof(e.value) = 'number' AND e.value::numeric BETWEEN 0 AND 9007199254740991
-                   THEN e.value::numeric::bigint END), '{}')
+               coalesce(jsonb_object_agg(e.key, CASE WHEN jsonb_typeof(e.value) = 'number'
+                   AND e.value::numeric BETWEEN 0 AND spendcap_internal.max_qty() THEN e.value::numeric::bigint END), '{}')
           INTO n, ok, normalised
           FROM jsonb_each(obj) AS e;
         IF ok AND n <= 32 AND (n > 0 OR NOT required) THEN
@@ -42,7 +72,7 @@ BEGIN
         IF n > 32 THEN
             PERFORM spendcap_internal.invalid_argument(arg, 'at most 32 dimensions');
         END IF;
-        IF octet_length(k) NOT BETWEEN 1 AND 64 OR k !~ '^[A-Za-z0-9_.:-]+$' THEN
+        IF NOT coalesce(spendcap_internal.is_dimension(k), false) THEN
             PERFORM spendcap_internal.invalid_argument(arg,
                 format('dimension name %s must be 1..64 bytes of [A-Za-z0-9_.:-]', to_jsonb(k)));
         END IF;
@@ -51,7 +81,7 @@ BEGIN
                 format('%s must be an integer 0..9007199254740991', to_jsonb(k)));
         END IF;
         q := v::numeric;
-        IF q < 0 OR q > 9007199254740991 OR q <> trunc(q) THEN
+        IF NOT spendcap_internal.is_quantity(q) THEN
             PERFORM spendcap_internal.invalid_argument(arg,
                 format('%s must be an integer 0..9007199254740991', to_jsonb(k)));
         END IF;

@@ -1,6 +1,15 @@
 -- Admission: evaluating deltas against a budget and applying them (docs/semantics.md#admission).
 -- Conventions of every spendcap_internal file: 000_validation.sql.
 
+-- fingerprint is what a dedup or idempotency key remembers of its call: the operation, the
+-- execution or reservation id and the normalised deltas. The report_usage fast path stores the
+-- same text (it holds deltas in normal form), so a retry matches whichever path it takes.
+DROP FUNCTION IF EXISTS spendcap_internal.fingerprint;
+CREATE FUNCTION spendcap_internal.fingerprint(op text, ref_id text, d jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT op || '' '' || coalesce(ref_id, '''') || '' '' || d::text';
+
 -- evaluate runs admission steps 1-3 of docs/semantics.md#admission for deltas against budget b (already rolled to the
 -- call's instant) whose live reservations sum to reserved, and returns the outcome o and the usage
 -- the deltas would leave (usage_after, computed in the same query: callers apply it when o says
@@ -31,7 +40,7 @@ BEGIN
     o.window_start := b.window_start;
     o.next_reset_at := b.next_reset_at;
     FOR i IN 1 .. coalesce(array_length(dims, 1), 0) LOOP
-        IF totals[i] + adds[i] > 9007199254740991 THEN
+        IF totals[i] + adds[i] > spendcap_internal.max_qty() THEN
             RAISE EXCEPTION USING ERRCODE = 'SC004', MESSAGE = format(
                 '%s: %s would reach %s, above 9007199254740991', arg, to_jsonb(dims[i]), totals[i] + adds[i]);
         END IF;
@@ -128,7 +137,7 @@ BEGIN
     t := greatest(t, b.window_start);
 
     IF key IS NOT NULL THEN
-        fp := op || ' ' || coalesce(ref_id, '') || ' ' || d::text;
+        fp := spendcap_internal.fingerprint(op, ref_id, d);
         SELECT k.fingerprint, k.result INTO stored
           FROM spendcap.dedup_keys AS k
          WHERE k.budget_id = budget_id AND k.dedup_key = key AND k.expires_at > t;

@@ -40,11 +40,11 @@ DECLARE
 BEGIN
     <<fast>>
     BEGIN
-        -- The same id rule as spendcap_internal.check_id; a failure here only means "take the
-        -- general path", which names the argument.
+        -- The rules of the general path (inlined SQL functions); a failure here only means "take
+        -- the general path", which names the argument.
         -- coalesce: a null argument makes the test null, which must mean "leave" too.
-        IF NOT coalesce(octet_length(budget_id) <= 128 AND budget_id ~ '^[!-z|~]+$' AND jsonb_typeof(deltas) = 'object'
-                AND (key IS NULL OR (octet_length(key) <= 128 AND key ~ '^[!-z|~]+$')), false) THEN
+        IF NOT coalesce(spendcap_internal.is_id(budget_id) AND jsonb_typeof(deltas) = 'object'
+                AND (key IS NULL OR spendcap_internal.is_id(key)), false) THEN
             EXIT fast;
         END IF;
         -- Validate the deltas before taking the lock, which then covers only the arithmetic.
@@ -58,8 +58,8 @@ BEGIN
             v := deltas -> k;
             -- A valid quantity in normal form (scale 0, so deltas::text is the normalised text
             -- that admit fingerprints), else null.
-            q := CASE WHEN jsonb_typeof(v) = 'number' AND octet_length(k) <= 64 AND k ~ '^[A-Za-z0-9_.:-]+$' THEN
-                     CASE WHEN v::numeric BETWEEN 0 AND 9007199254740991 AND scale(v::numeric) = 0 THEN v::bigint END
+            q := CASE WHEN jsonb_typeof(v) = 'number' AND spendcap_internal.is_dimension(k) THEN
+                     CASE WHEN spendcap_internal.is_quantity(v::numeric) AND scale(v::numeric) = 0 THEN v::bigint END
                  END;
             IF q IS NULL THEN
                 EXIT fast;
@@ -77,7 +77,7 @@ BEGIN
         usage := b.usage;
         FOR i IN 1 .. n LOOP
             q := coalesce((usage ->> dims[i])::bigint, 0) + qs[i];
-            IF q + coalesce((b.reserved ->> dims[i])::bigint, 0) > least(9007199254740991, (b.hard_limits ->> dims[i])::bigint, (b.soft_limits ->> dims[i])::bigint) THEN
+            IF q + coalesce((b.reserved ->> dims[i])::bigint, 0) > spendcap_internal.room(b.hard_limits, b.soft_limits, dims[i]) THEN
                 EXIT fast;
             END IF;
             IF q <> 0 THEN
@@ -90,7 +90,7 @@ BEGIN
             -- The budget row is locked and every writer of this budget's keys holds that lock, so
             -- this statement sees every key committed before us.
             INSERT INTO spendcap.dedup_keys AS x (budget_id, dedup_key, fingerprint, result, expires_at)
-            VALUES (budget_id, key, 'report_usage  ' || deltas::text,
+            VALUES (budget_id, key, spendcap_internal.fingerprint('report_usage', NULL, deltas),
                     to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL)::spendcap.reserve_outcome),
                     t + make_interval(secs => b.dedup_ttl_seconds))
             ON CONFLICT ON CONSTRAINT dedup_keys_pkey

@@ -64,3 +64,10 @@ local function same_quantities(a, b)
     end
     return true
 end
+
+-- room is the largest total budget b takes in dimension dim without any breach: its hard and soft
+-- limits there, and MAX (SQL: spendcap_internal.room). fast_report stays on it only while every new
+-- total fits; evaluate tests the same three bounds one by one to name the breach.
+local function room(b, dim)
+    return math.min(MAX, b.hard[dim] or MAX, b.soft[dim] or MAX)
+end

@@ -132,8 +132,7 @@ local function fast_report(keys, a)
             return nil
         end
         local new = (b.usage[dim] or 0) + q
-        local room = math.min(MAX, b.hard[dim] or MAX, b.soft[dim] or MAX)
-        if n > 32 or new + (b.reserved[dim] or 0) > room then
+        if n > 32 or new + (b.reserved[dim] or 0) > room(b, dim) then
             return nil
         end
         if new ~= 0 then
