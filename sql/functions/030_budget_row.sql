@@ -12,6 +12,26 @@ BEGIN
 END
 $fn$;
 
+-- read_budget is the budget row as stored, without a lock (readers: budget_status, check_usage,
+-- budget_history); SC001 when the budget does not exist. Writers take lock_budget. (Valkey:
+-- read_budget and lock_budget of the same names.)
+DROP FUNCTION IF EXISTS spendcap_internal.read_budget;
+CREATE FUNCTION spendcap_internal.read_budget(budget_id text)
+RETURNS spendcap.budgets
+LANGUAGE plpgsql STABLE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    b spendcap.budgets;
+BEGIN
+    SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id;
+    IF NOT FOUND THEN
+        PERFORM spendcap_internal.budget_not_found(budget_id);
+    END IF;
+    RETURN b;
+END
+$fn$;
+
 -- lock_budget locks budget_id's row and brings it to the call's instant t = greatest(at,
 -- window_start), where at has been through instant() (callers compute the same t from the
 -- returned row): a due window is closed into

@@ -16,10 +16,7 @@ DECLARE
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     t := spendcap_internal.instant(at);
-    SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_status.budget_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'SC001', MESSAGE = format('budget_id: budget %s not found', to_jsonb(budget_id));
-    END IF;
+    b := spendcap_internal.read_budget(budget_id);
     t := greatest(t, b.window_start);
     RETURN spendcap_internal.status_row(spendcap_internal.advanced(b, t), t);
 END

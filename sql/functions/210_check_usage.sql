@@ -20,10 +20,7 @@ BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     d := spendcap_internal.quantities('deltas', deltas, true);
     t := spendcap_internal.instant(at);
-    SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id;
-    IF NOT FOUND THEN
-        PERFORM spendcap_internal.budget_not_found(budget_id);
-    END IF;
+    b := spendcap_internal.read_budget(budget_id);
     t := greatest(t, b.window_start);
     b := spendcap_internal.advanced(b, t);
     e := spendcap_internal.evaluate(b, spendcap_internal.live_reserved(b, t), d, 'deltas', false);

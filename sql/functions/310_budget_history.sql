@@ -21,10 +21,7 @@ BEGIN
         PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..10000');
     END IF;
     t := spendcap_internal.instant(at);
-    SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id;
-    IF NOT FOUND THEN
-        PERFORM spendcap_internal.budget_not_found(budget_id);
-    END IF;
+    b := spendcap_internal.read_budget(budget_id);
     t := greatest(t, b.window_start);
     IF b.next_reset_at <= t AND (b.usage <> '{}' OR b.window_breach_count > 0 OR b.window_soft_breach_count > 0) THEN
         RETURN NEXT (b.window_seq, b.window_start, b.next_reset_at, b.usage,
