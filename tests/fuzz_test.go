@@ -96,7 +96,7 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	}
 	ft.snapshot = `SELECT concat_ws(E'\n', ` + strings.Join(parts, ", ") + `)`
 	for _, c := range fuzzFixtures {
-		if _, err := ft.pgCall(ctx, conn, c.fn, c.args); err != nil {
+		if _, err := runRaw(ctx, conn, ft.types, c.fn, c.args); err != nil {
 			f.Fatalf("postgres fixture %s %s: %v", c.fn, c.args, err)
 		}
 	}
@@ -139,25 +139,6 @@ func (ft *fuzzTarget) pick(name string) string {
 	_, _ = h.Write([]byte(name))
 	return ft.fns[h.Sum32()%uint32(len(ft.fns))]
 }
-
-func (ft *fuzzTarget) pgCall(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, fn, args string) (string, error) {
-	query, values, err := pgRawQuery(ft.types, fn, args)
-	if err != nil {
-		return "", err
-	}
-	rows, err := q.Query(ctx, query, values...)
-	if err != nil {
-		return "", err
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return strings.Join(out, ","), err
-}
-
-// errUnsayable marks arguments the SQL side cannot pass to the function at all (not an object, a
-// name the function lacks, a value its parameter type refuses at bind): the function never ran.
-var errUnsayable = errors.New("not expressible as SQL arguments")
 
 // args are the arguments of a fuzzed call: value as the whole argument document when arg is empty,
 // else the base arguments of fn with arg set to value (as JSON when it is JSON, else as a string).
@@ -227,11 +208,13 @@ func (ft *fuzzTarget) pgRun(fn, args string) (code string, before, after string,
 		return "", "", "", 0, err
 	}
 	start := time.Now()
-	_, callErr := ft.pgCall(ctx, tx, fn, args)
+	_, callErr := runRaw(ctx, tx, ft.types, fn, args)
 	took = time.Since(start)
 	var pgErr *pgconn.PgError
 	switch {
 	case callErr == nil:
+	case errors.Is(callErr, errUnsayable):
+		return "", "", "", took, errUnsayable
 	case errors.As(callErr, &pgErr):
 		if !strings.HasPrefix(pgErr.Code, "SC") && !strings.Contains(pgErr.Where, "function") && pgErr.Code != "57014" {
 			return "", "", "", took, errUnsayable // refused at bind, before the function ran
@@ -241,7 +224,7 @@ func (ft *fuzzTarget) pgRun(fn, args string) (code string, before, after string,
 		}
 		code = pgErr.Code
 	default:
-		return "", "", "", took, errUnsayable
+		return "", "", "", took, callErr // the connection, not the call: fail the input
 	}
 	if err := tx.QueryRow(ctx, ft.snapshot).Scan(&after); err != nil {
 		return "", "", "", took, err
@@ -269,22 +252,6 @@ func (ft *fuzzTarget) vkSnapshot() (string, error) {
 		fmt.Fprintf(&b, "%q %d %x\n", k, exp, dump)
 	}
 	return b.String(), nil
-}
-
-// vkKey is the key a Go client would pass for these arguments.
-func vkKey(args string) string {
-	var id struct {
-		BudgetID any `json:"budget_id"`
-		PolicyID any `json:"policy_id"`
-	}
-	_ = json.Unmarshal([]byte(args), &id)
-	if s, ok := id.PolicyID.(string); ok {
-		return valkey.PolicyKey(s)
-	}
-	if s, ok := id.BudgetID.(string); ok {
-		return valkey.Key(s)
-	}
-	return valkey.Key("b1")
 }
 
 // vkRun rebuilds the fixtures and makes the call, with the state before and after it.

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,16 +124,52 @@ var rawCases = []rawCall{
 // pgRaw runs a raw call through SQL: JSON values of jsonb arguments go as jsonb, `*_ms` instants
 // and times as timestamptz, and the rest as the argument's SQL type.
 func pgRaw(t *testing.T, db *pgxpool.Pool, types map[string]map[string]string, c rawCall) (string, error) {
-	query, values, err := pgRawQuery(types, c.fn, c.args)
-	if err != nil {
+	out, err := runRaw(ctx, db, types, c.fn, c.args)
+	if errors.Is(err, errUnsayable) {
 		t.Fatal(err)
 	}
-	rows, err := db.Query(ctx, query, values...)
+	return out, err
+}
+
+// querier is what runRaw needs of a pool, a connection or a transaction.
+type querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}
+
+// errUnsayable marks arguments the SQL side cannot pass to the function at all (not an object, a
+// name the function lacks, a value its parameter type refuses at bind): the function never ran.
+var errUnsayable = errors.New("not expressible as SQL arguments")
+
+// runRaw makes a raw call through SQL (pgRawQuery) and returns its rows as JSON text; arguments SQL
+// cannot express are errUnsayable.
+func runRaw(ctx context.Context, q querier, types map[string]map[string]string, fn, args string) (string, error) {
+	query, values, err := pgRawQuery(types, fn, args)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errUnsayable, err)
+	}
+	rows, err := q.Query(ctx, query, values...)
 	if err != nil {
 		return "", err
 	}
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return strings.Join(out, ","), err
+}
+
+// vkKey is the base key a Go client would pass for raw arguments: the policy's, else the budget's
+// (b1's when the arguments name neither as a string).
+func vkKey(args string) string {
+	var id struct {
+		BudgetID any `json:"budget_id"`
+		PolicyID any `json:"policy_id"`
+	}
+	_ = json.Unmarshal([]byte(args), &id)
+	if s, ok := id.PolicyID.(string); ok {
+		return valkey.PolicyKey(s)
+	}
+	if s, ok := id.BudgetID.(string); ok {
+		return valkey.Key(s)
+	}
+	return valkey.Key("b1")
 }
 
 // pgRawQuery is the SQL call for raw arguments in the Valkey shape, or an error when SQL cannot
@@ -252,16 +289,7 @@ func TestRawArgumentsAreJudgedAlikeByBothBackends(t *testing.T) {
 	}
 	for i, c := range rawCases {
 		_, pgErr := pgRaw(t, db, types, c)
-		var id struct {
-			BudgetID string `json:"budget_id"`
-			PolicyID string `json:"policy_id"`
-		}
-		_ = json.Unmarshal([]byte(c.args), &id)
-		key := valkey.Key(id.BudgetID)
-		if id.PolicyID != "" {
-			key = valkey.PolicyKey(id.PolicyID)
-		}
-		cmd := rdb.FCall(ctx, "sc_"+c.fn, []string{key}, c.args)
+		cmd := rdb.FCall(ctx, "sc_"+c.fn, []string{vkKey(c.args)}, c.args)
 		vkErr := cmd.Err()
 		if got := codeOf(pgErr); got != c.want {
 			t.Errorf("case %d %s %s: postgres gave %q (%v), want %q", i, c.fn, c.args, got, pgErr, c.want)
