@@ -13,6 +13,8 @@ type Budgets interface {
 	CreateBudget(ctx context.Context, p CreateBudgetParams) (Created, error)
 	// SetLimits replaces the limits and mode that are set in p, keeping usage and the window.
 	SetLimits(ctx context.Context, p SetLimitsParams) (Status, error)
+	// SetParent moves a budget without children under another parent, or detaches it.
+	SetParent(ctx context.Context, p SetParentParams) (Status, error)
 	// DeleteBudget removes a budget and everything it holds; false when there was none.
 	DeleteBudget(ctx context.Context, p DeleteBudgetParams) (bool, error)
 	// ReportUsage admits deltas into the current window.
@@ -77,6 +79,8 @@ type Outcome struct {
 	NextResetAt *time.Time
 	// ExpiresAt is the reservation's expiry (Reserve, when applied); nil otherwise.
 	ExpiresAt *time.Time
+	// BreachBudgetID is the budget of the reported breach, one of the charged set; "" for OK.
+	BreachBudgetID string
 }
 
 // CreateBudgetParams are the arguments of CreateBudget. Zero values take the SQL defaults.
@@ -97,6 +101,16 @@ type CreateBudgetParams struct {
 	// DedupTTLSeconds defaults to 86400.
 	DedupTTLSeconds int32
 	At              time.Time
+	// ParentID names an existing budget whose chain this budget's charges count on too; empty for
+	// none.
+	ParentID string
+}
+
+// SetParentParams are the arguments of SetParent; an empty ParentID detaches the budget.
+type SetParentParams struct {
+	BudgetID string
+	ParentID string
+	At       time.Time
 }
 
 // Created is the result of CreateBudget.
@@ -129,6 +143,9 @@ type ReportUsageParams struct {
 	// DedupKey makes retries safe; empty for none.
 	DedupKey string
 	At       time.Time
+	// AlsoCharge names more budgets the call charges (tags, models): the set is BudgetID, these
+	// and the ancestors of each, all or nothing.
+	AlsoCharge []string
 }
 
 // CheckUsageParams are the arguments of CheckUsage.
@@ -136,6 +153,9 @@ type CheckUsageParams struct {
 	BudgetID string
 	Deltas   map[string]int64
 	At       time.Time
+	// AlsoCharge names more budgets the call charges (tags, models): the set is BudgetID, these
+	// and the ancestors of each, all or nothing.
+	AlsoCharge []string
 }
 
 // RecordSpendParams are the arguments of RecordSpend.
@@ -145,6 +165,9 @@ type RecordSpendParams struct {
 	Deltas         map[string]int64
 	IdempotencyKey string
 	At             time.Time
+	// AlsoCharge names more budgets the call charges (tags, models): the set is BudgetID, these
+	// and the ancestors of each, all or nothing.
+	AlsoCharge []string
 }
 
 // ReleaseSpendParams are the arguments of ReleaseSpend.
@@ -163,6 +186,9 @@ type ReserveParams struct {
 	TTLSeconds     int32
 	IdempotencyKey string
 	At             time.Time
+	// AlsoCharge names more budgets the call charges (tags, models): the set is BudgetID, these
+	// and the ancestors of each, all or nothing.
+	AlsoCharge []string
 }
 
 // SettleParams are the arguments of Settle. A nil Actual means nothing was spent.
@@ -203,6 +229,7 @@ type BudgetStatusParams struct {
 // nulls.
 type Status struct {
 	BudgetID              string
+	ParentID              string // empty for a budget without a parent
 	HardLimits            map[string]int64
 	SoftLimits            map[string]int64
 	ResetEvery            string

@@ -101,7 +101,7 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 			BudgetID: p.BudgetID, HardLimits: p.HardLimits, SoftLimits: p.SoftLimits,
 			ResetEvery: nonEmpty(p.ResetEvery), ResetTimezone: nonEmpty(p.ResetTimezone), ResetAnchor: p.ResetAnchor,
 			Mode: nonEmpty(string(p.Mode)), ScopeType: nonEmpty(p.ScopeType), ScopeID: nonEmpty(p.ScopeID),
-			DedupTTLSeconds: nonZero(p.DedupTTLSeconds), At: at(p.At),
+			DedupTTLSeconds: nonZero(p.DedupTTLSeconds), At: at(p.At), ParentID: nonEmpty(p.ParentID),
 		})
 	})
 	if err != nil {
@@ -122,6 +122,17 @@ func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spe
 	return status(r), nil
 }
 
+// SetParent implements spendcap.Budgets.
+func (c *Client) SetParent(ctx context.Context, p spendcap.SetParentParams) (spendcap.Status, error) {
+	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.SetParentRow, error) {
+		return q.SetParent(ctx, pgfn.SetParentParams{BudgetID: p.BudgetID, ParentID: nonEmpty(p.ParentID), At: at(p.At)})
+	})
+	if err != nil {
+		return spendcap.Status{}, err
+	}
+	return status(r), nil
+}
+
 // DeleteBudget implements spendcap.Budgets.
 func (c *Client) DeleteBudget(ctx context.Context, p spendcap.DeleteBudgetParams) (bool, error) {
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.DeleteBudgetRow, error) {
@@ -133,7 +144,8 @@ func (c *Client) DeleteBudget(ctx context.Context, p spendcap.DeleteBudgetParams
 // ReportUsage implements spendcap.Budgets.
 func (c *Client) ReportUsage(ctx context.Context, p spendcap.ReportUsageParams) (spendcap.Outcome, error) {
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.ReportUsageRow, error) {
-		return q.ReportUsage(ctx, pgfn.ReportUsageParams{BudgetID: p.BudgetID, Deltas: orEmpty(p.Deltas), DedupKey: nonEmpty(p.DedupKey), At: at(p.At)})
+		return q.ReportUsage(ctx, pgfn.ReportUsageParams{BudgetID: p.BudgetID, Deltas: orEmpty(p.Deltas), DedupKey: nonEmpty(p.DedupKey), At: at(p.At),
+			AlsoCharge: p.AlsoCharge})
 	})
 	return usageOutcome(r), err
 }
@@ -141,7 +153,7 @@ func (c *Client) ReportUsage(ctx context.Context, p spendcap.ReportUsageParams) 
 // CheckUsage implements spendcap.Budgets.
 func (c *Client) CheckUsage(ctx context.Context, p spendcap.CheckUsageParams) (spendcap.Outcome, error) {
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.CheckUsageRow, error) {
-		return q.CheckUsage(ctx, pgfn.CheckUsageParams{BudgetID: p.BudgetID, Deltas: orEmpty(p.Deltas), At: at(p.At)})
+		return q.CheckUsage(ctx, pgfn.CheckUsageParams{BudgetID: p.BudgetID, Deltas: orEmpty(p.Deltas), At: at(p.At), AlsoCharge: p.AlsoCharge})
 	})
 	return usageOutcome(r), err
 }
@@ -150,7 +162,7 @@ func (c *Client) CheckUsage(ctx context.Context, p spendcap.CheckUsageParams) (s
 func (c *Client) RecordSpend(ctx context.Context, p spendcap.RecordSpendParams) (spendcap.Outcome, error) {
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.RecordSpendRow, error) {
 		return q.RecordSpend(ctx, pgfn.RecordSpendParams{BudgetID: p.BudgetID, ExecutionID: p.ExecutionID, Deltas: orEmpty(p.Deltas),
-			IdempotencyKey: nonEmpty(p.IdempotencyKey), At: at(p.At)})
+			IdempotencyKey: nonEmpty(p.IdempotencyKey), At: at(p.At), AlsoCharge: p.AlsoCharge})
 	})
 	return usageOutcome(r), err
 }
@@ -167,11 +179,11 @@ func (c *Client) ReleaseSpend(ctx context.Context, p spendcap.ReleaseSpendParams
 func (c *Client) Reserve(ctx context.Context, p spendcap.ReserveParams) (spendcap.Outcome, error) {
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.ReserveRow, error) {
 		return q.Reserve(ctx, pgfn.ReserveParams{BudgetID: p.BudgetID, ReservationID: p.ReservationID, Amounts: orEmpty(p.Amounts),
-			TTLSeconds: nonZero(p.TTLSeconds), IdempotencyKey: nonEmpty(p.IdempotencyKey), At: at(p.At)})
+			TTLSeconds: nonZero(p.TTLSeconds), IdempotencyKey: nonEmpty(p.IdempotencyKey), At: at(p.At), AlsoCharge: p.AlsoCharge})
 	})
 	return spendcap.Outcome{Outcome: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: r.WindowStart,
-		NextResetAt: r.NextResetAt, ExpiresAt: r.ExpiresAt}, err
+		NextResetAt: r.NextResetAt, ExpiresAt: r.ExpiresAt, BreachBudgetID: deref(r.BreachBudgetID)}, err
 }
 
 // Settle implements spendcap.Budgets.
@@ -228,12 +240,12 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 func usageOutcome(r pgfn.UsageOutcome) spendcap.Outcome {
 	return spendcap.Outcome{Outcome: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: r.WindowStart,
-		NextResetAt: r.NextResetAt}
+		NextResetAt: r.NextResetAt, BreachBudgetID: deref(r.BreachBudgetID)}
 }
 
 func status(r pgfn.BudgetStatusResult) spendcap.Status {
 	return spendcap.Status{
-		BudgetID: r.BudgetID, HardLimits: r.HardLimits, SoftLimits: r.SoftLimits, ResetEvery: deref(r.ResetEvery),
+		BudgetID: r.BudgetID, ParentID: deref(r.ParentID), HardLimits: r.HardLimits, SoftLimits: r.SoftLimits, ResetEvery: deref(r.ResetEvery),
 		ResetTimezone: r.ResetTimezone, ResetAnchor: r.ResetAnchor, Mode: spendcap.Mode(r.Mode), ScopeType: deref(r.ScopeType),
 		ScopeID: deref(r.ScopeID), DedupTTLSeconds: r.DedupTTLSeconds, WindowSeq: r.WindowSeq, WindowStart: r.WindowStart,
 		NextResetAt: r.NextResetAt, Usage: r.Usage, Reserved: r.Reserved, Remaining: r.Remaining, BreachCount: r.BreachCount,

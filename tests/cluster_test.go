@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -18,10 +19,11 @@ import (
 )
 
 // clusterSlice names the conformance scenarios run through a ClusterClient: windows, admission,
-// keys, the ledger and reservations (validation scenarios depend on exact ids, which the prefix
+// keys, the ledger and reservations, budget sets (whose ids the prefix puts in one slot) (validation scenarios depend on exact ids, which the prefix
 // below changes).
 var clusterSlice = []string{"Monthly", "Daily", "Hourly", "Report", "Hard", "Soft", "Observe", "Key", "Release",
-	"RecordSpend", "Reservation", "Settle", "Cancel", "ManualReset", "History", "DeleteBudget", "SetLimits", "Quota"}
+	"RecordSpend", "Reservation", "Settle", "Cancel", "ManualReset", "History", "DeleteBudget", "SetLimits", "Quota",
+	"Chain", "Set", "Tag", "Level", "Parent", "Top"}
 
 func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
 	t.Parallel()
@@ -126,6 +128,54 @@ func TestValkeyBudgetsSharingTheFirstSegmentOfTheirIdsShareASlot(t *testing.T) {
 	if got := slot(valkey.PolicyKey("acme/rpm")); got != slot(valkey.PolicyKey("acme")) {
 		t.Errorf("policy acme/rpm in slot %d, acme in %d", got, slot(valkey.PolicyKey("acme")))
 	}
+
+	t.Run("ASetInOneSlotIsChargedAndASetAcrossSlotsIsRefusedWritingNothing", func(t *testing.T) {
+		c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []spendcap.CreateBudgetParams{
+			{BudgetID: "acme", HardLimits: map[string]int64{"t": 100}},
+			{BudgetID: "acme/team", ParentID: "acme"},
+			{BudgetID: "acme/key", ParentID: "acme/team"},
+			{BudgetID: "globex"},
+		} {
+			if _, err := c.CreateBudget(ctx, p); err != nil {
+				t.Fatalf("create %s: %v", p.BudgetID, err)
+			}
+		}
+		usage := func() string {
+			var parts []string
+			for _, id := range []string{"acme/key", "acme/team", "acme", "globex"} {
+				st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				parts = append(parts, fmt.Sprintf("%s=%v/%d", id, st.Usage, st.BreachCount))
+			}
+			return strings.Join(parts, " ")
+		}
+		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "acme/key", Deltas: map[string]int64{"t": 30}}); err != nil || o.Outcome != spendcap.OK {
+			t.Fatalf("charge to the chain in one slot: %+v, %v", o, err)
+		}
+		want := "acme/key=map[t:30]/0 acme/team=map[t:30]/0 acme=map[t:30]/0 globex=map[]/0"
+		if got := usage(); got != want {
+			t.Fatalf("after the charge: %s", got)
+		}
+		_, err = c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "acme/key", Deltas: map[string]int64{"t": 1}, AlsoCharge: []string{"globex"}})
+		if !errors.Is(err, spendcap.ErrInvalidArgument) || !strings.Contains(err.Error(), "globex") {
+			t.Errorf("a set across slots: %v; want SC002 naming the budgets", err)
+		}
+		// The library itself refuses a call whose keys miss an ancestor, before it writes.
+		err = rdb.FCall(ctx, "sc_report_usage", []string{valkey.Key("acme/key")}, `{"budget_id":"acme/key","deltas":{"t":1}}`).Err()
+		// (cjson writes / as \/ in strings.)
+		if err == nil || !strings.HasPrefix(strings.ReplaceAll(err.Error(), `\/`, "/"), `SC002 keys: missing the keys of budgets ["acme","acme/team"]`) {
+			t.Errorf("a call without its ancestors' keys: %v", err)
+		}
+		if got := usage(); got != want {
+			t.Errorf("refused calls wrote: %s", got)
+		}
+	})
 }
 
 // prefixed gives each test its own budget and policy ids on a shared server (a cluster has one
@@ -137,9 +187,23 @@ type prefixed struct {
 
 func (b prefixed) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.Created, error) {
 	p.BudgetID = b.p + p.BudgetID
+	if p.ParentID != "" {
+		p.ParentID = b.p + p.ParentID
+	}
 	c, err := b.Backend.CreateBudget(ctx, p)
 	c.BudgetID = strings.TrimPrefix(c.BudgetID, b.p)
 	return c, err
+}
+
+func (b prefixed) SetParent(ctx context.Context, p spendcap.SetParentParams) (spendcap.Status, error) {
+	p.BudgetID = b.p + p.BudgetID
+	if p.ParentID != "" {
+		p.ParentID = b.p + p.ParentID
+	}
+	st, err := b.Backend.SetParent(ctx, p)
+	st.BudgetID = strings.TrimPrefix(st.BudgetID, b.p)
+	st.ParentID = strings.TrimPrefix(st.ParentID, b.p)
+	return st, err
 }
 
 func (b prefixed) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spendcap.Status, error) {
@@ -155,18 +219,18 @@ func (b prefixed) DeleteBudget(ctx context.Context, p spendcap.DeleteBudgetParam
 }
 
 func (b prefixed) ReportUsage(ctx context.Context, p spendcap.ReportUsageParams) (spendcap.Outcome, error) {
-	p.BudgetID = b.p + p.BudgetID
-	return b.Backend.ReportUsage(ctx, p)
+	p.BudgetID, p.AlsoCharge = b.p+p.BudgetID, b.all(p.AlsoCharge)
+	return b.outcome(b.Backend.ReportUsage(ctx, p))
 }
 
 func (b prefixed) CheckUsage(ctx context.Context, p spendcap.CheckUsageParams) (spendcap.Outcome, error) {
-	p.BudgetID = b.p + p.BudgetID
-	return b.Backend.CheckUsage(ctx, p)
+	p.BudgetID, p.AlsoCharge = b.p+p.BudgetID, b.all(p.AlsoCharge)
+	return b.outcome(b.Backend.CheckUsage(ctx, p))
 }
 
 func (b prefixed) RecordSpend(ctx context.Context, p spendcap.RecordSpendParams) (spendcap.Outcome, error) {
-	p.BudgetID = b.p + p.BudgetID
-	return b.Backend.RecordSpend(ctx, p)
+	p.BudgetID, p.AlsoCharge = b.p+p.BudgetID, b.all(p.AlsoCharge)
+	return b.outcome(b.Backend.RecordSpend(ctx, p))
 }
 
 func (b prefixed) ReleaseSpend(ctx context.Context, p spendcap.ReleaseSpendParams) (map[string]int64, error) {
@@ -175,13 +239,30 @@ func (b prefixed) ReleaseSpend(ctx context.Context, p spendcap.ReleaseSpendParam
 }
 
 func (b prefixed) Reserve(ctx context.Context, p spendcap.ReserveParams) (spendcap.Outcome, error) {
-	p.BudgetID = b.p + p.BudgetID
-	return b.Backend.Reserve(ctx, p)
+	p.BudgetID, p.AlsoCharge = b.p+p.BudgetID, b.all(p.AlsoCharge)
+	return b.outcome(b.Backend.Reserve(ctx, p))
 }
 
 func (b prefixed) Settle(ctx context.Context, p spendcap.SettleParams) (spendcap.Outcome, error) {
 	p.BudgetID = b.p + p.BudgetID
-	return b.Backend.Settle(ctx, p)
+	return b.outcome(b.Backend.Settle(ctx, p))
+}
+
+// all prefixes every id of a list.
+func (b prefixed) all(ids []string) []string {
+	if ids == nil {
+		return nil
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = b.p + id
+	}
+	return out
+}
+
+func (b prefixed) outcome(o spendcap.Outcome, err error) (spendcap.Outcome, error) {
+	o.BreachBudgetID = strings.TrimPrefix(o.BreachBudgetID, b.p)
+	return o, err
 }
 
 func (b prefixed) CancelReservation(ctx context.Context, p spendcap.CancelReservationParams) (map[string]int64, error) {
@@ -198,6 +279,7 @@ func (b prefixed) BudgetStatus(ctx context.Context, p spendcap.BudgetStatusParam
 	p.BudgetID = b.p + p.BudgetID
 	st, err := b.Backend.BudgetStatus(ctx, p)
 	st.BudgetID = strings.TrimPrefix(st.BudgetID, b.p)
+	st.ParentID = strings.TrimPrefix(st.ParentID, b.p)
 	return st, err
 }
 

@@ -26,6 +26,7 @@ var apiCalls = []struct {
 	{"spendcap_writer", "cancel_reservation", `SELECT * FROM spendcap.cancel_reservation('b1', 'r2')`},
 	{"spendcap_admin", "create_budget", `SELECT * FROM spendcap.create_budget('b2')`},
 	{"spendcap_admin", "set_limits", `SELECT * FROM spendcap.set_limits('b1', mode => 'observe')`},
+	{"spendcap_admin", "set_parent", `SELECT * FROM spendcap.set_parent('b1')`},
 	{"spendcap_admin", "reset_budget", `SELECT * FROM spendcap.reset_budget('b1')`},
 	{"spendcap_admin", "roll_due_windows", `SELECT * FROM spendcap.roll_due_windows()`},
 	{"spendcap_admin", "purge_expired", `SELECT * FROM spendcap.purge_expired()`},

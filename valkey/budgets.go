@@ -18,16 +18,18 @@ type outcomeReply struct {
 	WindowStart *int64  `json:"window_start"`
 	NextResetAt *int64  `json:"next_reset_at"`
 	ExpiresAt   *int64  `json:"expires_at"`
+	BreachID    *string `json:"breach_budget_id"`
 }
 
 func (r outcomeReply) outcome() spendcap.Outcome {
 	return spendcap.Outcome{Outcome: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: toTime(r.WindowStart),
-		NextResetAt: toTimePtr(r.NextResetAt), ExpiresAt: toTimePtr(r.ExpiresAt)}
+		NextResetAt: toTimePtr(r.NextResetAt), ExpiresAt: toTimePtr(r.ExpiresAt), BreachBudgetID: deref(r.BreachID)}
 }
 
 type statusReply struct {
 	BudgetID              string           `json:"budget_id"`
+	ParentID              *string          `json:"parent_id"`
 	HardLimits            map[string]int64 `json:"hard_limits"`
 	SoftLimits            map[string]int64 `json:"soft_limits"`
 	ResetEvery            *string          `json:"reset_every"`
@@ -55,7 +57,7 @@ type statusReply struct {
 
 func (r statusReply) status() spendcap.Status {
 	return spendcap.Status{
-		BudgetID: r.BudgetID, HardLimits: orEmpty(r.HardLimits), SoftLimits: orEmpty(r.SoftLimits), ResetEvery: deref(r.ResetEvery),
+		ParentID: deref(r.ParentID), BudgetID: r.BudgetID, HardLimits: orEmpty(r.HardLimits), SoftLimits: orEmpty(r.SoftLimits), ResetEvery: deref(r.ResetEvery),
 		ResetTimezone: r.ResetTimezone, ResetAnchor: toTimePtr(r.ResetAnchor), Mode: spendcap.Mode(r.Mode),
 		ScopeType: deref(r.ScopeType), ScopeID: deref(r.ScopeID), DedupTTLSeconds: r.DedupTTLSeconds, WindowSeq: r.WindowSeq,
 		WindowStart: toTime(r.WindowStart), NextResetAt: toTimePtr(r.NextResetAt), Usage: orEmpty(r.Usage),
@@ -88,7 +90,12 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 		WindowStart *int64 `json:"window_start"`
 		NextResetAt *int64 `json:"next_reset_at"`
 	}
-	if err := c.call(ctx, "create_budget", p.BudgetID, a, false, &r); err != nil {
+	keys := []string{Key(p.BudgetID)}
+	if p.ParentID != "" {
+		a["parent_id"] = p.ParentID
+		keys = append(keys, c.chainKeys(ctx, p.ParentID)...)
+	}
+	if err := c.callKeys(ctx, "create_budget", keys, a, false, &r); err != nil {
 		return spendcap.Created{}, err
 	}
 	return spendcap.Created{BudgetID: r.BudgetID, Created: r.Created, WindowStart: toTime(r.WindowStart), NextResetAt: toTimePtr(r.NextResetAt)}, nil
@@ -104,18 +111,69 @@ func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spe
 	return r.status(), nil
 }
 
-// DeleteBudget implements spendcap.Budgets.
+// SetParent implements spendcap.Budgets. The library reads the new parent's chain and writes the
+// children counts of the old and the new parent, so the call passes all their keys: the budget,
+// the new parent's chain nearest first, then the old parent.
+func (c *Client) SetParent(ctx context.Context, p spendcap.SetParentParams) (spendcap.Status, error) {
+	a := args{"budget_id": p.BudgetID}.at(p.At)
+	keys := []string{Key(p.BudgetID)}
+	if p.ParentID != "" {
+		a["parent_id"] = p.ParentID
+		keys = append(keys, c.chainKeys(ctx, p.ParentID)...)
+	}
+	if old := c.parentOf(ctx, p.BudgetID); old != "" {
+		keys = append(keys, Key(old))
+	}
+	var r statusReply
+	if err := c.callKeys(ctx, "set_parent", keys, a, false, &r); err != nil {
+		return spendcap.Status{}, err
+	}
+	return r.status(), nil
+}
+
+// DeleteBudget implements spendcap.Budgets. The library names the other budgets it writes (the
+// parent, whose children it counts, and the budgets of the sets the budget's reservations and
+// ledger entries were charged on) as a set call does, and the client passes their keys.
 func (c *Client) DeleteBudget(ctx context.Context, p spendcap.DeleteBudgetParams) (bool, error) {
 	var r struct {
 		Deleted bool `json:"deleted"`
 	}
-	err := c.call(ctx, "delete_budget", p.BudgetID, args{"budget_id": p.BudgetID}.at(p.At), false, &r)
+	err := c.setCall(ctx, "delete_budget", p.BudgetID, nil, args{"budget_id": p.BudgetID}.at(p.At), false, &r)
 	return r.Deleted, err
 }
 
-func (c *Client) outcome(ctx context.Context, name, budgetID string, a args, readonly bool) (spendcap.Outcome, error) {
+// parentOf is the parent of budget id as its status says, or "" (none, or no such budget: the call
+// that follows says which).
+func (c *Client) parentOf(ctx context.Context, id string) string {
+	var r statusReply
+	if err := c.call(ctx, "budget_status", id, args{"budget_id": id}, true, &r); err != nil || r.ParentID == nil {
+		return ""
+	}
+	return *r.ParentID
+}
+
+// chainKeys are the base keys of id and its ancestors, nearest first, as their statuses say: what
+// a call that reads id's chain passes. It stops at a budget that does not exist (the library then
+// names it) and after as many budgets as a chain may hold.
+func (c *Client) chainKeys(ctx context.Context, id string) []string {
+	var keys []string
+	for len(keys) < maxDepth && id != "" {
+		keys = append(keys, Key(id))
+		id = c.parentOf(ctx, id)
+	}
+	return keys
+}
+
+// maxDepth is how many budgets a chain holds at most, the budget itself included (the library's
+// MAX_DEPTH).
+const maxDepth = 8
+
+func (c *Client) outcome(ctx context.Context, name, budgetID string, also []string, a args, readonly bool) (spendcap.Outcome, error) {
 	var r outcomeReply
-	if err := c.call(ctx, name, budgetID, a, readonly, &r); err != nil {
+	if len(also) > 0 {
+		a["also_charge"] = also
+	}
+	if err := c.setCall(ctx, name, budgetID, also, a, readonly, &r); err != nil {
 		return spendcap.Outcome{}, err
 	}
 	return r.outcome(), nil
@@ -123,44 +181,44 @@ func (c *Client) outcome(ctx context.Context, name, budgetID string, a args, rea
 
 // ReportUsage implements spendcap.Budgets.
 func (c *Client) ReportUsage(ctx context.Context, p spendcap.ReportUsageParams) (spendcap.Outcome, error) {
-	return c.outcome(ctx, "report_usage", p.BudgetID,
+	return c.outcome(ctx, "report_usage", p.BudgetID, p.AlsoCharge,
 		args{"budget_id": p.BudgetID, "deltas": orEmpty(p.Deltas)}.str("dedup_key", p.DedupKey).at(p.At), false)
 }
 
 // CheckUsage implements spendcap.Budgets.
 func (c *Client) CheckUsage(ctx context.Context, p spendcap.CheckUsageParams) (spendcap.Outcome, error) {
-	return c.outcome(ctx, "check_usage", p.BudgetID, args{"budget_id": p.BudgetID, "deltas": orEmpty(p.Deltas)}.at(p.At), true)
+	return c.outcome(ctx, "check_usage", p.BudgetID, p.AlsoCharge, args{"budget_id": p.BudgetID, "deltas": orEmpty(p.Deltas)}.at(p.At), true)
 }
 
 // RecordSpend implements spendcap.Budgets.
 func (c *Client) RecordSpend(ctx context.Context, p spendcap.RecordSpendParams) (spendcap.Outcome, error) {
-	return c.outcome(ctx, "record_spend", p.BudgetID, args{"budget_id": p.BudgetID, "execution_id": p.ExecutionID,
+	return c.outcome(ctx, "record_spend", p.BudgetID, p.AlsoCharge, args{"budget_id": p.BudgetID, "execution_id": p.ExecutionID,
 		"deltas": orEmpty(p.Deltas)}.str("idempotency_key", p.IdempotencyKey).at(p.At), false)
 }
 
 // ReleaseSpend implements spendcap.Budgets.
 func (c *Client) ReleaseSpend(ctx context.Context, p spendcap.ReleaseSpendParams) (map[string]int64, error) {
 	var r releasedReply
-	err := c.call(ctx, "release_spend", p.BudgetID, args{"budget_id": p.BudgetID, "execution_id": p.ExecutionID}.at(p.At), false, &r)
+	err := c.setCall(ctx, "release_spend", p.BudgetID, nil, args{"budget_id": p.BudgetID, "execution_id": p.ExecutionID}.at(p.At), false, &r)
 	return orEmpty(r.Released), err
 }
 
 // Reserve implements spendcap.Budgets.
 func (c *Client) Reserve(ctx context.Context, p spendcap.ReserveParams) (spendcap.Outcome, error) {
-	return c.outcome(ctx, "reserve", p.BudgetID, args{"budget_id": p.BudgetID, "reservation_id": p.ReservationID,
+	return c.outcome(ctx, "reserve", p.BudgetID, p.AlsoCharge, args{"budget_id": p.BudgetID, "reservation_id": p.ReservationID,
 		"amounts": orEmpty(p.Amounts)}.num("ttl_seconds", p.TTLSeconds).str("idempotency_key", p.IdempotencyKey).at(p.At), false)
 }
 
 // Settle implements spendcap.Budgets.
 func (c *Client) Settle(ctx context.Context, p spendcap.SettleParams) (spendcap.Outcome, error) {
-	return c.outcome(ctx, "settle", p.BudgetID, args{"budget_id": p.BudgetID, "reservation_id": p.ReservationID,
+	return c.outcome(ctx, "settle", p.BudgetID, nil, args{"budget_id": p.BudgetID, "reservation_id": p.ReservationID,
 		"actual": orEmpty(p.Actual)}.at(p.At), false)
 }
 
 // CancelReservation implements spendcap.Budgets.
 func (c *Client) CancelReservation(ctx context.Context, p spendcap.CancelReservationParams) (map[string]int64, error) {
 	var r releasedReply
-	err := c.call(ctx, "cancel_reservation", p.BudgetID, args{"budget_id": p.BudgetID, "reservation_id": p.ReservationID}.at(p.At), false, &r)
+	err := c.setCall(ctx, "cancel_reservation", p.BudgetID, nil, args{"budget_id": p.BudgetID, "reservation_id": p.ReservationID}.at(p.At), false, &r)
 	return orEmpty(r.Released), err
 }
 

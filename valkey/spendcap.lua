@@ -15,8 +15,15 @@
 --                        packs and unpacks it in a seventh of the time cjson plus our exact-integer
 --                        JSON encoder took; documents stored as JSON by older versions still read)
 --   sc:{id}:tz           its zone's offset table, for IANA zones (JSON array of [from_ms, offset_s])
---   sc:{id}:r            live reservations (HASH reservation_id -> {"a": amounts, "exp": ms})
---   sc:{id}:l            the spend ledger of the current window (HASH execution_id -> amounts)
+--   sc:{id}:r            live reservations (HASH reservation_id -> {"a": amounts, "exp": ms}, and
+--                        "s": the other budgets of its set, if any); a reservation that another
+--                        budget n named is held here as field "<n> <reservation_id>" (ids have no
+--                        space)
+--   sc:{id}:l            the spend ledger of the current window (HASH execution_id -> amounts), and
+--                        "<n> <execution_id>" for spend that budget n named
+--   sc:{id}:ls           the set index: for an execution this budget named that was recorded on
+--                        other budgets too, those budgets and when the last of their windows ends
+--                        (HASH execution_id -> {"s": ids, "u": ms or absent for never})
 --   sc:{id}:h            closed windows, newest first, the newest 100 (LIST of JSON)
 --   sc:{id}:d:<gen>:<k>  dedup/idempotency keys (JSON), expiring by TTL; <gen> is the budget's
 --                        generation, so a deleted and re-created budget never sees old keys.
@@ -33,6 +40,10 @@ local ARRAY = {}
 local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
 local CALENDAR = { day = true, week = true, month = true, year = true }
 local HISTORY_KEPT = 100
+-- How many budgets a chain holds at most, the budget itself included (SQL: max_depth).
+local MAX_DEPTH = 8
+-- How many budgets one call charges at most, ancestors included (SQL: max_set).
+local MAX_SET = 64
 -- The instants a call may name (docs/semantics.md#time): [1970-01-01, 10000-01-01) UTC in ms. Every
 -- time the library computes stays below 2^53 and 1e15, so it is exact and redis.call passes it on as
 -- the integer the command expects.
@@ -623,13 +634,22 @@ local function queue(b, ...)
 end
 
 -- close_window queues the history row of a closed window unless it had no usage and no breaches,
--- and forgets the spend ledger, which only ever holds the current window's amounts.
-local function close_window(b, w, closed_by)
+-- and forgets the spend ledger, which only ever holds the current window's amounts. Of the set
+-- index (what b named on other budgets' ledgers) it drops the entries that every other budget's
+-- window has outlived by t: those budgets' ledgers forgot them.
+local function close_window(b, w, closed_by, t)
     if has_activity(w) then
         queue(b, 'LPUSH', subkey(b._key, 'h'), encode(history_row(w, closed_by)))
         queue(b, 'LTRIM', subkey(b._key, 'h'), 0, HISTORY_KEPT - 1)
     end
     queue(b, 'DEL', subkey(b._key, 'l'))
+    local index = redis.call('HGETALL', subkey(b._key, 'ls'))
+    for i = 1, #index, 2 do
+        local u = cjson.decode(index[i + 1]).u
+        if u ~= nil and u ~= NULL and u <= t then
+            queue(b, 'HDEL', subkey(b._key, 'ls'), index[i])
+        end
+    end
 end
 
 -- live_reserved sums the reservations still live at t. The aggregate kept on the budget is exact
@@ -679,18 +699,24 @@ local function instant(b, at)
     return math.max(at, b.ws)
 end
 
--- lock_budget is the prologue of every writer: the budget brought to the call's instant, its due
--- window closed and rolled, its expired reservations dropped; the writes are queued.
-local function lock_budget(key, id, at)
-    local b = read_budget(key, id)
+-- bring is the prologue of every writer, for a budget just read: b brought to the call's instant
+-- (which it returns), its due window closed and rolled, its expired reservations dropped; the
+-- writes are queued.
+local function bring(b, at)
     local t = instant(b, at)
     local closed = advance(b, t)
     if closed then
-        close_window(b, closed, 'schedule')
+        close_window(b, closed, 'schedule', t)
         b._rolled = true
     end
     b.reserved, b.rexp = live_reserved(b, t, true)
-    return b, t
+    return t
+end
+
+-- lock_budget reads the budget id (SC001 when there is none) and brings it to the call's instant.
+local function lock_budget(key, id, at)
+    local b = read_budget(key, id)
+    return b, bring(b, at)
 end
 
 -- encode_budget packs the stored fields of b, and not what a call keeps on it (_key, _writes,
@@ -703,7 +729,7 @@ local function encode_budget(b)
         anchor = b.anchor, mode = b.mode, scope_type = b.scope_type, scope_id = b.scope_id, ttl = b.ttl,
         created = b.created, updated = b.updated, seq = b.seq, k = b.k, ws = b.ws, nr = b.nr,
         usage = b.usage, reserved = b.reserved, rexp = b.rexp, bc = b.bc, sbc = b.sbc, wbc = b.wbc,
-        wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen,
+        wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen, p = b.p, nc = b.nc,
     })
 end
 
@@ -726,7 +752,7 @@ local function status_row(b, t)
         remaining[d] = math.max(0, h - (b.usage[d] or 0) - (reserved[d] or 0))
     end
     return {
-        budget_id = b.id, hard_limits = b.hard, soft_limits = b.soft, reset_every = opt(b.every),
+        budget_id = b.id, parent_id = opt(b.p), hard_limits = b.hard, soft_limits = b.soft, reset_every = opt(b.every),
         reset_timezone = b.tz, reset_anchor = opt(b.anchor), mode = b.mode, scope_type = opt(b.scope_type),
         scope_id = opt(b.scope_id), dedup_ttl_seconds = b.ttl, window_seq = b.seq, window_start = b.ws,
         next_reset_at = opt(b.nr), usage = b.usage, reserved = reserved, remaining = remaining,
@@ -736,6 +762,47 @@ local function status_row(b, t)
     }
 end
 
+-- read_chain reads parent_id's chain for create_budget and set_parent (SQL: lock_parent): the
+-- parent and its ancestors, nearest first, whose base keys the caller passes as keys[first], ...
+-- (docs/semantics.md#valkey). SC001 for an unknown parent; SC002 for the budget itself, a key
+-- that is not the next budget of the chain, a cycle, or a chain past MAX_DEPTH with the budget.
+-- It answers the parent, ready for commit().
+local function read_chain(keys, first, parent_id, budget_id)
+    check_id('parent_id', parent_id)
+    if parent_id == budget_id then
+        invalid('parent_id', 'a budget cannot be its own parent')
+    end
+    local parent
+    local id, n = parent_id, 0
+    while id ~= nil do
+        if id == budget_id then
+            invalid('parent_id', cjson.encode(parent_id) .. ' is a descendant of ' .. cjson.encode(budget_id)
+                .. ': the chain would be a cycle')
+        end
+        n = n + 1
+        if n + 1 > MAX_DEPTH then
+            invalid('parent_id', 'a chain holds at most ' .. MAX_DEPTH .. ' budgets, the budget itself included')
+        end
+        local want = base_of('sc:', id)
+        if keys[first + n - 1] ~= want then
+            invalid('parent_id', 'key ' .. (first + n - 1) .. ' must be ' .. want .. ' (the keys name the chain of '
+                .. cjson.encode(parent_id) .. ', nearest first)')
+        end
+        local raw = redis.call('GET', want)
+        if not raw then
+            fail('SC001', 'parent_id: budget ' .. cjson.encode(id) .. ' not found')
+        end
+        local d = decode_budget(raw)
+        if n == 1 then
+            parent = d
+            parent._key, parent._writes = want, {}
+        end
+        id = d.p
+    end
+    return parent
+end
+
+
 -- valkey/lua/050_admission.lua
 ----------------------------------------------------------------------------------------------
 -- Admission (docs/semantics.md#admission).
@@ -744,7 +811,7 @@ end
 -- the hard check says (settle). It writes nothing and moves no counter.
 local function evaluate(b, reserved, d, arg, force)
     local o = { outcome = 'ok', applied = true, dimension = NULL, usage = NULL, limit_value = NULL,
-                replayed = false, window_start = b.ws, next_reset_at = opt(b.nr) }
+                replayed = false, window_start = b.ws, next_reset_at = opt(b.nr), breach_budget_id = NULL }
     local dims = sorted_keys(d)
     local totals = {}
     for i, dim in ipairs(dims) do
@@ -784,6 +851,30 @@ local function count(b, o, t)
     end
 end
 
+-- set_outcome is the outcome of a charge to a set whose budgets (ids, ascending) evaluated to es
+-- (SQL: set_outcome): the first enforce-mode hard breach refuses the charge (applied = false);
+-- else the first hard breach (observe mode), else the first soft breach, else ok with the window
+-- of the named budget (index named). breach_budget_id names the budget of a reported breach.
+local function set_outcome(es, ids, named)
+    local best, rank = nil, 3
+    for i = 1, #ids do
+        local e, r = es[i], 3
+        if e.outcome == 'hard_breach' then
+            r = e.applied and 1 or 0
+        elseif e.outcome == 'soft_breach' then
+            r = 2
+        end
+        if r < rank then
+            best, rank = i, r
+        end
+    end
+    if best then
+        es[best].breach_budget_id = ids[best]
+        return es[best], best
+    end
+    return es[named], named
+end
+
 local function canonical(d)
     local parts = {}
     for i, k in ipairs(sorted_keys(d)) do
@@ -792,12 +883,175 @@ local function canonical(d)
     return table.concat(parts, ',')
 end
 
--- admit is report_usage, record_spend and reserve: they differ only in where applied deltas go.
+-- also_of validates also_charge: the other budgets the call names, in ascending order, once each,
+-- without budget_id (so [] and [budget_id] name the budget alone).
+local function also_of(a)
+    local v = a.also_charge
+    if v == nil or v == NULL then
+        return {}
+    end
+    local n = 0
+    if type(v) == 'table' then
+        for _ in pairs(v) do n = n + 1 end
+    end
+    if type(v) ~= 'table' or n ~= #v then
+        invalid('also_charge', 'must be an array of budget ids')
+    end
+    if n > MAX_SET then
+        invalid('also_charge', 'a call charges at most ' .. MAX_SET .. ' budgets, ancestors included')
+    end
+    local seen, also = { [a.budget_id] = true }, {}
+    for i = 1, n do
+        check_id('also_charge', v[i])
+        if not seen[v[i]] then
+            seen[v[i]] = true
+            also[#also + 1] = v[i]
+        end
+    end
+    table.sort(also)
+    return also
+end
+
+-- declared is the set of the call's keys.
+local function declared(keys)
+    local k = {}
+    for i = 1, #keys do k[keys[i]] = true end
+    return k
+end
+
+-- missing_keys raises the SC002 of a call whose keys lack budgets it needs (ids, ascending). The
+-- message is the protocol the Go client reads to pass them and try again (an ancestor added since
+-- it looked); nothing has been written.
+local function missing_keys(ids)
+    table.sort(ids)
+    invalid('keys', 'missing the keys of budgets ' .. encode(array(ids)) .. ': pass the base key of every budget the call charges')
+end
+
+-- read_set reads the charged set of a call (docs/semantics.md#budget-sets; SQL: charged_set):
+-- budget_id, the budgets of also, and every ancestor of each, once each, in ascending byte order of
+-- their ids, which it returns as bs and ids. SC001 for an unknown budget; SC002 for more than
+-- MAX_SET budgets, and (missing_keys) when a budget's base key is not among keys, after the walk
+-- has found every such budget, so that one retry suffices.
+local function read_set(keys, id, also)
+    local have = declared(keys)
+    local byid, ids, missing = {}, {}, {}
+    local starts = { id }
+    for i = 1, #also do starts[i + 1] = also[i] end
+    for i, start in ipairs(starts) do
+        local cur, arg = start, i == 1 and 'budget_id' or 'also_charge'
+        while cur ~= nil and byid[cur] == nil do
+            local key = base_of('sc:', cur)
+            local ok, raw = true, nil
+            if have[key] then
+                raw = redis.call('GET', key)
+            else
+                missing[#missing + 1] = cur
+                -- Read on to find the rest of the chain; on a cluster a key of another slot
+                -- cannot be read, and the retry with it is refused as cross-slot.
+                ok, raw = pcall(redis.call, 'GET', key)
+            end
+            if not ok then
+                break
+            end
+            if not raw then
+                fail('SC001', arg .. ': budget ' .. cjson.encode(cur) .. ' not found')
+            end
+            local b = decode_budget(raw)
+            b._key, b._writes = key, {}
+            byid[cur] = b
+            ids[#ids + 1] = cur
+            if #ids > MAX_SET then
+                invalid('also_charge', 'a call charges at most ' .. MAX_SET .. ' budgets, ancestors included')
+            end
+            cur = b.p
+        end
+    end
+    if #missing > 0 then
+        missing_keys(missing)
+    end
+    table.sort(ids)
+    local bs = {}
+    for i, x in ipairs(ids) do bs[i] = byid[x] end
+    return bs, ids
+end
+
+-- read_members reads the budgets other than the named one that an entry of the named budget lists
+-- (ids: its "s"), ascending, brought to the call's instant; a budget deleted since is skipped.
+-- Their keys must be among keys (missing_keys).
+local function read_members(keys, ids, at)
+    local have, missing = declared(keys), {}
+    for _, x in ipairs(ids) do
+        if not have[base_of('sc:', x)] then missing[#missing + 1] = x end
+    end
+    if #missing > 0 then
+        missing_keys(missing)
+    end
+    local sorted = {}
+    for i, x in ipairs(ids) do sorted[i] = x end
+    table.sort(sorted)
+    local ms, ts = {}, {}
+    for _, x in ipairs(sorted) do
+        local key = base_of('sc:', x)
+        local raw = redis.call('GET', key)
+        if raw then
+            local b = decode_budget(raw)
+            b._key, b._writes = key, {}
+            ms[#ms + 1] = b
+            ts[#ts + 1] = bring(b, at)
+        end
+    end
+    return ms, ts
+end
+
+-- field is the hash field under which budget b holds an entry (ledger, reservation) that the
+-- budget named by the call owns: ref itself on the named budget, "<named> <ref>" on the others.
+local function field(b, named, ref)
+    if b.id == named then
+        return ref
+    end
+    return named .. ' ' .. ref
+end
+
+-- others is the ids of bs but named, as an array.
+local function others(ids, named)
+    local s = array()
+    for _, x in ipairs(ids) do
+        if x ~= named then s[#s + 1] = x end
+    end
+    return s
+end
+
+-- index_spend records in the named budget's set index that execution ref was recorded on the
+-- budgets of s too, until the last of their current windows ends (merged with what the index
+-- already holds for ref).
+local function index_spend(nb, bs, s, ref)
+    local u = 0
+    for _, b in ipairs(bs) do
+        if b.id ~= nb.id then
+            if b.nr == nil or u == nil then u = nil else u = math.max(u, b.nr) end
+        end
+    end
+    local raw = redis.call('HGET', subkey(nb._key, 'ls'), ref)
+    if raw then
+        local prev = cjson.decode(raw)
+        local seen = {}
+        for _, x in ipairs(s) do seen[x] = true end
+        for _, x in ipairs(prev.s) do
+            if not seen[x] then s[#s + 1] = x end
+        end
+        table.sort(s)
+        if prev.u == nil or prev.u == NULL or u == nil then u = nil else u = math.max(u, prev.u) end
+    end
+    queue(nb, 'HSET', subkey(nb._key, 'ls'), ref, encode({ s = s, u = u }))
+end
+
+-- admit is report_usage, record_spend and reserve: they differ only in where applied deltas go. A
+-- budget alone is a set of one (docs/semantics.md#budget-sets).
 local function admit(op, keys, a)
     local deltas_arg = op == 'reserve' and 'amounts' or 'deltas'
     local key_arg = op == 'report_usage' and 'dedup_key' or 'idempotency_key'
     local id = a.budget_id
-    local key = budget_key(keys, id)
+    budget_key(keys, id)
     local ref, ttl
     if op == 'record_spend' then
         ref = a.execution_id
@@ -814,14 +1068,24 @@ local function admit(op, keys, a)
     local dk = a[key_arg]
     if dk == '' then dk = nil end
     if dk ~= nil then check_id(key_arg, dk) end
+    local also = also_of(a)
     local at = at_of(a)
 
-    local b, t = lock_budget(key, id, at)
+    local bs, ids = read_set(keys, id, also)
+    local ts, named = {}, nil
+    for i, b in ipairs(bs) do
+        ts[i] = bring(b, at)
+        if ids[i] == id then named = i end
+    end
+    local nb, t = bs[named], ts[named]
 
     local fp, dkey
     if dk ~= nil then
         fp = op .. ' ' .. (ref or '') .. ' ' .. canonical(d)
-        dkey = subkey(key, 'd') .. ':' .. b.gen .. ':' .. dk
+        if #also > 0 then
+            fp = fp .. ' also=' .. table.concat(also, ',')
+        end
+        dkey = subkey(nb._key, 'd') .. ':' .. nb.gen .. ':' .. dk
         local raw = redis.call('GET', dkey)
         if raw then
             local stored = cjson.decode(raw)
@@ -837,36 +1101,57 @@ local function admit(op, keys, a)
 
     if op == 'reserve' then
         -- An expired reservation may still be in the hash (its removal is queued): not live.
-        local raw = redis.call('HGET', subkey(key, 'r'), ref)
+        local raw = redis.call('HGET', subkey(nb._key, 'r'), ref)
         if raw and cjson.decode(raw).exp > t then
             invalid('reservation_id', 'reservation ' .. cjson.encode(ref) .. ' is live')
         end
     end
 
-    local o = evaluate(b, b.reserved, d, deltas_arg, false)
-    count(b, o, t)
+    local es = {}
+    for i, b in ipairs(bs) do
+        es[i] = evaluate(b, b.reserved, d, deltas_arg, false)
+    end
+    local o, at_breach = set_outcome(es, ids, named)
     if op == 'reserve' then
         o.expires_at = NULL
     end
-    if o.applied then
+    if not o.applied then
+        -- Refused: only the refusing budget's breach counters move.
+        local b = bs[at_breach]
+        count(b, o, ts[at_breach])
+        b.updated = math.max(b.updated, ts[at_breach])
+        commit(b)
+    else
         if op == 'reserve' then
             o.expires_at = t + ttl * 1000
-            queue(b, 'HSET', subkey(key, 'r'), ref, encode({ a = d, exp = o.expires_at }))
-            b.reserved = plus(b.reserved, d)
-            if b.rexp == nil or o.expires_at < b.rexp then b.rexp = o.expires_at end
-        else
-            b.usage = plus(b.usage, d)
-            if op == 'record_spend' then
-                -- After a roll the ledger's old entries are being deleted: start afresh.
-                local prev = not b._rolled and redis.call('HGET', subkey(key, 'l'), ref) or nil
-                queue(b, 'HSET', subkey(key, 'l'), ref, encode(plus(prev and cjson.decode(prev) or {}, d)))
+        end
+        local s = #ids > 1 and others(ids, id) or nil
+        for i, b in ipairs(bs) do
+            count(b, es[i], ts[i])
+            local f = field(b, id, ref or '')
+            if op == 'reserve' then
+                queue(b, 'HSET', subkey(b._key, 'r'), f, encode({ a = d, exp = o.expires_at, s = b == nb and s or nil }))
+                b.reserved = plus(b.reserved, d)
+                if b.rexp == nil or o.expires_at < b.rexp then b.rexp = o.expires_at end
+            else
+                b.usage = plus(b.usage, d)
+                if op == 'record_spend' then
+                    -- After a roll the ledger's old entries are being deleted: start afresh.
+                    local prev = not b._rolled and redis.call('HGET', subkey(b._key, 'l'), f) or nil
+                    queue(b, 'HSET', subkey(b._key, 'l'), f, encode(plus(prev and cjson.decode(prev) or {}, d)))
+                end
             end
+            b.updated = math.max(b.updated, ts[i])
+        end
+        if op == 'record_spend' and s then
+            index_spend(nb, bs, s, ref)
+        end
+        for _, b in ipairs(bs) do
+            commit(b)
         end
     end
-    b.updated = math.max(b.updated, t)
-    commit(b)
     if dk ~= nil then
-        local exp = t + b.ttl * 1000
+        local exp = t + nb.ttl * 1000
         -- The key's logical life is [t, exp) on the calls' clock; the server forgets it a minute
         -- after that on its own clock.
         redis.call('SET', dkey, encode({ fp = fp, r = o, exp = exp }), 'PX', math.max(exp - now_ms(), 0) + 60000)
@@ -913,13 +1198,17 @@ function api.create_budget(keys, a)
         invalid('reset_anchor', 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC')
     end
     local t = at_of(a)
+    local parent
+    if a.parent_id ~= nil then
+        parent = read_chain(keys, 2, a.parent_id, id)
+    end
 
     local raw = redis.call('GET', key)
     if raw then
         local b = read_budget(key, id)
         if not same_quantities(b.hard, hard) or not same_quantities(b.soft, soft) or b.every ~= every
            or b.tz ~= tz or b.mode ~= mode or b.scope_type ~= a.scope_type or b.scope_id ~= a.scope_id
-           or b.ttl ~= ttl or (anchor_arg ~= nil and b.anchor ~= anchor_arg) then
+           or b.ttl ~= ttl or (anchor_arg ~= nil and b.anchor ~= anchor_arg) or b.p ~= a.parent_id then
             fail('SC005', 'budget_id: budget ' .. cjson.encode(id) .. ' exists with a different definition')
         end
         advance(b, instant(b, t))
@@ -929,7 +1218,7 @@ function api.create_budget(keys, a)
     local clock = redis.call('TIME')
     local b = { id = id, hard = hard, soft = soft, tz = tz, mode = mode, scope_type = a.scope_type,
                 scope_id = a.scope_id, ttl = ttl, created = t, updated = t, seq = 1, k = -1, ws = t,
-                usage = {}, reserved = {}, bc = 0, sbc = 0, wbc = 0, wsbc = 0,
+                usage = {}, reserved = {}, bc = 0, sbc = 0, wbc = 0, wsbc = 0, p = a.parent_id, nc = 0,
                 gen = clock[1] .. '.' .. clock[2], _key = key, _writes = {} }
     if every then
         local anchor = anchor_arg or default_anchor(t, unit, z)
@@ -941,6 +1230,10 @@ function api.create_budget(keys, a)
         queue(b, 'SET', subkey(key, 'tz'), encode(array(z)))
     end
     commit(b)
+    if parent then
+        parent.nc = (parent.nc or 0) + 1
+        commit(parent)
+    end
     return { budget_id = id, created = true, window_start = b.ws, next_reset_at = opt(b.nr) }
 end
 
@@ -968,12 +1261,114 @@ function api.set_limits(keys, a)
     return status_row(b, t)
 end
 
+-- take_reservation ends a live reservation held on b under field f and returns it, or nil when
+-- b holds none there (unknown, expired or already finished).
+local function take_reservation(b, f, t)
+    local raw = redis.call('HGET', subkey(b._key, 'r'), f)
+    local r = raw and cjson.decode(raw)
+    if not r or r.exp <= t then
+        return nil
+    end
+    queue(b, 'HDEL', subkey(b._key, 'r'), f)
+    b.reserved = minus(b.reserved, r.a)
+    return r
+end
+
+-- refuse_children raises SC002 for a budget with children (delete_budget, set_parent; what: why).
+local function refuse_children(b, what)
+    if (b.nc or 0) > 0 then
+        invalid('budget_id', cjson.encode(b.id) .. ' has ' .. b.nc .. ' children: ' .. what)
+    end
+end
+
+-- parent_of reads the parent of b for a write of its children count: its base key is keys[i].
+local function parent_of(keys, i, b)
+    local want = base_of('sc:', b.p)
+    if keys[i] ~= want then
+        invalid('budget_id', 'key ' .. i .. ' must be ' .. want .. ', the parent of ' .. cjson.encode(b.id))
+    end
+    return read_budget(want, b.p)
+end
+
+-- delete_budget removes the budget's keys and ends what it named on the other budgets of its sets
+-- (SQL: delete_budget): its reservations there are freed, its ledger entries there forgotten, and
+-- its parent counts one child less. Keys: the budget, then its parent and those budgets, in any
+-- order (missing_keys names what is not there).
 function api.delete_budget(keys, a)
-    local key = budget_key(keys, a.budget_id)
-    local existed = redis.call('EXISTS', key) == 1
+    local id = a.budget_id
+    local key = budget_key(keys, id)
+    local at = at_of(a)
+    local raw = redis.call('GET', key)
+    if not raw then
+        return { deleted = false }
+    end
+    local b = read_budget(key, id)
+    refuse_children(b, 'delete them or move them with set_parent first')
+    -- What it named elsewhere: reservation id -> its other budgets; execution id -> likewise.
+    local held, recorded, members, seen = {}, {}, {}, {}
+    local function member(x)
+        if not seen[x] then
+            seen[x] = true
+            members[#members + 1] = x
+        end
+    end
+    if b.p then member(b.p) end
+    for _, kind in ipairs({ 'r', 'ls' }) do
+        local all = redis.call('HGETALL', subkey(key, kind))
+        for i = 1, #all, 2 do
+            local s = cjson.decode(all[i + 1]).s
+            if s ~= nil and s ~= NULL then
+                (kind == 'r' and held or recorded)[all[i]] = s
+                for _, x in ipairs(s) do member(x) end
+            end
+        end
+    end
+    local ms, ts = read_members(keys, members, at)
+    for i, m in ipairs(ms) do
+        for rid, s in pairs(held) do
+            for _, x in ipairs(s) do
+                if x == m.id then take_reservation(m, field(m, id, rid), ts[i]) end
+            end
+        end
+        for exec, s in pairs(recorded) do
+            for _, x in ipairs(s) do
+                if x == m.id then queue(m, 'HDEL', subkey(m._key, 'l'), field(m, id, exec)) end
+            end
+        end
+        if m.id == b.p then
+            m.nc = m.nc - 1
+        end
+    end
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
-    redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'h'))
-    return { deleted = existed }
+    redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'))
+    for _, m in ipairs(ms) do
+        commit(m)
+    end
+    return { deleted = true }
+end
+
+-- set_parent: keys are the budget, the new parent's chain (nearest first) and, last, the old parent.
+function api.set_parent(keys, a)
+    local id = a.budget_id
+    local key = budget_key(keys, id)
+    local b, t = lock_budget(key, id, at_of(a))
+    refuse_children(b, 'only a budget without children moves')
+    local new = a.parent_id ~= nil and read_chain(keys, 2, a.parent_id, id) or nil
+    if b.p ~= a.parent_id then
+        if b.p ~= nil then
+            local old = parent_of(keys, #keys, b)
+            old.nc = old.nc - 1
+            queue(b, 'SET', old._key, encode_budget(old))
+        end
+        if new then
+            new.nc = (new.nc or 0) + 1
+            queue(b, 'SET', new._key, encode_budget(new))
+        end
+    end
+    b.p = a.parent_id
+    b.updated = math.max(b.updated, t)
+    commit(b)
+    return status_row(b, t)
 end
 
 -- fast_report answers, as PostgreSQL's report_usage does on its fast path, the common call: no
@@ -983,7 +1378,8 @@ end
 -- machinery: about a third of a report's time on the server.
 local function fast_report(keys, a)
     local id, d, dk = a.budget_id, a.deltas, a.dedup_key
-    if (dk ~= nil and dk ~= '') or not valid_id(id) or type(d) ~= 'table' or keys[1] ~= base_of('sc:', id) then
+    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id) or type(d) ~= 'table'
+       or keys[1] ~= base_of('sc:', id) then
         return nil
     end
     local at = a.at_ms
@@ -1001,7 +1397,8 @@ local function fast_report(keys, a)
     local b = decode_budget(raw)
     b._key, b._writes = keys[1], {}
     local t = math.max(at, b.ws)
-    if (b.nr ~= nil and t >= b.nr) or (b.rexp ~= nil and t >= b.rexp) then
+    -- A budget with a parent charges its whole chain: the general path.
+    if b.p ~= nil or (b.nr ~= nil and t >= b.nr) or (b.rexp ~= nil and t >= b.rexp) then
         return nil
     end
     local n = 0
@@ -1025,7 +1422,7 @@ local function fast_report(keys, a)
     commit(b)
     -- The reply, already encoded (what encode() makes of evaluate's 'ok' outcome, keys sorted):
     -- the generic encoder would take a fifth of the call.
-    return '{"applied":true,"dimension":null,"limit_value":null,"next_reset_at":' .. encode(b.nr)
+    return '{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":' .. encode(b.nr)
         .. ',"outcome":"ok","replayed":false,"usage":null,"window_start":' .. encode(b.ws) .. '}'
 end
 
@@ -1043,76 +1440,122 @@ end
 
 function api.check_usage(keys, a)
     local id = a.budget_id
-    local key = budget_key(keys, id)
+    budget_key(keys, id)
     local d = quantities('deltas', a.deltas, true)
+    local also = also_of(a)
     local at = at_of(a)
-    local b = read_budget(key, id)
-    local t = instant(b, at)
-    advance(b, t)
-    return evaluate(b, live_reserved(b, t, false), d, 'deltas', false)
+    local bs, ids = read_set(keys, id, also)
+    local es, named = {}, nil
+    for i, b in ipairs(bs) do
+        local t = instant(b, at)
+        advance(b, t)
+        es[i] = evaluate(b, live_reserved(b, t, false), d, 'deltas', false)
+        if ids[i] == id then named = i end
+    end
+    return (set_outcome(es, ids, named))
 end
 
+-- release_spend releases the execution from the named budget and from every other budget it was
+-- recorded on (the set index), each under its own current-window rule: a budget whose window
+-- rolled since has forgotten it.
 function api.release_spend(keys, a)
     local id = a.budget_id
     local key = budget_key(keys, id)
-    check_id('execution_id', a.execution_id)
-    local b, t = lock_budget(key, id, at_of(a))
-    local released = {}
-    -- A roll forgets the ledger with its window: nothing recorded earlier is ever released.
-    local raw = not b._rolled and redis.call('HGET', subkey(key, 'l'), a.execution_id) or nil
+    local ref = a.execution_id
+    check_id('execution_id', ref)
+    local at = at_of(a)
+    local b, t = lock_budget(key, id, at)
+    local raw = redis.call('HGET', subkey(key, 'ls'), ref)
+    local ms, ts = {}, {}
     if raw then
-        for dim, v in pairs(cjson.decode(raw)) do
-            local r = math.min(v, b.usage[dim] or 0)
-            if r > 0 then released[dim] = r end
-        end
+        queue(b, 'HDEL', subkey(key, 'ls'), ref)
+        ms, ts = read_members(keys, cjson.decode(raw).s, at)
     end
-    queue(b, 'HDEL', subkey(key, 'l'), a.execution_id)
-    b.usage = minus(b.usage, released)
-    b.updated = math.max(b.updated, t)
-    commit(b)
+    local released
+    ms[#ms + 1], ts[#ts + 1] = b, t
+    for i, m in ipairs(ms) do
+        local f = field(m, id, ref)
+        local r = {}
+        -- A roll forgets the ledger with its window: nothing recorded earlier is ever released.
+        local entry = not m._rolled and redis.call('HGET', subkey(m._key, 'l'), f) or nil
+        if entry then
+            for dim, v in pairs(cjson.decode(entry)) do
+                local q = math.min(v, m.usage[dim] or 0)
+                if q > 0 then r[dim] = q end
+            end
+        end
+        queue(m, 'HDEL', subkey(m._key, 'l'), f)
+        m.usage = minus(m.usage, r)
+        m.updated = math.max(m.updated, ts[i])
+        commit(m)
+        if m == b then released = r end
+    end
     return { released = released }
 end
 
-local function end_reservation(keys, a)
+-- reservation_args checks the arguments that settle and cancel_reservation share.
+local function reservation_args(keys, a)
     local id = a.budget_id
     local key = budget_key(keys, id)
-    check_id('reservation_id', a.reservation_id)
-    return key, id
+    local rid = a.reservation_id
+    check_id('reservation_id', rid)
+    return key, id, rid
 end
 
--- take_reservation ends a live reservation and returns its amounts; SC007 when it is unknown,
--- expired or already finished.
-local function take_reservation(b, key, rid, t)
-    local raw = redis.call('HGET', subkey(key, 'r'), rid)
-    local r = raw and cjson.decode(raw)
-    if not r or r.exp <= t then
+-- take_set is the prologue of settle and cancel_reservation: the named budget's live reservation
+-- taken (SC007 when there is none), and the other budgets of its set with their share of it taken
+-- too. It returns the budgets that held it, ascending, their instants and the reserved amounts.
+local function take_set(keys, key, id, rid, at)
+    local b, t = lock_budget(key, id, at)
+    local r = take_reservation(b, rid, t)
+    if not r then
         fail('SC007', 'reservation_id: reservation ' .. cjson.encode(rid) .. ' is unknown, expired or already finished')
     end
-    queue(b, 'HDEL', subkey(key, 'r'), rid)
-    return r.a
+    local held, ts = { b }, { t }
+    if r.s ~= nil and r.s ~= NULL then
+        local ms, mts = read_members(keys, r.s, at)
+        for i, m in ipairs(ms) do
+            if take_reservation(m, field(m, id, rid), mts[i]) then
+                held[#held + 1], ts[#ts + 1] = m, mts[i]
+            end
+        end
+    end
+    -- Ascending ids, as every set is evaluated.
+    local order = {}
+    for i = 1, #held do order[i] = i end
+    table.sort(order, function(x, y) return held[x].id < held[y].id end)
+    local hs, hts = {}, {}
+    for i, j in ipairs(order) do hs[i], hts[i] = held[j], ts[j] end
+    return hs, hts, r.a
 end
 
 function api.settle(keys, a)
-    local key, id = end_reservation(keys, a)
+    local key, id, rid = reservation_args(keys, a)
     local d = quantities('actual', a.actual, false)
-    local b, t = lock_budget(key, id, at_of(a))
-    local amounts = take_reservation(b, key, a.reservation_id, t)
-    b.reserved = minus(b.reserved, amounts)
-    local o = evaluate(b, b.reserved, d, 'actual', true)
-    count(b, o, t)
-    b.usage = plus(b.usage, d)
-    b.updated = math.max(b.updated, t)
-    commit(b)
+    local held, ts = take_set(keys, key, id, rid, at_of(a))
+    local es, ids, named = {}, {}, nil
+    for i, b in ipairs(held) do
+        es[i] = evaluate(b, b.reserved, d, 'actual', true)
+        ids[i] = b.id
+        if b.id == id then named = i end
+    end
+    local o = set_outcome(es, ids, named)
+    for i, b in ipairs(held) do
+        count(b, es[i], ts[i])
+        b.usage = plus(b.usage, d)
+        b.updated = math.max(b.updated, ts[i])
+        commit(b)
+    end
     return o
 end
 
 function api.cancel_reservation(keys, a)
-    local key, id = end_reservation(keys, a)
-    local b, t = lock_budget(key, id, at_of(a))
-    local amounts = take_reservation(b, key, a.reservation_id, t)
-    b.reserved = minus(b.reserved, amounts)
-    b.updated = math.max(b.updated, t)
-    commit(b)
+    local key, id, rid = reservation_args(keys, a)
+    local held, ts, amounts = take_set(keys, key, id, rid, at_of(a))
+    for i, b in ipairs(held) do
+        b.updated = math.max(b.updated, ts[i])
+        commit(b)
+    end
     return { released = nonzero(amounts) }
 end
 
@@ -1120,7 +1563,7 @@ function api.reset_budget(keys, a)
     local id = a.budget_id
     local key = budget_key(keys, id)
     local b, t = lock_budget(key, id, at_of(a))
-    close_window(b, { seq = b.seq, ws = b.ws, we = t, usage = b.usage, wbc = b.wbc, wsbc = b.wsbc }, 'manual')
+    close_window(b, { seq = b.seq, ws = b.ws, we = t, usage = b.usage, wbc = b.wbc, wsbc = b.wsbc }, 'manual', t)
     b.seq = b.seq + 1
     b.ws = t
     b.usage = {}
@@ -1338,6 +1781,7 @@ end
 register('create_budget', api.create_budget)
 register('set_limits', api.set_limits)
 register('delete_budget', api.delete_budget)
+register('set_parent', api.set_parent)
 register('report_usage', api.report_usage)
 register('check_usage', api.check_usage, true)
 register('record_spend', api.record_spend)

@@ -81,6 +81,8 @@ var ErrNotDurable = errors.New("valkey: appendonly must be yes, or a restart los
 // Client implements spendcap.Budgets on Valkey.
 type Client struct {
 	rdb redis.UniversalClient
+	// sets remembers the keys that calls to budget sets needed (sets.go).
+	sets setCache
 }
 
 var _ spendcap.Budgets = (*Client)(nil)
@@ -160,11 +162,16 @@ func (c *Client) call(ctx context.Context, name, budgetID string, a args, readon
 }
 
 func (c *Client) callKey(ctx context.Context, name, key string, a args, readonly bool, out any) error {
+	return c.callKeys(ctx, name, []string{key}, a, readonly, out)
+}
+
+// callKeys runs FCALL sc_<name> with every key the call touches (the first is the base key of the
+// budget or policy it names) and decodes the JSON reply into out.
+func (c *Client) callKeys(ctx context.Context, name string, keys []string, a args, readonly bool, out any) error {
 	payload, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
-	keys := []string{key}
 	var cmd *redis.Cmd
 	if readonly {
 		cmd = c.rdb.FCallRO(ctx, "sc_"+name, keys, payload)

@@ -437,3 +437,59 @@ func TestHostileInstantsAndQuantitiesAreSC002AndWriteNothing(t *testing.T) {
 		t.Errorf("refused calls changed the data: keys %v, budget changed = %v", keys, after != before)
 	}
 }
+
+// Parents on Valkey (docs/semantics.md#budget-sets): the keys of a call name the chain it reads.
+func TestParentsKeepTheirChildrenCountAndRefuseWhatSQLRefuses(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Valkey(t)
+	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
+		t.Fatal(err)
+	}
+	call := func(fn string, args string, ids ...string) error {
+		keys := make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = valkey.Key(id)
+		}
+		return rdb.FCall(ctx, "sc_"+fn, keys, args).Err()
+	}
+	code := func(err error) string {
+		if err == nil {
+			return ""
+		}
+		c, _, _ := strings.Cut(err.Error(), " ")
+		return c
+	}
+	steps := []struct {
+		fn, args string
+		ids      []string
+		want     string
+	}{
+		{"create_budget", `{"budget_id":"key","parent_id":"team"}`, []string{"key", "team"}, "SC001"},
+		{"create_budget", `{"budget_id":"org"}`, []string{"org"}, ""},
+		{"create_budget", `{"budget_id":"team","parent_id":"org"}`, []string{"team", "org"}, ""},
+		{"create_budget", `{"budget_id":"key","parent_id":"team"}`, []string{"key", "team"}, "SC002"}, // the chain's keys are missing org
+		{"create_budget", `{"budget_id":"key","parent_id":"team"}`, []string{"key", "team", "org"}, ""},
+		{"create_budget", `{"budget_id":"key","parent_id":"team"}`, []string{"key", "team", "org"}, ""}, // identical
+		{"create_budget", `{"budget_id":"key"}`, []string{"key"}, "SC005"},
+		{"create_budget", `{"budget_id":"x","parent_id":"x"}`, []string{"x", "x"}, "SC002"},
+		{"create_budget", `{"budget_id":"org","parent_id":"key"}`, []string{"org", "key", "team", "org"}, "SC002"}, // a cycle
+		{"delete_budget", `{"budget_id":"team"}`, []string{"team", "org"}, "SC002"},
+		{"set_parent", `{"budget_id":"team","parent_id":null}`, []string{"team", "org"}, "SC002"}, // has children
+		{"create_budget", `{"budget_id":"team-b","parent_id":"org"}`, []string{"team-b", "org"}, ""},
+		{"set_parent", `{"budget_id":"key","parent_id":"team-b"}`, []string{"key", "team-b", "org", "team"}, ""},
+		{"delete_budget", `{"budget_id":"team"}`, []string{"team", "org"}, ""}, // no children left
+		{"delete_budget", `{"budget_id":"org"}`, []string{"org"}, "SC002"},
+		{"delete_budget", `{"budget_id":"key"}`, []string{"key", "team-b"}, ""},
+		{"delete_budget", `{"budget_id":"team-b"}`, []string{"team-b", "org"}, ""},
+		{"delete_budget", `{"budget_id":"org"}`, []string{"org"}, ""},
+	}
+	for i, s := range steps {
+		if got := code(call(s.fn, s.args, s.ids...)); got != s.want {
+			t.Errorf("step %d %s %s keys %v: %q, want %q", i, s.fn, s.args, s.ids, got, s.want)
+		}
+	}
+	if n, _ := rdb.DBSize(ctx).Result(); n != 0 {
+		keys, _ := rdb.Keys(ctx, "*").Result()
+		t.Errorf("keys left after every budget was deleted: %v", keys)
+	}
+}

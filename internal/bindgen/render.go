@@ -122,7 +122,8 @@ func Render(pkg, schema string, fns []Function) ([]byte, error) {
 			}
 			field := "arg." + goName(a.Name)
 			value := argValue(a, field)
-			if a.Type != "jsonb" {
+			// Optional scalars are pointers; maps and slices are nil when absent.
+			if a.Type != "jsonb" && a.Type != "text[]" {
 				value = "*" + field
 			}
 			w("\tif %s != nil {\n", field)

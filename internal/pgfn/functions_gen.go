@@ -16,23 +16,24 @@ var Signatures = []string{
 	"spendcap.budget_history(text,integer,timestamp with time zone)",
 	"spendcap.budget_status(text,timestamp with time zone)",
 	"spendcap.cancel_reservation(text,text,timestamp with time zone)",
-	"spendcap.check_usage(text,jsonb,timestamp with time zone)",
-	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone)",
+	"spendcap.check_usage(text,jsonb,timestamp with time zone,text[])",
+	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone,text)",
 	"spendcap.create_quota_policy(text,integer,integer,integer,integer,timestamp with time zone)",
 	"spendcap.delete_budget(text,timestamp with time zone)",
 	"spendcap.delete_quota_policy(text,timestamp with time zone)",
 	"spendcap.due_windows(timestamp with time zone)",
 	"spendcap.purge_expired(integer,timestamp with time zone)",
 	"spendcap.quota_status(text,timestamp with time zone)",
-	"spendcap.record_spend(text,text,jsonb,text,timestamp with time zone)",
+	"spendcap.record_spend(text,text,jsonb,text,timestamp with time zone,text[])",
 	"spendcap.release_quota(text,text,timestamp with time zone)",
 	"spendcap.release_spend(text,text,timestamp with time zone)",
 	"spendcap.renew_quota(text,text,timestamp with time zone)",
-	"spendcap.report_usage(text,jsonb,text,timestamp with time zone)",
-	"spendcap.reserve(text,text,jsonb,integer,text,timestamp with time zone)",
+	"spendcap.report_usage(text,jsonb,text,timestamp with time zone,text[])",
+	"spendcap.reserve(text,text,jsonb,integer,text,timestamp with time zone,text[])",
 	"spendcap.reset_budget(text,timestamp with time zone)",
 	"spendcap.roll_due_windows(integer,timestamp with time zone)",
 	"spendcap.set_limits(text,jsonb,jsonb,text,timestamp with time zone)",
+	"spendcap.set_parent(text,text,timestamp with time zone)",
 	"spendcap.settle(text,text,jsonb,timestamp with time zone)",
 }
 
@@ -76,6 +77,7 @@ type BudgetStatusResult struct {
 	LastBreachDim         *string          `db:"last_breach_dim"`
 	CreatedAt             time.Time        `db:"created_at"`
 	UpdatedAt             time.Time        `db:"updated_at"`
+	ParentID              *string          `db:"parent_id"`
 }
 
 // CreateBudgetResult is a row of spendcap.create_budget_result.
@@ -145,15 +147,16 @@ type RenewResult struct {
 
 // ReserveOutcome is a row of spendcap.reserve_outcome.
 type ReserveOutcome struct {
-	Outcome     string     `db:"outcome"`
-	Applied     bool       `db:"applied"`
-	Dimension   *string    `db:"dimension"`
-	Usage       *int64     `db:"usage"`
-	LimitValue  *int64     `db:"limit_value"`
-	Replayed    bool       `db:"replayed"`
-	WindowStart time.Time  `db:"window_start"`
-	NextResetAt *time.Time `db:"next_reset_at"`
-	ExpiresAt   *time.Time `db:"expires_at"`
+	Outcome        string     `db:"outcome"`
+	Applied        bool       `db:"applied"`
+	Dimension      *string    `db:"dimension"`
+	Usage          *int64     `db:"usage"`
+	LimitValue     *int64     `db:"limit_value"`
+	Replayed       bool       `db:"replayed"`
+	WindowStart    time.Time  `db:"window_start"`
+	NextResetAt    *time.Time `db:"next_reset_at"`
+	ExpiresAt      *time.Time `db:"expires_at"`
+	BreachBudgetID *string    `db:"breach_budget_id"`
 }
 
 // ResetResult is a row of spendcap.reset_result.
@@ -170,14 +173,15 @@ type RollResult struct {
 
 // UsageOutcome is a row of spendcap.usage_outcome.
 type UsageOutcome struct {
-	Outcome     string     `db:"outcome"`
-	Applied     bool       `db:"applied"`
-	Dimension   *string    `db:"dimension"`
-	Usage       *int64     `db:"usage"`
-	LimitValue  *int64     `db:"limit_value"`
-	Replayed    bool       `db:"replayed"`
-	WindowStart time.Time  `db:"window_start"`
-	NextResetAt *time.Time `db:"next_reset_at"`
+	Outcome        string     `db:"outcome"`
+	Applied        bool       `db:"applied"`
+	Dimension      *string    `db:"dimension"`
+	Usage          *int64     `db:"usage"`
+	LimitValue     *int64     `db:"limit_value"`
+	Replayed       bool       `db:"replayed"`
+	WindowStart    time.Time  `db:"window_start"`
+	NextResetAt    *time.Time `db:"next_reset_at"`
+	BreachBudgetID *string    `db:"breach_budget_id"`
 }
 
 // AcquireQuotaParams are the arguments of spendcap.acquire_quota. A nil optional argument is left out of the call, so
@@ -272,7 +276,7 @@ func (q *Queries) BudgetStatus(ctx context.Context, arg BudgetStatusParams) (Bud
 	args := make([]any, 1, 3)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
-	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at FROM spendcap.budget_status(budget_id => $1"
+	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id FROM spendcap.budget_status(budget_id => $1"
 	if arg.At != nil {
 		args = append(args, *arg.At)
 		sql += ", "
@@ -332,6 +336,8 @@ type CheckUsageParams struct {
 	Deltas   map[string]int64
 	// At is optional.
 	At *time.Time
+	// AlsoCharge is optional.
+	AlsoCharge []string
 }
 
 // CheckUsageRow is the result of spendcap.check_usage.
@@ -339,14 +345,19 @@ type CheckUsageRow = UsageOutcome
 
 // CheckUsage calls spendcap.check_usage in one statement.
 func (q *Queries) CheckUsage(ctx context.Context, arg CheckUsageParams) (CheckUsageRow, error) {
-	args := make([]any, 1, 4)
+	args := make([]any, 1, 5)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID, jsonbText(arg.Deltas))
-	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at FROM spendcap.check_usage(budget_id => $1, deltas => $2::jsonb"
+	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id FROM spendcap.check_usage(budget_id => $1, deltas => $2::jsonb"
 	if arg.At != nil {
 		args = append(args, *arg.At)
 		sql += ", "
 		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.AlsoCharge != nil {
+		args = append(args, arg.AlsoCharge)
+		sql += ", "
+		sql += "also_charge => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -384,6 +395,8 @@ type CreateBudgetParams struct {
 	DedupTTLSeconds *int32
 	// At is optional.
 	At *time.Time
+	// ParentID is optional.
+	ParentID *string
 }
 
 // CreateBudgetRow is the result of spendcap.create_budget.
@@ -391,7 +404,7 @@ type CreateBudgetRow = CreateBudgetResult
 
 // CreateBudget calls spendcap.create_budget in one statement.
 func (q *Queries) CreateBudget(ctx context.Context, arg CreateBudgetParams) (CreateBudgetRow, error) {
-	args := make([]any, 1, 12)
+	args := make([]any, 1, 13)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
 	sql := "SELECT budget_id, created, window_start, next_reset_at FROM spendcap.create_budget(budget_id => $1"
@@ -444,6 +457,11 @@ func (q *Queries) CreateBudget(ctx context.Context, arg CreateBudgetParams) (Cre
 		args = append(args, *arg.At)
 		sql += ", "
 		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.ParentID != nil {
+		args = append(args, *arg.ParentID)
+		sql += ", "
+		sql += "parent_id => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -708,6 +726,8 @@ type RecordSpendParams struct {
 	IdempotencyKey *string
 	// At is optional.
 	At *time.Time
+	// AlsoCharge is optional.
+	AlsoCharge []string
 }
 
 // RecordSpendRow is the result of spendcap.record_spend.
@@ -715,10 +735,10 @@ type RecordSpendRow = UsageOutcome
 
 // RecordSpend calls spendcap.record_spend in one statement.
 func (q *Queries) RecordSpend(ctx context.Context, arg RecordSpendParams) (RecordSpendRow, error) {
-	args := make([]any, 1, 6)
+	args := make([]any, 1, 7)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID, arg.ExecutionID, jsonbText(arg.Deltas))
-	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at FROM spendcap.record_spend(budget_id => $1, execution_id => $2, deltas => $3::jsonb"
+	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id FROM spendcap.record_spend(budget_id => $1, execution_id => $2, deltas => $3::jsonb"
 	if arg.IdempotencyKey != nil {
 		args = append(args, *arg.IdempotencyKey)
 		sql += ", "
@@ -728,6 +748,11 @@ func (q *Queries) RecordSpend(ctx context.Context, arg RecordSpendParams) (Recor
 		args = append(args, *arg.At)
 		sql += ", "
 		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.AlsoCharge != nil {
+		args = append(args, arg.AlsoCharge)
+		sql += ", "
+		sql += "also_charge => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -855,6 +880,8 @@ type ReportUsageParams struct {
 	DedupKey *string
 	// At is optional.
 	At *time.Time
+	// AlsoCharge is optional.
+	AlsoCharge []string
 }
 
 // ReportUsageRow is the result of spendcap.report_usage.
@@ -862,10 +889,10 @@ type ReportUsageRow = UsageOutcome
 
 // ReportUsage calls spendcap.report_usage in one statement.
 func (q *Queries) ReportUsage(ctx context.Context, arg ReportUsageParams) (ReportUsageRow, error) {
-	args := make([]any, 1, 5)
+	args := make([]any, 1, 6)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID, jsonbText(arg.Deltas))
-	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at FROM spendcap.report_usage(budget_id => $1, deltas => $2::jsonb"
+	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id FROM spendcap.report_usage(budget_id => $1, deltas => $2::jsonb"
 	if arg.DedupKey != nil {
 		args = append(args, *arg.DedupKey)
 		sql += ", "
@@ -875,6 +902,11 @@ func (q *Queries) ReportUsage(ctx context.Context, arg ReportUsageParams) (Repor
 		args = append(args, *arg.At)
 		sql += ", "
 		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.AlsoCharge != nil {
+		args = append(args, arg.AlsoCharge)
+		sql += ", "
+		sql += "also_charge => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -900,6 +932,8 @@ type ReserveParams struct {
 	IdempotencyKey *string
 	// At is optional.
 	At *time.Time
+	// AlsoCharge is optional.
+	AlsoCharge []string
 }
 
 // ReserveRow is the result of spendcap.reserve.
@@ -907,10 +941,10 @@ type ReserveRow = ReserveOutcome
 
 // Reserve calls spendcap.reserve in one statement.
 func (q *Queries) Reserve(ctx context.Context, arg ReserveParams) (ReserveRow, error) {
-	args := make([]any, 1, 7)
+	args := make([]any, 1, 8)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID, arg.ReservationID, jsonbText(arg.Amounts))
-	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, expires_at FROM spendcap.reserve(budget_id => $1, reservation_id => $2, amounts => $3::jsonb"
+	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, expires_at, breach_budget_id FROM spendcap.reserve(budget_id => $1, reservation_id => $2, amounts => $3::jsonb"
 	if arg.TTLSeconds != nil {
 		args = append(args, *arg.TTLSeconds)
 		sql += ", "
@@ -925,6 +959,11 @@ func (q *Queries) Reserve(ctx context.Context, arg ReserveParams) (ReserveRow, e
 		args = append(args, *arg.At)
 		sql += ", "
 		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.AlsoCharge != nil {
+		args = append(args, arg.AlsoCharge)
+		sql += ", "
+		sql += "also_charge => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -1037,7 +1076,7 @@ func (q *Queries) SetLimits(ctx context.Context, arg SetLimitsParams) (SetLimits
 	args := make([]any, 1, 6)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
-	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at FROM spendcap.set_limits(budget_id => $1"
+	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id FROM spendcap.set_limits(budget_id => $1"
 	if arg.HardLimits != nil {
 		args = append(args, jsonbText(arg.HardLimits))
 		sql += ", "
@@ -1070,6 +1109,47 @@ func (q *Queries) SetLimits(ctx context.Context, arg SetLimitsParams) (SetLimits
 	return res, nil
 }
 
+// SetParentParams are the arguments of spendcap.set_parent. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type SetParentParams struct {
+	BudgetID string
+	// ParentID is optional.
+	ParentID *string
+	// At is optional.
+	At *time.Time
+}
+
+// SetParentRow is the result of spendcap.set_parent.
+type SetParentRow = BudgetStatusResult
+
+// SetParent calls spendcap.set_parent in one statement.
+func (q *Queries) SetParent(ctx context.Context, arg SetParentParams) (SetParentRow, error) {
+	args := make([]any, 1, 4)
+	args[0] = q.mode
+	args = append(args, arg.BudgetID)
+	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id FROM spendcap.set_parent(budget_id => $1"
+	if arg.ParentID != nil {
+		args = append(args, *arg.ParentID)
+		sql += ", "
+		sql += "parent_id => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		sql += ", "
+		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return SetParentRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[SetParentRow])
+	if err != nil {
+		return SetParentRow{}, mapError(err)
+	}
+	return res, nil
+}
+
 // SettleParams are the arguments of spendcap.settle. A nil optional argument is left out of the call, so
 // the SQL default applies.
 type SettleParams struct {
@@ -1088,7 +1168,7 @@ func (q *Queries) Settle(ctx context.Context, arg SettleParams) (SettleRow, erro
 	args := make([]any, 1, 5)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID, arg.ReservationID, jsonbText(arg.Actual))
-	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at FROM spendcap.settle(budget_id => $1, reservation_id => $2, actual => $3::jsonb"
+	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id FROM spendcap.settle(budget_id => $1, reservation_id => $2, actual => $3::jsonb"
 	if arg.At != nil {
 		args = append(args, *arg.At)
 		sql += ", "

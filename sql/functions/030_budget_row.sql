@@ -1,14 +1,89 @@
 -- The budget row: reading it (locked, rolled to the call's instant), writing it, its status, its
 -- reservations and its history (docs/semantics.md#windows). Conventions: 000_validation.sql.
 
--- budget_not_found raises SC001.
+-- budget_not_found raises SC001 naming the argument that held the id.
 DROP FUNCTION IF EXISTS spendcap_internal.budget_not_found;
-CREATE FUNCTION spendcap_internal.budget_not_found(budget_id text)
+CREATE FUNCTION spendcap_internal.budget_not_found(budget_id text, arg text DEFAULT 'budget_id')
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $fn$
 BEGIN
-    RAISE EXCEPTION USING ERRCODE = 'SC001', MESSAGE = format('budget_id: budget %s not found', to_jsonb(budget_id));
+    RAISE EXCEPTION USING ERRCODE = 'SC001', MESSAGE = format('%s: budget %s not found', arg, to_jsonb(budget_id));
+END
+$fn$;
+
+-- max_depth is how many budgets a chain holds at most, the budget itself included.
+DROP FUNCTION IF EXISTS spendcap_internal.max_depth;
+CREATE FUNCTION spendcap_internal.max_depth()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT 8';
+
+-- ancestors are budget_id's parent, its parent's parent and so on, nearest first. The walk stops
+-- after max_depth steps whatever the rows say, so no data can make it loop.
+DROP FUNCTION IF EXISTS spendcap_internal.ancestors;
+CREATE FUNCTION spendcap_internal.ancestors(budget_id text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    chain text[] := '{}';
+    id    text := budget_id;
+BEGIN
+    FOR i IN 1 .. spendcap_internal.max_depth() LOOP
+        SELECT x.parent_id INTO id FROM spendcap.budgets AS x WHERE x.budget_id = id;
+        EXIT WHEN id IS NULL;
+        chain := chain || id;
+    END LOOP;
+    RETURN chain;
+END
+$fn$;
+
+-- lock_parent checks parent_id as the parent of budget_id (create_budget, set_parent): an id, not
+-- the budget itself (SC002), an existing budget (SC001), a chain that stays within max_depth
+-- (SC002). It takes a share lock on the parent's row, which delete_budget's lock waits for, so the
+-- parent cannot be deleted before the child is committed.
+DROP FUNCTION IF EXISTS spendcap_internal.lock_parent;
+CREATE FUNCTION spendcap_internal.lock_parent(parent_id text, budget_id text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+#variable_conflict use_variable
+BEGIN
+    PERFORM spendcap_internal.check_id('parent_id', parent_id);
+    IF parent_id = budget_id THEN
+        PERFORM spendcap_internal.invalid_argument('parent_id', 'a budget cannot be its own parent');
+    END IF;
+    PERFORM FROM spendcap.budgets AS x WHERE x.budget_id = parent_id FOR KEY SHARE;
+    IF NOT FOUND THEN
+        PERFORM spendcap_internal.budget_not_found(parent_id, 'parent_id');
+    END IF;
+    IF budget_id = ANY (spendcap_internal.ancestors(parent_id)) THEN
+        PERFORM spendcap_internal.invalid_argument('parent_id', format('%s is a descendant of %s: the chain would be a cycle',
+            to_jsonb(parent_id), to_jsonb(budget_id)));
+    END IF;
+    IF cardinality(spendcap_internal.ancestors(parent_id)) + 2 > spendcap_internal.max_depth() THEN
+        PERFORM spendcap_internal.invalid_argument('parent_id',
+            format('a chain holds at most %s budgets, the budget itself included', spendcap_internal.max_depth()));
+    END IF;
+END
+$fn$;
+
+-- refuse_children raises SC002 naming budget_id when it is the parent of any budget (what: why that matters).
+DROP FUNCTION IF EXISTS spendcap_internal.refuse_children;
+CREATE FUNCTION spendcap_internal.refuse_children(budget_id text, what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    child text;
+BEGIN
+    SELECT x.budget_id INTO child FROM spendcap.budgets AS x WHERE x.parent_id = budget_id ORDER BY x.budget_id COLLATE "C" LIMIT 1;
+    IF FOUND THEN
+        PERFORM spendcap_internal.invalid_argument('budget_id', format('%s has children (%s): %s', to_jsonb(budget_id), to_jsonb(child), what));
+    END IF;
 END
 $fn$;
 
@@ -138,6 +213,7 @@ DECLARE
     reserved jsonb := spendcap_internal.live_reserved(b, t);
 BEGIN
     r.budget_id := b.budget_id;
+    r.parent_id := b.parent_id;
     r.hard_limits := b.hard_limits;
     r.soft_limits := b.soft_limits;
     r.reset_every := b.reset_every;
@@ -183,7 +259,7 @@ BEGIN
         reservations_expire_at = b.reservations_expire_at, breach_count = b.breach_count,
         soft_breach_count = b.soft_breach_count, window_breach_count = b.window_breach_count,
         window_soft_breach_count = b.window_soft_breach_count, last_breach_at = b.last_breach_at,
-        last_breach_dim = b.last_breach_dim
+        last_breach_dim = b.last_breach_dim, parent_id = b.parent_id
     WHERE x.budget_id = b.budget_id;
 END
 $fn$;
@@ -209,7 +285,7 @@ $fn$;
 -- call's instant by lock_budget, so expired ones are gone) and returns its amounts; SC007 when it is
 -- unknown, expired or already finished. Deletes one reservations row.
 DROP FUNCTION IF EXISTS spendcap_internal.take_reservation;
-CREATE FUNCTION spendcap_internal.take_reservation(budget_id text, reservation_id text)
+CREATE FUNCTION spendcap_internal.take_reservation(named_id text, reservation_id text, budget_id text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 AS $fn$
@@ -218,12 +294,39 @@ DECLARE
     amounts jsonb;
 BEGIN
     DELETE FROM spendcap.reservations AS r
-     WHERE r.budget_id = budget_id AND r.reservation_id = reservation_id
+     WHERE r.named_id = named_id AND r.reservation_id = reservation_id AND r.budget_id = budget_id
     RETURNING r.amounts INTO amounts;
-    IF amounts IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'SC007', MESSAGE = format(
-            'reservation_id: reservation %s is unknown, expired or already finished', to_jsonb(reservation_id));
-    END IF;
     RETURN amounts;
+END
+$fn$;
+
+-- reservation_not_found raises SC007.
+DROP FUNCTION IF EXISTS spendcap_internal.reservation_not_found;
+CREATE FUNCTION spendcap_internal.reservation_not_found(reservation_id text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'SC007', MESSAGE = format(
+        'reservation_id: reservation %s is unknown, expired or already finished', to_jsonb(reservation_id));
+END
+$fn$;
+
+-- lock_set locks the budgets ids, once each, in ascending byte order of their ids (the order every
+-- charge to a set takes, so that sets that overlap never deadlock), and returns them in that
+-- order, each brought to the call's instant as lock_budget does. SC001 for one that does not exist.
+DROP FUNCTION IF EXISTS spendcap_internal.lock_set;
+CREATE FUNCTION spendcap_internal.lock_set(ids text[], at timestamptz)
+RETURNS spendcap.budgets[]
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+    bs spendcap.budgets[] := '{}';
+    id text;
+BEGIN
+    FOR id IN SELECT s.x FROM (SELECT DISTINCT x FROM unnest(ids) AS x) AS s ORDER BY s.x COLLATE "C" LOOP
+        bs := bs || spendcap_internal.lock_budget(id, at);
+    END LOOP;
+    RETURN bs;
 END
 $fn$;

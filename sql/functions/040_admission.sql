@@ -2,13 +2,48 @@
 -- Conventions of every spendcap_internal file: 000_validation.sql.
 
 -- fingerprint is what a dedup or idempotency key remembers of its call: the operation, the
--- execution or reservation id and the normalised deltas. The report_usage fast path stores the
--- same text (it holds deltas in normal form), so a retry matches whichever path it takes.
+-- execution or reservation id, the normalised deltas and the other budgets the call named (also,
+-- as also_of returns them: sorted, once each). The report_usage fast path stores the same text
+-- (it holds deltas in normal form), so a retry matches whichever path it takes.
 DROP FUNCTION IF EXISTS spendcap_internal.fingerprint;
-CREATE FUNCTION spendcap_internal.fingerprint(op text, ref_id text, d jsonb)
+CREATE FUNCTION spendcap_internal.fingerprint(op text, ref_id text, d jsonb, also text[])
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS 'SELECT op || '' '' || coalesce(ref_id, '''') || '' '' || d::text';
+AS 'SELECT op || '' '' || coalesce(ref_id, '''') || '' '' || d::text
+           || CASE WHEN cardinality(also) > 0 THEN '' also='' || array_to_string(also, '','') ELSE '''' END';
+
+-- max_set is how many budgets one call charges at most, ancestors included.
+DROP FUNCTION IF EXISTS spendcap_internal.max_set;
+CREATE FUNCTION spendcap_internal.max_set()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT 64';
+
+-- also_of checks also_charge, the other budgets a call names (ids, at most max_set), and returns
+-- them sorted in byte order, once each, without budget_id: so null, {} and {budget_id} all name
+-- the budget alone. charged_set says which of them do not exist.
+DROP FUNCTION IF EXISTS spendcap_internal.also_of;
+CREATE FUNCTION spendcap_internal.also_of(also_charge text[], budget_id text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    x    text;
+    also text[];
+BEGIN
+    IF cardinality(also_charge) > spendcap_internal.max_set() THEN
+        PERFORM spendcap_internal.invalid_argument('also_charge',
+            format('a call charges at most %s budgets, ancestors included', spendcap_internal.max_set()));
+    END IF;
+    FOREACH x IN ARRAY coalesce(also_charge, '{}') LOOP
+        PERFORM spendcap_internal.check_id('also_charge', x);
+    END LOOP;
+    SELECT coalesce(array_agg(s.x ORDER BY s.x COLLATE "C"), '{}') INTO also
+      FROM (SELECT DISTINCT y AS x FROM unnest(also_charge) AS y WHERE y <> budget_id) AS s;
+    RETURN also;
+END
+$fn$;
 
 -- evaluate runs admission steps 1-3 of docs/semantics.md#admission for deltas against budget b (already rolled to the
 -- call's instant) whose live reservations sum to reserved, and returns the outcome o and the usage
@@ -94,14 +129,87 @@ BEGIN
 END
 $fn$;
 
--- admit is report_usage, record_spend and reserve (docs/semantics.md#admission, #idempotency, #spend-and-reservations), which differ only in where applied
--- deltas go: usage, usage and the execution ledger, or a new reservation. op is the public
--- function's name; ref_id the execution or reservation id.
--- Locks one budgets row. Writes: the budgets row; with a key one dedup_keys row; record_spend one
--- spend_ledger row; reserve one reservations row.
+-- charged_set is the set a charge to budget_id and the budgets also (also_of) counts on
+-- (docs/semantics.md#budget-sets): those budgets and the ancestors of each, once each, in
+-- ascending byte order of their ids, which is also the order in which admission locks them.
+-- SC001 for an unknown budget of also; SC002 past max_set budgets.
+DROP FUNCTION IF EXISTS spendcap_internal.charged_set;
+CREATE FUNCTION spendcap_internal.charged_set(budget_id text, also text[])
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    x   text;
+    all_ids text[] := budget_id || spendcap_internal.ancestors(budget_id);
+    ids text[];
+BEGIN
+    IF cardinality(also) > 0 THEN
+        -- SC001 for the first unknown budget: budget_id, then also in order (with no also, the
+        -- caller's lock of budget_id says it).
+        IF NOT EXISTS (SELECT FROM spendcap.budgets AS b WHERE b.budget_id = budget_id) THEN
+            PERFORM spendcap_internal.budget_not_found(budget_id);
+        END IF;
+        FOREACH x IN ARRAY also LOOP
+            IF NOT EXISTS (SELECT FROM spendcap.budgets AS b WHERE b.budget_id = x) THEN
+                PERFORM spendcap_internal.budget_not_found(x, 'also_charge');
+            END IF;
+            all_ids := all_ids || x || spendcap_internal.ancestors(x);
+        END LOOP;
+    END IF;
+    SELECT array_agg(s.x ORDER BY s.x COLLATE "C") INTO ids FROM (SELECT DISTINCT y AS x FROM unnest(all_ids) AS y) AS s;
+    IF cardinality(ids) > spendcap_internal.max_set() THEN
+        PERFORM spendcap_internal.invalid_argument('also_charge',
+            format('a call charges at most %s budgets, ancestors included', spendcap_internal.max_set()));
+    END IF;
+    RETURN ids;
+END
+$fn$;
+
+-- set_outcome is the outcome of a charge to a set whose budgets (ids, ascending) evaluated to es:
+-- the first budget in enforce mode with a hard breach refuses the charge (applied = false); else
+-- the first hard breach (observe mode), else the first soft breach, else ok with the window of the
+-- named budget (index named). breach_budget_id names the budget of a reported breach.
+DROP FUNCTION IF EXISTS spendcap_internal.set_outcome;
+CREATE FUNCTION spendcap_internal.set_outcome(es spendcap.reserve_outcome[], ids text[], named integer)
+RETURNS spendcap.reserve_outcome
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+DECLARE
+    o    spendcap.reserve_outcome;
+    best integer;
+    rank integer := 3;
+    r    integer;
+BEGIN
+    FOR i IN 1 .. cardinality(ids) LOOP
+        r := CASE WHEN es[i].outcome = 'hard_breach' AND NOT es[i].applied THEN 0
+                  WHEN es[i].outcome = 'hard_breach' THEN 1
+                  WHEN es[i].outcome = 'soft_breach' THEN 2 ELSE 3 END;
+        IF r < rank THEN
+            rank := r;
+            best := i;
+        END IF;
+    END LOOP;
+    IF best IS NOT NULL THEN
+        o := es[best];
+        o.breach_budget_id := ids[best];
+        RETURN o;
+    END IF;
+    RETURN es[named];
+END
+$fn$;
+
+-- admit is report_usage, record_spend and reserve (docs/semantics.md#admission, #idempotency,
+-- #spend-and-reservations, #budget-sets), which differ only in where applied deltas go: usage,
+-- usage and the execution ledger, or a new reservation. op is the public function's name; ref_id
+-- the execution or reservation id. A budget alone is a set of one.
+-- Locks the set's budgets rows in ascending id order. Writes: those rows; with a key one
+-- dedup_keys row (on budget_id); record_spend one spend_ledger row and reserve one reservations
+-- row per budget of the set.
 DROP FUNCTION IF EXISTS spendcap_internal.admit;
 CREATE FUNCTION spendcap_internal.admit(
-    op text, budget_id text, ref_id text, deltas jsonb, dedup_key text, ttl_seconds integer, at timestamptz)
+    op text, budget_id text, ref_id text, deltas jsonb, dedup_key text, ttl_seconds integer, at timestamptz,
+    also_charge text[])
 RETURNS spendcap.reserve_outcome
 LANGUAGE plpgsql VOLATILE
 AS $fn$
@@ -111,12 +219,20 @@ DECLARE
     key_arg    text := CASE op WHEN 'report_usage' THEN 'dedup_key' ELSE 'idempotency_key' END;
     d          jsonb;
     key        text := nullif(dedup_key, '');
+    t0         timestamptz;
+    ids        text[];
+    bs         spendcap.budgets[] := '{}';
+    ts         timestamptz[] := '{}';
+    es         spendcap.reserve_outcome[] := '{}';
+    afters     jsonb[] := '{}';
+    named      integer;
     b          spendcap.budgets;
     t          timestamptz;
     fp         text;
     stored     record;
     e          record;
     o          spendcap.reserve_outcome;
+    also       text[];
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     IF op = 'record_spend' THEN
@@ -131,13 +247,27 @@ BEGIN
     IF key IS NOT NULL THEN
         PERFORM spendcap_internal.check_id(key_arg, key);
     END IF;
+    also := spendcap_internal.also_of(also_charge, budget_id);
 
-    t := spendcap_internal.instant(at);
-    b := spendcap_internal.lock_budget(budget_id, t);
-    t := greatest(t, b.window_start);
+    t0 := spendcap_internal.instant(at);
+    -- Lock the set in ascending order. set_parent changes only a leaf's parent, under that leaf's
+    -- lock: once the named budgets are locked their chains hold, so a second resolution is the last.
+    FOR attempt IN 1 .. 2 LOOP
+        ids := spendcap_internal.charged_set(budget_id, also);
+        FOR i IN 1 .. cardinality(ids) LOOP
+            IF NOT ids[i] = ANY (SELECT x.budget_id FROM unnest(bs) AS x) THEN
+                bs := bs || spendcap_internal.lock_budget(ids[i], t0);
+            END IF;
+        END LOOP;
+        EXIT WHEN ids = spendcap_internal.charged_set(budget_id, also);
+    END LOOP;
+    -- bs in the order of ids (the second round may have appended out of order).
+    SELECT array_agg(x ORDER BY x.budget_id COLLATE "C") INTO bs FROM unnest(bs) AS x WHERE x.budget_id = ANY (ids);
+    named := array_position(ids, budget_id);
+    t := greatest(t0, bs[named].window_start);
 
     IF key IS NOT NULL THEN
-        fp := spendcap_internal.fingerprint(op, ref_id, d);
+        fp := spendcap_internal.fingerprint(op, ref_id, d, also);
         SELECT k.fingerprint, k.result INTO stored
           FROM spendcap.dedup_keys AS k
          WHERE k.budget_id = budget_id AND k.dedup_key = key AND k.expires_at > t;
@@ -153,36 +283,50 @@ BEGIN
     END IF;
 
     IF op = 'reserve' AND EXISTS (SELECT 1 FROM spendcap.reservations AS r
-                                  WHERE r.budget_id = budget_id AND r.reservation_id = ref_id) THEN
+                                  WHERE r.named_id = budget_id AND r.reservation_id = ref_id) THEN
         PERFORM spendcap_internal.invalid_argument('reservation_id', format('reservation %s is live', to_jsonb(ref_id)));
     END IF;
 
-    e := spendcap_internal.evaluate(b, b.reserved, d, deltas_arg, false);
-    o := e.o;
-    b := spendcap_internal.counted(b, o, t);
-    IF o.applied THEN
+    FOR i IN 1 .. cardinality(ids) LOOP
+        ts := ts || greatest(t0, bs[i].window_start);
+        e := spendcap_internal.evaluate(bs[i], bs[i].reserved, d, deltas_arg, false);
+        es := es || e.o;
+        afters := afters || e.usage_after;
+    END LOOP;
+    o := spendcap_internal.set_outcome(es, ids, named);
+    IF NOT o.applied THEN
+        -- Refused: only the refusing budget's breach counters move.
+        b := spendcap_internal.counted(bs[array_position(ids, o.breach_budget_id)], o, ts[array_position(ids, o.breach_budget_id)]);
+        b.updated_at := greatest(b.updated_at, ts[array_position(ids, o.breach_budget_id)]);
+        PERFORM spendcap_internal.save(b);
+    ELSE
         IF op = 'reserve' THEN
             o.expires_at := t + make_interval(secs => ttl_seconds);
-            INSERT INTO spendcap.reservations (budget_id, reservation_id, amounts, expires_at)
-            VALUES (budget_id, ref_id, d, o.expires_at);
-            b.reserved := spendcap_internal.plus(b.reserved, d);
-            b.reservations_expire_at := least(b.reservations_expire_at, o.expires_at);
-        ELSE
-            b.usage := e.usage_after;
-            IF op = 'record_spend' THEN
-                INSERT INTO spendcap.spend_ledger AS l (budget_id, execution_id, window_seq, amounts)
-                VALUES (budget_id, ref_id, b.window_seq, d)
-                ON CONFLICT ON CONSTRAINT spend_ledger_pkey
-                DO UPDATE SET amounts = spendcap_internal.plus(l.amounts, excluded.amounts);
-            END IF;
         END IF;
+        FOR i IN 1 .. cardinality(ids) LOOP
+            b := spendcap_internal.counted(bs[i], es[i], ts[i]);
+            IF op = 'reserve' THEN
+                INSERT INTO spendcap.reservations (budget_id, named_id, reservation_id, amounts, expires_at)
+                VALUES (ids[i], budget_id, ref_id, d, o.expires_at);
+                b.reserved := spendcap_internal.plus(b.reserved, d);
+                b.reservations_expire_at := least(b.reservations_expire_at, o.expires_at);
+            ELSE
+                b.usage := afters[i];
+                IF op = 'record_spend' THEN
+                    INSERT INTO spendcap.spend_ledger AS l (budget_id, named_id, execution_id, window_seq, amounts)
+                    VALUES (ids[i], budget_id, ref_id, b.window_seq, d)
+                    ON CONFLICT ON CONSTRAINT spend_ledger_pkey
+                    DO UPDATE SET amounts = spendcap_internal.plus(l.amounts, excluded.amounts);
+                END IF;
+            END IF;
+            b.updated_at := greatest(b.updated_at, ts[i]);
+            PERFORM spendcap_internal.save(b);
+        END LOOP;
     END IF;
-    b.updated_at := greatest(b.updated_at, t);
-    PERFORM spendcap_internal.save(b);
 
     IF key IS NOT NULL THEN
         INSERT INTO spendcap.dedup_keys AS k (budget_id, dedup_key, fingerprint, result, expires_at)
-        VALUES (budget_id, key, fp, to_jsonb(o), t + make_interval(secs => b.dedup_ttl_seconds))
+        VALUES (budget_id, key, fp, to_jsonb(o), t + make_interval(secs => bs[named].dedup_ttl_seconds))
         ON CONFLICT ON CONSTRAINT dedup_keys_pkey
         DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at;
     END IF;
@@ -197,7 +341,8 @@ RETURNS spendcap.usage_outcome
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
 BEGIN
-    RETURN ROW(o.outcome, o.applied, o.dimension, o.usage, o.limit_value, o.replayed, o.window_start, o.next_reset_at)::spendcap.usage_outcome;
+    RETURN ROW(o.outcome, o.applied, o.dimension, o.usage, o.limit_value, o.replayed, o.window_start, o.next_reset_at,
+               o.breach_budget_id)::spendcap.usage_outcome;
 END
 $fn$;
 

@@ -13,7 +13,8 @@ CREATE FUNCTION spendcap.create_budget(
     scope_type        text        DEFAULT NULL,
     scope_id          text        DEFAULT NULL,
     dedup_ttl_seconds integer     DEFAULT 86400,
-    at                timestamptz DEFAULT NULL)
+    at                timestamptz DEFAULT NULL,
+    parent_id         text        DEFAULT NULL)
 RETURNS spendcap.create_budget_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -59,8 +60,12 @@ BEGIN
         PERFORM spendcap_internal.invalid_argument('reset_anchor', 'must be from 1970-01-01 to 9999-12-31 UTC');
     END IF;
     t := spendcap_internal.instant(at);
+    IF parent_id IS NOT NULL THEN
+        PERFORM spendcap_internal.lock_parent(parent_id, budget_id);
+    END IF;
 
     b.budget_id := budget_id;
+    b.parent_id := parent_id;
     b.hard_limits := hard;
     b.soft_limits := soft;
     b.reset_timezone := tz;
@@ -103,7 +108,7 @@ BEGIN
        OR b.reset_every IS DISTINCT FROM every
        OR b.reset_timezone <> tz OR b.mode <> md
        OR b.scope_type IS DISTINCT FROM scope_type OR b.scope_id IS DISTINCT FROM scope_id
-       OR b.dedup_ttl_seconds <> ttl
+       OR b.dedup_ttl_seconds <> ttl OR b.parent_id IS DISTINCT FROM parent_id
        OR (reset_anchor IS NOT NULL AND b.reset_anchor IS DISTINCT FROM reset_anchor) THEN
         RAISE EXCEPTION USING ERRCODE = 'SC005',
             MESSAGE = format('budget_id: budget %s exists with a different definition', to_jsonb(b.budget_id));

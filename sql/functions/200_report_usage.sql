@@ -18,7 +18,8 @@ CREATE FUNCTION spendcap.report_usage(
     budget_id text,
     deltas    jsonb,
     dedup_key text        DEFAULT NULL,
-    at        timestamptz DEFAULT NULL)
+    at        timestamptz DEFAULT NULL,
+    also_charge text[]    DEFAULT NULL)
 RETURNS spendcap.usage_outcome
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -44,7 +45,7 @@ BEGIN
         -- the general path", which names the argument.
         -- coalesce: a null argument makes the test null, which must mean "leave" too.
         IF NOT coalesce(spendcap_internal.is_id(budget_id) AND jsonb_typeof(deltas) = 'object'
-                AND (key IS NULL OR spendcap_internal.is_id(key)), false) THEN
+                AND (key IS NULL OR spendcap_internal.is_id(key)) AND also_charge IS NULL, false) THEN
             EXIT fast;
         END IF;
         -- Validate the deltas before taking the lock, which then covers only the arithmetic.
@@ -70,7 +71,8 @@ BEGIN
         SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id FOR NO KEY UPDATE;
         -- now() inline for the common call without at: the helper call is for callers that pass one.
         t := greatest(CASE WHEN at IS NULL THEN now() ELSE spendcap_internal.instant(at) END, b.window_start);
-        IF NOT (FOUND AND (b.next_reset_at IS NULL OR t < b.next_reset_at)
+        -- A budget with a parent charges its whole chain: the general path.
+        IF NOT (FOUND AND b.parent_id IS NULL AND (b.next_reset_at IS NULL OR t < b.next_reset_at)
                 AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at)) THEN
             EXIT fast;
         END IF;
@@ -84,14 +86,14 @@ BEGIN
                 usage := usage || jsonb_build_object(dims[i], q);
             END IF;
         END LOOP;
-        o := ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at);
+        o := ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL);
         IF key IS NOT NULL THEN
             -- Claims the key unless a live one exists (replay or SC003: the general path decides).
             -- The budget row is locked and every writer of this budget's keys holds that lock, so
             -- this statement sees every key committed before us.
             INSERT INTO spendcap.dedup_keys AS x (budget_id, dedup_key, fingerprint, result, expires_at)
-            VALUES (budget_id, key, spendcap_internal.fingerprint('report_usage', NULL, deltas),
-                    to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL)::spendcap.reserve_outcome),
+            VALUES (budget_id, key, spendcap_internal.fingerprint('report_usage', NULL, deltas, NULL),
+                    to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL, NULL)::spendcap.reserve_outcome),
                     t + make_interval(secs => b.dedup_ttl_seconds))
             ON CONFLICT ON CONSTRAINT dedup_keys_pkey
             DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at
@@ -105,7 +107,7 @@ BEGIN
         UPDATE spendcap.budgets AS x SET usage = usage, updated_at = greatest(b.updated_at, t) WHERE x.budget_id = budget_id;
         RETURN o;
     END;
-    RETURN spendcap_internal.usage_outcome(spendcap_internal.admit('report_usage', budget_id, NULL, deltas, dedup_key, NULL, at));
+    RETURN spendcap_internal.usage_outcome(spendcap_internal.admit('report_usage', budget_id, NULL, deltas, dedup_key, NULL, at, also_charge));
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.report_usage FROM PUBLIC;

@@ -5,13 +5,18 @@ DROP FUNCTION IF EXISTS spendcap.check_usage;
 CREATE FUNCTION spendcap.check_usage(
     budget_id text,
     deltas    jsonb,
-    at        timestamptz DEFAULT NULL)
+    at        timestamptz DEFAULT NULL,
+    also_charge text[]    DEFAULT NULL)
 RETURNS spendcap.usage_outcome
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
+    t0  timestamptz;
+    also text[];
+    ids text[];
+    es  spendcap.reserve_outcome[] := '{}';
     b spendcap.budgets;
     t timestamptz;
     d jsonb;
@@ -19,12 +24,18 @@ DECLARE
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     d := spendcap_internal.quantities('deltas', deltas, true);
-    t := spendcap_internal.instant(at);
+    also := spendcap_internal.also_of(also_charge, budget_id);
+    t0 := spendcap_internal.instant(at);
     b := spendcap_internal.read_budget(budget_id);
-    t := greatest(t, b.window_start);
-    b := spendcap_internal.advanced(b, t);
-    e := spendcap_internal.evaluate(b, spendcap_internal.live_reserved(b, t), d, 'deltas', false);
-    RETURN spendcap_internal.usage_outcome(e.o);
+    ids := spendcap_internal.charged_set(budget_id, also);
+    FOR i IN 1 .. cardinality(ids) LOOP
+        b := spendcap_internal.read_budget(ids[i]);
+        t := greatest(t0, b.window_start);
+        b := spendcap_internal.advanced(b, t);
+        e := spendcap_internal.evaluate(b, spendcap_internal.live_reserved(b, t), d, 'deltas', false);
+        es := es || e.o;
+    END LOOP;
+    RETURN spendcap_internal.usage_outcome(spendcap_internal.set_outcome(es, ids, array_position(ids, budget_id)));
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.check_usage FROM PUBLIC;

@@ -8,13 +8,14 @@ CREATE FUNCTION spendcap.record_spend(
     execution_id    text,
     deltas          jsonb,
     idempotency_key text        DEFAULT NULL,
-    at              timestamptz DEFAULT NULL)
+    at              timestamptz DEFAULT NULL,
+    also_charge     text[]      DEFAULT NULL)
 RETURNS spendcap.usage_outcome
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    RETURN spendcap_internal.usage_outcome(spendcap_internal.admit('record_spend', budget_id, execution_id, deltas, idempotency_key, NULL, at));
+    RETURN spendcap_internal.usage_outcome(spendcap_internal.admit('record_spend', budget_id, execution_id, deltas, idempotency_key, NULL, at, also_charge));
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.record_spend FROM PUBLIC;

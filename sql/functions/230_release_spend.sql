@@ -13,28 +13,39 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
+    bs       spendcap.budgets[];
     b        spendcap.budgets;
+    t0       timestamptz;
     t        timestamptz;
     recorded jsonb;
+    released jsonb;
     r        spendcap.released_result;
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     PERFORM spendcap_internal.check_id('execution_id', execution_id);
-    t := spendcap_internal.instant(at);
-    b := spendcap_internal.lock_budget(budget_id, t);
-    t := greatest(t, b.window_start);
-    WITH gone AS (
-        DELETE FROM spendcap.spend_ledger AS l
-         WHERE l.budget_id = budget_id AND l.execution_id = execution_id
-        RETURNING l.window_seq, l.amounts)
-    SELECT g.amounts INTO recorded FROM gone AS g WHERE g.window_seq = b.window_seq;
-    SELECT coalesce(jsonb_object_agg(e.key, least(e.value::bigint, coalesce((b.usage ->> e.key)::bigint, 0)))
-                        FILTER (WHERE least(e.value::bigint, coalesce((b.usage ->> e.key)::bigint, 0)) > 0), '{}')
-      INTO r.released
-      FROM jsonb_each(coalesce(recorded, '{}')) AS e;
-    b.usage := spendcap_internal.minus(b.usage, r.released);
-    b.updated_at := greatest(b.updated_at, t);
-    PERFORM spendcap_internal.save(b);
+    t0 := spendcap_internal.instant(at);
+    -- The execution was recorded on every budget of its set, under budget_id.
+    bs := spendcap_internal.lock_set(budget_id || ARRAY(SELECT l.budget_id FROM spendcap.spend_ledger AS l
+                                                       WHERE l.named_id = budget_id AND l.execution_id = execution_id), t0);
+    FOREACH b IN ARRAY bs LOOP
+        t := greatest(t0, b.window_start);
+        recorded := NULL;
+        WITH gone AS (
+            DELETE FROM spendcap.spend_ledger AS l
+             WHERE l.named_id = budget_id AND l.execution_id = execution_id AND l.budget_id = b.budget_id
+            RETURNING l.window_seq, l.amounts)
+        SELECT g.amounts INTO recorded FROM gone AS g WHERE g.window_seq = b.window_seq;
+        SELECT coalesce(jsonb_object_agg(e.key, least(e.value::bigint, coalesce((b.usage ->> e.key)::bigint, 0)))
+                            FILTER (WHERE least(e.value::bigint, coalesce((b.usage ->> e.key)::bigint, 0)) > 0), '{}')
+          INTO released
+          FROM jsonb_each(coalesce(recorded, '{}')) AS e;
+        b.usage := spendcap_internal.minus(b.usage, released);
+        b.updated_at := greatest(b.updated_at, t);
+        PERFORM spendcap_internal.save(b);
+        IF b.budget_id = budget_id THEN
+            r.released := released;
+        END IF;
+    END LOOP;
     RETURN r;
 END
 $fn$;

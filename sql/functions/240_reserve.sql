@@ -9,13 +9,14 @@ CREATE FUNCTION spendcap.reserve(
     amounts         jsonb,
     ttl_seconds     integer     DEFAULT 300,
     idempotency_key text        DEFAULT NULL,
-    at              timestamptz DEFAULT NULL)
+    at              timestamptz DEFAULT NULL,
+    also_charge     text[]      DEFAULT NULL)
 RETURNS spendcap.reserve_outcome
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    RETURN spendcap_internal.admit('reserve', budget_id, reservation_id, amounts, idempotency_key, coalesce(ttl_seconds, 300), at);
+    RETURN spendcap_internal.admit('reserve', budget_id, reservation_id, amounts, idempotency_key, coalesce(ttl_seconds, 300), at, also_charge);
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.reserve FROM PUBLIC;

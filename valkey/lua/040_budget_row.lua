@@ -47,13 +47,22 @@ local function queue(b, ...)
 end
 
 -- close_window queues the history row of a closed window unless it had no usage and no breaches,
--- and forgets the spend ledger, which only ever holds the current window's amounts.
-local function close_window(b, w, closed_by)
+-- and forgets the spend ledger, which only ever holds the current window's amounts. Of the set
+-- index (what b named on other budgets' ledgers) it drops the entries that every other budget's
+-- window has outlived by t: those budgets' ledgers forgot them.
+local function close_window(b, w, closed_by, t)
     if has_activity(w) then
         queue(b, 'LPUSH', subkey(b._key, 'h'), encode(history_row(w, closed_by)))
         queue(b, 'LTRIM', subkey(b._key, 'h'), 0, HISTORY_KEPT - 1)
     end
     queue(b, 'DEL', subkey(b._key, 'l'))
+    local index = redis.call('HGETALL', subkey(b._key, 'ls'))
+    for i = 1, #index, 2 do
+        local u = cjson.decode(index[i + 1]).u
+        if u ~= nil and u ~= NULL and u <= t then
+            queue(b, 'HDEL', subkey(b._key, 'ls'), index[i])
+        end
+    end
 end
 
 -- live_reserved sums the reservations still live at t. The aggregate kept on the budget is exact
@@ -103,18 +112,24 @@ local function instant(b, at)
     return math.max(at, b.ws)
 end
 
--- lock_budget is the prologue of every writer: the budget brought to the call's instant, its due
--- window closed and rolled, its expired reservations dropped; the writes are queued.
-local function lock_budget(key, id, at)
-    local b = read_budget(key, id)
+-- bring is the prologue of every writer, for a budget just read: b brought to the call's instant
+-- (which it returns), its due window closed and rolled, its expired reservations dropped; the
+-- writes are queued.
+local function bring(b, at)
     local t = instant(b, at)
     local closed = advance(b, t)
     if closed then
-        close_window(b, closed, 'schedule')
+        close_window(b, closed, 'schedule', t)
         b._rolled = true
     end
     b.reserved, b.rexp = live_reserved(b, t, true)
-    return b, t
+    return t
+end
+
+-- lock_budget reads the budget id (SC001 when there is none) and brings it to the call's instant.
+local function lock_budget(key, id, at)
+    local b = read_budget(key, id)
+    return b, bring(b, at)
 end
 
 -- encode_budget packs the stored fields of b, and not what a call keeps on it (_key, _writes,
@@ -127,7 +142,7 @@ local function encode_budget(b)
         anchor = b.anchor, mode = b.mode, scope_type = b.scope_type, scope_id = b.scope_id, ttl = b.ttl,
         created = b.created, updated = b.updated, seq = b.seq, k = b.k, ws = b.ws, nr = b.nr,
         usage = b.usage, reserved = b.reserved, rexp = b.rexp, bc = b.bc, sbc = b.sbc, wbc = b.wbc,
-        wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen,
+        wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen, p = b.p, nc = b.nc,
     })
 end
 
@@ -150,7 +165,7 @@ local function status_row(b, t)
         remaining[d] = math.max(0, h - (b.usage[d] or 0) - (reserved[d] or 0))
     end
     return {
-        budget_id = b.id, hard_limits = b.hard, soft_limits = b.soft, reset_every = opt(b.every),
+        budget_id = b.id, parent_id = opt(b.p), hard_limits = b.hard, soft_limits = b.soft, reset_every = opt(b.every),
         reset_timezone = b.tz, reset_anchor = opt(b.anchor), mode = b.mode, scope_type = opt(b.scope_type),
         scope_id = opt(b.scope_id), dedup_ttl_seconds = b.ttl, window_seq = b.seq, window_start = b.ws,
         next_reset_at = opt(b.nr), usage = b.usage, reserved = reserved, remaining = remaining,
@@ -159,3 +174,44 @@ local function status_row(b, t)
         created_at = b.created, updated_at = b.updated,
     }
 end
+
+-- read_chain reads parent_id's chain for create_budget and set_parent (SQL: lock_parent): the
+-- parent and its ancestors, nearest first, whose base keys the caller passes as keys[first], ...
+-- (docs/semantics.md#valkey). SC001 for an unknown parent; SC002 for the budget itself, a key
+-- that is not the next budget of the chain, a cycle, or a chain past MAX_DEPTH with the budget.
+-- It answers the parent, ready for commit().
+local function read_chain(keys, first, parent_id, budget_id)
+    check_id('parent_id', parent_id)
+    if parent_id == budget_id then
+        invalid('parent_id', 'a budget cannot be its own parent')
+    end
+    local parent
+    local id, n = parent_id, 0
+    while id ~= nil do
+        if id == budget_id then
+            invalid('parent_id', cjson.encode(parent_id) .. ' is a descendant of ' .. cjson.encode(budget_id)
+                .. ': the chain would be a cycle')
+        end
+        n = n + 1
+        if n + 1 > MAX_DEPTH then
+            invalid('parent_id', 'a chain holds at most ' .. MAX_DEPTH .. ' budgets, the budget itself included')
+        end
+        local want = base_of('sc:', id)
+        if keys[first + n - 1] ~= want then
+            invalid('parent_id', 'key ' .. (first + n - 1) .. ' must be ' .. want .. ' (the keys name the chain of '
+                .. cjson.encode(parent_id) .. ', nearest first)')
+        end
+        local raw = redis.call('GET', want)
+        if not raw then
+            fail('SC001', 'parent_id: budget ' .. cjson.encode(id) .. ' not found')
+        end
+        local d = decode_budget(raw)
+        if n == 1 then
+            parent = d
+            parent._key, parent._writes = want, {}
+        end
+        id = d.p
+    end
+    return parent
+end
+

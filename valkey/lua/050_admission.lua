@@ -5,7 +5,7 @@
 -- the hard check says (settle). It writes nothing and moves no counter.
 local function evaluate(b, reserved, d, arg, force)
     local o = { outcome = 'ok', applied = true, dimension = NULL, usage = NULL, limit_value = NULL,
-                replayed = false, window_start = b.ws, next_reset_at = opt(b.nr) }
+                replayed = false, window_start = b.ws, next_reset_at = opt(b.nr), breach_budget_id = NULL }
     local dims = sorted_keys(d)
     local totals = {}
     for i, dim in ipairs(dims) do
@@ -45,6 +45,30 @@ local function count(b, o, t)
     end
 end
 
+-- set_outcome is the outcome of a charge to a set whose budgets (ids, ascending) evaluated to es
+-- (SQL: set_outcome): the first enforce-mode hard breach refuses the charge (applied = false);
+-- else the first hard breach (observe mode), else the first soft breach, else ok with the window
+-- of the named budget (index named). breach_budget_id names the budget of a reported breach.
+local function set_outcome(es, ids, named)
+    local best, rank = nil, 3
+    for i = 1, #ids do
+        local e, r = es[i], 3
+        if e.outcome == 'hard_breach' then
+            r = e.applied and 1 or 0
+        elseif e.outcome == 'soft_breach' then
+            r = 2
+        end
+        if r < rank then
+            best, rank = i, r
+        end
+    end
+    if best then
+        es[best].breach_budget_id = ids[best]
+        return es[best], best
+    end
+    return es[named], named
+end
+
 local function canonical(d)
     local parts = {}
     for i, k in ipairs(sorted_keys(d)) do
@@ -53,12 +77,175 @@ local function canonical(d)
     return table.concat(parts, ',')
 end
 
--- admit is report_usage, record_spend and reserve: they differ only in where applied deltas go.
+-- also_of validates also_charge: the other budgets the call names, in ascending order, once each,
+-- without budget_id (so [] and [budget_id] name the budget alone).
+local function also_of(a)
+    local v = a.also_charge
+    if v == nil or v == NULL then
+        return {}
+    end
+    local n = 0
+    if type(v) == 'table' then
+        for _ in pairs(v) do n = n + 1 end
+    end
+    if type(v) ~= 'table' or n ~= #v then
+        invalid('also_charge', 'must be an array of budget ids')
+    end
+    if n > MAX_SET then
+        invalid('also_charge', 'a call charges at most ' .. MAX_SET .. ' budgets, ancestors included')
+    end
+    local seen, also = { [a.budget_id] = true }, {}
+    for i = 1, n do
+        check_id('also_charge', v[i])
+        if not seen[v[i]] then
+            seen[v[i]] = true
+            also[#also + 1] = v[i]
+        end
+    end
+    table.sort(also)
+    return also
+end
+
+-- declared is the set of the call's keys.
+local function declared(keys)
+    local k = {}
+    for i = 1, #keys do k[keys[i]] = true end
+    return k
+end
+
+-- missing_keys raises the SC002 of a call whose keys lack budgets it needs (ids, ascending). The
+-- message is the protocol the Go client reads to pass them and try again (an ancestor added since
+-- it looked); nothing has been written.
+local function missing_keys(ids)
+    table.sort(ids)
+    invalid('keys', 'missing the keys of budgets ' .. encode(array(ids)) .. ': pass the base key of every budget the call charges')
+end
+
+-- read_set reads the charged set of a call (docs/semantics.md#budget-sets; SQL: charged_set):
+-- budget_id, the budgets of also, and every ancestor of each, once each, in ascending byte order of
+-- their ids, which it returns as bs and ids. SC001 for an unknown budget; SC002 for more than
+-- MAX_SET budgets, and (missing_keys) when a budget's base key is not among keys, after the walk
+-- has found every such budget, so that one retry suffices.
+local function read_set(keys, id, also)
+    local have = declared(keys)
+    local byid, ids, missing = {}, {}, {}
+    local starts = { id }
+    for i = 1, #also do starts[i + 1] = also[i] end
+    for i, start in ipairs(starts) do
+        local cur, arg = start, i == 1 and 'budget_id' or 'also_charge'
+        while cur ~= nil and byid[cur] == nil do
+            local key = base_of('sc:', cur)
+            local ok, raw = true, nil
+            if have[key] then
+                raw = redis.call('GET', key)
+            else
+                missing[#missing + 1] = cur
+                -- Read on to find the rest of the chain; on a cluster a key of another slot
+                -- cannot be read, and the retry with it is refused as cross-slot.
+                ok, raw = pcall(redis.call, 'GET', key)
+            end
+            if not ok then
+                break
+            end
+            if not raw then
+                fail('SC001', arg .. ': budget ' .. cjson.encode(cur) .. ' not found')
+            end
+            local b = decode_budget(raw)
+            b._key, b._writes = key, {}
+            byid[cur] = b
+            ids[#ids + 1] = cur
+            if #ids > MAX_SET then
+                invalid('also_charge', 'a call charges at most ' .. MAX_SET .. ' budgets, ancestors included')
+            end
+            cur = b.p
+        end
+    end
+    if #missing > 0 then
+        missing_keys(missing)
+    end
+    table.sort(ids)
+    local bs = {}
+    for i, x in ipairs(ids) do bs[i] = byid[x] end
+    return bs, ids
+end
+
+-- read_members reads the budgets other than the named one that an entry of the named budget lists
+-- (ids: its "s"), ascending, brought to the call's instant; a budget deleted since is skipped.
+-- Their keys must be among keys (missing_keys).
+local function read_members(keys, ids, at)
+    local have, missing = declared(keys), {}
+    for _, x in ipairs(ids) do
+        if not have[base_of('sc:', x)] then missing[#missing + 1] = x end
+    end
+    if #missing > 0 then
+        missing_keys(missing)
+    end
+    local sorted = {}
+    for i, x in ipairs(ids) do sorted[i] = x end
+    table.sort(sorted)
+    local ms, ts = {}, {}
+    for _, x in ipairs(sorted) do
+        local key = base_of('sc:', x)
+        local raw = redis.call('GET', key)
+        if raw then
+            local b = decode_budget(raw)
+            b._key, b._writes = key, {}
+            ms[#ms + 1] = b
+            ts[#ts + 1] = bring(b, at)
+        end
+    end
+    return ms, ts
+end
+
+-- field is the hash field under which budget b holds an entry (ledger, reservation) that the
+-- budget named by the call owns: ref itself on the named budget, "<named> <ref>" on the others.
+local function field(b, named, ref)
+    if b.id == named then
+        return ref
+    end
+    return named .. ' ' .. ref
+end
+
+-- others is the ids of bs but named, as an array.
+local function others(ids, named)
+    local s = array()
+    for _, x in ipairs(ids) do
+        if x ~= named then s[#s + 1] = x end
+    end
+    return s
+end
+
+-- index_spend records in the named budget's set index that execution ref was recorded on the
+-- budgets of s too, until the last of their current windows ends (merged with what the index
+-- already holds for ref).
+local function index_spend(nb, bs, s, ref)
+    local u = 0
+    for _, b in ipairs(bs) do
+        if b.id ~= nb.id then
+            if b.nr == nil or u == nil then u = nil else u = math.max(u, b.nr) end
+        end
+    end
+    local raw = redis.call('HGET', subkey(nb._key, 'ls'), ref)
+    if raw then
+        local prev = cjson.decode(raw)
+        local seen = {}
+        for _, x in ipairs(s) do seen[x] = true end
+        for _, x in ipairs(prev.s) do
+            if not seen[x] then s[#s + 1] = x end
+        end
+        table.sort(s)
+        if prev.u == nil or prev.u == NULL or u == nil then u = nil else u = math.max(u, prev.u) end
+    end
+    queue(nb, 'HSET', subkey(nb._key, 'ls'), ref, encode({ s = s, u = u }))
+end
+
+-- admit is report_usage, record_spend and reserve: they differ only in where applied deltas go. A
+-- budget alone is a set of one (docs/semantics.md#budget-sets).
 local function admit(op, keys, a)
     local deltas_arg = op == 'reserve' and 'amounts' or 'deltas'
     local key_arg = op == 'report_usage' and 'dedup_key' or 'idempotency_key'
     local id = a.budget_id
-    local key = budget_key(keys, id)
+    budget_key(keys, id)
     local ref, ttl
     if op == 'record_spend' then
         ref = a.execution_id
@@ -75,14 +262,24 @@ local function admit(op, keys, a)
     local dk = a[key_arg]
     if dk == '' then dk = nil end
     if dk ~= nil then check_id(key_arg, dk) end
+    local also = also_of(a)
     local at = at_of(a)
 
-    local b, t = lock_budget(key, id, at)
+    local bs, ids = read_set(keys, id, also)
+    local ts, named = {}, nil
+    for i, b in ipairs(bs) do
+        ts[i] = bring(b, at)
+        if ids[i] == id then named = i end
+    end
+    local nb, t = bs[named], ts[named]
 
     local fp, dkey
     if dk ~= nil then
         fp = op .. ' ' .. (ref or '') .. ' ' .. canonical(d)
-        dkey = subkey(key, 'd') .. ':' .. b.gen .. ':' .. dk
+        if #also > 0 then
+            fp = fp .. ' also=' .. table.concat(also, ',')
+        end
+        dkey = subkey(nb._key, 'd') .. ':' .. nb.gen .. ':' .. dk
         local raw = redis.call('GET', dkey)
         if raw then
             local stored = cjson.decode(raw)
@@ -98,36 +295,57 @@ local function admit(op, keys, a)
 
     if op == 'reserve' then
         -- An expired reservation may still be in the hash (its removal is queued): not live.
-        local raw = redis.call('HGET', subkey(key, 'r'), ref)
+        local raw = redis.call('HGET', subkey(nb._key, 'r'), ref)
         if raw and cjson.decode(raw).exp > t then
             invalid('reservation_id', 'reservation ' .. cjson.encode(ref) .. ' is live')
         end
     end
 
-    local o = evaluate(b, b.reserved, d, deltas_arg, false)
-    count(b, o, t)
+    local es = {}
+    for i, b in ipairs(bs) do
+        es[i] = evaluate(b, b.reserved, d, deltas_arg, false)
+    end
+    local o, at_breach = set_outcome(es, ids, named)
     if op == 'reserve' then
         o.expires_at = NULL
     end
-    if o.applied then
+    if not o.applied then
+        -- Refused: only the refusing budget's breach counters move.
+        local b = bs[at_breach]
+        count(b, o, ts[at_breach])
+        b.updated = math.max(b.updated, ts[at_breach])
+        commit(b)
+    else
         if op == 'reserve' then
             o.expires_at = t + ttl * 1000
-            queue(b, 'HSET', subkey(key, 'r'), ref, encode({ a = d, exp = o.expires_at }))
-            b.reserved = plus(b.reserved, d)
-            if b.rexp == nil or o.expires_at < b.rexp then b.rexp = o.expires_at end
-        else
-            b.usage = plus(b.usage, d)
-            if op == 'record_spend' then
-                -- After a roll the ledger's old entries are being deleted: start afresh.
-                local prev = not b._rolled and redis.call('HGET', subkey(key, 'l'), ref) or nil
-                queue(b, 'HSET', subkey(key, 'l'), ref, encode(plus(prev and cjson.decode(prev) or {}, d)))
+        end
+        local s = #ids > 1 and others(ids, id) or nil
+        for i, b in ipairs(bs) do
+            count(b, es[i], ts[i])
+            local f = field(b, id, ref or '')
+            if op == 'reserve' then
+                queue(b, 'HSET', subkey(b._key, 'r'), f, encode({ a = d, exp = o.expires_at, s = b == nb and s or nil }))
+                b.reserved = plus(b.reserved, d)
+                if b.rexp == nil or o.expires_at < b.rexp then b.rexp = o.expires_at end
+            else
+                b.usage = plus(b.usage, d)
+                if op == 'record_spend' then
+                    -- After a roll the ledger's old entries are being deleted: start afresh.
+                    local prev = not b._rolled and redis.call('HGET', subkey(b._key, 'l'), f) or nil
+                    queue(b, 'HSET', subkey(b._key, 'l'), f, encode(plus(prev and cjson.decode(prev) or {}, d)))
+                end
             end
+            b.updated = math.max(b.updated, ts[i])
+        end
+        if op == 'record_spend' and s then
+            index_spend(nb, bs, s, ref)
+        end
+        for _, b in ipairs(bs) do
+            commit(b)
         end
     end
-    b.updated = math.max(b.updated, t)
-    commit(b)
     if dk ~= nil then
-        local exp = t + b.ttl * 1000
+        local exp = t + nb.ttl * 1000
         -- The key's logical life is [t, exp) on the calls' clock; the server forgets it a minute
         -- after that on its own clock.
         redis.call('SET', dkey, encode({ fp = fp, r = o, exp = exp }), 'PX', math.max(exp - now_ms(), 0) + 60000)

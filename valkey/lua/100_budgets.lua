@@ -36,13 +36,17 @@ function api.create_budget(keys, a)
         invalid('reset_anchor', 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC')
     end
     local t = at_of(a)
+    local parent
+    if a.parent_id ~= nil then
+        parent = read_chain(keys, 2, a.parent_id, id)
+    end
 
     local raw = redis.call('GET', key)
     if raw then
         local b = read_budget(key, id)
         if not same_quantities(b.hard, hard) or not same_quantities(b.soft, soft) or b.every ~= every
            or b.tz ~= tz or b.mode ~= mode or b.scope_type ~= a.scope_type or b.scope_id ~= a.scope_id
-           or b.ttl ~= ttl or (anchor_arg ~= nil and b.anchor ~= anchor_arg) then
+           or b.ttl ~= ttl or (anchor_arg ~= nil and b.anchor ~= anchor_arg) or b.p ~= a.parent_id then
             fail('SC005', 'budget_id: budget ' .. cjson.encode(id) .. ' exists with a different definition')
         end
         advance(b, instant(b, t))
@@ -52,7 +56,7 @@ function api.create_budget(keys, a)
     local clock = redis.call('TIME')
     local b = { id = id, hard = hard, soft = soft, tz = tz, mode = mode, scope_type = a.scope_type,
                 scope_id = a.scope_id, ttl = ttl, created = t, updated = t, seq = 1, k = -1, ws = t,
-                usage = {}, reserved = {}, bc = 0, sbc = 0, wbc = 0, wsbc = 0,
+                usage = {}, reserved = {}, bc = 0, sbc = 0, wbc = 0, wsbc = 0, p = a.parent_id, nc = 0,
                 gen = clock[1] .. '.' .. clock[2], _key = key, _writes = {} }
     if every then
         local anchor = anchor_arg or default_anchor(t, unit, z)
@@ -64,6 +68,10 @@ function api.create_budget(keys, a)
         queue(b, 'SET', subkey(key, 'tz'), encode(array(z)))
     end
     commit(b)
+    if parent then
+        parent.nc = (parent.nc or 0) + 1
+        commit(parent)
+    end
     return { budget_id = id, created = true, window_start = b.ws, next_reset_at = opt(b.nr) }
 end
 
@@ -91,12 +99,114 @@ function api.set_limits(keys, a)
     return status_row(b, t)
 end
 
+-- take_reservation ends a live reservation held on b under field f and returns it, or nil when
+-- b holds none there (unknown, expired or already finished).
+local function take_reservation(b, f, t)
+    local raw = redis.call('HGET', subkey(b._key, 'r'), f)
+    local r = raw and cjson.decode(raw)
+    if not r or r.exp <= t then
+        return nil
+    end
+    queue(b, 'HDEL', subkey(b._key, 'r'), f)
+    b.reserved = minus(b.reserved, r.a)
+    return r
+end
+
+-- refuse_children raises SC002 for a budget with children (delete_budget, set_parent; what: why).
+local function refuse_children(b, what)
+    if (b.nc or 0) > 0 then
+        invalid('budget_id', cjson.encode(b.id) .. ' has ' .. b.nc .. ' children: ' .. what)
+    end
+end
+
+-- parent_of reads the parent of b for a write of its children count: its base key is keys[i].
+local function parent_of(keys, i, b)
+    local want = base_of('sc:', b.p)
+    if keys[i] ~= want then
+        invalid('budget_id', 'key ' .. i .. ' must be ' .. want .. ', the parent of ' .. cjson.encode(b.id))
+    end
+    return read_budget(want, b.p)
+end
+
+-- delete_budget removes the budget's keys and ends what it named on the other budgets of its sets
+-- (SQL: delete_budget): its reservations there are freed, its ledger entries there forgotten, and
+-- its parent counts one child less. Keys: the budget, then its parent and those budgets, in any
+-- order (missing_keys names what is not there).
 function api.delete_budget(keys, a)
-    local key = budget_key(keys, a.budget_id)
-    local existed = redis.call('EXISTS', key) == 1
+    local id = a.budget_id
+    local key = budget_key(keys, id)
+    local at = at_of(a)
+    local raw = redis.call('GET', key)
+    if not raw then
+        return { deleted = false }
+    end
+    local b = read_budget(key, id)
+    refuse_children(b, 'delete them or move them with set_parent first')
+    -- What it named elsewhere: reservation id -> its other budgets; execution id -> likewise.
+    local held, recorded, members, seen = {}, {}, {}, {}
+    local function member(x)
+        if not seen[x] then
+            seen[x] = true
+            members[#members + 1] = x
+        end
+    end
+    if b.p then member(b.p) end
+    for _, kind in ipairs({ 'r', 'ls' }) do
+        local all = redis.call('HGETALL', subkey(key, kind))
+        for i = 1, #all, 2 do
+            local s = cjson.decode(all[i + 1]).s
+            if s ~= nil and s ~= NULL then
+                (kind == 'r' and held or recorded)[all[i]] = s
+                for _, x in ipairs(s) do member(x) end
+            end
+        end
+    end
+    local ms, ts = read_members(keys, members, at)
+    for i, m in ipairs(ms) do
+        for rid, s in pairs(held) do
+            for _, x in ipairs(s) do
+                if x == m.id then take_reservation(m, field(m, id, rid), ts[i]) end
+            end
+        end
+        for exec, s in pairs(recorded) do
+            for _, x in ipairs(s) do
+                if x == m.id then queue(m, 'HDEL', subkey(m._key, 'l'), field(m, id, exec)) end
+            end
+        end
+        if m.id == b.p then
+            m.nc = m.nc - 1
+        end
+    end
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
-    redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'h'))
-    return { deleted = existed }
+    redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'))
+    for _, m in ipairs(ms) do
+        commit(m)
+    end
+    return { deleted = true }
+end
+
+-- set_parent: keys are the budget, the new parent's chain (nearest first) and, last, the old parent.
+function api.set_parent(keys, a)
+    local id = a.budget_id
+    local key = budget_key(keys, id)
+    local b, t = lock_budget(key, id, at_of(a))
+    refuse_children(b, 'only a budget without children moves')
+    local new = a.parent_id ~= nil and read_chain(keys, 2, a.parent_id, id) or nil
+    if b.p ~= a.parent_id then
+        if b.p ~= nil then
+            local old = parent_of(keys, #keys, b)
+            old.nc = old.nc - 1
+            queue(b, 'SET', old._key, encode_budget(old))
+        end
+        if new then
+            new.nc = (new.nc or 0) + 1
+            queue(b, 'SET', new._key, encode_budget(new))
+        end
+    end
+    b.p = a.parent_id
+    b.updated = math.max(b.updated, t)
+    commit(b)
+    return status_row(b, t)
 end
 
 -- fast_report answers, as PostgreSQL's report_usage does on its fast path, the common call: no
@@ -106,7 +216,8 @@ end
 -- machinery: about a third of a report's time on the server.
 local function fast_report(keys, a)
     local id, d, dk = a.budget_id, a.deltas, a.dedup_key
-    if (dk ~= nil and dk ~= '') or not valid_id(id) or type(d) ~= 'table' or keys[1] ~= base_of('sc:', id) then
+    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id) or type(d) ~= 'table'
+       or keys[1] ~= base_of('sc:', id) then
         return nil
     end
     local at = a.at_ms
@@ -124,7 +235,8 @@ local function fast_report(keys, a)
     local b = decode_budget(raw)
     b._key, b._writes = keys[1], {}
     local t = math.max(at, b.ws)
-    if (b.nr ~= nil and t >= b.nr) or (b.rexp ~= nil and t >= b.rexp) then
+    -- A budget with a parent charges its whole chain: the general path.
+    if b.p ~= nil or (b.nr ~= nil and t >= b.nr) or (b.rexp ~= nil and t >= b.rexp) then
         return nil
     end
     local n = 0
@@ -148,7 +260,7 @@ local function fast_report(keys, a)
     commit(b)
     -- The reply, already encoded (what encode() makes of evaluate's 'ok' outcome, keys sorted):
     -- the generic encoder would take a fifth of the call.
-    return '{"applied":true,"dimension":null,"limit_value":null,"next_reset_at":' .. encode(b.nr)
+    return '{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":' .. encode(b.nr)
         .. ',"outcome":"ok","replayed":false,"usage":null,"window_start":' .. encode(b.ws) .. '}'
 end
 
@@ -166,76 +278,122 @@ end
 
 function api.check_usage(keys, a)
     local id = a.budget_id
-    local key = budget_key(keys, id)
+    budget_key(keys, id)
     local d = quantities('deltas', a.deltas, true)
+    local also = also_of(a)
     local at = at_of(a)
-    local b = read_budget(key, id)
-    local t = instant(b, at)
-    advance(b, t)
-    return evaluate(b, live_reserved(b, t, false), d, 'deltas', false)
+    local bs, ids = read_set(keys, id, also)
+    local es, named = {}, nil
+    for i, b in ipairs(bs) do
+        local t = instant(b, at)
+        advance(b, t)
+        es[i] = evaluate(b, live_reserved(b, t, false), d, 'deltas', false)
+        if ids[i] == id then named = i end
+    end
+    return (set_outcome(es, ids, named))
 end
 
+-- release_spend releases the execution from the named budget and from every other budget it was
+-- recorded on (the set index), each under its own current-window rule: a budget whose window
+-- rolled since has forgotten it.
 function api.release_spend(keys, a)
     local id = a.budget_id
     local key = budget_key(keys, id)
-    check_id('execution_id', a.execution_id)
-    local b, t = lock_budget(key, id, at_of(a))
-    local released = {}
-    -- A roll forgets the ledger with its window: nothing recorded earlier is ever released.
-    local raw = not b._rolled and redis.call('HGET', subkey(key, 'l'), a.execution_id) or nil
+    local ref = a.execution_id
+    check_id('execution_id', ref)
+    local at = at_of(a)
+    local b, t = lock_budget(key, id, at)
+    local raw = redis.call('HGET', subkey(key, 'ls'), ref)
+    local ms, ts = {}, {}
     if raw then
-        for dim, v in pairs(cjson.decode(raw)) do
-            local r = math.min(v, b.usage[dim] or 0)
-            if r > 0 then released[dim] = r end
-        end
+        queue(b, 'HDEL', subkey(key, 'ls'), ref)
+        ms, ts = read_members(keys, cjson.decode(raw).s, at)
     end
-    queue(b, 'HDEL', subkey(key, 'l'), a.execution_id)
-    b.usage = minus(b.usage, released)
-    b.updated = math.max(b.updated, t)
-    commit(b)
+    local released
+    ms[#ms + 1], ts[#ts + 1] = b, t
+    for i, m in ipairs(ms) do
+        local f = field(m, id, ref)
+        local r = {}
+        -- A roll forgets the ledger with its window: nothing recorded earlier is ever released.
+        local entry = not m._rolled and redis.call('HGET', subkey(m._key, 'l'), f) or nil
+        if entry then
+            for dim, v in pairs(cjson.decode(entry)) do
+                local q = math.min(v, m.usage[dim] or 0)
+                if q > 0 then r[dim] = q end
+            end
+        end
+        queue(m, 'HDEL', subkey(m._key, 'l'), f)
+        m.usage = minus(m.usage, r)
+        m.updated = math.max(m.updated, ts[i])
+        commit(m)
+        if m == b then released = r end
+    end
     return { released = released }
 end
 
-local function end_reservation(keys, a)
+-- reservation_args checks the arguments that settle and cancel_reservation share.
+local function reservation_args(keys, a)
     local id = a.budget_id
     local key = budget_key(keys, id)
-    check_id('reservation_id', a.reservation_id)
-    return key, id
+    local rid = a.reservation_id
+    check_id('reservation_id', rid)
+    return key, id, rid
 end
 
--- take_reservation ends a live reservation and returns its amounts; SC007 when it is unknown,
--- expired or already finished.
-local function take_reservation(b, key, rid, t)
-    local raw = redis.call('HGET', subkey(key, 'r'), rid)
-    local r = raw and cjson.decode(raw)
-    if not r or r.exp <= t then
+-- take_set is the prologue of settle and cancel_reservation: the named budget's live reservation
+-- taken (SC007 when there is none), and the other budgets of its set with their share of it taken
+-- too. It returns the budgets that held it, ascending, their instants and the reserved amounts.
+local function take_set(keys, key, id, rid, at)
+    local b, t = lock_budget(key, id, at)
+    local r = take_reservation(b, rid, t)
+    if not r then
         fail('SC007', 'reservation_id: reservation ' .. cjson.encode(rid) .. ' is unknown, expired or already finished')
     end
-    queue(b, 'HDEL', subkey(key, 'r'), rid)
-    return r.a
+    local held, ts = { b }, { t }
+    if r.s ~= nil and r.s ~= NULL then
+        local ms, mts = read_members(keys, r.s, at)
+        for i, m in ipairs(ms) do
+            if take_reservation(m, field(m, id, rid), mts[i]) then
+                held[#held + 1], ts[#ts + 1] = m, mts[i]
+            end
+        end
+    end
+    -- Ascending ids, as every set is evaluated.
+    local order = {}
+    for i = 1, #held do order[i] = i end
+    table.sort(order, function(x, y) return held[x].id < held[y].id end)
+    local hs, hts = {}, {}
+    for i, j in ipairs(order) do hs[i], hts[i] = held[j], ts[j] end
+    return hs, hts, r.a
 end
 
 function api.settle(keys, a)
-    local key, id = end_reservation(keys, a)
+    local key, id, rid = reservation_args(keys, a)
     local d = quantities('actual', a.actual, false)
-    local b, t = lock_budget(key, id, at_of(a))
-    local amounts = take_reservation(b, key, a.reservation_id, t)
-    b.reserved = minus(b.reserved, amounts)
-    local o = evaluate(b, b.reserved, d, 'actual', true)
-    count(b, o, t)
-    b.usage = plus(b.usage, d)
-    b.updated = math.max(b.updated, t)
-    commit(b)
+    local held, ts = take_set(keys, key, id, rid, at_of(a))
+    local es, ids, named = {}, {}, nil
+    for i, b in ipairs(held) do
+        es[i] = evaluate(b, b.reserved, d, 'actual', true)
+        ids[i] = b.id
+        if b.id == id then named = i end
+    end
+    local o = set_outcome(es, ids, named)
+    for i, b in ipairs(held) do
+        count(b, es[i], ts[i])
+        b.usage = plus(b.usage, d)
+        b.updated = math.max(b.updated, ts[i])
+        commit(b)
+    end
     return o
 end
 
 function api.cancel_reservation(keys, a)
-    local key, id = end_reservation(keys, a)
-    local b, t = lock_budget(key, id, at_of(a))
-    local amounts = take_reservation(b, key, a.reservation_id, t)
-    b.reserved = minus(b.reserved, amounts)
-    b.updated = math.max(b.updated, t)
-    commit(b)
+    local key, id, rid = reservation_args(keys, a)
+    local held, ts, amounts = take_set(keys, key, id, rid, at_of(a))
+    for i, b in ipairs(held) do
+        b.updated = math.max(b.updated, ts[i])
+        commit(b)
+    end
     return { released = nonzero(amounts) }
 end
 
@@ -243,7 +401,7 @@ function api.reset_budget(keys, a)
     local id = a.budget_id
     local key = budget_key(keys, id)
     local b, t = lock_budget(key, id, at_of(a))
-    close_window(b, { seq = b.seq, ws = b.ws, we = t, usage = b.usage, wbc = b.wbc, wsbc = b.wsbc }, 'manual')
+    close_window(b, { seq = b.seq, ws = b.ws, we = t, usage = b.usage, wbc = b.wbc, wsbc = b.wsbc }, 'manual', t)
     b.seq = b.seq + 1
     b.ws = t
     b.usage = {}

@@ -32,6 +32,7 @@ end
 register('create_budget', api.create_budget)
 register('set_limits', api.set_limits)
 register('delete_budget', api.delete_budget)
+register('set_parent', api.set_parent)
 register('report_usage', api.report_usage)
 register('check_usage', api.check_usage, true)
 register('record_spend', api.record_spend)
