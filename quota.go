@@ -58,6 +58,9 @@ type AcquireQuotaParams struct {
 	PolicyID string
 	HolderID string
 	At       time.Time
+	// AlsoPolicies are more policies the holder is admitted on with PolicyID, all or none
+	// (docs/semantics.md#quota-sets).
+	AlsoPolicies []string
 }
 
 // Acquired is the result of AcquireQuota; InWindow and Active are counted after the call.
@@ -69,6 +72,8 @@ type Acquired struct {
 	RetryAfterMS int64
 	InWindow     int64
 	Active       int64
+	// PolicyID is the policy the result is about: the refusing one, or the named one when admitted.
+	PolicyID string
 }
 
 // RenewQuotaParams are the arguments of RenewQuota.
@@ -76,6 +81,8 @@ type RenewQuotaParams struct {
 	PolicyID string
 	HolderID string
 	At       time.Time
+	// AlsoPolicies are renewed too where the holder has a live lease; PolicyID must have one.
+	AlsoPolicies []string
 }
 
 // ReleaseQuotaParams are the arguments of ReleaseQuota.
@@ -83,6 +90,8 @@ type ReleaseQuotaParams struct {
 	PolicyID string
 	HolderID string
 	At       time.Time
+	// AlsoPolicies are released too; the result is true when a live lease ended on any.
+	AlsoPolicies []string
 }
 
 // QuotaStatusParams are the arguments of QuotaStatus.

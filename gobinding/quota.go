@@ -22,15 +22,15 @@ func (c *Client) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaPo
 // AcquireQuota implements spendcap.Quotas.
 func (c *Client) AcquireQuota(ctx context.Context, p spendcap.AcquireQuotaParams) (spendcap.Acquired, error) {
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.AcquireQuotaRow, error) {
-		return q.AcquireQuota(ctx, pgfn.AcquireQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At)})
+		return q.AcquireQuota(ctx, pgfn.AcquireQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At), AlsoPolicies: p.AlsoPolicies})
 	})
-	return spendcap.Acquired{Admitted: r.Admitted, Reason: r.Reason, RetryAfterMS: r.RetryAfterMS, InWindow: r.InWindow, Active: r.Active}, err
+	return spendcap.Acquired{Admitted: r.Admitted, Reason: r.Reason, RetryAfterMS: r.RetryAfterMS, InWindow: r.InWindow, Active: r.Active, PolicyID: r.PolicyID}, err
 }
 
 // RenewQuota implements spendcap.Quotas.
 func (c *Client) RenewQuota(ctx context.Context, p spendcap.RenewQuotaParams) (time.Time, error) {
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.RenewQuotaRow, error) {
-		return q.RenewQuota(ctx, pgfn.RenewQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At)})
+		return q.RenewQuota(ctx, pgfn.RenewQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At), AlsoPolicies: p.AlsoPolicies})
 	})
 	return r.ExpiresAt, err
 }
@@ -38,7 +38,7 @@ func (c *Client) RenewQuota(ctx context.Context, p spendcap.RenewQuotaParams) (t
 // ReleaseQuota implements spendcap.Quotas.
 func (c *Client) ReleaseQuota(ctx context.Context, p spendcap.ReleaseQuotaParams) (bool, error) {
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.ReleaseQuotaRow, error) {
-		return q.ReleaseQuota(ctx, pgfn.ReleaseQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At)})
+		return q.ReleaseQuota(ctx, pgfn.ReleaseQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At), AlsoPolicies: p.AlsoPolicies})
 	})
 	return r.Released, err
 }

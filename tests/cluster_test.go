@@ -296,17 +296,19 @@ func (b prefixed) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaP
 }
 
 func (b prefixed) AcquireQuota(ctx context.Context, p spendcap.AcquireQuotaParams) (spendcap.Acquired, error) {
-	p.PolicyID = b.p + p.PolicyID
-	return b.Backend.AcquireQuota(ctx, p)
+	p.PolicyID, p.AlsoPolicies = b.p+p.PolicyID, b.all(p.AlsoPolicies)
+	r, err := b.Backend.AcquireQuota(ctx, p)
+	r.PolicyID = strings.TrimPrefix(r.PolicyID, b.p)
+	return r, err
 }
 
 func (b prefixed) RenewQuota(ctx context.Context, p spendcap.RenewQuotaParams) (time.Time, error) {
-	p.PolicyID = b.p + p.PolicyID
+	p.PolicyID, p.AlsoPolicies = b.p+p.PolicyID, b.all(p.AlsoPolicies)
 	return b.Backend.RenewQuota(ctx, p)
 }
 
 func (b prefixed) ReleaseQuota(ctx context.Context, p spendcap.ReleaseQuotaParams) (bool, error) {
-	p.PolicyID = b.p + p.PolicyID
+	p.PolicyID, p.AlsoPolicies = b.p+p.PolicyID, b.all(p.AlsoPolicies)
 	return b.Backend.ReleaseQuota(ctx, p)
 }
 

@@ -120,19 +120,33 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 		prefix := fmt.Sprintf("s%d-", sequenceID.Add(1))
 		now := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(
 			time.Duration(rapid.Int64Range(0, 10*365*24*3600).Draw(rt, "start second")) * time.Second)
-		ids := []string{prefix + "x", prefix + "y"}
+		// Budget sets: team is the parent of x and y when drawn so, tag is charged through
+		// also_charge; any budget may be named by a call, moved by set_parent or deleted.
+		team, tag := prefix+"team", prefix+"tag"
+		ids := []string{prefix + "x", prefix + "y", team, tag}
+		parentOf := func(id string) string {
+			if (id == ids[0] || id == ids[1]) && rapid.Bool().Draw(rt, "under team") {
+				return team
+			}
+			return ""
+		}
 		defs := map[string]spendcap.CreateBudgetParams{}
-		for _, id := range ids {
+		for _, id := range []string{team, tag, ids[0], ids[1]} {
 			defs[id] = drawDefinition(rt, id, now)
 			p := defs[id]
+			p.ParentID = parentOf(id)
+			defs[id] = p
 			d.same("create "+id, func(b spendcap.Backend) (string, error) {
 				c, err := b.CreateBudget(ctx, p)
 				return createdString(c), err
 			})
 		}
-		pid := prefix + "q"
-		drawPolicy := func(at time.Time) spendcap.CreateQuotaPolicyParams {
-			p := spendcap.CreateQuotaPolicyParams{PolicyID: pid, MaxConcurrent: rapid.Int32Range(0, 3).Draw(rt, "max concurrent"),
+		also := func() []string {
+			return rapid.SampledFrom([][]string{nil, nil, {tag}, {ids[1]}, {tag, team}}).Draw(rt, "also_charge")
+		}
+		pid, pid2 := prefix+"q", prefix+"q2"
+		drawPolicy := func(id string, at time.Time) spendcap.CreateQuotaPolicyParams {
+			p := spendcap.CreateQuotaPolicyParams{PolicyID: id, MaxConcurrent: rapid.Int32Range(0, 3).Draw(rt, "max concurrent"),
 				LeaseSeconds: rapid.SampledFrom([]int32{0, 1, 30, 3600}).Draw(rt, "lease"), At: at}
 			if rapid.Bool().Draw(rt, "rate limited") {
 				p.WindowSeconds = rapid.SampledFrom([]int32{1, 60, 3600}).Draw(rt, "window")
@@ -140,11 +154,19 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 			}
 			return p
 		}
-		policyDef := drawPolicy(now)
+		policyDef := drawPolicy(pid, now)
 		d.same("create_quota_policy", func(b spendcap.Backend) (string, error) {
 			r, err := b.CreateQuotaPolicy(ctx, policyDef)
 			return fmt.Sprintf("%+v", r), err
 		})
+		policy2 := drawPolicy(pid2, now)
+		d.same("create_quota_policy 2", func(b spendcap.Backend) (string, error) {
+			r, err := b.CreateQuotaPolicy(ctx, policy2)
+			return fmt.Sprintf("%+v", r), err
+		})
+		alsoPolicies := func() []string {
+			return rapid.SampledFrom([][]string{nil, {pid2}}).Draw(rt, "also_policies")
+		}
 		key := func(label string) string { return rapid.SampledFrom([]string{"", "k1", "k2", "k3"}).Draw(rt, label) }
 		n := rapid.IntRange(1, 30).Draw(rt, "calls")
 		for i := 0; i < n; i++ {
@@ -157,21 +179,35 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 			exec := rapid.SampledFrom([]string{"e1", "e2"}).Draw(rt, "execution")
 			rid := rapid.SampledFrom([]string{"r1", "r2", "r3"}).Draw(rt, "reservation")
 			holder := rapid.SampledFrom([]string{"h1", "h2", "h3", "h4"}).Draw(rt, "holder")
-			switch op := rapid.IntRange(0, 19).Draw(rt, "op"); op {
+			switch op := rapid.IntRange(0, 20).Draw(rt, "op"); op {
 			case 14, 15, 16:
-				d.same(fmt.Sprintf("acquire_quota %s at %s", holder, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
-					r, err := b.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: pid, HolderID: holder, At: at})
+				ap := alsoPolicies()
+				d.same(fmt.Sprintf("acquire_quota %s %v at %s", holder, ap, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					r, err := b.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: pid, HolderID: holder, At: at, AlsoPolicies: ap})
 					return fmt.Sprintf("%+v", r), err
 				})
 			case 17:
-				d.same(fmt.Sprintf("renew_quota %s at %s", holder, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
-					r, err := b.RenewQuota(ctx, spendcap.RenewQuotaParams{PolicyID: pid, HolderID: holder, At: at})
+				ap := alsoPolicies()
+				d.same(fmt.Sprintf("renew_quota %s %v at %s", holder, ap, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					r, err := b.RenewQuota(ctx, spendcap.RenewQuotaParams{PolicyID: pid, HolderID: holder, At: at, AlsoPolicies: ap})
 					return r.UTC().Format(time.RFC3339Nano), err
 				})
 			case 18:
-				d.same(fmt.Sprintf("release_quota %s at %s", holder, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
-					r, err := b.ReleaseQuota(ctx, spendcap.ReleaseQuotaParams{PolicyID: pid, HolderID: holder, At: at})
+				ap := alsoPolicies()
+				d.same(fmt.Sprintf("release_quota %s %v at %s", holder, ap, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					r, err := b.ReleaseQuota(ctx, spendcap.ReleaseQuotaParams{PolicyID: pid, HolderID: holder, At: at, AlsoPolicies: ap})
 					return fmt.Sprint(r), err
+				})
+			case 20:
+				parent := rapid.SampledFrom([]string{"", team, tag, ids[0]}).Draw(rt, "new parent")
+				d.same(fmt.Sprintf("set_parent %s %q at %s", id, parent, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					st, err := b.SetParent(ctx, spendcap.SetParentParams{BudgetID: id, ParentID: parent, At: at})
+					if err == nil {
+						p := defs[id]
+						p.ParentID = parent
+						defs[id] = p
+					}
+					return conformance.StatusString(st), err
 				})
 			case 19:
 				if rapid.IntRange(0, 4).Draw(rt, "recreate policy") == 0 {
@@ -179,32 +215,32 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 						r, err := b.DeleteQuotaPolicy(ctx, spendcap.DeleteQuotaPolicyParams{PolicyID: pid})
 						return fmt.Sprint(r), err
 					})
-					policyDef = drawPolicy(at)
+					policyDef = drawPolicy(pid, at)
 				}
 				p := policyDef
 				if rapid.IntRange(0, 3).Draw(rt, "other policy definition") == 0 {
-					p = drawPolicy(at)
+					p = drawPolicy(pid, at)
 				}
 				d.same(fmt.Sprintf("create_quota_policy %+v", p), func(b spendcap.Backend) (string, error) {
 					r, err := b.CreateQuotaPolicy(ctx, p)
 					return fmt.Sprintf("%+v", r), err
 				})
 			case 0, 1, 2:
-				deltas, k := drawQuantities(rt, "deltas", 0, 12), key("key")
-				d.same(fmt.Sprintf("report_usage %s %v %q at %s", id, deltas, k, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
-					o, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: id, Deltas: deltas, DedupKey: k, At: at})
+				deltas, k, more := drawQuantities(rt, "deltas", 0, 12), key("key"), also()
+				d.same(fmt.Sprintf("report_usage %s %v %q %v at %s", id, deltas, k, more, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					o, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: id, Deltas: deltas, DedupKey: k, At: at, AlsoCharge: more})
 					return conformance.OutcomeString(o), err
 				})
 			case 3:
-				deltas := drawQuantities(rt, "deltas", 1, 12)
-				d.same(fmt.Sprintf("check_usage %s %v at %s", id, deltas, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
-					o, err := b.CheckUsage(ctx, spendcap.CheckUsageParams{BudgetID: id, Deltas: deltas, At: at})
+				deltas, more := drawQuantities(rt, "deltas", 1, 12), also()
+				d.same(fmt.Sprintf("check_usage %s %v %v at %s", id, deltas, more, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					o, err := b.CheckUsage(ctx, spendcap.CheckUsageParams{BudgetID: id, Deltas: deltas, At: at, AlsoCharge: more})
 					return conformance.OutcomeString(o), err
 				})
 			case 4, 5:
-				deltas, k := drawQuantities(rt, "deltas", 1, 12), key("key")
-				d.same(fmt.Sprintf("record_spend %s %s %v %q at %s", id, exec, deltas, k, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
-					o, err := b.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: id, ExecutionID: exec, Deltas: deltas, IdempotencyKey: k, At: at})
+				deltas, k, more := drawQuantities(rt, "deltas", 1, 12), key("key"), also()
+				d.same(fmt.Sprintf("record_spend %s %s %v %q %v at %s", id, exec, deltas, k, more, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					o, err := b.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: id, ExecutionID: exec, Deltas: deltas, IdempotencyKey: k, At: at, AlsoCharge: more})
 					return conformance.OutcomeString(o), err
 				})
 			case 6:
@@ -213,10 +249,10 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 					return mapString(r), err
 				})
 			case 7, 8:
-				amounts, k := drawQuantities(rt, "amounts", 1, 12), key("key")
+				amounts, k, more := drawQuantities(rt, "amounts", 1, 12), key("key"), also()
 				ttl := rapid.SampledFrom([]int32{1, 30, 600, 86400}).Draw(rt, "reservation ttl")
-				d.same(fmt.Sprintf("reserve %s %s %v ttl %d %q at %s", id, rid, amounts, ttl, k, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
-					o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: amounts, TTLSeconds: ttl, IdempotencyKey: k, At: at})
+				d.same(fmt.Sprintf("reserve %s %s %v ttl %d %q %v at %s", id, rid, amounts, ttl, k, more, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: amounts, TTLSeconds: ttl, IdempotencyKey: k, At: at, AlsoCharge: more})
 					return conformance.OutcomeString(o), err
 				})
 			case 9:
@@ -257,18 +293,25 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 					p.At = at
 					if rapid.Bool().Draw(rt, "change definition") {
 						p = drawDefinition(rt, id, at)
+						p.ParentID = parentOf(id)
 					}
 					d.same("create again "+id, func(b spendcap.Backend) (string, error) {
 						c, err := b.CreateBudget(ctx, p)
 						return createdString(c), err
 					})
 				case 1: // delete and create anew
+					deleted := false
 					d.same("delete "+id, func(b spendcap.Backend) (string, error) {
 						ok, err := b.DeleteBudget(ctx, spendcap.DeleteBudgetParams{BudgetID: id, At: at})
+						deleted = ok
 						return fmt.Sprint(ok), err
 					})
-					defs[id] = drawDefinition(rt, id, at)
 					p := defs[id]
+					if deleted {
+						p = drawDefinition(rt, id, at)
+						p.ParentID = parentOf(id)
+						defs[id] = p
+					}
 					d.same("create "+id, func(b spendcap.Backend) (string, error) {
 						c, err := b.CreateBudget(ctx, p)
 						return createdString(c), err
@@ -290,7 +333,15 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 				return conformance.StatusString(st), err
 			})
 		}
+		d.same(fmt.Sprintf("quota_status 2 at %s", now.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+			st, err := b.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: pid2, At: now})
+			return fmt.Sprintf("%+v", st), err
+		})
 		for _, id := range ids {
+			d.same("final status "+id, func(b spendcap.Backend) (string, error) {
+				st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id, At: now})
+				return conformance.StatusString(st), err
+			})
 			d.same("final history "+id, func(b spendcap.Backend) (string, error) {
 				h, err := b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: id, At: now})
 				return conformance.HistoryString(h), err

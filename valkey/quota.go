@@ -2,6 +2,8 @@ package valkey
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spendcap/spendcap"
@@ -15,6 +17,26 @@ func PolicyKey(policyID string) string { return baseKey("sc:q:", policyID) }
 
 func (c *Client) quotaCall(ctx context.Context, name, policyID string, a args, readonly bool, out any) error {
 	return c.callKey(ctx, name, PolicyKey(policyID), a, readonly, out)
+}
+
+// policySetCall runs FCALL sc_<name> on policyID and the policies of also, passing every
+// policy's key (docs/semantics.md#quota-sets); on a cluster, a set across slots is SC002.
+func (c *Client) policySetCall(ctx context.Context, name, policyID string, also []string, a args, out any) error {
+	if len(also) == 0 {
+		return c.quotaCall(ctx, name, policyID, a, false, out)
+	}
+	a["also_policies"] = also
+	keys := []string{PolicyKey(policyID)}
+	for _, id := range also {
+		keys = append(keys, PolicyKey(id))
+	}
+	err := c.callKeys(ctx, name, keys, a, false, out)
+	if isCrossSlot(err) {
+		return &spendcap.Error{Code: "SC002", Cause: err, Message: fmt.Sprintf(
+			"also_policies: the policies %s span cluster slots: on a cluster, the policies of a set must share the first '/' segment of their ids",
+			strings.Join(append([]string{policyID}, also...), ", "))}
+	}
+	return err
 }
 
 // CreateQuotaPolicy implements spendcap.Quotas.
@@ -37,9 +59,10 @@ func (c *Client) AcquireQuota(ctx context.Context, p spendcap.AcquireQuotaParams
 		RetryAfterMS int64  `json:"retry_after_ms"`
 		InWindow     int64  `json:"in_window"`
 		Active       int64  `json:"active"`
+		PolicyID     string `json:"policy_id"`
 	}
-	err := c.quotaCall(ctx, "acquire_quota", p.PolicyID, args{"policy_id": p.PolicyID, "holder_id": p.HolderID}.at(p.At), false, &r)
-	return spendcap.Acquired{Admitted: r.Admitted, Reason: r.Reason, RetryAfterMS: r.RetryAfterMS, InWindow: r.InWindow, Active: r.Active}, err
+	err := c.policySetCall(ctx, "acquire_quota", p.PolicyID, p.AlsoPolicies, args{"policy_id": p.PolicyID, "holder_id": p.HolderID}.at(p.At), &r)
+	return spendcap.Acquired{Admitted: r.Admitted, Reason: r.Reason, RetryAfterMS: r.RetryAfterMS, InWindow: r.InWindow, Active: r.Active, PolicyID: r.PolicyID}, err
 }
 
 // RenewQuota implements spendcap.Quotas.
@@ -47,7 +70,7 @@ func (c *Client) RenewQuota(ctx context.Context, p spendcap.RenewQuotaParams) (t
 	var r struct {
 		ExpiresAt *int64 `json:"expires_at"`
 	}
-	err := c.quotaCall(ctx, "renew_quota", p.PolicyID, args{"policy_id": p.PolicyID, "holder_id": p.HolderID}.at(p.At), false, &r)
+	err := c.policySetCall(ctx, "renew_quota", p.PolicyID, p.AlsoPolicies, args{"policy_id": p.PolicyID, "holder_id": p.HolderID}.at(p.At), &r)
 	return toTime(r.ExpiresAt), err
 }
 
@@ -56,7 +79,7 @@ func (c *Client) ReleaseQuota(ctx context.Context, p spendcap.ReleaseQuotaParams
 	var r struct {
 		Released bool `json:"released"`
 	}
-	err := c.quotaCall(ctx, "release_quota", p.PolicyID, args{"policy_id": p.PolicyID, "holder_id": p.HolderID}.at(p.At), false, &r)
+	err := c.policySetCall(ctx, "release_quota", p.PolicyID, p.AlsoPolicies, args{"policy_id": p.PolicyID, "holder_id": p.HolderID}.at(p.At), &r)
 	return r.Released, err
 }
 

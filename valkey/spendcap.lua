@@ -701,10 +701,12 @@ end
 
 -- bring is the prologue of every writer, for a budget just read: b brought to the call's instant
 -- (which it returns), its due window closed and rolled, its expired reservations dropped; the
--- writes are queued.
+-- writes are queued. _moved says whether its window moved (a roll, empty or not).
 local function bring(b, at)
     local t = instant(b, at)
+    local ws = b.ws
     local closed = advance(b, t)
+    b._moved = b.ws ~= ws
     if closed then
         close_window(b, closed, 'schedule', t)
         b._rolled = true
@@ -720,7 +722,7 @@ local function lock_budget(key, id, at)
 end
 
 -- encode_budget packs the stored fields of b, and not what a call keeps on it (_key, _writes,
--- _zone, _rolled). This constructor is the list of stored fields; being one table constructor, it
+-- _zone, _rolled, _moved). This constructor is the list of stored fields; being one table constructor, it
 -- costs a single allocation (filling an empty table field by field took 3 µs). MessagePack keeps
 -- integers exact up to 2^63, so quantities up to MAX_QTY round-trip.
 local function encode_budget(b)
@@ -883,26 +885,28 @@ local function canonical(d)
     return table.concat(parts, ',')
 end
 
--- also_of validates also_charge: the other budgets the call names, in ascending order, once each,
--- without budget_id (so [] and [budget_id] name the budget alone).
-local function also_of(a)
-    local v = a.also_charge
+-- also_of validates the other ids a call names (SQL: also_of): also_charge (budgets) or
+-- also_policies (policies), as arg says; first is the id the call names first. It returns them in
+-- ascending order, once each, without first (so [] and [first] name first alone).
+local function also_of(a, arg, first)
+    local v = a[arg]
     if v == nil or v == NULL then
         return {}
     end
+    local what = arg == 'also_charge' and 'budget' or 'policy'
     local n = 0
     if type(v) == 'table' then
         for _ in pairs(v) do n = n + 1 end
     end
     if type(v) ~= 'table' or n ~= #v then
-        invalid('also_charge', 'must be an array of budget ids')
+        invalid(arg, 'must be an array of ' .. what .. ' ids')
     end
     if n > MAX_SET then
-        invalid('also_charge', 'a call charges at most ' .. MAX_SET .. ' budgets, ancestors included')
+        invalid(arg, 'a call names at most ' .. MAX_SET .. (what == 'budget' and ' budgets, ancestors included' or ' policies'))
     end
-    local seen, also = { [a.budget_id] = true }, {}
+    local seen, also = { [first] = true }, {}
     for i = 1, n do
-        check_id('also_charge', v[i])
+        check_id(arg, v[i])
         if not seen[v[i]] then
             seen[v[i]] = true
             also[#also + 1] = v[i]
@@ -961,7 +965,7 @@ local function read_set(keys, id, also)
             byid[cur] = b
             ids[#ids + 1] = cur
             if #ids > MAX_SET then
-                invalid('also_charge', 'a call charges at most ' .. MAX_SET .. ' budgets, ancestors included')
+                invalid('also_charge', 'a call names at most ' .. MAX_SET .. ' budgets, ancestors included')
             end
             cur = b.p
         end
@@ -976,9 +980,10 @@ local function read_set(keys, id, also)
 end
 
 -- read_members reads the budgets other than the named one that an entry of the named budget lists
--- (ids: its "s"), ascending, brought to the call's instant; a budget deleted since is skipped.
--- Their keys must be among keys (missing_keys).
-local function read_members(keys, ids, at)
+-- (ids: its "s"), ascending, brought to the call's instant; a budget deleted since is skipped,
+-- and with current_only one whose window has ended by then too (it is left as it is). Their keys
+-- must be among keys (missing_keys).
+local function read_members(keys, ids, at, current_only)
     local have, missing = declared(keys), {}
     for _, x in ipairs(ids) do
         if not have[base_of('sc:', x)] then missing[#missing + 1] = x end
@@ -995,9 +1000,11 @@ local function read_members(keys, ids, at)
         local raw = redis.call('GET', key)
         if raw then
             local b = decode_budget(raw)
-            b._key, b._writes = key, {}
-            ms[#ms + 1] = b
-            ts[#ts + 1] = bring(b, at)
+            if not (current_only and b.nr ~= nil and instant(b, at) >= b.nr) then
+                b._key, b._writes = key, {}
+                ms[#ms + 1] = b
+                ts[#ts + 1] = bring(b, at)
+            end
         end
     end
     return ms, ts
@@ -1068,7 +1075,7 @@ local function admit(op, keys, a)
     local dk = a[key_arg]
     if dk == '' then dk = nil end
     if dk ~= nil then check_id(key_arg, dk) end
-    local also = also_of(a)
+    local also = also_of(a, 'also_charge', a.budget_id)
     local at = at_of(a)
 
     local bs, ids = read_set(keys, id, also)
@@ -1116,11 +1123,17 @@ local function admit(op, keys, a)
         o.expires_at = NULL
     end
     if not o.applied then
-        -- Refused: only the refusing budget's breach counters move.
+        -- Refused: only the refusing budget's breach counters move. The others keep what
+        -- bringing them to the instant did (a roll, expired reservations dropped), as SQL's
+        -- lock_budget saves it: a later call with an earlier at must find the same state.
         local b = bs[at_breach]
         count(b, o, ts[at_breach])
         b.updated = math.max(b.updated, ts[at_breach])
-        commit(b)
+        for i, m in ipairs(bs) do
+            if i == at_breach or m._moved or #m._writes > 0 then
+                commit(m)
+            end
+        end
     else
         if op == 'reserve' then
             o.expires_at = t + ttl * 1000
@@ -1304,40 +1317,76 @@ function api.delete_budget(keys, a)
     end
     local b = read_budget(key, id)
     refuse_children(b, 'delete them or move them with set_parent first')
-    -- What it named elsewhere: reservation id -> its other budgets; execution id -> likewise.
-    local held, recorded, members, seen = {}, {}, {}, {}
-    local function member(x)
-        if not seen[x] then
+    -- What it named elsewhere: reservation id -> its other budgets (holders), execution id -> its
+    -- other budgets. Every budget written must be among the keys: one missing_keys reply names all.
+    local held, recorded, holders, need, seen = {}, {}, {}, {}, {}
+    local function note(x, holds)
+        if holds and not seen[x] then
             seen[x] = true
-            members[#members + 1] = x
+            holders[#holders + 1] = x
         end
+        need[#need + 1] = x
     end
-    if b.p then member(b.p) end
+    -- Live at the budget's instant (SQL likewise): an expired reservation holds nothing anywhere,
+    -- and its entries on the other budgets are deleted without touching those budgets.
+    local tx, stale = instant(b, at), {}
     for _, kind in ipairs({ 'r', 'ls' }) do
         local all = redis.call('HGETALL', subkey(key, kind))
         for i = 1, #all, 2 do
-            local s = cjson.decode(all[i + 1]).s
+            local e = cjson.decode(all[i + 1])
+            local s = e.s
             if s ~= nil and s ~= NULL then
-                (kind == 'r' and held or recorded)[all[i]] = s
-                for _, x in ipairs(s) do member(x) end
+                local live = kind == 'r' and e.exp > tx
+                if kind == 'ls' then
+                    recorded[all[i]] = s
+                elseif live then
+                    held[all[i]] = s
+                else
+                    stale[all[i]] = s
+                end
+                for _, x in ipairs(s) do note(x, live) end
             end
         end
     end
-    local ms, ts = read_members(keys, members, at)
+    if b.p then note(b.p, false) end
+    local have, missing, listed = declared(keys), {}, {}
+    for _, x in ipairs(need) do
+        if not have[base_of('sc:', x)] and not listed[x] then
+            listed[x] = true
+            missing[#missing + 1] = x
+        end
+    end
+    if #missing > 0 then
+        missing_keys(missing)
+    end
+    -- The budgets holding its reservations are brought to the instant and give them back (SQL
+    -- locks them); the others only forget entries or count a child less, untouched otherwise.
+    local ms, ts = read_members(keys, holders, at)
+    local parent
     for i, m in ipairs(ms) do
         for rid, s in pairs(held) do
             for _, x in ipairs(s) do
                 if x == m.id then take_reservation(m, field(m, id, rid), ts[i]) end
             end
         end
-        for exec, s in pairs(recorded) do
-            for _, x in ipairs(s) do
-                if x == m.id then queue(m, 'HDEL', subkey(m._key, 'l'), field(m, id, exec)) end
-            end
+        if m.id == b.p then parent = m end
+    end
+    for exec, s in pairs(recorded) do
+        for _, x in ipairs(s) do
+            redis.call('HDEL', subkey(base_of('sc:', x), 'l'), field({ id = x }, id, exec))
         end
-        if m.id == b.p then
-            m.nc = m.nc - 1
+    end
+    for rid, s in pairs(stale) do
+        for _, x in ipairs(s) do
+            redis.call('HDEL', subkey(base_of('sc:', x), 'r'), field({ id = x }, id, rid))
         end
+    end
+    if b.p and not parent then
+        parent = read_budget(base_of('sc:', b.p), b.p)
+        ms[#ms + 1] = parent
+    end
+    if parent then
+        parent.nc = parent.nc - 1
     end
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
     redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'))
@@ -1442,7 +1491,7 @@ function api.check_usage(keys, a)
     local id = a.budget_id
     budget_key(keys, id)
     local d = quantities('deltas', a.deltas, true)
-    local also = also_of(a)
+    local also = also_of(a, 'also_charge', a.budget_id)
     local at = at_of(a)
     local bs, ids = read_set(keys, id, also)
     local es, named = {}, nil
@@ -1469,7 +1518,8 @@ function api.release_spend(keys, a)
     local ms, ts = {}, {}
     if raw then
         queue(b, 'HDEL', subkey(key, 'ls'), ref)
-        ms, ts = read_members(keys, cjson.decode(raw).s, at)
+        -- A budget whose window has ended since has nothing to give back: left alone (SQL too).
+        ms, ts = read_members(keys, cjson.decode(raw).s, at, true)
     end
     local released
     ms[#ms + 1], ts[#ts + 1] = b, t
@@ -1486,7 +1536,10 @@ function api.release_spend(keys, a)
         end
         queue(m, 'HDEL', subkey(m._key, 'l'), f)
         m.usage = minus(m.usage, r)
-        m.updated = math.max(m.updated, ts[i])
+        -- The other budgets count as written only when they give something back (SQL: likewise).
+        if m == b or next(r) ~= nil then
+            m.updated = math.max(m.updated, ts[i])
+        end
         commit(m)
         if m == b then released = r end
     end
@@ -1621,12 +1674,43 @@ local function policy_key(keys, id)
     return base_key(keys, 'policy_id', 'sc:q:', id)
 end
 
-local function read_policy(key, id)
+-- read_policy reads policy id at key; SC006 naming arg (policy_id by default) when there is none.
+local function read_policy(key, id, arg)
     local raw = redis.call('GET', key)
     if not raw then
-        fail('SC006', 'policy_id: policy ' .. cjson.encode(id) .. ' not found')
+        fail('SC006', (arg or 'policy_id') .. ': policy ' .. cjson.encode(id) .. ' not found')
     end
     return cjson.decode(raw)
+end
+
+-- policy_ids are the policies a quota call acts on (docs/semantics.md#quota-sets; SQL:
+-- policy_set): policy_id and the ids of also_policies, once each, in ascending byte order. Every
+-- one's base key must be among the call's keys (SC002 naming the policies whose keys are missing).
+local function policy_ids(keys, a)
+    local ids = also_of(a, 'also_policies', a.policy_id)
+    ids[#ids + 1] = a.policy_id
+    table.sort(ids)
+    local have, missing = declared(keys), {}
+    for _, x in ipairs(ids) do
+        if not have[base_of('sc:q:', x)] then missing[#missing + 1] = x end
+    end
+    if #missing > 0 then
+        invalid('keys', 'missing the keys of policies ' .. encode(array(missing)) .. ': pass the base key of every policy the call names')
+    end
+    return ids
+end
+
+-- read_policies reads the policies of ids (SQL: lock_policy), each with its base key (_key) and id
+-- (_id); SC006 for one that does not exist, naming policy_id or also_policies as the call named it.
+-- It writes nothing, so a call that fails here has changed nothing.
+local function read_policies(ids, named)
+    local ps = {}
+    for i, x in ipairs(ids) do
+        local key = base_of('sc:q:', x)
+        ps[i] = read_policy(key, x, x == named and 'policy_id' or 'also_policies')
+        ps[i]._key, ps[i]._id = key, x
+    end
+    return ps
 end
 
 local function bounded(arg, v, min, max)
@@ -1664,64 +1748,109 @@ local function first_score(key)
     return tonumber(r[2])
 end
 
-function api.acquire_quota(keys, a)
-    local id = a.policy_id
-    local key = policy_key(keys, id)
-    check_id('holder_id', a.holder_id)
-    local t = at_of(a, false)
-    local p = read_policy(key, id)
+-- quota_check is what acquire_quota says for holder on policy p (SQL: quota_check) after dropping
+-- p's window entries and leases that are over at t: a live lease of the holder is already_held
+-- (admitted, nothing to count); a full window is rate_limited; a full set of leases is
+-- concurrency_limited; else ok (to be admitted).
+local function quota_check(p, holder, t)
+    local key = p._key
     if p.w > 0 then
         redis.call('ZREMRANGEBYSCORE', subkey(key, 'w'), '-inf', t - p.w * 1000)
     end
     redis.call('ZREMRANGEBYSCORE', subkey(key, 'l'), '-inf', t)
-    local r = { admitted = true, reason = 'ok', retry_after_ms = 0,
+    local r = { admitted = true, reason = 'ok', retry_after_ms = 0, policy_id = p._id,
                 in_window = redis.call('ZCARD', subkey(key, 'w')), active = redis.call('ZCARD', subkey(key, 'l')) }
-    if redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) then
+    if redis.call('ZSCORE', subkey(key, 'l'), holder) then
         r.reason = 'already_held'
-        return r
-    end
-    if p.mr > 0 and r.in_window >= p.mr then
+    elseif p.mr > 0 and r.in_window >= p.mr then
         r.admitted, r.reason = false, 'rate_limited'
         r.retry_after_ms = first_score(subkey(key, 'w')) + p.w * 1000 - t
-        return r
-    end
-    if p.mc > 0 and r.active >= p.mc then
+    elseif p.mc > 0 and r.active >= p.mc then
         r.admitted, r.reason = false, 'concurrency_limited'
         r.retry_after_ms = first_score(subkey(key, 'l')) - t
-        return r
     end
-    if p.w > 0 then
-        redis.call('ZADD', subkey(key, 'w'), t, redis.call('INCR', subkey(key, 'n')))
-        r.in_window = r.in_window + 1
-    end
-    redis.call('ZADD', subkey(key, 'l'), t + p.ls * 1000, a.holder_id)
-    r.active = r.active + 1
     return r
 end
 
-function api.renew_quota(keys, a)
+-- acquire_quota (SQL: acquire_quota): the first refusal of the set in ascending policy_id order
+-- refuses the call, nothing admitted anywhere; else every policy where the holder holds no live
+-- lease admits it. Keys: policy_id's, then those of also_policies.
+function api.acquire_quota(keys, a)
     local id = a.policy_id
-    local key = policy_key(keys, id)
+    policy_key(keys, id)
     check_id('holder_id', a.holder_id)
-    local t = at_of(a)
-    local p = read_policy(key, id)
-    local expiry = tonumber(redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) or nil)
-    if not expiry or expiry <= t then
-        invalid('holder_id', cjson.encode(a.holder_id) .. ' holds no live lease')
+    local ids = policy_ids(keys, a)
+    local t = at_of(a, false)
+    local ps = read_policies(ids, id)
+    local es, named = {}, nil
+    for i, p in ipairs(ps) do
+        es[i] = quota_check(p, a.holder_id, t)
+        if not es[i].admitted then
+            return es[i]
+        end
+        if p._id == id then named = i end
     end
-    redis.call('ZADD', subkey(key, 'l'), t + p.ls * 1000, a.holder_id)
-    return { expires_at = t + p.ls * 1000 }
+    local taken = false
+    for i, p in ipairs(ps) do
+        if es[i].reason == 'ok' then
+            if p.w > 0 then
+                redis.call('ZADD', subkey(p._key, 'w'), t, redis.call('INCR', subkey(p._key, 'n')))
+                es[i].in_window = es[i].in_window + 1
+            end
+            redis.call('ZADD', subkey(p._key, 'l'), t + p.ls * 1000, a.holder_id)
+            es[i].active = es[i].active + 1
+            taken = true
+        end
+    end
+    local r = es[named]
+    r.reason = taken and 'ok' or 'already_held'
+    return r
 end
 
+-- renew_quota (SQL: renew_quota): SC002 when the holder holds no live lease on policy_id, nothing
+-- renewed; else every live lease of the set is renewed.
+function api.renew_quota(keys, a)
+    local id = a.policy_id
+    policy_key(keys, id)
+    check_id('holder_id', a.holder_id)
+    local ids = policy_ids(keys, a)
+    local t = at_of(a)
+    local ps = read_policies(ids, id)
+    local live, r = {}, nil
+    for i, p in ipairs(ps) do
+        local expiry = tonumber(redis.call('ZSCORE', subkey(p._key, 'l'), a.holder_id) or nil)
+        live[i] = expiry ~= nil and expiry > t
+        if p._id == id then
+            if not live[i] then
+                invalid('holder_id', cjson.encode(a.holder_id) .. ' holds no live lease')
+            end
+            r = { expires_at = t + p.ls * 1000 }
+        end
+    end
+    for i, p in ipairs(ps) do
+        if live[i] then
+            redis.call('ZADD', subkey(p._key, 'l'), t + p.ls * 1000, a.holder_id)
+        end
+    end
+    return r
+end
+
+-- release_quota (SQL: release_quota): ends the holder's lease on every policy of the set; released
+-- when a live one was held on any.
 function api.release_quota(keys, a)
     local id = a.policy_id
-    local key = policy_key(keys, id)
+    policy_key(keys, id)
     check_id('holder_id', a.holder_id)
+    local ids = policy_ids(keys, a)
     local t = at_of(a)
-    read_policy(key, id)
-    local expiry = tonumber(redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) or nil)
-    redis.call('ZREM', subkey(key, 'l'), a.holder_id)
-    return { released = expiry ~= nil and expiry > t }
+    local ps = read_policies(ids, id)
+    local released = false
+    for _, p in ipairs(ps) do
+        local expiry = tonumber(redis.call('ZSCORE', subkey(p._key, 'l'), a.holder_id) or nil)
+        redis.call('ZREM', subkey(p._key, 'l'), a.holder_id)
+        released = released or (expiry ~= nil and expiry > t)
+    end
+    return { released = released }
 end
 
 function api.quota_status(keys, a)

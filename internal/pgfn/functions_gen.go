@@ -12,7 +12,7 @@ import (
 
 // Signatures lists the functions these bindings were generated from, as regprocedure text.
 var Signatures = []string{
-	"spendcap.acquire_quota(text,text,timestamp with time zone)",
+	"spendcap.acquire_quota(text,text,timestamp with time zone,text[])",
 	"spendcap.budget_history(text,integer,timestamp with time zone)",
 	"spendcap.budget_status(text,timestamp with time zone)",
 	"spendcap.cancel_reservation(text,text,timestamp with time zone)",
@@ -25,9 +25,9 @@ var Signatures = []string{
 	"spendcap.purge_expired(integer,timestamp with time zone)",
 	"spendcap.quota_status(text,timestamp with time zone)",
 	"spendcap.record_spend(text,text,jsonb,text,timestamp with time zone,text[])",
-	"spendcap.release_quota(text,text,timestamp with time zone)",
+	"spendcap.release_quota(text,text,timestamp with time zone,text[])",
 	"spendcap.release_spend(text,text,timestamp with time zone)",
-	"spendcap.renew_quota(text,text,timestamp with time zone)",
+	"spendcap.renew_quota(text,text,timestamp with time zone,text[])",
 	"spendcap.report_usage(text,jsonb,text,timestamp with time zone,text[])",
 	"spendcap.reserve(text,text,jsonb,integer,text,timestamp with time zone,text[])",
 	"spendcap.reset_budget(text,timestamp with time zone)",
@@ -44,6 +44,7 @@ type AcquireResult struct {
 	RetryAfterMS int64  `db:"retry_after_ms"`
 	InWindow     int64  `db:"in_window"`
 	Active       int64  `db:"active"`
+	PolicyID     string `db:"policy_id"`
 }
 
 // BacklogResult is a row of spendcap.backlog_result.
@@ -191,6 +192,8 @@ type AcquireQuotaParams struct {
 	HolderID string
 	// At is optional.
 	At *time.Time
+	// AlsoPolicies is optional.
+	AlsoPolicies []string
 }
 
 // AcquireQuotaRow is the result of spendcap.acquire_quota.
@@ -198,14 +201,19 @@ type AcquireQuotaRow = AcquireResult
 
 // AcquireQuota calls spendcap.acquire_quota in one statement.
 func (q *Queries) AcquireQuota(ctx context.Context, arg AcquireQuotaParams) (AcquireQuotaRow, error) {
-	args := make([]any, 1, 4)
+	args := make([]any, 1, 5)
 	args[0] = q.mode
 	args = append(args, arg.PolicyID, arg.HolderID)
-	sql := "SELECT admitted, reason, retry_after_ms, in_window, active FROM spendcap.acquire_quota(policy_id => $1, holder_id => $2"
+	sql := "SELECT admitted, reason, retry_after_ms, in_window, active, policy_id FROM spendcap.acquire_quota(policy_id => $1, holder_id => $2"
 	if arg.At != nil {
 		args = append(args, *arg.At)
 		sql += ", "
 		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.AlsoPolicies != nil {
+		args = append(args, arg.AlsoPolicies)
+		sql += ", "
+		sql += "also_policies => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -773,6 +781,8 @@ type ReleaseQuotaParams struct {
 	HolderID string
 	// At is optional.
 	At *time.Time
+	// AlsoPolicies is optional.
+	AlsoPolicies []string
 }
 
 // ReleaseQuotaRow is the result of spendcap.release_quota.
@@ -780,7 +790,7 @@ type ReleaseQuotaRow = QuotaReleasedResult
 
 // ReleaseQuota calls spendcap.release_quota in one statement.
 func (q *Queries) ReleaseQuota(ctx context.Context, arg ReleaseQuotaParams) (ReleaseQuotaRow, error) {
-	args := make([]any, 1, 4)
+	args := make([]any, 1, 5)
 	args[0] = q.mode
 	args = append(args, arg.PolicyID, arg.HolderID)
 	sql := "SELECT released FROM spendcap.release_quota(policy_id => $1, holder_id => $2"
@@ -788,6 +798,11 @@ func (q *Queries) ReleaseQuota(ctx context.Context, arg ReleaseQuotaParams) (Rel
 		args = append(args, *arg.At)
 		sql += ", "
 		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.AlsoPolicies != nil {
+		args = append(args, arg.AlsoPolicies)
+		sql += ", "
+		sql += "also_policies => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -843,6 +858,8 @@ type RenewQuotaParams struct {
 	HolderID string
 	// At is optional.
 	At *time.Time
+	// AlsoPolicies is optional.
+	AlsoPolicies []string
 }
 
 // RenewQuotaRow is the result of spendcap.renew_quota.
@@ -850,7 +867,7 @@ type RenewQuotaRow = RenewResult
 
 // RenewQuota calls spendcap.renew_quota in one statement.
 func (q *Queries) RenewQuota(ctx context.Context, arg RenewQuotaParams) (RenewQuotaRow, error) {
-	args := make([]any, 1, 4)
+	args := make([]any, 1, 5)
 	args[0] = q.mode
 	args = append(args, arg.PolicyID, arg.HolderID)
 	sql := "SELECT expires_at FROM spendcap.renew_quota(policy_id => $1, holder_id => $2"
@@ -858,6 +875,11 @@ func (q *Queries) RenewQuota(ctx context.Context, arg RenewQuotaParams) (RenewQu
 		args = append(args, *arg.At)
 		sql += ", "
 		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.AlsoPolicies != nil {
+		args = append(args, arg.AlsoPolicies)
+		sql += ", "
+		sql += "also_policies => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)

@@ -19,11 +19,12 @@ RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS 'SELECT 64';
 
--- also_of checks also_charge, the other budgets a call names (ids, at most max_set), and returns
--- them sorted in byte order, once each, without budget_id: so null, {} and {budget_id} all name
--- the budget alone. charged_set says which of them do not exist.
+-- also_of checks the other ids a call names (also_charge: budgets; also_policies: policies; at
+-- most max_set, each an id) and returns them sorted in byte order, once each, without the first
+-- named id: so null, {} and {budget_id} all name the budget alone. charged_set and policy_set say
+-- which of them do not exist. arg names the argument in errors.
 DROP FUNCTION IF EXISTS spendcap_internal.also_of;
-CREATE FUNCTION spendcap_internal.also_of(also_charge text[], budget_id text)
+CREATE FUNCTION spendcap_internal.also_of(also_charge text[], budget_id text, arg text DEFAULT 'also_charge')
 RETURNS text[]
 LANGUAGE plpgsql STABLE
 AS $fn$
@@ -33,11 +34,12 @@ DECLARE
     also text[];
 BEGIN
     IF cardinality(also_charge) > spendcap_internal.max_set() THEN
-        PERFORM spendcap_internal.invalid_argument('also_charge',
-            format('a call charges at most %s budgets, ancestors included', spendcap_internal.max_set()));
+        PERFORM spendcap_internal.invalid_argument(arg,
+            format('a call names at most %s %s', spendcap_internal.max_set(),
+                   CASE arg WHEN 'also_charge' THEN 'budgets, ancestors included' ELSE 'policies' END));
     END IF;
     FOREACH x IN ARRAY coalesce(also_charge, '{}') LOOP
-        PERFORM spendcap_internal.check_id('also_charge', x);
+        PERFORM spendcap_internal.check_id(arg, x);
     END LOOP;
     SELECT coalesce(array_agg(s.x ORDER BY s.x COLLATE "C"), '{}') INTO also
       FROM (SELECT DISTINCT y AS x FROM unnest(also_charge) AS y WHERE y <> budget_id) AS s;
@@ -160,7 +162,7 @@ BEGIN
     SELECT array_agg(s.x ORDER BY s.x COLLATE "C") INTO ids FROM (SELECT DISTINCT y AS x FROM unnest(all_ids) AS y) AS s;
     IF cardinality(ids) > spendcap_internal.max_set() THEN
         PERFORM spendcap_internal.invalid_argument('also_charge',
-            format('a call charges at most %s budgets, ancestors included', spendcap_internal.max_set()));
+            format('a call names at most %s budgets, ancestors included', spendcap_internal.max_set()));
     END IF;
     RETURN ids;
 END
@@ -282,8 +284,11 @@ BEGIN
         END IF;
     END IF;
 
+    -- Live on the named budget, where the reservation is looked up: rows of an expired one may
+    -- linger on budgets of its set that no call has brought past its expiry.
     IF op = 'reserve' AND EXISTS (SELECT 1 FROM spendcap.reservations AS r
-                                  WHERE r.named_id = budget_id AND r.reservation_id = ref_id) THEN
+                                  WHERE r.budget_id = budget_id AND r.named_id = budget_id
+                                    AND r.reservation_id = ref_id AND r.expires_at > t) THEN
         PERFORM spendcap_internal.invalid_argument('reservation_id', format('reservation %s is live', to_jsonb(ref_id)));
     END IF;
 
@@ -306,8 +311,10 @@ BEGIN
         FOR i IN 1 .. cardinality(ids) LOOP
             b := spendcap_internal.counted(bs[i], es[i], ts[i]);
             IF op = 'reserve' THEN
+                -- A row left by an expired reservation of the same id is replaced (Lua: HSET).
                 INSERT INTO spendcap.reservations (budget_id, named_id, reservation_id, amounts, expires_at)
-                VALUES (ids[i], budget_id, ref_id, d, o.expires_at);
+                VALUES (ids[i], budget_id, ref_id, d, o.expires_at)
+                ON CONFLICT ON CONSTRAINT reservations_pkey DO UPDATE SET amounts = EXCLUDED.amounts, expires_at = EXCLUDED.expires_at;
                 b.reserved := spendcap_internal.plus(b.reserved, d);
                 b.reservations_expire_at := least(b.reservations_expire_at, o.expires_at);
             ELSE

@@ -3,8 +3,8 @@
 -- sets: its reservations there are freed, its ledger entries there forgotten (the usage it charged
 -- stays counted). Returns deleted = false when there was no such budget (not an error). A budget
 -- with children is SC002.
--- Locks the budget's row and the rows of the budgets holding its reservations, in ascending id
--- order; deletes the budget's rows in every table and what it named elsewhere.
+-- Locks the budget's row and the rows of the budgets holding its live reservations, in ascending
+-- id order; deletes the budget's rows in every table and what it named elsewhere.
 DROP FUNCTION IF EXISTS spendcap.delete_budget;
 CREATE FUNCTION spendcap.delete_budget(
     budget_id text,
@@ -17,6 +17,7 @@ AS $fn$
 DECLARE
     r       spendcap.deleted_result;
     t0      timestamptz;
+    tx      timestamptz;
     id      text;
     b       spendcap.budgets;
     amounts jsonb;
@@ -26,8 +27,12 @@ BEGIN
     -- In ascending order with the budgets that hold its reservations, as every charge locks. The
     -- budget's row FOR UPDATE: it is the lock a create_budget or set_parent naming it as parent
     -- shares until it commits.
+    -- Live at the budget's instant: an expired one holds nothing anywhere, and its rows on budgets
+    -- no call has brought past its expiry are deleted below without touching those budgets.
+    SELECT greatest(t0, x.window_start) INTO tx FROM spendcap.budgets AS x WHERE x.budget_id = budget_id;
     FOR id IN SELECT x FROM (SELECT budget_id AS x UNION
-                             SELECT DISTINCT o.budget_id FROM spendcap.reservations AS o WHERE o.named_id = budget_id) AS s
+                             SELECT DISTINCT o.budget_id FROM spendcap.reservations AS o
+                              WHERE o.named_id = budget_id AND o.expires_at > tx) AS s
               ORDER BY x COLLATE "C" LOOP
         IF id = budget_id THEN
             PERFORM FROM spendcap.budgets AS x WHERE x.budget_id = budget_id FOR UPDATE;
@@ -49,7 +54,7 @@ BEGIN
         DELETE FROM spendcap.budget_history AS x WHERE x.budget_id = budget_id;
         DELETE FROM spendcap.dedup_keys AS x WHERE x.budget_id = budget_id;
         DELETE FROM spendcap.spend_ledger AS x WHERE x.budget_id = budget_id OR x.named_id = budget_id;
-        DELETE FROM spendcap.reservations AS x WHERE x.budget_id = budget_id;
+        DELETE FROM spendcap.reservations AS x WHERE x.budget_id = budget_id OR x.named_id = budget_id;
     END IF;
     RETURN r;
 END

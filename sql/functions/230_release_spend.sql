@@ -1,7 +1,8 @@
 -- release_spend (docs/semantics.md#spend-and-reservations): subtracts from usage what the execution recorded in the current window
 -- (clamped at 0 per dimension), forgets its ledger entries of every window, and returns what was
 -- subtracted. Amounts recorded before a roll or a manual reset are never subtracted.
--- Locks one budgets row. Writes the budgets row and deletes the execution's spend_ledger rows.
+-- Locks the budget's row and those of the other budgets of the execution's set whose window has not
+-- ended, in ascending id order; writes them and deletes the execution's spend_ledger rows.
 DROP FUNCTION IF EXISTS spendcap.release_spend;
 CREATE FUNCTION spendcap.release_spend(
     budget_id    text,
@@ -24,9 +25,13 @@ BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     PERFORM spendcap_internal.check_id('execution_id', execution_id);
     t0 := spendcap_internal.instant(at);
-    -- The execution was recorded on every budget of its set, under budget_id.
-    bs := spendcap_internal.lock_set(budget_id || ARRAY(SELECT l.budget_id FROM spendcap.spend_ledger AS l
-                                                       WHERE l.named_id = budget_id AND l.execution_id = execution_id), t0);
+    -- The execution was recorded on every budget of its set, under budget_id. A budget whose window
+    -- has ended since has nothing to give back and is left alone, not brought to the instant
+    -- (Lua likewise, and its set index forgets such budgets).
+    bs := spendcap_internal.lock_set(budget_id || ARRAY(
+              SELECT l.budget_id FROM spendcap.spend_ledger AS l JOIN spendcap.budgets AS m ON m.budget_id = l.budget_id
+               WHERE l.named_id = budget_id AND l.execution_id = execution_id
+                 AND (m.next_reset_at IS NULL OR greatest(t0, m.window_start) < m.next_reset_at)), t0);
     FOREACH b IN ARRAY bs LOOP
         t := greatest(t0, b.window_start);
         recorded := NULL;
@@ -40,12 +45,17 @@ BEGIN
           INTO released
           FROM jsonb_each(coalesce(recorded, '{}')) AS e;
         b.usage := spendcap_internal.minus(b.usage, released);
-        b.updated_at := greatest(b.updated_at, t);
+        -- The other budgets of the set count as written only when they give something back: which
+        -- of them still know the execution after their rolls is not part of the contract.
+        IF b.budget_id = budget_id OR released <> '{}' THEN
+            b.updated_at := greatest(b.updated_at, t);
+        END IF;
         PERFORM spendcap_internal.save(b);
         IF b.budget_id = budget_id THEN
             r.released := released;
         END IF;
     END LOOP;
+    DELETE FROM spendcap.spend_ledger AS l WHERE l.named_id = budget_id AND l.execution_id = execution_id;
     RETURN r;
 END
 $fn$;

@@ -4,21 +4,22 @@
 -- its time > at - window_seconds, a lease is live while expires_at > at. retry_after_ms is rounded
 -- up to whole milliseconds.
 
--- policy_not_found raises SC006.
+-- policy_not_found raises SC006; arg names the argument that named the policy.
 DROP FUNCTION IF EXISTS spendcap_internal.policy_not_found;
-CREATE FUNCTION spendcap_internal.policy_not_found(policy_id text)
+CREATE FUNCTION spendcap_internal.policy_not_found(policy_id text, arg text DEFAULT 'policy_id')
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $fn$
 BEGIN
-    RAISE EXCEPTION USING ERRCODE = 'SC006', MESSAGE = format('policy_id: policy %s not found', to_jsonb(policy_id));
+    RAISE EXCEPTION USING ERRCODE = 'SC006', MESSAGE = format('%s: policy %s not found', arg, to_jsonb(policy_id));
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap_internal.policy_not_found FROM PUBLIC;
 
--- lock_policy locks a policy row; SC006 when there is none.
+-- lock_policy locks a policy row; SC006 when there is none, naming policy_id, or also_policies
+-- when the call named another policy first (named).
 DROP FUNCTION IF EXISTS spendcap_internal.lock_policy;
-CREATE FUNCTION spendcap_internal.lock_policy(policy_id text)
+CREATE FUNCTION spendcap_internal.lock_policy(policy_id text, named text DEFAULT NULL)
 RETURNS spendcap.quota_policies
 LANGUAGE plpgsql VOLATILE
 AS $fn$
@@ -28,7 +29,8 @@ DECLARE
 BEGIN
     SELECT * INTO p FROM spendcap.quota_policies AS x WHERE x.policy_id = policy_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
-        PERFORM spendcap_internal.policy_not_found(policy_id);
+        PERFORM spendcap_internal.policy_not_found(policy_id,
+            CASE WHEN named IS NULL OR named = policy_id THEN 'policy_id' ELSE 'also_policies' END);
     END IF;
     RETURN p;
 END
@@ -105,137 +107,244 @@ $fn$;
 REVOKE ALL ON FUNCTION spendcap.create_quota_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.create_quota_policy TO spendcap_admin;
 
--- acquire_quota (docs/semantics.md#quota-policies): drops window entries and leases that are over, then: a live lease of
--- the holder is already_held (admitted, nothing counted); a full window is rate_limited; a full
--- set of leases is concurrency_limited; else the call is admitted with a window entry and a lease.
--- The counts come from the policy row (migration 5): window entries and leases are trimmed and
--- counted again only once the earliest of them is over.
--- Locks one quota_policies row and writes it when a count changes; deletes the entries and leases
--- that are over (when the counts say some are); writes one entry and one lease when it admits.
+-- policy_set is the policies a quota call acts on: policy_id and the ids of also_policies, once
+-- each, in ascending byte order (the order they are locked in).
+DROP FUNCTION IF EXISTS spendcap_internal.policy_set;
+CREATE FUNCTION spendcap_internal.policy_set(policy_id text, also_policies text[])
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+AS $fn$
+BEGIN
+    IF also_policies IS NULL THEN
+        RETURN ARRAY[policy_id];
+    END IF;
+    RETURN (SELECT array_agg(x ORDER BY x COLLATE "C")
+              FROM unnest(policy_id || spendcap_internal.also_of(also_policies, policy_id, 'also_policies')) AS x);
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.policy_set FROM PUBLIC;
+
+-- lock_policies locks the policies of ids in their order (SC006 naming policy_id or also_policies
+-- for one that does not exist) and drops their window entries and leases that are over at t: the
+-- counts come from the policy rows (migration 5), and entries and leases are trimmed and counted
+-- again only once the earliest of them is over. It returns the rows as stored (was) and as
+-- trimmed (ps); save_policies writes those that changed.
+DROP FUNCTION IF EXISTS spendcap_internal.lock_policies;
+CREATE FUNCTION spendcap_internal.lock_policies(ids text[], policy_id text, t timestamptz,
+    OUT was spendcap.quota_policies[], OUT ps spendcap.quota_policies[])
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    p   spendcap.quota_policies;
+    win interval;
+BEGIN
+    FOR i IN 1 .. cardinality(ids) LOOP
+        p := spendcap_internal.lock_policy(ids[i], policy_id);
+        was[i] := p;
+        win := make_interval(secs => p.window_seconds);
+        IF p.window_oldest <= t - win THEN
+            DELETE FROM spendcap.quota_window AS w WHERE w.policy_id = p.policy_id AND w.at <= t - win;
+            SELECT count(*), min(w.at) INTO p.in_window, p.window_oldest
+              FROM spendcap.quota_window AS w WHERE w.policy_id = p.policy_id;
+        END IF;
+        IF p.leases_expire_at <= t THEN
+            DELETE FROM spendcap.quota_leases AS l WHERE l.policy_id = p.policy_id AND l.expires_at <= t;
+            SELECT count(*), min(l.expires_at) INTO p.active, p.leases_expire_at
+              FROM spendcap.quota_leases AS l WHERE l.policy_id = p.policy_id;
+        END IF;
+        ps[i] := p;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.lock_policies FROM PUBLIC;
+
+-- save_policies writes the counts of the rows of ps that differ from the stored ones (was).
+DROP FUNCTION IF EXISTS spendcap_internal.save_policies;
+CREATE FUNCTION spendcap_internal.save_policies(ps spendcap.quota_policies[], was spendcap.quota_policies[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
+    FOR i IN 1 .. cardinality(ps) LOOP
+        IF (ps[i].in_window, ps[i].window_oldest, ps[i].active, ps[i].leases_expire_at)
+           IS DISTINCT FROM (was[i].in_window, was[i].window_oldest, was[i].active, was[i].leases_expire_at) THEN
+            UPDATE spendcap.quota_policies AS x
+               SET in_window = ps[i].in_window, window_oldest = ps[i].window_oldest,
+                   active = ps[i].active, leases_expire_at = ps[i].leases_expire_at
+             WHERE x.policy_id = ps[i].policy_id;
+        END IF;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.save_policies FROM PUBLIC;
+
+-- quota_check is what acquire_quota says for holder on policy p (trimmed to t), writing nothing:
+-- a live lease of the holder is already_held (admitted, nothing to count); a full window is
+-- rate_limited; a full set of leases is concurrency_limited; else ok (to be admitted).
+DROP FUNCTION IF EXISTS spendcap_internal.quota_check;
+CREATE FUNCTION spendcap_internal.quota_check(p spendcap.quota_policies, holder_id text, t timestamptz)
+RETURNS spendcap.acquire_result
+LANGUAGE plpgsql STABLE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    r     spendcap.acquire_result;
+    first timestamptz;
+BEGIN
+    r := (true, 'ok', 0, p.in_window, p.active, p.policy_id);
+    IF EXISTS (SELECT 1 FROM spendcap.quota_leases AS l WHERE l.policy_id = p.policy_id AND l.holder_id = holder_id) THEN
+        r.reason := 'already_held';
+    ELSIF p.max_requests > 0 AND p.in_window >= p.max_requests THEN
+        r.admitted := false;
+        r.reason := 'rate_limited';
+        r.retry_after_ms := spendcap_internal.ms_until(t, p.window_oldest + make_interval(secs => p.window_seconds));
+    ELSIF p.max_concurrent > 0 AND p.active >= p.max_concurrent THEN
+        -- leases_expire_at may be earlier than the earliest live lease (after a release or a
+        -- renewal): read the exact one.
+        SELECT min(l.expires_at) INTO first FROM spendcap.quota_leases AS l WHERE l.policy_id = p.policy_id;
+        r.admitted := false;
+        r.reason := 'concurrency_limited';
+        r.retry_after_ms := spendcap_internal.ms_until(t, first);
+    END IF;
+    RETURN r;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.quota_check FROM PUBLIC;
+
+-- acquire_quota (docs/semantics.md#quota-policies, #quota-sets): every policy of the set (policy_id
+-- and also_policies) is checked as quota_check says; the first refusal in ascending policy_id order
+-- refuses the call and nothing is admitted anywhere; else every policy where the holder holds no
+-- live lease admits it with a window entry and a lease. The result is the refusing policy's, or
+-- policy_id's when admitted (reason ok when a lease was taken anywhere, else already_held).
+-- Locks the set's quota_policies rows in ascending order and writes those whose counts changed;
+-- deletes entries and leases that are over (when the counts say some are); writes one entry and
+-- one lease per admitting policy.
 DROP FUNCTION IF EXISTS spendcap.acquire_quota;
 CREATE FUNCTION spendcap.acquire_quota(
-    policy_id text,
-    holder_id text,
-    at        timestamptz DEFAULT NULL)
+    policy_id     text,
+    holder_id     text,
+    at            timestamptz DEFAULT NULL,
+    also_policies text[]      DEFAULT NULL)
 RETURNS spendcap.acquire_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
-    p      spendcap.quota_policies;
     t      timestamptz;
-    win    interval;
-    first  timestamptz;
-    counts boolean := false; -- the counts changed: save them
+    ids    text[];
+    was    spendcap.quota_policies[];
+    ps     spendcap.quota_policies[];
+    es     spendcap.acquire_result[];
+    pick   integer;
+    named  integer;
+    taken  boolean := false;
     r      spendcap.acquire_result;
 BEGIN
     PERFORM spendcap_internal.check_id('policy_id', policy_id);
     PERFORM spendcap_internal.check_id('holder_id', holder_id);
+    ids := spendcap_internal.policy_set(policy_id, also_policies);
     t := spendcap_internal.instant(at, past_ok => false);
-    p := spendcap_internal.lock_policy(policy_id);
-    win := make_interval(secs => p.window_seconds);
-    IF p.window_oldest <= t - win THEN
-        DELETE FROM spendcap.quota_window AS w WHERE w.policy_id = policy_id AND w.at <= t - win;
-        SELECT count(*), min(w.at) INTO p.in_window, p.window_oldest
-          FROM spendcap.quota_window AS w WHERE w.policy_id = policy_id;
-        counts := true;
-    END IF;
-    IF p.leases_expire_at <= t THEN
-        DELETE FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id AND l.expires_at <= t;
-        SELECT count(*), min(l.expires_at) INTO p.active, p.leases_expire_at
-          FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id;
-        counts := true;
-    END IF;
-
-    r.retry_after_ms := 0;
-    IF EXISTS (SELECT 1 FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id AND l.holder_id = holder_id) THEN
-        r.admitted := true;
-        r.reason := 'already_held';
-    ELSIF p.max_requests > 0 AND p.in_window >= p.max_requests THEN
-        r.admitted := false;
-        r.reason := 'rate_limited';
-        r.retry_after_ms := spendcap_internal.ms_until(t, p.window_oldest + win);
-    ELSIF p.max_concurrent > 0 AND p.active >= p.max_concurrent THEN
-        -- leases_expire_at may be earlier than the earliest live lease (after a release or a
-        -- renewal): read the exact one.
-        SELECT min(l.expires_at) INTO first FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id;
-        r.admitted := false;
-        r.reason := 'concurrency_limited';
-        r.retry_after_ms := spendcap_internal.ms_until(t, first);
-    ELSE
-        IF p.window_seconds > 0 THEN
-            INSERT INTO spendcap.quota_window (policy_id, at) VALUES (policy_id, t);
-            p.in_window := p.in_window + 1;
-            p.window_oldest := least(p.window_oldest, t);
+    SELECT l.was, l.ps INTO was, ps FROM spendcap_internal.lock_policies(ids, policy_id, t) AS l;
+    FOR i IN 1 .. cardinality(ids) LOOP
+        es[i] := spendcap_internal.quota_check(ps[i], holder_id, t);
+        IF pick IS NULL AND NOT es[i].admitted THEN
+            pick := i;
         END IF;
-        INSERT INTO spendcap.quota_leases (policy_id, holder_id, expires_at)
-        VALUES (policy_id, holder_id, t + make_interval(secs => p.lease_seconds));
-        p.active := p.active + 1;
-        p.leases_expire_at := least(p.leases_expire_at, t + make_interval(secs => p.lease_seconds));
-        counts := true;
-        r.admitted := true;
-        r.reason := 'ok';
+        IF ids[i] = policy_id THEN
+            named := i;
+        END IF;
+    END LOOP;
+    IF pick IS NULL THEN
+        FOR i IN 1 .. cardinality(ids) LOOP
+            CONTINUE WHEN es[i].reason <> 'ok';
+            IF ps[i].window_seconds > 0 THEN
+                INSERT INTO spendcap.quota_window (policy_id, at) VALUES (ps[i].policy_id, t);
+                ps[i].in_window := ps[i].in_window + 1;
+                ps[i].window_oldest := least(ps[i].window_oldest, t);
+            END IF;
+            INSERT INTO spendcap.quota_leases (policy_id, holder_id, expires_at)
+            VALUES (ps[i].policy_id, holder_id, t + make_interval(secs => ps[i].lease_seconds));
+            ps[i].active := ps[i].active + 1;
+            ps[i].leases_expire_at := least(ps[i].leases_expire_at, t + make_interval(secs => ps[i].lease_seconds));
+            taken := true;
+        END LOOP;
+        pick := named;
+        r := es[named];
+        r.reason := CASE WHEN taken THEN 'ok' ELSE 'already_held' END;
+        r.in_window := ps[named].in_window;
+        r.active := ps[named].active;
+    ELSE
+        r := es[pick];
     END IF;
-    IF counts THEN
-        UPDATE spendcap.quota_policies AS x
-           SET in_window = p.in_window, window_oldest = p.window_oldest, active = p.active, leases_expire_at = p.leases_expire_at
-         WHERE x.policy_id = policy_id;
-    END IF;
-    r.in_window := p.in_window;
-    r.active := p.active;
+    PERFORM spendcap_internal.save_policies(ps, was);
     RETURN r;
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.acquire_quota FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.acquire_quota TO spendcap_writer;
 
--- renew_quota: extends a live lease to at + lease_seconds; SC002 when the holder has none.
--- Locks one quota_policies row; writes one lease (and the policy row when an earlier `at` moves
--- the lease's expiry before the policy's earliest one).
+-- renew_quota: extends the holder's live lease on policy_id (SC002 when it holds none there, and
+-- nothing is renewed) and on every policy of also_policies where it holds one, each to at + its
+-- lease_seconds; returns policy_id's new expiry.
+-- Locks the set's quota_policies rows in ascending order; writes the leases (and a policy row
+-- when an earlier `at` moves a lease's expiry before the policy's earliest one).
 DROP FUNCTION IF EXISTS spendcap.renew_quota;
 CREATE FUNCTION spendcap.renew_quota(
-    policy_id text,
-    holder_id text,
-    at        timestamptz DEFAULT NULL)
+    policy_id     text,
+    holder_id     text,
+    at            timestamptz DEFAULT NULL,
+    also_policies text[]      DEFAULT NULL)
 RETURNS spendcap.renew_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
-    p spendcap.quota_policies;
-    t timestamptz;
-    r spendcap.renew_result;
+    p       spendcap.quota_policies;
+    t       timestamptz;
+    ids     text[];
+    expires timestamptz;
+    r       spendcap.renew_result;
 BEGIN
     PERFORM spendcap_internal.check_id('policy_id', policy_id);
     PERFORM spendcap_internal.check_id('holder_id', holder_id);
+    ids := spendcap_internal.policy_set(policy_id, also_policies);
     t := spendcap_internal.instant(at);
-    p := spendcap_internal.lock_policy(policy_id);
-    UPDATE spendcap.quota_leases AS l SET expires_at = t + make_interval(secs => p.lease_seconds)
-     WHERE l.policy_id = policy_id AND l.holder_id = holder_id AND l.expires_at > t
-    RETURNING l.expires_at INTO r.expires_at;
-    IF NOT FOUND THEN
-        PERFORM spendcap_internal.invalid_argument('holder_id', format('%s holds no live lease', to_jsonb(holder_id)));
-    END IF;
-    -- An earlier `at` can move an expiry back: the policy's earliest expiry must not be later.
-    IF r.expires_at < p.leases_expire_at THEN
-        UPDATE spendcap.quota_policies AS x SET leases_expire_at = r.expires_at WHERE x.policy_id = policy_id;
-    END IF;
+    FOR i IN 1 .. cardinality(ids) LOOP
+        p := spendcap_internal.lock_policy(ids[i], policy_id);
+        expires := NULL;
+        UPDATE spendcap.quota_leases AS l SET expires_at = t + make_interval(secs => p.lease_seconds)
+         WHERE l.policy_id = p.policy_id AND l.holder_id = holder_id AND l.expires_at > t
+        RETURNING l.expires_at INTO expires;
+        IF ids[i] = policy_id THEN
+            IF expires IS NULL THEN
+                PERFORM spendcap_internal.invalid_argument('holder_id', format('%s holds no live lease', to_jsonb(holder_id)));
+            END IF;
+            r.expires_at := expires;
+        END IF;
+        -- An earlier `at` can move an expiry back: the policy's earliest expiry must not be later.
+        IF expires < p.leases_expire_at THEN
+            UPDATE spendcap.quota_policies AS x SET leases_expire_at = expires WHERE x.policy_id = p.policy_id;
+        END IF;
+    END LOOP;
     RETURN r;
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.renew_quota FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.renew_quota TO spendcap_writer;
 
--- release_quota: ends the holder's lease; released is true only when a live one was held, so a
--- second release (or a release after expiry) frees nothing. Locks one quota_policies row; deletes
--- at most one lease and then writes the policy row's count.
+-- release_quota: ends the holder's lease on every policy of the set (policy_id and also_policies);
+-- released is true when a live one was held on any of them, so a second release (or a release
+-- after expiry) frees nothing. Locks the set's quota_policies rows in ascending order; deletes at
+-- most one lease per policy and then writes that policy row's count.
 DROP FUNCTION IF EXISTS spendcap.release_quota;
 CREATE FUNCTION spendcap.release_quota(
-    policy_id text,
-    holder_id text,
-    at        timestamptz DEFAULT NULL)
+    policy_id     text,
+    holder_id     text,
+    at            timestamptz DEFAULT NULL,
+    also_policies text[]      DEFAULT NULL)
 RETURNS spendcap.quota_released_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -243,20 +352,26 @@ AS $fn$
 #variable_conflict use_variable
 DECLARE
     t       timestamptz;
+    ids     text[];
     expires timestamptz;
     r       spendcap.quota_released_result;
 BEGIN
     PERFORM spendcap_internal.check_id('policy_id', policy_id);
     PERFORM spendcap_internal.check_id('holder_id', holder_id);
+    ids := spendcap_internal.policy_set(policy_id, also_policies);
     t := spendcap_internal.instant(at);
-    PERFORM spendcap_internal.lock_policy(policy_id);
-    DELETE FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id AND l.holder_id = holder_id
-    RETURNING l.expires_at INTO expires;
-    IF FOUND THEN
-        -- active counts lease rows, expired or not.
-        UPDATE spendcap.quota_policies AS x SET active = x.active - 1 WHERE x.policy_id = policy_id;
-    END IF;
-    r.released := coalesce(expires > t, false);
+    r.released := false;
+    FOR i IN 1 .. cardinality(ids) LOOP
+        PERFORM spendcap_internal.lock_policy(ids[i], policy_id);
+        expires := NULL;
+        DELETE FROM spendcap.quota_leases AS l WHERE l.policy_id = ids[i] AND l.holder_id = holder_id
+        RETURNING l.expires_at INTO expires;
+        IF FOUND THEN
+            -- active counts lease rows, expired or not.
+            UPDATE spendcap.quota_policies AS x SET active = x.active - 1 WHERE x.policy_id = ids[i];
+        END IF;
+        r.released := r.released OR coalesce(expires > t, false);
+    END LOOP;
     RETURN r;
 END
 $fn$;

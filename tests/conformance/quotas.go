@@ -30,8 +30,13 @@ func acquire(b spendcap.Backend, policy, holder string, at time.Time) (spendcap.
 	return b.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: policy, HolderID: holder, At: at})
 }
 
+// requireAcquired compares an acquire's result; want.PolicyID defaults to p1, the policy of every
+// single-policy scenario.
 func requireAcquired(t *testing.T, got spendcap.Acquired, err error, want spendcap.Acquired) {
 	t.Helper()
+	if want.PolicyID == "" {
+		want.PolicyID = "p1"
+	}
 	if err != nil {
 		t.Fatalf("want %+v, got error %v", want, err)
 	}

@@ -180,8 +180,8 @@ func StatusString(s spendcap.Status) string {
 		}
 		return "{" + strings.TrimSpace(b.String()) + "}"
 	}
-	return fmt.Sprintf("id=%s hard=%s soft=%s every=%q tz=%s anchor=%s mode=%s scope=%q/%q ttl=%d seq=%d window=[%s, %s) usage=%s reserved=%s remaining=%s breaches=%d/%d window=%d/%d last=%s %q created=%s updated=%s",
-		s.BudgetID, m(s.HardLimits), m(s.SoftLimits), s.ResetEvery, s.ResetTimezone, fmtTime(s.ResetAnchor), s.Mode, s.ScopeType, s.ScopeID,
+	return fmt.Sprintf("id=%s parent=%q hard=%s soft=%s every=%q tz=%s anchor=%s mode=%s scope=%q/%q ttl=%d seq=%d window=[%s, %s) usage=%s reserved=%s remaining=%s breaches=%d/%d window=%d/%d last=%s %q created=%s updated=%s",
+		s.BudgetID, s.ParentID, m(s.HardLimits), m(s.SoftLimits), s.ResetEvery, s.ResetTimezone, fmtTime(s.ResetAnchor), s.Mode, s.ScopeType, s.ScopeID,
 		s.DedupTTLSeconds, s.WindowSeq, fmtTime(&s.WindowStart), fmtTime(s.NextResetAt), m(s.Usage), m(s.Reserved), m(s.Remaining),
 		s.BreachCount, s.SoftBreachCount, s.WindowBreachCount, s.WindowSoftBreachCount, fmtTime(s.LastBreachAt), s.LastBreachDim,
 		fmtTime(&s.CreatedAt), fmtTime(&s.UpdatedAt))

@@ -114,10 +114,12 @@ end
 
 -- bring is the prologue of every writer, for a budget just read: b brought to the call's instant
 -- (which it returns), its due window closed and rolled, its expired reservations dropped; the
--- writes are queued.
+-- writes are queued. _moved says whether its window moved (a roll, empty or not).
 local function bring(b, at)
     local t = instant(b, at)
+    local ws = b.ws
     local closed = advance(b, t)
+    b._moved = b.ws ~= ws
     if closed then
         close_window(b, closed, 'schedule', t)
         b._rolled = true
@@ -133,7 +135,7 @@ local function lock_budget(key, id, at)
 end
 
 -- encode_budget packs the stored fields of b, and not what a call keeps on it (_key, _writes,
--- _zone, _rolled). This constructor is the list of stored fields; being one table constructor, it
+-- _zone, _rolled, _moved). This constructor is the list of stored fields; being one table constructor, it
 -- costs a single allocation (filling an empty table field by field took 3 µs). MessagePack keeps
 -- integers exact up to 2^63, so quantities up to MAX_QTY round-trip.
 local function encode_budget(b)

@@ -77,26 +77,28 @@ local function canonical(d)
     return table.concat(parts, ',')
 end
 
--- also_of validates also_charge: the other budgets the call names, in ascending order, once each,
--- without budget_id (so [] and [budget_id] name the budget alone).
-local function also_of(a)
-    local v = a.also_charge
+-- also_of validates the other ids a call names (SQL: also_of): also_charge (budgets) or
+-- also_policies (policies), as arg says; first is the id the call names first. It returns them in
+-- ascending order, once each, without first (so [] and [first] name first alone).
+local function also_of(a, arg, first)
+    local v = a[arg]
     if v == nil or v == NULL then
         return {}
     end
+    local what = arg == 'also_charge' and 'budget' or 'policy'
     local n = 0
     if type(v) == 'table' then
         for _ in pairs(v) do n = n + 1 end
     end
     if type(v) ~= 'table' or n ~= #v then
-        invalid('also_charge', 'must be an array of budget ids')
+        invalid(arg, 'must be an array of ' .. what .. ' ids')
     end
     if n > MAX_SET then
-        invalid('also_charge', 'a call charges at most ' .. MAX_SET .. ' budgets, ancestors included')
+        invalid(arg, 'a call names at most ' .. MAX_SET .. (what == 'budget' and ' budgets, ancestors included' or ' policies'))
     end
-    local seen, also = { [a.budget_id] = true }, {}
+    local seen, also = { [first] = true }, {}
     for i = 1, n do
-        check_id('also_charge', v[i])
+        check_id(arg, v[i])
         if not seen[v[i]] then
             seen[v[i]] = true
             also[#also + 1] = v[i]
@@ -155,7 +157,7 @@ local function read_set(keys, id, also)
             byid[cur] = b
             ids[#ids + 1] = cur
             if #ids > MAX_SET then
-                invalid('also_charge', 'a call charges at most ' .. MAX_SET .. ' budgets, ancestors included')
+                invalid('also_charge', 'a call names at most ' .. MAX_SET .. ' budgets, ancestors included')
             end
             cur = b.p
         end
@@ -170,9 +172,10 @@ local function read_set(keys, id, also)
 end
 
 -- read_members reads the budgets other than the named one that an entry of the named budget lists
--- (ids: its "s"), ascending, brought to the call's instant; a budget deleted since is skipped.
--- Their keys must be among keys (missing_keys).
-local function read_members(keys, ids, at)
+-- (ids: its "s"), ascending, brought to the call's instant; a budget deleted since is skipped,
+-- and with current_only one whose window has ended by then too (it is left as it is). Their keys
+-- must be among keys (missing_keys).
+local function read_members(keys, ids, at, current_only)
     local have, missing = declared(keys), {}
     for _, x in ipairs(ids) do
         if not have[base_of('sc:', x)] then missing[#missing + 1] = x end
@@ -189,9 +192,11 @@ local function read_members(keys, ids, at)
         local raw = redis.call('GET', key)
         if raw then
             local b = decode_budget(raw)
-            b._key, b._writes = key, {}
-            ms[#ms + 1] = b
-            ts[#ts + 1] = bring(b, at)
+            if not (current_only and b.nr ~= nil and instant(b, at) >= b.nr) then
+                b._key, b._writes = key, {}
+                ms[#ms + 1] = b
+                ts[#ts + 1] = bring(b, at)
+            end
         end
     end
     return ms, ts
@@ -262,7 +267,7 @@ local function admit(op, keys, a)
     local dk = a[key_arg]
     if dk == '' then dk = nil end
     if dk ~= nil then check_id(key_arg, dk) end
-    local also = also_of(a)
+    local also = also_of(a, 'also_charge', a.budget_id)
     local at = at_of(a)
 
     local bs, ids = read_set(keys, id, also)
@@ -310,11 +315,17 @@ local function admit(op, keys, a)
         o.expires_at = NULL
     end
     if not o.applied then
-        -- Refused: only the refusing budget's breach counters move.
+        -- Refused: only the refusing budget's breach counters move. The others keep what
+        -- bringing them to the instant did (a roll, expired reservations dropped), as SQL's
+        -- lock_budget saves it: a later call with an earlier at must find the same state.
         local b = bs[at_breach]
         count(b, o, ts[at_breach])
         b.updated = math.max(b.updated, ts[at_breach])
-        commit(b)
+        for i, m in ipairs(bs) do
+            if i == at_breach or m._moved or #m._writes > 0 then
+                commit(m)
+            end
+        end
     else
         if op == 'reserve' then
             o.expires_at = t + ttl * 1000

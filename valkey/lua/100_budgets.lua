@@ -142,40 +142,76 @@ function api.delete_budget(keys, a)
     end
     local b = read_budget(key, id)
     refuse_children(b, 'delete them or move them with set_parent first')
-    -- What it named elsewhere: reservation id -> its other budgets; execution id -> likewise.
-    local held, recorded, members, seen = {}, {}, {}, {}
-    local function member(x)
-        if not seen[x] then
+    -- What it named elsewhere: reservation id -> its other budgets (holders), execution id -> its
+    -- other budgets. Every budget written must be among the keys: one missing_keys reply names all.
+    local held, recorded, holders, need, seen = {}, {}, {}, {}, {}
+    local function note(x, holds)
+        if holds and not seen[x] then
             seen[x] = true
-            members[#members + 1] = x
+            holders[#holders + 1] = x
         end
+        need[#need + 1] = x
     end
-    if b.p then member(b.p) end
+    -- Live at the budget's instant (SQL likewise): an expired reservation holds nothing anywhere,
+    -- and its entries on the other budgets are deleted without touching those budgets.
+    local tx, stale = instant(b, at), {}
     for _, kind in ipairs({ 'r', 'ls' }) do
         local all = redis.call('HGETALL', subkey(key, kind))
         for i = 1, #all, 2 do
-            local s = cjson.decode(all[i + 1]).s
+            local e = cjson.decode(all[i + 1])
+            local s = e.s
             if s ~= nil and s ~= NULL then
-                (kind == 'r' and held or recorded)[all[i]] = s
-                for _, x in ipairs(s) do member(x) end
+                local live = kind == 'r' and e.exp > tx
+                if kind == 'ls' then
+                    recorded[all[i]] = s
+                elseif live then
+                    held[all[i]] = s
+                else
+                    stale[all[i]] = s
+                end
+                for _, x in ipairs(s) do note(x, live) end
             end
         end
     end
-    local ms, ts = read_members(keys, members, at)
+    if b.p then note(b.p, false) end
+    local have, missing, listed = declared(keys), {}, {}
+    for _, x in ipairs(need) do
+        if not have[base_of('sc:', x)] and not listed[x] then
+            listed[x] = true
+            missing[#missing + 1] = x
+        end
+    end
+    if #missing > 0 then
+        missing_keys(missing)
+    end
+    -- The budgets holding its reservations are brought to the instant and give them back (SQL
+    -- locks them); the others only forget entries or count a child less, untouched otherwise.
+    local ms, ts = read_members(keys, holders, at)
+    local parent
     for i, m in ipairs(ms) do
         for rid, s in pairs(held) do
             for _, x in ipairs(s) do
                 if x == m.id then take_reservation(m, field(m, id, rid), ts[i]) end
             end
         end
-        for exec, s in pairs(recorded) do
-            for _, x in ipairs(s) do
-                if x == m.id then queue(m, 'HDEL', subkey(m._key, 'l'), field(m, id, exec)) end
-            end
+        if m.id == b.p then parent = m end
+    end
+    for exec, s in pairs(recorded) do
+        for _, x in ipairs(s) do
+            redis.call('HDEL', subkey(base_of('sc:', x), 'l'), field({ id = x }, id, exec))
         end
-        if m.id == b.p then
-            m.nc = m.nc - 1
+    end
+    for rid, s in pairs(stale) do
+        for _, x in ipairs(s) do
+            redis.call('HDEL', subkey(base_of('sc:', x), 'r'), field({ id = x }, id, rid))
         end
+    end
+    if b.p and not parent then
+        parent = read_budget(base_of('sc:', b.p), b.p)
+        ms[#ms + 1] = parent
+    end
+    if parent then
+        parent.nc = parent.nc - 1
     end
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
     redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'))
@@ -280,7 +316,7 @@ function api.check_usage(keys, a)
     local id = a.budget_id
     budget_key(keys, id)
     local d = quantities('deltas', a.deltas, true)
-    local also = also_of(a)
+    local also = also_of(a, 'also_charge', a.budget_id)
     local at = at_of(a)
     local bs, ids = read_set(keys, id, also)
     local es, named = {}, nil
@@ -307,7 +343,8 @@ function api.release_spend(keys, a)
     local ms, ts = {}, {}
     if raw then
         queue(b, 'HDEL', subkey(key, 'ls'), ref)
-        ms, ts = read_members(keys, cjson.decode(raw).s, at)
+        -- A budget whose window has ended since has nothing to give back: left alone (SQL too).
+        ms, ts = read_members(keys, cjson.decode(raw).s, at, true)
     end
     local released
     ms[#ms + 1], ts[#ts + 1] = b, t
@@ -324,7 +361,10 @@ function api.release_spend(keys, a)
         end
         queue(m, 'HDEL', subkey(m._key, 'l'), f)
         m.usage = minus(m.usage, r)
-        m.updated = math.max(m.updated, ts[i])
+        -- The other budgets count as written only when they give something back (SQL: likewise).
+        if m == b or next(r) ~= nil then
+            m.updated = math.max(m.updated, ts[i])
+        end
         commit(m)
         if m == b then released = r end
     end

@@ -9,12 +9,43 @@ local function policy_key(keys, id)
     return base_key(keys, 'policy_id', 'sc:q:', id)
 end
 
-local function read_policy(key, id)
+-- read_policy reads policy id at key; SC006 naming arg (policy_id by default) when there is none.
+local function read_policy(key, id, arg)
     local raw = redis.call('GET', key)
     if not raw then
-        fail('SC006', 'policy_id: policy ' .. cjson.encode(id) .. ' not found')
+        fail('SC006', (arg or 'policy_id') .. ': policy ' .. cjson.encode(id) .. ' not found')
     end
     return cjson.decode(raw)
+end
+
+-- policy_ids are the policies a quota call acts on (docs/semantics.md#quota-sets; SQL:
+-- policy_set): policy_id and the ids of also_policies, once each, in ascending byte order. Every
+-- one's base key must be among the call's keys (SC002 naming the policies whose keys are missing).
+local function policy_ids(keys, a)
+    local ids = also_of(a, 'also_policies', a.policy_id)
+    ids[#ids + 1] = a.policy_id
+    table.sort(ids)
+    local have, missing = declared(keys), {}
+    for _, x in ipairs(ids) do
+        if not have[base_of('sc:q:', x)] then missing[#missing + 1] = x end
+    end
+    if #missing > 0 then
+        invalid('keys', 'missing the keys of policies ' .. encode(array(missing)) .. ': pass the base key of every policy the call names')
+    end
+    return ids
+end
+
+-- read_policies reads the policies of ids (SQL: lock_policy), each with its base key (_key) and id
+-- (_id); SC006 for one that does not exist, naming policy_id or also_policies as the call named it.
+-- It writes nothing, so a call that fails here has changed nothing.
+local function read_policies(ids, named)
+    local ps = {}
+    for i, x in ipairs(ids) do
+        local key = base_of('sc:q:', x)
+        ps[i] = read_policy(key, x, x == named and 'policy_id' or 'also_policies')
+        ps[i]._key, ps[i]._id = key, x
+    end
+    return ps
 end
 
 local function bounded(arg, v, min, max)
@@ -52,64 +83,109 @@ local function first_score(key)
     return tonumber(r[2])
 end
 
-function api.acquire_quota(keys, a)
-    local id = a.policy_id
-    local key = policy_key(keys, id)
-    check_id('holder_id', a.holder_id)
-    local t = at_of(a, false)
-    local p = read_policy(key, id)
+-- quota_check is what acquire_quota says for holder on policy p (SQL: quota_check) after dropping
+-- p's window entries and leases that are over at t: a live lease of the holder is already_held
+-- (admitted, nothing to count); a full window is rate_limited; a full set of leases is
+-- concurrency_limited; else ok (to be admitted).
+local function quota_check(p, holder, t)
+    local key = p._key
     if p.w > 0 then
         redis.call('ZREMRANGEBYSCORE', subkey(key, 'w'), '-inf', t - p.w * 1000)
     end
     redis.call('ZREMRANGEBYSCORE', subkey(key, 'l'), '-inf', t)
-    local r = { admitted = true, reason = 'ok', retry_after_ms = 0,
+    local r = { admitted = true, reason = 'ok', retry_after_ms = 0, policy_id = p._id,
                 in_window = redis.call('ZCARD', subkey(key, 'w')), active = redis.call('ZCARD', subkey(key, 'l')) }
-    if redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) then
+    if redis.call('ZSCORE', subkey(key, 'l'), holder) then
         r.reason = 'already_held'
-        return r
-    end
-    if p.mr > 0 and r.in_window >= p.mr then
+    elseif p.mr > 0 and r.in_window >= p.mr then
         r.admitted, r.reason = false, 'rate_limited'
         r.retry_after_ms = first_score(subkey(key, 'w')) + p.w * 1000 - t
-        return r
-    end
-    if p.mc > 0 and r.active >= p.mc then
+    elseif p.mc > 0 and r.active >= p.mc then
         r.admitted, r.reason = false, 'concurrency_limited'
         r.retry_after_ms = first_score(subkey(key, 'l')) - t
-        return r
     end
-    if p.w > 0 then
-        redis.call('ZADD', subkey(key, 'w'), t, redis.call('INCR', subkey(key, 'n')))
-        r.in_window = r.in_window + 1
-    end
-    redis.call('ZADD', subkey(key, 'l'), t + p.ls * 1000, a.holder_id)
-    r.active = r.active + 1
     return r
 end
 
-function api.renew_quota(keys, a)
+-- acquire_quota (SQL: acquire_quota): the first refusal of the set in ascending policy_id order
+-- refuses the call, nothing admitted anywhere; else every policy where the holder holds no live
+-- lease admits it. Keys: policy_id's, then those of also_policies.
+function api.acquire_quota(keys, a)
     local id = a.policy_id
-    local key = policy_key(keys, id)
+    policy_key(keys, id)
     check_id('holder_id', a.holder_id)
-    local t = at_of(a)
-    local p = read_policy(key, id)
-    local expiry = tonumber(redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) or nil)
-    if not expiry or expiry <= t then
-        invalid('holder_id', cjson.encode(a.holder_id) .. ' holds no live lease')
+    local ids = policy_ids(keys, a)
+    local t = at_of(a, false)
+    local ps = read_policies(ids, id)
+    local es, named = {}, nil
+    for i, p in ipairs(ps) do
+        es[i] = quota_check(p, a.holder_id, t)
+        if not es[i].admitted then
+            return es[i]
+        end
+        if p._id == id then named = i end
     end
-    redis.call('ZADD', subkey(key, 'l'), t + p.ls * 1000, a.holder_id)
-    return { expires_at = t + p.ls * 1000 }
+    local taken = false
+    for i, p in ipairs(ps) do
+        if es[i].reason == 'ok' then
+            if p.w > 0 then
+                redis.call('ZADD', subkey(p._key, 'w'), t, redis.call('INCR', subkey(p._key, 'n')))
+                es[i].in_window = es[i].in_window + 1
+            end
+            redis.call('ZADD', subkey(p._key, 'l'), t + p.ls * 1000, a.holder_id)
+            es[i].active = es[i].active + 1
+            taken = true
+        end
+    end
+    local r = es[named]
+    r.reason = taken and 'ok' or 'already_held'
+    return r
 end
 
+-- renew_quota (SQL: renew_quota): SC002 when the holder holds no live lease on policy_id, nothing
+-- renewed; else every live lease of the set is renewed.
+function api.renew_quota(keys, a)
+    local id = a.policy_id
+    policy_key(keys, id)
+    check_id('holder_id', a.holder_id)
+    local ids = policy_ids(keys, a)
+    local t = at_of(a)
+    local ps = read_policies(ids, id)
+    local live, r = {}, nil
+    for i, p in ipairs(ps) do
+        local expiry = tonumber(redis.call('ZSCORE', subkey(p._key, 'l'), a.holder_id) or nil)
+        live[i] = expiry ~= nil and expiry > t
+        if p._id == id then
+            if not live[i] then
+                invalid('holder_id', cjson.encode(a.holder_id) .. ' holds no live lease')
+            end
+            r = { expires_at = t + p.ls * 1000 }
+        end
+    end
+    for i, p in ipairs(ps) do
+        if live[i] then
+            redis.call('ZADD', subkey(p._key, 'l'), t + p.ls * 1000, a.holder_id)
+        end
+    end
+    return r
+end
+
+-- release_quota (SQL: release_quota): ends the holder's lease on every policy of the set; released
+-- when a live one was held on any.
 function api.release_quota(keys, a)
     local id = a.policy_id
-    local key = policy_key(keys, id)
+    policy_key(keys, id)
     check_id('holder_id', a.holder_id)
+    local ids = policy_ids(keys, a)
     local t = at_of(a)
-    read_policy(key, id)
-    local expiry = tonumber(redis.call('ZSCORE', subkey(key, 'l'), a.holder_id) or nil)
-    redis.call('ZREM', subkey(key, 'l'), a.holder_id)
-    return { released = expiry ~= nil and expiry > t }
+    local ps = read_policies(ids, id)
+    local released = false
+    for _, p in ipairs(ps) do
+        local expiry = tonumber(redis.call('ZSCORE', subkey(p._key, 'l'), a.holder_id) or nil)
+        redis.call('ZREM', subkey(p._key, 'l'), a.holder_id)
+        released = released or (expiry ~= nil and expiry > t)
+    end
+    return { released = released }
 end
 
 function api.quota_status(keys, a)

@@ -1,3 +1,4 @@
+ALTER TYPE spendcap.acquire_result DROP ATTRIBUTE policy_id;
 ALTER TYPE spendcap.reserve_outcome DROP ATTRIBUTE breach_budget_id;
 ALTER TYPE spendcap.usage_outcome DROP ATTRIBUTE breach_budget_id;
 DROP INDEX spendcap.reservations_budget_id_idx;

@@ -32,3 +32,6 @@ ALTER TYPE spendcap.usage_outcome ADD ATTRIBUTE breach_budget_id text;
 ALTER TYPE spendcap.reserve_outcome ADD ATTRIBUTE breach_budget_id text;
 COMMENT ON COLUMN spendcap.usage_outcome.breach_budget_id IS 'nullable: null for ok';
 COMMENT ON COLUMN spendcap.reserve_outcome.breach_budget_id IS 'nullable: null for ok';
+
+-- Quota sets: an acquire over several policies reports the policy of its outcome.
+ALTER TYPE spendcap.acquire_result ADD ATTRIBUTE policy_id text;
