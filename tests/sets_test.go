@@ -6,7 +6,8 @@ import (
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
-// WIP (budget sets): a charge to a key counts on its team and organisation, all or nothing.
+// A charge to a key counts on its team and organisation, all or nothing, and its rows say so: one
+// ledger row and one reservation row per budget of the set.
 func TestAChargeToAKeyCountsOnItsChainAllOrNothing(t *testing.T) {
 	t.Parallel()
 	db := testenv.Pool(t)

@@ -68,10 +68,13 @@ BEGIN
             dims[i + 1] := k;
             qs[i + 1] := q;
         END LOOP;
-        SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id FOR NO KEY UPDATE;
+        -- Only a budget without a parent is locked here: a chain must be locked in ascending id
+        -- order by the general path, and holding the child's lock while it locks the ancestors
+        -- would deadlock with a charge to the same chain.
+        SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id AND x.parent_id IS NULL FOR NO KEY UPDATE;
         -- now() inline for the common call without at: the helper call is for callers that pass one.
         t := greatest(CASE WHEN at IS NULL THEN now() ELSE spendcap_internal.instant(at) END, b.window_start);
-        -- A budget with a parent charges its whole chain: the general path.
+        -- Not found: no such budget, or one with a parent, which charges its whole chain.
         IF NOT (FOUND AND b.parent_id IS NULL AND (b.next_reset_at IS NULL OR t < b.next_reset_at)
                 AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at)) THEN
             EXIT fast;

@@ -2,7 +2,8 @@
 // (`make bench`, `make bench BENCH_TIME=2s` for a quick run): report_usage through the Go binding
 // against a single-row UPDATE (baseline A, the per-commit floor) and against the same admission done
 // as a client-side transaction of separate statements (baseline B), the Valkey library against a raw
-// HINCRBY, and the two-phase and quota calls on both backends. It prints ops/s, p50 and p99 per
+// HINCRBY, a charge to a 3-level chain (key, team, organisation) against one to a single budget,
+// and the two-phase and quota calls on both backends. It prints ops/s, p50 and p99 per
 // concurrency and the ratios, and can write them as JSON and a PNG chart.
 package main
 
@@ -100,6 +101,7 @@ func main() {
 	var seq atomic.Int64
 	key := func() string { return fmt.Sprintf("k%d", seq.Add(1)) }
 	pick := func(w int, i int64) string { return fmt.Sprintf("b%d", (int64(w)*7919+i*104729)%budgets) }
+	pickKey := func(w int, i int64) string { return chainKey((int64(w)*7919 + i*104729) % budgets) }
 	one := map[string]int64{"tokens": 1}
 	four := map[string]int64{"tokens": 1, "usd_micros": 1, "requests": 1, "images": 1}
 
@@ -121,6 +123,10 @@ func main() {
 		}},
 		{"pg report_usage 10k budgets 4 dims dedup", func(ctx context.Context, w int, i int64) error {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: four, DedupKey: key()})
+			return err
+		}},
+		{"pg report_usage 3-level chain 1 dim", func(ctx context.Context, w int, i int64) error {
+			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pickKey(w, i), Deltas: one})
 			return err
 		}},
 		{"pg report_usage hot budget 1 dim", func(ctx context.Context, w int, i int64) error {
@@ -160,6 +166,10 @@ func main() {
 		}},
 		{"valkey sc_report_usage 1 dim", func(ctx context.Context, w int, i int64) error {
 			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one})
+			return err
+		}},
+		{"valkey sc_report_usage 3-level chain 1 dim", func(ctx context.Context, w int, i int64) error {
+			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pickKey(w, i), Deltas: one})
 			return err
 		}},
 		{"valkey sc_report_usage 4 dims dedup", func(ctx context.Context, w int, i int64) error {
@@ -283,6 +293,8 @@ func computeRatios(results []Result) []Ratio {
 		add("pg report_usage hot / baseline A hot row", "pg report_usage hot budget 1 dim", "baseline A update hot row", c, 0.9)
 		add("valkey sc_report_usage / raw HINCRBY", "valkey sc_report_usage 1 dim", "valkey raw HINCRBY", c, 0.6)
 	}
+	add("pg report_usage 3-level chain / single budget", "pg report_usage 3-level chain 1 dim", "pg report_usage 10k budgets 1 dim", 32, 0.5)
+	add("valkey sc_report_usage 3-level chain / single budget", "valkey sc_report_usage 3-level chain 1 dim", "valkey sc_report_usage 1 dim", 32, 0.5)
 	return out
 }
 
@@ -294,6 +306,11 @@ func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
 		SELECT spendcap.create_budget('b' || i, '{"tokens": 1000000000000000}') FROM generate_series(0, 9999) AS i;
 		SELECT * FROM spendcap.create_budget('hot', '{"tokens": 1000000000000000}');
 		SELECT * FROM spendcap.create_quota_policy('q', max_concurrent => 100000, lease_seconds => 60);
+		SELECT spendcap.create_budget('g' || i, '{"tokens": 1000000000000000}') FROM generate_series(0, 99) AS i;
+		SELECT spendcap.create_budget('g' || i % 100 || '/t' || i, '{"tokens": 1000000000000000}', parent_id => 'g' || i % 100)
+		  FROM generate_series(0, 999) AS i;
+		SELECT spendcap.create_budget('g' || i % 100 || '/k' || i, '{"tokens": 1000000000000000}', parent_id => 'g' || i % 100 || '/t' || i % 1000)
+		  FROM generate_series(0, 9999) AS i;
 		CREATE TABLE bench_counters (id integer PRIMARY KEY, v bigint NOT NULL) WITH (fillfactor = 80);
 		INSERT INTO bench_counters SELECT i, 0 FROM generate_series(-1, 9999) AS i;
 		CREATE TABLE bench_policy (budget_id text PRIMARY KEY, hard_limits jsonb NOT NULL);
@@ -309,18 +326,49 @@ func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
 	if err != nil {
 		return err
 	}
-	pipe := make(chan int, budgets)
-	for i := 0; i < budgets; i++ {
-		pipe <- i
+	// The single budgets, then the chains level by level: a parent exists before its children.
+	levels := [][]spendcap.CreateBudgetParams{nil, nil, nil}
+	for i := int64(0); i < budgets; i++ {
+		levels[0] = append(levels[0], spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("b%d", i)})
+		levels[2] = append(levels[2], spendcap.CreateBudgetParams{BudgetID: chainKey(i), ParentID: chainTeam(i % 1000)})
+	}
+	for i := int64(0); i < 1000; i++ {
+		if i < 100 {
+			levels[0] = append(levels[0], spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("g%d", i)})
+		}
+		levels[1] = append(levels[1], spendcap.CreateBudgetParams{BudgetID: chainTeam(i), ParentID: fmt.Sprintf("g%d", i%100)})
+	}
+	for _, level := range levels {
+		if err := createAll(ctx, vk, level); err != nil {
+			return err
+		}
+	}
+	if _, err := vk.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "q", MaxConcurrent: 100000}); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "setup: %d budgets and %d 3-level chains on each backend in %v\n", budgets, budgets, time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+// chainKey and chainTeam name the budgets of the 3-level chains: 10,000 keys under 1,000 teams
+// under 100 organisations, each chain in one cluster slot (the ids share their first segment).
+func chainKey(i int64) string  { return fmt.Sprintf("g%d/k%d", i%100, i) }
+func chainTeam(i int64) string { return fmt.Sprintf("g%d/t%d", i%100, i) }
+
+// createAll creates budgets on Valkey from 16 goroutines, each with a limit no call reaches.
+func createAll(ctx context.Context, vk *valkey.Client, ps []spendcap.CreateBudgetParams) error {
+	pipe := make(chan spendcap.CreateBudgetParams, len(ps))
+	for _, p := range ps {
+		p.HardLimits = map[string]int64{"tokens": 1e15}
+		pipe <- p
 	}
 	close(pipe)
 	var wg sync.WaitGroup
 	var setupErr atomic.Value
 	for w := 0; w < 16; w++ {
 		wg.Go(func() {
-			for i := range pipe {
-				if _, err := vk.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("b%d", i),
-					HardLimits: map[string]int64{"tokens": 1e15}}); err != nil {
+			for p := range pipe {
+				if _, err := vk.CreateBudget(ctx, p); err != nil {
 					setupErr.Store(err)
 				}
 			}
@@ -330,10 +378,6 @@ func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
 	if err, _ := setupErr.Load().(error); err != nil {
 		return err
 	}
-	if _, err := vk.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "q", MaxConcurrent: 100000}); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "setup: %d budgets on each backend in %v\n", budgets, time.Since(started).Round(time.Millisecond))
 	return nil
 }
 
