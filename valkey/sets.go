@@ -30,15 +30,15 @@ const setRetries = 4
 const setCacheSize = 1 << 16
 
 // setCache remembers, per named set (budget_id and also_charge), the other budgets its calls
-// needed keys for.
+// needed keys for. Reads far outnumber writes (a write follows a chain's first call or change).
 type setCache struct {
-	mu sync.Mutex
+	mu sync.RWMutex
 	m  map[string][]string
 }
 
 func (s *setCache) get(k string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.m[k]
 }
 
@@ -54,8 +54,11 @@ func (s *setCache) put(k string, ids []string) {
 // setCall runs FCALL sc_<name> for a call to budgetID that names also (already in a), passing the
 // keys of the set as the library asks for them.
 func (c *Client) setCall(ctx context.Context, name, budgetID string, also []string, a args, readonly bool, out any) error {
-	named := append([]string{budgetID}, also...)
-	cacheKey := strings.Join(named, " ") // ids have no space
+	named, cacheKey := []string{budgetID}, budgetID
+	if len(also) > 0 {
+		named = append(named, also...)
+		cacheKey = strings.Join(named, " ") // ids have no space
+	}
 	learned := c.sets.get(cacheKey)
 	for try := 1; ; try++ {
 		err := c.callKeys(ctx, name, setKeys(named, learned), a, readonly, out)
@@ -75,6 +78,9 @@ func (c *Client) setCall(ctx context.Context, name, budgetID string, also []stri
 
 // setKeys are the keys of a call: the named budgets' first, then the others, each once.
 func setKeys(named, learned []string) []string {
+	if len(named) == 1 && len(learned) == 0 {
+		return []string{Key(named[0])} // a budget alone, the common call
+	}
 	keys := make([]string, 0, len(named)+len(learned))
 	seen := make(map[string]bool, cap(keys))
 	for _, ids := range [][]string{named, learned} {

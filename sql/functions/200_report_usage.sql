@@ -1,12 +1,15 @@
 -- report_usage (docs/semantics.md#admission, #idempotency): admits deltas into the budget's current window. With a dedup_key, a
 -- repeat with the same deltas replays the stored outcome; other deltas raise SC003.
--- Locks one budgets row. Writes the budgets row, and one dedup_keys row with a key (plus one
--- budget_history row when the call rolls the window).
+-- Locks the budgets rows of the charged set (the budget, its chain, also_charge) in ascending id
+-- order. Writes them, and one dedup_keys row with a key (plus one budget_history row for each
+-- budget whose window the call rolls).
 --
 -- Fast path. Most calls need no roll, find no expired reservation, pass every check with room to
 -- spare and bring a new (or no) dedup key. Such a call is answered here with a loop that validates
 -- the deltas, one locking read, a loop that adds them and one UPDATE, and its outcome is always
--- 'ok'. Anything else (bad input, a due window, an expired reservation, a dimension that would pass
+-- 'ok'. A budget with a parent and no dedup key takes the same path over its chain: the chain read,
+-- its rows locked in ascending id order in one statement, the same test on each, one UPDATE each.
+-- Anything else (bad input, also_charge, a due window, an expired reservation, a dimension that would pass
 -- a soft or hard limit or MAX_QTY, a live dedup key) leaves the fast path before it writes and goes
 -- through spendcap_internal.admit, which decides the outcome and raises the errors. So the fast
 -- path needs only the test "every new total stays within all limits", never the admission rules.
@@ -35,6 +38,10 @@ DECLARE
     dims     text[];
     qs       bigint[];
     b        spendcap.budgets;
+    c        spendcap.budgets;
+    bs       spendcap.budgets[];
+    ids      text[];
+    tc       timestamptz;
     usage    jsonb;
     t        timestamptz;
     o        spendcap.usage_outcome;
@@ -72,9 +79,55 @@ BEGIN
         -- order by the general path, and holding the child's lock while it locks the ancestors
         -- would deadlock with a charge to the same chain.
         SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = budget_id AND x.parent_id IS NULL FOR NO KEY UPDATE;
+        IF NOT FOUND AND key IS NULL THEN
+            -- No such budget, or one with a parent, which charges its whole chain: without a
+            -- dedup key (whose fingerprint and replay are the general path's) the chain is
+            -- charged here too, locked in ascending id order as the general path locks it.
+            ids := budget_id || spendcap_internal.ancestors(budget_id);
+            IF cardinality(ids) = 1 THEN
+                EXIT fast;
+            END IF;
+            t := CASE WHEN at IS NULL THEN now() ELSE spendcap_internal.instant(at) END;
+            bs := ARRAY(SELECT x FROM spendcap.budgets AS x WHERE x.budget_id = ANY (ids)
+                         ORDER BY x.budget_id COLLATE "C" FOR NO KEY UPDATE);
+            IF cardinality(bs) <> cardinality(ids) THEN
+                EXIT fast;
+            END IF;
+            FOREACH c IN ARRAY bs LOOP
+                tc := greatest(t, c.window_start);
+                -- The chain as locked is the chain read (set_parent moves a budget under its lock).
+                IF c.parent_id IS DISTINCT FROM ids[array_position(ids, c.budget_id) + 1]
+                   OR NOT ((c.next_reset_at IS NULL OR tc < c.next_reset_at)
+                           AND (c.reservations_expire_at IS NULL OR tc < c.reservations_expire_at)) THEN
+                    EXIT fast;
+                END IF;
+                FOR i IN 1 .. n LOOP
+                    IF coalesce((c.usage ->> dims[i])::bigint, 0) + qs[i] + coalesce((c.reserved ->> dims[i])::bigint, 0)
+                       > spendcap_internal.room(c.hard_limits, c.soft_limits, dims[i]) THEN
+                        EXIT fast;
+                    END IF;
+                END LOOP;
+            END LOOP;
+            FOREACH c IN ARRAY bs LOOP
+                usage := c.usage;
+                FOR i IN 1 .. n LOOP
+                    q := coalesce((usage ->> dims[i])::bigint, 0) + qs[i];
+                    IF q <> 0 THEN
+                        usage := usage || jsonb_build_object(dims[i], q);
+                    END IF;
+                END LOOP;
+                UPDATE spendcap.budgets AS x SET usage = usage, updated_at = greatest(c.updated_at, t, c.window_start)
+                 WHERE x.budget_id = c.budget_id;
+                IF c.budget_id = budget_id THEN
+                    b := c;
+                END IF;
+            END LOOP;
+            o := ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL);
+            RETURN o;
+        END IF;
         -- now() inline for the common call without at: the helper call is for callers that pass one.
         t := greatest(CASE WHEN at IS NULL THEN now() ELSE spendcap_internal.instant(at) END, b.window_start);
-        -- Not found: no such budget, or one with a parent, which charges its whole chain.
+        -- Not found: no such budget, or one with a parent and a dedup key.
         IF NOT (FOUND AND b.parent_id IS NULL AND (b.next_reset_at IS NULL OR t < b.next_reset_at)
                 AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at)) THEN
             EXIT fast;
