@@ -82,7 +82,9 @@ local function encode(v)
         end
         return string.format('%.0f', v)
     elseif t == 'string' then
-        return cjson.encode(v)
+        -- cjson writes '/' as '\/' (valid JSON, but ids like "acme/key-1" are read by people in
+        -- messages): only a '/' yields that pair, so putting it back is exact.
+        return (cjson.encode(v):gsub('\\/', '/'))
     end
     local parts = {}
     if getmetatable(v) == ARRAY then
@@ -330,10 +332,10 @@ local function zone(tz, offsets)
         return (sign == '-' and -1 or 1) * minutes * 60
     end
     if #tz > 64 or not tz:find('^[%w_][%w_%+%-/]*$') then
-        invalid('reset_timezone', cjson.encode(tz) .. ' is not UTC, a fixed offset +HH:MM/-HH:MM, or an IANA time zone')
+        invalid('reset_timezone', encode(tz) .. ' is not UTC, a fixed offset +HH:MM/-HH:MM, or an IANA time zone')
     end
     if type(offsets) ~= 'table' or #offsets == 0 or #offsets > 5000 then
-        invalid('reset_timezone', cjson.encode(tz) .. ' needs tz_offsets: an array of [from_ms, offset_seconds] pairs')
+        invalid('reset_timezone', encode(tz) .. ' needs tz_offsets: an array of [from_ms, offset_seconds] pairs')
     end
     local prev
     for i = 1, #offsets do
@@ -527,10 +529,10 @@ local function quantities(arg, obj, required)
             invalid(arg, 'must be a JSON object of dimension -> quantity')
         end
         if not valid_dim(k) then
-            invalid(arg, 'dimension name ' .. cjson.encode(k) .. ' must be 1..64 bytes of [A-Za-z0-9_.:-]')
+            invalid(arg, 'dimension name ' .. encode(k) .. ' must be 1..64 bytes of [A-Za-z0-9_.:-]')
         end
         if not valid_qty(v) then
-            invalid(arg, cjson.encode(k) .. ' must be an integer 0..9007199254740991')
+            invalid(arg, encode(k) .. ' must be an integer 0..9007199254740991')
         end
         out[k] = v + 0
     end
@@ -687,7 +689,7 @@ end
 local function read_budget(key, id)
     local raw = redis.call('GET', key)
     if not raw then
-        fail('SC001', 'budget_id: budget ' .. cjson.encode(id) .. ' not found')
+        fail('SC001', 'budget_id: budget ' .. encode(id) .. ' not found')
     end
     local b = decode_budget(raw)
     b._key = key
@@ -778,7 +780,7 @@ local function read_chain(keys, first, parent_id, budget_id)
     local id, n = parent_id, 0
     while id ~= nil do
         if id == budget_id then
-            invalid('parent_id', cjson.encode(parent_id) .. ' is a descendant of ' .. cjson.encode(budget_id)
+            invalid('parent_id', encode(parent_id) .. ' is a descendant of ' .. encode(budget_id)
                 .. ': the chain would be a cycle')
         end
         n = n + 1
@@ -788,11 +790,11 @@ local function read_chain(keys, first, parent_id, budget_id)
         local want = base_of('sc:', id)
         if keys[first + n - 1] ~= want then
             invalid('parent_id', 'key ' .. (first + n - 1) .. ' must be ' .. want .. ' (the keys name the chain of '
-                .. cjson.encode(parent_id) .. ', nearest first)')
+                .. encode(parent_id) .. ', nearest first)')
         end
         local raw = redis.call('GET', want)
         if not raw then
-            fail('SC001', 'parent_id: budget ' .. cjson.encode(id) .. ' not found')
+            fail('SC001', 'parent_id: budget ' .. encode(id) .. ' not found')
         end
         local d = decode_budget(raw)
         if n == 1 then
@@ -819,7 +821,7 @@ local function evaluate(b, reserved, d, arg, force)
     for i, dim in ipairs(dims) do
         totals[i] = (b.usage[dim] or 0) + (reserved[dim] or 0)
         if totals[i] + d[dim] > MAX then
-            fail('SC004', arg .. ': ' .. cjson.encode(dim) .. ' would reach ' .. encode(totals[i] + d[dim]) .. ', above 9007199254740991')
+            fail('SC004', arg .. ': ' .. encode(dim) .. ' would reach ' .. encode(totals[i] + d[dim]) .. ', above 9007199254740991')
         end
     end
     for i, dim in ipairs(dims) do
@@ -958,7 +960,7 @@ local function read_set(keys, id, also)
                 break
             end
             if not raw then
-                fail('SC001', arg .. ': budget ' .. cjson.encode(cur) .. ' not found')
+                fail('SC001', arg .. ': budget ' .. encode(cur) .. ' not found')
             end
             local b = decode_budget(raw)
             b._key, b._writes = key, {}
@@ -1098,7 +1100,7 @@ local function admit(op, keys, a)
             local stored = cjson.decode(raw)
             if stored.exp > t then
                 if stored.fp ~= fp then
-                    fail('SC003', key_arg .. ': ' .. cjson.encode(dk) .. ' was first used with different arguments')
+                    fail('SC003', key_arg .. ': ' .. encode(dk) .. ' was first used with different arguments')
                 end
                 stored.r.replayed = true
                 return stored.r
@@ -1110,7 +1112,7 @@ local function admit(op, keys, a)
         -- An expired reservation may still be in the hash (its removal is queued): not live.
         local raw = redis.call('HGET', subkey(nb._key, 'r'), ref)
         if raw and cjson.decode(raw).exp > t then
-            invalid('reservation_id', 'reservation ' .. cjson.encode(ref) .. ' is live')
+            invalid('reservation_id', 'reservation ' .. encode(ref) .. ' is live')
         end
     end
 
@@ -1185,7 +1187,7 @@ function api.create_budget(keys, a)
     local soft = quantities('soft_limits', a.soft_limits or {}, false)
     for _, dim in ipairs(sorted_keys(soft)) do
         if hard[dim] ~= nil and hard[dim] < soft[dim] then
-            invalid('soft_limits', cjson.encode(dim) .. ' must not exceed its hard limit')
+            invalid('soft_limits', encode(dim) .. ' must not exceed its hard limit')
         end
     end
     local n, unit, every
@@ -1222,7 +1224,7 @@ function api.create_budget(keys, a)
         if not same_quantities(b.hard, hard) or not same_quantities(b.soft, soft) or b.every ~= every
            or b.tz ~= tz or b.mode ~= mode or b.scope_type ~= a.scope_type or b.scope_id ~= a.scope_id
            or b.ttl ~= ttl or (anchor_arg ~= nil and b.anchor ~= anchor_arg) or b.p ~= a.parent_id then
-            fail('SC005', 'budget_id: budget ' .. cjson.encode(id) .. ' exists with a different definition')
+            fail('SC005', 'budget_id: budget ' .. encode(id) .. ' exists with a different definition')
         end
         advance(b, instant(b, t))
         return { budget_id = id, created = false, window_start = b.ws, next_reset_at = opt(b.nr) }
@@ -1266,7 +1268,7 @@ function api.set_limits(keys, a)
     for _, dim in ipairs(sorted_keys(b.soft)) do
         if b.hard[dim] ~= nil and b.hard[dim] < b.soft[dim] then
             invalid(soft == nil and 'hard_limits' or 'soft_limits',
-                'soft limit of ' .. cjson.encode(dim) .. ' must not exceed its hard limit')
+                'soft limit of ' .. encode(dim) .. ' must not exceed its hard limit')
         end
     end
     b.updated = math.max(b.updated, t)
@@ -1290,7 +1292,7 @@ end
 -- refuse_children raises SC002 for a budget with children (delete_budget, set_parent; what: why).
 local function refuse_children(b, what)
     if (b.nc or 0) > 0 then
-        invalid('budget_id', cjson.encode(b.id) .. ' has ' .. b.nc .. ' children: ' .. what)
+        invalid('budget_id', encode(b.id) .. ' has ' .. b.nc .. ' children: ' .. what)
     end
 end
 
@@ -1298,7 +1300,7 @@ end
 local function parent_of(keys, i, b)
     local want = base_of('sc:', b.p)
     if keys[i] ~= want then
-        invalid('budget_id', 'key ' .. i .. ' must be ' .. want .. ', the parent of ' .. cjson.encode(b.id))
+        invalid('budget_id', 'key ' .. i .. ' must be ' .. want .. ', the parent of ' .. encode(b.id))
     end
     return read_budget(want, b.p)
 end
@@ -1585,7 +1587,7 @@ local function take_set(keys, key, id, rid, at)
     local b, t = lock_budget(key, id, at)
     local r = take_reservation(b, rid, t)
     if not r then
-        fail('SC007', 'reservation_id: reservation ' .. cjson.encode(rid) .. ' is unknown, expired or already finished')
+        fail('SC007', 'reservation_id: reservation ' .. encode(rid) .. ' is unknown, expired or already finished')
     end
     local held, ts = { b }, { t }
     if r.s ~= nil and r.s ~= NULL then
@@ -1701,7 +1703,7 @@ end
 local function read_policy(key, id, arg)
     local raw = redis.call('GET', key)
     if not raw then
-        fail('SC006', (arg or 'policy_id') .. ': policy ' .. cjson.encode(id) .. ' not found')
+        fail('SC006', (arg or 'policy_id') .. ': policy ' .. encode(id) .. ' not found')
     end
     return cjson.decode(raw)
 end
@@ -1758,7 +1760,7 @@ function api.create_quota_policy(keys, a)
     if raw then
         local p = cjson.decode(raw)
         if p.w ~= w or p.mr ~= mr or p.mc ~= mc or p.ls ~= ls then
-            fail('SC005', 'policy_id: policy ' .. cjson.encode(id) .. ' exists with a different definition')
+            fail('SC005', 'policy_id: policy ' .. encode(id) .. ' exists with a different definition')
         end
         return { policy_id = id, created = false }
     end
@@ -1845,7 +1847,7 @@ function api.renew_quota(keys, a)
         live[i] = expiry ~= nil and expiry > t
         if p._id == id then
             if not live[i] then
-                invalid('holder_id', cjson.encode(a.holder_id) .. ' holds no live lease')
+                invalid('holder_id', encode(a.holder_id) .. ' holds no live lease')
             end
             r = { expires_at = t + p.ls * 1000 }
         end

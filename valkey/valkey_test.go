@@ -95,6 +95,20 @@ func TestErrorRepliesMapToSentinels(t *testing.T) {
 	}
 }
 
+// Lua's JSON encoder writes '/' as '\/'; messages name ids as PostgreSQL's do, slashes and all.
+func TestMessagesNameIDsWithSlashesAsWritten(t *testing.T) {
+	t.Parallel()
+	c, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: `acme/a\/b`})
+	var e *spendcap.Error
+	if !errors.As(err, &e) || e.Message != `budget_id: budget "acme/a\\/b" not found` {
+		t.Errorf("err = %v, want the id as a JSON string without escaped slashes", err)
+	}
+}
+
 func TestTheBaseKeyMustMatchTheBudget(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)

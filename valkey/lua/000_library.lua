@@ -80,7 +80,9 @@ local function encode(v)
         end
         return string.format('%.0f', v)
     elseif t == 'string' then
-        return cjson.encode(v)
+        -- cjson writes '/' as '\/' (valid JSON, but ids like "acme/key-1" are read by people in
+        -- messages): only a '/' yields that pair, so putting it back is exact.
+        return (cjson.encode(v):gsub('\\/', '/'))
     end
     local parts = {}
     if getmetatable(v) == ARRAY then

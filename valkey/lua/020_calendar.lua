@@ -19,10 +19,10 @@ local function zone(tz, offsets)
         return (sign == '-' and -1 or 1) * minutes * 60
     end
     if #tz > 64 or not tz:find('^[%w_][%w_%+%-/]*$') then
-        invalid('reset_timezone', cjson.encode(tz) .. ' is not UTC, a fixed offset +HH:MM/-HH:MM, or an IANA time zone')
+        invalid('reset_timezone', encode(tz) .. ' is not UTC, a fixed offset +HH:MM/-HH:MM, or an IANA time zone')
     end
     if type(offsets) ~= 'table' or #offsets == 0 or #offsets > 5000 then
-        invalid('reset_timezone', cjson.encode(tz) .. ' needs tz_offsets: an array of [from_ms, offset_seconds] pairs')
+        invalid('reset_timezone', encode(tz) .. ' needs tz_offsets: an array of [from_ms, offset_seconds] pairs')
     end
     local prev
     for i = 1, #offsets do

@@ -15,10 +15,10 @@ local function quantities(arg, obj, required)
             invalid(arg, 'must be a JSON object of dimension -> quantity')
         end
         if not valid_dim(k) then
-            invalid(arg, 'dimension name ' .. cjson.encode(k) .. ' must be 1..64 bytes of [A-Za-z0-9_.:-]')
+            invalid(arg, 'dimension name ' .. encode(k) .. ' must be 1..64 bytes of [A-Za-z0-9_.:-]')
         end
         if not valid_qty(v) then
-            invalid(arg, cjson.encode(k) .. ' must be an integer 0..9007199254740991')
+            invalid(arg, encode(k) .. ' must be an integer 0..9007199254740991')
         end
         out[k] = v + 0
     end

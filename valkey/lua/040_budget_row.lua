@@ -100,7 +100,7 @@ end
 local function read_budget(key, id)
     local raw = redis.call('GET', key)
     if not raw then
-        fail('SC001', 'budget_id: budget ' .. cjson.encode(id) .. ' not found')
+        fail('SC001', 'budget_id: budget ' .. encode(id) .. ' not found')
     end
     local b = decode_budget(raw)
     b._key = key
@@ -191,7 +191,7 @@ local function read_chain(keys, first, parent_id, budget_id)
     local id, n = parent_id, 0
     while id ~= nil do
         if id == budget_id then
-            invalid('parent_id', cjson.encode(parent_id) .. ' is a descendant of ' .. cjson.encode(budget_id)
+            invalid('parent_id', encode(parent_id) .. ' is a descendant of ' .. encode(budget_id)
                 .. ': the chain would be a cycle')
         end
         n = n + 1
@@ -201,11 +201,11 @@ local function read_chain(keys, first, parent_id, budget_id)
         local want = base_of('sc:', id)
         if keys[first + n - 1] ~= want then
             invalid('parent_id', 'key ' .. (first + n - 1) .. ' must be ' .. want .. ' (the keys name the chain of '
-                .. cjson.encode(parent_id) .. ', nearest first)')
+                .. encode(parent_id) .. ', nearest first)')
         end
         local raw = redis.call('GET', want)
         if not raw then
-            fail('SC001', 'parent_id: budget ' .. cjson.encode(id) .. ' not found')
+            fail('SC001', 'parent_id: budget ' .. encode(id) .. ' not found')
         end
         local d = decode_budget(raw)
         if n == 1 then

@@ -11,7 +11,7 @@ local function evaluate(b, reserved, d, arg, force)
     for i, dim in ipairs(dims) do
         totals[i] = (b.usage[dim] or 0) + (reserved[dim] or 0)
         if totals[i] + d[dim] > MAX then
-            fail('SC004', arg .. ': ' .. cjson.encode(dim) .. ' would reach ' .. encode(totals[i] + d[dim]) .. ', above 9007199254740991')
+            fail('SC004', arg .. ': ' .. encode(dim) .. ' would reach ' .. encode(totals[i] + d[dim]) .. ', above 9007199254740991')
         end
     end
     for i, dim in ipairs(dims) do
@@ -150,7 +150,7 @@ local function read_set(keys, id, also)
                 break
             end
             if not raw then
-                fail('SC001', arg .. ': budget ' .. cjson.encode(cur) .. ' not found')
+                fail('SC001', arg .. ': budget ' .. encode(cur) .. ' not found')
             end
             local b = decode_budget(raw)
             b._key, b._writes = key, {}
@@ -290,7 +290,7 @@ local function admit(op, keys, a)
             local stored = cjson.decode(raw)
             if stored.exp > t then
                 if stored.fp ~= fp then
-                    fail('SC003', key_arg .. ': ' .. cjson.encode(dk) .. ' was first used with different arguments')
+                    fail('SC003', key_arg .. ': ' .. encode(dk) .. ' was first used with different arguments')
                 end
                 stored.r.replayed = true
                 return stored.r
@@ -302,7 +302,7 @@ local function admit(op, keys, a)
         -- An expired reservation may still be in the hash (its removal is queued): not live.
         local raw = redis.call('HGET', subkey(nb._key, 'r'), ref)
         if raw and cjson.decode(raw).exp > t then
-            invalid('reservation_id', 'reservation ' .. cjson.encode(ref) .. ' is live')
+            invalid('reservation_id', 'reservation ' .. encode(ref) .. ' is live')
         end
     end
 

@@ -10,7 +10,7 @@ function api.create_budget(keys, a)
     local soft = quantities('soft_limits', a.soft_limits or {}, false)
     for _, dim in ipairs(sorted_keys(soft)) do
         if hard[dim] ~= nil and hard[dim] < soft[dim] then
-            invalid('soft_limits', cjson.encode(dim) .. ' must not exceed its hard limit')
+            invalid('soft_limits', encode(dim) .. ' must not exceed its hard limit')
         end
     end
     local n, unit, every
@@ -47,7 +47,7 @@ function api.create_budget(keys, a)
         if not same_quantities(b.hard, hard) or not same_quantities(b.soft, soft) or b.every ~= every
            or b.tz ~= tz or b.mode ~= mode or b.scope_type ~= a.scope_type or b.scope_id ~= a.scope_id
            or b.ttl ~= ttl or (anchor_arg ~= nil and b.anchor ~= anchor_arg) or b.p ~= a.parent_id then
-            fail('SC005', 'budget_id: budget ' .. cjson.encode(id) .. ' exists with a different definition')
+            fail('SC005', 'budget_id: budget ' .. encode(id) .. ' exists with a different definition')
         end
         advance(b, instant(b, t))
         return { budget_id = id, created = false, window_start = b.ws, next_reset_at = opt(b.nr) }
@@ -91,7 +91,7 @@ function api.set_limits(keys, a)
     for _, dim in ipairs(sorted_keys(b.soft)) do
         if b.hard[dim] ~= nil and b.hard[dim] < b.soft[dim] then
             invalid(soft == nil and 'hard_limits' or 'soft_limits',
-                'soft limit of ' .. cjson.encode(dim) .. ' must not exceed its hard limit')
+                'soft limit of ' .. encode(dim) .. ' must not exceed its hard limit')
         end
     end
     b.updated = math.max(b.updated, t)
@@ -115,7 +115,7 @@ end
 -- refuse_children raises SC002 for a budget with children (delete_budget, set_parent; what: why).
 local function refuse_children(b, what)
     if (b.nc or 0) > 0 then
-        invalid('budget_id', cjson.encode(b.id) .. ' has ' .. b.nc .. ' children: ' .. what)
+        invalid('budget_id', encode(b.id) .. ' has ' .. b.nc .. ' children: ' .. what)
     end
 end
 
@@ -123,7 +123,7 @@ end
 local function parent_of(keys, i, b)
     local want = base_of('sc:', b.p)
     if keys[i] ~= want then
-        invalid('budget_id', 'key ' .. i .. ' must be ' .. want .. ', the parent of ' .. cjson.encode(b.id))
+        invalid('budget_id', 'key ' .. i .. ' must be ' .. want .. ', the parent of ' .. encode(b.id))
     end
     return read_budget(want, b.p)
 end
@@ -410,7 +410,7 @@ local function take_set(keys, key, id, rid, at)
     local b, t = lock_budget(key, id, at)
     local r = take_reservation(b, rid, t)
     if not r then
-        fail('SC007', 'reservation_id: reservation ' .. cjson.encode(rid) .. ' is unknown, expired or already finished')
+        fail('SC007', 'reservation_id: reservation ' .. encode(rid) .. ' is unknown, expired or already finished')
     end
     local held, ts = { b }, { t }
     if r.s ~= nil and r.s ~= NULL then

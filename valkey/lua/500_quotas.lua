@@ -13,7 +13,7 @@ end
 local function read_policy(key, id, arg)
     local raw = redis.call('GET', key)
     if not raw then
-        fail('SC006', (arg or 'policy_id') .. ': policy ' .. cjson.encode(id) .. ' not found')
+        fail('SC006', (arg or 'policy_id') .. ': policy ' .. encode(id) .. ' not found')
     end
     return cjson.decode(raw)
 end
@@ -70,7 +70,7 @@ function api.create_quota_policy(keys, a)
     if raw then
         local p = cjson.decode(raw)
         if p.w ~= w or p.mr ~= mr or p.mc ~= mc or p.ls ~= ls then
-            fail('SC005', 'policy_id: policy ' .. cjson.encode(id) .. ' exists with a different definition')
+            fail('SC005', 'policy_id: policy ' .. encode(id) .. ' exists with a different definition')
         end
         return { policy_id = id, created = false }
     end
@@ -157,7 +157,7 @@ function api.renew_quota(keys, a)
         live[i] = expiry ~= nil and expiry > t
         if p._id == id then
             if not live[i] then
-                invalid('holder_id', cjson.encode(a.holder_id) .. ' holds no live lease')
+                invalid('holder_id', encode(a.holder_id) .. ' holds no live lease')
             end
             r = { expires_at = t + p.ls * 1000 }
         end
