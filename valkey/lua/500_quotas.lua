@@ -117,13 +117,16 @@ function api.acquire_quota(keys, a)
     local ids = policy_ids(keys, a)
     local t = at_of(a, false)
     local ps = read_policies(ids, id)
-    local es, named = {}, nil
+    -- Every policy is trimmed before the first refusal is reported, as SQL's lock_policies trims
+    -- them all: a later call with an earlier at must find the same leases.
+    local es, named, refusal = {}, nil, nil
     for i, p in ipairs(ps) do
         es[i] = quota_check(p, a.holder_id, t)
-        if not es[i].admitted then
-            return es[i]
-        end
+        if not es[i].admitted and not refusal then refusal = es[i] end
         if p._id == id then named = i end
+    end
+    if refusal then
+        return refusal
     end
     local taken = false
     for i, p in ipairs(ps) do
