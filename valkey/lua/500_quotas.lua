@@ -83,6 +83,17 @@ local function first_score(key)
     return tonumber(r[2])
 end
 
+-- holder_call is the prologue of acquire, renew and release: the arguments checked in SQL's order
+-- (policy_id, holder_id, also_policies, at), then the policies read. past_ok as at_of takes it.
+local function holder_call(keys, a, past_ok)
+    local id = a.policy_id
+    policy_key(keys, id)
+    check_id('holder_id', a.holder_id)
+    local ids = policy_ids(keys, a)
+    local t = at_of(a, past_ok)
+    return id, read_policies(ids, id), t
+end
+
 -- quota_check is what acquire_quota says for holder on policy p (SQL: quota_check) after dropping
 -- p's window entries and leases that are over at t: a live lease of the holder is already_held
 -- (admitted, nothing to count); a full window is rate_limited; a full set of leases is
@@ -111,12 +122,7 @@ end
 -- refuses the call, nothing admitted anywhere; else every policy where the holder holds no live
 -- lease admits it. Keys: policy_id's, then those of also_policies.
 function api.acquire_quota(keys, a)
-    local id = a.policy_id
-    policy_key(keys, id)
-    check_id('holder_id', a.holder_id)
-    local ids = policy_ids(keys, a)
-    local t = at_of(a, false)
-    local ps = read_policies(ids, id)
+    local id, ps, t = holder_call(keys, a, false)
     -- Every policy is trimmed before the first refusal is reported, as SQL's lock_policies trims
     -- them all: a later call with an earlier at must find the same leases.
     local es, named, refusal = {}, nil, nil
@@ -148,12 +154,7 @@ end
 -- renew_quota (SQL: renew_quota): SC002 when the holder holds no live lease on policy_id, nothing
 -- renewed; else every live lease of the set is renewed.
 function api.renew_quota(keys, a)
-    local id = a.policy_id
-    policy_key(keys, id)
-    check_id('holder_id', a.holder_id)
-    local ids = policy_ids(keys, a)
-    local t = at_of(a)
-    local ps = read_policies(ids, id)
+    local id, ps, t = holder_call(keys, a)
     local live, r = {}, nil
     for i, p in ipairs(ps) do
         local expiry = tonumber(redis.call('ZSCORE', subkey(p._key, 'l'), a.holder_id) or nil)
@@ -176,12 +177,7 @@ end
 -- release_quota (SQL: release_quota): ends the holder's lease on every policy of the set; released
 -- when a live one was held on any.
 function api.release_quota(keys, a)
-    local id = a.policy_id
-    policy_key(keys, id)
-    check_id('holder_id', a.holder_id)
-    local ids = policy_ids(keys, a)
-    local t = at_of(a)
-    local ps = read_policies(ids, id)
+    local id, ps, t = holder_call(keys, a)
     local released = false
     for _, p in ipairs(ps) do
         local expiry = tonumber(redis.call('ZSCORE', subkey(p._key, 'l'), a.holder_id) or nil)
