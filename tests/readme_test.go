@@ -23,8 +23,12 @@ func TestReadmeSQLQuickStartRuns(t *testing.T) {
 	if _, err := db.Exec(ctx, block); err != nil {
 		t.Fatalf("README quick start: %v", err)
 	}
+	// 1200 reported, 2750 settled, and the key's 500, which counts on its team.
 	st := mustStatus(t, db, "team-a", nil)
-	if st.Usage["tokens"] != 3950 || st.Reserved["tokens"] != 0 {
+	if st.Usage["tokens"] != 4450 || st.Reserved["tokens"] != 0 {
 		t.Errorf("after the quick start: usage %v reserved %v", st.Usage, st.Reserved)
+	}
+	if key := mustStatus(t, db, "team-a/key-1", nil); key.Usage["tokens"] != 500 || key.ParentID == nil || *key.ParentID != "team-a" {
+		t.Errorf("the key after the quick start: usage %v, parent %v", key.Usage, key.ParentID)
 	}
 }
