@@ -82,7 +82,10 @@ local function encode(v)
     elseif t == 'string' then
         -- cjson writes '/' as '\/' (valid JSON, but ids like "acme/key-1" are read by people in
         -- messages): only a '/' yields that pair, so putting it back is exact.
-        return (cjson.encode(v):gsub('\\/', '/'))
+        if v:find('/', 1, true) then
+            return (cjson.encode(v):gsub('\\/', '/'))
+        end
+        return cjson.encode(v)
     end
     local parts = {}
     if getmetatable(v) == ARRAY then
