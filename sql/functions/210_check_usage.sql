@@ -26,7 +26,7 @@ BEGIN
     d := spendcap_internal.quantities('deltas', deltas, true);
     also := spendcap_internal.also_of(also_charge, budget_id);
     t0 := spendcap_internal.instant(at);
-    b := spendcap_internal.read_budget(budget_id);
+    -- An unknown budget_id is SC001 from charged_set (with also) or from its read below.
     ids := spendcap_internal.charged_set(budget_id, also);
     FOR i IN 1 .. cardinality(ids) LOOP
         b := spendcap_internal.read_budget(ids[i]);

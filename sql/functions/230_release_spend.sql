@@ -18,6 +18,7 @@ DECLARE
     b        spendcap.budgets;
     t0       timestamptz;
     t        timestamptz;
+    entries  jsonb;
     recorded jsonb;
     released jsonb;
     r        spendcap.released_result;
@@ -32,14 +33,15 @@ BEGIN
               SELECT l.budget_id FROM spendcap.spend_ledger AS l JOIN spendcap.budgets AS m ON m.budget_id = l.budget_id
                WHERE l.named_id = budget_id AND l.execution_id = execution_id
                  AND (m.next_reset_at IS NULL OR greatest(t0, m.window_start) < m.next_reset_at)), t0);
+    -- Every entry of the execution goes, in one statement; each budget gives back what it
+    -- recorded in its current window ("<budget_id> <window_seq>": ids have no space).
+    WITH gone AS (
+        DELETE FROM spendcap.spend_ledger AS l WHERE l.named_id = budget_id AND l.execution_id = execution_id
+        RETURNING l.budget_id, l.window_seq, l.amounts)
+    SELECT jsonb_object_agg(g.budget_id || ' ' || g.window_seq, g.amounts) INTO entries FROM gone AS g;
     FOREACH b IN ARRAY bs LOOP
         t := greatest(t0, b.window_start);
-        recorded := NULL;
-        WITH gone AS (
-            DELETE FROM spendcap.spend_ledger AS l
-             WHERE l.named_id = budget_id AND l.execution_id = execution_id AND l.budget_id = b.budget_id
-            RETURNING l.window_seq, l.amounts)
-        SELECT g.amounts INTO recorded FROM gone AS g WHERE g.window_seq = b.window_seq;
+        recorded := entries -> (b.budget_id || ' ' || b.window_seq);
         SELECT coalesce(jsonb_object_agg(e.key, least(e.value::bigint, coalesce((b.usage ->> e.key)::bigint, 0)))
                             FILTER (WHERE least(e.value::bigint, coalesce((b.usage ->> e.key)::bigint, 0)) > 0), '{}')
           INTO released
@@ -55,7 +57,6 @@ BEGIN
             r.released := released;
         END IF;
     END LOOP;
-    DELETE FROM spendcap.spend_ledger AS l WHERE l.named_id = budget_id AND l.execution_id = execution_id;
     RETURN r;
 END
 $fn$;
