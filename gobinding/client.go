@@ -2,7 +2,9 @@ package gobinding
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,7 +29,10 @@ type Client struct {
 	savepoint pgx.Tx
 }
 
-var _ spendcap.Budgets = (*Client)(nil)
+var (
+	_ spendcap.Budgets       = (*Client)(nil)
+	_ spendcap.BatchReporter = (*Client)(nil)
+)
 
 // DefaultExecMode is the pgx execution mode of a Client's statements unless WithExecMode says
 // otherwise, whatever the connection's own DefaultQueryExecMode is: the extended protocol in one
@@ -290,4 +295,52 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// ReportUsageBatch implements spendcap.BatchReporter: one call of report_usage_batch.
+func (c *Client) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBatchParams) ([]spendcap.BatchResult, error) {
+	items, err := batchItems(p.Items)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.ReportUsageBatchRow, error) {
+		return q.ReportUsageBatch(ctx, pgfn.ReportUsageBatchParams{Items: items, At: at(p.At)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != len(p.Items) {
+		return nil, fmt.Errorf("report_usage_batch: %d rows for %d items", len(rows), len(p.Items))
+	}
+	out := make([]spendcap.BatchResult, len(rows))
+	for i, r := range rows {
+		if r.ErrorCode != nil {
+			out[i].Err = spendcap.NewError(*r.ErrorCode, deref(r.ErrorMessage), nil)
+			if out[i].Err == nil {
+				out[i].Err = fmt.Errorf("report_usage_batch item %d: %s %s", i, *r.ErrorCode, deref(r.ErrorMessage))
+			}
+			continue
+		}
+		out[i].Outcome = spendcap.Outcome{Outcome: spendcap.OutcomeKind(deref(r.Outcome)), Applied: deref(r.Applied),
+			Dimension: deref(r.Dimension), Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: deref(r.Replayed),
+			WindowStart: deref(r.WindowStart), NextResetAt: r.NextResetAt, BreachBudgetID: deref(r.BreachBudgetID)}
+	}
+	return out, nil
+}
+
+// batchItem is the JSON of one item of report_usage_batch.
+type batchItem struct {
+	BudgetID   string           `json:"budget_id"`
+	Deltas     map[string]int64 `json:"deltas"`
+	DedupKey   string           `json:"dedup_key,omitempty"`
+	AlsoCharge []string         `json:"also_charge,omitempty"`
+}
+
+// batchItems encodes items as report_usage_batch takes them.
+func batchItems(items []spendcap.BatchItem) ([]byte, error) {
+	js := make([]batchItem, len(items))
+	for i, it := range items {
+		js[i] = batchItem{BudgetID: it.BudgetID, Deltas: orEmpty(it.Deltas), DedupKey: it.DedupKey, AlsoCharge: it.AlsoCharge}
+	}
+	return json.Marshal(js)
 }

@@ -249,6 +249,20 @@ func (b prefixed) Settle(ctx context.Context, p spendcap.SettleParams) (spendcap
 }
 
 // all prefixes every id of a list.
+func (b prefixed) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBatchParams) ([]spendcap.BatchResult, error) {
+	items := make([]spendcap.BatchItem, len(p.Items))
+	for i, it := range p.Items {
+		it.BudgetID, it.AlsoCharge = b.p+it.BudgetID, b.all(it.AlsoCharge)
+		items[i] = it
+	}
+	p.Items = items
+	res, err := b.Backend.(spendcap.BatchReporter).ReportUsageBatch(ctx, p)
+	for i := range res {
+		res[i].Outcome, _ = b.outcome(res[i].Outcome, nil)
+	}
+	return res, err
+}
+
 func (b prefixed) all(ids []string) []string {
 	if ids == nil {
 		return nil

@@ -179,7 +179,7 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 			exec := rapid.SampledFrom([]string{"e1", "e2"}).Draw(rt, "execution")
 			rid := rapid.SampledFrom([]string{"r1", "r2", "r3"}).Draw(rt, "reservation")
 			holder := rapid.SampledFrom([]string{"h1", "h2", "h3", "h4"}).Draw(rt, "holder")
-			switch op := rapid.IntRange(0, 20).Draw(rt, "op"); op {
+			switch op := rapid.IntRange(0, 21).Draw(rt, "op"); op {
 			case 14, 15, 16:
 				ap := alsoPolicies()
 				d.same(fmt.Sprintf("acquire_quota %s %v at %s", holder, ap, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
@@ -230,6 +230,12 @@ func TestDifferentialPostgresAgainstValkey(t *testing.T) {
 				d.same(fmt.Sprintf("report_usage %s %v %q %v at %s", id, deltas, k, more, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 					o, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: id, Deltas: deltas, DedupKey: k, At: at, AlsoCharge: more})
 					return conformance.OutcomeString(o), err
+				})
+			case 21:
+				items := drawBatch(rt, ids, key, also)
+				d.same(fmt.Sprintf("report_usage_batch %s at %s", batchString(items), at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					res, err := b.(spendcap.BatchReporter).ReportUsageBatch(ctx, spendcap.ReportUsageBatchParams{Items: items, At: at})
+					return resultsString(res), err
 				})
 			case 3:
 				deltas, more := drawQuantities(rt, "deltas", 1, 12), also()

@@ -19,6 +19,7 @@ var apiCalls = []struct {
 	{"spendcap_reader", "check_usage", `SELECT * FROM spendcap.check_usage('b1', '{"t": 1}')`},
 	{"spendcap_reader", "budget_history", `SELECT * FROM spendcap.budget_history('b1')`},
 	{"spendcap_writer", "report_usage", `SELECT * FROM spendcap.report_usage('b1', '{"t": 1}', 'k1')`},
+	{"spendcap_writer", "report_usage_batch", `SELECT * FROM spendcap.report_usage_batch('[{"budget_id": "b1", "deltas": {"t": 1}}]')`},
 	{"spendcap_writer", "record_spend", `SELECT * FROM spendcap.record_spend('b1', 'e1', '{"t": 1}')`},
 	{"spendcap_writer", "release_spend", `SELECT * FROM spendcap.release_spend('b1', 'e1')`},
 	{"spendcap_writer", "reserve", `SELECT * FROM spendcap.reserve('b1', 'r1', '{"t": 1}')`},

@@ -54,6 +54,9 @@ local FUTURE_SKEW = 5000
 -- tests). The loader (valkey.LibrarySource, `migrate valkey-load --allow-replay`) rewrites this
 -- line; Valkey has no roles, so the setting is the server's.
 local ALLOW_REPLAY = false
+-- BATCH is set while sc_report_usage_batch runs its items (110_report_usage_batch.lua): budgets
+-- are read once and written once for the whole batch (load_budget, commit).
+local BATCH
 
 local function fail(code, message)
     error({ sc = code .. ' ' .. message }, 0)
@@ -689,14 +692,31 @@ local function decode_budget(raw)
     return b
 end
 
-local function read_budget(key, id)
+-- load_budget is the budget stored at key, ready for bring and commit, or nil when there is none.
+-- In a batch every item sees the same table, as the items before it left it.
+local function load_budget(key)
+    local b = BATCH and BATCH.budgets[key]
+    if b then
+        return b
+    end
     local raw = redis.call('GET', key)
     if not raw then
-        fail('SC001', 'budget_id: budget ' .. encode(id) .. ' not found')
+        return nil
     end
-    local b = decode_budget(raw)
+    b = decode_budget(raw)
     b._key = key
     b._writes = {}
+    if BATCH then
+        BATCH.budgets[key] = b
+    end
+    return b
+end
+
+local function read_budget(key, id)
+    local b = load_budget(key)
+    if not b then
+        fail('SC001', 'budget_id: budget ' .. encode(id) .. ' not found')
+    end
     return b
 end
 
@@ -711,7 +731,8 @@ local function bring(b, at)
     local t = instant(b, at)
     local ws = b.ws
     local closed = advance(b, t)
-    b._moved = b.ws ~= ws
+    -- Sticky: in a batch a later item must commit what an earlier, failed item's bring moved.
+    b._moved = b._moved or b.ws ~= ws
     if closed then
         close_window(b, closed, 'schedule', t)
         b._rolled = true
@@ -740,11 +761,21 @@ local function encode_budget(b)
     })
 end
 
+-- commit writes b and the writes queued on it. In a batch the document is written once, when
+-- the batch ends (BATCH.dirty), and the queued writes now.
 local function commit(b)
-    redis.call('SET', b._key, encode_budget(b))
+    if BATCH then
+        if not BATCH.dirty[b._key] then
+            BATCH.dirty[b._key] = true
+            BATCH.order[#BATCH.order + 1] = b
+        end
+    else
+        redis.call('SET', b._key, encode_budget(b))
+    end
     for _, w in ipairs(b._writes) do
         redis.call(unpack(w))
     end
+    b._writes = {}
 end
 
 local function opt(v)
@@ -931,9 +962,11 @@ end
 -- missing_keys raises the SC002 of a call whose keys lack budgets it needs (ids, ascending). The
 -- message is the protocol the Go client reads to pass them and try again (an ancestor added since
 -- it looked); nothing has been written.
-local function missing_keys(ids)
+-- A batch adds which items lack which (by_item).
+local function missing_keys(ids, by_item)
     table.sort(ids)
-    invalid('keys', 'missing the keys of budgets ' .. encode(array(ids)) .. ': pass the base key of every budget the call charges')
+    invalid('keys', 'missing the keys of budgets ' .. encode(array(ids)) .. ': pass the base key of every budget the call charges'
+        .. (by_item and ('; by item ' .. encode(by_item)) or ''))
 end
 
 -- read_set reads the charged set of a call (docs/semantics.md#budget-sets; SQL: charged_set):
@@ -950,23 +983,21 @@ local function read_set(keys, id, also)
         local cur, arg = start, i == 1 and 'budget_id' or 'also_charge'
         while cur ~= nil and byid[cur] == nil do
             local key = base_of('sc:', cur)
-            local ok, raw = true, nil
+            local ok, b = true, nil
             if have[key] then
-                raw = redis.call('GET', key)
+                b = load_budget(key)
             else
                 missing[#missing + 1] = cur
                 -- Read on to find the rest of the chain; on a cluster a key of another slot
                 -- cannot be read, and the retry with it is refused as cross-slot.
-                ok, raw = pcall(redis.call, 'GET', key)
+                ok, b = pcall(load_budget, key)
             end
             if not ok then
                 break
             end
-            if not raw then
+            if not b then
                 fail('SC001', arg .. ': budget ' .. encode(cur) .. ' not found')
             end
-            local b = decode_budget(raw)
-            b._key, b._writes = key, {}
             byid[cur] = b
             ids[#ids + 1] = cur
             if #ids > MAX_SET then
@@ -1445,12 +1476,11 @@ local function fast_chain(keys, b, at)
         for i = 2, #keys do
             if keys[i] == key then declared = true end
         end
-        local raw = declared and #chain < MAX_DEPTH and redis.call('GET', key)
-        if not raw then
+        local p = declared and #chain < MAX_DEPTH and load_budget(key)
+        if not p then
             return nil
         end
-        local p = decode_budget(raw)
-        p._key, p._writes, p._t = key, {}, math.max(at, p.ws)
+        p._t = math.max(at, p.ws)
         if (p.nr ~= nil and p._t >= p.nr) or (p.rexp ~= nil and p._t >= p.rexp) then
             return nil
         end
@@ -1472,14 +1502,12 @@ local function fast_report(keys, a)
     elseif time_problem(at) then
         return nil
     end
-    local raw = redis.call('GET', keys[1])
-    if not raw then
+    -- Read as read_budget does (it raises SC001, which is the general path's to say), and changed
+    -- only once every check has passed: in a batch the next item sees this same table.
+    local b = load_budget(keys[1])
+    if not b then
         return nil
     end
-    -- Changed in place only after each check, and dropped whenever the call leaves the fast path.
-    -- Read as read_budget does (it raises SC001, which is the general path's to say).
-    local b = decode_budget(raw)
-    b._key, b._writes = keys[1], {}
     local t = math.max(at, b.ws)
     if (b.nr ~= nil and t >= b.nr) or (b.rexp ~= nil and t >= b.rexp) then
         return nil
@@ -1502,13 +1530,15 @@ local function fast_report(keys, a)
                 end
             end
         end
+    end
+    if n == 0 then
+        return nil
+    end
+    for dim, q in pairs(d) do
         local new = (b.usage[dim] or 0) + q
         if new ~= 0 then
             b.usage[dim] = new
         end
-    end
-    if n == 0 then
-        return nil
     end
     b.updated = math.max(b.updated, t)
     commit(b)
@@ -1714,6 +1744,148 @@ function api.budget_history(keys, a)
         end
     end
     return rows
+end
+
+-- valkey/lua/110_report_usage_batch.lua
+----------------------------------------------------------------------------------------------
+-- Batches (docs/semantics.md#batches; SQL: report_usage_batch).
+
+-- BATCH_FIELDS are the fields a batch item may have: report_usage's arguments but at_ms, which the
+-- batch holds.
+local BATCH_FIELDS = { budget_id = true, deltas = true, dedup_key = true, also_charge = true }
+
+-- batch_missing_keys raises missing_keys for every budget the items charge whose base key is not
+-- among keys (the walk of read_set over each item's budgets and their chains, on the stored
+-- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
+-- retries it whole with them. Items with bad arguments are left for their own run to refuse.
+local function batch_missing_keys(keys, items)
+    local have, missing, listed, by_item = declared(keys), {}, {}, nil
+    for i, a in ipairs(items) do
+        local starts, seen, mine = { a.budget_id }, {}, nil
+        if type(a.also_charge) == 'table' then
+            for _, x in ipairs(a.also_charge) do starts[#starts + 1] = x end
+        end
+        for _, start in ipairs(starts) do
+            local cur, steps = start, 0
+            while valid_id(cur) and not seen[cur] and steps <= MAX_DEPTH do
+                seen[cur], steps = true, steps + 1
+                local key, ok, b = base_of('sc:', cur), true, nil
+                if have[key] then
+                    b = load_budget(key)
+                else
+                    if not listed[cur] then
+                        listed[cur] = true
+                        missing[#missing + 1] = cur
+                    end
+                    mine = mine or array()
+                    mine[#mine + 1] = cur
+                    ok, b = pcall(load_budget, key)
+                end
+                if not ok or not b then
+                    break
+                end
+                cur = b.p
+            end
+        end
+        if mine then
+            by_item = by_item or {}
+            by_item[tostring(i - 1)] = mine
+        end
+    end
+    if #missing > 0 then
+        missing_keys(missing, by_item)
+    end
+end
+
+-- batch_item decodes one item, as report_usage decodes its arguments, and gives it the batch's
+-- instant.
+local function batch_item(raw, at)
+    local a = decode_args({ raw })
+    for f in pairs(a) do
+        if not BATCH_FIELDS[f] then
+            invalid('items', 'unknown field ' .. encode(f))
+        end
+    end
+    a.at_ms = at
+    return a
+end
+
+-- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
+-- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
+-- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
+-- runs report_usage's own path (fast_report or admit), on budgets read once for the whole batch and
+-- written once at its end; an item that fails raises before it changes anything, so it leaves the
+-- others undisturbed. The answer is the JSON array of the items' outcomes, an item that failed as
+-- {"error_code", "error_message"}.
+local function report_usage_batch(keys, argv)
+    local n = #argv - 1
+    if n < 1 or n > 1000 then
+        invalid('items', 'must be a JSON array of 1..1000 objects')
+    end
+    local a = decode_args({ argv[1] })
+    for f in pairs(a) do
+        if f ~= 'at_ms' then
+            invalid('arguments', 'unknown field ' .. encode(f))
+        end
+    end
+    local at = at_of(a)
+    local items, errs = {}, {}
+    for i = 1, n do
+        if not argv[i + 1]:find('^%s*{') then
+            invalid('items', 'must be a JSON array of 1..1000 objects')
+        end
+        local ok, item = pcall(batch_item, argv[i + 1], at)
+        if ok then
+            items[i] = item
+        else
+            items[i], errs[i] = {}, item
+        end
+    end
+    BATCH = { budgets = {}, dirty = {}, order = {} }
+    local ok, err = pcall(batch_missing_keys, keys, items)
+    if not ok then
+        BATCH = nil
+        error(err, 0)
+    end
+    local out = {}
+    for i = 1, n do
+        local r, rerr
+        if errs[i] then
+            rerr = errs[i]
+        else
+            local id = items[i].budget_id
+            -- report_usage's keys: the item's base key first (base_key), then the batch's.
+            local ik = keys
+            if valid_id(id) then
+                ik = { base_of('sc:', id) }
+                for j = 1, #keys do ik[j + 1] = keys[j] end
+            end
+            ok, r = pcall(api.report_usage, ik, items[i])
+            if not ok then
+                r, rerr = nil, r
+            end
+        end
+        if rerr then
+            if type(rerr) ~= 'table' or not rerr.sc then
+                -- Not a spendcap error: a bug. The items before it keep what they wrote.
+                for _, b in ipairs(BATCH.order) do
+                    redis.call('SET', b._key, encode_budget(b))
+                end
+                BATCH = nil
+                error(rerr, 0)
+            end
+            out[i] = encode({ error_code = rerr.sc:sub(1, 5), error_message = rerr.sc:sub(7) })
+        elseif type(r) == 'string' then
+            out[i] = r
+        else
+            out[i] = encode(r)
+        end
+    end
+    for _, b in ipairs(BATCH.order) do
+        redis.call('SET', b._key, encode_budget(b))
+    end
+    BATCH = nil
+    return '[' .. table.concat(out, ',') .. ']'
 end
 
 -- valkey/lua/500_quotas.lua
@@ -1942,12 +2114,19 @@ local function run(fn, keys, argv)
     return encode(r)
 end
 
-local function register(name, fn, readonly)
+-- register registers fn as sc_<name>; raw: fn takes argv as it comes and answers encoded JSON.
+local function register(name, fn, readonly, raw)
     redis.register_function({
         function_name = 'sc_' .. name,
         callback = function(keys, argv)
             NULL = cjson.null
-            local ok, res = pcall(run, fn, keys, argv)
+            BATCH = nil -- a batch's cache never outlives its call
+            local ok, res
+            if raw then
+                ok, res = pcall(fn, keys, argv)
+            else
+                ok, res = pcall(run, fn, keys, argv)
+            end
             if ok then
                 return res
             end
@@ -1965,6 +2144,7 @@ register('set_limits', api.set_limits)
 register('delete_budget', api.delete_budget)
 register('set_parent', api.set_parent)
 register('report_usage', api.report_usage)
+register('report_usage_batch', report_usage_batch, false, true)
 register('check_usage', api.check_usage, true)
 register('record_spend', api.record_spend)
 register('release_spend', api.release_spend)

@@ -74,6 +74,9 @@ func Render(pkg, schema string, fns []Function) ([]byte, error) {
 		w("type %sParams struct {\n", fn)
 		for _, a := range f.Args {
 			typ, err := goType(a.Type, a.Optional && a.Type != "jsonb")
+			if isJSONDocument(a) {
+				typ = "[]byte"
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s argument %s: %w", f.Signature, a.Name, err)
 			}
@@ -162,11 +165,18 @@ func Render(pkg, schema string, fns []Function) ([]byte, error) {
 // the SQL casts it ($n::jsonb): text has a type in every pgx execution mode, including the simple
 // protocol and QueryExecModeExec, which cannot tell a Go map's SQL type (json? hstore?).
 func argValue(a Arg, field string) string {
+	if isJSONDocument(a) {
+		return "jsonText(" + field + ")"
+	}
 	if a.Type == "jsonb" {
 		return "jsonbText(" + field + ")"
 	}
 	return field
 }
+
+// isJSONDocument says whether jsonb argument a is a JSON document the caller encodes (items, the
+// array of report_usage_batch: []byte of JSON text) rather than a quantities object (a map).
+func isJSONDocument(a Arg) bool { return a.Type == "jsonb" && a.Name == "items" }
 
 // cast is the cast written after the placeholder of argument a.
 func cast(a Arg) string {

@@ -49,6 +49,14 @@ func jsonbText(m map[string]int64) any {
 	return string(b)
 }
 
+// jsonText sends a JSON document argument as its text; nil is SQL NULL.
+func jsonText(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
 // mapError turns a Postgres error with a spendcap error code into a *spendcap.Error.
 func mapError(err error) error {
 	var pgErr *pgconn.PgError

@@ -29,6 +29,7 @@ var Signatures = []string{
 	"spendcap.release_spend(text,text,timestamp with time zone)",
 	"spendcap.renew_quota(text,text,timestamp with time zone,text[])",
 	"spendcap.report_usage(text,jsonb,text,timestamp with time zone,text[])",
+	"spendcap.report_usage_batch(jsonb,timestamp with time zone)",
 	"spendcap.reserve(text,text,jsonb,integer,text,timestamp with time zone,text[])",
 	"spendcap.reset_budget(text,timestamp with time zone)",
 	"spendcap.roll_due_windows(integer,timestamp with time zone)",
@@ -50,6 +51,22 @@ type AcquireResult struct {
 // BacklogResult is a row of spendcap.backlog_result.
 type BacklogResult struct {
 	Due int64 `db:"due"`
+}
+
+// BatchResult is a row of spendcap.batch_result.
+type BatchResult struct {
+	Item           int32      `db:"item"`
+	Outcome        *string    `db:"outcome"`
+	Applied        *bool      `db:"applied"`
+	Dimension      *string    `db:"dimension"`
+	Usage          *int64     `db:"usage"`
+	LimitValue     *int64     `db:"limit_value"`
+	Replayed       *bool      `db:"replayed"`
+	WindowStart    *time.Time `db:"window_start"`
+	NextResetAt    *time.Time `db:"next_reset_at"`
+	BreachBudgetID *string    `db:"breach_budget_id"`
+	ErrorCode      *string    `db:"error_code"`
+	ErrorMessage   *string    `db:"error_message"`
 }
 
 // BudgetStatusResult is a row of spendcap.budget_status_result.
@@ -938,6 +955,40 @@ func (q *Queries) ReportUsage(ctx context.Context, arg ReportUsageParams) (Repor
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ReportUsageRow])
 	if err != nil {
 		return ReportUsageRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// ReportUsageBatchParams are the arguments of spendcap.report_usage_batch. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type ReportUsageBatchParams struct {
+	Items []byte
+	// At is optional.
+	At *time.Time
+}
+
+// ReportUsageBatchRow is the result of spendcap.report_usage_batch.
+type ReportUsageBatchRow = BatchResult
+
+// ReportUsageBatch calls spendcap.report_usage_batch in one statement.
+func (q *Queries) ReportUsageBatch(ctx context.Context, arg ReportUsageBatchParams) ([]ReportUsageBatchRow, error) {
+	args := make([]any, 1, 3)
+	args[0] = q.mode
+	args = append(args, jsonText(arg.Items))
+	sql := "SELECT item, outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id, error_code, error_message FROM spendcap.report_usage_batch(items => $1::jsonb"
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		sql += ", "
+		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[ReportUsageBatchRow])
+	if err != nil {
+		return nil, mapError(err)
 	}
 	return res, nil
 }

@@ -285,6 +285,9 @@ func MustValkeyURL() string {
 	return ValkeyURL(panicTB{})
 }
 
+// OnShutdown runs f at Shutdown (or at the end of Main), before the servers started earlier stop.
+func OnShutdown(f func()) { onStop(f) }
+
 // Shutdown stops the servers started so far; Main does it for test binaries.
 func Shutdown() {
 	stopMu.Lock()

@@ -133,17 +133,47 @@ BEGIN
        AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at) THEN
         RETURN b;
     END IF;
-    rolled := spendcap_internal.advanced(b, t);
+    rolled := spendcap_internal.brought(b, t);
+    PERFORM spendcap_internal.record_bring(b, rolled, t);
+    PERFORM spendcap_internal.save(rolled);
+    RETURN rolled;
+END
+$fn$;
+
+-- brought is budget b as lock_budget leaves it at instant t (t >= b.window_start): rolled by
+-- advanced, and with the reservations expired by t out of its reserved aggregate. It writes
+-- nothing: record_bring writes the rest, save the row.
+DROP FUNCTION IF EXISTS spendcap_internal.brought;
+CREATE FUNCTION spendcap_internal.brought(b spendcap.budgets, t timestamptz)
+RETURNS spendcap.budgets
+LANGUAGE plpgsql STABLE
+AS $fn$
+DECLARE
+    rolled spendcap.budgets := spendcap_internal.advanced(b, t);
+BEGIN
+    IF rolled.reservations_expire_at <= t THEN
+        rolled.reserved := spendcap_internal.live_reserved(rolled, t);
+        rolled.reservations_expire_at := (SELECT min(r.expires_at) FROM spendcap.reservations AS r
+                                           WHERE r.budget_id = b.budget_id AND r.expires_at > t);
+    END IF;
+    RETURN rolled;
+END
+$fn$;
+
+-- record_bring writes what bringing b to rolled (brought at t) changed outside b's row: the
+-- window it closed, into history, and the reservations that expired, deleted.
+DROP FUNCTION IF EXISTS spendcap_internal.record_bring;
+CREATE FUNCTION spendcap_internal.record_bring(b spendcap.budgets, rolled spendcap.budgets, t timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
     IF rolled.next_reset_at IS DISTINCT FROM b.next_reset_at THEN
         PERFORM spendcap_internal.close_window(b, b.next_reset_at, 'schedule');
     END IF;
-    IF rolled.reservations_expire_at <= t THEN
+    IF b.reservations_expire_at <= t THEN
         DELETE FROM spendcap.reservations AS r WHERE r.budget_id = b.budget_id AND r.expires_at <= t;
-        rolled.reserved := spendcap_internal.live_reserved(rolled, t);
-        rolled.reservations_expire_at := (SELECT min(r.expires_at) FROM spendcap.reservations AS r WHERE r.budget_id = b.budget_id);
     END IF;
-    PERFORM spendcap_internal.save(rolled);
-    RETURN rolled;
 END
 $fn$;
 

@@ -201,6 +201,60 @@ BEGIN
 END
 $fn$;
 
+-- replay is what a live key remembers (docs/semantics.md#idempotency) for a call with
+-- fingerprint fp: null when there is none (stored_fp null), the stored outcome (replayed) when it
+-- was first used with the same fingerprint, SC003 naming key_arg otherwise. Callers read the key
+-- (stored_fp, stored) under the lock of its budget, which every writer of its keys holds, so they
+-- see every key committed before them.
+DROP FUNCTION IF EXISTS spendcap_internal.replay;
+CREATE FUNCTION spendcap_internal.replay(key_arg text, key text, fp text, stored_fp text, stored jsonb)
+RETURNS spendcap.reserve_outcome
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    o spendcap.reserve_outcome;
+BEGIN
+    IF stored_fp IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF stored_fp <> fp THEN
+        RAISE EXCEPTION USING ERRCODE = 'SC003', MESSAGE = format(
+            '%s: %s was first used with different arguments', key_arg, to_jsonb(key));
+    END IF;
+    o := jsonb_populate_record(NULL::spendcap.reserve_outcome, stored);
+    o.replayed := true;
+    RETURN o;
+END
+$fn$;
+
+-- judge evaluates deltas d against every budget of a set (bs: locked, brought to the call's
+-- instant, in ascending id order; named: the index of the budget the call named) and returns the
+-- set's outcome o, each budget's own outcome es and the usage the deltas would leave on each
+-- (afters). It writes nothing; SC004 (naming arg) before anything is applied. Callers apply: when
+-- o is refused only the refusing budget's counters move (counted), else every budget's counters
+-- and usage.
+DROP FUNCTION IF EXISTS spendcap_internal.judge;
+CREATE FUNCTION spendcap_internal.judge(bs spendcap.budgets[], d jsonb, arg text, named integer,
+    OUT o spendcap.reserve_outcome, OUT es spendcap.reserve_outcome[], OUT afters jsonb[])
+LANGUAGE plpgsql STABLE
+AS $fn$
+DECLARE
+    e   record;
+    ids text[] := '{}';
+BEGIN
+    es := '{}';
+    afters := '{}';
+    FOR i IN 1 .. cardinality(bs) LOOP
+        e := spendcap_internal.evaluate(bs[i], bs[i].reserved, d, arg, false);
+        es := es || e.o;
+        afters := afters || e.usage_after;
+        ids := ids || bs[i].budget_id;
+    END LOOP;
+    o := spendcap_internal.set_outcome(es, ids, named);
+END
+$fn$;
+
 -- admit is report_usage, record_spend and reserve (docs/semantics.md#admission, #idempotency,
 -- #spend-and-reservations, #budget-sets), which differ only in where applied deltas go: usage,
 -- usage and the execution ledger, or a new reservation. op is the public function's name; ref_id
@@ -231,10 +285,10 @@ DECLARE
     b          spendcap.budgets;
     t          timestamptz;
     fp         text;
-    stored     record;
-    e          record;
     o          spendcap.reserve_outcome;
     also       text[];
+    jd         record;
+    stored     record;
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     IF op = 'record_spend' THEN
@@ -273,13 +327,9 @@ BEGIN
         SELECT k.fingerprint, k.result INTO stored
           FROM spendcap.dedup_keys AS k
          WHERE k.budget_id = budget_id AND k.dedup_key = key AND k.expires_at > t;
-        IF FOUND THEN
-            IF stored.fingerprint <> fp THEN
-                RAISE EXCEPTION USING ERRCODE = 'SC003', MESSAGE = format(
-                    '%s: %s was first used with different arguments', key_arg, to_jsonb(key));
-            END IF;
-            o := jsonb_populate_record(NULL::spendcap.reserve_outcome, stored.result);
-            o.replayed := true;
+        o := spendcap_internal.replay(key_arg, key, fp, stored.fingerprint, stored.result);
+        -- (A row with null fields is not IS NOT NULL: test the field.)
+        IF o.outcome IS NOT NULL THEN
             RETURN o;
         END IF;
     END IF;
@@ -294,11 +344,11 @@ BEGIN
 
     FOR i IN 1 .. cardinality(ids) LOOP
         ts := ts || greatest(t0, bs[i].window_start);
-        e := spendcap_internal.evaluate(bs[i], bs[i].reserved, d, deltas_arg, false);
-        es := es || e.o;
-        afters := afters || e.usage_after;
     END LOOP;
-    o := spendcap_internal.set_outcome(es, ids, named);
+    SELECT * INTO jd FROM spendcap_internal.judge(bs, d, deltas_arg, named);
+    o := jd.o;
+    es := jd.es;
+    afters := jd.afters;
     IF NOT o.applied THEN
         -- Refused: only the refusing budget's breach counters move.
         b := spendcap_internal.counted(bs[array_position(ids, o.breach_budget_id)], o, ts[array_position(ids, o.breach_budget_id)]);

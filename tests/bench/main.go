@@ -46,12 +46,23 @@ type Result struct {
 	P99us       float64 `json:"p99_us"`
 }
 
-// Ratio compares a spendcap benchmark with a baseline at one concurrency, against a target.
+// Ratio compares a spendcap benchmark with a baseline at one concurrency, against a target: at
+// least Target, or at most when AtMost (latency).
 type Ratio struct {
 	Name   string  `json:"name"`
 	Value  float64 `json:"value"`
 	Target float64 `json:"target"`
+	AtMost bool    `json:"at_most,omitempty"`
 	Met    bool    `json:"met"`
+}
+
+// bench is one benchmark: run is one call, which counts weight operations (items of a batch).
+// cs are its concurrencies (concurrencies when nil).
+type bench struct {
+	name   string
+	run    op
+	weight int
+	cs     []int
 }
 
 type op func(ctx context.Context, worker int, i int64) error
@@ -105,50 +116,47 @@ func main() {
 	one := map[string]int64{"tokens": 1}
 	four := map[string]int64{"tokens": 1, "usd_micros": 1, "requests": 1, "images": 1}
 
-	benches := []struct {
-		name string
-		run  op
-	}{
-		{"pg report_usage 10k budgets 1 dim", func(ctx context.Context, w int, i int64) error {
+	benches := []bench{
+		{name: "pg report_usage 10k budgets 1 dim", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one})
 			return err
 		}},
-		{"pg report_usage 10k budgets 1 dim dedup", func(ctx context.Context, w int, i int64) error {
+		{name: "pg report_usage 10k budgets 1 dim dedup", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one, DedupKey: key()})
 			return err
 		}},
-		{"pg report_usage 10k budgets 4 dims", func(ctx context.Context, w int, i int64) error {
+		{name: "pg report_usage 10k budgets 4 dims", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: four})
 			return err
 		}},
-		{"pg report_usage 10k budgets 4 dims dedup", func(ctx context.Context, w int, i int64) error {
+		{name: "pg report_usage 10k budgets 4 dims dedup", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: four, DedupKey: key()})
 			return err
 		}},
-		{"pg report_usage 3-level chain 1 dim", func(ctx context.Context, w int, i int64) error {
+		{name: "pg report_usage 3-level chain 1 dim", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pickKey(w, i), Deltas: one})
 			return err
 		}},
-		{"pg report_usage hot budget 1 dim", func(ctx context.Context, w int, i int64) error {
+		{name: "pg report_usage hot budget 1 dim", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "hot", Deltas: one})
 			return err
 		}},
-		{"pg report_usage hot budget 4 dims dedup", func(ctx context.Context, w int, i int64) error {
+		{name: "pg report_usage hot budget 4 dims dedup", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "hot", Deltas: four, DedupKey: key()})
 			return err
 		}},
-		{"baseline A update 10k rows", func(ctx context.Context, w int, i int64) error {
+		{name: "baseline A update 10k rows", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pool.Exec(ctx, `UPDATE bench_counters SET v = v + $1 WHERE id = $2`, 1, (int64(w)*7919+i*104729)%budgets)
 			return err
 		}},
-		{"baseline A update hot row", func(ctx context.Context, w int, i int64) error {
+		{name: "baseline A update hot row", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pool.Exec(ctx, `UPDATE bench_counters SET v = v + $1 WHERE id = $2`, 1, -1)
 			return err
 		}},
-		{"baseline B client transaction 4 dims dedup", func(ctx context.Context, w int, i int64) error {
+		{name: "baseline B client transaction 4 dims dedup", run: func(ctx context.Context, w int, i int64) error {
 			return clientSideAdmission(ctx, pool, pick(w, i), four, key())
 		}},
-		{"pg reserve+settle", func(ctx context.Context, w int, i int64) error {
+		{name: "pg reserve+settle", run: func(ctx context.Context, w int, i int64) error {
 			id, rid := pick(w, i), key()
 			if _, err := pg.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: one}); err != nil {
 				return err
@@ -156,7 +164,7 @@ func main() {
 			_, err := pg.Settle(ctx, spendcap.SettleParams{BudgetID: id, ReservationID: rid, Actual: one})
 			return err
 		}},
-		{"pg acquire+release quota", func(ctx context.Context, w int, i int64) error {
+		{name: "pg acquire+release quota", run: func(ctx context.Context, w int, i int64) error {
 			h := key()
 			if _, err := pg.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "q", HolderID: h}); err != nil {
 				return err
@@ -164,22 +172,22 @@ func main() {
 			_, err := pg.ReleaseQuota(ctx, spendcap.ReleaseQuotaParams{PolicyID: "q", HolderID: h})
 			return err
 		}},
-		{"valkey sc_report_usage 1 dim", func(ctx context.Context, w int, i int64) error {
+		{name: "valkey sc_report_usage 1 dim", run: func(ctx context.Context, w int, i int64) error {
 			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one})
 			return err
 		}},
-		{"valkey sc_report_usage 3-level chain 1 dim", func(ctx context.Context, w int, i int64) error {
+		{name: "valkey sc_report_usage 3-level chain 1 dim", run: func(ctx context.Context, w int, i int64) error {
 			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pickKey(w, i), Deltas: one})
 			return err
 		}},
-		{"valkey sc_report_usage 4 dims dedup", func(ctx context.Context, w int, i int64) error {
+		{name: "valkey sc_report_usage 4 dims dedup", run: func(ctx context.Context, w int, i int64) error {
 			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: four, DedupKey: key()})
 			return err
 		}},
-		{"valkey raw HINCRBY", func(ctx context.Context, w int, i int64) error {
+		{name: "valkey raw HINCRBY", run: func(ctx context.Context, w int, i int64) error {
 			return rdb.HIncrBy(ctx, fmt.Sprintf("raw:{b%d}", (int64(w)*7919+i*104729)%budgets), "tokens", 1).Err()
 		}},
-		{"valkey reserve+settle", func(ctx context.Context, w int, i int64) error {
+		{name: "valkey reserve+settle", run: func(ctx context.Context, w int, i int64) error {
 			id, rid := pick(w, i), key()
 			if _, err := vk.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: one}); err != nil {
 				return err
@@ -187,7 +195,7 @@ func main() {
 			_, err := vk.Settle(ctx, spendcap.SettleParams{BudgetID: id, ReservationID: rid, Actual: one})
 			return err
 		}},
-		{"valkey acquire+release quota", func(ctx context.Context, w int, i int64) error {
+		{name: "valkey acquire+release quota", run: func(ctx context.Context, w int, i int64) error {
 			h := key()
 			if _, err := vk.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "q", HolderID: h}); err != nil {
 				return err
@@ -197,29 +205,42 @@ func main() {
 		}},
 	}
 
+	durable, err := durableBenches(ctx, *only)
+	if err != nil {
+		log.Fatal(err)
+	}
+	benches = append(benches, durable...)
+
 	var results []Result
-	fmt.Printf("%-44s %4s %11s %9s %9s\n", "benchmark", "c", "ops/s", "p50 µs", "p99 µs")
+	fmt.Printf("%-50s %4s %11s %9s %9s\n", "benchmark (durable: fsync and synchronous_commit on)", "c", "ops/s", "p50 µs", "p99 µs")
 	for _, b := range benches {
 		if *only != "" && !strings.Contains(b.name, *only) {
 			continue
 		}
-		for _, c := range concurrencies {
-			r, err := measure(ctx, b.name, c, *dur, b.run)
+		cs := b.cs
+		if cs == nil {
+			cs = concurrencies
+		}
+		for _, c := range cs {
+			r, err := measure(ctx, b.name, c, *dur, b.run, max(b.weight, 1))
 			if err != nil {
 				log.Fatalf("%s at c=%d: %v", b.name, c, err)
 			}
 			results = append(results, r)
-			fmt.Printf("%-44s %4d %11.0f %9.0f %9.0f\n", r.Name, r.Concurrency, r.OpsPerSec, r.P50us, r.P99us)
+			fmt.Printf("%-50s %4d %11.0f %9.0f %9.0f\n", r.Name, r.Concurrency, r.OpsPerSec, r.P50us, r.P99us)
 		}
 	}
 	ratios := computeRatios(results)
 	fmt.Println()
 	for _, r := range ratios {
-		met := "below target"
+		met, bound := "below target", ""
+		if r.AtMost {
+			met, bound = "above target", "at most "
+		}
 		if r.Met {
 			met = "target met"
 		}
-		fmt.Printf("%-62s %6.2f  (target %.2f, %s)\n", r.Name, r.Value, r.Target, met)
+		fmt.Printf("%-72s %6.2f  (target %s%.2f, %s)\n", r.Name, r.Value, bound, r.Target, met)
 	}
 	if *jsonPath != "" {
 		b, _ := json.MarshalIndent(map[string]any{"duration": dur.String(), "results": results, "ratios": ratios}, "", "  ")
@@ -234,8 +255,9 @@ func main() {
 	}
 }
 
-// measure runs op from c goroutines for d and returns the throughput and latency percentiles.
-func measure(ctx context.Context, name string, c int, d time.Duration, run op) (Result, error) {
+// measure runs op from c goroutines for d and returns the throughput (weight operations per call)
+// and the latency percentiles of a call.
+func measure(ctx context.Context, name string, c int, d time.Duration, run op, weight int) (Result, error) {
 	lat := make([][]time.Duration, c)
 	var firstErr error
 	var errOnce sync.Once
@@ -261,7 +283,8 @@ func measure(ctx context.Context, name string, c int, d time.Duration, run op) (
 		all = append(all, l...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	r := Result{Name: name, Concurrency: c, Ops: int64(len(all)), OpsPerSec: float64(len(all)) / elapsed.Seconds()}
+	ops := int64(len(all)) * int64(weight)
+	r := Result{Name: name, Concurrency: c, Ops: ops, OpsPerSec: float64(ops) / elapsed.Seconds()}
 	if len(all) > 0 {
 		r.P50us = float64(all[len(all)/2].Microseconds())
 		r.P99us = float64(all[len(all)*99/100].Microseconds())
@@ -273,6 +296,15 @@ func find(results []Result, name string, c int) float64 {
 	for _, r := range results {
 		if r.Name == name && r.Concurrency == c {
 			return r.OpsPerSec
+		}
+	}
+	return 0
+}
+
+func findP99(results []Result, name string, c int) float64 {
+	for _, r := range results {
+		if r.Name == name && r.Concurrency == c {
+			return r.P99us
 		}
 	}
 	return 0
@@ -293,6 +325,20 @@ func computeRatios(results []Result) []Ratio {
 		add("pg report_usage hot / baseline A hot row", "pg report_usage hot budget 1 dim", "baseline A update hot row", c, 0.9)
 		add("valkey sc_report_usage / raw HINCRBY", "valkey sc_report_usage 1 dim", "valkey raw HINCRBY", c, 0.6)
 	}
+	durable := func(label, num string, nc int, den string, dc int, target float64) {
+		n, d := find(results, num, nc), find(results, den, dc)
+		if n == 0 || d == 0 {
+			return
+		}
+		out = append(out, Ratio{Name: label, Value: n / d, Target: target, Met: n/d >= target})
+	}
+	durable("durable pg report_usage_batch 100 items c=8 / report_usage c=32", durablePGBatch, 8, durablePGSingle, 32, 5)
+	durable("durable pg batcher c=32 / report_usage c=32", durablePGBatcher, 32, durablePGSingle, 32, 3)
+	if n, d := findP99(results, durablePGBatcher, 32), findP99(results, durablePGSingle, 32); n > 0 && d > 0 {
+		out = append(out, Ratio{Name: "durable pg batcher p99 / report_usage p99 (c=32)", Value: n / d, Target: 2, AtMost: true, Met: n/d <= 2})
+	}
+	durable("durable pg batcher hot budget c=32 / report_usage hot budget c=32", durablePGHotBatcher, 32, durablePGHot, 32, 10)
+	durable("durable valkey sc_report_usage_batch 100 items c=8 / sc_report_usage c=32", durableVKBatch, 8, durableVKSingle, 32, 3)
 	add("pg report_usage 3-level chain / single budget", "pg report_usage 3-level chain 1 dim", "pg report_usage 10k budgets 1 dim", 32, 0.5)
 	add("valkey sc_report_usage 3-level chain / single budget", "valkey sc_report_usage 3-level chain 1 dim", "valkey sc_report_usage 1 dim", 32, 0.5)
 	return out

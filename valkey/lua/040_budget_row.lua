@@ -97,14 +97,31 @@ local function decode_budget(raw)
     return b
 end
 
-local function read_budget(key, id)
+-- load_budget is the budget stored at key, ready for bring and commit, or nil when there is none.
+-- In a batch every item sees the same table, as the items before it left it.
+local function load_budget(key)
+    local b = BATCH and BATCH.budgets[key]
+    if b then
+        return b
+    end
     local raw = redis.call('GET', key)
     if not raw then
-        fail('SC001', 'budget_id: budget ' .. encode(id) .. ' not found')
+        return nil
     end
-    local b = decode_budget(raw)
+    b = decode_budget(raw)
     b._key = key
     b._writes = {}
+    if BATCH then
+        BATCH.budgets[key] = b
+    end
+    return b
+end
+
+local function read_budget(key, id)
+    local b = load_budget(key)
+    if not b then
+        fail('SC001', 'budget_id: budget ' .. encode(id) .. ' not found')
+    end
     return b
 end
 
@@ -119,7 +136,8 @@ local function bring(b, at)
     local t = instant(b, at)
     local ws = b.ws
     local closed = advance(b, t)
-    b._moved = b.ws ~= ws
+    -- Sticky: in a batch a later item must commit what an earlier, failed item's bring moved.
+    b._moved = b._moved or b.ws ~= ws
     if closed then
         close_window(b, closed, 'schedule', t)
         b._rolled = true
@@ -148,11 +166,21 @@ local function encode_budget(b)
     })
 end
 
+-- commit writes b and the writes queued on it. In a batch the document is written once, when
+-- the batch ends (BATCH.dirty), and the queued writes now.
 local function commit(b)
-    redis.call('SET', b._key, encode_budget(b))
+    if BATCH then
+        if not BATCH.dirty[b._key] then
+            BATCH.dirty[b._key] = true
+            BATCH.order[#BATCH.order + 1] = b
+        end
+    else
+        redis.call('SET', b._key, encode_budget(b))
+    end
     for _, w in ipairs(b._writes) do
         redis.call(unpack(w))
     end
+    b._writes = {}
 end
 
 local function opt(v)

@@ -118,9 +118,11 @@ end
 -- missing_keys raises the SC002 of a call whose keys lack budgets it needs (ids, ascending). The
 -- message is the protocol the Go client reads to pass them and try again (an ancestor added since
 -- it looked); nothing has been written.
-local function missing_keys(ids)
+-- A batch adds which items lack which (by_item).
+local function missing_keys(ids, by_item)
     table.sort(ids)
-    invalid('keys', 'missing the keys of budgets ' .. encode(array(ids)) .. ': pass the base key of every budget the call charges')
+    invalid('keys', 'missing the keys of budgets ' .. encode(array(ids)) .. ': pass the base key of every budget the call charges'
+        .. (by_item and ('; by item ' .. encode(by_item)) or ''))
 end
 
 -- read_set reads the charged set of a call (docs/semantics.md#budget-sets; SQL: charged_set):
@@ -137,23 +139,21 @@ local function read_set(keys, id, also)
         local cur, arg = start, i == 1 and 'budget_id' or 'also_charge'
         while cur ~= nil and byid[cur] == nil do
             local key = base_of('sc:', cur)
-            local ok, raw = true, nil
+            local ok, b = true, nil
             if have[key] then
-                raw = redis.call('GET', key)
+                b = load_budget(key)
             else
                 missing[#missing + 1] = cur
                 -- Read on to find the rest of the chain; on a cluster a key of another slot
                 -- cannot be read, and the retry with it is refused as cross-slot.
-                ok, raw = pcall(redis.call, 'GET', key)
+                ok, b = pcall(load_budget, key)
             end
             if not ok then
                 break
             end
-            if not raw then
+            if not b then
                 fail('SC001', arg .. ': budget ' .. encode(cur) .. ' not found')
             end
-            local b = decode_budget(raw)
-            b._key, b._writes = key, {}
             byid[cur] = b
             ids[#ids + 1] = cur
             if #ids > MAX_SET then

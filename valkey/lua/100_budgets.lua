@@ -265,12 +265,11 @@ local function fast_chain(keys, b, at)
         for i = 2, #keys do
             if keys[i] == key then declared = true end
         end
-        local raw = declared and #chain < MAX_DEPTH and redis.call('GET', key)
-        if not raw then
+        local p = declared and #chain < MAX_DEPTH and load_budget(key)
+        if not p then
             return nil
         end
-        local p = decode_budget(raw)
-        p._key, p._writes, p._t = key, {}, math.max(at, p.ws)
+        p._t = math.max(at, p.ws)
         if (p.nr ~= nil and p._t >= p.nr) or (p.rexp ~= nil and p._t >= p.rexp) then
             return nil
         end
@@ -292,14 +291,12 @@ local function fast_report(keys, a)
     elseif time_problem(at) then
         return nil
     end
-    local raw = redis.call('GET', keys[1])
-    if not raw then
+    -- Read as read_budget does (it raises SC001, which is the general path's to say), and changed
+    -- only once every check has passed: in a batch the next item sees this same table.
+    local b = load_budget(keys[1])
+    if not b then
         return nil
     end
-    -- Changed in place only after each check, and dropped whenever the call leaves the fast path.
-    -- Read as read_budget does (it raises SC001, which is the general path's to say).
-    local b = decode_budget(raw)
-    b._key, b._writes = keys[1], {}
     local t = math.max(at, b.ws)
     if (b.nr ~= nil and t >= b.nr) or (b.rexp ~= nil and t >= b.rexp) then
         return nil
@@ -322,13 +319,15 @@ local function fast_report(keys, a)
                 end
             end
         end
+    end
+    if n == 0 then
+        return nil
+    end
+    for dim, q in pairs(d) do
         local new = (b.usage[dim] or 0) + q
         if new ~= 0 then
             b.usage[dim] = new
         end
-    end
-    if n == 0 then
-        return nil
     end
     b.updated = math.max(b.updated, t)
     commit(b)

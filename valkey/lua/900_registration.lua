@@ -11,12 +11,19 @@ local function run(fn, keys, argv)
     return encode(r)
 end
 
-local function register(name, fn, readonly)
+-- register registers fn as sc_<name>; raw: fn takes argv as it comes and answers encoded JSON.
+local function register(name, fn, readonly, raw)
     redis.register_function({
         function_name = 'sc_' .. name,
         callback = function(keys, argv)
             NULL = cjson.null
-            local ok, res = pcall(run, fn, keys, argv)
+            BATCH = nil -- a batch's cache never outlives its call
+            local ok, res
+            if raw then
+                ok, res = pcall(fn, keys, argv)
+            else
+                ok, res = pcall(run, fn, keys, argv)
+            end
             if ok then
                 return res
             end
@@ -34,6 +41,7 @@ register('set_limits', api.set_limits)
 register('delete_budget', api.delete_budget)
 register('set_parent', api.set_parent)
 register('report_usage', api.report_usage)
+register('report_usage_batch', report_usage_batch, false, true)
 register('check_usage', api.check_usage, true)
 register('record_spend', api.record_spend)
 register('release_spend', api.release_spend)

@@ -1,0 +1,397 @@
+-- Batches (docs/semantics.md#batches): many report_usage calls in one transaction, with one lock
+-- and one write per budget. Conventions: 000_validation.sql.
+
+-- batch_text is the field of batch item it as text: null when absent or JSON null; SC002 naming
+-- the field when it is not a string.
+DROP FUNCTION IF EXISTS spendcap_internal.batch_text;
+CREATE FUNCTION spendcap_internal.batch_text(it jsonb, field text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+BEGIN
+    IF coalesce(jsonb_typeof(it -> field), 'null') = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(it -> field) <> 'string' THEN
+        PERFORM spendcap_internal.invalid_argument(field, 'must be a string');
+    END IF;
+    RETURN it ->> field;
+END
+$fn$;
+
+-- batch_ids is the field of batch item it as text[]: null when absent or JSON null; SC002 naming
+-- the field when it is not an array of strings.
+DROP FUNCTION IF EXISTS spendcap_internal.batch_ids;
+CREATE FUNCTION spendcap_internal.batch_ids(it jsonb, field text)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+BEGIN
+    IF coalesce(jsonb_typeof(it -> field), 'null') = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(it -> field) <> 'array'
+       OR EXISTS (SELECT FROM jsonb_array_elements(it -> field) AS e WHERE jsonb_typeof(e) <> 'string') THEN
+        PERFORM spendcap_internal.invalid_argument(field, 'must be an array of ids');
+    END IF;
+    RETURN ARRAY(SELECT jsonb_array_elements_text(it -> field));
+END
+$fn$;
+
+-- report_usage_batch admits items, a JSON array of 1..1000 objects {budget_id, deltas, dedup_key?,
+-- also_charge?}, in array order and in one transaction, exactly as if each had been one
+-- report_usage call after the other, all at the one instant at. It returns one row per item, in
+-- order: its 0-based index and outcome, or error_code and error_message when that item failed (bad
+-- input, unknown budget, SC003, SC004), which then changed nothing. A batch that is not such an
+-- array (or a bad at) raises SC002 for the whole call.
+--
+-- How: the items are validated first; then every budget the batch charges (each item's set: the
+-- budget, also_charge and their chains) is locked once, in one statement in ascending id order,
+-- and brought to the call's instant in memory; the items are admitted in order against those
+-- in-memory rows with the same helpers admit uses (replay, judge, counted); and at the end each
+-- budget that an admitted item's set holds is written once, with what bringing it changed
+-- (record_bring), as a call that locked it would have written. Dedup keys are written as their
+-- item is admitted, so a later item with the same key replays it.
+DROP FUNCTION IF EXISTS spendcap.report_usage_batch;
+CREATE FUNCTION spendcap.report_usage_batch(
+    items jsonb,
+    at    timestamptz DEFAULT NULL)
+RETURNS SETOF spendcap.batch_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    n        integer;
+    t0       timestamptz;
+    it       jsonb;
+    bad      text;
+    -- Per item (1-based: item i is items -> (i - 1)); an item failed when codes[i] is set.
+    named    text[] := '{}';
+    ds       jsonb[] := '{}';
+    keys     text[] := '{}';
+    alsos    text[] := '{}';   -- also_of, as array text
+    sets     text[] := '{}';   -- the charged set, ascending, as array text
+    codes    text[] := '{}';
+    msgs     text[] := '{}';
+    outs     spendcap.reserve_outcome[] := '{}';
+    -- The locked budgets: brought (bs) and as read (origs); pos maps an id to its index.
+    bs       spendcap.budgets[] := '{}';
+    origs    spendcap.budgets[] := '{}';
+    pos      jsonb := '{}';
+    touched  boolean[] := '{}';
+    cand     text[] := '{}';
+    more     text[];
+    b        spendcap.budgets;
+    ids      text[];
+    x        text;
+    y        text;
+    j        integer;
+    k        integer;
+    t        timestamptz;
+    fp       text;
+    o        spendcap.reserve_outcome;
+    es       spendcap.reserve_outcome[];
+    afters   jsonb[];
+    set_bs   spendcap.budgets[];
+    r        spendcap.batch_result;
+    round    integer := 0;
+    jd       record;
+    fast     boolean;
+    fresh    spendcap.budgets[];
+    dv       record;
+    usage    jsonb;
+    q        bigint;
+    fits     boolean;
+    live     jsonb;
+    new_keys integer[] := '{}';
+    key_expiry timestamptz[] := '{}';
+    dirty    spendcap.budgets[] := '{}';
+BEGIN
+    IF jsonb_typeof(items) IS DISTINCT FROM 'array' THEN
+        PERFORM spendcap_internal.invalid_argument('items', 'must be a JSON array of 1..1000 objects');
+    END IF;
+    n := jsonb_array_length(items);
+    IF n NOT BETWEEN 1 AND 1000
+       OR EXISTS (SELECT FROM jsonb_array_elements(items) AS e WHERE jsonb_typeof(e) <> 'object') THEN
+        PERFORM spendcap_internal.invalid_argument('items', 'must be a JSON array of 1..1000 objects');
+    END IF;
+    t0 := spendcap_internal.instant(at);
+    -- Every per-item array spans 1..n from the start: an element assigned first at i > 1 would
+    -- otherwise start the array at i, and unnest would pair the items wrongly.
+    codes := array_fill(NULL::text, ARRAY[n]);
+    msgs := codes;
+    sets := codes;
+    key_expiry := array_fill(NULL::timestamptz, ARRAY[n]);
+
+    -- 1. Each item's arguments, checked as report_usage checks them. First in one query for the
+    -- common batch (the rules of the report_usage fast path: ids, a deltas object in normal form,
+    -- no also_charge); any item outside it sends the whole batch through the per-item checks,
+    -- which name the argument.
+    SELECT bool_and(coalesce(
+               jsonb_typeof(e.it -> 'budget_id') = 'string' AND spendcap_internal.is_id(e.it ->> 'budget_id')
+               AND (e.it - '{budget_id,deltas,dedup_key}'::text[]) = '{}'
+               AND coalesce(jsonb_typeof(e.it -> 'dedup_key'), 'null') IN ('null', 'string')
+               AND (coalesce(e.it ->> 'dedup_key', '') = '' OR spendcap_internal.is_id(e.it ->> 'dedup_key'))
+               AND jsonb_typeof(e.it -> 'deltas') = 'object'
+               AND (SELECT count(*) BETWEEN 1 AND 32
+                           AND bool_and(jsonb_typeof(q.value) = 'number' AND spendcap_internal.is_dimension(q.key)
+                                        AND spendcap_internal.is_quantity(q.value::numeric) AND scale(q.value::numeric) = 0)
+                      FROM jsonb_each(e.it -> 'deltas') AS q), false)),
+           array_agg(e.it ->> 'budget_id' ORDER BY e.i),
+           array_agg(e.it -> 'deltas' ORDER BY e.i),
+           array_agg(nullif(e.it ->> 'dedup_key', '') ORDER BY e.i)
+      INTO fast, named, ds, keys
+      FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, i);
+    IF fast THEN
+        alsos := array_fill('{}'::text, ARRAY[n]);
+        cand := named;
+    ELSE
+        named := codes;
+        keys := codes;
+        alsos := codes;
+        ds := array_fill(NULL::jsonb, ARRAY[n]);
+    END IF;
+    FOR i IN 1 .. n LOOP
+        EXIT WHEN fast;
+        it := items -> (i - 1);
+        BEGIN
+            SELECT f INTO bad FROM jsonb_object_keys(it) AS f
+             WHERE f NOT IN ('budget_id', 'deltas', 'dedup_key', 'also_charge') ORDER BY f COLLATE "C" LIMIT 1;
+            IF bad IS NOT NULL THEN
+                PERFORM spendcap_internal.invalid_argument('items', format('unknown field %s', to_jsonb(bad)));
+            END IF;
+            named[i] := spendcap_internal.batch_text(it, 'budget_id');
+            PERFORM spendcap_internal.check_id('budget_id', named[i]);
+            ds[i] := spendcap_internal.quantities('deltas', it -> 'deltas', true);
+            keys[i] := nullif(spendcap_internal.batch_text(it, 'dedup_key'), '');
+            IF keys[i] IS NOT NULL THEN
+                PERFORM spendcap_internal.check_id('dedup_key', keys[i]);
+            END IF;
+            alsos[i] := spendcap_internal.also_of(spendcap_internal.batch_ids(it, 'also_charge'), named[i])::text;
+            cand := cand || named[i] || alsos[i]::text[];
+        EXCEPTION WHEN SQLSTATE 'SC001' OR SQLSTATE 'SC002' THEN
+            codes[i] := SQLSTATE;
+            msgs[i] := SQLERRM;
+        END;
+    END LOOP;
+
+    -- 2. Lock every budget of the batch once: the named ones and their chains as read, in one
+    -- statement in ascending id order; then each item's set from the locked rows. A chain that
+    -- reaches a budget not yet locked (a concurrent set_parent moved a budget before we locked it)
+    -- locks what it lacks in another round; set_parent moves a budget under its lock, so once an
+    -- item's named budgets are locked its chains hold.
+    WHILE cardinality(cand) > 0 LOOP
+        round := round + 1;
+        WITH RECURSIVE c(id, depth) AS (
+            SELECT DISTINCT u, 1 FROM unnest(cand) AS u
+            UNION
+            SELECT p.parent_id, c.depth + 1 FROM c JOIN spendcap.budgets AS p ON p.budget_id = c.id
+             WHERE p.parent_id IS NOT NULL AND c.depth <= spendcap_internal.max_depth())
+        SELECT coalesce(array_agg(DISTINCT c.id), '{}') INTO more FROM c WHERE NOT pos ? c.id;
+        fresh := ARRAY(SELECT z FROM spendcap.budgets AS z WHERE z.budget_id = ANY (more)
+                        ORDER BY z.budget_id COLLATE "C" FOR NO KEY UPDATE);
+        SELECT pos || coalesce(jsonb_object_agg(f.budget_id, cardinality(bs) + f.ordinality), '{}')
+          INTO pos FROM unnest(fresh) WITH ORDINALITY AS f;
+        origs := origs || fresh;
+        touched := touched || array_fill(false, ARRAY[cardinality(fresh)]);
+        FOREACH b IN ARRAY fresh LOOP
+            t := greatest(t0, b.window_start);
+            IF NOT ((b.next_reset_at IS NULL OR t < b.next_reset_at)
+                    AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at)) THEN
+                b := spendcap_internal.brought(b, t);
+            END IF;
+            bs := bs || b;
+        END LOOP;
+        cand := '{}';
+        FOR i IN 1 .. n LOOP
+            CONTINUE WHEN codes[i] IS NOT NULL;
+            IF alsos[i] = '{}' AND pos ? named[i] AND bs[(pos ->> named[i])::integer].parent_id IS NULL THEN
+                sets[i] := ARRAY[named[i]]::text;
+                CONTINUE;
+            END IF;
+            BEGIN
+                ids := '{}';
+                -- SC001 for the first unknown budget: budget_id, then also_charge in order.
+                FOREACH x IN ARRAY named[i] || alsos[i]::text[] LOOP
+                    IF NOT pos ? x THEN
+                        PERFORM spendcap_internal.budget_not_found(x, CASE WHEN x = named[i] THEN 'budget_id' ELSE 'also_charge' END);
+                    END IF;
+                    y := x;
+                    FOR step IN 0 .. spendcap_internal.max_depth() LOOP
+                        ids := ids || y;
+                        y := bs[(pos ->> y)::integer].parent_id;
+                        EXIT WHEN y IS NULL;
+                        IF NOT pos ? y THEN
+                            -- Each round locks at least one budget more; a chain that still
+                            -- lacks one after max_depth rounds names a budget that is gone.
+                            IF round > spendcap_internal.max_depth() THEN
+                                PERFORM spendcap_internal.budget_not_found(y, 'budget_id');
+                            END IF;
+                            cand := cand || y;
+                            EXIT;
+                        END IF;
+                    END LOOP;
+                END LOOP;
+                SELECT array_agg(s.u ORDER BY s.u COLLATE "C") INTO ids FROM (SELECT DISTINCT u FROM unnest(ids) AS u) AS s;
+                IF cardinality(ids) > spendcap_internal.max_set() THEN
+                    PERFORM spendcap_internal.invalid_argument('also_charge',
+                        format('a call names at most %s budgets, ancestors included', spendcap_internal.max_set()));
+                END IF;
+                sets[i] := ids::text;
+            EXCEPTION WHEN SQLSTATE 'SC001' OR SQLSTATE 'SC002' THEN
+                codes[i] := SQLSTATE;
+                msgs[i] := SQLERRM;
+            END;
+        END LOOP;
+    END LOOP;
+
+    -- The live keys the items name, read once (under their budgets' locks); keys the batch
+    -- itself uses join them as their items are admitted, and are written in one statement at the
+    -- end.
+    SELECT coalesce(jsonb_object_agg(dk.budget_id || ' ' || dk.dedup_key,
+                                     jsonb_build_object('fp', dk.fingerprint, 'r', dk.result)), '{}')
+      INTO live
+      FROM spendcap.dedup_keys AS dk
+      JOIN unnest(named, keys, codes) AS u(bid, key, code) ON dk.budget_id = u.bid AND dk.dedup_key = u.key
+     WHERE u.code IS NULL AND u.key IS NOT NULL
+       AND dk.expires_at > greatest(t0, bs[(pos ->> u.bid)::integer].window_start);
+
+    -- 3. The items in order, against the in-memory rows. Errors come before anything is applied.
+    FOR i IN 1 .. n LOOP
+        CONTINUE WHEN codes[i] IS NOT NULL;
+        ids := sets[i]::text[];
+        set_bs := '{}';
+        FOREACH x IN ARRAY ids LOOP
+            set_bs := set_bs || bs[(pos ->> x)::integer];
+        END LOOP;
+        k := array_position(ids, named[i]);
+        t := greatest(t0, set_bs[k].window_start);
+        o := NULL;
+        BEGIN
+            IF keys[i] IS NOT NULL THEN
+                fp := spendcap_internal.fingerprint('report_usage', NULL, ds[i], alsos[i]::text[]);
+                o := spendcap_internal.replay('dedup_key', keys[i], fp,
+                                              live -> (named[i] || ' ' || keys[i]) ->> 'fp', live -> (named[i] || ' ' || keys[i]) -> 'r');
+            END IF;
+            -- Every new total within every limit of every budget of the set (the report_usage
+            -- fast path's test): ok, applied, and no counter moves; else judge decides.
+            fits := o IS NULL;
+            FOR dv IN SELECT d.key, d.value::bigint AS v FROM jsonb_each(ds[i]) AS d LOOP
+                EXIT WHEN NOT fits;
+                FOR m IN 1 .. cardinality(set_bs) LOOP
+                    IF coalesce((set_bs[m].usage ->> dv.key)::bigint, 0) + dv.v + coalesce((set_bs[m].reserved ->> dv.key)::bigint, 0)
+                       > spendcap_internal.room(set_bs[m].hard_limits, set_bs[m].soft_limits, dv.key) THEN
+                        fits := false;
+                        EXIT;
+                    END IF;
+                END LOOP;
+            END LOOP;
+            IF fits THEN
+                o := ROW('ok', true, NULL, NULL, NULL, false, set_bs[k].window_start, set_bs[k].next_reset_at, NULL, NULL);
+            ELSIF o IS NULL THEN
+                SELECT * INTO jd FROM spendcap_internal.judge(set_bs, ds[i], 'deltas', k);
+                o := jd.o;
+                es := jd.es;
+                afters := jd.afters;
+            END IF;
+        EXCEPTION WHEN SQLSTATE 'SC003' OR SQLSTATE 'SC004' THEN
+            codes[i] := SQLSTATE;
+            msgs[i] := SQLERRM;
+            CONTINUE;
+        END;
+        -- Admitted (or replayed, or refused): the call would have locked and brought every budget
+        -- of its set.
+        FOREACH x IN ARRAY ids LOOP
+            touched[(pos ->> x)::integer] := true;
+        END LOOP;
+        IF fits THEN
+            FOR m IN 1 .. cardinality(ids) LOOP
+                j := (pos ->> ids[m])::integer;
+                usage := bs[j].usage;
+                FOR dv IN SELECT d.key, d.value::bigint AS v FROM jsonb_each(ds[i]) AS d LOOP
+                    q := coalesce((usage ->> dv.key)::bigint, 0) + dv.v;
+                    IF q <> 0 THEN
+                        usage := usage || jsonb_build_object(dv.key, q);
+                    END IF;
+                END LOOP;
+                bs[j].usage := usage;
+                bs[j].updated_at := greatest(bs[j].updated_at, t0, bs[j].window_start);
+            END LOOP;
+        ELSIF NOT o.replayed THEN
+            IF NOT o.applied THEN
+                -- Refused: only the refusing budget's breach counters move.
+                j := (pos ->> o.breach_budget_id)::integer;
+                bs[j] := spendcap_internal.counted(bs[j], o, greatest(t0, bs[j].window_start));
+                bs[j].updated_at := greatest(bs[j].updated_at, t0, bs[j].window_start);
+            ELSE
+                FOR m IN 1 .. cardinality(ids) LOOP
+                    j := (pos ->> ids[m])::integer;
+                    bs[j] := spendcap_internal.counted(bs[j], es[m], greatest(t0, bs[j].window_start));
+                    bs[j].usage := afters[m];
+                    bs[j].updated_at := greatest(bs[j].updated_at, t0, bs[j].window_start);
+                END LOOP;
+            END IF;
+        END IF;
+        IF keys[i] IS NOT NULL AND NOT o.replayed THEN
+            live := live || jsonb_build_object(named[i] || ' ' || keys[i], jsonb_build_object('fp', fp, 'r', to_jsonb(o)));
+            new_keys := new_keys || i;
+            key_expiry[i] := t + make_interval(secs => set_bs[k].dedup_ttl_seconds);
+        END IF;
+        outs[i] := o;
+    END LOOP;
+
+    -- 4. Each budget an admitted item locked, written once (the columns save writes, in one
+    -- statement), with what bringing it changed; the new keys in one statement.
+    FOR j IN 1 .. cardinality(bs) LOOP
+        CONTINUE WHEN NOT touched[j] OR bs[j] IS NOT DISTINCT FROM origs[j];
+        IF bs[j].next_reset_at IS DISTINCT FROM origs[j].next_reset_at OR bs[j].reserved IS DISTINCT FROM origs[j].reserved
+           OR bs[j].reservations_expire_at IS DISTINCT FROM origs[j].reservations_expire_at THEN
+            PERFORM spendcap_internal.record_bring(origs[j], bs[j], greatest(t0, origs[j].window_start));
+        END IF;
+        dirty := dirty || bs[j];
+    END LOOP;
+    UPDATE spendcap.budgets AS z SET
+        hard_limits = w.hard_limits, soft_limits = w.soft_limits, mode = w.mode, updated_at = w.updated_at,
+        window_seq = w.window_seq, window_k = w.window_k, window_start = w.window_start,
+        next_reset_at = w.next_reset_at, usage = w.usage, reserved = w.reserved,
+        reservations_expire_at = w.reservations_expire_at, breach_count = w.breach_count,
+        soft_breach_count = w.soft_breach_count, window_breach_count = w.window_breach_count,
+        window_soft_breach_count = w.window_soft_breach_count, last_breach_at = w.last_breach_at,
+        last_breach_dim = w.last_breach_dim, parent_id = w.parent_id
+      FROM unnest(dirty) AS w
+     WHERE z.budget_id = w.budget_id;
+    IF cardinality(new_keys) > 0 THEN
+        INSERT INTO spendcap.dedup_keys AS dk (budget_id, dedup_key, fingerprint, result, expires_at)
+        SELECT named[i], keys[i], live -> (named[i] || ' ' || keys[i]) ->> 'fp', live -> (named[i] || ' ' || keys[i]) -> 'r',
+               key_expiry[i]
+          FROM unnest(new_keys) AS i
+        ON CONFLICT ON CONSTRAINT dedup_keys_pkey
+        DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at;
+    END IF;
+
+    FOR i IN 1 .. n LOOP
+        r := NULL;
+        r.item := i - 1;
+        IF codes[i] IS NOT NULL THEN
+            r.error_code := codes[i];
+            r.error_message := msgs[i];
+        ELSE
+            o := outs[i];
+            r.outcome := o.outcome;
+            r.applied := o.applied;
+            r.dimension := o.dimension;
+            r.usage := o.usage;
+            r.limit_value := o.limit_value;
+            r.replayed := o.replayed;
+            r.window_start := o.window_start;
+            r.next_reset_at := o.next_reset_at;
+            r.breach_budget_id := o.breach_budget_id;
+        END IF;
+        RETURN NEXT r;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.batch_text, spendcap_internal.batch_ids FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendcap.report_usage_batch FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.report_usage_batch TO spendcap_writer;

@@ -1,0 +1,140 @@
+----------------------------------------------------------------------------------------------
+-- Batches (docs/semantics.md#batches; SQL: report_usage_batch).
+
+-- BATCH_FIELDS are the fields a batch item may have: report_usage's arguments but at_ms, which the
+-- batch holds.
+local BATCH_FIELDS = { budget_id = true, deltas = true, dedup_key = true, also_charge = true }
+
+-- batch_missing_keys raises missing_keys for every budget the items charge whose base key is not
+-- among keys (the walk of read_set over each item's budgets and their chains, on the stored
+-- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
+-- retries it whole with them. Items with bad arguments are left for their own run to refuse.
+local function batch_missing_keys(keys, items)
+    local have, missing, listed, by_item = declared(keys), {}, {}, nil
+    for i, a in ipairs(items) do
+        local starts, seen, mine = { a.budget_id }, {}, nil
+        if type(a.also_charge) == 'table' then
+            for _, x in ipairs(a.also_charge) do starts[#starts + 1] = x end
+        end
+        for _, start in ipairs(starts) do
+            local cur, steps = start, 0
+            while valid_id(cur) and not seen[cur] and steps <= MAX_DEPTH do
+                seen[cur], steps = true, steps + 1
+                local key, ok, b = base_of('sc:', cur), true, nil
+                if have[key] then
+                    b = load_budget(key)
+                else
+                    if not listed[cur] then
+                        listed[cur] = true
+                        missing[#missing + 1] = cur
+                    end
+                    mine = mine or array()
+                    mine[#mine + 1] = cur
+                    ok, b = pcall(load_budget, key)
+                end
+                if not ok or not b then
+                    break
+                end
+                cur = b.p
+            end
+        end
+        if mine then
+            by_item = by_item or {}
+            by_item[tostring(i - 1)] = mine
+        end
+    end
+    if #missing > 0 then
+        missing_keys(missing, by_item)
+    end
+end
+
+-- batch_item decodes one item, as report_usage decodes its arguments, and gives it the batch's
+-- instant.
+local function batch_item(raw, at)
+    local a = decode_args({ raw })
+    for f in pairs(a) do
+        if not BATCH_FIELDS[f] then
+            invalid('items', 'unknown field ' .. encode(f))
+        end
+    end
+    a.at_ms = at
+    return a
+end
+
+-- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
+-- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
+-- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
+-- runs report_usage's own path (fast_report or admit), on budgets read once for the whole batch and
+-- written once at its end; an item that fails raises before it changes anything, so it leaves the
+-- others undisturbed. The answer is the JSON array of the items' outcomes, an item that failed as
+-- {"error_code", "error_message"}.
+local function report_usage_batch(keys, argv)
+    local n = #argv - 1
+    if n < 1 or n > 1000 then
+        invalid('items', 'must be a JSON array of 1..1000 objects')
+    end
+    local a = decode_args({ argv[1] })
+    for f in pairs(a) do
+        if f ~= 'at_ms' then
+            invalid('arguments', 'unknown field ' .. encode(f))
+        end
+    end
+    local at = at_of(a)
+    local items, errs = {}, {}
+    for i = 1, n do
+        if not argv[i + 1]:find('^%s*{') then
+            invalid('items', 'must be a JSON array of 1..1000 objects')
+        end
+        local ok, item = pcall(batch_item, argv[i + 1], at)
+        if ok then
+            items[i] = item
+        else
+            items[i], errs[i] = {}, item
+        end
+    end
+    BATCH = { budgets = {}, dirty = {}, order = {} }
+    local ok, err = pcall(batch_missing_keys, keys, items)
+    if not ok then
+        BATCH = nil
+        error(err, 0)
+    end
+    local out = {}
+    for i = 1, n do
+        local r, rerr
+        if errs[i] then
+            rerr = errs[i]
+        else
+            local id = items[i].budget_id
+            -- report_usage's keys: the item's base key first (base_key), then the batch's.
+            local ik = keys
+            if valid_id(id) then
+                ik = { base_of('sc:', id) }
+                for j = 1, #keys do ik[j + 1] = keys[j] end
+            end
+            ok, r = pcall(api.report_usage, ik, items[i])
+            if not ok then
+                r, rerr = nil, r
+            end
+        end
+        if rerr then
+            if type(rerr) ~= 'table' or not rerr.sc then
+                -- Not a spendcap error: a bug. The items before it keep what they wrote.
+                for _, b in ipairs(BATCH.order) do
+                    redis.call('SET', b._key, encode_budget(b))
+                end
+                BATCH = nil
+                error(rerr, 0)
+            end
+            out[i] = encode({ error_code = rerr.sc:sub(1, 5), error_message = rerr.sc:sub(7) })
+        elseif type(r) == 'string' then
+            out[i] = r
+        else
+            out[i] = encode(r)
+        end
+    end
+    for _, b in ipairs(BATCH.order) do
+        redis.call('SET', b._key, encode_budget(b))
+    end
+    BATCH = nil
+    return '[' .. table.concat(out, ',') .. ']'
+end
