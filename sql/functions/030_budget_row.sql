@@ -282,6 +282,18 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE
 AS $fn$
 BEGIN
+    PERFORM spendcap_internal.save_all(ARRAY[b]);
+END
+$fn$;
+
+-- save_all writes the mutable state of every budget of bs back to its row, in one statement (the
+-- one list of the columns a writer changes).
+DROP FUNCTION IF EXISTS spendcap_internal.save_all;
+CREATE FUNCTION spendcap_internal.save_all(bs spendcap.budgets[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
     UPDATE spendcap.budgets AS x SET
         hard_limits = b.hard_limits, soft_limits = b.soft_limits, mode = b.mode, updated_at = b.updated_at,
         window_seq = b.window_seq, window_k = b.window_k, window_start = b.window_start,
@@ -290,7 +302,8 @@ BEGIN
         soft_breach_count = b.soft_breach_count, window_breach_count = b.window_breach_count,
         window_soft_breach_count = b.window_soft_breach_count, last_breach_at = b.last_breach_at,
         last_breach_dim = b.last_breach_dim, parent_id = b.parent_id
-    WHERE x.budget_id = b.budget_id;
+      FROM unnest(bs) AS b
+     WHERE x.budget_id = b.budget_id;
 END
 $fn$;
 

@@ -341,8 +341,8 @@ BEGIN
         outs[i] := o;
     END LOOP;
 
-    -- 4. Each budget an admitted item locked, written once (the columns save writes, in one
-    -- statement), with what bringing it changed; the new keys in one statement.
+    -- 4. Each budget an admitted item locked, written once (save_all: one statement), with what
+    -- bringing it changed; the new keys in one statement.
     FOR j IN 1 .. cardinality(bs) LOOP
         CONTINUE WHEN NOT touched[j] OR bs[j] IS NOT DISTINCT FROM origs[j];
         IF bs[j].next_reset_at IS DISTINCT FROM origs[j].next_reset_at OR bs[j].reserved IS DISTINCT FROM origs[j].reserved
@@ -351,16 +351,7 @@ BEGIN
         END IF;
         dirty := dirty || bs[j];
     END LOOP;
-    UPDATE spendcap.budgets AS z SET
-        hard_limits = w.hard_limits, soft_limits = w.soft_limits, mode = w.mode, updated_at = w.updated_at,
-        window_seq = w.window_seq, window_k = w.window_k, window_start = w.window_start,
-        next_reset_at = w.next_reset_at, usage = w.usage, reserved = w.reserved,
-        reservations_expire_at = w.reservations_expire_at, breach_count = w.breach_count,
-        soft_breach_count = w.soft_breach_count, window_breach_count = w.window_breach_count,
-        window_soft_breach_count = w.window_soft_breach_count, last_breach_at = w.last_breach_at,
-        last_breach_dim = w.last_breach_dim, parent_id = w.parent_id
-      FROM unnest(dirty) AS w
-     WHERE z.budget_id = w.budget_id;
+    PERFORM spendcap_internal.save_all(dirty);
     IF cardinality(new_keys) > 0 THEN
         INSERT INTO spendcap.dedup_keys AS dk (budget_id, dedup_key, fingerprint, result, expires_at)
         SELECT named[i], keys[i], live -> (named[i] || ' ' || keys[i]) ->> 'fp', live -> (named[i] || ' ' || keys[i]) -> 'r',
