@@ -3,6 +3,7 @@ package valkey
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -122,10 +123,10 @@ func oneSlot(keys []string) error {
 
 // batchMissingKeys reads, from a batch's missing-keys reply, the budgets each item lacked.
 func batchMissingKeys(err error) (map[int][]string, bool) {
-	if _, ok := missingKeys(err); !ok {
+	var e *spendcap.Error
+	if _, ok := missingKeys(err); !ok || !errors.As(err, &e) {
 		return nil, false
 	}
-	e := err.(*spendcap.Error)
 	_, part, found := strings.Cut(e.Message, byItemSep)
 	if !found {
 		return nil, false

@@ -99,7 +99,8 @@ DECLARE
     jd       record;
     fast     boolean;
     fresh    spendcap.budgets[];
-    dv       record;
+    dims     text[];
+    qs       bigint[];
     usage    jsonb;
     q        bigint;
     fits     boolean;
@@ -277,11 +278,13 @@ BEGIN
             -- Every new total within every limit of every budget of the set (the report_usage
             -- fast path's test): ok, applied, and no counter moves; else judge decides.
             fits := o IS NULL;
-            FOR dv IN SELECT d.key, d.value::bigint AS v FROM jsonb_each(ds[i]) AS d LOOP
+            -- The deltas as arrays, read once for the test and the update below.
+            SELECT array_agg(d.key), array_agg(d.value::bigint) INTO dims, qs FROM jsonb_each(ds[i]) AS d;
+            FOR e IN 1 .. cardinality(dims) LOOP
                 EXIT WHEN NOT fits;
                 FOR m IN 1 .. cardinality(set_bs) LOOP
-                    IF coalesce((set_bs[m].usage ->> dv.key)::bigint, 0) + dv.v + coalesce((set_bs[m].reserved ->> dv.key)::bigint, 0)
-                       > spendcap_internal.room(set_bs[m].hard_limits, set_bs[m].soft_limits, dv.key) THEN
+                    IF coalesce((set_bs[m].usage ->> dims[e])::bigint, 0) + qs[e] + coalesce((set_bs[m].reserved ->> dims[e])::bigint, 0)
+                       > spendcap_internal.room(set_bs[m].hard_limits, set_bs[m].soft_limits, dims[e]) THEN
                         fits := false;
                         EXIT;
                     END IF;
@@ -309,10 +312,10 @@ BEGIN
             FOR m IN 1 .. cardinality(ids) LOOP
                 j := (pos ->> ids[m])::integer;
                 usage := bs[j].usage;
-                FOR dv IN SELECT d.key, d.value::bigint AS v FROM jsonb_each(ds[i]) AS d LOOP
-                    q := coalesce((usage ->> dv.key)::bigint, 0) + dv.v;
+                FOR e IN 1 .. cardinality(dims) LOOP
+                    q := coalesce((usage ->> dims[e])::bigint, 0) + qs[e];
                     IF q <> 0 THEN
-                        usage := usage || jsonb_build_object(dv.key, q);
+                        usage := usage || jsonb_build_object(dims[e], q);
                     END IF;
                 END LOOP;
                 bs[j].usage := usage;
