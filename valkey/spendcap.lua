@@ -1847,20 +1847,21 @@ local function report_usage_batch(keys, argv)
         BATCH = nil
         error(err, 0)
     end
+    -- report_usage's keys for an item: its base key first (base_key), then the batch's. Built
+    -- once: only the first slot changes from item to item.
+    local ik = { false }
+    for j = 1, #keys do ik[j + 1] = keys[j] end
     local out = {}
     for i = 1, n do
         local r, rerr
         if errs[i] then
             rerr = errs[i]
         else
-            local id = items[i].budget_id
-            -- report_usage's keys: the item's base key first (base_key), then the batch's.
-            local ik = keys
+            local id, kk = items[i].budget_id, keys
             if valid_id(id) then
-                ik = { base_of('sc:', id) }
-                for j = 1, #keys do ik[j + 1] = keys[j] end
+                ik[1], kk = base_of('sc:', id), ik
             end
-            ok, r = pcall(api.report_usage, ik, items[i])
+            ok, r = pcall(api.report_usage, kk, items[i])
             if not ok then
                 r, rerr = nil, r
             end

@@ -14,6 +14,8 @@ func init() {
 	register("ABatchWithErrorsInTheMiddleLeavesTheOtherItemsAlone", batchErrorsInTheMiddle)
 	register("TheSameKeyTwiceInOneBatchReplaysAndAnotherDeltaConflicts", batchSameKeyTwice)
 	register("ABudgetThatBreachesHalfwayThroughABatchRefusesTheRest", batchBreachHalfway)
+	register("ALiveReservationCountsAgainstTheLimitInsideABatch", batchReservations)
+	register("AnExpiredReservationIsReleasedByABatchAsByACall", batchExpiredReservation)
 	register("ABatchChargesSetsAsCallsDo", batchSets)
 	register("ABatchPastAWindowEndRollsAsCallsWould", batchRolls)
 	register("ABatchThatIsNotOneToAThousandItemsIsRefusedWhole", batchRefusedWhole)
@@ -239,6 +241,37 @@ func batchBreachHalfway(t *testing.T, b spendcap.Backend) {
 		t.Errorf("item 10 (another dimension): got %s, want ok", got[10])
 	}
 	requireState(t, b, batchPrefix+"a", at, q{"t": 90, "r": 1}, nil, 7, 0)
+}
+
+func batchReservations(t *testing.T, b spendcap.Backend) {
+	setup := func(p string) {
+		mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: p + "a", HardLimits: q{"t": 100}, ResetEvery: "1 day", At: day0})
+		must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: p + "a", ReservationID: "r", Amounts: q{"t": 50}, TTLSeconds: 7200, At: day0}))
+	}
+	at := after(day0, "1h")
+	// 30 fits beside the 50 reserved; 30 more would not (110 > 100), though 60 of usage alone would.
+	got := requireBatchIsSequence(t, b, setup, []spendcap.BatchItem{item("a", q{"t": 30}, ""), item("a", q{"t": 30}, "")}, at, at, "a")
+	if got[0] != OutcomeString(ok(dayStart, dayNext)) || !strings.Contains(got[1], "hard_breach applied=false") {
+		t.Errorf("got %v, want ok then a refusal", got)
+	}
+}
+
+func batchExpiredReservation(t *testing.T, b spendcap.Backend) {
+	setup := func(p string) {
+		mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: p + "a", HardLimits: q{"t": 100}, ResetEvery: "1 day", At: day0})
+		must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: p + "a", ReservationID: "r", Amounts: q{"t": 50}, TTLSeconds: 7200, At: day0}))
+	}
+	// Past its expiry (2h) the reservation holds nothing: the batch releases it as the first call
+	// would, and all three items fit.
+	at := after(day0, "3h")
+	items := []spendcap.BatchItem{item("a", q{"t": 30}, ""), item("a", q{"t": 30}, ""), item("a", q{"t": 30}, "")}
+	got := requireBatchIsSequence(t, b, setup, items, at, at, "a")
+	for i, g := range got {
+		if g != OutcomeString(ok(dayStart, dayNext)) {
+			t.Errorf("item %d: got %s, want ok", i, g)
+		}
+	}
+	requireState(t, b, batchPrefix+"a", at, q{"t": 90}, q{}, 0, 0)
 }
 
 func batchSets(t *testing.T, b spendcap.Backend) {
