@@ -130,7 +130,7 @@ func TestValkeyBudgetsSharingTheFirstSegmentOfTheirIdsShareASlot(t *testing.T) {
 	}
 
 	t.Run("ASetInOneSlotIsChargedAndASetAcrossSlotsIsRefusedWritingNothing", func(t *testing.T) {
-		c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+		c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 		if err != nil {
 			t.Fatal(err)
 		}

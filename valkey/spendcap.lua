@@ -137,9 +137,16 @@ local function subkey(base, kind)
     return base:sub(1, close) .. ':' .. kind .. base:sub(close + 1)
 end
 
+-- NOW is the server clock as the call first read it (register resets it): one instant per
+-- call, as PostgreSQL's now() is one per transaction, and a batch of 1000 items reads TIME once.
+local NOW
+
 local function now_ms()
-    local t = redis.call('TIME')
-    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    if NOW == nil then
+        local t = redis.call('TIME')
+        NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    return NOW
 end
 
 -- valkey/lua/010_validation.lua
@@ -2122,6 +2129,7 @@ local function register(name, fn, readonly, raw)
         callback = function(keys, argv)
             NULL = cjson.null
             BATCH = nil -- a batch's cache never outlives its call
+            NOW = nil
             local ok, res
             if raw then
                 ok, res = pcall(fn, keys, argv)

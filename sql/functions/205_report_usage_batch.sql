@@ -116,6 +116,10 @@ DECLARE
     quick_ids   text[];
     quick_usage jsonb[];
     quick_at    timestamptz[];
+    quick_ws    timestamptz[];
+    quick_next  timestamptz[];
+    quick_exp   timestamptz[];
+    quick       boolean;
 BEGIN
     IF jsonb_typeof(items) IS DISTINCT FROM 'array' THEN
         PERFORM spendcap_internal.invalid_argument('items', 'must be a JSON array of 1..1000 objects');
@@ -136,7 +140,7 @@ BEGIN
     -- 1. Each item's arguments, checked as report_usage checks them. First in one query for the
     -- common batch (the rules of the report_usage fast path: ids, a deltas object in normal form,
     -- no also_charge); any item outside it sends the whole batch through the per-item checks,
-    -- which name the argument.
+    -- which name the argument. (One statement with the quick batch's below measured slower.)
     SELECT bool_and(coalesce(
                jsonb_typeof(e.it -> 'budget_id') = 'string' AND spendcap_internal.is_id(e.it ->> 'budget_id')
                AND (e.it - '{budget_id,deltas,dedup_key}'::text[]) = '{}'
@@ -152,22 +156,28 @@ BEGIN
            array_agg(nullif(e.it ->> 'dedup_key', '') ORDER BY e.i)
       INTO fast, named, ds, keys
       FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, i);
+
+    -- The quick batch: every item names an existing budget without a parent, no budget needs
+    -- bringing to the instant, no item brings a key that is live or used twice in the batch, and
+    -- every budget's new totals stay within all its limits (quantities are never negative, so the
+    -- totals after the last item bound those after each one). Then every item is 'ok' and applied,
+    -- exactly as the calls one by one would be (the report_usage fast path's test, on each
+    -- budget's sum), and the batch is answered with two statements instead of a loop per item
+    -- (docs/operations.md, "Benchmarks"). Anything else leaves before writing. The budgets are
+    -- locked only when every item passed the checks and none of them has a parent, so that a
+    -- batch that leaves locks nothing out of ascending order when the general path below locks
+    -- the sets.
     IF fast THEN
-        -- The quick batch: every item names an existing budget without a parent, no budget needs
-        -- bringing to the instant, no item brings a key that is live or used twice in the batch,
-        -- and every budget's new totals stay within all its limits (quantities are never negative,
-        -- so the totals after the last item bound those after each one). Then every item is 'ok'
-        -- and applied, exactly as the calls one by one would be (the report_usage fast path's test,
-        -- on each budget's sum), and the batch is answered with a handful of statements instead of
-        -- a loop per item (docs/operations.md, "Benchmarks"). Anything else leaves before writing.
-        -- The budgets are locked only when none of them has a parent, so that a batch that leaves
-        -- locks nothing out of ascending order when the general path below locks the chains.
-        fresh := ARRAY(SELECT z FROM spendcap.budgets AS z
-                        WHERE z.budget_id = ANY (named)
-                          AND NOT EXISTS (SELECT FROM spendcap.budgets AS p WHERE p.budget_id = ANY (named) AND p.parent_id IS NOT NULL)
-                        ORDER BY z.budget_id COLLATE "C" FOR NO KEY UPDATE);
         WITH qi AS (SELECT qi.i, qi.bid, qi.dl, qi.dk FROM unnest(named, ds, keys) WITH ORDINALITY AS qi(bid, dl, dk, i)),
-             qb AS (SELECT z.*, greatest(t0, z.window_start) AS tb FROM unnest(fresh) AS z),
+             -- The lock, in ascending id order; its first reader (the count) reads every row.
+             qb AS MATERIALIZED (
+                 SELECT z.budget_id, z.usage, z.reserved, z.hard_limits, z.soft_limits, z.updated_at, z.window_start,
+                        z.next_reset_at, z.reservations_expire_at, z.parent_id, z.dedup_ttl_seconds,
+                        greatest(t0, z.window_start) AS tb
+                   FROM spendcap.budgets AS z
+                  WHERE z.budget_id = ANY (named)
+                    AND NOT EXISTS (SELECT FROM spendcap.budgets AS p WHERE p.budget_id = ANY (named) AND p.parent_id IS NOT NULL)
+                  ORDER BY z.budget_id COLLATE "C" FOR NO KEY UPDATE),
              qd AS (SELECT qi.bid, qe.key AS dim, sum(qe.value::bigint) AS total
                       FROM qi, jsonb_each(qi.dl) AS qe GROUP BY 1, 2),
              qg AS (SELECT qb.budget_id,
@@ -175,39 +185,45 @@ BEGIN
                                     <= spendcap_internal.room(qb.hard_limits, qb.soft_limits, qd.dim)) AS ok,
                            qb.usage || coalesce(jsonb_object_agg(qd.dim, coalesce((qb.usage ->> qd.dim)::bigint, 0) + qd.total)
                                                 FILTER (WHERE coalesce((qb.usage ->> qd.dim)::bigint, 0) + qd.total <> 0), '{}') AS nu,
-                           greatest(qb.updated_at, qb.tb) AS nat
+                           greatest(qb.updated_at, qb.tb) AS nat,
+                           qb.window_start AS ws, qb.next_reset_at AS nr, qb.tb + make_interval(secs => qb.dedup_ttl_seconds) AS ex
                       FROM qb JOIN qd ON qd.bid = qb.budget_id
-                     GROUP BY qb.budget_id, qb.usage, qb.updated_at, qb.tb)
-        SELECT cardinality(fresh) = (SELECT count(DISTINCT qi.bid) FROM qi)
+                     GROUP BY qb.budget_id, qb.usage, qb.updated_at, qb.tb, qb.window_start, qb.next_reset_at, qb.dedup_ttl_seconds)
+        SELECT (SELECT count(*) FROM qb) = (SELECT count(DISTINCT qi.bid) FROM qi)
                AND (SELECT bool_and(qb.parent_id IS NULL AND (qb.next_reset_at IS NULL OR qb.tb < qb.next_reset_at)
                                     AND (qb.reservations_expire_at IS NULL OR qb.tb < qb.reservations_expire_at)) FROM qb)
                AND NOT EXISTS (SELECT FROM qi WHERE qi.dk IS NOT NULL GROUP BY qi.bid, qi.dk HAVING count(*) > 1)
                AND NOT EXISTS (SELECT FROM qi JOIN qb ON qb.budget_id = qi.bid
                                  JOIN spendcap.dedup_keys AS dk ON dk.budget_id = qi.bid AND dk.dedup_key = qi.dk
                                 WHERE dk.expires_at > qb.tb)
-               AND (SELECT bool_and(qg.ok) FROM qg),
-               (SELECT array_agg(qg.budget_id) FROM qg), (SELECT array_agg(qg.nu) FROM qg), (SELECT array_agg(qg.nat) FROM qg)
-          INTO fast, quick_ids, quick_usage, quick_at;
-        IF fast THEN
-            UPDATE spendcap.budgets AS x SET usage = qn.nu, updated_at = qn.nat
-              FROM unnest(quick_ids, quick_usage, quick_at) AS qn(id, nu, nat)
-             WHERE x.budget_id = qn.id;
-            INSERT INTO spendcap.dedup_keys AS dk (budget_id, dedup_key, fingerprint, result, expires_at)
-            SELECT qi.bid, qi.dk, spendcap_internal.fingerprint('report_usage', NULL, qi.dl, NULL),
-                   to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, qb.window_start, qb.next_reset_at, NULL, NULL)::spendcap.reserve_outcome),
-                   greatest(t0, qb.window_start) + make_interval(secs => qb.dedup_ttl_seconds)
-              FROM unnest(named, ds, keys) AS qi(bid, dl, dk) JOIN unnest(fresh) AS qb ON qb.budget_id = qi.bid
-             WHERE qi.dk IS NOT NULL
-            ON CONFLICT ON CONSTRAINT dedup_keys_pkey
-            DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at;
-            RETURN QUERY
-                SELECT (qi.i - 1)::integer, 'ok'::text, true, NULL::text, NULL::bigint, NULL::bigint, false,
-                       qb.window_start, qb.next_reset_at, NULL::text, NULL::text, NULL::text
-                  FROM unnest(named) WITH ORDINALITY AS qi(bid, i) JOIN unnest(fresh) AS qb ON qb.budget_id = qi.bid
-                 ORDER BY qi.i;
-            RETURN;
-        END IF;
-        fast := true;
+               AND qa.ok,
+               qa.ids, qa.nu, qa.nat, qa.ws, qa.nr, qa.ex
+          INTO quick, quick_ids, quick_usage, quick_at, quick_ws, quick_next, quick_exp
+          FROM (SELECT bool_and(qg.ok) AS ok, array_agg(qg.budget_id) AS ids, array_agg(qg.nu) AS nu, array_agg(qg.nat) AS nat,
+                       array_agg(qg.ws) AS ws, array_agg(qg.nr) AS nr, array_agg(qg.ex) AS ex
+                  FROM qg) AS qa;
+    END IF;
+    IF quick THEN
+        -- The writes and the results in one statement.
+        RETURN QUERY
+            WITH qn AS (SELECT * FROM unnest(quick_ids, quick_usage, quick_at) AS qn(id, nu, nat)),
+                 qw AS (SELECT * FROM unnest(quick_ids, quick_ws, quick_next, quick_exp) AS qw(id, ws, nr, ex)),
+                 up AS (UPDATE spendcap.budgets AS x SET usage = qn.nu, updated_at = qn.nat FROM qn WHERE x.budget_id = qn.id),
+                 ins AS (INSERT INTO spendcap.dedup_keys AS dk (budget_id, dedup_key, fingerprint, result, expires_at)
+                         SELECT qi.bid, qi.dk, spendcap_internal.fingerprint('report_usage', NULL, qi.dl, NULL),
+                                to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, qw.ws, qw.nr, NULL, NULL)::spendcap.reserve_outcome),
+                                qw.ex
+                           FROM unnest(named, ds, keys) AS qi(bid, dl, dk) JOIN qw ON qw.id = qi.bid
+                          WHERE qi.dk IS NOT NULL
+                         ON CONFLICT ON CONSTRAINT dedup_keys_pkey
+                         DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at)
+            SELECT (qi.i - 1)::integer, 'ok'::text, true, NULL::text, NULL::bigint, NULL::bigint, false,
+                   qw.ws, qw.nr, NULL::text, NULL::text, NULL::text
+              FROM unnest(named) WITH ORDINALITY AS qi(bid, i) JOIN qw ON qw.id = qi.bid
+             ORDER BY qi.i;
+        RETURN;
+    END IF;
+    IF fast THEN
         alsos := array_fill('{}'::text, ARRAY[n]);
         cand := named;
     ELSE

@@ -135,7 +135,14 @@ local function subkey(base, kind)
     return base:sub(1, close) .. ':' .. kind .. base:sub(close + 1)
 end
 
+-- NOW is the server clock as the call first read it (register resets it): one instant per
+-- call, as PostgreSQL's now() is one per transaction, and a batch of 1000 items reads TIME once.
+local NOW
+
 local function now_ms()
-    local t = redis.call('TIME')
-    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    if NOW == nil then
+        local t = redis.call('TIME')
+        NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    return NOW
 end

@@ -18,6 +18,7 @@ local function register(name, fn, readonly, raw)
         callback = function(keys, argv)
             NULL = cjson.null
             BATCH = nil -- a batch's cache never outlives its call
+            NOW = nil
             local ok, res
             if raw then
                 ok, res = pcall(fn, keys, argv)
