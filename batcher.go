@@ -172,22 +172,24 @@ func (b *Batcher) run() {
 		}
 		add(r)
 	}
+	// drain takes what is queued already, without waiting.
+	drain := func() {
+		for open && queued < maxHeld {
+			select {
+			case r, ok := <-b.in:
+				receive(r, ok)
+			default:
+				return
+			}
+		}
+	}
 	for open || queued > 0 {
 		if queued == 0 {
 			r, ok := <-b.in
 			receive(r, ok)
 			continue
 		}
-		// Take what is queued already, without waiting.
-	drain:
-		for open && queued < maxHeld {
-			select {
-			case r, ok := <-b.in:
-				receive(r, ok)
-			default:
-				break drain
-			}
-		}
+		drain()
 		// Wait for a free call, gathering reports meanwhile (up to maxHeld: then callers wait).
 		var in <-chan *batchRequest
 		for {
@@ -210,15 +212,7 @@ func (b *Batcher) run() {
 		for yields, idle := 0, 0; yields < 8 && idle < 2 && queued < b.opts.MaxBatch; yields++ {
 			before := queued
 			runtime.Gosched()
-		drainMore:
-			for open && queued < maxHeld {
-				select {
-				case r, ok := <-b.in:
-					receive(r, ok)
-				default:
-					break drainMore
-				}
-			}
+			drain()
 			if queued == before {
 				idle++
 			} else {
