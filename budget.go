@@ -104,6 +104,9 @@ type CreateBudgetParams struct {
 	// ParentID names an existing budget whose chain this budget's charges count on too; empty for
 	// none.
 	ParentID string
+	// AlertPercents are at most 10 ascending percents 1..1000 of every hard limit: a threshold
+	// event when usage reaches one (docs/semantics.md#events); nil for none.
+	AlertPercents []int32
 }
 
 // SetParentParams are the arguments of SetParent; an empty ParentID detaches the budget.
@@ -128,6 +131,8 @@ type SetLimitsParams struct {
 	SoftLimits map[string]int64
 	Mode       Mode
 	At         time.Time
+	// AlertPercents replaces the alert percents when not nil; an empty slice removes them.
+	AlertPercents []int32
 }
 
 // DeleteBudgetParams are the arguments of DeleteBudget.
@@ -253,6 +258,7 @@ type Status struct {
 	LastBreachDim         string
 	CreatedAt             time.Time
 	UpdatedAt             time.Time
+	AlertPercents         []int32 // nil when the budget raises no threshold events
 }
 
 // BudgetHistoryParams are the arguments of BudgetHistory.

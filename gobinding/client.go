@@ -107,6 +107,7 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 			ResetEvery: nonEmpty(p.ResetEvery), ResetTimezone: nonEmpty(p.ResetTimezone), ResetAnchor: p.ResetAnchor,
 			Mode: nonEmpty(string(p.Mode)), ScopeType: nonEmpty(p.ScopeType), ScopeID: nonEmpty(p.ScopeID),
 			DedupTTLSeconds: nonZero(p.DedupTTLSeconds), At: at(p.At), ParentID: nonEmpty(p.ParentID),
+			AlertPercents: p.AlertPercents,
 		})
 	})
 	if err != nil {
@@ -119,7 +120,7 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spendcap.Status, error) {
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.SetLimitsRow, error) {
 		return q.SetLimits(ctx, pgfn.SetLimitsParams{BudgetID: p.BudgetID, HardLimits: p.HardLimits, SoftLimits: p.SoftLimits,
-			Mode: nonEmpty(string(p.Mode)), At: at(p.At)})
+			Mode: nonEmpty(string(p.Mode)), At: at(p.At), AlertPercents: p.AlertPercents})
 	})
 	if err != nil {
 		return spendcap.Status{}, err
@@ -256,7 +257,27 @@ func status(r pgfn.BudgetStatusResult) spendcap.Status {
 		NextResetAt: r.NextResetAt, Usage: r.Usage, Reserved: r.Reserved, Remaining: r.Remaining, BreachCount: r.BreachCount,
 		SoftBreachCount: r.SoftBreachCount, WindowBreachCount: r.WindowBreachCount, WindowSoftBreachCount: r.WindowSoftBreachCount,
 		LastBreachAt: r.LastBreachAt, LastBreachDim: deref(r.LastBreachDim), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		AlertPercents: r.AlertPercents,
 	}
+}
+
+// EventsSince implements spendcap.EventSource: PostgreSQL keeps one sequence of events for every
+// budget, so p.Group is not needed.
+func (c *Client) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) ([]spendcap.Event, error) {
+	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.EventsSinceRow, error) {
+		return q.EventsSince(ctx, pgfn.EventsSinceParams{AfterID: &p.AfterID, MaxRows: nonZero(p.MaxRows)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]spendcap.Event, len(rows))
+	for i, r := range rows {
+		out[i] = spendcap.Event{EventID: r.EventID, BudgetID: r.BudgetID, Kind: r.Kind, WindowSeq: r.WindowSeq,
+			WindowStart: r.WindowStart, Dimension: deref(r.Dimension), Percent: deref(r.Percent), Usage: deref(r.Usage),
+			LimitValue: deref(r.LimitValue), WindowUsage: r.WindowUsage, BreachCount: deref(r.BreachCount),
+			SoftBreachCount: deref(r.SoftBreachCount), ClosedBy: deref(r.ClosedBy), OccurredAt: r.OccurredAt}
+	}
+	return out, nil
 }
 
 // at turns the API's zero time ("now") into an omitted argument, so the server's clock applies.

@@ -263,6 +263,22 @@ func (b prefixed) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBa
 	return res, err
 }
 
+// EventsSince reads the events of the backend's one slot group (every id starts with p) and
+// answers those of p.Group's budgets, unprefixed.
+func (b prefixed) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) ([]spendcap.Event, error) {
+	group := p.Group
+	p.Group = strings.TrimSuffix(b.p, "/")
+	es, err := b.Backend.(spendcap.EventSource).EventsSince(ctx, p)
+	var out []spendcap.Event
+	for _, e := range es {
+		e.BudgetID = strings.TrimPrefix(e.BudgetID, b.p)
+		if e.BudgetID == group || strings.HasPrefix(e.BudgetID, group+"/") {
+			out = append(out, e)
+		}
+	}
+	return out, err
+}
+
 func (b prefixed) all(ids []string) []string {
 	if ids == nil {
 		return nil

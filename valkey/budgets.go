@@ -53,6 +53,7 @@ type statusReply struct {
 	LastBreachDim         *string          `json:"last_breach_dim"`
 	CreatedAt             *int64           `json:"created_at"`
 	UpdatedAt             *int64           `json:"updated_at"`
+	AlertPercents         []int32          `json:"alert_percents"`
 }
 
 func (r statusReply) status() spendcap.Status {
@@ -65,6 +66,7 @@ func (r statusReply) status() spendcap.Status {
 		SoftBreachCount: r.SoftBreachCount, WindowBreachCount: r.WindowBreachCount,
 		WindowSoftBreachCount: r.WindowSoftBreachCount, LastBreachAt: toTimePtr(r.LastBreachAt),
 		LastBreachDim: deref(r.LastBreachDim), CreatedAt: toTime(r.CreatedAt), UpdatedAt: toTime(r.UpdatedAt),
+		AlertPercents: r.AlertPercents,
 	}
 }
 
@@ -83,6 +85,9 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 	}
 	if offsets := ZoneOffsets(p.ResetTimezone, p.At); offsets != nil {
 		a["tz_offsets"] = offsets
+	}
+	if p.AlertPercents != nil {
+		a["alert_percents"] = p.AlertPercents
 	}
 	var r struct {
 		BudgetID    string `json:"budget_id"`
@@ -105,6 +110,10 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spendcap.Status, error) {
 	var r statusReply
 	a := args{"budget_id": p.BudgetID}.obj("hard_limits", p.HardLimits).obj("soft_limits", p.SoftLimits).str("mode", string(p.Mode)).at(p.At)
+	if p.AlertPercents != nil {
+		// An empty slice goes as [] (remove them), which encoding/json writes for a non-nil one.
+		a["alert_percents"] = p.AlertPercents
+	}
 	if err := c.call(ctx, "set_limits", p.BudgetID, a, false, &r); err != nil {
 		return spendcap.Status{}, err
 	}

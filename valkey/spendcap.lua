@@ -599,6 +599,115 @@ local function room(b, dim)
     return math.min(MAX, b.hard[dim] or MAX, b.soft[dim] or MAX)
 end
 
+-- valkey/lua/035_events.lua
+----------------------------------------------------------------------------------------------
+-- Threshold events (docs/semantics.md#events; SQL: 060_events.sql): written by the call that
+-- causes them, in its FCALL, at most once per (budget, window, kind, dimension, percent).
+
+-- alert_percents_of checks an alert_percents argument: nil or an empty array means none (nil);
+-- else 1..10 integers 1..1000, ascending. SC002 naming arg otherwise.
+local function alert_percents_of(arg, ps)
+    if ps == nil or (type(ps) == 'table' and next(ps) == nil) then
+        return nil
+    end
+    if type(ps) ~= 'table' or #ps > 10 then
+        invalid(arg, 'must be at most 10 ascending integers 1..1000')
+    end
+    local n = 0
+    for _ in pairs(ps) do n = n + 1 end
+    for i = 1, #ps do
+        local p = ps[i]
+        if not is_int(p) or p < 1 or p > 1000 or (i > 1 and p <= ps[i - 1]) then
+            invalid(arg, 'must be at most 10 ascending integers 1..1000')
+        end
+    end
+    if n ~= #ps then
+        invalid(arg, 'must be at most 10 ascending integers 1..1000')
+    end
+    return array(ps)
+end
+
+-- reached is the whole percent of hard limit h that usage u has reached, at most 1001 (past every
+-- alert percent): percent p is reached, usage >= ceil(p × h / 100), exactly when p <= reached(u, h).
+-- nil without a limit; an alert needs h > 0.
+local function reached(u, h)
+    if h == nil or h <= 0 then
+        return nil
+    end
+    return math.min(math.floor(100 * (u or 0) / h), 1001)
+end
+
+-- crosses says whether usage going from before to after in one dimension with hard limit h
+-- reaches one of the percents ps: the fast path's test, which sends a call that raises a
+-- threshold event to the general path (alert).
+local function crosses(before, after, h, ps)
+    local lo, hi = reached(before, h), reached(after, h)
+    if ps == nil or lo == nil then
+        return false
+    end
+    for i = 1, #ps do
+        if ps[i] > lo and ps[i] <= hi then
+            return true
+        end
+    end
+    return false
+end
+
+-- events_key is the stream of the slot group of base key base: sc:{g}:events.
+local function events_key(base)
+    return base:sub(1, base:find('}', 1, true)) .. ':events'
+end
+
+-- emit queues one event of budget b (its current window) for commit, unless that (window, kind,
+-- dimension, percent) has had its event (b.fired, cleared when the window changes: advance and
+-- reset_budget). closed: the window that closes, for window_closed. event_id is
+-- the slot group's counter; the stream entry's id is <event_id>-1.
+local function emit(b, kind, dim, percent, usage, limit, t, closed)
+    -- A window closes once: only the events of the current window need the marks.
+    if not closed then
+        local mark = kind .. ' ' .. (dim or '') .. ' ' .. (percent or '')
+        b.fired = b.fired or {}
+        if b.fired[mark] then
+            return
+        end
+        b.fired[mark] = true
+    end
+    local e = { budget_id = b.id, kind = kind, window_seq = b.seq, window_start = b.ws, dimension = dim,
+                percent = percent, usage = usage, limit_value = limit, occurred_at = t }
+    if closed then
+        e.window_seq, e.window_start, e.window_usage = closed.seq, closed.ws, closed.usage
+        e.breach_count, e.soft_breach_count, e.closed_by = closed.wbc, closed.wsbc, closed.by
+    end
+    local stream = events_key(b._key)
+    b._writes[#b._writes + 1] = function()
+        local id = redis.call('INCR', stream .. ':id')
+        e.event_id = id
+        redis.call('XADD', stream, id .. '-1', 'e', encode(e))
+    end
+end
+
+-- alert queues the events of one admission on one budget b: before is its usage as brought,
+-- b.usage as it will be committed, o the budget's outcome, t the call's instant. A threshold
+-- event for each percent of each hard-limited dimension (in byte order) that usage reaches,
+-- ascending; then hard_breach when o is the window's first hard breach (wbc_before 0).
+local function alert(b, before, o, t, wbc_before)
+    if b.ap ~= nil then
+        for _, dim in ipairs(sorted_keys(b.hard)) do
+            local lo, hi = reached(before[dim], b.hard[dim]), reached(b.usage[dim], b.hard[dim])
+            if lo ~= nil then
+                for _, p in ipairs(b.ap) do
+                    if p > lo and p <= hi then
+                        emit(b, 'threshold', dim, p, b.usage[dim] or 0, b.hard[dim], t)
+                    end
+                end
+            end
+        end
+    end
+    if o.outcome == 'hard_breach' and wbc_before == 0 then
+        emit(b, 'hard_breach', o.dimension, nil, o.usage, o.limit_value, t)
+    end
+end
+
 -- valkey/lua/040_budget_row.lua
 ----------------------------------------------------------------------------------------------
 -- The budget row: reading it (locked, rolled to the call's instant), writing it, its status and history.
@@ -632,6 +741,7 @@ local function advance(b, t)
     b.usage = {}
     b.wbc, b.wsbc = 0, 0
     b.lba, b.lbd = nil, nil
+    b.fired = nil
     return closed
 end
 
@@ -648,7 +758,8 @@ local function queue(b, ...)
     b._writes[#b._writes + 1] = { ... }
 end
 
--- close_window queues the history row of a closed window unless it had no usage and no breaches,
+-- close_window queues the history row and the window_closed event of a closed window unless it
+-- had no usage and no breaches,
 -- and forgets the spend ledger, which only ever holds the current window's amounts. Of the set
 -- index (what b named on other budgets' ledgers) it drops the entries that every other budget's
 -- window has outlived by t: those budgets' ledgers forgot them.
@@ -656,6 +767,8 @@ local function close_window(b, w, closed_by, t)
     if has_activity(w) then
         queue(b, 'LPUSH', subkey(b._key, 'h'), encode(history_row(w, closed_by)))
         queue(b, 'LTRIM', subkey(b._key, 'h'), 0, HISTORY_KEPT - 1)
+        emit(b, 'window_closed', nil, nil, nil, nil, t,
+             { seq = w.seq, ws = w.ws, usage = w.usage, wbc = w.wbc, wsbc = w.wsbc, by = closed_by })
     end
     queue(b, 'DEL', subkey(b._key, 'l'))
     local index = redis.call('HGETALL', subkey(b._key, 'ls'))
@@ -764,7 +877,7 @@ local function encode_budget(b)
         anchor = b.anchor, mode = b.mode, scope_type = b.scope_type, scope_id = b.scope_id, ttl = b.ttl,
         created = b.created, updated = b.updated, seq = b.seq, k = b.k, ws = b.ws, nr = b.nr,
         usage = b.usage, reserved = b.reserved, rexp = b.rexp, bc = b.bc, sbc = b.sbc, wbc = b.wbc,
-        wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen, p = b.p, nc = b.nc,
+        wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen, p = b.p, nc = b.nc, ap = b.ap, fired = b.fired,
     })
 end
 
@@ -780,7 +893,11 @@ local function commit(b)
         redis.call('SET', b._key, encode_budget(b))
     end
     for _, w in ipairs(b._writes) do
-        redis.call(unpack(w))
+        if type(w) == 'function' then
+            w() -- an event (emit): its id is taken as it is written
+        else
+            redis.call(unpack(w))
+        end
     end
     b._writes = {}
 end
@@ -803,7 +920,7 @@ local function status_row(b, t)
         next_reset_at = opt(b.nr), usage = b.usage, reserved = reserved, remaining = remaining,
         breach_count = b.bc, soft_breach_count = b.sbc, window_breach_count = b.wbc,
         window_soft_breach_count = b.wsbc, last_breach_at = opt(b.lba), last_breach_dim = opt(b.lbd),
-        created_at = b.created, updated_at = b.updated,
+        created_at = b.created, updated_at = b.updated, alert_percents = b.ap and array(b.ap) or NULL,
     }
 end
 
@@ -1170,8 +1287,10 @@ local function admit(op, keys, a)
         -- bringing them to the instant did (a roll, expired reservations dropped), as SQL's
         -- lock_budget saves it: a later call with an earlier at must find the same state.
         local b = bs[at_breach]
+        local wbc = b.wbc
         count(b, o, ts[at_breach])
         b.updated = math.max(b.updated, ts[at_breach])
+        alert(b, b.usage, o, ts[at_breach], wbc)
         for i, m in ipairs(bs) do
             if i == at_breach or m._moved or #m._writes > 0 then
                 commit(m)
@@ -1183,6 +1302,7 @@ local function admit(op, keys, a)
         end
         local s = #ids > 1 and others(ids, id) or nil
         for i, b in ipairs(bs) do
+            local before, wbc = b.usage, b.wbc
             count(b, es[i], ts[i])
             local f = field(b, id, ref or '')
             if op == 'reserve' then
@@ -1198,6 +1318,7 @@ local function admit(op, keys, a)
                 end
             end
             b.updated = math.max(b.updated, ts[i])
+            alert(b, before, es[i], ts[i], wbc)
         end
         if op == 'record_spend' and s then
             index_spend(nb, bs, s, ref)
@@ -1253,6 +1374,7 @@ function api.create_budget(keys, a)
     if anchor_arg ~= nil and not valid_time(anchor_arg) then
         invalid('reset_anchor', 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC')
     end
+    local ap = alert_percents_of('alert_percents', a.alert_percents)
     local t = at_of(a)
     local parent
     if a.parent_id ~= nil then
@@ -1264,7 +1386,8 @@ function api.create_budget(keys, a)
         local b = read_budget(key, id)
         if not same_quantities(b.hard, hard) or not same_quantities(b.soft, soft) or b.every ~= every
            or b.tz ~= tz or b.mode ~= mode or b.scope_type ~= a.scope_type or b.scope_id ~= a.scope_id
-           or b.ttl ~= ttl or (anchor_arg ~= nil and b.anchor ~= anchor_arg) or b.p ~= a.parent_id then
+           or b.ttl ~= ttl or (anchor_arg ~= nil and b.anchor ~= anchor_arg) or b.p ~= a.parent_id
+           or encode(b.ap and array(b.ap)) ~= encode(ap) then
             fail('SC005', 'budget_id: budget ' .. encode(id) .. ' exists with a different definition')
         end
         advance(b, instant(b, t))
@@ -1274,7 +1397,7 @@ function api.create_budget(keys, a)
     local clock = redis.call('TIME')
     local b = { id = id, hard = hard, soft = soft, tz = tz, mode = mode, scope_type = a.scope_type,
                 scope_id = a.scope_id, ttl = ttl, created = t, updated = t, seq = 1, k = -1, ws = t,
-                usage = {}, reserved = {}, bc = 0, sbc = 0, wbc = 0, wsbc = 0, p = a.parent_id, nc = 0,
+                usage = {}, reserved = {}, bc = 0, sbc = 0, wbc = 0, wsbc = 0, p = a.parent_id, nc = 0, ap = ap,
                 gen = clock[1] .. '.' .. clock[2], _key = key, _writes = {} }
     if every then
         local anchor = anchor_arg or default_anchor(t, unit, z)
@@ -1302,10 +1425,15 @@ function api.set_limits(keys, a)
     if a.mode ~= nil and a.mode ~= 'enforce' and a.mode ~= 'observe' then
         invalid('mode', 'must be enforce or observe')
     end
+    -- Not null: replaces the percents; an empty array removes them.
+    local ap = alert_percents_of('alert_percents', a.alert_percents)
     local b, t = lock_budget(key, id, at_of(a))
     b.hard = hard or b.hard
     b.soft = soft or b.soft
     b.mode = a.mode or b.mode
+    if a.alert_percents ~= nil then
+        b.ap = ap
+    end
     for _, dim in ipairs(sorted_keys(b.soft)) do
         if b.hard[dim] ~= nil and b.hard[dim] < b.soft[dim] then
             invalid(soft == nil and 'hard_limits' or 'soft_limits',
@@ -1469,9 +1597,12 @@ end
 -- returns nil for anything else before it writes, and the general path (admit) decides and raises
 -- the errors. It skips the general path's generic machinery: about a third of a report's time on
 -- the server, and half of a 3-level chain's.
--- fits says whether q more in dimension dim leaves budget b's total within all its limits.
+-- fits says whether q more in dimension dim leaves budget b's total within all its limits, and
+-- reaches none of its alert percents.
 local function fits(b, dim, q)
     return (b.usage[dim] or 0) + q + (b.reserved[dim] or 0) <= room(b, dim)
+        -- A call that raises a threshold event is the general path's (alert).
+        and not (b.ap ~= nil and crosses(b.usage[dim], (b.usage[dim] or 0) + q, b.hard[dim], b.ap))
 end
 
 -- fast_chain reads the ancestors of b for fast_report, nearest first, each with its instant (_t),
@@ -1685,9 +1816,11 @@ function api.settle(keys, a)
     end
     local o = set_outcome(es, ids, named)
     for i, b in ipairs(held) do
+        local before, wbc = b.usage, b.wbc
         count(b, es[i], ts[i])
         b.usage = plus(b.usage, d)
         b.updated = math.max(b.updated, ts[i])
+        alert(b, before, es[i], ts[i], wbc)
         commit(b)
     end
     return o
@@ -1713,9 +1846,32 @@ function api.reset_budget(keys, a)
     b.usage = {}
     b.wbc, b.wsbc = 0, 0
     b.lba, b.lbd = nil, nil
+    b.fired = nil
     b.updated = math.max(b.updated, t)
     commit(b)
     return { window_seq = b.seq, window_start = b.ws, next_reset_at = opt(b.nr) }
+end
+
+-- events_since answers the events of the slot group whose stream is keys[1] (sc:{g}:events)
+-- after after_id, in id order, at most max_rows (1..10000).
+function api.events_since(keys, a)
+    local stream = keys[1]
+    if type(stream) ~= 'string' or not stream:find('^sc:{[^}]+}:events$') then
+        invalid('keys', 'must be one events stream key, sc:{<group>}:events')
+    end
+    local after, max = a.after_id or 0, a.max_rows or 1000
+    if not is_int(after) or after < 0 then
+        invalid('after_id', 'must be 0 or an event_id')
+    end
+    if not is_int(max) or max < 1 or max > 10000 then
+        invalid('max_rows', 'must be 1..10000')
+    end
+    -- The entries hold each event's JSON already: joined, not decoded and encoded again.
+    local out = {}
+    for i, entry in ipairs(redis.call('XRANGE', stream, string.format('%.0f', after + 1) .. '-0', '+', 'COUNT', max)) do
+        out[i] = entry[2][2]
+    end
+    return '[' .. table.concat(out, ',') .. ']'
 end
 
 function api.budget_status(keys, a)
@@ -2163,6 +2319,7 @@ register('cancel_reservation', api.cancel_reservation)
 register('reset_budget', api.reset_budget)
 register('budget_status', api.budget_status, true)
 register('budget_history', api.budget_history, true)
+register('events_since', api.events_since, true)
 register('create_quota_policy', api.create_quota_policy)
 register('acquire_quota', api.acquire_quota)
 register('renew_quota', api.renew_quota)

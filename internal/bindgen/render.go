@@ -126,7 +126,7 @@ func Render(pkg, schema string, fns []Function) ([]byte, error) {
 			field := "arg." + goName(a.Name)
 			value := argValue(a, field)
 			// Optional scalars are pointers; maps and slices are nil when absent.
-			if a.Type != "jsonb" && a.Type != "text[]" {
+			if a.Type != "jsonb" && !strings.HasSuffix(a.Type, "[]") {
 				value = "*" + field
 			}
 			w("\tif %s != nil {\n", field)
@@ -213,6 +213,9 @@ func goType(sqlType string, nullable bool) (string, error) {
 	case "text[]":
 		// Arrays of the API are never null: an empty one is {}.
 		return "[]string", nil
+	case "integer[]":
+		// alert_percents: nil when the budget has none.
+		return "[]int32", nil
 	default:
 		return "", fmt.Errorf("no Go type for SQL type %q: add it to internal/bindgen", sqlType)
 	}

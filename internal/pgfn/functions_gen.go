@@ -17,11 +17,12 @@ var Signatures = []string{
 	"spendcap.budget_status(text,timestamp with time zone)",
 	"spendcap.cancel_reservation(text,text,timestamp with time zone)",
 	"spendcap.check_usage(text,jsonb,timestamp with time zone,text[])",
-	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone,text)",
+	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone,text,integer[])",
 	"spendcap.create_quota_policy(text,integer,integer,integer,integer,timestamp with time zone)",
 	"spendcap.delete_budget(text,timestamp with time zone)",
 	"spendcap.delete_quota_policy(text,timestamp with time zone)",
 	"spendcap.due_windows(timestamp with time zone)",
+	"spendcap.events_since(bigint,integer)",
 	"spendcap.purge_expired(integer,timestamp with time zone)",
 	"spendcap.quota_status(text,timestamp with time zone)",
 	"spendcap.record_spend(text,text,jsonb,text,timestamp with time zone,text[])",
@@ -33,7 +34,7 @@ var Signatures = []string{
 	"spendcap.reserve(text,text,jsonb,integer,text,timestamp with time zone,text[])",
 	"spendcap.reset_budget(text,timestamp with time zone)",
 	"spendcap.roll_due_windows(integer,timestamp with time zone)",
-	"spendcap.set_limits(text,jsonb,jsonb,text,timestamp with time zone)",
+	"spendcap.set_limits(text,jsonb,jsonb,text,timestamp with time zone,integer[])",
 	"spendcap.set_parent(text,text,timestamp with time zone)",
 	"spendcap.settle(text,text,jsonb,timestamp with time zone)",
 }
@@ -96,6 +97,7 @@ type BudgetStatusResult struct {
 	CreatedAt             time.Time        `db:"created_at"`
 	UpdatedAt             time.Time        `db:"updated_at"`
 	ParentID              *string          `db:"parent_id"`
+	AlertPercents         []int32          `db:"alert_percents"`
 }
 
 // CreateBudgetResult is a row of spendcap.create_budget_result.
@@ -109,6 +111,24 @@ type CreateBudgetResult struct {
 // DeletedResult is a row of spendcap.deleted_result.
 type DeletedResult struct {
 	Deleted bool `db:"deleted"`
+}
+
+// Event is a row of spendcap.event.
+type Event struct {
+	EventID         int64            `db:"event_id"`
+	BudgetID        string           `db:"budget_id"`
+	Kind            string           `db:"kind"`
+	WindowSeq       int64            `db:"window_seq"`
+	WindowStart     time.Time        `db:"window_start"`
+	Dimension       *string          `db:"dimension"`
+	Percent         *int32           `db:"percent"`
+	Usage           *int64           `db:"usage"`
+	LimitValue      *int64           `db:"limit_value"`
+	WindowUsage     map[string]int64 `db:"window_usage"`
+	BreachCount     *int64           `db:"breach_count"`
+	SoftBreachCount *int64           `db:"soft_breach_count"`
+	ClosedBy        *string          `db:"closed_by"`
+	OccurredAt      time.Time        `db:"occurred_at"`
 }
 
 // HistoryRow is a row of spendcap.history_row.
@@ -301,7 +321,7 @@ func (q *Queries) BudgetStatus(ctx context.Context, arg BudgetStatusParams) (Bud
 	args := make([]any, 1, 3)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
-	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id FROM spendcap.budget_status(budget_id => $1"
+	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id, alert_percents FROM spendcap.budget_status(budget_id => $1"
 	if arg.At != nil {
 		args = append(args, *arg.At)
 		sql += ", "
@@ -422,6 +442,8 @@ type CreateBudgetParams struct {
 	At *time.Time
 	// ParentID is optional.
 	ParentID *string
+	// AlertPercents is optional.
+	AlertPercents []int32
 }
 
 // CreateBudgetRow is the result of spendcap.create_budget.
@@ -429,7 +451,7 @@ type CreateBudgetRow = CreateBudgetResult
 
 // CreateBudget calls spendcap.create_budget in one statement.
 func (q *Queries) CreateBudget(ctx context.Context, arg CreateBudgetParams) (CreateBudgetRow, error) {
-	args := make([]any, 1, 13)
+	args := make([]any, 1, 14)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
 	sql := "SELECT budget_id, created, window_start, next_reset_at FROM spendcap.create_budget(budget_id => $1"
@@ -487,6 +509,11 @@ func (q *Queries) CreateBudget(ctx context.Context, arg CreateBudgetParams) (Cre
 		args = append(args, *arg.ParentID)
 		sql += ", "
 		sql += "parent_id => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.AlertPercents != nil {
+		args = append(args, arg.AlertPercents)
+		sql += ", "
+		sql += "alert_percents => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -660,6 +687,49 @@ func (q *Queries) DueWindows(ctx context.Context, arg DueWindowsParams) (DueWind
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DueWindowsRow])
 	if err != nil {
 		return DueWindowsRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// EventsSinceParams are the arguments of spendcap.events_since. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type EventsSinceParams struct {
+	// AfterID is optional.
+	AfterID *int64
+	// MaxRows is optional.
+	MaxRows *int32
+}
+
+// EventsSinceRow is the result of spendcap.events_since.
+type EventsSinceRow = Event
+
+// EventsSince calls spendcap.events_since in one statement.
+func (q *Queries) EventsSince(ctx context.Context, arg EventsSinceParams) ([]EventsSinceRow, error) {
+	args := make([]any, 1, 3)
+	args[0] = q.mode
+	sql := "SELECT event_id, budget_id, kind, window_seq, window_start, dimension, percent, usage, limit_value, window_usage, breach_count, soft_breach_count, closed_by, occurred_at FROM spendcap.events_since("
+	if arg.AfterID != nil {
+		args = append(args, *arg.AfterID)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "after_id => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.MaxRows != nil {
+		args = append(args, *arg.MaxRows)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[EventsSinceRow])
+	if err != nil {
+		return nil, mapError(err)
 	}
 	return res, nil
 }
@@ -1139,6 +1209,8 @@ type SetLimitsParams struct {
 	Mode *string
 	// At is optional.
 	At *time.Time
+	// AlertPercents is optional.
+	AlertPercents []int32
 }
 
 // SetLimitsRow is the result of spendcap.set_limits.
@@ -1146,10 +1218,10 @@ type SetLimitsRow = BudgetStatusResult
 
 // SetLimits calls spendcap.set_limits in one statement.
 func (q *Queries) SetLimits(ctx context.Context, arg SetLimitsParams) (SetLimitsRow, error) {
-	args := make([]any, 1, 6)
+	args := make([]any, 1, 7)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
-	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id FROM spendcap.set_limits(budget_id => $1"
+	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id, alert_percents FROM spendcap.set_limits(budget_id => $1"
 	if arg.HardLimits != nil {
 		args = append(args, jsonbText(arg.HardLimits))
 		sql += ", "
@@ -1169,6 +1241,11 @@ func (q *Queries) SetLimits(ctx context.Context, arg SetLimitsParams) (SetLimits
 		args = append(args, *arg.At)
 		sql += ", "
 		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.AlertPercents != nil {
+		args = append(args, arg.AlertPercents)
+		sql += ", "
+		sql += "alert_percents => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -1200,7 +1277,7 @@ func (q *Queries) SetParent(ctx context.Context, arg SetParentParams) (SetParent
 	args := make([]any, 1, 4)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
-	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id FROM spendcap.set_parent(budget_id => $1"
+	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id, alert_percents FROM spendcap.set_parent(budget_id => $1"
 	if arg.ParentID != nil {
 		args = append(args, *arg.ParentID)
 		sql += ", "

@@ -169,7 +169,7 @@ LANGUAGE plpgsql VOLATILE
 AS $fn$
 BEGIN
     IF rolled.next_reset_at IS DISTINCT FROM b.next_reset_at THEN
-        PERFORM spendcap_internal.close_window(b, b.next_reset_at, 'schedule');
+        PERFORM spendcap_internal.close_window(b, b.next_reset_at, 'schedule', t);
     END IF;
     IF b.reservations_expire_at <= t THEN
         DELETE FROM spendcap.reservations AS r WHERE r.budget_id = b.budget_id AND r.expires_at <= t;
@@ -253,6 +253,7 @@ BEGIN
     r.scope_type := b.scope_type;
     r.scope_id := b.scope_id;
     r.dedup_ttl_seconds := b.dedup_ttl_seconds;
+    r.alert_percents := b.alert_percents;
     r.window_seq := b.window_seq;
     r.window_start := b.window_start;
     r.next_reset_at := b.next_reset_at;
@@ -291,7 +292,7 @@ BEGIN
         reservations_expire_at = b.reservations_expire_at, breach_count = b.breach_count,
         soft_breach_count = b.soft_breach_count, window_breach_count = b.window_breach_count,
         window_soft_breach_count = b.window_soft_breach_count, last_breach_at = b.last_breach_at,
-        last_breach_dim = b.last_breach_dim, parent_id = b.parent_id
+        last_breach_dim = b.last_breach_dim, parent_id = b.parent_id, alert_percents = b.alert_percents
     WHERE x.budget_id = b.budget_id;
 END
 $fn$;
@@ -311,10 +312,11 @@ BEGIN
 END
 $fn$;
 
--- close_window records the window of b that ends at window_end in the history, unless it had no
--- usage and no breaches (docs/semantics.md#windows).
+-- close_window records the window of b that ends at window_end in the history, and its
+-- window_closed event (docs/semantics.md#events) as of the closing call's instant at, unless it had
+-- no usage and no breaches (docs/semantics.md#windows).
 DROP FUNCTION IF EXISTS spendcap_internal.close_window;
-CREATE FUNCTION spendcap_internal.close_window(b spendcap.budgets, window_end timestamptz, closed_by text)
+CREATE FUNCTION spendcap_internal.close_window(b spendcap.budgets, window_end timestamptz, closed_by text, at timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 AS $fn$
@@ -324,6 +326,7 @@ BEGIN
             (budget_id, window_seq, window_start, window_end, usage, breach_count, soft_breach_count, closed_by)
         VALUES (b.budget_id, b.window_seq, b.window_start, window_end, b.usage,
                 b.window_breach_count, b.window_soft_breach_count, closed_by);
+        PERFORM spendcap_internal.emit(b, 'window_closed', NULL, NULL, NULL, NULL, at, closed_by);
     END IF;
 END
 $fn$;

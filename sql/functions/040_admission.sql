@@ -282,6 +282,7 @@ DECLARE
     es         spendcap.reserve_outcome[] := '{}';
     afters     jsonb[] := '{}';
     named      integer;
+    refusing   integer;
     b          spendcap.budgets;
     t          timestamptz;
     fp         text;
@@ -351,8 +352,10 @@ BEGIN
     afters := jd.afters;
     IF NOT o.applied THEN
         -- Refused: only the refusing budget's breach counters move.
-        b := spendcap_internal.counted(bs[array_position(ids, o.breach_budget_id)], o, ts[array_position(ids, o.breach_budget_id)]);
-        b.updated_at := greatest(b.updated_at, ts[array_position(ids, o.breach_budget_id)]);
+        refusing := array_position(ids, o.breach_budget_id);
+        b := spendcap_internal.counted(bs[refusing], o, ts[refusing]);
+        b.updated_at := greatest(b.updated_at, ts[refusing]);
+        PERFORM spendcap_internal.alert(bs[refusing], b, o, ts[refusing]);
         PERFORM spendcap_internal.save(b);
     ELSE
         IF op = 'reserve' THEN
@@ -377,6 +380,7 @@ BEGIN
                 END IF;
             END IF;
             b.updated_at := greatest(b.updated_at, ts[i]);
+            PERFORM spendcap_internal.alert(bs[i], b, es[i], ts[i]);
             PERFORM spendcap_internal.save(b);
         END LOOP;
     END IF;

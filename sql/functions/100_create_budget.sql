@@ -14,7 +14,8 @@ CREATE FUNCTION spendcap.create_budget(
     scope_id          text        DEFAULT NULL,
     dedup_ttl_seconds integer     DEFAULT 86400,
     at                timestamptz DEFAULT NULL,
-    parent_id         text        DEFAULT NULL)
+    parent_id         text        DEFAULT NULL,
+    alert_percents    integer[]   DEFAULT NULL)
 RETURNS spendcap.create_budget_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -31,6 +32,7 @@ DECLARE
     n       integer;
     unit    text;
     anchor  timestamptz;
+    alerts  integer[] := spendcap_internal.alert_percents_of('alert_percents', alert_percents);
     w       record;
     b       spendcap.budgets;
     r       spendcap.create_budget_result;
@@ -73,6 +75,7 @@ BEGIN
     b.scope_type := scope_type;
     b.scope_id := scope_id;
     b.dedup_ttl_seconds := ttl;
+    b.alert_percents := alerts;
     b.created_at := t;
     b.updated_at := t;
     b.window_seq := 1;
@@ -109,6 +112,7 @@ BEGIN
        OR b.reset_timezone <> tz OR b.mode <> md
        OR b.scope_type IS DISTINCT FROM scope_type OR b.scope_id IS DISTINCT FROM scope_id
        OR b.dedup_ttl_seconds <> ttl OR b.parent_id IS DISTINCT FROM parent_id
+       OR b.alert_percents IS DISTINCT FROM alerts
        OR (reset_anchor IS NOT NULL AND b.reset_anchor IS DISTINCT FROM reset_anchor) THEN
         RAISE EXCEPTION USING ERRCODE = 'SC005',
             MESSAGE = format('budget_id: budget %s exists with a different definition', to_jsonb(b.budget_id));

@@ -1,4 +1,4 @@
--- set_limits (docs/semantics.md#budgets): replaces each of hard_limits, soft_limits and mode that is not null, keeping
+-- set_limits (docs/semantics.md#budgets): replaces each of hard_limits, soft_limits, mode and alert_percents that is not null, keeping
 -- usage and the window; the new limits apply from the next call. Returns the budget_status row.
 -- Locks one budgets row and writes it (plus one budget_history row when the call rolls the window).
 DROP FUNCTION IF EXISTS spendcap.set_limits;
@@ -7,7 +7,8 @@ CREATE FUNCTION spendcap.set_limits(
     hard_limits jsonb       DEFAULT NULL,
     soft_limits jsonb       DEFAULT NULL,
     mode        text        DEFAULT NULL,
-    at          timestamptz DEFAULT NULL)
+    at          timestamptz DEFAULT NULL,
+    alert_percents integer[] DEFAULT NULL)
 RETURNS spendcap.budget_status_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -19,6 +20,7 @@ DECLARE
     hard jsonb;
     soft jsonb;
     bad  text;
+    alerts integer[];
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     IF hard_limits IS NOT NULL THEN
@@ -30,12 +32,17 @@ BEGIN
     IF mode IS NOT NULL AND mode NOT IN ('enforce', 'observe') THEN
         PERFORM spendcap_internal.invalid_argument('mode', 'must be enforce or observe');
     END IF;
+    -- Not null: replaces the percents; an empty array removes them.
+    alerts := spendcap_internal.alert_percents_of('alert_percents', alert_percents);
     t := spendcap_internal.instant(at);
     b := spendcap_internal.lock_budget(budget_id, t);
     t := greatest(t, b.window_start);
     b.hard_limits := coalesce(hard, b.hard_limits);
     b.soft_limits := coalesce(soft, b.soft_limits);
     b.mode := coalesce(mode, b.mode);
+    IF alert_percents IS NOT NULL THEN
+        b.alert_percents := alerts;
+    END IF;
     SELECT s.key INTO bad FROM jsonb_each(b.soft_limits) AS s
      WHERE (b.hard_limits ->> s.key)::bigint < s.value::bigint ORDER BY s.key COLLATE "C" LIMIT 1;
     IF bad IS NOT NULL THEN

@@ -10,7 +10,7 @@
 -- 'ok'. A budget with a parent and no dedup key takes the same path over its chain: the chain read,
 -- its rows locked in ascending id order in one statement, the same test on each, one UPDATE each.
 -- Anything else (bad input, also_charge, a due window, an expired reservation, a dimension that would pass
--- a soft or hard limit or MAX_QTY, a live dedup key) leaves the fast path before it writes and goes
+-- a soft or hard limit or MAX_QTY, a threshold event to raise, a live dedup key) leaves the fast path before it writes and goes
 -- through spendcap_internal.admit, which decides the outcome and raises the errors. So the fast
 -- path needs only the test "every new total stays within all limits", never the admission rules.
 -- Why not the general path alone: PL/pgSQL sets up each statement and expression again in every
@@ -106,6 +106,12 @@ BEGIN
                        > spendcap_internal.room(c.hard_limits, c.soft_limits, dims[i]) THEN
                         EXIT fast;
                     END IF;
+                    -- A call that raises a threshold event is the general path's (alert).
+                    IF c.alert_percents IS NOT NULL
+                       AND spendcap_internal.crosses((c.usage ->> dims[i])::bigint, coalesce((c.usage ->> dims[i])::bigint, 0) + qs[i],
+                                                     (c.hard_limits ->> dims[i])::bigint, c.alert_percents) THEN
+                        EXIT fast;
+                    END IF;
                 END LOOP;
             END LOOP;
             FOREACH c IN ARRAY bs LOOP
@@ -136,6 +142,11 @@ BEGIN
         FOR i IN 1 .. n LOOP
             q := coalesce((usage ->> dims[i])::bigint, 0) + qs[i];
             IF q + coalesce((b.reserved ->> dims[i])::bigint, 0) > spendcap_internal.room(b.hard_limits, b.soft_limits, dims[i]) THEN
+                EXIT fast;
+            END IF;
+            -- A call that raises a threshold event is the general path's (alert).
+            IF b.alert_percents IS NOT NULL
+               AND spendcap_internal.crosses((usage ->> dims[i])::bigint, q, (b.hard_limits ->> dims[i])::bigint, b.alert_percents) THEN
                 EXIT fast;
             END IF;
             IF q <> 0 THEN

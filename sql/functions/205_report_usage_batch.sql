@@ -120,6 +120,7 @@ DECLARE
     quick_next  timestamptz[];
     quick_exp   timestamptz[];
     quick       boolean;
+    prev        spendcap.budgets;
 BEGIN
     IF jsonb_typeof(items) IS DISTINCT FROM 'array' THEN
         PERFORM spendcap_internal.invalid_argument('items', 'must be a JSON array of 1..1000 objects');
@@ -158,7 +159,8 @@ BEGIN
       FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, i);
 
     -- The quick batch: every item names an existing budget without a parent, no budget needs
-    -- bringing to the instant, no item brings a key that is live or used twice in the batch, and
+    -- bringing to the instant, no item brings a key that is live or used twice in the batch, no
+    -- budget reaches a threshold (docs/semantics.md#events: alert writes those per item), and
     -- every budget's new totals stay within all its limits (quantities are never negative, so the
     -- totals after the last item bound those after each one). Then every item is 'ok' and applied,
     -- exactly as the calls one by one would be (the report_usage fast path's test, on each
@@ -172,7 +174,7 @@ BEGIN
              -- The lock, in ascending id order; its first reader (the count) reads every row.
              qb AS MATERIALIZED (
                  SELECT z.budget_id, z.usage, z.reserved, z.hard_limits, z.soft_limits, z.updated_at, z.window_start,
-                        z.next_reset_at, z.reservations_expire_at, z.parent_id, z.dedup_ttl_seconds,
+                        z.next_reset_at, z.reservations_expire_at, z.parent_id, z.dedup_ttl_seconds, z.alert_percents,
                         greatest(t0, z.window_start) AS tb
                    FROM spendcap.budgets AS z
                   WHERE z.budget_id = ANY (named)
@@ -186,7 +188,9 @@ BEGIN
                            qb.usage || coalesce(jsonb_object_agg(qd.dim, coalesce((qb.usage ->> qd.dim)::bigint, 0) + qd.total)
                                                 FILTER (WHERE coalesce((qb.usage ->> qd.dim)::bigint, 0) + qd.total <> 0), '{}') AS nu,
                            greatest(qb.updated_at, qb.tb) AS nat,
-                           qb.window_start AS ws, qb.next_reset_at AS nr, qb.tb + make_interval(secs => qb.dedup_ttl_seconds) AS ex
+                           qb.window_start AS ws, qb.next_reset_at AS nr, qb.tb + make_interval(secs => qb.dedup_ttl_seconds) AS ex,
+                           bool_or(spendcap_internal.crosses((qb.usage ->> qd.dim)::bigint, (coalesce((qb.usage ->> qd.dim)::bigint, 0) + qd.total)::bigint,
+                                                             (qb.hard_limits ->> qd.dim)::bigint, qb.alert_percents)) AS alerts
                       FROM qb JOIN qd ON qd.bid = qb.budget_id
                      GROUP BY qb.budget_id, qb.usage, qb.updated_at, qb.tb, qb.window_start, qb.next_reset_at, qb.dedup_ttl_seconds)
         SELECT (SELECT count(*) FROM qb) = (SELECT count(DISTINCT qi.bid) FROM qi)
@@ -199,7 +203,7 @@ BEGIN
                AND qa.ok,
                qa.ids, qa.nu, qa.nat, qa.ws, qa.nr, qa.ex
           INTO quick, quick_ids, quick_usage, quick_at, quick_ws, quick_next, quick_exp
-          FROM (SELECT bool_and(qg.ok) AS ok, array_agg(qg.budget_id) AS ids, array_agg(qg.nu) AS nu, array_agg(qg.nat) AS nat,
+          FROM (SELECT bool_and(qg.ok AND NOT qg.alerts) AS ok, array_agg(qg.budget_id) AS ids, array_agg(qg.nu) AS nu, array_agg(qg.nat) AS nat,
                        array_agg(qg.ws) AS ws, array_agg(qg.nr) AS nr, array_agg(qg.ex) AS ex
                   FROM qg) AS qa;
     END IF;
@@ -369,6 +373,18 @@ BEGIN
                     END IF;
                 END LOOP;
             END LOOP;
+            -- An item that raises a threshold event is judged, and alert writes its events.
+            FOR m IN 1 .. cardinality(set_bs) LOOP
+                EXIT WHEN NOT fits;
+                CONTINUE WHEN set_bs[m].alert_percents IS NULL;
+                FOR e IN 1 .. cardinality(dims) LOOP
+                    IF spendcap_internal.crosses((set_bs[m].usage ->> dims[e])::bigint, coalesce((set_bs[m].usage ->> dims[e])::bigint, 0) + qs[e],
+                                                 (set_bs[m].hard_limits ->> dims[e])::bigint, set_bs[m].alert_percents) THEN
+                        fits := false;
+                        EXIT;
+                    END IF;
+                END LOOP;
+            END LOOP;
             IF fits THEN
                 o := ROW('ok', true, NULL, NULL, NULL, false, set_bs[k].window_start, set_bs[k].next_reset_at, NULL, NULL);
             ELSIF o IS NULL THEN
@@ -404,14 +420,18 @@ BEGIN
             IF NOT o.applied THEN
                 -- Refused: only the refusing budget's breach counters move.
                 j := (pos ->> o.breach_budget_id)::integer;
+                prev := bs[j];
                 bs[j] := spendcap_internal.counted(bs[j], o, greatest(t0, bs[j].window_start));
                 bs[j].updated_at := greatest(bs[j].updated_at, t0, bs[j].window_start);
+                PERFORM spendcap_internal.alert(prev, bs[j], o, greatest(t0, bs[j].window_start));
             ELSE
                 FOR m IN 1 .. cardinality(ids) LOOP
                     j := (pos ->> ids[m])::integer;
+                    prev := bs[j];
                     bs[j] := spendcap_internal.counted(bs[j], es[m], greatest(t0, bs[j].window_start));
                     bs[j].usage := afters[m];
                     bs[j].updated_at := greatest(bs[j].updated_at, t0, bs[j].window_start);
+                    PERFORM spendcap_internal.alert(prev, bs[j], es[m], greatest(t0, bs[j].window_start));
                 END LOOP;
             END IF;
         END IF;

@@ -55,6 +55,7 @@ BEGIN
         b := spendcap_internal.counted(held[i], es[i], ts[i]);
         b.usage := afters[i];
         b.updated_at := greatest(b.updated_at, ts[i]);
+        PERFORM spendcap_internal.alert(held[i], b, es[i], ts[i]);
         PERFORM spendcap_internal.save(b);
     END LOOP;
     RETURN spendcap_internal.usage_outcome(o);

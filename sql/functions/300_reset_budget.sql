@@ -23,7 +23,7 @@ BEGIN
     t := spendcap_internal.instant(at);
     b := spendcap_internal.lock_budget(budget_id, t);
     t := greatest(t, b.window_start);
-    PERFORM spendcap_internal.close_window(b, t, 'manual');
+    PERFORM spendcap_internal.close_window(b, t, 'manual', t);
     b.window_seq := b.window_seq + 1;
     b.window_start := t;
     b.usage := '{}';

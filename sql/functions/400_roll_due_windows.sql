@@ -30,7 +30,7 @@ BEGIN
            FOR NO KEY UPDATE SKIP LOCKED
     LOOP
         rolled := spendcap_internal.advanced(b, t);
-        PERFORM spendcap_internal.close_window(b, b.next_reset_at, 'schedule');
+        PERFORM spendcap_internal.close_window(b, b.next_reset_at, 'schedule', t);
         PERFORM spendcap_internal.save(rolled);
         r.rolled := r.rolled + 1;
     END LOOP;

@@ -121,6 +121,11 @@ func main() {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one})
 			return err
 		}},
+		// The same budgets with alert percents that no call reaches: the cost of watching them.
+		{name: "pg report_usage 10k budgets 1 dim alerts", cs: []int{32}, run: func(ctx context.Context, w int, i int64) error {
+			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "a" + pick(w, i)[1:], Deltas: one})
+			return err
+		}},
 		{name: "pg report_usage 10k budgets 1 dim dedup", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one, DedupKey: key()})
 			return err
@@ -340,6 +345,7 @@ func computeRatios(results []Result) []Ratio {
 	durable("durable pg batcher hot budget c=32 / report_usage hot budget c=32", durablePGHotBatcher, 32, durablePGHot, 32, 10)
 	durable("durable valkey sc_report_usage_batch 100 items c=8 / sc_report_usage c=32", durableVKBatch, 8, durableVKSingle, 32, 3)
 	add("pg report_usage 3-level chain / single budget", "pg report_usage 3-level chain 1 dim", "pg report_usage 10k budgets 1 dim", 32, 0.5)
+	add("pg report_usage with alert_percents / without", "pg report_usage 10k budgets 1 dim alerts", "pg report_usage 10k budgets 1 dim", 32, 0.9)
 	add("valkey sc_report_usage 3-level chain / single budget", "valkey sc_report_usage 3-level chain 1 dim", "valkey sc_report_usage 1 dim", 32, 0.5)
 	return out
 }
@@ -351,6 +357,7 @@ func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
 	if _, err := pool.Exec(ctx, `
 		SELECT spendcap.create_budget('b' || i, '{"tokens": 1000000000000000}') FROM generate_series(0, 9999) AS i;
 		SELECT * FROM spendcap.create_budget('hot', '{"tokens": 1000000000000000}');
+		SELECT spendcap.create_budget('a' || i, '{"tokens": 1000000000000000}', alert_percents => '{50,80,100}') FROM generate_series(0, 9999) AS i;
 		SELECT * FROM spendcap.create_quota_policy('q', max_concurrent => 100000, lease_seconds => 60);
 		SELECT spendcap.create_budget('g' || i, '{"tokens": 1000000000000000}') FROM generate_series(0, 99) AS i;
 		SELECT spendcap.create_budget('g' || i % 100 || '/t' || i, '{"tokens": 1000000000000000}', parent_id => 'g' || i % 100)

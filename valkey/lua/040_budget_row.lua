@@ -30,6 +30,7 @@ local function advance(b, t)
     b.usage = {}
     b.wbc, b.wsbc = 0, 0
     b.lba, b.lbd = nil, nil
+    b.fired = nil
     return closed
 end
 
@@ -46,7 +47,8 @@ local function queue(b, ...)
     b._writes[#b._writes + 1] = { ... }
 end
 
--- close_window queues the history row of a closed window unless it had no usage and no breaches,
+-- close_window queues the history row and the window_closed event of a closed window unless it
+-- had no usage and no breaches,
 -- and forgets the spend ledger, which only ever holds the current window's amounts. Of the set
 -- index (what b named on other budgets' ledgers) it drops the entries that every other budget's
 -- window has outlived by t: those budgets' ledgers forgot them.
@@ -54,6 +56,8 @@ local function close_window(b, w, closed_by, t)
     if has_activity(w) then
         queue(b, 'LPUSH', subkey(b._key, 'h'), encode(history_row(w, closed_by)))
         queue(b, 'LTRIM', subkey(b._key, 'h'), 0, HISTORY_KEPT - 1)
+        emit(b, 'window_closed', nil, nil, nil, nil, t,
+             { seq = w.seq, ws = w.ws, usage = w.usage, wbc = w.wbc, wsbc = w.wsbc, by = closed_by })
     end
     queue(b, 'DEL', subkey(b._key, 'l'))
     local index = redis.call('HGETALL', subkey(b._key, 'ls'))
@@ -162,7 +166,7 @@ local function encode_budget(b)
         anchor = b.anchor, mode = b.mode, scope_type = b.scope_type, scope_id = b.scope_id, ttl = b.ttl,
         created = b.created, updated = b.updated, seq = b.seq, k = b.k, ws = b.ws, nr = b.nr,
         usage = b.usage, reserved = b.reserved, rexp = b.rexp, bc = b.bc, sbc = b.sbc, wbc = b.wbc,
-        wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen, p = b.p, nc = b.nc,
+        wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen, p = b.p, nc = b.nc, ap = b.ap, fired = b.fired,
     })
 end
 
@@ -178,7 +182,11 @@ local function commit(b)
         redis.call('SET', b._key, encode_budget(b))
     end
     for _, w in ipairs(b._writes) do
-        redis.call(unpack(w))
+        if type(w) == 'function' then
+            w() -- an event (emit): its id is taken as it is written
+        else
+            redis.call(unpack(w))
+        end
     end
     b._writes = {}
 end
@@ -201,7 +209,7 @@ local function status_row(b, t)
         next_reset_at = opt(b.nr), usage = b.usage, reserved = reserved, remaining = remaining,
         breach_count = b.bc, soft_breach_count = b.sbc, window_breach_count = b.wbc,
         window_soft_breach_count = b.wsbc, last_breach_at = opt(b.lba), last_breach_dim = opt(b.lbd),
-        created_at = b.created, updated_at = b.updated,
+        created_at = b.created, updated_at = b.updated, alert_percents = b.ap and array(b.ap) or NULL,
     }
 end
 

@@ -319,8 +319,10 @@ local function admit(op, keys, a)
         -- bringing them to the instant did (a roll, expired reservations dropped), as SQL's
         -- lock_budget saves it: a later call with an earlier at must find the same state.
         local b = bs[at_breach]
+        local wbc = b.wbc
         count(b, o, ts[at_breach])
         b.updated = math.max(b.updated, ts[at_breach])
+        alert(b, b.usage, o, ts[at_breach], wbc)
         for i, m in ipairs(bs) do
             if i == at_breach or m._moved or #m._writes > 0 then
                 commit(m)
@@ -332,6 +334,7 @@ local function admit(op, keys, a)
         end
         local s = #ids > 1 and others(ids, id) or nil
         for i, b in ipairs(bs) do
+            local before, wbc = b.usage, b.wbc
             count(b, es[i], ts[i])
             local f = field(b, id, ref or '')
             if op == 'reserve' then
@@ -347,6 +350,7 @@ local function admit(op, keys, a)
                 end
             end
             b.updated = math.max(b.updated, ts[i])
+            alert(b, before, es[i], ts[i], wbc)
         end
         if op == 'record_spend' and s then
             index_spend(nb, bs, s, ref)

@@ -1,0 +1,5 @@
+DROP FUNCTION IF EXISTS spendcap.events_since;
+DROP TYPE spendcap.event;
+DROP TABLE spendcap.events;
+ALTER TYPE spendcap.budget_status_result DROP ATTRIBUTE alert_percents;
+ALTER TABLE spendcap.budgets DROP COLUMN alert_percents;

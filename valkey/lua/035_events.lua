@@ -1,0 +1,107 @@
+----------------------------------------------------------------------------------------------
+-- Threshold events (docs/semantics.md#events; SQL: 060_events.sql): written by the call that
+-- causes them, in its FCALL, at most once per (budget, window, kind, dimension, percent).
+
+-- alert_percents_of checks an alert_percents argument: nil or an empty array means none (nil);
+-- else 1..10 integers 1..1000, ascending. SC002 naming arg otherwise.
+local function alert_percents_of(arg, ps)
+    if ps == nil or (type(ps) == 'table' and next(ps) == nil) then
+        return nil
+    end
+    if type(ps) ~= 'table' or #ps > 10 then
+        invalid(arg, 'must be at most 10 ascending integers 1..1000')
+    end
+    local n = 0
+    for _ in pairs(ps) do n = n + 1 end
+    for i = 1, #ps do
+        local p = ps[i]
+        if not is_int(p) or p < 1 or p > 1000 or (i > 1 and p <= ps[i - 1]) then
+            invalid(arg, 'must be at most 10 ascending integers 1..1000')
+        end
+    end
+    if n ~= #ps then
+        invalid(arg, 'must be at most 10 ascending integers 1..1000')
+    end
+    return array(ps)
+end
+
+-- reached is the whole percent of hard limit h that usage u has reached, at most 1001 (past every
+-- alert percent): percent p is reached, usage >= ceil(p × h / 100), exactly when p <= reached(u, h).
+-- nil without a limit; an alert needs h > 0.
+local function reached(u, h)
+    if h == nil or h <= 0 then
+        return nil
+    end
+    return math.min(math.floor(100 * (u or 0) / h), 1001)
+end
+
+-- crosses says whether usage going from before to after in one dimension with hard limit h
+-- reaches one of the percents ps: the fast path's test, which sends a call that raises a
+-- threshold event to the general path (alert).
+local function crosses(before, after, h, ps)
+    local lo, hi = reached(before, h), reached(after, h)
+    if ps == nil or lo == nil then
+        return false
+    end
+    for i = 1, #ps do
+        if ps[i] > lo and ps[i] <= hi then
+            return true
+        end
+    end
+    return false
+end
+
+-- events_key is the stream of the slot group of base key base: sc:{g}:events.
+local function events_key(base)
+    return base:sub(1, base:find('}', 1, true)) .. ':events'
+end
+
+-- emit queues one event of budget b (its current window) for commit, unless that (window, kind,
+-- dimension, percent) has had its event (b.fired, cleared when the window changes: advance and
+-- reset_budget). closed: the window that closes, for window_closed. event_id is
+-- the slot group's counter; the stream entry's id is <event_id>-1.
+local function emit(b, kind, dim, percent, usage, limit, t, closed)
+    -- A window closes once: only the events of the current window need the marks.
+    if not closed then
+        local mark = kind .. ' ' .. (dim or '') .. ' ' .. (percent or '')
+        b.fired = b.fired or {}
+        if b.fired[mark] then
+            return
+        end
+        b.fired[mark] = true
+    end
+    local e = { budget_id = b.id, kind = kind, window_seq = b.seq, window_start = b.ws, dimension = dim,
+                percent = percent, usage = usage, limit_value = limit, occurred_at = t }
+    if closed then
+        e.window_seq, e.window_start, e.window_usage = closed.seq, closed.ws, closed.usage
+        e.breach_count, e.soft_breach_count, e.closed_by = closed.wbc, closed.wsbc, closed.by
+    end
+    local stream = events_key(b._key)
+    b._writes[#b._writes + 1] = function()
+        local id = redis.call('INCR', stream .. ':id')
+        e.event_id = id
+        redis.call('XADD', stream, id .. '-1', 'e', encode(e))
+    end
+end
+
+-- alert queues the events of one admission on one budget b: before is its usage as brought,
+-- b.usage as it will be committed, o the budget's outcome, t the call's instant. A threshold
+-- event for each percent of each hard-limited dimension (in byte order) that usage reaches,
+-- ascending; then hard_breach when o is the window's first hard breach (wbc_before 0).
+local function alert(b, before, o, t, wbc_before)
+    if b.ap ~= nil then
+        for _, dim in ipairs(sorted_keys(b.hard)) do
+            local lo, hi = reached(before[dim], b.hard[dim]), reached(b.usage[dim], b.hard[dim])
+            if lo ~= nil then
+                for _, p in ipairs(b.ap) do
+                    if p > lo and p <= hi then
+                        emit(b, 'threshold', dim, p, b.usage[dim] or 0, b.hard[dim], t)
+                    end
+                end
+            end
+        end
+    end
+    if o.outcome == 'hard_breach' and wbc_before == 0 then
+        emit(b, 'hard_breach', o.dimension, nil, o.usage, o.limit_value, t)
+    end
+end
