@@ -181,6 +181,14 @@ func main() {
 			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one})
 			return err
 		}},
+		{name: "valkey sc_report_usage 10k limited 1 dim", cs: []int{32}, run: func(ctx context.Context, w int, i int64) error {
+			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "h" + pick(w, i)[1:], Deltas: one})
+			return err
+		}},
+		{name: "valkey sc_report_usage 10k limited 1 dim alerts", cs: []int{32}, run: func(ctx context.Context, w int, i int64) error {
+			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "a" + pick(w, i)[1:], Deltas: one})
+			return err
+		}},
 		{name: "valkey sc_report_usage 3-level chain 1 dim", run: func(ctx context.Context, w int, i int64) error {
 			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pickKey(w, i), Deltas: one})
 			return err
@@ -346,6 +354,8 @@ func computeRatios(results []Result) []Ratio {
 	durable("durable valkey sc_report_usage_batch 100 items c=8 / sc_report_usage c=32", durableVKBatch, 8, durableVKSingle, 32, 3)
 	add("pg report_usage 3-level chain / single budget", "pg report_usage 3-level chain 1 dim", "pg report_usage 10k budgets 1 dim", 32, 0.5)
 	add("pg report_usage with alert_percents / without", "pg report_usage 10k budgets 1 dim alerts", "pg report_usage 10k budgets 1 dim", 32, 0.9)
+	add("valkey sc_report_usage with alert_percents / without", "valkey sc_report_usage 10k limited 1 dim alerts",
+		"valkey sc_report_usage 10k limited 1 dim", 32, 0.9)
 	add("valkey sc_report_usage 3-level chain / single budget", "valkey sc_report_usage 3-level chain 1 dim", "valkey sc_report_usage 1 dim", 32, 0.5)
 	return out
 }
@@ -382,7 +392,11 @@ func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
 	// The single budgets, then the chains level by level: a parent exists before its children.
 	levels := [][]spendcap.CreateBudgetParams{nil, nil, nil}
 	for i := int64(0); i < budgets; i++ {
-		levels[0] = append(levels[0], spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("b%d", i)})
+		levels[0] = append(levels[0], spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("b%d", i)},
+			// With a hard limit, and with alert percents too: the cost of watching them.
+			spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("h%d", i), HardLimits: map[string]int64{"tokens": 1e15}},
+			spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("a%d", i), HardLimits: map[string]int64{"tokens": 1e15},
+				AlertPercents: []int32{50, 80, 100}})
 		levels[2] = append(levels[2], spendcap.CreateBudgetParams{BudgetID: chainKey(i), ParentID: chainTeam(i % 1000)})
 	}
 	for i := int64(0); i < 1000; i++ {
