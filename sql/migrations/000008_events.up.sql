@@ -21,7 +21,8 @@ CREATE TABLE spendcap.events (
     closed_by    text,
     occurred_at  timestamptz NOT NULL,
     -- At most once per (budget, window, kind, dimension, percent): a second insert does nothing.
-    CONSTRAINT events_once UNIQUE NULLS NOT DISTINCT (budget_id, window_seq, kind, dimension, percent)
+    -- The window is its seq and start: a budget deleted and created again starts at seq 1 anew.
+    CONSTRAINT events_once UNIQUE NULLS NOT DISTINCT (budget_id, window_seq, window_start, kind, dimension, percent)
 );
 CREATE INDEX events_occurred_at_idx ON spendcap.events (occurred_at);
 

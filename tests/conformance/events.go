@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spendcap/spendcap"
 )
@@ -16,6 +17,7 @@ func init() {
 	register("ARollAndAManualResetCloseTheirWindowsWithAnEvent", eventsOfClosedWindows)
 	register("AReplayedReportFiresNothingNew", eventsOfReplays)
 	register("AlertPercentsAreAtMostTenAscendingPercents", eventsAlertPercents)
+	register("ABudgetDeletedAndCreatedAgainRaisesItsEventsAgain", eventsOfARecreatedBudget)
 }
 
 // eventString renders an event without its id: "kind budget seq=N dim percent usage/limit @time",
@@ -192,4 +194,16 @@ func eventsAlertPercents(t *testing.T, b spendcap.Backend) {
 	if st := must(b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "a", AlertPercents: []int32{}, At: day0})); st.AlertPercents != nil {
 		t.Errorf("after set_limits with []: %v", st.AlertPercents)
 	}
+}
+
+func eventsOfARecreatedBudget(t *testing.T, b spendcap.Backend) {
+	create := func(at time.Time) {
+		mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "a", HardLimits: q{"t": 100}, AlertPercents: []int32{50}, At: at})
+	}
+	create(day0)
+	must(report(b, "a", q{"t": 60}, "", after(day0, "1h")))
+	must(b.DeleteBudget(ctx, spendcap.DeleteBudgetParams{BudgetID: "a", At: after(day0, "2h")}))
+	create(after(day0, "3h"))
+	must(report(b, "a", q{"t": 60}, "", after(day0, "4h")))
+	requireEvents(t, b, "a", "threshold a seq=1 t 50% 60/100 @03-10T13:00", "threshold a seq=1 t 50% 60/100 @03-10T16:00")
 }
