@@ -108,10 +108,14 @@ func eventsOfSets(t *testing.T, b spendcap.Backend) {
 	at := after(day0, "1h")
 	must(b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "org/key", Deltas: q{"t": 20}, AlsoCharge: []string{"org/tag"}, At: at}))
 	must(report(b, "org/key", q{"t": 30}, "", at))
+	// A charge to a chain (the fast path's) that takes the parent to a percent.
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "org/key2", ParentID: "org", At: day0})
+	must(report(b, "org/key2", q{"t": 30}, "", at))
 	requireEvents(t, b, "org",
 		"threshold org/key seq=1 t 50% 20/40 @03-10T13:00",
 		"threshold org/tag seq=1 t 1% 20/1000 @03-10T13:00",
-		"hard_breach org/key seq=1 t 20/40 @03-10T13:00")
+		"hard_breach org/key seq=1 t 20/40 @03-10T13:00",
+		"threshold org seq=1 t 50% 50/100 @03-10T13:00")
 }
 
 // eventsInBatches: a batch raises the events of its items as calls one by one would: a batch with
