@@ -107,6 +107,15 @@ BEGIN
 END
 $fn$;
 
+-- is_current says whether a budget with next_reset_at and reservations_expire_at needs no bringing
+-- at instant t: t is inside its window and before its earliest reservation expiry. The one test
+-- of lock_budget, the fast paths and report_usage_batch (an inlined SQL function: free in PL/pgSQL).
+DROP FUNCTION IF EXISTS spendcap_internal.is_current;
+CREATE FUNCTION spendcap_internal.is_current(next_reset_at timestamptz, reservations_expire_at timestamptz, t timestamptz)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT (next_reset_at IS NULL OR t < next_reset_at) AND (reservations_expire_at IS NULL OR t < reservations_expire_at)';
+
 -- lock_budget locks budget_id's row and brings it to the call's instant t = greatest(at,
 -- window_start), where at has been through instant() (callers compute the same t from the
 -- returned row): a due window is closed into
@@ -129,8 +138,7 @@ BEGIN
         PERFORM spendcap_internal.budget_not_found(budget_id);
     END IF;
     t := greatest(at, b.window_start);
-    IF (b.next_reset_at IS NULL OR t < b.next_reset_at)
-       AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at) THEN
+    IF spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, t) THEN
         RETURN b;
     END IF;
     rolled := spendcap_internal.brought(b, t);

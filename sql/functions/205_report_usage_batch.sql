@@ -194,8 +194,8 @@ BEGIN
                       FROM qb JOIN qd ON qd.bid = qb.budget_id
                      GROUP BY qb.budget_id, qb.usage, qb.updated_at, qb.tb, qb.window_start, qb.next_reset_at, qb.dedup_ttl_seconds)
         SELECT (SELECT count(*) FROM qb) = (SELECT count(DISTINCT qi.bid) FROM qi)
-               AND (SELECT bool_and(qb.parent_id IS NULL AND (qb.next_reset_at IS NULL OR qb.tb < qb.next_reset_at)
-                                    AND (qb.reservations_expire_at IS NULL OR qb.tb < qb.reservations_expire_at)) FROM qb)
+               AND (SELECT bool_and(qb.parent_id IS NULL AND spendcap_internal.is_current(qb.next_reset_at, qb.reservations_expire_at, qb.tb))
+                      FROM qb)
                AND NOT EXISTS (SELECT FROM qi WHERE qi.dk IS NOT NULL GROUP BY qi.bid, qi.dk HAVING count(*) > 1)
                AND NOT EXISTS (SELECT FROM qi JOIN qb ON qb.budget_id = qi.bid
                                  JOIN spendcap.dedup_keys AS dk ON dk.budget_id = qi.bid AND dk.dedup_key = qi.dk
@@ -281,8 +281,7 @@ BEGIN
         touched := touched || array_fill(false, ARRAY[cardinality(fresh)]);
         FOREACH b IN ARRAY fresh LOOP
             t := greatest(t0, b.window_start);
-            IF NOT ((b.next_reset_at IS NULL OR t < b.next_reset_at)
-                    AND (b.reservations_expire_at IS NULL OR t < b.reservations_expire_at)) THEN
+            IF NOT spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, t) THEN
                 b := spendcap_internal.brought(b, t);
             END IF;
             bs := bs || b;
