@@ -18,6 +18,7 @@ func init() {
 	register("AReplayedReportFiresNothingNew", eventsOfReplays)
 	register("AlertPercentsAreAtMostTenAscendingPercents", eventsAlertPercents)
 	register("ABudgetDeletedAndCreatedAgainRaisesItsEventsAgain", eventsOfARecreatedBudget)
+	register("ASettleThatReachesAPercentAndAnObservedBreachRaiseEvents", eventsOfSettlesAndObserve)
 }
 
 // eventString renders an event without its id: "kind budget seq=N dim percent usage/limit @time",
@@ -210,4 +211,19 @@ func eventsOfARecreatedBudget(t *testing.T, b spendcap.Backend) {
 	create(after(day0, "3h"))
 	must(report(b, "a", q{"t": 60}, "", after(day0, "4h")))
 	requireEvents(t, b, "a", "threshold a seq=1 t 50% 60/100 @03-10T13:00", "threshold a seq=1 t 50% 60/100 @03-10T16:00")
+}
+
+// A settle raises the thresholds its usage reaches; a breach applied in observe mode is the
+// window's hard_breach.
+func eventsOfSettlesAndObserve(t *testing.T, b spendcap.Backend) {
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "a", HardLimits: q{"t": 100}, AlertPercents: []int32{50}, At: day0})
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "o", HardLimits: q{"t": 10}, Mode: spendcap.Observe, At: day0})
+	at := after(day0, "1h")
+	must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "a", ReservationID: "r", Amounts: q{"t": 70}, TTLSeconds: 300, At: at}))
+	must(settle(b, "a", "r", q{"t": 55}, at))
+	if o := must(report(b, "o", q{"t": 15}, "", at)); !o.Applied {
+		t.Fatalf("observe breach not applied: %+v", o)
+	}
+	requireEvents(t, b, "a", "threshold a seq=1 t 50% 55/100 @03-10T13:00")
+	requireEvents(t, b, "o", "hard_breach o seq=1 t 15/10 @03-10T13:00")
 }
