@@ -2,6 +2,7 @@ package spendcap
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -14,25 +15,69 @@ const (
 
 // Event is what a budget tells its readers, written by the call that caused it, in its
 // transaction or FCALL (docs/semantics.md#events).
+//
+// Its JSON (the body of a webhook) has the fields of SPEC-style snake_case names below, times in
+// RFC 3339, and null for the fields that the kind does not use.
 type Event struct {
-	EventID  int64
-	BudgetID string
-	Kind     string
+	// Source is where EventID is counted: "postgres", or on Valkey "valkey:" and the slot group's
+	// stream key (valkey:sc:{acme}:events). Receivers deduplicate by (Source, EventID).
+	Source   string `json:"source"`
+	EventID  int64  `json:"event_id"`
+	BudgetID string `json:"budget_id"`
+	Kind     string `json:"kind"`
 	// WindowSeq and WindowStart name the window; for window_closed, the window that closed.
-	WindowSeq   int64
-	WindowStart time.Time
+	WindowSeq   int64     `json:"window_seq"`
+	WindowStart time.Time `json:"window_start"`
 	// Dimension, Usage and LimitValue: for threshold, the dimension, its usage after the call and
 	// its hard limit; for hard_breach, the admission outcome's. Percent: threshold only.
-	Dimension  string
-	Percent    int32
-	Usage      int64
-	LimitValue int64
+	Dimension  string `json:"dimension"`
+	Percent    int32  `json:"percent"`
+	Usage      int64  `json:"usage"`
+	LimitValue int64  `json:"limit_value"`
 	// WindowUsage, BreachCount, SoftBreachCount and ClosedBy: window_closed only.
-	WindowUsage     map[string]int64
-	BreachCount     int64
-	SoftBreachCount int64
-	ClosedBy        string
-	OccurredAt      time.Time
+	WindowUsage     map[string]int64 `json:"window_usage"`
+	BreachCount     int64            `json:"breach_count"`
+	SoftBreachCount int64            `json:"soft_breach_count"`
+	ClosedBy        string           `json:"closed_by"`
+	OccurredAt      time.Time        `json:"occurred_at"`
+}
+
+// SourcePostgres is Event.Source for the events of PostgreSQL.
+const SourcePostgres = "postgres"
+
+// MarshalJSON writes e with null for the fields its kind does not use.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type fields struct {
+		Source          string           `json:"source"`
+		EventID         int64            `json:"event_id"`
+		BudgetID        string           `json:"budget_id"`
+		Kind            string           `json:"kind"`
+		WindowSeq       int64            `json:"window_seq"`
+		WindowStart     time.Time        `json:"window_start"`
+		Dimension       *string          `json:"dimension"`
+		Percent         *int32           `json:"percent"`
+		Usage           *int64           `json:"usage"`
+		LimitValue      *int64           `json:"limit_value"`
+		WindowUsage     map[string]int64 `json:"window_usage"`
+		BreachCount     *int64           `json:"breach_count"`
+		SoftBreachCount *int64           `json:"soft_breach_count"`
+		ClosedBy        *string          `json:"closed_by"`
+		OccurredAt      time.Time        `json:"occurred_at"`
+	}
+	f := fields{Source: e.Source, EventID: e.EventID, BudgetID: e.BudgetID, Kind: e.Kind, WindowSeq: e.WindowSeq,
+		WindowStart: e.WindowStart.UTC(), OccurredAt: e.OccurredAt.UTC()}
+	switch e.Kind {
+	case EventWindowClosed:
+		f.WindowUsage, f.BreachCount, f.SoftBreachCount, f.ClosedBy = e.WindowUsage, &e.BreachCount, &e.SoftBreachCount, &e.ClosedBy
+		if f.WindowUsage == nil {
+			f.WindowUsage = map[string]int64{}
+		}
+	case EventThreshold:
+		f.Dimension, f.Percent, f.Usage, f.LimitValue = &e.Dimension, &e.Percent, &e.Usage, &e.LimitValue
+	default:
+		f.Dimension, f.Usage, f.LimitValue = &e.Dimension, &e.Usage, &e.LimitValue
+	}
+	return json.Marshal(f)
 }
 
 // EventsSinceParams are the arguments of EventsSince.
@@ -47,9 +92,37 @@ type EventsSinceParams struct {
 	MaxRows int32
 }
 
-// EventSource reads events in event_id order. A reader that asks again from the last EventID it
-// got misses none: PostgreSQL's answer stops before an event that a transaction still running
-// could precede with a smaller id.
+// EventSource reads events in event_id order. On Valkey a reader that asks again from the last
+// EventID it got misses none. On PostgreSQL ids are taken as events are written, so a transaction
+// that commits late can make an event readable after one with a larger id: a reader that must see
+// every event asks again from a little before its last id and skips the ids it has seen
+// (docs/semantics.md#events), lets an EventWatcher do that, or lets the jobs worker deliver them
+// (webhooks).
 type EventSource interface {
 	EventsSince(ctx context.Context, p EventsSinceParams) ([]Event, error)
+}
+
+// WatchParams are the arguments of WatchEvents.
+type WatchParams struct {
+	// Group is the slot group to watch on Valkey (required there); PostgreSQL ignores it.
+	Group string
+	// AfterID: events with a larger event_id; 0 for every event still kept.
+	AfterID int64
+	// PollInterval is how often the watcher reads when nothing wakes it (notifications on
+	// PostgreSQL, a blocking read of the stream on Valkey, wake it at once); 0 means one second.
+	// Valkey waits a second at most.
+	PollInterval time.Duration
+	// GapTimeout (PostgreSQL) is how long an id below one already read is waited for: an event
+	// whose transaction commits later than that after a larger id became readable is missed.
+	// 0 means one minute.
+	GapTimeout time.Duration
+}
+
+// EventWatcher hands events to in-process consumers as they are written.
+type EventWatcher interface {
+	// WatchEvents calls handle with every event after p.AfterID, once each, as they become
+	// readable, in event_id order except for the late commits that PostgreSQL makes readable after
+	// larger ids. It returns handle's first error, or ctx's error once ctx ends. A consumer that
+	// must survive its own restart stores the last EventID it handled and passes it as AfterID.
+	WatchEvents(ctx context.Context, p WatchParams, handle func(Event) error) error
 }

@@ -272,10 +272,7 @@ func (c *Client) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) 
 	}
 	out := make([]spendcap.Event, len(rows))
 	for i, r := range rows {
-		out[i] = spendcap.Event{EventID: r.EventID, BudgetID: r.BudgetID, Kind: r.Kind, WindowSeq: r.WindowSeq,
-			WindowStart: r.WindowStart, Dimension: deref(r.Dimension), Percent: deref(r.Percent), Usage: deref(r.Usage),
-			LimitValue: deref(r.LimitValue), WindowUsage: r.WindowUsage, BreachCount: deref(r.BreachCount),
-			SoftBreachCount: deref(r.SoftBreachCount), ClosedBy: deref(r.ClosedBy), OccurredAt: r.OccurredAt}
+		out[i] = r.API()
 	}
 	return out, nil
 }

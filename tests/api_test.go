@@ -115,6 +115,7 @@ type purged struct {
 	LedgerRows   int64 `db:"ledger_rows"`
 	Reservations int64 `db:"reservations"`
 	Leases       int64 `db:"leases"`
+	Events       int64 `db:"events"`
 }
 
 func purgeExpired(db *pgxpool.Pool, maxRows int, at time.Time) (purged, error) {

@@ -201,3 +201,28 @@ func githubAnchor(title string) string {
 	}
 	return b.String()
 }
+
+// The webhook receiver that docs/operations.md shows is, line for line, the one
+// example_webhook_test.go runs.
+func TestDocsWebhookReceiverIsTheTestedExample(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../example_webhook_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```go\nfunc webhookReceiver(")
+	if !ok {
+		t.Fatal("docs/operations.md shows no webhookReceiver")
+	}
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("docs/operations.md: the webhookReceiver block does not end")
+	}
+	if code := "func webhookReceiver(" + block; !strings.Contains(string(example), code) {
+		t.Errorf("docs/operations.md's webhookReceiver differs from example_webhook_test.go's:\n%s", code)
+	}
+}

@@ -19,6 +19,7 @@ var apiCalls = []struct {
 	{"spendcap_reader", "check_usage", `SELECT * FROM spendcap.check_usage('b1', '{"t": 1}')`},
 	{"spendcap_reader", "budget_history", `SELECT * FROM spendcap.budget_history('b1')`},
 	{"spendcap_reader", "events_since", `SELECT * FROM spendcap.events_since()`},
+	{"spendcap_reader", "budget_gauges", `SELECT * FROM spendcap.budget_gauges('{b1}', 5)`},
 	{"spendcap_writer", "report_usage", `SELECT * FROM spendcap.report_usage('b1', '{"t": 1}', 'k1')`},
 	{"spendcap_writer", "report_usage_batch", `SELECT * FROM spendcap.report_usage_batch('[{"budget_id": "b1", "deltas": {"t": 1}}]')`},
 	{"spendcap_writer", "record_spend", `SELECT * FROM spendcap.record_spend('b1', 'e1', '{"t": 1}')`},
@@ -40,6 +41,13 @@ var apiCalls = []struct {
 	{"spendcap_writer", "release_quota", `SELECT * FROM spendcap.release_quota('q1', 'h1')`},
 	{"spendcap_reader", "quota_status", `SELECT * FROM spendcap.quota_status('q1')`},
 	{"spendcap_admin", "delete_quota_policy", `SELECT * FROM spendcap.delete_quota_policy('q2')`},
+	{"spendcap_admin", "create_webhook", `SELECT * FROM spendcap.create_webhook('https://hooks.example/a', 'secret-of-16-bytes')`},
+	{"spendcap_admin", "webhooks", `SELECT * FROM spendcap.webhooks()`},
+	{"spendcap_admin", "webhook_secret", `SELECT * FROM spendcap.webhook_secret('https://hooks.example/a')`},
+	{"spendcap_admin", "delete_webhook", `SELECT * FROM spendcap.delete_webhook('https://hooks.example/a')`},
+	{"spendcap_admin", "dispatch_events", `SELECT * FROM spendcap.dispatch_events()`},
+	{"spendcap_admin", "stream_cursor", `SELECT * FROM spendcap.stream_cursor('sc:{a}:events')`},
+	{"spendcap_admin", "advance_stream_cursor", `SELECT * FROM spendcap.advance_stream_cursor('sc:{a}:events', 1)`},
 }
 
 var below = map[string]string{"spendcap_reader": "", "spendcap_writer": "spendcap_reader", "spendcap_admin": "spendcap_writer"}

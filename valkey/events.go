@@ -3,6 +3,13 @@ package valkey
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap"
 )
@@ -10,6 +17,10 @@ import (
 // EventsKey is the stream that holds the events of slot group group (the first segment of its
 // budgets' ids), with its own sequence of event ids: sc:{group}:events.
 func EventsKey(group string) string { return "sc:{" + group + "}:events" }
+
+// EventSource is spendcap.Event.Source for the events of slot group group: "valkey:" and its
+// stream key.
+func EventSource(group string) string { return "valkey:" + EventsKey(group) }
 
 type eventReply struct {
 	EventID         int64            `json:"event_id"`
@@ -40,10 +51,117 @@ func (c *Client) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) 
 	}
 	out := make([]spendcap.Event, len(rs))
 	for i, r := range rs {
-		out[i] = spendcap.Event{EventID: r.EventID, BudgetID: r.BudgetID, Kind: r.Kind, WindowSeq: r.WindowSeq,
+		out[i] = spendcap.Event{Source: EventSource(p.Group), EventID: r.EventID, BudgetID: r.BudgetID, Kind: r.Kind, WindowSeq: r.WindowSeq,
 			WindowStart: toTime(r.WindowStart), Dimension: r.Dimension, Percent: r.Percent, Usage: r.Usage,
 			LimitValue: r.LimitValue, WindowUsage: r.WindowUsage, BreachCount: r.BreachCount,
 			SoftBreachCount: r.SoftBreachCount, ClosedBy: r.ClosedBy, OccurredAt: toTime(r.OccurredAt)}
 	}
 	return out, nil
+}
+
+// EventGroups lists, sorted, the slot groups that have an event stream, scanning every primary
+// (SCAN with MATCH sc:{*}:events and TYPE stream, so it costs one pass over the keyspace).
+func (c *Client) EventGroups(ctx context.Context) ([]string, error) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	err := forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
+		it := n.ScanType(ctx, 0, "sc:{*}:events", 1000, "stream").Iterator()
+		for it.Next(ctx) {
+			k := it.Val()
+			if g, ok := strings.CutPrefix(k, "sc:{"); ok {
+				if g, ok = strings.CutSuffix(g, "}:events"); ok && EventsKey(g) == k {
+					mu.Lock()
+					seen[g] = true
+					mu.Unlock()
+				}
+			}
+		}
+		return it.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("valkey: scan for event streams: %w", err)
+	}
+	groups := make([]string, 0, len(seen))
+	for g := range seen {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	return groups, nil
+}
+
+// LastEventIDs returns the last event_id given out in each of groups (0 for a group with none), in
+// one pipeline: a reader polls it to learn which streams have events it has not read.
+func (c *Client) LastEventIDs(ctx context.Context, groups []string) ([]int64, error) {
+	cmds := make([]*redis.StringCmd, len(groups))
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, g := range groups {
+			cmds[i] = p.Get(ctx, EventsKey(g)+":id")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("valkey: last event ids: %w", err)
+	}
+	ids := make([]int64, len(groups))
+	for i, cmd := range cmds {
+		n, err := cmd.Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("valkey: last event id of %s: %w", groups[i], err)
+		}
+		ids[i] = n
+	}
+	return ids, nil
+}
+
+var _ spendcap.EventWatcher = (*Client)(nil)
+
+// WatchEvents implements spendcap.EventWatcher on the stream of slot group p.Group, which it
+// needs. It reads with sc_events_since and, between reads, blocks on the stream (XREAD BLOCK
+// for an entry past the last one handled) for p.PollInterval, at most a second, so that it
+// returns within about a second of ctx ending. Stream ids are readable in order, so nothing is
+// waited for twice.
+func (c *Client) WatchEvents(ctx context.Context, p spendcap.WatchParams, handle func(spendcap.Event) error) error {
+	if p.Group == "" {
+		return errors.New("valkey: WatchEvents needs the slot group (Valkey keeps one event sequence per group)")
+	}
+	poll := p.PollInterval
+	if poll <= 0 {
+		poll = time.Second
+	}
+	after := p.AfterID
+	for {
+		for {
+			es, err := c.EventsSince(ctx, spendcap.EventsSinceParams{Group: p.Group, AfterID: after, MaxRows: 1000})
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return err
+			}
+			for _, e := range es {
+				after = e.EventID
+				if err := handle(e); err != nil {
+					return err
+				}
+			}
+			if len(es) < 1000 {
+				break
+			}
+		}
+		// Entry ids are <event_id>-1: wait for one past after-1. A blocked read does not see ctx
+		// end, so it blocks for a second at most.
+		err := c.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{EventsKey(p.Group), fmt.Sprintf("%d-1", after)},
+			Count: 1, Block: min(poll, time.Second)}).Err()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && !errors.Is(err, redis.Nil):
+			// A failed wait is a poll: the next read says whether the server is gone.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(poll):
+			}
+		}
+	}
 }

@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,4 +90,148 @@ func TestTheProductionBinaryLinksNoDevLauncher(t *testing.T) {
 			t.Errorf("cmd/jobs links %s", pkg)
 		}
 	}
+}
+
+// hangingReceiver is a webhook endpoint that holds every request open while hang is set (a
+// receiver slower than the worker's life) and otherwise acknowledges it, counting acknowledged
+// posts by Spendcap-Event.
+type hangingReceiver struct {
+	*httptest.Server
+	mu      sync.Mutex
+	hang    bool
+	inbound int
+	acked   map[string]int
+}
+
+func newHangingReceiver(t *testing.T) *hangingReceiver {
+	r := &hangingReceiver{hang: true, acked: map[string]int{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if !spendcap.VerifyWebhook(webhookSecret, body, req.Header.Get(spendcap.SignatureHeader)) {
+			t.Errorf("bad signature on %s", body)
+		}
+		r.mu.Lock()
+		r.inbound++
+		hang := r.hang
+		r.mu.Unlock()
+		if hang {
+			<-req.Context().Done()
+			return
+		}
+		r.mu.Lock()
+		r.acked[req.Header.Get("Spendcap-Event")]++
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *hangingReceiver) counts() (inbound, distinct int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inbound, len(r.acked)
+}
+
+const webhookSecret = "kill-test-secret-0123456789"
+
+// eventsFor registers r and raises n threshold events, one per budget.
+func eventsFor(t *testing.T, url string, r *hangingReceiver, n int) {
+	t.Helper()
+	c := gobinding.NewClient(testenv.PoolFor(t, url))
+	if _, err := c.CreateWebhook(context.Background(), r.URL, webhookSecret, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		id := fmt.Sprintf("k%d", i)
+		if _, err := c.CreateBudget(context.Background(), spendcap.CreateBudgetParams{BudgetID: id,
+			HardLimits: map[string]int64{"usd": 10}, AlertPercents: []int32{50}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ReportUsage(context.Background(), spendcap.ReportUsageParams{BudgetID: id, Deltas: map[string]int64{"usd": 5}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func startJobs(t *testing.T, args ...string) (*exec.Cmd, *testenv.SyncBuffer) {
+	t.Helper()
+	cmd := exec.Command(testenv.Binary(t, "."), append([]string{"--metrics-addr", ""}, args...)...)
+	var stderr testenv.SyncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, &stderr
+}
+
+// deliveredAll waits until every one of n events was acknowledged at least once.
+func deliveredAll(t *testing.T, r *hangingReceiver, n int, timeout time.Duration, stderr *testenv.SyncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, d := r.counts(); d == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			_, d := r.counts()
+			t.Fatalf("%d of %d events delivered within %v; worker stderr:\n%s", d, n, timeout, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestAWorkerKilledMidDeliveryLosesNoEvent(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewDatabase(t)
+	r := newHangingReceiver(t)
+	const n = 15
+	eventsFor(t, url, r, n)
+	flags := []string{"--database-url", url, "--delivery-workers", "4", "--delivery-timeout", "1s", "--rescue-after", "9s"}
+	first, stderr := startJobs(t, flags...)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if in, _ := r.counts(); in >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery started; stderr:\n%s", stderr.String())
+		}
+	}
+	// Four deliveries are running, the rest wait in the queue: kill -9.
+	_ = first.Process.Kill()
+	_ = first.Wait()
+	r.mu.Lock()
+	r.hang = false
+	r.mu.Unlock()
+	// The second worker takes the waiting deliveries at once, and the killed worker's running ones
+	// when it is leader and they are older than --rescue-after.
+	_, stderr = startJobs(t, flags...)
+	deliveredAll(t, r, n, 90*time.Second, stderr)
+}
+
+func TestAWorkerStoppedMidDeliveryRetriesItAfterARestart(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewDatabase(t)
+	r := newHangingReceiver(t)
+	const n = 6
+	eventsFor(t, url, r, n)
+	flags := []string{"--database-url", url, "--delivery-workers", "2", "--delivery-timeout", "5s", "--shutdown-timeout", "500ms"}
+	first, stderr := startJobs(t, flags...)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if in, _ := r.counts(); in >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery started; stderr:\n%s", stderr.String())
+		}
+	}
+	_ = first.Process.Signal(syscall.SIGTERM)
+	if err := first.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	r.mu.Lock()
+	r.hang = false
+	r.mu.Unlock()
+	_, stderr = startJobs(t, flags...)
+	deliveredAll(t, r, n, 30*time.Second, stderr)
 }

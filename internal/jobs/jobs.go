@@ -2,13 +2,18 @@
 // (roll_due_windows) and delete what can no longer matter (purge_expired), in batches until
 // nothing is left, with Prometheus metrics. Neither job is needed for correctness — every call
 // rolls lazily and ignores expired rows — they keep history, idle budgets and table sizes tidy.
+// It also delivers events to webhooks: a dispatcher hands each event of PostgreSQL (and of
+// Valkey, when configured) to a River delivery job exactly once, and the delivery jobs post it
+// until a 2xx.
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +24,7 @@ import (
 
 	"github.com/spendcap/spendcap/gobinding"
 	"github.com/spendcap/spendcap/internal/pgfn"
+	"github.com/spendcap/spendcap/valkey"
 )
 
 // Defaults of Config.
@@ -27,6 +33,16 @@ const (
 	DefaultPurgeInterval = 5 * time.Minute
 	DefaultRollBatch     = 1000
 	DefaultPurgeBatch    = 10000
+	// DefaultDispatchInterval is how often the dispatcher looks for events when no notification
+	// wakes it, and how often it looks at the Valkey streams.
+	DefaultDispatchInterval = time.Second
+	// DefaultValkeyScanInterval is how often the dispatcher scans Valkey for new event streams.
+	DefaultValkeyScanInterval = 30 * time.Second
+	DefaultDeliveryWorkers    = 10
+	DefaultDeliveryTimeout    = 10 * time.Second
+	// DefaultRescueAfter is how long a job may run before River takes it for the job of a worker
+	// that died (kill -9, a lost machine) and runs it again.
+	DefaultRescueAfter = 15 * time.Minute
 )
 
 // RollArgs is the roll_due_windows job.
@@ -55,6 +71,24 @@ type Config struct {
 	// DefaultPurgeBatch.
 	RollBatch  int32
 	PurgeBatch int32
+	// Valkey, when set, is the deployment whose event streams are delivered too.
+	Valkey *valkey.Client
+	// DispatchInterval defaults to DefaultDispatchInterval; ValkeyScanInterval to
+	// DefaultValkeyScanInterval.
+	DispatchInterval   time.Duration
+	ValkeyScanInterval time.Duration
+	// DeliveryWorkers is how many deliveries run at once; DeliveryTimeout bounds one attempt.
+	DeliveryWorkers int
+	DeliveryTimeout time.Duration
+	// HTTPClient posts the deliveries; nil means a client of its own.
+	HTTPClient *http.Client
+	// RescueAfter defaults to DefaultRescueAfter. Jobs are given two thirds of it to finish.
+	RescueAfter time.Duration
+	// GaugeBudgets (at most 1000 ids) and GaugeTop (at most 100) choose the budgets whose usage,
+	// hard limit and remaining are exported per dimension: those ids, and the GaugeTop budgets
+	// that have used the largest share of a hard limit. Neither: no budget gauges.
+	GaugeBudgets []string
+	GaugeTop     int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the metrics. Defaults to a new registry (see Worker.Registry).
@@ -63,10 +97,13 @@ type Config struct {
 
 // Worker runs the jobs on a River client.
 type Worker struct {
-	client  *river.Client[pgx.Tx]
-	pool    *pgxpool.Pool
-	metrics *metrics
-	log     *slog.Logger
+	client     *river.Client[pgx.Tx]
+	dispatcher *dispatcher
+	stop       context.CancelFunc
+	stopped    chan struct{}
+	pool       *pgxpool.Pool
+	metrics    *metrics
+	log        *slog.Logger
 	// Registry holds the worker's metrics.
 	Registry *prometheus.Registry
 }
@@ -88,6 +125,24 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	if cfg.PurgeBatch <= 0 {
 		cfg.PurgeBatch = DefaultPurgeBatch
 	}
+	cfg.DispatchInterval = cmp.Or(cfg.DispatchInterval, DefaultDispatchInterval)
+	cfg.ValkeyScanInterval = cmp.Or(cfg.ValkeyScanInterval, DefaultValkeyScanInterval)
+	cfg.DeliveryWorkers = cmp.Or(cfg.DeliveryWorkers, DefaultDeliveryWorkers)
+	cfg.DeliveryTimeout = cmp.Or(cfg.DeliveryTimeout, DefaultDeliveryTimeout)
+	cfg.RescueAfter = cmp.Or(cfg.RescueAfter, DefaultRescueAfter)
+	if cfg.DispatchInterval < 10*time.Millisecond || cfg.DeliveryWorkers < 1 || cfg.DeliveryTimeout < time.Second {
+		return nil, errors.New("jobs: the dispatch interval must be at least 10ms, delivery workers at least 1, the delivery timeout at least 1s")
+	}
+	jobTimeout := cfg.RescueAfter * 2 / 3
+	if jobTimeout < cfg.DeliveryTimeout+5*time.Second {
+		return nil, fmt.Errorf("jobs: the rescue delay must be at least 1.5 × (delivery timeout + 5s) = %s", (cfg.DeliveryTimeout+5*time.Second)*3/2)
+	}
+	if len(cfg.GaugeBudgets) > 1000 || cfg.GaugeTop < 0 || cfg.GaugeTop > 100 {
+		return nil, errors.New("jobs: at most 1000 gauge budgets and a gauge top of 0..100")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -98,11 +153,20 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	w.metrics = newMetrics(cfg.Registry, pool)
 
 	q := pgfn.New(pool, gobinding.DefaultExecMode)
+	if len(cfg.GaugeBudgets) > 0 || cfg.GaugeTop > 0 {
+		if err := cfg.Registry.Register(newBudgetGauges(q, cfg.GaugeBudgets, int32(cfg.GaugeTop), cfg.Logger)); err != nil {
+			return nil, err
+		}
+	}
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &rollWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	if err := river.AddWorkerSafely(workers, &purgeWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	if err := river.AddWorkerSafely(workers, &deliverWorker{q: q, http: cfg.HTTPClient, timeout: cfg.DeliveryTimeout,
+		m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	// Unique per period: however many workers run, and whichever is leader, one job per interval.
@@ -115,26 +179,49 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		}, &river.PeriodicJobOpts{ID: "spendcap_purge_expired", RunOnStart: true}),
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2},
+			DeliveryQueue: {MaxWorkers: cfg.DeliveryWorkers}},
 		Workers:      workers,
 		PeriodicJobs: periodic,
 		Logger:       cfg.Logger.With("component", "river"),
-		// Short jobs: a batch loop that runs this long is stuck, and River retries it.
-		JobTimeout: 10 * time.Minute,
+		// Short jobs: a batch loop that runs this long is stuck, and River retries it. A job still
+		// running after RescueAfter was a dead worker's: River runs it again.
+		JobTimeout:           jobTimeout,
+		RescueStuckJobsAfter: cfg.RescueAfter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: river client: %w", err)
 	}
 	w.client = client
+	w.dispatcher = &dispatcher{pool: pool, river: client, vk: cfg.Valkey, interval: cfg.DispatchInterval,
+		scanInterval: cfg.ValkeyScanInterval, m: w.metrics, log: cfg.Logger.With("component", "dispatch"),
+		cursors: map[string]int64{}, warned: map[string]bool{}}
 	return w, nil
 }
 
-// Start starts fetching and, on the elected leader, enqueueing the periodic jobs.
-func (w *Worker) Start(ctx context.Context) error { return w.client.Start(ctx) }
+// Start starts fetching and, on the elected leader, enqueueing the periodic jobs, and starts the
+// dispatcher.
+func (w *Worker) Start(ctx context.Context) error {
+	if err := w.client.Start(ctx); err != nil {
+		return err
+	}
+	dctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	w.stop, w.stopped = stop, make(chan struct{})
+	go func() {
+		defer close(w.stopped)
+		w.dispatcher.run(dctx)
+	}()
+	return nil
+}
 
-// Stop stops fetching and waits for running jobs until ctx ends, then cancels them and waits for
-// them to return.
+// Stop stops the dispatcher (a dispatch in progress rolls back and is done again by the next
+// worker), stops fetching and waits for running jobs until ctx ends, then cancels them and waits
+// for them to return.
 func (w *Worker) Stop(ctx context.Context) error {
+	if w.stop != nil {
+		w.stop()
+		<-w.stopped
+	}
 	err := w.client.Stop(ctx)
 	if err != nil && ctx.Err() != nil {
 		w.log.Warn("jobs did not finish in time: cancelling them")
@@ -199,17 +286,19 @@ func (w *purgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 		total.LedgerRows += r.LedgerRows
 		total.Reservations += r.Reservations
 		total.Leases += r.Leases
+		total.Events += r.Events
 		w.m.purged.WithLabelValues("dedup_keys").Add(float64(r.DedupKeys))
 		w.m.purged.WithLabelValues("ledger_rows").Add(float64(r.LedgerRows))
 		w.m.purged.WithLabelValues("reservations").Add(float64(r.Reservations))
 		w.m.purged.WithLabelValues("leases").Add(float64(r.Leases))
+		w.m.purged.WithLabelValues("events").Add(float64(r.Events))
 		b := int64(batch)
-		if r.DedupKeys < b && r.LedgerRows < b && r.Reservations < b && r.Leases < b {
+		if r.DedupKeys < b && r.LedgerRows < b && r.Reservations < b && r.Leases < b && r.Events < b {
 			break
 		}
 	}
 	w.m.duration.WithLabelValues("purge_expired").Observe(time.Since(start).Seconds())
 	w.log.Info("expired rows purged", "dedup_keys", total.DedupKeys, "ledger_rows", total.LedgerRows,
-		"reservations", total.Reservations, "leases", total.Leases, "duration", time.Since(start))
+		"reservations", total.Reservations, "leases", total.Leases, "events", total.Events, "duration", time.Since(start))
 	return nil
 }

@@ -16,6 +16,10 @@ type metrics struct {
 	purged   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	failures *prometheus.CounterVec
+	// dispatched counts events handed to the delivery queue, by source; deliveries counts
+	// delivery attempts, by result.
+	dispatched *prometheus.CounterVec
+	deliveries *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
@@ -29,6 +33,10 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"job"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spendcap_job_failures_total", Help: "Failed spendcap job attempts (River retries them)."}, []string{"job"}),
+		dispatched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spendcap_events_dispatched_total", Help: "Events handed to the webhook delivery queue, by source (postgres or valkey)."}, []string{"source"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spendcap_webhook_deliveries_total", Help: "Webhook delivery attempts, by result (delivered, failed, cancelled)."}, []string{"result"}),
 	}
 	q := pgfn.New(pool, gobinding.DefaultExecMode)
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -42,12 +50,18 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
 			}
 			return float64(r.Due)
 		})
-	reg.MustRegister(m.rolled, m.purged, m.duration, m.failures, backlog)
-	for _, job := range []string{"roll_due_windows", "purge_expired"} {
+	reg.MustRegister(m.rolled, m.purged, m.duration, m.failures, m.dispatched, m.deliveries, backlog)
+	for _, job := range []string{"roll_due_windows", "purge_expired", "dispatch"} {
 		m.failures.WithLabelValues(job)
 	}
-	for _, kind := range []string{"dedup_keys", "ledger_rows", "reservations", "leases"} {
+	for _, kind := range []string{"dedup_keys", "ledger_rows", "reservations", "leases", "events"} {
 		m.purged.WithLabelValues(kind)
+	}
+	for _, s := range []string{"postgres", "valkey"} {
+		m.dispatched.WithLabelValues(s)
+	}
+	for _, r := range []string{"delivered", "failed", "cancelled"} {
+		m.deliveries.WithLabelValues(r)
 	}
 	return m
 }

@@ -13,14 +13,19 @@ import (
 // Signatures lists the functions these bindings were generated from, as regprocedure text.
 var Signatures = []string{
 	"spendcap.acquire_quota(text,text,timestamp with time zone,text[])",
+	"spendcap.advance_stream_cursor(text,bigint)",
+	"spendcap.budget_gauges(text[],integer,timestamp with time zone)",
 	"spendcap.budget_history(text,integer,timestamp with time zone)",
 	"spendcap.budget_status(text,timestamp with time zone)",
 	"spendcap.cancel_reservation(text,text,timestamp with time zone)",
 	"spendcap.check_usage(text,jsonb,timestamp with time zone,text[])",
 	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone,text,integer[])",
 	"spendcap.create_quota_policy(text,integer,integer,integer,integer,timestamp with time zone)",
+	"spendcap.create_webhook(text,text,text[])",
 	"spendcap.delete_budget(text,timestamp with time zone)",
 	"spendcap.delete_quota_policy(text,timestamp with time zone)",
+	"spendcap.delete_webhook(text)",
+	"spendcap.dispatch_events(integer)",
 	"spendcap.due_windows(timestamp with time zone)",
 	"spendcap.events_since(bigint,integer)",
 	"spendcap.purge_expired(integer,timestamp with time zone)",
@@ -37,6 +42,9 @@ var Signatures = []string{
 	"spendcap.set_limits(text,jsonb,jsonb,text,timestamp with time zone,integer[])",
 	"spendcap.set_parent(text,text,timestamp with time zone)",
 	"spendcap.settle(text,text,jsonb,timestamp with time zone)",
+	"spendcap.stream_cursor(text)",
+	"spendcap.webhook_secret(text)",
+	"spendcap.webhooks()",
 }
 
 // AcquireResult is a row of spendcap.acquire_result.
@@ -68,6 +76,15 @@ type BatchResult struct {
 	BreachBudgetID *string    `db:"breach_budget_id"`
 	ErrorCode      *string    `db:"error_code"`
 	ErrorMessage   *string    `db:"error_message"`
+}
+
+// BudgetGauge is a row of spendcap.budget_gauge.
+type BudgetGauge struct {
+	BudgetID   string `db:"budget_id"`
+	Dimension  string `db:"dimension"`
+	Usage      int64  `db:"usage"`
+	LimitValue *int64 `db:"limit_value"`
+	Remaining  *int64 `db:"remaining"`
 }
 
 // BudgetStatusResult is a row of spendcap.budget_status_result.
@@ -148,6 +165,7 @@ type PurgeResult struct {
 	LedgerRows   int64 `db:"ledger_rows"`
 	Reservations int64 `db:"reservations"`
 	Leases       int64 `db:"leases"`
+	Events       int64 `db:"events"`
 }
 
 // QuotaPolicyResult is a row of spendcap.quota_policy_result.
@@ -209,6 +227,12 @@ type RollResult struct {
 	Rolled int64 `db:"rolled"`
 }
 
+// StreamCursor is a row of spendcap.stream_cursor.
+type StreamCursor struct {
+	Stream string `db:"stream"`
+	LastID int64  `db:"last_id"`
+}
+
 // UsageOutcome is a row of spendcap.usage_outcome.
 type UsageOutcome struct {
 	Outcome        string     `db:"outcome"`
@@ -220,6 +244,18 @@ type UsageOutcome struct {
 	WindowStart    time.Time  `db:"window_start"`
 	NextResetAt    *time.Time `db:"next_reset_at"`
 	BreachBudgetID *string    `db:"breach_budget_id"`
+}
+
+// Webhook is a row of spendcap.webhook.
+type Webhook struct {
+	URL       string    `db:"url"`
+	Kinds     []string  `db:"kinds"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// WebhookSecretResult is a row of spendcap.webhook_secret_result.
+type WebhookSecretResult struct {
+	Secret *string `db:"secret"`
 }
 
 // AcquireQuotaParams are the arguments of spendcap.acquire_quota. A nil optional argument is left out of the call, so
@@ -260,6 +296,86 @@ func (q *Queries) AcquireQuota(ctx context.Context, arg AcquireQuotaParams) (Acq
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[AcquireQuotaRow])
 	if err != nil {
 		return AcquireQuotaRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// AdvanceStreamCursorParams are the arguments of spendcap.advance_stream_cursor. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type AdvanceStreamCursorParams struct {
+	Stream string
+	LastID int64
+}
+
+// AdvanceStreamCursorRow is the result of spendcap.advance_stream_cursor.
+type AdvanceStreamCursorRow = StreamCursor
+
+// AdvanceStreamCursor calls spendcap.advance_stream_cursor in one statement.
+func (q *Queries) AdvanceStreamCursor(ctx context.Context, arg AdvanceStreamCursorParams) (AdvanceStreamCursorRow, error) {
+	args := make([]any, 1, 3)
+	args[0] = q.mode
+	args = append(args, arg.Stream, arg.LastID)
+	sql := "SELECT stream, last_id FROM spendcap.advance_stream_cursor(stream => $1, last_id => $2"
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return AdvanceStreamCursorRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[AdvanceStreamCursorRow])
+	if err != nil {
+		return AdvanceStreamCursorRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// BudgetGaugesParams are the arguments of spendcap.budget_gauges. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type BudgetGaugesParams struct {
+	// BudgetIds is optional.
+	BudgetIds []string
+	// TopN is optional.
+	TopN *int32
+	// At is optional.
+	At *time.Time
+}
+
+// BudgetGaugesRow is the result of spendcap.budget_gauges.
+type BudgetGaugesRow = BudgetGauge
+
+// BudgetGauges calls spendcap.budget_gauges in one statement.
+func (q *Queries) BudgetGauges(ctx context.Context, arg BudgetGaugesParams) ([]BudgetGaugesRow, error) {
+	args := make([]any, 1, 4)
+	args[0] = q.mode
+	sql := "SELECT budget_id, dimension, usage, limit_value, remaining FROM spendcap.budget_gauges("
+	if arg.BudgetIds != nil {
+		args = append(args, arg.BudgetIds)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "budget_ids => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.TopN != nil {
+		args = append(args, *arg.TopN)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "top_n => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[BudgetGaugesRow])
+	if err != nil {
+		return nil, mapError(err)
 	}
 	return res, nil
 }
@@ -589,6 +705,41 @@ func (q *Queries) CreateQuotaPolicy(ctx context.Context, arg CreateQuotaPolicyPa
 	return res, nil
 }
 
+// CreateWebhookParams are the arguments of spendcap.create_webhook. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type CreateWebhookParams struct {
+	URL    string
+	Secret string
+	// Kinds is optional.
+	Kinds []string
+}
+
+// CreateWebhookRow is the result of spendcap.create_webhook.
+type CreateWebhookRow = Webhook
+
+// CreateWebhook calls spendcap.create_webhook in one statement.
+func (q *Queries) CreateWebhook(ctx context.Context, arg CreateWebhookParams) (CreateWebhookRow, error) {
+	args := make([]any, 1, 4)
+	args[0] = q.mode
+	args = append(args, arg.URL, arg.Secret)
+	sql := "SELECT url, kinds, created_at FROM spendcap.create_webhook(url => $1, secret => $2"
+	if arg.Kinds != nil {
+		args = append(args, arg.Kinds)
+		sql += ", "
+		sql += "kinds => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return CreateWebhookRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CreateWebhookRow])
+	if err != nil {
+		return CreateWebhookRow{}, mapError(err)
+	}
+	return res, nil
+}
+
 // DeleteBudgetParams are the arguments of spendcap.delete_budget. A nil optional argument is left out of the call, so
 // the SQL default applies.
 type DeleteBudgetParams struct {
@@ -653,6 +804,67 @@ func (q *Queries) DeleteQuotaPolicy(ctx context.Context, arg DeleteQuotaPolicyPa
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeleteQuotaPolicyRow])
 	if err != nil {
 		return DeleteQuotaPolicyRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// DeleteWebhookParams are the arguments of spendcap.delete_webhook. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type DeleteWebhookParams struct {
+	URL string
+}
+
+// DeleteWebhookRow is the result of spendcap.delete_webhook.
+type DeleteWebhookRow = DeletedResult
+
+// DeleteWebhook calls spendcap.delete_webhook in one statement.
+func (q *Queries) DeleteWebhook(ctx context.Context, arg DeleteWebhookParams) (DeleteWebhookRow, error) {
+	args := make([]any, 1, 2)
+	args[0] = q.mode
+	args = append(args, arg.URL)
+	sql := "SELECT deleted FROM spendcap.delete_webhook(url => $1"
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return DeleteWebhookRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeleteWebhookRow])
+	if err != nil {
+		return DeleteWebhookRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// DispatchEventsParams are the arguments of spendcap.dispatch_events. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type DispatchEventsParams struct {
+	// MaxRows is optional.
+	MaxRows *int32
+}
+
+// DispatchEventsRow is the result of spendcap.dispatch_events.
+type DispatchEventsRow = Event
+
+// DispatchEvents calls spendcap.dispatch_events in one statement.
+func (q *Queries) DispatchEvents(ctx context.Context, arg DispatchEventsParams) ([]DispatchEventsRow, error) {
+	args := make([]any, 1, 2)
+	args[0] = q.mode
+	sql := "SELECT event_id, budget_id, kind, window_seq, window_start, dimension, percent, usage, limit_value, window_usage, breach_count, soft_breach_count, closed_by, occurred_at FROM spendcap.dispatch_events("
+	if arg.MaxRows != nil {
+		args = append(args, *arg.MaxRows)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[DispatchEventsRow])
+	if err != nil {
+		return nil, mapError(err)
 	}
 	return res, nil
 }
@@ -750,7 +962,7 @@ type PurgeExpiredRow = PurgeResult
 func (q *Queries) PurgeExpired(ctx context.Context, arg PurgeExpiredParams) (PurgeExpiredRow, error) {
 	args := make([]any, 1, 3)
 	args[0] = q.mode
-	sql := "SELECT dedup_keys, ledger_rows, reservations, leases FROM spendcap.purge_expired("
+	sql := "SELECT dedup_keys, ledger_rows, reservations, leases, events FROM spendcap.purge_expired("
 	if arg.MaxRows != nil {
 		args = append(args, *arg.MaxRows)
 		if len(args) > 2 {
@@ -1332,6 +1544,85 @@ func (q *Queries) Settle(ctx context.Context, arg SettleParams) (SettleRow, erro
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[SettleRow])
 	if err != nil {
 		return SettleRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// StreamCursorParams are the arguments of spendcap.stream_cursor. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type StreamCursorParams struct {
+	Stream string
+}
+
+// StreamCursorRow is the result of spendcap.stream_cursor.
+type StreamCursorRow = StreamCursor
+
+// StreamCursor calls spendcap.stream_cursor in one statement.
+func (q *Queries) StreamCursor(ctx context.Context, arg StreamCursorParams) (StreamCursorRow, error) {
+	args := make([]any, 1, 2)
+	args[0] = q.mode
+	args = append(args, arg.Stream)
+	sql := "SELECT stream, last_id FROM spendcap.stream_cursor(stream => $1"
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return StreamCursorRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[StreamCursorRow])
+	if err != nil {
+		return StreamCursorRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// WebhookSecretParams are the arguments of spendcap.webhook_secret. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type WebhookSecretParams struct {
+	URL string
+}
+
+// WebhookSecretRow is the result of spendcap.webhook_secret.
+type WebhookSecretRow = WebhookSecretResult
+
+// WebhookSecret calls spendcap.webhook_secret in one statement.
+func (q *Queries) WebhookSecret(ctx context.Context, arg WebhookSecretParams) (WebhookSecretRow, error) {
+	args := make([]any, 1, 2)
+	args[0] = q.mode
+	args = append(args, arg.URL)
+	sql := "SELECT secret FROM spendcap.webhook_secret(url => $1"
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return WebhookSecretRow{}, mapError(err)
+	}
+	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[WebhookSecretRow])
+	if err != nil {
+		return WebhookSecretRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// WebhooksParams are the arguments of spendcap.webhooks. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type WebhooksParams struct {
+}
+
+// WebhooksRow is the result of spendcap.webhooks.
+type WebhooksRow = Webhook
+
+// Webhooks calls spendcap.webhooks in one statement.
+func (q *Queries) Webhooks(ctx context.Context, arg WebhooksParams) ([]WebhooksRow, error) {
+	args := make([]any, 1, 1)
+	args[0] = q.mode
+	sql := "SELECT url, kinds, created_at FROM spendcap.webhooks("
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[WebhooksRow])
+	if err != nil {
+		return nil, mapError(err)
 	}
 	return res, nil
 }

@@ -1,9 +1,9 @@
 -- purge_expired (docs/semantics.md#jobs, job): deletes up to max_rows each of expired dedup keys, ledger rows of
--- windows that are over, and expired reservations, skipping rows another transaction holds, and
+-- windows that are over, expired reservations, and dispatched events older than 7 days (`events`), skipping rows another transaction holds, and
 -- returns the counts; also up to max_rows expired quota leases (`leases`) and quota window entries
 -- older than their policy's window (not counted: each acquire trims its policy's too). Idempotent
 -- and safe on several workers at once; never needed for correctness (expired rows are ignored by
--- every call). Locks and deletes up to 5 × max_rows rows; never locks budgets or policies rows.
+-- every call). Locks and deletes up to 6 × max_rows rows; never locks budgets or policies rows.
 DROP FUNCTION IF EXISTS spendcap.purge_expired;
 CREATE FUNCTION spendcap.purge_expired(
     max_rows integer     DEFAULT 10000,
@@ -50,6 +50,15 @@ BEGIN
          LIMIT max_rows FOR UPDATE SKIP LOCKED)
     DELETE FROM spendcap.quota_leases AS l USING doomed WHERE l.ctid = doomed.ctid;
     GET DIAGNOSTICS r.leases = ROW_COUNT;
+
+    -- Events the worker has handed to its delivery queue (each delivery holds its own copy) that
+    -- are older than a week: pull readers had that week to read them.
+    WITH doomed AS (
+        SELECT e.ctid FROM spendcap.events AS e
+         WHERE e.dispatched_at IS NOT NULL AND e.occurred_at <= t - interval '7 days'
+         LIMIT max_rows FOR UPDATE SKIP LOCKED)
+    DELETE FROM spendcap.events AS e USING doomed WHERE e.ctid = doomed.ctid;
+    GET DIAGNOSTICS r.events = ROW_COUNT;
 
     WITH doomed AS (
         SELECT w.ctid FROM spendcap.quota_window AS w JOIN spendcap.quota_policies AS p USING (policy_id)

@@ -46,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "DATABASE_URL=%s\n", env.DatabaseURL)
 	fmt.Fprintf(stdout, "VALKEY_URL=%s\n", env.ValkeyURL)
 	fmt.Fprintf(stdout, "try: psql %q -c \"select * from spendcap.create_budget('demo', '{\\\"tokens\\\": 1000}', reset_every => '1 day')\"\n", env.DatabaseURL)
-	return cli.Run(append([]string{"--database-url", env.DatabaseURL}, rest...), stdout, stderr)
+	return cli.Run(append([]string{"--database-url", env.DatabaseURL, "--valkey-url", env.ValkeyURL}, rest...), stdout, stderr)
 }
 
 // devDir takes --dev-dir (default .spendcap) out of args; the rest are the worker's flags.

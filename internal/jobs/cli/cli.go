@@ -13,13 +13,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap/internal/jobs"
+	"github.com/spendcap/spendcap/valkey"
 )
 
 type options struct {
@@ -31,6 +34,15 @@ type options struct {
 	metricsAddr     string
 	shutdownTimeout time.Duration
 	logFormat       string
+	valkeyURL       string
+	valkeyCluster   bool
+	dispatchEvery   time.Duration
+	valkeyScanEvery time.Duration
+	deliveryWorkers int
+	deliveryTimeout time.Duration
+	rescueAfter     time.Duration
+	gaugeBudgets    string
+	gaugeTop        int
 }
 
 // Run runs the worker with the command-line arguments args until SIGTERM or SIGINT and returns
@@ -47,6 +59,15 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "localhost:9464", "address serving /metrics and /healthz (empty: none)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long running jobs may take to finish on SIGTERM")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&o.valkeyURL, "valkey-url", "", "Valkey whose event streams are delivered to the webhooks too (default $VALKEY_URL; empty: Postgres events only)")
+	fs.BoolVar(&o.valkeyCluster, "valkey-cluster", false, "--valkey-url is a node of a Valkey cluster")
+	fs.DurationVar(&o.dispatchEvery, "dispatch-interval", jobs.DefaultDispatchInterval, "how often events are looked for when no notification arrives, and Valkey streams read")
+	fs.DurationVar(&o.valkeyScanEvery, "valkey-scan-interval", jobs.DefaultValkeyScanInterval, "how often Valkey is scanned for new event streams")
+	fs.IntVar(&o.deliveryWorkers, "delivery-workers", jobs.DefaultDeliveryWorkers, "webhook deliveries run at once")
+	fs.DurationVar(&o.deliveryTimeout, "delivery-timeout", jobs.DefaultDeliveryTimeout, "how long one webhook request may take")
+	fs.StringVar(&o.gaugeBudgets, "gauge-budgets", "", "comma-separated budget ids whose usage, limit and remaining /metrics exports")
+	fs.IntVar(&o.gaugeTop, "gauge-top", 0, "also export the N budgets (0..100) that used the largest share of a hard limit")
+	fs.DurationVar(&o.rescueAfter, "rescue-after", jobs.DefaultRescueAfter, "how long a job may run before it counts as a dead worker's and runs again")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -82,8 +103,17 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jobs: connect: %v\n", oneLine(err))
 		return 1
 	}
+	vk, closeVK, err := valkeyClient(ctx, o, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "jobs: %v\n", oneLine(err))
+		return 1
+	}
+	defer closeVK()
 	w, err := jobs.New(pool, jobs.Config{RollInterval: o.rollInterval, PurgeInterval: o.purgeInterval,
-		RollBatch: int32(o.rollBatch), PurgeBatch: int32(o.purgeBatch), Logger: logger})
+		RollBatch: int32(o.rollBatch), PurgeBatch: int32(o.purgeBatch), Logger: logger,
+		Valkey: vk, DispatchInterval: o.dispatchEvery, ValkeyScanInterval: o.valkeyScanEvery,
+		DeliveryWorkers: o.deliveryWorkers, DeliveryTimeout: o.deliveryTimeout, RescueAfter: o.rescueAfter,
+		GaugeBudgets: splitList(o.gaugeBudgets), GaugeTop: o.gaugeTop})
 	if err != nil {
 		fmt.Fprintf(stderr, "jobs: %v\n", err)
 		return 1
@@ -120,7 +150,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jobs: start: %v\n", oneLine(err))
 		return 1
 	}
-	logger.Info("jobs worker running", "roll_interval", o.rollInterval, "purge_interval", o.purgeInterval)
+	logger.Info("jobs worker running", "roll_interval", o.rollInterval, "purge_interval", o.purgeInterval,
+		"valkey_events", vk != nil)
 	<-ctx.Done()
 	logger.Info("stopping: no new jobs; waiting for running ones", "timeout", o.shutdownTimeout)
 	stopCtx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
@@ -131,6 +162,48 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("stopped")
 	return 0
+}
+
+// valkeyClient connects to the Valkey of --valkey-url, or returns nil when there is none.
+func valkeyClient(ctx context.Context, o options, logger *slog.Logger) (*valkey.Client, func(), error) {
+	url := o.valkeyURL
+	if url == "" {
+		url = os.Getenv("VALKEY_URL")
+	}
+	if url == "" {
+		return nil, func() {}, nil
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("valkey url: %w", err)
+	}
+	var rdb redis.UniversalClient
+	if o.valkeyCluster {
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{opts.Addr}, Username: opts.Username,
+			Password: opts.Password, TLSConfig: opts.TLSConfig})
+	} else {
+		rdb = redis.NewClient(opts)
+	}
+	// The worker only reads event streams: the checks that protect budgets (eviction, an
+	// append-only file) are for the clients that write usage, and `migrate valkey-load` loads the
+	// library.
+	vk, err := valkey.New(ctx, rdb, valkey.Options{SkipLoad: true, AllowEviction: true, AllowVolatile: true, Logger: logger})
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, fmt.Errorf("valkey: %w", err)
+	}
+	return vk, func() { _ = rdb.Close() }, nil
+}
+
+// splitList splits a comma-separated flag, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func oneLine(err error) string {

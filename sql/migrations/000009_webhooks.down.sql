@@ -1,0 +1,15 @@
+DROP FUNCTION IF EXISTS spendcap.create_webhook;
+DROP FUNCTION IF EXISTS spendcap.delete_webhook;
+DROP FUNCTION IF EXISTS spendcap.webhooks;
+DROP FUNCTION IF EXISTS spendcap.webhook_secret;
+DROP FUNCTION IF EXISTS spendcap.dispatch_events;
+DROP FUNCTION IF EXISTS spendcap.stream_cursor;
+DROP FUNCTION IF EXISTS spendcap.advance_stream_cursor;
+ALTER TYPE spendcap.purge_result DROP ATTRIBUTE events;
+DROP TYPE spendcap.webhook;
+DROP TYPE spendcap.webhook_secret_result;
+DROP TYPE spendcap.stream_cursor;
+DROP TABLE spendcap.stream_cursors;
+DROP INDEX spendcap.events_undispatched_idx;
+ALTER TABLE spendcap.events DROP COLUMN dispatched_at;
+DROP TABLE spendcap.webhooks;
