@@ -48,6 +48,7 @@ var apiCalls = []struct {
 	{"spendcap_admin", "dispatch_events", `SELECT * FROM spendcap.dispatch_events()`},
 	{"spendcap_admin", "stream_cursor", `SELECT * FROM spendcap.stream_cursor('sc:{a}:events')`},
 	{"spendcap_admin", "advance_stream_cursor", `SELECT * FROM spendcap.advance_stream_cursor('sc:{a}:events', 1)`},
+	{"spendcap_admin", "audit", `SELECT * FROM spendcap.audit()`},
 }
 
 var below = map[string]string{"spendcap_reader": "", "spendcap_writer": "spendcap_reader", "spendcap_admin": "spendcap_writer"}

@@ -14,6 +14,7 @@ import (
 var Signatures = []string{
 	"spendcap.acquire_quota(text,text,timestamp with time zone,text[])",
 	"spendcap.advance_stream_cursor(text,bigint)",
+	"spendcap.audit(integer,boolean)",
 	"spendcap.budget_gauges(text[],integer,timestamp with time zone)",
 	"spendcap.budget_history(text,integer,timestamp with time zone)",
 	"spendcap.budget_status(text,timestamp with time zone)",
@@ -55,6 +56,17 @@ type AcquireResult struct {
 	InWindow     int64  `db:"in_window"`
 	Active       int64  `db:"active"`
 	PolicyID     string `db:"policy_id"`
+}
+
+// AuditFinding is a row of spendcap.audit_finding.
+type AuditFinding struct {
+	BudgetID  *string `db:"budget_id"`
+	PolicyID  *string `db:"policy_id"`
+	CheckName string  `db:"check_name"`
+	Dimension *string `db:"dimension"`
+	Expected  *string `db:"expected"`
+	Found     *string `db:"found"`
+	Repaired  bool    `db:"repaired"`
 }
 
 // BacklogResult is a row of spendcap.backlog_result.
@@ -324,6 +336,49 @@ func (q *Queries) AdvanceStreamCursor(ctx context.Context, arg AdvanceStreamCurs
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[AdvanceStreamCursorRow])
 	if err != nil {
 		return AdvanceStreamCursorRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// AuditParams are the arguments of spendcap.audit. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type AuditParams struct {
+	// MaxRows is optional.
+	MaxRows *int32
+	// Repair is optional.
+	Repair *bool
+}
+
+// AuditRow is the result of spendcap.audit.
+type AuditRow = AuditFinding
+
+// Audit calls spendcap.audit in one statement.
+func (q *Queries) Audit(ctx context.Context, arg AuditParams) ([]AuditRow, error) {
+	args := make([]any, 1, 3)
+	args[0] = q.mode
+	sql := "SELECT budget_id, policy_id, check_name, dimension, expected, found, repaired FROM spendcap.audit("
+	if arg.MaxRows != nil {
+		args = append(args, *arg.MaxRows)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.Repair != nil {
+		args = append(args, *arg.Repair)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "repair => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[AuditRow])
+	if err != nil {
+		return nil, mapError(err)
 	}
 	return res, nil
 }
