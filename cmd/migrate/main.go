@@ -15,9 +15,10 @@
 //	force V    set the schema version to V without running anything (dirty recovery; -1 = none)
 //	sql        print the complete install script (for `migrate sql | psql`)
 //	valkey-load  load the Valkey Functions library (FUNCTION LOAD REPLACE) on every primary
+//	audit      check every aggregate against its rows (--repair: fix what it finds)
 //
 // Exit codes: 0 success, 1 failure, 2 usage error, 3 dirty schema, 4 timed out waiting for the
-// deploy lock, 5 `status --exit-code` found something pending.
+// deploy lock, 5 `status --exit-code` found something pending, 6 the audit found something.
 package main
 
 import (
@@ -46,6 +47,7 @@ const (
 	exitDirty       = 3
 	exitLockTimeout = 4
 	exitPending     = 5
+	exitFindings    = 6
 )
 
 const usage = `usage: migrate [flags] <command> [args]
@@ -62,12 +64,15 @@ Commands:
              with --valkey-cluster the URL is a seed node of a Valkey Cluster; with
              --allow-replay callers may pass an at_ms later than the server clock
              (and acquire a quota at an earlier one): log replays and tests
+  audit      check every budget's and quota policy's aggregates against their rows and print the
+             findings; with --repair, fix them (each batch of --audit-batch in one transaction);
+             exits 6 when it found anything, repaired or not
 
 The database is --database-url, else $DATABASE_URL, else the standard PG* variables.
 Results go to stdout, logs to stderr.
 
 Exit codes: 0 success, 1 failure, 2 usage error, 3 dirty schema, 4 timed out waiting for the deploy lock,
-5 pending (status --exit-code).
+5 pending (status --exit-code), 6 audit findings.
 
 Flags:
 `
@@ -86,6 +91,8 @@ type options struct {
 	logFormat     string
 	logLevel      string
 	exitCode      bool
+	repair        bool
+	auditBatch    int
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -101,6 +108,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.exitCode, "exit-code", false, "status: exit 5 when migrations, function files or River versions are pending")
+	fs.BoolVar(&o.repair, "repair", false, "audit: repair what it finds")
+	fs.IntVar(&o.auditBatch, "audit-batch", 10000, "audit: findings per call, 1..1000000")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -131,7 +140,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 	cmd, cmdArgs := positional[0], positional[1:]
-	wantArgs := map[string]int{"up": 0, "down": 1, "version": 0, "status": 0, "force": 1, "sql": 0, "valkey-load": 0}
+	wantArgs := map[string]int{"up": 0, "down": 1, "version": 0, "status": 0, "force": 1, "sql": 0, "valkey-load": 0, "audit": 0}
 	n, known := wantArgs[cmd]
 	if !known {
 		return usageErr("unknown command %q", cmd)
@@ -141,6 +150,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.exitCode && cmd != "status" {
 		return usageErr("--exit-code applies to status only")
+	}
+	if o.repair && cmd != "audit" {
+		return usageErr("--repair applies to audit only")
+	}
+	if o.auditBatch < 1 || o.auditBatch > 1000000 {
+		return usageErr("--audit-batch must be 1..1000000")
 	}
 
 	if cmd == "sql" {
@@ -159,6 +174,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	url := o.databaseURL
 	if url == "" {
 		url = os.Getenv("DATABASE_URL")
+	}
+	if cmd == "audit" {
+		return audit(o, url, stdout, stderr, logger)
 	}
 	m, err := migrator.New(url, migrator.Options{LockTimeout: o.lockTimeout, Logger: logger})
 	if err != nil {

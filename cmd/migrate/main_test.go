@@ -327,3 +327,36 @@ func TestStatusWithExitCodeFailsWhilePendingAndPassesAfterUp(t *testing.T) {
 		t.Errorf("up --exit-code: exit = %d, want %d (the flag is for status)", r.code, exitUsage)
 	}
 }
+
+// migrate audit prints "clean" and exits 0 on a clean database; on a corrupted one it prints
+// the findings (JSON with --format=json) and exits 6, repairs them with --repair (still exit 6,
+// since it found them), and the next audit is clean.
+func TestAuditExitsWithFindingsCodeAndRepairs(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewDatabase(t)
+	if r := runCLI("audit", "--database-url", url); r.code != exitOK || r.stdout != "clean\n" {
+		t.Fatalf("clean database: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if _, err := testenv.PoolFor(t, url).Exec(context.Background(), `SELECT spendcap.create_budget('b', '{"t": 100}');
+		UPDATE spendcap.budgets SET reserved = '{"t": 5}'`); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI("audit", "--database-url", url, "--format=json")
+	var fs []finding
+	if err := json.Unmarshal([]byte(r.stdout), &fs); err != nil || r.code != exitFindings {
+		t.Fatalf("exit %d, %v: %s %s", r.code, err, r.stdout, r.stderr)
+	}
+	if len(fs) != 1 || fs[0].Check != "reserved" || *fs[0].BudgetID != "b" || *fs[0].Expected != "{}" || *fs[0].Found != `{"t": 5}` || fs[0].Repaired {
+		t.Errorf("findings %+v", fs)
+	}
+	r = runCLI("audit", "--repair", "--database-url", url)
+	if r.code != exitFindings || r.stdout != "budget b: reserved: expected {}, found {\"t\": 5} (repaired)\n" {
+		t.Errorf("repair: exit %d, stdout %q", r.code, r.stdout)
+	}
+	if r := runCLI("audit", "--database-url", url); r.code != exitOK {
+		t.Errorf("after the repair: exit %d, %s", r.code, r.stdout)
+	}
+	if r := runCLI("status", "--repair", "--database-url", url); r.code != exitUsage {
+		t.Errorf("--repair on status: exit %d", r.code)
+	}
+}

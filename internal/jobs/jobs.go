@@ -43,6 +43,10 @@ const (
 	// DefaultRescueAfter is how long a job may run before River takes it for the job of a worker
 	// that died (kill -9, a lost machine) and runs it again.
 	DefaultRescueAfter = 15 * time.Minute
+	// DefaultAuditInterval is how often the audit runs; DefaultAuditBatch bounds the findings of
+	// one audit call.
+	DefaultAuditInterval = time.Hour
+	DefaultAuditBatch    = 10000
 )
 
 // RollArgs is the roll_due_windows job.
@@ -89,6 +93,12 @@ type Config struct {
 	// that have used the largest share of a hard limit. Neither: no budget gauges.
 	GaugeBudgets []string
 	GaugeTop     int
+	// AuditInterval (default DefaultAuditInterval; negative: never) is how often the audit runs,
+	// AuditBatch (default DefaultAuditBatch) bounds the findings of one call, and AuditRepair
+	// makes it repair what it finds instead of only reporting it.
+	AuditInterval time.Duration
+	AuditBatch    int32
+	AuditRepair   bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the metrics. Defaults to a new registry (see Worker.Registry).
@@ -130,6 +140,11 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	cfg.DeliveryWorkers = cmp.Or(cfg.DeliveryWorkers, DefaultDeliveryWorkers)
 	cfg.DeliveryTimeout = cmp.Or(cfg.DeliveryTimeout, DefaultDeliveryTimeout)
 	cfg.RescueAfter = cmp.Or(cfg.RescueAfter, DefaultRescueAfter)
+	cfg.AuditInterval = cmp.Or(cfg.AuditInterval, DefaultAuditInterval)
+	cfg.AuditBatch = cmp.Or(cfg.AuditBatch, DefaultAuditBatch)
+	if cfg.AuditInterval > 0 && cfg.AuditInterval < time.Second || cfg.AuditBatch < 1 || cfg.AuditBatch > 1000000 {
+		return nil, errors.New("jobs: the audit interval must be at least 1s (or negative: never) and its batch 1..1000000")
+	}
 	if cfg.DispatchInterval < 10*time.Millisecond || cfg.DeliveryWorkers < 1 || cfg.DeliveryTimeout < time.Second {
 		return nil, errors.New("jobs: the dispatch interval must be at least 10ms, delivery workers at least 1, the delivery timeout at least 1s")
 	}
@@ -165,6 +180,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	if err := river.AddWorkerSafely(workers, &purgeWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
+	if err := river.AddWorkerSafely(workers, &auditWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
+		return nil, err
+	}
 	if err := river.AddWorkerSafely(workers, &deliverWorker{q: q, http: cfg.HTTPClient, timeout: cfg.DeliveryTimeout,
 		m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
@@ -177,6 +195,12 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		river.NewPeriodicJob(river.PeriodicInterval(cfg.PurgeInterval), func() (river.JobArgs, *river.InsertOpts) {
 			return PurgeArgs{BatchSize: cfg.PurgeBatch}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: cfg.PurgeInterval}}
 		}, &river.PeriodicJobOpts{ID: "spendcap_purge_expired", RunOnStart: true}),
+	}
+	if cfg.AuditInterval > 0 {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.AuditInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return AuditArgs{BatchSize: cfg.AuditBatch, Repair: cfg.AuditRepair},
+				&river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: cfg.AuditInterval}}
+		}, &river.PeriodicJobOpts{ID: "spendcap_audit", RunOnStart: true}))
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2},

@@ -20,6 +20,11 @@ type metrics struct {
 	// delivery attempts, by result.
 	dispatched *prometheus.CounterVec
 	deliveries *prometheus.CounterVec
+	// findings are the open (unrepaired) findings of the last audit, by check; repaired counts
+	// the findings audits repaired; audited is when the last audit ended.
+	findings *prometheus.GaugeVec
+	repaired *prometheus.CounterVec
+	audited  prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
@@ -37,6 +42,12 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
 			Name: "spendcap_events_dispatched_total", Help: "Events handed to the webhook delivery queue, by source (postgres or valkey)."}, []string{"source"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spendcap_webhook_deliveries_total", Help: "Webhook delivery attempts, by result (delivered, failed, cancelled)."}, []string{"result"}),
+		findings: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "spendcap_audit_findings", Help: "Findings of the last audit that were not repaired, by check (0 series: clean)."}, []string{"check"}),
+		repaired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spendcap_audit_repaired_total", Help: "Audit findings repaired, by check."}, []string{"check"}),
+		audited: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spendcap_audit_last_success_timestamp_seconds", Help: "When the last audit ended (Unix seconds)."}),
 	}
 	q := pgfn.New(pool, gobinding.DefaultExecMode)
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -50,8 +61,8 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
 			}
 			return float64(r.Due)
 		})
-	reg.MustRegister(m.rolled, m.purged, m.duration, m.failures, m.dispatched, m.deliveries, backlog)
-	for _, job := range []string{"roll_due_windows", "purge_expired", "dispatch"} {
+	reg.MustRegister(m.rolled, m.purged, m.duration, m.failures, m.dispatched, m.deliveries, m.findings, m.repaired, m.audited, backlog)
+	for _, job := range []string{"roll_due_windows", "purge_expired", "dispatch", "audit"} {
 		m.failures.WithLabelValues(job)
 	}
 	for _, kind := range []string{"dedup_keys", "ledger_rows", "reservations", "leases", "events"} {

@@ -43,6 +43,9 @@ type options struct {
 	rescueAfter     time.Duration
 	gaugeBudgets    string
 	gaugeTop        int
+	auditInterval   time.Duration
+	auditBatch      int
+	auditRepair     bool
 }
 
 // Run runs the worker with the command-line arguments args until SIGTERM or SIGINT and returns
@@ -67,6 +70,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.deliveryTimeout, "delivery-timeout", jobs.DefaultDeliveryTimeout, "how long one webhook request may take")
 	fs.StringVar(&o.gaugeBudgets, "gauge-budgets", "", "comma-separated budget ids whose usage, limit and remaining /metrics exports")
 	fs.IntVar(&o.gaugeTop, "gauge-top", 0, "also export the N budgets (0..100) that used the largest share of a hard limit")
+	fs.DurationVar(&o.auditInterval, "audit-interval", jobs.DefaultAuditInterval, "how often the audit runs (negative: never)")
+	fs.IntVar(&o.auditBatch, "audit-batch", jobs.DefaultAuditBatch, "findings per audit call")
+	fs.BoolVar(&o.auditRepair, "audit-repair", false, "repair what the audit finds instead of only reporting it")
 	fs.DurationVar(&o.rescueAfter, "rescue-after", jobs.DefaultRescueAfter, "how long a job may run before it counts as a dead worker's and runs again")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -113,7 +119,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		RollBatch: int32(o.rollBatch), PurgeBatch: int32(o.purgeBatch), Logger: logger,
 		Valkey: vk, DispatchInterval: o.dispatchEvery, ValkeyScanInterval: o.valkeyScanEvery,
 		DeliveryWorkers: o.deliveryWorkers, DeliveryTimeout: o.deliveryTimeout, RescueAfter: o.rescueAfter,
-		GaugeBudgets: splitList(o.gaugeBudgets), GaugeTop: o.gaugeTop})
+		GaugeBudgets: splitList(o.gaugeBudgets), GaugeTop: o.gaugeTop,
+		AuditInterval: o.auditInterval, AuditBatch: int32(o.auditBatch), AuditRepair: o.auditRepair})
 	if err != nil {
 		fmt.Fprintf(stderr, "jobs: %v\n", err)
 		return 1

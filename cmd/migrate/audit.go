@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/jobs"
+	"github.com/spendcap/spendcap/internal/pgfn"
+)
+
+// finding is one audit finding as `migrate audit --format=json` prints it.
+type finding struct {
+	BudgetID  *string `json:"budget_id"`
+	PolicyID  *string `json:"policy_id"`
+	Check     string  `json:"check"`
+	Dimension *string `json:"dimension"`
+	Expected  *string `json:"expected"`
+	Found     *string `json:"found"`
+	Repaired  bool    `json:"repaired"`
+}
+
+// audit runs the database's audit once (repairing with --repair) and prints its findings; the
+// exit code is exitFindings when there were any, repaired or not.
+func audit(o options, url string, stdout, stderr io.Writer, logger *slog.Logger) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fail(stderr, fmt.Errorf("database url: %w", err))
+	}
+	defer pool.Close()
+	rs, err := jobs.Audit(ctx, pgfn.New(pool, gobinding.DefaultExecMode), int32(o.auditBatch), o.repair)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	out := output{w: stdout, json: o.format == "json"}
+	fs := make([]finding, len(rs))
+	var text strings.Builder
+	repaired := 0
+	for i, r := range rs {
+		fs[i] = finding{BudgetID: r.BudgetID, PolicyID: r.PolicyID, Check: r.CheckName, Dimension: r.Dimension,
+			Expected: r.Expected, Found: r.Found, Repaired: r.Repaired}
+		what := "budget " + deref(r.BudgetID)
+		if r.PolicyID != nil {
+			what = "policy " + *r.PolicyID
+		}
+		check := r.CheckName
+		if r.Dimension != nil {
+			check += " " + *r.Dimension
+		}
+		fmt.Fprintf(&text, "%s: %s: expected %s, found %s", what, check, orNull(r.Expected), orNull(r.Found))
+		if r.Repaired {
+			repaired++
+			text.WriteString(" (repaired)")
+		}
+		text.WriteString("\n")
+	}
+	if len(rs) == 0 {
+		text.WriteString("clean\n")
+	}
+	out.print(fs, text.String())
+	logger.Info("audited", "findings", len(rs), "repaired", repaired)
+	if len(rs) > 0 {
+		return exitFindings
+	}
+	return exitOK
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func orNull(s *string) string {
+	if s == nil {
+		return "null"
+	}
+	return *s
+}
