@@ -19,6 +19,7 @@ import (
 
 // finding is one audit finding as `migrate audit --format=json` prints it.
 type finding struct {
+	Backend   string  `json:"backend"`
 	BudgetID  *string `json:"budget_id"`
 	PolicyID  *string `json:"policy_id"`
 	Check     string  `json:"check"`
@@ -38,22 +39,35 @@ func audit(o options, url string, stdout, stderr io.Writer, logger *slog.Logger)
 		return fail(stderr, fmt.Errorf("database url: %w", err))
 	}
 	defer pool.Close()
+	var fs []finding
 	rs, err := jobs.Audit(ctx, pgfn.New(pool, gobinding.DefaultExecMode), int32(o.auditBatch), o.repair)
 	if err != nil {
 		return fail(stderr, err)
 	}
+	for _, r := range rs {
+		fs = append(fs, finding{Backend: "postgres", BudgetID: r.BudgetID, PolicyID: r.PolicyID, Check: r.CheckName,
+			Dimension: r.Dimension, Expected: r.Expected, Found: r.Found, Repaired: r.Repaired})
+	}
+	if o.valkeyURL != "" {
+		vs, err := auditValkey(ctx, o, logger)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		for _, f := range vs {
+			e, fd := string(f.Expected), string(f.Found)
+			fs = append(fs, finding{Backend: "valkey", BudgetID: orNil(f.BudgetID), PolicyID: orNil(f.PolicyID), Check: f.Check,
+				Dimension: orNil(f.Dimension), Expected: &e, Found: &fd, Repaired: f.Repaired})
+		}
+	}
 	out := output{w: stdout, json: o.format == "json"}
-	fs := make([]finding, len(rs))
 	var text strings.Builder
 	repaired := 0
-	for i, r := range rs {
-		fs[i] = finding{BudgetID: r.BudgetID, PolicyID: r.PolicyID, Check: r.CheckName, Dimension: r.Dimension,
-			Expected: r.Expected, Found: r.Found, Repaired: r.Repaired}
-		what := "budget " + deref(r.BudgetID)
+	for _, r := range fs {
+		what := r.Backend + " budget " + deref(r.BudgetID)
 		if r.PolicyID != nil {
-			what = "policy " + *r.PolicyID
+			what = r.Backend + " policy " + *r.PolicyID
 		}
-		check := r.CheckName
+		check := r.Check
 		if r.Dimension != nil {
 			check += " " + *r.Dimension
 		}
@@ -64,12 +78,13 @@ func audit(o options, url string, stdout, stderr io.Writer, logger *slog.Logger)
 		}
 		text.WriteString("\n")
 	}
-	if len(rs) == 0 {
+	if len(fs) == 0 {
 		text.WriteString("clean\n")
+		fs = []finding{} // [] in JSON, not null
 	}
 	out.print(fs, text.String())
-	logger.Info("audited", "findings", len(rs), "repaired", repaired)
-	if len(rs) > 0 {
+	logger.Info("audited", "findings", len(fs), "repaired", repaired, "valkey", o.valkeyURL != "")
+	if len(fs) > 0 {
 		return exitFindings
 	}
 	return exitOK
@@ -80,6 +95,13 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+func orNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func orNull(s *string) string {

@@ -66,7 +66,7 @@ Commands:
              (and acquire a quota at an earlier one): log replays and tests
   audit      check every budget's and quota policy's aggregates against their rows and print the
              findings; with --repair, fix them (each batch of --audit-batch in one transaction);
-             exits 6 when it found anything, repaired or not
+             exits 6 when it found anything, repaired or not; with --valkey-url, that Valkey too
 
 The database is --database-url, else $DATABASE_URL, else the standard PG* variables.
 Results go to stdout, logs to stderr.
@@ -99,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.valkeyURL, "valkey-url", "", "Valkey URL for valkey-load, redis://[user:password@]host:port (default $VALKEY_URL)")
+	fs.StringVar(&o.valkeyURL, "valkey-url", "", "Valkey URL for valkey-load (default $VALKEY_URL) and audit, redis://[user:password@]host:port")
 	fs.BoolVar(&o.valkeyCluster, "valkey-cluster", false, "valkey-load: --valkey-url is a seed node of a Valkey Cluster")
 	fs.BoolVar(&o.allowReplay, "allow-replay", false, "valkey-load: let callers pass an at_ms later than the server clock, or acquire a quota at an earlier one (log replays, tests)")
 	fs.StringVar(&o.databaseURL, "database-url", "", "Postgres URL or keyword DSN (default $DATABASE_URL, else PG* variables)")

@@ -19,6 +19,7 @@ import (
 	"github.com/spendcap/spendcap/internal/localserver"
 	"github.com/spendcap/spendcap/internal/migrator"
 	"github.com/spendcap/spendcap/internal/testenv"
+	"github.com/spendcap/spendcap/valkey"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -350,11 +351,24 @@ func TestAuditExitsWithFindingsCodeAndRepairs(t *testing.T) {
 		t.Errorf("findings %+v", fs)
 	}
 	r = runCLI("audit", "--repair", "--database-url", url)
-	if r.code != exitFindings || r.stdout != "budget b: reserved: expected {}, found {\"t\": 5} (repaired)\n" {
+	if r.code != exitFindings || r.stdout != "postgres budget b: reserved: expected {}, found {\"t\": 5} (repaired)\n" {
 		t.Errorf("repair: exit %d, stdout %q", r.code, r.stdout)
 	}
 	if r := runCLI("audit", "--database-url", url); r.code != exitOK {
 		t.Errorf("after the repair: exit %d, %s", r.code, r.stdout)
+	}
+	// With --valkey-url, the keys of a Valkey budget that is gone are named too.
+	rdb := testenv.Valkey(t)
+	if _, err := valkey.New(context.Background(), rdb, valkey.Options{AllowVolatile: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(context.Background(), "sc:{acme}:l/gone", "x1", `{"t":1}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	vkURL := fmt.Sprintf("redis://%s/%d", rdb.Options().Addr, rdb.Options().DB)
+	r = runCLI("audit", "--database-url", url, "--valkey-url", vkURL)
+	if r.code != exitFindings || r.stdout != "valkey budget acme/gone: orphan_spend_ledger: expected 0, found 1\n" {
+		t.Errorf("valkey: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if r := runCLI("status", "--repair", "--database-url", url); r.code != exitUsage {
 		t.Errorf("--repair on status: exit %d", r.code)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/valkey"
 )
 
@@ -52,4 +53,27 @@ func valkeyLoad(o options, stdout, stderr io.Writer, logger *slog.Logger) int {
 	out.print(map[string]any{"library": valkey.LibraryName, "loaded": loaded, "allow_replay": o.allowReplay,
 		"duration_ms": time.Since(start).Milliseconds()}, text)
 	return exitOK
+}
+
+// auditValkey runs the Valkey audit on the deployment of --valkey-url.
+func auditValkey(ctx context.Context, o options, logger *slog.Logger) ([]spendcap.AuditFinding, error) {
+	opts, err := redis.ParseURL(o.valkeyURL)
+	if err != nil {
+		return nil, fmt.Errorf("valkey url: %w", err)
+	}
+	var rdb redis.UniversalClient
+	if o.valkeyCluster {
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{opts.Addr}, Username: opts.Username,
+			Password: opts.Password, TLSConfig: opts.TLSConfig})
+	} else {
+		rdb = redis.NewClient(opts)
+	}
+	defer rdb.Close()
+	// The audit needs the library, not the settings that protect writers (those are checked and
+	// reported by valkey-load).
+	vk, err := valkey.New(ctx, rdb, valkey.Options{SkipLoad: true, AllowEviction: true, AllowVolatile: true, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("valkey: %w", err)
+	}
+	return vk.Audit(ctx, o.repair)
 }

@@ -8,7 +8,9 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/internal/pgfn"
+	"github.com/spendcap/spendcap/valkey"
 )
 
 // maxAuditRounds bounds the repairing calls of one Audit: each repairs up to a batch of findings,
@@ -45,6 +47,7 @@ func (AuditArgs) Kind() string { return "spendcap_audit" }
 type auditWorker struct {
 	river.WorkerDefaults[AuditArgs]
 	q   *pgfn.Queries
+	vk  *valkey.Client // nil: PostgreSQL only
 	m   *metrics
 	log *slog.Logger
 }
@@ -58,25 +61,41 @@ func (w *auditWorker) Work(ctx context.Context, job *river.Job[AuditArgs]) error
 		w.log.Error("audit failed; River retries it", "err", err, "attempt", job.Attempt)
 		return err
 	}
-	open := map[string]float64{}
-	for _, r := range rs {
-		if r.Repaired {
-			w.m.repaired.WithLabelValues(r.CheckName).Inc()
-			continue
+	var vs []spendcap.AuditFinding
+	if w.vk != nil {
+		if vs, err = w.vk.Audit(ctx, job.Args.Repair); err != nil {
+			w.m.failures.WithLabelValues("audit").Inc()
+			w.log.Error("Valkey audit failed; River retries it", "err", err, "attempt", job.Attempt)
+			return err
 		}
-		open[r.CheckName]++
+	}
+	open := map[[2]string]float64{}
+	count := func(backend, check string, repaired bool) {
+		if repaired {
+			w.m.repaired.WithLabelValues(backend, check).Inc()
+		} else {
+			open[[2]string{backend, check}]++
+		}
+	}
+	for _, r := range rs {
+		count("postgres", r.CheckName, r.Repaired)
+	}
+	for _, f := range vs {
+		count("valkey", f.Check, f.Repaired)
+		w.log.Warn("audit finding", "backend", "valkey", "budget_id", f.BudgetID, "policy_id", f.PolicyID, "check", f.Check,
+			"dimension", f.Dimension, "expected", string(f.Expected), "found", string(f.Found), "repaired", f.Repaired)
 	}
 	w.m.findings.Reset()
-	for check, n := range open {
-		w.m.findings.WithLabelValues(check).Set(n)
+	for k, n := range open {
+		w.m.findings.WithLabelValues(k[0], k[1]).Set(n)
 	}
 	w.m.audited.SetToCurrentTime()
 	w.m.duration.WithLabelValues("audit").Observe(time.Since(start).Seconds())
 	for _, r := range rs {
-		w.log.Warn("audit finding", "budget_id", deref(r.BudgetID), "policy_id", deref(r.PolicyID), "check", r.CheckName,
+		w.log.Warn("audit finding", "backend", "postgres", "budget_id", deref(r.BudgetID), "policy_id", deref(r.PolicyID), "check", r.CheckName,
 			"dimension", deref(r.Dimension), "expected", deref(r.Expected), "found", deref(r.Found), "repaired", r.Repaired)
 	}
-	w.log.Info("audited", "findings", len(rs), "repair", job.Args.Repair, "duration", time.Since(start))
+	w.log.Info("audited", "findings", len(rs)+len(vs), "repair", job.Args.Repair, "duration", time.Since(start))
 	return nil
 }
 

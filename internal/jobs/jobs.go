@@ -180,7 +180,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	if err := river.AddWorkerSafely(workers, &purgeWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
-	if err := river.AddWorkerSafely(workers, &auditWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
+	if err := river.AddWorkerSafely(workers, &auditWorker{q: q, vk: cfg.Valkey, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	if err := river.AddWorkerSafely(workers, &deliverWorker{q: q, http: cfg.HTTPClient, timeout: cfg.DeliveryTimeout,

@@ -43,9 +43,9 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spendcap_webhook_deliveries_total", Help: "Webhook delivery attempts, by result (delivered, failed, cancelled)."}, []string{"result"}),
 		findings: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "spendcap_audit_findings", Help: "Findings of the last audit that were not repaired, by check (0 series: clean)."}, []string{"check"}),
+			Name: "spendcap_audit_findings", Help: "Findings of the last audit that were not repaired, by backend and check (no series: clean)."}, []string{"backend", "check"}),
 		repaired: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "spendcap_audit_repaired_total", Help: "Audit findings repaired, by check."}, []string{"check"}),
+			Name: "spendcap_audit_repaired_total", Help: "Audit findings repaired, by backend and check."}, []string{"backend", "check"}),
 		audited: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spendcap_audit_last_success_timestamp_seconds", Help: "When the last audit ended (Unix seconds)."}),
 	}
