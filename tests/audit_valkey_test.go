@@ -68,7 +68,7 @@ func vkCorrupt(t *testing.T, rdb *redis.Client, id, lua string) {
 func TestValkeyAuditOfABusyDatabaseFindsNothing(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}) // the library is server-wide: load it as the other tests do
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestValkeyAuditNamesEachCorruptionAndRepairFixesIt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rdb := testenv.Valkey(t)
-			c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+			c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}) // the library is server-wide: load it as the other tests do
 			if err != nil {
 				t.Fatal(err)
 			}
