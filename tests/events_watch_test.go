@@ -132,7 +132,7 @@ func TestPostgresWatcherHandsOutLateCommitsAndSkipsRollbacks(t *testing.T) {
 
 func TestValkeyWatcherHandsOutItsGroupsEventsInOrder(t *testing.T) {
 	t.Parallel()
-	vk, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
+	vk, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
