@@ -53,6 +53,8 @@ type Postgres struct {
 	exited  chan struct{}
 	tempDir bool
 	origDir string // Dir before relocation
+	args    []string
+	cred    *syscall.Credential
 }
 
 // FindPostgresBin returns a directory holding initdb and postgres: $SPENDCAP_PG_BIN, else the newest
@@ -154,6 +156,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		}
 		if lastErr = p.start(ctx, args, cred, port); lastErr == nil {
 			ok = true
+			p.args, p.cred = args, cred
 			return p, nil
 		}
 	}
@@ -200,6 +203,93 @@ func (p *Postgres) start(ctx context.Context, args []string, cred *syscall.Crede
 			return fmt.Errorf("postgres did not accept connections within 30s: %w", err)
 		}
 	}
+}
+
+// Kill sends SIGKILL to the postmaster alone, as `kill -9` of the server's pid does, and waits
+// until its backends have noticed and exited (each finishes what it cannot interrupt, then
+// exits), so that Restart finds the shared memory free.
+func (p *Postgres) Kill() { p.kill(false) }
+
+// KillAll sends SIGKILL to the postmaster and every one of its processes at once, as the OOM
+// killer or the end of a container does: a backend that had flushed its commit but not replied
+// yet leaves a committed transaction its client never heard of.
+func (p *Postgres) KillAll() { p.kill(true) }
+
+func (p *Postgres) kill(all bool) {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	// Stopped, the postmaster forks no child between the listing and the kill. Its children
+	// live in process groups of their own (each calls setsid), so they are found by parent.
+	pid := p.cmd.Process.Pid
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	children := childrenOf(pid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	if all {
+		for _, c := range children {
+			_ = syscall.Kill(c, syscall.SIGKILL)
+		}
+	}
+	<-p.exited
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range children {
+		for alive(c) {
+			if time.Now().After(deadline) {
+				_ = syscall.Kill(c, syscall.SIGKILL)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// childrenOf lists the processes whose parent is pid (from /proc; none where there is no /proc).
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, _ := procStat(c); ppid == pid {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// alive reports whether pid is a process that has not exited (a zombie has).
+func alive(pid int) bool {
+	_, state := procStat(pid)
+	return state != "" && state != "Z" && state != "X"
+}
+
+// procStat returns the parent pid and the state letter of pid from /proc/<pid>/stat.
+func procStat(pid int) (ppid int, state string) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, ""
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ')'.
+	rest := string(b)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 2 {
+		return 0, ""
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return ppid, f[0]
+}
+
+// Restart starts the server again on its data directory and port after Kill, running crash
+// recovery, and returns once it accepts connections.
+func (p *Postgres) Restart(ctx context.Context) error {
+	if p.args == nil {
+		return errors.New("restart: the server was never started")
+	}
+	return p.start(ctx, p.args, p.cred, p.Port)
 }
 
 // Stop shuts the server down (fast shutdown, then kill) and removes a temporary directory.

@@ -29,6 +29,8 @@ type ValkeyOptions struct {
 	// Durable turns on the append-only file with appendfsync always (dev data), as production
 	// should run; otherwise the server keeps nothing (appendonly no), as tests need.
 	Durable bool
+	// AppendFsync, with Durable, is the appendfsync policy: "always" (the default) or "everysec".
+	AppendFsync string
 	// Port is tried first when not 0; a free port is used when it is taken.
 	Port int
 }
@@ -42,6 +44,9 @@ type Valkey struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	tempDir bool
+	bin     string
+	args    []string
+	port    int
 }
 
 // FindValkeyServer returns $SPENDCAP_VALKEY_SERVER or valkey-server from PATH.
@@ -89,11 +94,16 @@ func StartValkey(ctx context.Context, opts ValkeyOptions) (*Valkey, error) {
 			"--logfile", filepath.Join(v.Dir, "valkey.log"), "--daemonize", "no", "--save", "",
 			"--maxmemory-policy", "noeviction", "--databases", strconv.Itoa(Databases)}
 		if opts.Durable {
-			args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+			fsync := opts.AppendFsync
+			if fsync == "" {
+				fsync = "always"
+			}
+			args = append(args, "--appendonly", "yes", "--appendfsync", fsync)
 		} else {
 			args = append(args, "--appendonly", "no")
 		}
 		if lastErr = v.start(ctx, bin, args, port); lastErr == nil {
+			v.bin, v.args, v.port = bin, args, port
 			return v, nil
 		}
 	}
@@ -156,6 +166,24 @@ func Ping(ctx context.Context, addr string) error {
 		return errors.New("unexpected reply to PING: " + strings.TrimSpace(line))
 	}
 	return nil
+}
+
+// Kill sends SIGKILL to the server, as `kill -9` does, and waits until it is gone.
+func (v *Valkey) Kill() {
+	if v.cmd == nil || v.cmd.Process == nil {
+		return
+	}
+	_ = v.cmd.Process.Signal(syscall.SIGKILL)
+	<-v.exited
+}
+
+// Restart starts the server again on its directory and port after Kill, loading what its
+// append-only file kept, and returns once it answers PING.
+func (v *Valkey) Restart(ctx context.Context) error {
+	if v.args == nil {
+		return errors.New("restart: the server was never started")
+	}
+	return v.start(ctx, v.bin, v.args, v.port)
 }
 
 // Stop shuts the server down and removes a temporary directory.
