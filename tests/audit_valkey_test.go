@@ -56,12 +56,16 @@ func vkBusy(t *testing.T, c *valkey.Client) {
 	must(c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "api", HolderID: "h1"}))
 }
 
-// vkCorrupt changes fields of a stored budget document behind the library's back.
-func vkCorrupt(t *testing.T, rdb *redis.Client, id, lua string) {
+// vkCorrupt changes fields of a stored budget behind the library's back: cmd (HSET or HDEL) on
+// the budget's HASH with fields and values args.
+func vkCorrupt(t *testing.T, rdb *redis.Client, cmd, id string, args ...string) {
 	t.Helper()
-	script := `local b = cmsgpack.unpack(redis.call('GET', KEYS[1])) ` + lua + ` redis.call('SET', KEYS[1], cmsgpack.pack(b))`
-	if err := rdb.Eval(ctx, script, []string{valkey.Key(id)}).Err(); err != nil && err != redis.Nil {
-		t.Fatal(err)
+	do := []any{cmd, valkey.Key(id)}
+	for _, a := range args {
+		do = append(do, a)
+	}
+	if n, err := rdb.Do(ctx, do...).Int(); err != nil || n != 1 && cmd == "HDEL" {
+		t.Fatalf("%v: %d, %v", do, n, err)
 	}
 }
 
@@ -91,16 +95,16 @@ func TestValkeyAuditNamesEachCorruptionAndRepairFixesIt(t *testing.T) {
 		want    []string
 	}{
 		{"reserved", func(t *testing.T, rdb *redis.Client) {
-			vkCorrupt(t, rdb, "org/team", `b.reserved = {tokens = 999, usd = 2}`)
+			vkCorrupt(t, rdb, "HSET", "org/team", "r:tokens", "999")
 		}, []string{`org/team reserved {"tokens":30,"usd":2} -> {"tokens":999,"usd":2}`}},
 		{"reservations expiry", func(t *testing.T, rdb *redis.Client) {
-			vkCorrupt(t, rdb, "org/solo", `b.rexp = nil`)
+			vkCorrupt(t, rdb, "HDEL", "org/solo", "rexp")
 		}, []string{`org/solo reservations_expire_at <r2> -> null`}},
 		{"usage below the ledger", func(t *testing.T, rdb *redis.Client) {
-			vkCorrupt(t, rdb, "org/solo", `b.usage = {tokens = 3}`)
+			vkCorrupt(t, rdb, "HSET", "org/solo", "u:tokens", "3")
 		}, []string{`org/solo ledger/tokens 12 -> 3`}},
 		{"parent gone", func(t *testing.T, rdb *redis.Client) {
-			vkCorrupt(t, rdb, "org/solo", `b.p = 'org/gone'`)
+			vkCorrupt(t, rdb, "HSET", "org/solo", "p", "org/gone")
 		}, []string{`org/solo parent null -> "org/gone"`}},
 		{"keys of a deleted budget and policy", func(t *testing.T, rdb *redis.Client) {
 			if err := rdb.Del(ctx, valkey.Key("org/solo"), valkey.PolicyKey("api")).Err(); err != nil {

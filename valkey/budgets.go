@@ -178,10 +178,15 @@ func (c *Client) chainKeys(ctx context.Context, id string) []string {
 const maxDepth = 8
 
 func (c *Client) outcome(ctx context.Context, name, budgetID string, also []string, a args, readonly bool) (spendcap.Outcome, error) {
-	var r outcomeReply
 	if len(also) > 0 {
 		a["also_charge"] = also
 	}
+	return c.outcomeOf(ctx, name, budgetID, also, a, readonly)
+}
+
+// outcomeOf runs a call that answers an outcome with its arguments a (args or rawArgs).
+func (c *Client) outcomeOf(ctx context.Context, name, budgetID string, also []string, a any, readonly bool) (spendcap.Outcome, error) {
+	var r outcomeReply
 	if err := c.setCall(ctx, name, budgetID, also, a, readonly, &r); err != nil {
 		return spendcap.Outcome{}, err
 	}
@@ -190,6 +195,9 @@ func (c *Client) outcome(ctx context.Context, name, budgetID string, also []stri
 
 // ReportUsage implements spendcap.Budgets.
 func (c *Client) ReportUsage(ctx context.Context, p spendcap.ReportUsageParams) (spendcap.Outcome, error) {
+	if a := quickReportArgs(p); a != nil {
+		return c.outcomeOf(ctx, "report_usage", p.BudgetID, nil, a, false)
+	}
 	return c.outcome(ctx, "report_usage", p.BudgetID, p.AlsoCharge,
 		args{"budget_id": p.BudgetID, "deltas": orEmpty(p.Deltas)}.str("dedup_key", p.DedupKey).at(p.At), false)
 }

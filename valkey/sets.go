@@ -53,7 +53,11 @@ func (s *setCache) put(k string, ids []string) {
 
 // setCall runs FCALL sc_<name> for a call to budgetID that names also (already in a), passing the
 // keys of the set as the library asks for them.
-func (c *Client) setCall(ctx context.Context, name, budgetID string, also []string, a args, readonly bool, out any) error {
+func (c *Client) setCall(ctx context.Context, name, budgetID string, also []string, a any, readonly bool, out any) error {
+	payload, err := encodeArgs(a) // once for every try
+	if err != nil {
+		return err
+	}
 	named, cacheKey := []string{budgetID}, budgetID
 	if len(also) > 0 {
 		named = append(named, also...)
@@ -61,7 +65,7 @@ func (c *Client) setCall(ctx context.Context, name, budgetID string, also []stri
 	}
 	learned := c.sets.get(cacheKey)
 	for try := 1; ; try++ {
-		err := c.callKeys(ctx, name, setKeys(named, learned), a, readonly, out)
+		err := c.callKeys(ctx, name, setKeys(named, learned), rawArgs(payload), readonly, out)
 		if isCrossSlot(err) {
 			return &spendcap.Error{Code: "SC002", Cause: err, Message: fmt.Sprintf(
 				"budget_id: the set of %q spans cluster slots (%s): on a cluster, the budgets of a set must share the first '/' segment of their ids",

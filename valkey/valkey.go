@@ -166,9 +166,9 @@ func (c *Client) callKey(ctx context.Context, name, key string, a args, readonly
 }
 
 // callKeys runs FCALL sc_<name> with every key the call touches (the first is the base key of the
-// budget or policy it names) and decodes the JSON reply into out.
-func (c *Client) callKeys(ctx context.Context, name string, keys []string, a args, readonly bool, out any) error {
-	payload, err := json.Marshal(a)
+// budget or policy it names) and decodes the JSON reply into out. a is args, or rawArgs.
+func (c *Client) callKeys(ctx context.Context, name string, keys []string, a any, readonly bool, out any) error {
+	payload, err := encodeArgs(a)
 	if err != nil {
 		return err
 	}
@@ -182,7 +182,27 @@ func (c *Client) callKeys(ctx context.Context, name string, keys []string, a arg
 	if err != nil {
 		return mapError(err)
 	}
+	if f, ok := out.(fastDecoder); ok && f.decodeFast(reply) {
+		return nil
+	}
 	return json.Unmarshal([]byte(reply), out)
+}
+
+// fastDecoder is a reply that reads its most common form without encoding/json.
+type fastDecoder interface {
+	// decodeFast sets the reply from s and says true, or says false when s is not that form.
+	decodeFast(s string) bool
+}
+
+// rawArgs are a call's arguments already encoded as JSON.
+type rawArgs []byte
+
+// encodeArgs encodes a call's arguments: args as JSON, rawArgs as they are.
+func encodeArgs(a any) ([]byte, error) {
+	if r, ok := a.(rawArgs); ok {
+		return r, nil
+	}
+	return json.Marshal(a)
 }
 
 // mapError turns an error reply that starts with a spendcap error code into a *spendcap.Error.

@@ -247,40 +247,64 @@ func TestQuotaSortedSetsStayBoundedByTheWindow(t *testing.T) {
 	}
 }
 
-// Versions before 2026-11 stored the budget document as JSON; this one stores MessagePack and must
-// go on serving budgets stored the old way, through the fast path and the general one.
-func TestBudgetsStoredAsJSONByEarlierVersionsStillServe(t *testing.T) {
+// Versions before 2026-11 stored the budget as a JSON string, versions before 2026-12 as a
+// MessagePack string; this one stores a HASH and must go on serving budgets stored either old way,
+// through the fast path and the general one, storing each as a HASH on its next write.
+func TestBudgetsStoredAsStringsByEarlierVersionsStillServe(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
 	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	legacy := func(id string, usage int64) {
+	legacy := func(id string, usage int64, msgpack bool) {
 		doc := fmt.Sprintf(`{"id":%q,"hard":{"tokens":9007199254740991},"soft":{},"every":null,"n":null,"unit":null,"tz":"UTC",`+
 			`"anchor":null,"mode":"enforce","scope_type":null,"scope_id":null,"ttl":86400,"created":1795639445177,`+
 			`"updated":1795639445177,"seq":1,"k":-1,"ws":1795639445177,"nr":null,"usage":{"tokens":%d},"reserved":{},`+
-			`"rexp":null,"bc":0,"sbc":0,"wbc":0,"wsbc":0,"lba":null,"lbd":null,"gen":"1795639445.177118"}`, id, usage)
-		if err := rdb.Set(ctx, valkey.Key(id), doc, 0).Err(); err != nil {
+			`"rexp":null,"bc":0,"sbc":0,"wbc":0,"wsbc":0,"lba":null,"lbd":null,"gen":"1795639445.177118","nc":0}`, id, usage)
+		if !msgpack {
+			if err := rdb.Set(ctx, valkey.Key(id), doc, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		// As the MessagePack versions packed it: absent fields for nulls.
+		const pack = `local d = cjson.decode(ARGV[1]) for k, v in pairs(d) do if v == cjson.null then d[k] = nil end end
+			redis.call('SET', KEYS[1], cmsgpack.pack(d))`
+		if err := rdb.Eval(ctx, pack, []string{valkey.Key(id)}, doc).Err(); err != nil && err != redis.Nil {
 			t.Fatal(err)
 		}
 	}
-	legacy("fast", 9007199254740000)
-	legacy("general", 5)
-	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "fast", Deltas: map[string]int64{"tokens": 991}}); err != nil || o.Outcome != spendcap.OK {
-		t.Fatalf("report on a JSON budget: %+v, %v", o, err)
-	}
-	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "general", Deltas: map[string]int64{"tokens": 1}, DedupKey: "k"}); err != nil || o.Outcome != spendcap.OK {
-		t.Fatalf("keyed report on a JSON budget: %+v, %v", o, err)
-	}
-	for id, want := range map[string]int64{"fast": 9007199254740991, "general": 6} {
-		st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id})
-		if err != nil || st.Usage["tokens"] != want || st.WindowSeq != 1 {
-			t.Errorf("%s after a report: %+v, %v; want usage %d", id, st, err, want)
+	for _, msgpack := range []bool{false, true} {
+		fast, general := fmt.Sprintf("fast-%v", msgpack), fmt.Sprintf("general-%v", msgpack)
+		legacy(fast, 9007199254740000, msgpack)
+		legacy(general, 5, msgpack)
+		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: fast, Deltas: map[string]int64{"tokens": 991}}); err != nil || o.Outcome != spendcap.OK {
+			t.Fatalf("report on %s: %+v, %v", fast, o, err)
 		}
-		raw, err := rdb.Get(ctx, valkey.Key(id)).Result()
-		if err != nil || strings.HasPrefix(raw, "{") {
-			t.Errorf("%s is still stored as JSON after a write: %q, %v", id, raw, err)
+		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: general, Deltas: map[string]int64{"tokens": 1}, DedupKey: "k"}); err != nil || o.Outcome != spendcap.OK {
+			t.Fatalf("keyed report on %s: %+v, %v", general, o, err)
+		}
+		for id, want := range map[string]int64{fast: 9007199254740991, general: 6} {
+			st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id})
+			if err != nil || st.Usage["tokens"] != want || st.WindowSeq != 1 || st.HardLimits["tokens"] != 9007199254740991 ||
+				st.CreatedAt.UnixMilli() != 1795639445177 {
+				t.Errorf("%s after a report: %+v, %v; want usage %d", id, st, err, want)
+			}
+			if typ, err := rdb.Type(ctx, valkey.Key(id)).Result(); err != nil || typ != "hash" {
+				t.Errorf("%s is stored as a %s after a write (%v), want a hash", id, typ, err)
+			}
+		}
+		// Stored anew, the fast path takes it, and leaves what is past the largest quantity to the
+		// general path; usage still adds up exactly.
+		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: general, Deltas: map[string]int64{"tokens": 4}}); err != nil || o.Outcome != spendcap.OK {
+			t.Fatalf("second report on %s: %+v, %v", general, o, err)
+		}
+		if _, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: fast, Deltas: map[string]int64{"tokens": 1}}); !errors.Is(err, spendcap.ErrQuantityOutOfRange) {
+			t.Fatalf("report past the largest quantity on %s: %v, want ErrQuantityOutOfRange", fast, err)
+		}
+		if st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: general}); err != nil || st.Usage["tokens"] != 10 {
+			t.Errorf("%s after a second report: %+v, %v; want usage 10", general, st, err)
 		}
 	}
 }
@@ -425,7 +449,7 @@ func TestHostileInstantsAndQuantitiesAreSC002AndWriteNothing(t *testing.T) {
 	if err := rdb.FCall(ctx, "sc_create_budget", []string{"sc:{b}"}, `{"budget_id":"b","hard_limits":{"t":100},"reset_every":"1 day"}`).Err(); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := rdb.Get(ctx, "sc:{b}").Result()
+	before, _ := rdb.Dump(ctx, "sc:{b}").Result()
 	calls := []string{}
 	for _, at := range []string{"1e25", "2e19", "9e299", "-1", "253402300800000", "1.5"} {
 		for _, fn := range []string{"report_usage", "record_spend", "reserve", "budget_status", "budget_history", "reset_budget", "settle"} {
@@ -446,7 +470,7 @@ func TestHostileInstantsAndQuantitiesAreSC002AndWriteNothing(t *testing.T) {
 			t.Errorf("%s: %v after %v, want SC002 at once", c, err, time.Since(start))
 		}
 	}
-	after, _ := rdb.Get(ctx, "sc:{b}").Result()
+	after, _ := rdb.Dump(ctx, "sc:{b}").Result()
 	keys, _ := rdb.Keys(ctx, "*").Result()
 	if after != before || len(keys) != 1 {
 		t.Errorf("refused calls changed the data: keys %v, budget changed = %v", keys, after != before)

@@ -126,6 +126,26 @@ func newHangingReceiver(t *testing.T) *hangingReceiver {
 	return r
 }
 
+// waitInbound waits until n deliveries have reached the receiver (and hang there).
+func (r *hangingReceiver) waitInbound(t *testing.T, n int, stderr *testenv.SyncBuffer) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if in, _ := r.counts(); in >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery started; stderr:\n%s", stderr.String())
+		}
+	}
+}
+
+// release makes the receiver answer every delivery from now on.
+func (r *hangingReceiver) release() {
+	r.mu.Lock()
+	r.hang = false
+	r.mu.Unlock()
+}
+
 func (r *hangingReceiver) counts() (inbound, distinct int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -189,20 +209,11 @@ func TestAWorkerKilledMidDeliveryLosesNoEvent(t *testing.T) {
 	eventsFor(t, url, r, n)
 	flags := []string{"--database-url", url, "--delivery-workers", "4", "--delivery-timeout", "1s", "--rescue-after", "9s"}
 	first, stderr := startJobs(t, flags...)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if in, _ := r.counts(); in >= 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no delivery started; stderr:\n%s", stderr.String())
-		}
-	}
+	r.waitInbound(t, 4, stderr)
 	// Four deliveries are running, the rest wait in the queue: kill -9.
 	_ = first.Process.Kill()
 	_ = first.Wait()
-	r.mu.Lock()
-	r.hang = false
-	r.mu.Unlock()
+	r.release()
 	// The second worker takes the waiting deliveries at once, and the killed worker's running ones
 	// when it is leader and they are older than --rescue-after.
 	_, stderr = startJobs(t, flags...)
@@ -217,21 +228,12 @@ func TestAWorkerStoppedMidDeliveryRetriesItAfterARestart(t *testing.T) {
 	eventsFor(t, url, r, n)
 	flags := []string{"--database-url", url, "--delivery-workers", "2", "--delivery-timeout", "5s", "--shutdown-timeout", "500ms"}
 	first, stderr := startJobs(t, flags...)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if in, _ := r.counts(); in >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no delivery started; stderr:\n%s", stderr.String())
-		}
-	}
+	r.waitInbound(t, 2, stderr)
 	_ = first.Process.Signal(syscall.SIGTERM)
 	if err := first.Wait(); err != nil {
 		t.Fatalf("after SIGTERM: %v\n%s", err, stderr.String())
 	}
-	r.mu.Lock()
-	r.hang = false
-	r.mu.Unlock()
+	r.release()
 	_, stderr = startJobs(t, flags...)
 	deliveredAll(t, r, n, 30*time.Second, stderr)
 }

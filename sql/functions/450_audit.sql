@@ -137,6 +137,7 @@ DECLARE
     b          spendcap.budgets;
     p          spendcap.quota_policies;
     t          timestamptz;
+    n          bigint;
 BEGIN
     IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 1000000 THEN
         PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..1000000');
@@ -206,28 +207,19 @@ BEGIN
     END LOOP;
 
     FOR f IN SELECT * FROM unnest(found_rows) AS x WHERE x.check_name LIKE 'orphan\_%' LOOP
-        -- Gone rows stay gone: a budget or policy of that id created since has rows of its own.
-        CASE f.check_name
-        WHEN 'orphan_dedup_keys' THEN
-            DELETE FROM spendcap.dedup_keys AS k WHERE k.budget_id = f.budget_id
-               AND NOT EXISTS (SELECT FROM spendcap.budgets AS x WHERE x.budget_id = f.budget_id);
-        WHEN 'orphan_budget_history' THEN
-            DELETE FROM spendcap.budget_history AS h WHERE h.budget_id = f.budget_id
-               AND NOT EXISTS (SELECT FROM spendcap.budgets AS x WHERE x.budget_id = f.budget_id);
-        WHEN 'orphan_spend_ledger' THEN
-            DELETE FROM spendcap.spend_ledger AS s WHERE s.budget_id = f.budget_id
-               AND NOT EXISTS (SELECT FROM spendcap.budgets AS x WHERE x.budget_id = f.budget_id);
-        WHEN 'orphan_reservations' THEN
-            DELETE FROM spendcap.reservations AS r WHERE r.budget_id = f.budget_id
-               AND NOT EXISTS (SELECT FROM spendcap.budgets AS x WHERE x.budget_id = f.budget_id);
-        WHEN 'orphan_quota_leases' THEN
-            DELETE FROM spendcap.quota_leases AS l WHERE l.policy_id = f.policy_id
-               AND NOT EXISTS (SELECT FROM spendcap.quota_policies AS x WHERE x.policy_id = f.policy_id);
-        WHEN 'orphan_quota_window' THEN
-            DELETE FROM spendcap.quota_window AS w WHERE w.policy_id = f.policy_id
-               AND NOT EXISTS (SELECT FROM spendcap.quota_policies AS x WHERE x.policy_id = f.policy_id);
-        END CASE;
-        f.repaired := FOUND;
+        -- The finding names the table (orphan_<table>) and whose rows they are. Gone rows stay
+        -- gone: a budget or policy of that id created since has rows of its own.
+        IF f.budget_id IS NOT NULL THEN
+            EXECUTE format('DELETE FROM spendcap.%I AS o WHERE o.budget_id = $1
+                             AND NOT EXISTS (SELECT FROM spendcap.budgets AS x WHERE x.budget_id = $1)',
+                           substr(f.check_name, length('orphan_') + 1)) USING f.budget_id;
+        ELSE
+            EXECUTE format('DELETE FROM spendcap.%I AS o WHERE o.policy_id = $1
+                             AND NOT EXISTS (SELECT FROM spendcap.quota_policies AS x WHERE x.policy_id = $1)',
+                           substr(f.check_name, length('orphan_') + 1)) USING f.policy_id;
+        END IF;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        f.repaired := n > 0;
         RETURN NEXT f;
     END LOOP;
 END

@@ -126,11 +126,11 @@ func durableBenches(ctx context.Context, only string) ([]bench, error) {
 			_, err := pgHotBatcher.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "hot", Deltas: one})
 			return err
 		}},
-		{name: durableVKSingle, cs: c32, run: func(ctx context.Context, w int, i int64) error {
+		{name: durableVKSingle, cs: c32, server: rdb, run: func(ctx context.Context, w int, i int64) error {
 			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one})
 			return err
 		}},
-		{name: durableVKBatch, cs: c8, weight: batchItems, run: func(ctx context.Context, w int, i int64) error {
+		{name: durableVKBatch, cs: c8, weight: batchItems, server: rdb, run: func(ctx context.Context, w int, i int64) error {
 			_, err := vk.ReportUsageBatch(ctx, spendcap.ReportUsageBatchParams{Items: items(w, i)})
 			return err
 		}},

@@ -44,6 +44,8 @@ type Result struct {
 	OpsPerSec   float64 `json:"ops_per_sec"`
 	P50us       float64 `json:"p50_us"`
 	P99us       float64 `json:"p99_us"`
+	// ServerUs is the Valkey server's time per FCALL (INFO commandstats) in a Valkey row.
+	ServerUs float64 `json:"server_us,omitempty"`
 }
 
 // Ratio compares a spendcap benchmark with a baseline at one concurrency, against a target: at
@@ -63,6 +65,8 @@ type bench struct {
 	run    op
 	weight int
 	cs     []int
+	// server, for a Valkey row of FCALLs, is the server whose time per call is reported.
+	server *redis.Client
 }
 
 type op func(ctx context.Context, worker int, i int64) error
@@ -200,6 +204,9 @@ func main() {
 		{name: "valkey raw HINCRBY", run: func(ctx context.Context, w int, i int64) error {
 			return rdb.HIncrBy(ctx, fmt.Sprintf("raw:{b%d}", (int64(w)*7919+i*104729)%budgets), "tokens", 1).Err()
 		}},
+		{name: "valkey baseline C token bucket", run: func(ctx context.Context, w int, i int64) error {
+			return tokenBucket(ctx, rdb, fmt.Sprintf("tb:{b%d}", (int64(w)*7919+i*104729)%budgets))
+		}},
 		{name: "valkey reserve+settle", run: func(ctx context.Context, w int, i int64) error {
 			id, rid := pick(w, i), key()
 			if _, err := vk.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: one}); err != nil {
@@ -223,9 +230,14 @@ func main() {
 		log.Fatal(err)
 	}
 	benches = append(benches, durable...)
+	for i := range benches {
+		if strings.HasPrefix(benches[i].name, "valkey ") && !strings.Contains(benches[i].name, "HINCRBY") {
+			benches[i].server = rdb
+		}
+	}
 
 	var results []Result
-	fmt.Printf("%-50s %4s %11s %9s %9s\n", "benchmark (durable: fsync and synchronous_commit on)", "c", "ops/s", "p50 µs", "p99 µs")
+	fmt.Printf("%-50s %4s %11s %9s %9s %9s\n", "benchmark (durable: fsync and synchronous_commit on)", "c", "ops/s", "p50 µs", "p99 µs", "server µs")
 	for _, b := range benches {
 		if *only != "" && !strings.Contains(b.name, *only) {
 			continue
@@ -235,12 +247,24 @@ func main() {
 			cs = concurrencies
 		}
 		for _, c := range cs {
+			if b.server != nil {
+				if err := b.server.ConfigResetStat(ctx).Err(); err != nil {
+					log.Fatal(err)
+				}
+			}
 			r, err := measure(ctx, b.name, c, *dur, b.run, max(b.weight, 1))
 			if err != nil {
 				log.Fatalf("%s at c=%d: %v", b.name, c, err)
 			}
+			server := ""
+			if b.server != nil {
+				if r.ServerUs, err = serverMicros(ctx, b.server); err != nil {
+					log.Fatal(err)
+				}
+				server = fmt.Sprintf("%9.2f", r.ServerUs)
+			}
 			results = append(results, r)
-			fmt.Printf("%-50s %4d %11.0f %9.0f %9.0f\n", r.Name, r.Concurrency, r.OpsPerSec, r.P50us, r.P99us)
+			fmt.Printf("%-50s %4d %11.0f %9.0f %9.0f %s\n", r.Name, r.Concurrency, r.OpsPerSec, r.P50us, r.P99us, server)
 		}
 	}
 	ratios := computeRatios(results)
@@ -337,6 +361,7 @@ func computeRatios(results []Result) []Ratio {
 		add("pg report_usage 10k 4 dims dedup / baseline B", "pg report_usage 10k budgets 4 dims dedup", "baseline B client transaction 4 dims dedup", c, 4)
 		add("pg report_usage hot / baseline A hot row", "pg report_usage hot budget 1 dim", "baseline A update hot row", c, 0.9)
 		add("valkey sc_report_usage / raw HINCRBY", "valkey sc_report_usage 1 dim", "valkey raw HINCRBY", c, 0.6)
+		add("valkey sc_report_usage / baseline C token bucket", "valkey sc_report_usage 1 dim", "valkey baseline C token bucket", c, 1.2)
 	}
 	durable := func(label, num string, nc int, den string, dc int, target float64) {
 		n, d := find(results, num, nc), find(results, den, dc)
@@ -357,6 +382,7 @@ func computeRatios(results []Result) []Ratio {
 	add("valkey sc_report_usage with alert_percents / without", "valkey sc_report_usage 10k limited 1 dim alerts",
 		"valkey sc_report_usage 10k limited 1 dim", 32, 0.9)
 	add("valkey sc_report_usage 3-level chain / single budget", "valkey sc_report_usage 3-level chain 1 dim", "valkey sc_report_usage 1 dim", 32, 0.5)
+	add("valkey sc_report_usage 3-level chain / baseline C token bucket", "valkey sc_report_usage 3-level chain 1 dim", "valkey baseline C token bucket", 32, 0.8)
 	return out
 }
 
@@ -387,6 +413,9 @@ func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
 	}
 	vk, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
+		return err
+	}
+	if err := loadTokenBucket(ctx, rdb); err != nil {
 		return err
 	}
 	// The single budgets, then the chains level by level: a parent exists before its children.

@@ -68,6 +68,15 @@ local function array(t)
     return setmetatable(t or {}, ARRAY)
 end
 
+-- decimal writes an integer exactly (tostring prints 14 significant digits: exact below 1e14,
+-- the rest needs %.0f), for JSON and for the budget's HASH fields.
+local function decimal(v)
+    if v > -1e14 and v < 1e14 then
+        return tostring(v + 0)
+    end
+    return string.format('%.0f', v)
+end
+
 -- encode writes JSON with exact integers (cjson prints 14 significant digits).
 local function encode(v)
     if v == nil or v == NULL then
@@ -77,11 +86,7 @@ local function encode(v)
     if t == 'boolean' then
         return v and 'true' or 'false'
     elseif t == 'number' then
-        -- tostring prints 14 significant digits: exact below 1e14, the rest needs %.0f.
-        if v > -1e14 and v < 1e14 then
-            return tostring(v + 0)
-        end
-        return string.format('%.0f', v)
+        return decimal(v)
     elseif t == 'string' then
         -- cjson writes '/' as '\/' (valid JSON, but ids like "acme/key-1" are read by people in
         -- messages): only a '/' yields that pair, so putting it back is exact.

@@ -63,8 +63,11 @@ local function decode_args(argv)
     if not ok or type(a) ~= 'table' then
         invalid('arguments', 'must be one JSON object')
     end
-    -- Only a digit before '.', 'e' or 'E' can start a number with a fraction: most calls skip the scan.
-    if argv[1]:find('%d[%.eE]') then
+    -- Only a number with a '.' or a negative exponent can have a fraction: most calls skip the
+    -- scan, and the pattern (a tenth of the call when it ran on every one) runs only when a plain
+    -- search finds one of those.
+    local text = argv[1]
+    if (text:find('.', 1, true) or text:find('e-', 1, true) or text:find('E-', 1, true)) and text:find('%d[%.eE]') then
         local arg, tok = inexact_number(argv[1])
         if arg then
             invalid(arg, tok .. ' must be an integer')
@@ -76,6 +79,44 @@ local function decode_args(argv)
         end
     end
     return a
+end
+
+-- quick_report_args decodes report_usage's arguments (and a batch item's) when they are the common
+-- call exactly as the Go client writes it, {"budget_id":"<id>","deltas":{"<dim>":<n>,...}}: an id
+-- of printable ASCII that needs no escape, dimension names of [A-Za-z0-9_.:-], integers without
+-- sign, leading zero, fraction or exponent, and no white space. It answers the table decode_args
+-- makes of that text, in a third of its time, and nil for any other text (decode_args decides).
+local function quick_report_args(text)
+    if type(text) ~= 'string' then
+        return nil
+    end
+    -- The id's class is 0x21-0x7E but '"' and '\': ']-~', '!' and '#-['. (A '%' escape does not
+    -- end a range in a Lua set; a ']' right after '[' is a character.)
+    local id, body = text:match('^{"budget_id":"([]-~!#-[]+)","deltas":{(.+)}}$')
+    if not id then
+        return nil
+    end
+    local d, pos, n = {}, 1, #body
+    while true do
+        local _, e, dim, q = body:find('^"([%w_%.:%-]+)":(%d+)', pos)
+        if not e or (#q > 1 and q:byte(1) == 48) then
+            return nil
+        end
+        d[dim] = tonumber(q)
+        if e == n then
+            return { budget_id = id, deltas = d }
+        end
+        if body:byte(e + 1) ~= 44 then -- ','
+            return nil
+        end
+        pos = e + 2
+    end
+end
+
+-- report_usage_args are report_usage's arguments: the common call's by quick_report_args, the
+-- rest by decode_args.
+local function report_usage_args(argv)
+    return quick_report_args(argv[1]) or decode_args(argv)
 end
 
 -- valid_id, valid_dim and valid_qty are the rules of docs/semantics.md#arguments as tests; check_id, quantities and

@@ -65,9 +65,10 @@ local function same_quantities(a, b)
     return true
 end
 
--- room is the largest total budget b takes in dimension dim without any breach: its hard and soft
--- limits there, and MAX (SQL: spendcap_internal.room). fast_report stays on it only while every new
--- total fits; evaluate tests the same three bounds one by one to name the breach.
-local function room(b, dim)
-    return math.min(MAX, b.hard[dim] or MAX, b.soft[dim] or MAX)
+-- room is the largest total a budget takes in a dimension without any breach: its hard limit h
+-- and soft limit s there (nil: none), and MAX (SQL: spendcap_internal.room). fast_report stays on
+-- it only while every new total fits; evaluate tests the same three bounds one by one to name the
+-- breach.
+local function room(h, s)
+    return math.min(MAX, h or MAX, s or MAX)
 end

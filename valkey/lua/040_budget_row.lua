@@ -89,9 +89,10 @@ local function live_reserved(b, t, drop)
     return nonzero(sum), min_exp
 end
 
--- decode_budget reads a stored budget document; absent fields are nil.
+-- decode_budget reads a budget stored as one string by an earlier version (MessagePack, or JSON
+-- before that); absent fields are nil.
 local function decode_budget(raw)
-    if raw:byte(1) ~= 123 then -- '{': JSON, as versions before MessagePack stored it
+    if raw:byte(1) ~= 123 then -- '{': JSON
         return cmsgpack.unpack(raw)
     end
     local b = cjson.decode(raw)
@@ -101,6 +102,136 @@ local function decode_budget(raw)
     return b
 end
 
+-- The stored budget is a HASH at its base key. What report_usage's fast path needs are fields of
+-- their own, so that a report reads them with one HMGET and writes two with one HSET instead of
+-- unpacking and packing the whole budget: ws, nr, rexp and upd (window start, next reset, the
+-- earliest reservation expiry, last update: integers as decimal text), p (the parent's id), ap
+-- (alert percents, "50,80"), and per dimension u:<dim>, r:<dim>, h:<dim> and s:<dim> (usage,
+-- reserved, hard and soft limit). The rest, which only the general path reads, is one MessagePack
+-- field, doc. A budget stored as one string by an earlier version still reads, and its next write
+-- stores it as a HASH.
+local DIM_FIELDS = { usage = 'u:', reserved = 'r:', hard = 'h:', soft = 's:' }
+-- DIM_OF_LETTER names the map of a field "<letter>:<dim>" by the letter's byte.
+local DIM_OF_LETTER = { [117] = 'usage', [114] = 'reserved', [104] = 'hard', [115] = 'soft' }
+
+-- percents_of reads the ap field: the alert percents as an array, or nil.
+local function percents_of(s)
+    if not s then
+        return nil
+    end
+    local ps = array()
+    for p in s:gmatch('%d+') do
+        ps[#ps + 1] = tonumber(p)
+    end
+    return ps
+end
+
+-- stored_fields is the HASH of budget b, field -> value, without what a call keeps on it (_key,
+-- _writes, _zone, _rolled, _moved, _brought, _stored, _legacy). The doc constructor is the list
+-- of the other stored fields; being one table constructor, it costs a single allocation. MessagePack keeps integers
+-- exact up to 2^63, and decimal writes them exactly, so quantities up to MAX_QTY round-trip.
+local function stored_fields(b)
+    local f = {
+        doc = cmsgpack.pack({
+            id = b.id, every = b.every, n = b.n, unit = b.unit, tz = b.tz, anchor = b.anchor, mode = b.mode,
+            scope_type = b.scope_type, scope_id = b.scope_id, ttl = b.ttl, created = b.created, seq = b.seq,
+            k = b.k, bc = b.bc, sbc = b.sbc, wbc = b.wbc, wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen,
+            nc = b.nc, fired = b.fired,
+        }),
+        ws = decimal(b.ws), upd = decimal(b.updated), nr = b.nr and decimal(b.nr), rexp = b.rexp and decimal(b.rexp),
+        p = b.p, ap = b.ap and table.concat(b.ap, ','),
+    }
+    for name, prefix in pairs(DIM_FIELDS) do
+        for dim, v in pairs(b[name]) do
+            f[prefix .. dim] = decimal(v)
+        end
+    end
+    return f
+end
+
+-- read_stored is the budget stored at key, or nil when there is none.
+local function read_stored(key)
+    local all = redis.pcall('HGETALL', key)
+    if all.err then -- WRONGTYPE: a string, as earlier versions stored a budget
+        local b = decode_budget(redis.call('GET', key))
+        b._key, b._writes, b._legacy = key, {}, true
+        return b
+    end
+    if #all == 0 then
+        return nil
+    end
+    local f = {}
+    for i = 1, #all, 2 do
+        f[all[i]] = all[i + 1]
+    end
+    local b = cmsgpack.unpack(f.doc)
+    b.usage, b.reserved, b.hard, b.soft = {}, {}, {}, {}
+    for name, v in pairs(f) do
+        local m = name:byte(2) == 58 and DIM_OF_LETTER[name:byte(1)] -- "<letter>:"
+        if m then
+            b[m][name:sub(3)] = tonumber(v)
+        end
+    end
+    b.ws, b.updated, b.nr, b.rexp = tonumber(f.ws), tonumber(f.upd), tonumber(f.nr), tonumber(f.rexp)
+    b.p, b.ap = f.p, percents_of(f.ap)
+    b._key, b._writes, b._stored = key, {}, f
+    return b
+end
+
+-- usage_fields is the part of b's HASH that report_usage's fast path changes: usage and upd.
+local function usage_fields(b)
+    local f = { upd = decimal(b.updated) }
+    for dim, v in pairs(b.usage) do
+        f['u:' .. dim] = decimal(v)
+    end
+    return f
+end
+
+-- store writes budget b: the fields that changed since it was read (every field of a budget that
+-- is new or was stored as a string), and deletes the fields it no longer has. usage_only: only
+-- the fast path changed b (in a batch), so only its usage and upd are compared and written, and
+-- the rest is not packed at all.
+local function store(b, usage_only)
+    local old = b._stored
+    if usage_only and old then
+        local set = { 'HSET', b._key }
+        for name, v in pairs(usage_fields(b)) do
+            if old[name] ~= v then
+                set[#set + 1], set[#set + 2] = name, v
+                old[name] = v
+            end
+        end
+        if #set > 2 then
+            redis.call(unpack(set))
+        end
+        return
+    end
+    local f = stored_fields(b)
+    if b._legacy then
+        redis.call('DEL', b._key)
+        b._legacy = nil
+    end
+    local set, del = { 'HSET', b._key }, { 'HDEL', b._key }
+    for name, v in pairs(f) do
+        if old == nil or old[name] ~= v then
+            set[#set + 1] = name
+            set[#set + 1] = v
+        end
+    end
+    for name in pairs(old or {}) do
+        if f[name] == nil then
+            del[#del + 1] = name
+        end
+    end
+    if #set > 2 then
+        redis.call(unpack(set))
+    end
+    if #del > 2 then
+        redis.call(unpack(del))
+    end
+    b._stored = f
+end
+
 -- load_budget is the budget stored at key, ready for bring and commit, or nil when there is none.
 -- In a batch every item sees the same table, as the items before it left it.
 local function load_budget(key)
@@ -108,14 +239,8 @@ local function load_budget(key)
     if b then
         return b
     end
-    local raw = redis.call('GET', key)
-    if not raw then
-        return nil
-    end
-    b = decode_budget(raw)
-    b._key = key
-    b._writes = {}
-    if BATCH then
+    b = read_stored(key)
+    if b and BATCH then
         BATCH.budgets[key] = b
     end
     return b
@@ -140,8 +265,10 @@ local function bring(b, at)
     local t = instant(b, at)
     local ws = b.ws
     local closed = advance(b, t)
-    -- Sticky: in a batch a later item must commit what an earlier, failed item's bring moved.
+    -- Sticky: in a batch a later item must commit what an earlier, failed item's bring moved
+    -- (_moved), and all of what it brought (_brought: not only usage, commit).
     b._moved = b._moved or b.ws ~= ws
+    b._brought = true
     if closed then
         close_window(b, closed, 'schedule', t)
         b._rolled = true
@@ -156,30 +283,26 @@ local function lock_budget(key, id, at)
     return b, bring(b, at)
 end
 
--- encode_budget packs the stored fields of b, and not what a call keeps on it (_key, _writes,
--- _zone, _rolled, _moved). This constructor is the list of stored fields; being one table constructor, it
--- costs a single allocation (filling an empty table field by field took 3 µs). MessagePack keeps
--- integers exact up to 2^63, so quantities up to MAX_QTY round-trip.
-local function encode_budget(b)
-    return cmsgpack.pack({
-        id = b.id, hard = b.hard, soft = b.soft, every = b.every, n = b.n, unit = b.unit, tz = b.tz,
-        anchor = b.anchor, mode = b.mode, scope_type = b.scope_type, scope_id = b.scope_id, ttl = b.ttl,
-        created = b.created, updated = b.updated, seq = b.seq, k = b.k, ws = b.ws, nr = b.nr,
-        usage = b.usage, reserved = b.reserved, rexp = b.rexp, bc = b.bc, sbc = b.sbc, wbc = b.wbc,
-        wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen, p = b.p, nc = b.nc, ap = b.ap, fired = b.fired,
-    })
+-- queue_store queues on b the store of budget o, another budget it changed (set_parent: the old and
+-- new parents' children counts).
+local function queue_store(b, o)
+    b._writes[#b._writes + 1] = function() store(o) end
 end
 
--- commit writes b and the writes queued on it. In a batch the document is written once, when
--- the batch ends (BATCH.dirty), and the queued writes now.
-local function commit(b)
+-- commit writes b and the writes queued on it. In a batch the budget is written once, when the
+-- batch ends (BATCH.dirty: 'usage' while only the fast path changed it, else 'all'), and the
+-- queued writes now. usage_only: the caller (the fast path) changed only usage and updated.
+local function commit(b, usage_only)
     if BATCH then
-        if not BATCH.dirty[b._key] then
-            BATCH.dirty[b._key] = true
+        local dirty = BATCH.dirty[b._key]
+        if not dirty then
             BATCH.order[#BATCH.order + 1] = b
         end
+        if dirty ~= 'all' then
+            BATCH.dirty[b._key] = usage_only and not b._brought and 'usage' or 'all'
+        end
     else
-        redis.call('SET', b._key, encode_budget(b))
+        store(b)
     end
     for _, w in ipairs(b._writes) do
         if type(w) == 'function' then
@@ -239,14 +362,12 @@ local function read_chain(keys, first, parent_id, budget_id)
             invalid('parent_id', 'key ' .. (first + n - 1) .. ' must be ' .. want .. ' (the keys name the chain of '
                 .. encode(parent_id) .. ', nearest first)')
         end
-        local raw = redis.call('GET', want)
-        if not raw then
+        local d = read_stored(want)
+        if not d then
             fail('SC001', 'parent_id: budget ' .. encode(id) .. ' not found')
         end
-        local d = decode_budget(raw)
         if n == 1 then
             parent = d
-            parent._key, parent._writes = want, {}
         end
         id = d.p
     end

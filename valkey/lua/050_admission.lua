@@ -188,12 +188,9 @@ local function read_members(keys, ids, at, current_only)
     table.sort(sorted)
     local ms, ts = {}, {}
     for _, x in ipairs(sorted) do
-        local key = base_of('sc:', x)
-        local raw = redis.call('GET', key)
-        if raw then
-            local b = decode_budget(raw)
+        local b = read_stored(base_of('sc:', x))
+        if b then
             if not (current_only and b.nr ~= nil and instant(b, at) >= b.nr) then
-                b._key, b._writes = key, {}
                 ms[#ms + 1] = b
                 ts[#ts + 1] = bring(b, at)
             end

@@ -42,17 +42,16 @@ function api.create_budget(keys, a)
         parent = read_chain(keys, 2, a.parent_id, id)
     end
 
-    local raw = redis.call('GET', key)
-    if raw then
-        local b = read_budget(key, id)
-        if not same_quantities(b.hard, hard) or not same_quantities(b.soft, soft) or b.every ~= every
-           or b.tz ~= tz or b.mode ~= mode or b.scope_type ~= a.scope_type or b.scope_id ~= a.scope_id
-           or b.ttl ~= ttl or (anchor_arg ~= nil and b.anchor ~= anchor_arg) or b.p ~= a.parent_id
-           or encode(b.ap and array(b.ap)) ~= encode(ap) then
+    local old = load_budget(key)
+    if old then
+        if not same_quantities(old.hard, hard) or not same_quantities(old.soft, soft) or old.every ~= every
+           or old.tz ~= tz or old.mode ~= mode or old.scope_type ~= a.scope_type or old.scope_id ~= a.scope_id
+           or old.ttl ~= ttl or (anchor_arg ~= nil and old.anchor ~= anchor_arg) or old.p ~= a.parent_id
+           or encode(old.ap and array(old.ap)) ~= encode(ap) then
             fail('SC005', 'budget_id: budget ' .. encode(id) .. ' exists with a different definition')
         end
-        advance(b, instant(b, t))
-        return { budget_id = id, created = false, window_start = b.ws, next_reset_at = opt(b.nr) }
+        advance(old, instant(old, t))
+        return { budget_id = id, created = false, window_start = old.ws, next_reset_at = opt(old.nr) }
     end
 
     local clock = redis.call('TIME')
@@ -143,11 +142,10 @@ function api.delete_budget(keys, a)
     local id = a.budget_id
     local key = budget_key(keys, id)
     local at = at_of(a)
-    local raw = redis.call('GET', key)
-    if not raw then
+    local b = load_budget(key)
+    if not b then
         return { deleted = false }
     end
-    local b = read_budget(key, id)
     refuse_children(b, 'delete them or move them with set_parent first')
     -- What it named elsewhere: reservation id -> its other budgets (holders), execution id -> its
     -- other budgets. Every budget written must be among the keys: one missing_keys reply names all.
@@ -239,11 +237,11 @@ function api.set_parent(keys, a)
         if b.p ~= nil then
             local old = parent_of(keys, #keys, b)
             old.nc = old.nc - 1
-            queue(b, 'SET', old._key, encode_budget(old))
+            queue_store(b, old)
         end
         if new then
             new.nc = (new.nc or 0) + 1
-            queue(b, 'SET', new._key, encode_budget(new))
+            queue_store(b, new)
         end
     end
     b.p = a.parent_id
@@ -256,43 +254,161 @@ end
 -- dedup key, no also_charge, valid input, and on the budget and every budget of its chain no roll
 -- due, no expired reservation and every new total within all limits, so the outcome is 'ok'. It
 -- returns nil for anything else before it writes, and the general path (admit) decides and raises
--- the errors. It skips the general path's generic machinery: about a third of a report's time on
--- the server, and half of a 3-level chain's.
--- fits says whether q more in dimension dim leaves budget b's total within all its limits, and
--- reaches none of its alert percents.
-local function fits(b, dim, q)
-    return (b.usage[dim] or 0) + q + (b.reserved[dim] or 0) <= room(b, dim)
+-- the errors. Of each budget it reads only the fields it needs, with one HMGET (fast_read), and
+-- writes only usage and the update time, with one HSET (fast_charge): the budget is never unpacked
+-- or packed, and no budget table is built.
+
+-- fits says whether q more in a dimension where a budget has usage u, reserved r, hard limit h and
+-- soft limit s (nil: none) and alert percents ap leaves its total within all its limits and
+-- reaches none of the percents.
+local function fits(u, r, h, s, ap, q)
+    local new = (u or 0) + q
+    return new + (r or 0) <= room(h, s)
         -- A call that raises a threshold event is the general path's (alert).
-        and not (b.ap ~= nil and crosses(b.usage[dim], (b.usage[dim] or 0) + q, b.hard[dim], b.ap))
+        and not (ap ~= nil and crosses(u, new, h, ap))
 end
 
--- fast_chain reads the ancestors of b for fast_report, nearest first, each with its instant (_t),
--- or nil when one is not among the keys, is missing, or has a roll due or a reservation expired.
-local function fast_chain(keys, b, at)
-    local chain, id = {}, b.p
-    while id ~= nil do
-        local key, declared = base_of('sc:', id), false
-        for i = 2, #keys do
-            if keys[i] == key then declared = true end
+-- names_of is the fast path's field names of dimension dim (usage, reserved, hard, soft), made
+-- once: a call builds no strings for them. The cache is emptied when it holds 1024 dimensions.
+local dim_names, dim_names_n = {}, 0
+local function names_of(dim)
+    local n = dim_names[dim]
+    if not n then
+        if dim_names_n >= 1024 then
+            dim_names, dim_names_n = {}, 0
         end
-        local p = declared and #chain < MAX_DEPTH and load_budget(key)
-        if not p then
-            return nil
-        end
-        p._t = math.max(at, p.ws)
-        if (p.nr ~= nil and p._t >= p.nr) or (p.rexp ~= nil and p._t >= p.rexp) then
-            return nil
-        end
-        chain[#chain + 1] = p
-        id = p.p
+        n = { 'u:' .. dim, 'r:' .. dim, 'h:' .. dim, 's:' .. dim }
+        dim_names[dim], dim_names_n = n, dim_names_n + 1
     end
-    return chain
+    return n
+end
+
+-- fast_read is what fast_report needs of the budget at key for the dimensions dims, as an array:
+-- ws, nr, rexp, upd, p, ap, then usage, reserved, hard and soft of each dimension (false for
+-- none), as HMGET answers them (decimal text). nil when there is no budget there, or one an
+-- earlier version stored as a string (the general path stores it anew). In a batch the values
+-- come from the batch's whole budget (.budget), which the batch writes once at its end.
+local function fast_read(key, dims)
+    if BATCH then
+        local b = load_budget(key)
+        if not b then
+            return nil
+        end
+        local v = { b.ws, b.nr or false, b.rexp or false, b.updated, b.p or false, b.ap or false, budget = b }
+        for _, dim in ipairs(dims) do
+            v[#v + 1] = b.usage[dim] or false
+            v[#v + 1] = b.reserved[dim] or false
+            v[#v + 1] = b.hard[dim] or false
+            v[#v + 1] = b.soft[dim] or false
+        end
+        return v
+    end
+    local v
+    if #dims == 1 then -- most calls: no table to build and unpack
+        local n = names_of(dims[1])
+        v = redis.pcall('HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', n[1], n[2], n[3], n[4])
+    else
+        local get = { 'HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap' }
+        for _, dim in ipairs(dims) do
+            local n, j = names_of(dim), #get
+            get[j + 1], get[j + 2], get[j + 3], get[j + 4] = n[1], n[2], n[3], n[4]
+        end
+        v = redis.pcall(unpack(get))
+    end
+    if v.err or not v[1] then
+        return nil
+    end
+    v.key = key
+    return v
+end
+
+-- fast_open checks budget v (fast_read) at the call's at: its instant (at, or its window start
+-- if later), its parent's id and its alert percents, or nil when it has a roll due or a
+-- reservation expired at that instant (work for the general path).
+local function fast_open(v, at)
+    local t, nr, rexp = math.max(at, tonumber(v[1])), tonumber(v[2]), tonumber(v[3])
+    if (nr ~= nil and t >= nr) or (rexp ~= nil and t >= rexp) then
+        return nil
+    end
+    local ap = v[6] or nil
+    if type(ap) == 'string' then
+        ap = percents_of(ap)
+    end
+    return t, v[5] or nil, ap
+end
+
+-- fast_fits says whether deltas d (in dimensions dims) fit budget v with alert percents ap.
+local function fast_fits(v, ap, dims, d)
+    for i, dim in ipairs(dims) do
+        local j = 2 + 4 * i
+        if not fits(tonumber(v[j + 1]), tonumber(v[j + 2]), tonumber(v[j + 3]), tonumber(v[j + 4]), ap, d[dim]) then
+            return false
+        end
+    end
+    return true
+end
+
+-- fast_charge adds deltas d to budget v at instant t, as admit does for an 'ok' outcome: usage,
+-- and the update time. A batch's budget is changed and committed; else the fields are set.
+local function fast_charge(v, dims, d, t)
+    local b = v.budget
+    if not b and #dims == 1 then -- most calls: no table to build and unpack
+        local new, upd = (tonumber(v[7]) or 0) + d[dims[1]], tonumber(v[4])
+        if new ~= 0 and t > upd then
+            redis.call('HSET', v.key, names_of(dims[1])[1], decimal(new), 'upd', decimal(t))
+            return
+        end
+    end
+    local set, n = { 'HSET', v.key, false, false, false, false }, 2
+    for i, dim in ipairs(dims) do
+        local new = (tonumber(v[3 + 4 * i]) or 0) + d[dim]
+        if new ~= 0 then
+            if b then
+                b.usage[dim] = new
+            else
+                set[n + 1], set[n + 2], n = names_of(dim)[1], decimal(new), n + 2
+            end
+        end
+    end
+    if t > tonumber(v[4]) then
+        if b then
+            b.updated = t
+        else
+            set[n + 1], set[n + 2], n = 'upd', decimal(t), n + 2
+        end
+    end
+    if b then
+        commit(b, true)
+    elseif n > 2 then
+        redis.call(unpack(set, 1, n))
+    end
+end
+
+-- json_number is a number of fast_read's array as JSON: its decimal text, or null for none.
+local function json_number(x)
+    if not x then
+        return 'null'
+    end
+    if type(x) == 'string' then
+        return x
+    end
+    return decimal(x)
 end
 
 local function fast_report(keys, a)
     local id, d, dk = a.budget_id, a.deltas, a.dedup_key
     if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id) or type(d) ~= 'table'
        or keys[1] ~= base_of('sc:', id) then
+        return nil
+    end
+    local dims = {}
+    for dim, q in pairs(d) do
+        if #dims == 32 or not valid_dim(dim) or not valid_qty(q) then
+            return nil
+        end
+        dims[#dims + 1] = dim
+    end
+    if #dims == 0 then
         return nil
     end
     local at = a.at_ms
@@ -302,60 +418,42 @@ local function fast_report(keys, a)
         return nil
     end
     -- Read as read_budget does (it raises SC001, which is the general path's to say), and changed
-    -- only once every check has passed: in a batch the next item sees this same table.
-    local b = load_budget(keys[1])
-    if not b then
+    -- only once every check has passed: in a batch the next item sees the same budgets.
+    local v = fast_read(keys[1], dims)
+    if not v then
         return nil
     end
-    local t = math.max(at, b.ws)
-    if (b.nr ~= nil and t >= b.nr) or (b.rexp ~= nil and t >= b.rexp) then
+    local t, parent, ap = fast_open(v, at)
+    if not t or not fast_fits(v, ap, dims, d) then
         return nil
     end
-    -- A budget with parents charges them all: they must take the deltas too.
-    local chain = b.p ~= nil and fast_chain(keys, b, at)
-    if chain == nil then
-        return nil
-    end
-    local n = 0
-    for dim, q in pairs(d) do
-        n = n + 1
-        if n > 32 or not valid_dim(dim) or not valid_qty(q) or not fits(b, dim, q) then
+    -- A budget with parents charges them all: they must take the deltas too. Each is read from
+    -- the call's keys, nearest first, with its own instant.
+    local chain, ts = {}, {}
+    while parent ~= nil do
+        local key, declared = base_of('sc:', parent), false
+        for i = 2, #keys do
+            if keys[i] == key then declared = true end
+        end
+        local pv = declared and #chain < MAX_DEPTH and fast_read(key, dims)
+        if not pv then
             return nil
         end
-        if chain then
-            for i = 1, #chain do
-                if not fits(chain[i], dim, q) then
-                    return nil
-                end
-            end
+        local pt, pap
+        pt, parent, pap = fast_open(pv, at)
+        if not pt or not fast_fits(pv, pap, dims, d) then
+            return nil
         end
+        chain[#chain + 1], ts[#ts + 1] = pv, pt
     end
-    if n == 0 then
-        return nil
-    end
-    for dim, q in pairs(d) do
-        local new = (b.usage[dim] or 0) + q
-        if new ~= 0 then
-            b.usage[dim] = new
-        end
-    end
-    b.updated = math.max(b.updated, t)
-    commit(b)
-    for i = 1, chain and #chain or 0 do
-        local p = chain[i]
-        for dim, q in pairs(d) do
-            local new = (p.usage[dim] or 0) + q
-            if new ~= 0 then
-                p.usage[dim] = new
-            end
-        end
-        p.updated = math.max(p.updated, p._t)
-        commit(p)
+    fast_charge(v, dims, d, t)
+    for i, pv in ipairs(chain) do
+        fast_charge(pv, dims, d, ts[i])
     end
     -- The reply, already encoded (what encode() makes of evaluate's 'ok' outcome, keys sorted):
     -- the generic encoder would take a fifth of the call.
-    return '{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":' .. encode(b.nr)
-        .. ',"outcome":"ok","replayed":false,"usage":null,"window_start":' .. encode(b.ws) .. '}'
+    return '{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":' .. json_number(v[2])
+        .. ',"outcome":"ok","replayed":false,"usage":null,"window_start":' .. json_number(v[1]) .. '}'
 end
 
 function api.report_usage(keys, a)

@@ -48,10 +48,17 @@ local function batch_missing_keys(keys, items)
     end
 end
 
+-- store_batch writes the budgets the batch changed, each once.
+local function store_batch()
+    for _, b in ipairs(BATCH.order) do
+        store(b, BATCH.dirty[b._key] == 'usage')
+    end
+end
+
 -- batch_item decodes one item, as report_usage decodes its arguments, and gives it the batch's
 -- instant.
-local function batch_item(raw, at)
-    local a = decode_args({ raw })
+local function batch_item(text, at)
+    local a = quick_report_args(text) or decode_args({ text })
     for f in pairs(a) do
         if not BATCH_FIELDS[f] then
             invalid('items', 'unknown field ' .. encode(f))
@@ -120,9 +127,7 @@ local function report_usage_batch(keys, argv)
         if rerr then
             if type(rerr) ~= 'table' or not rerr.sc then
                 -- Not a spendcap error: a bug. The items before it keep what they wrote.
-                for _, b in ipairs(BATCH.order) do
-                    redis.call('SET', b._key, encode_budget(b))
-                end
+                store_batch()
                 BATCH = nil
                 error(rerr, 0)
             end
@@ -133,9 +138,7 @@ local function report_usage_batch(keys, argv)
             out[i] = encode(r)
         end
     end
-    for _, b in ipairs(BATCH.order) do
-        redis.call('SET', b._key, encode_budget(b))
-    end
+    store_batch()
     BATCH = nil
     return '[' .. table.concat(out, ',') .. ']'
 end

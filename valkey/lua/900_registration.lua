@@ -1,30 +1,30 @@
 ----------------------------------------------------------------------------------------------
 -- Registration: every call answers one JSON document, or an error reply carrying its spendcap error code.
 
--- run calls fn and encodes its answer; a string is an answer already encoded (fast_report): no API
--- call answers a bare string.
-local function run(fn, keys, argv)
-    local r = fn(keys, decode_args(argv))
+-- run calls fn with the arguments decode makes of argv and encodes its answer; a string is an
+-- answer already encoded (fast_report, report_usage_batch): no API call answers a bare string.
+local function run(fn, decode, keys, argv)
+    local r = fn(keys, decode(argv))
     if type(r) == 'string' then
         return r
     end
     return encode(r)
 end
 
--- register registers fn as sc_<name>; raw: fn takes argv as it comes and answers encoded JSON.
-local function register(name, fn, readonly, raw)
+-- raw hands a function argv as it comes.
+local function raw(argv)
+    return argv
+end
+
+-- register registers fn as sc_<name>, its arguments decoded by decode (decode_args by default).
+local function register(name, fn, readonly, decode)
     redis.register_function({
         function_name = 'sc_' .. name,
         callback = function(keys, argv)
             NULL = cjson.null
             BATCH = nil -- a batch's cache never outlives its call
             NOW = nil
-            local ok, res
-            if raw then
-                ok, res = pcall(fn, keys, argv)
-            else
-                ok, res = pcall(run, fn, keys, argv)
-            end
+            local ok, res = pcall(run, fn, decode or decode_args, keys, argv)
             if ok then
                 return res
             end
@@ -41,8 +41,8 @@ register('create_budget', api.create_budget)
 register('set_limits', api.set_limits)
 register('delete_budget', api.delete_budget)
 register('set_parent', api.set_parent)
-register('report_usage', api.report_usage)
-register('report_usage_batch', report_usage_batch, false, true)
+register('report_usage', api.report_usage, false, report_usage_args)
+register('report_usage_batch', report_usage_batch, false, raw)
 register('check_usage', api.check_usage, true)
 register('record_spend', api.record_spend)
 register('release_spend', api.release_spend)
