@@ -38,12 +38,19 @@ func (c *Client) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBat
 	named := make([][]string, len(p.Items))
 	cacheKeys := make([]string, len(p.Items))
 	for i, it := range p.Items {
-		a := args{"budget_id": it.BudgetID, "deltas": orEmpty(it.Deltas)}.str("dedup_key", it.DedupKey)
-		if len(it.AlsoCharge) > 0 {
-			a["also_charge"] = it.AlsoCharge
+		if it.DedupKey == "" && len(it.AlsoCharge) == 0 {
+			if q := quickItem(it.BudgetID, it.Deltas); q != nil {
+				argv[i+1] = []byte(q)
+			}
 		}
-		if argv[i+1], err = json.Marshal(a); err != nil {
-			return nil, err
+		if argv[i+1] == nil {
+			a := args{"budget_id": it.BudgetID, "deltas": orEmpty(it.Deltas)}.str("dedup_key", it.DedupKey)
+			if len(it.AlsoCharge) > 0 {
+				a["also_charge"] = it.AlsoCharge
+			}
+			if argv[i+1], err = json.Marshal(a); err != nil {
+				return nil, err
+			}
 		}
 		named[i], cacheKeys[i] = []string{it.BudgetID}, it.BudgetID
 		if len(it.AlsoCharge) > 0 {

@@ -54,8 +54,9 @@ local FUTURE_SKEW = 5000
 -- tests). The loader (valkey.LibrarySource, `migrate valkey-load --allow-replay`) rewrites this
 -- line; Valkey has no roles, so the setting is the server's.
 local ALLOW_REPLAY = false
--- BATCH is set while sc_report_usage_batch runs its items (110_report_usage_batch.lua): budgets
--- are read once and written once for the whole batch (load_budget, commit).
+-- BATCH is set while sc_report_usage_batch runs its items (110_report_usage_batch.lua): a budget
+-- an item takes the general path on is read once and written once for the rest of the batch
+-- (load_budget, commit); the fast path reads and writes the others as a call of its own does.
 local BATCH
 
 local function fail(code, message)
@@ -885,7 +886,7 @@ local function percents_of(s)
 end
 
 -- stored_fields is the HASH of budget b, field -> value, without what a call keeps on it (_key,
--- _writes, _zone, _rolled, _moved, _brought, _stored, _legacy). The doc constructor is the list
+-- _writes, _zone, _rolled, _moved, _stored, _legacy). The doc constructor is the list
 -- of the other stored fields; being one table constructor, it costs a single allocation. MessagePack keeps integers
 -- exact up to 2^63, and decimal writes them exactly, so quantities up to MAX_QTY round-trip.
 local function stored_fields(b)
@@ -936,34 +937,10 @@ local function read_stored(key)
     return b
 end
 
--- usage_fields is the part of b's HASH that report_usage's fast path changes: usage and upd.
-local function usage_fields(b)
-    local f = { upd = decimal(b.updated) }
-    for dim, v in pairs(b.usage) do
-        f['u:' .. dim] = decimal(v)
-    end
-    return f
-end
-
 -- store writes budget b: the fields that changed since it was read (every field of a budget that
--- is new or was stored as a string), and deletes the fields it no longer has. usage_only: only
--- the fast path changed b (in a batch), so only its usage and upd are compared and written, and
--- the rest is not packed at all.
-local function store(b, usage_only)
+-- is new or was stored as a string), and deletes the fields it no longer has.
+local function store(b)
     local old = b._stored
-    if usage_only and old then
-        local set = { 'HSET', b._key }
-        for name, v in pairs(usage_fields(b)) do
-            if old[name] ~= v then
-                set[#set + 1], set[#set + 2] = name, v
-                old[name] = v
-            end
-        end
-        if #set > 2 then
-            redis.call(unpack(set))
-        end
-        return
-    end
     local f = stored_fields(b)
     if b._legacy then
         redis.call('DEL', b._key)
@@ -988,6 +965,45 @@ local function store(b, usage_only)
         redis.call(unpack(del))
     end
     b._stored = f
+end
+
+-- names_of is the field names of dimension dim (usage, reserved, hard, soft) that read_hot and
+-- the fast path name, made once: a call builds no strings for them. The cache is emptied when it
+-- holds 1024 dimensions.
+local dim_names, dim_names_n = {}, 0
+local function names_of(dim)
+    local n = dim_names[dim]
+    if not n then
+        if dim_names_n >= 1024 then
+            dim_names, dim_names_n = {}, 0
+        end
+        n = { 'u:' .. dim, 'r:' .. dim, 'h:' .. dim, 's:' .. dim }
+        dim_names[dim], dim_names_n = n, dim_names_n + 1
+    end
+    return n
+end
+
+-- read_hot reads the fields of the budget at key that report_usage's fast path needs, for the
+-- dimensions dims, with one HMGET: ws, nr, rexp, upd, p, ap, then u:, r:, h: and s: of each
+-- dimension, as decimal text (false for none). nil when there is no budget there, or one an
+-- earlier version stored as a string.
+local function read_hot(key, dims)
+    local v
+    if #dims == 1 then -- most calls: no table to build and unpack
+        local n = names_of(dims[1])
+        v = redis.pcall('HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', n[1], n[2], n[3], n[4])
+    else
+        local get = { 'HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap' }
+        for _, dim in ipairs(dims) do
+            local n, j = names_of(dim), #get
+            get[j + 1], get[j + 2], get[j + 3], get[j + 4] = n[1], n[2], n[3], n[4]
+        end
+        v = redis.pcall(unpack(get))
+    end
+    if v.err or not v[1] then
+        return nil
+    end
+    return v
 end
 
 -- load_budget is the budget stored at key, ready for bring and commit, or nil when there is none.
@@ -1023,10 +1039,8 @@ local function bring(b, at)
     local t = instant(b, at)
     local ws = b.ws
     local closed = advance(b, t)
-    -- Sticky: in a batch a later item must commit what an earlier, failed item's bring moved
-    -- (_moved), and all of what it brought (_brought: not only usage, commit).
+    -- Sticky: in a batch a later item must commit what an earlier, failed item's bring moved.
     b._moved = b._moved or b.ws ~= ws
-    b._brought = true
     if closed then
         close_window(b, closed, 'schedule', t)
         b._rolled = true
@@ -1048,28 +1062,26 @@ local function queue_store(b, o)
 end
 
 -- commit writes b and the writes queued on it. In a batch the budget is written once, when the
--- batch ends (BATCH.dirty: 'usage' while only the fast path changed it, else 'all'), and the
--- queued writes now. usage_only: the caller (the fast path) changed only usage and updated.
-local function commit(b, usage_only)
+-- batch ends (BATCH.dirty, BATCH.order), and the queued writes now.
+local function commit(b)
     if BATCH then
-        local dirty = BATCH.dirty[b._key]
-        if not dirty then
+        if not BATCH.dirty[b._key] then
+            BATCH.dirty[b._key] = true
             BATCH.order[#BATCH.order + 1] = b
-        end
-        if dirty ~= 'all' then
-            BATCH.dirty[b._key] = usage_only and not b._brought and 'usage' or 'all'
         end
     else
         store(b)
     end
-    for _, w in ipairs(b._writes) do
-        if type(w) == 'function' then
-            w() -- an event (emit): its id is taken as it is written
-        else
-            redis.call(unpack(w))
+    if #b._writes > 0 then
+        for _, w in ipairs(b._writes) do
+            if type(w) == 'function' then
+                w() -- an event (emit): its id is taken as it is written
+            else
+                redis.call(unpack(w))
+            end
         end
+        b._writes = {}
     end
-    b._writes = {}
 end
 
 local function opt(v)
@@ -1772,57 +1784,29 @@ local function fits(u, r, h, s, ap, q)
         and not (ap ~= nil and crosses(u, new, h, ap))
 end
 
--- names_of is the fast path's field names of dimension dim (usage, reserved, hard, soft), made
--- once: a call builds no strings for them. The cache is emptied when it holds 1024 dimensions.
-local dim_names, dim_names_n = {}, 0
-local function names_of(dim)
-    local n = dim_names[dim]
-    if not n then
-        if dim_names_n >= 1024 then
-            dim_names, dim_names_n = {}, 0
-        end
-        n = { 'u:' .. dim, 'r:' .. dim, 'h:' .. dim, 's:' .. dim }
-        dim_names[dim], dim_names_n = n, dim_names_n + 1
-    end
-    return n
-end
-
 -- fast_read is what fast_report needs of the budget at key for the dimensions dims, as an array:
 -- ws, nr, rexp, upd, p, ap, then usage, reserved, hard and soft of each dimension (false for
--- none), as HMGET answers them (decimal text). nil when there is no budget there, or one an
--- earlier version stored as a string (the general path stores it anew). In a batch the values
--- come from the batch's whole budget (.budget), which the batch writes once at its end.
+-- none): read_hot's answer. nil when there is no budget there, or one an earlier version stored
+-- as a string (the general path stores it anew). In a batch, a budget an earlier item took the
+-- general path on is the batch's (.budget), written once when the batch ends: its values come
+-- from it. Any other is read and written as by a call of its own, so the next item reads what
+-- this one wrote.
 local function fast_read(key, dims)
-    if BATCH then
-        local b = load_budget(key)
-        if not b then
-            return nil
-        end
-        local v = { b.ws, b.nr or false, b.rexp or false, b.updated, b.p or false, b.ap or false, budget = b }
-        for _, dim in ipairs(dims) do
-            v[#v + 1] = b.usage[dim] or false
-            v[#v + 1] = b.reserved[dim] or false
-            v[#v + 1] = b.hard[dim] or false
-            v[#v + 1] = b.soft[dim] or false
+    local b = BATCH and BATCH.budgets[key]
+    if not b then
+        local v = read_hot(key, dims)
+        if v then
+            v.key = key
         end
         return v
     end
-    local v
-    if #dims == 1 then -- most calls: no table to build and unpack
-        local n = names_of(dims[1])
-        v = redis.pcall('HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', n[1], n[2], n[3], n[4])
-    else
-        local get = { 'HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap' }
-        for _, dim in ipairs(dims) do
-            local n, j = names_of(dim), #get
-            get[j + 1], get[j + 2], get[j + 3], get[j + 4] = n[1], n[2], n[3], n[4]
-        end
-        v = redis.pcall(unpack(get))
+    local v = { b.ws, b.nr or false, b.rexp or false, b.updated, b.p or false, b.ap or false, budget = b }
+    for _, dim in ipairs(dims) do
+        v[#v + 1] = b.usage[dim] or false
+        v[#v + 1] = b.reserved[dim] or false
+        v[#v + 1] = b.hard[dim] or false
+        v[#v + 1] = b.soft[dim] or false
     end
-    if v.err or not v[1] then
-        return nil
-    end
-    v.key = key
     return v
 end
 
@@ -1853,11 +1837,24 @@ local function fast_fits(v, ap, dims, d)
 end
 
 -- fast_charge adds deltas d to budget v at instant t, as admit does for an 'ok' outcome: usage,
--- and the update time. A batch's budget is changed and committed; else the fields are set.
+-- and the update time. A batch's budget is changed and committed; else the fields are set with
+-- one HSET.
 local function fast_charge(v, dims, d, t)
     local b = v.budget
-    if not b and #dims == 1 then -- most calls: no table to build and unpack
-        local new, upd = (tonumber(v[7]) or 0) + d[dims[1]], tonumber(v[4])
+    if b then
+        for _, dim in ipairs(dims) do
+            local new = (b.usage[dim] or 0) + d[dim]
+            if new ~= 0 then
+                b.usage[dim] = new
+            end
+        end
+        b.updated = math.max(b.updated, t)
+        commit(b)
+        return
+    end
+    local upd = tonumber(v[4])
+    if #dims == 1 then -- most calls: no table to build and unpack
+        local new = (tonumber(v[7]) or 0) + d[dims[1]]
         if new ~= 0 and t > upd then
             redis.call('HSET', v.key, names_of(dims[1])[1], decimal(new), 'upd', decimal(t))
             return
@@ -1867,23 +1864,13 @@ local function fast_charge(v, dims, d, t)
     for i, dim in ipairs(dims) do
         local new = (tonumber(v[3 + 4 * i]) or 0) + d[dim]
         if new ~= 0 then
-            if b then
-                b.usage[dim] = new
-            else
-                set[n + 1], set[n + 2], n = names_of(dim)[1], decimal(new), n + 2
-            end
+            set[n + 1], set[n + 2], n = names_of(dim)[1], decimal(new), n + 2
         end
     end
-    if t > tonumber(v[4]) then
-        if b then
-            b.updated = t
-        else
-            set[n + 1], set[n + 2], n = 'upd', decimal(t), n + 2
-        end
+    if t > upd then
+        set[n + 1], set[n + 2], n = 'upd', decimal(t), n + 2
     end
-    if b then
-        commit(b, true)
-    elseif n > 2 then
+    if n > 2 then
         redis.call(unpack(set, 1, n))
     end
 end
@@ -2180,6 +2167,20 @@ end
 -- batch holds.
 local BATCH_FIELDS = { budget_id = true, deltas = true, dedup_key = true, also_charge = true }
 
+-- parent_of_key reads whether there is a budget at key and its parent: {p = id or nil}, or nil.
+-- A budget stored as a string is read whole (and held by the batch).
+local function parent_of_key(key)
+    local b = BATCH.budgets[key]
+    if b then
+        return b
+    end
+    local v = redis.pcall('HMGET', key, 'ws', 'p')
+    if v.err then
+        return load_budget(key)
+    end
+    return v[1] and { p = v[2] or nil } or nil
+end
+
 -- batch_missing_keys raises missing_keys for every budget the items charge whose base key is not
 -- among keys (the walk of read_set over each item's budgets and their chains, on the stored
 -- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
@@ -2197,7 +2198,7 @@ local function batch_missing_keys(keys, items)
                 seen[cur], steps = true, steps + 1
                 local key, ok, b = base_of('sc:', cur), true, nil
                 if have[key] then
-                    b = load_budget(key)
+                    b = parent_of_key(key)
                 else
                     if not listed[cur] then
                         listed[cur] = true
@@ -2205,7 +2206,7 @@ local function batch_missing_keys(keys, items)
                     end
                     mine = mine or array()
                     mine[#mine + 1] = cur
-                    ok, b = pcall(load_budget, key)
+                    ok, b = pcall(parent_of_key, key)
                 end
                 if not ok or not b then
                     break
@@ -2223,10 +2224,10 @@ local function batch_missing_keys(keys, items)
     end
 end
 
--- store_batch writes the budgets the batch changed, each once.
+-- store_batch writes the budgets the batch holds and changed, each once.
 local function store_batch()
     for _, b in ipairs(BATCH.order) do
-        store(b, BATCH.dirty[b._key] == 'usage')
+        store(b)
     end
 end
 
@@ -2246,9 +2247,9 @@ end
 -- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
 -- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
 -- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
--- runs report_usage's own path (fast_report or admit), on budgets read once for the whole batch and
--- written once at its end; an item that fails raises before it changes anything, so it leaves the
--- others undisturbed. The answer is the JSON array of the items' outcomes, an item that failed as
+-- runs report_usage's own path (fast_report or admit); a budget the general path took is held
+-- for the rest of the batch and written once at its end (BATCH); an item that fails raises before
+-- it changes anything, so it leaves the others undisturbed. The answer is the JSON array of the items' outcomes, an item that failed as
 -- {"error_code", "error_message"}.
 local function report_usage_batch(keys, argv)
     local n = #argv - 1

@@ -127,7 +127,7 @@ local function percents_of(s)
 end
 
 -- stored_fields is the HASH of budget b, field -> value, without what a call keeps on it (_key,
--- _writes, _zone, _rolled, _moved, _brought, _stored, _legacy). The doc constructor is the list
+-- _writes, _zone, _rolled, _moved, _stored, _legacy). The doc constructor is the list
 -- of the other stored fields; being one table constructor, it costs a single allocation. MessagePack keeps integers
 -- exact up to 2^63, and decimal writes them exactly, so quantities up to MAX_QTY round-trip.
 local function stored_fields(b)
@@ -178,34 +178,10 @@ local function read_stored(key)
     return b
 end
 
--- usage_fields is the part of b's HASH that report_usage's fast path changes: usage and upd.
-local function usage_fields(b)
-    local f = { upd = decimal(b.updated) }
-    for dim, v in pairs(b.usage) do
-        f['u:' .. dim] = decimal(v)
-    end
-    return f
-end
-
 -- store writes budget b: the fields that changed since it was read (every field of a budget that
--- is new or was stored as a string), and deletes the fields it no longer has. usage_only: only
--- the fast path changed b (in a batch), so only its usage and upd are compared and written, and
--- the rest is not packed at all.
-local function store(b, usage_only)
+-- is new or was stored as a string), and deletes the fields it no longer has.
+local function store(b)
     local old = b._stored
-    if usage_only and old then
-        local set = { 'HSET', b._key }
-        for name, v in pairs(usage_fields(b)) do
-            if old[name] ~= v then
-                set[#set + 1], set[#set + 2] = name, v
-                old[name] = v
-            end
-        end
-        if #set > 2 then
-            redis.call(unpack(set))
-        end
-        return
-    end
     local f = stored_fields(b)
     if b._legacy then
         redis.call('DEL', b._key)
@@ -230,6 +206,45 @@ local function store(b, usage_only)
         redis.call(unpack(del))
     end
     b._stored = f
+end
+
+-- names_of is the field names of dimension dim (usage, reserved, hard, soft) that read_hot and
+-- the fast path name, made once: a call builds no strings for them. The cache is emptied when it
+-- holds 1024 dimensions.
+local dim_names, dim_names_n = {}, 0
+local function names_of(dim)
+    local n = dim_names[dim]
+    if not n then
+        if dim_names_n >= 1024 then
+            dim_names, dim_names_n = {}, 0
+        end
+        n = { 'u:' .. dim, 'r:' .. dim, 'h:' .. dim, 's:' .. dim }
+        dim_names[dim], dim_names_n = n, dim_names_n + 1
+    end
+    return n
+end
+
+-- read_hot reads the fields of the budget at key that report_usage's fast path needs, for the
+-- dimensions dims, with one HMGET: ws, nr, rexp, upd, p, ap, then u:, r:, h: and s: of each
+-- dimension, as decimal text (false for none). nil when there is no budget there, or one an
+-- earlier version stored as a string.
+local function read_hot(key, dims)
+    local v
+    if #dims == 1 then -- most calls: no table to build and unpack
+        local n = names_of(dims[1])
+        v = redis.pcall('HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', n[1], n[2], n[3], n[4])
+    else
+        local get = { 'HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap' }
+        for _, dim in ipairs(dims) do
+            local n, j = names_of(dim), #get
+            get[j + 1], get[j + 2], get[j + 3], get[j + 4] = n[1], n[2], n[3], n[4]
+        end
+        v = redis.pcall(unpack(get))
+    end
+    if v.err or not v[1] then
+        return nil
+    end
+    return v
 end
 
 -- load_budget is the budget stored at key, ready for bring and commit, or nil when there is none.
@@ -265,10 +280,8 @@ local function bring(b, at)
     local t = instant(b, at)
     local ws = b.ws
     local closed = advance(b, t)
-    -- Sticky: in a batch a later item must commit what an earlier, failed item's bring moved
-    -- (_moved), and all of what it brought (_brought: not only usage, commit).
+    -- Sticky: in a batch a later item must commit what an earlier, failed item's bring moved.
     b._moved = b._moved or b.ws ~= ws
-    b._brought = true
     if closed then
         close_window(b, closed, 'schedule', t)
         b._rolled = true
@@ -290,28 +303,26 @@ local function queue_store(b, o)
 end
 
 -- commit writes b and the writes queued on it. In a batch the budget is written once, when the
--- batch ends (BATCH.dirty: 'usage' while only the fast path changed it, else 'all'), and the
--- queued writes now. usage_only: the caller (the fast path) changed only usage and updated.
-local function commit(b, usage_only)
+-- batch ends (BATCH.dirty, BATCH.order), and the queued writes now.
+local function commit(b)
     if BATCH then
-        local dirty = BATCH.dirty[b._key]
-        if not dirty then
+        if not BATCH.dirty[b._key] then
+            BATCH.dirty[b._key] = true
             BATCH.order[#BATCH.order + 1] = b
-        end
-        if dirty ~= 'all' then
-            BATCH.dirty[b._key] = usage_only and not b._brought and 'usage' or 'all'
         end
     else
         store(b)
     end
-    for _, w in ipairs(b._writes) do
-        if type(w) == 'function' then
-            w() -- an event (emit): its id is taken as it is written
-        else
-            redis.call(unpack(w))
+    if #b._writes > 0 then
+        for _, w in ipairs(b._writes) do
+            if type(w) == 'function' then
+                w() -- an event (emit): its id is taken as it is written
+            else
+                redis.call(unpack(w))
+            end
         end
+        b._writes = {}
     end
-    b._writes = {}
 end
 
 local function opt(v)

@@ -268,57 +268,29 @@ local function fits(u, r, h, s, ap, q)
         and not (ap ~= nil and crosses(u, new, h, ap))
 end
 
--- names_of is the fast path's field names of dimension dim (usage, reserved, hard, soft), made
--- once: a call builds no strings for them. The cache is emptied when it holds 1024 dimensions.
-local dim_names, dim_names_n = {}, 0
-local function names_of(dim)
-    local n = dim_names[dim]
-    if not n then
-        if dim_names_n >= 1024 then
-            dim_names, dim_names_n = {}, 0
-        end
-        n = { 'u:' .. dim, 'r:' .. dim, 'h:' .. dim, 's:' .. dim }
-        dim_names[dim], dim_names_n = n, dim_names_n + 1
-    end
-    return n
-end
-
 -- fast_read is what fast_report needs of the budget at key for the dimensions dims, as an array:
 -- ws, nr, rexp, upd, p, ap, then usage, reserved, hard and soft of each dimension (false for
--- none), as HMGET answers them (decimal text). nil when there is no budget there, or one an
--- earlier version stored as a string (the general path stores it anew). In a batch the values
--- come from the batch's whole budget (.budget), which the batch writes once at its end.
+-- none): read_hot's answer. nil when there is no budget there, or one an earlier version stored
+-- as a string (the general path stores it anew). In a batch, a budget an earlier item took the
+-- general path on is the batch's (.budget), written once when the batch ends: its values come
+-- from it. Any other is read and written as by a call of its own, so the next item reads what
+-- this one wrote.
 local function fast_read(key, dims)
-    if BATCH then
-        local b = load_budget(key)
-        if not b then
-            return nil
-        end
-        local v = { b.ws, b.nr or false, b.rexp or false, b.updated, b.p or false, b.ap or false, budget = b }
-        for _, dim in ipairs(dims) do
-            v[#v + 1] = b.usage[dim] or false
-            v[#v + 1] = b.reserved[dim] or false
-            v[#v + 1] = b.hard[dim] or false
-            v[#v + 1] = b.soft[dim] or false
+    local b = BATCH and BATCH.budgets[key]
+    if not b then
+        local v = read_hot(key, dims)
+        if v then
+            v.key = key
         end
         return v
     end
-    local v
-    if #dims == 1 then -- most calls: no table to build and unpack
-        local n = names_of(dims[1])
-        v = redis.pcall('HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', n[1], n[2], n[3], n[4])
-    else
-        local get = { 'HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap' }
-        for _, dim in ipairs(dims) do
-            local n, j = names_of(dim), #get
-            get[j + 1], get[j + 2], get[j + 3], get[j + 4] = n[1], n[2], n[3], n[4]
-        end
-        v = redis.pcall(unpack(get))
+    local v = { b.ws, b.nr or false, b.rexp or false, b.updated, b.p or false, b.ap or false, budget = b }
+    for _, dim in ipairs(dims) do
+        v[#v + 1] = b.usage[dim] or false
+        v[#v + 1] = b.reserved[dim] or false
+        v[#v + 1] = b.hard[dim] or false
+        v[#v + 1] = b.soft[dim] or false
     end
-    if v.err or not v[1] then
-        return nil
-    end
-    v.key = key
     return v
 end
 
@@ -349,11 +321,24 @@ local function fast_fits(v, ap, dims, d)
 end
 
 -- fast_charge adds deltas d to budget v at instant t, as admit does for an 'ok' outcome: usage,
--- and the update time. A batch's budget is changed and committed; else the fields are set.
+-- and the update time. A batch's budget is changed and committed; else the fields are set with
+-- one HSET.
 local function fast_charge(v, dims, d, t)
     local b = v.budget
-    if not b and #dims == 1 then -- most calls: no table to build and unpack
-        local new, upd = (tonumber(v[7]) or 0) + d[dims[1]], tonumber(v[4])
+    if b then
+        for _, dim in ipairs(dims) do
+            local new = (b.usage[dim] or 0) + d[dim]
+            if new ~= 0 then
+                b.usage[dim] = new
+            end
+        end
+        b.updated = math.max(b.updated, t)
+        commit(b)
+        return
+    end
+    local upd = tonumber(v[4])
+    if #dims == 1 then -- most calls: no table to build and unpack
+        local new = (tonumber(v[7]) or 0) + d[dims[1]]
         if new ~= 0 and t > upd then
             redis.call('HSET', v.key, names_of(dims[1])[1], decimal(new), 'upd', decimal(t))
             return
@@ -363,23 +348,13 @@ local function fast_charge(v, dims, d, t)
     for i, dim in ipairs(dims) do
         local new = (tonumber(v[3 + 4 * i]) or 0) + d[dim]
         if new ~= 0 then
-            if b then
-                b.usage[dim] = new
-            else
-                set[n + 1], set[n + 2], n = names_of(dim)[1], decimal(new), n + 2
-            end
+            set[n + 1], set[n + 2], n = names_of(dim)[1], decimal(new), n + 2
         end
     end
-    if t > tonumber(v[4]) then
-        if b then
-            b.updated = t
-        else
-            set[n + 1], set[n + 2], n = 'upd', decimal(t), n + 2
-        end
+    if t > upd then
+        set[n + 1], set[n + 2], n = 'upd', decimal(t), n + 2
     end
-    if b then
-        commit(b, true)
-    elseif n > 2 then
+    if n > 2 then
         redis.call(unpack(set, 1, n))
     end
 end

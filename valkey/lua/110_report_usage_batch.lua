@@ -5,6 +5,20 @@
 -- batch holds.
 local BATCH_FIELDS = { budget_id = true, deltas = true, dedup_key = true, also_charge = true }
 
+-- parent_of_key reads whether there is a budget at key and its parent: {p = id or nil}, or nil.
+-- A budget stored as a string is read whole (and held by the batch).
+local function parent_of_key(key)
+    local b = BATCH.budgets[key]
+    if b then
+        return b
+    end
+    local v = redis.pcall('HMGET', key, 'ws', 'p')
+    if v.err then
+        return load_budget(key)
+    end
+    return v[1] and { p = v[2] or nil } or nil
+end
+
 -- batch_missing_keys raises missing_keys for every budget the items charge whose base key is not
 -- among keys (the walk of read_set over each item's budgets and their chains, on the stored
 -- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
@@ -22,7 +36,7 @@ local function batch_missing_keys(keys, items)
                 seen[cur], steps = true, steps + 1
                 local key, ok, b = base_of('sc:', cur), true, nil
                 if have[key] then
-                    b = load_budget(key)
+                    b = parent_of_key(key)
                 else
                     if not listed[cur] then
                         listed[cur] = true
@@ -30,7 +44,7 @@ local function batch_missing_keys(keys, items)
                     end
                     mine = mine or array()
                     mine[#mine + 1] = cur
-                    ok, b = pcall(load_budget, key)
+                    ok, b = pcall(parent_of_key, key)
                 end
                 if not ok or not b then
                     break
@@ -48,10 +62,10 @@ local function batch_missing_keys(keys, items)
     end
 end
 
--- store_batch writes the budgets the batch changed, each once.
+-- store_batch writes the budgets the batch holds and changed, each once.
 local function store_batch()
     for _, b in ipairs(BATCH.order) do
-        store(b, BATCH.dirty[b._key] == 'usage')
+        store(b)
     end
 end
 
@@ -71,9 +85,9 @@ end
 -- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
 -- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
 -- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
--- runs report_usage's own path (fast_report or admit), on budgets read once for the whole batch and
--- written once at its end; an item that fails raises before it changes anything, so it leaves the
--- others undisturbed. The answer is the JSON array of the items' outcomes, an item that failed as
+-- runs report_usage's own path (fast_report or admit); a budget the general path took is held
+-- for the rest of the batch and written once at its end (BATCH); an item that fails raises before
+-- it changes anything, so it leaves the others undisturbed. The answer is the JSON array of the items' outcomes, an item that failed as
 -- {"error_code", "error_message"}.
 local function report_usage_batch(keys, argv)
     local n = #argv - 1
