@@ -869,9 +869,26 @@ end
 -- reserved, hard and soft limit). The rest, which only the general path reads, is one MessagePack
 -- field, doc. A budget stored as one string by an earlier version still reads, and its next write
 -- stores it as a HASH.
-local DIM_FIELDS = { usage = 'u:', reserved = 'r:', hard = 'h:', soft = 's:' }
+-- DIM_MAPS are the maps of a budget kept per dimension, in the order of names_of's names.
+local DIM_MAPS = { 'usage', 'reserved', 'hard', 'soft' }
 -- DIM_OF_LETTER names the map of a field "<letter>:<dim>" by the letter's byte.
 local DIM_OF_LETTER = { [117] = 'usage', [114] = 'reserved', [104] = 'hard', [115] = 'soft' }
+
+-- names_of is the field names of dimension dim (u:, r:, h:, s:) that the budget's hash holds, made once: a call builds no strings for them. The cache is emptied when it
+-- holds 1024 dimensions.
+local dim_names, dim_names_n = {}, 0
+local function names_of(dim)
+    local n = dim_names[dim]
+    if not n then
+        if dim_names_n >= 1024 then
+            dim_names, dim_names_n = {}, 0
+        end
+        n = { 'u:' .. dim, 'r:' .. dim, 'h:' .. dim, 's:' .. dim }
+        dim_names[dim], dim_names_n = n, dim_names_n + 1
+    end
+    return n
+end
+
 
 -- percents_of reads the ap field: the alert percents as an array, or nil.
 local function percents_of(s)
@@ -885,10 +902,15 @@ local function percents_of(s)
     return ps
 end
 
--- stored_fields is the HASH of budget b, field -> value, without what a call keeps on it (_key,
--- _writes, _zone, _rolled, _moved, _stored, _legacy). The doc constructor is the list
--- of the other stored fields; being one table constructor, it costs a single allocation. MessagePack keeps integers
--- exact up to 2^63, and decimal writes them exactly, so quantities up to MAX_QTY round-trip.
+-- TIME_FIELDS are the hash's fields of instants: numbers, as the per-dimension fields.
+local TIME_FIELDS = { ws = true, upd = true, nr = true, rexp = true }
+
+-- stored_fields is the hash of budget b, field -> value, without what a call keeps on it (_key,
+-- _writes, _zone, _rolled, _moved, _stored, _legacy): numbers for the instants and the
+-- per-dimension fields (store writes those that changed with decimal), text for the others. The
+-- doc constructor is the list of the fields kept in doc; being one table constructor, it costs a
+-- single allocation. MessagePack keeps integers exact up to 2^63, and decimal writes them
+-- exactly, so quantities up to MAX_QTY round-trip.
 local function stored_fields(b)
     local f = {
         doc = cmsgpack.pack({
@@ -897,12 +919,11 @@ local function stored_fields(b)
             k = b.k, bc = b.bc, sbc = b.sbc, wbc = b.wbc, wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen,
             nc = b.nc, fired = b.fired,
         }),
-        ws = decimal(b.ws), upd = decimal(b.updated), nr = b.nr and decimal(b.nr), rexp = b.rexp and decimal(b.rexp),
-        p = b.p, ap = b.ap and table.concat(b.ap, ','),
+        ws = b.ws, upd = b.updated, nr = b.nr, rexp = b.rexp, p = b.p, ap = b.ap and table.concat(b.ap, ','),
     }
-    for name, prefix in pairs(DIM_FIELDS) do
+    for k, name in ipairs(DIM_MAPS) do
         for dim, v in pairs(b[name]) do
-            f[prefix .. dim] = decimal(v)
+            f[names_of(dim)[k]] = v
         end
     end
     return f
@@ -919,19 +940,24 @@ local function read_stored(key)
     if #all == 0 then
         return nil
     end
-    local f = {}
+    -- f is what stored_fields makes of the budget as it is stored, for store to compare with.
+    local f, maps = {}, { usage = {}, reserved = {}, hard = {}, soft = {} }
+    local byte, sub = string.byte, string.sub
     for i = 1, #all, 2 do
-        f[all[i]] = all[i + 1]
+        local name, v = all[i], all[i + 1]
+        local letter, colon = byte(name, 1, 2)
+        local m = colon == 58 and DIM_OF_LETTER[letter] -- "<letter>:"
+        if m then
+            v = tonumber(v)
+            maps[m][sub(name, 3)] = v
+        elseif TIME_FIELDS[name] then
+            v = tonumber(v)
+        end
+        f[name] = v
     end
     local b = cmsgpack.unpack(f.doc)
-    b.usage, b.reserved, b.hard, b.soft = {}, {}, {}, {}
-    for name, v in pairs(f) do
-        local m = name:byte(2) == 58 and DIM_OF_LETTER[name:byte(1)] -- "<letter>:"
-        if m then
-            b[m][name:sub(3)] = tonumber(v)
-        end
-    end
-    b.ws, b.updated, b.nr, b.rexp = tonumber(f.ws), tonumber(f.upd), tonumber(f.nr), tonumber(f.rexp)
+    b.usage, b.reserved, b.hard, b.soft = maps.usage, maps.reserved, maps.hard, maps.soft
+    b.ws, b.updated, b.nr, b.rexp = f.ws, f.upd, f.nr, f.rexp
     b.p, b.ap = f.p, percents_of(f.ap)
     b._key, b._writes, b._stored = key, {}, f
     return b
@@ -950,7 +976,7 @@ local function store(b)
     for name, v in pairs(f) do
         if old == nil or old[name] ~= v then
             set[#set + 1] = name
-            set[#set + 1] = v
+            set[#set + 1] = type(v) == 'number' and decimal(v) or v
         end
     end
     for name in pairs(old or {}) do
@@ -965,22 +991,6 @@ local function store(b)
         redis.call(unpack(del))
     end
     b._stored = f
-end
-
--- names_of is the field names of dimension dim (usage, reserved, hard, soft) that read_hot and
--- the fast path name, made once: a call builds no strings for them. The cache is emptied when it
--- holds 1024 dimensions.
-local dim_names, dim_names_n = {}, 0
-local function names_of(dim)
-    local n = dim_names[dim]
-    if not n then
-        if dim_names_n >= 1024 then
-            dim_names, dim_names_n = {}, 0
-        end
-        n = { 'u:' .. dim, 'r:' .. dim, 'h:' .. dim, 's:' .. dim }
-        dim_names[dim], dim_names_n = n, dim_names_n + 1
-    end
-    return n
 end
 
 -- read_hot reads the fields of the budget at key that report_usage's fast path needs, for the
