@@ -295,14 +295,24 @@ func (ft *fuzzTarget) vkRun(fn, args string) (code string, before, after string,
 }
 
 // vkCall is the keys and arguments of the Valkey call for raw arguments in the SQL shape: one
-// document and the budget's or policy's key, except for a batch whose items are an array, which
-// goes as the library takes it (the other fields, then one argument per item, with the keys of
-// every budget an item names).
+// document with the budget's or policy's key and, as the Go client passes them, the key of the
+// parent it names (create_budget, set_parent: the fixtures' budgets have no parents, so that is
+// the chain), except for a batch whose items are an array, which goes as the library takes it
+// (the other fields, then one argument per item, with the keys of every budget an item names).
 func vkCall(fn, args string) ([]string, []any) {
 	var a map[string]json.RawMessage
 	var items []json.RawMessage
 	if fn != "report_usage_batch" || json.Unmarshal([]byte(args), &a) != nil || json.Unmarshal(a["items"], &items) != nil {
-		return []string{vkKey(args)}, []any{args}
+		keys := []string{vkKey(args)}
+		var p struct {
+			ParentID any `json:"parent_id"`
+		}
+		if _ = json.Unmarshal([]byte(args), &p); fn != "report_usage_batch" {
+			if s, ok := p.ParentID.(string); ok && valkey.Key(s) != keys[0] {
+				keys = append(keys, valkey.Key(s))
+			}
+		}
+		return keys, []any{args}
 	}
 	delete(a, "items")
 	head, _ := json.Marshal(a)
