@@ -55,8 +55,9 @@ local FUTURE_SKEW = 5000
 -- line; Valkey has no roles, so the setting is the server's.
 local ALLOW_REPLAY = false
 -- BATCH is set while sc_report_usage_batch runs its items (110_report_usage_batch.lua): a budget
--- an item takes the general path on is read once and written once for the rest of the batch
--- (load_budget, commit); the fast path reads and writes the others as a call of its own does.
+-- several items charge, or an item takes the general path on, is read once and written once for
+-- the rest of the batch (load_budget, commit); the fast path reads and writes the others as a
+-- call of its own does.
 local BATCH
 
 local function fail(code, message)
@@ -869,13 +870,15 @@ end
 -- reserved, hard and soft limit). The rest, which only the general path reads, is one MessagePack
 -- field, doc. A budget stored as one string by an earlier version still reads, and its next write
 -- stores it as a HASH.
+
 -- DIM_MAPS are the maps of a budget kept per dimension, in the order of names_of's names.
 local DIM_MAPS = { 'usage', 'reserved', 'hard', 'soft' }
 -- DIM_OF_LETTER names the map of a field "<letter>:<dim>" by the letter's byte.
 local DIM_OF_LETTER = { [117] = 'usage', [114] = 'reserved', [104] = 'hard', [115] = 'soft' }
 
--- names_of is the field names of dimension dim (u:, r:, h:, s:) that the budget's hash holds, made once: a call builds no strings for them. The cache is emptied when it
--- holds 1024 dimensions.
+-- names_of is the field names of dimension dim (u:, r:, h:, s:) that the budget's hash holds,
+-- made once: a call builds no strings for them. The cache is emptied when it holds 1024
+-- dimensions.
 local dim_names, dim_names_n = {}, 0
 local function names_of(dim)
     local n = dim_names[dim]
@@ -888,7 +891,6 @@ local function names_of(dim)
     end
     return n
 end
-
 
 -- percents_of reads the ap field: the alert percents as an array, or nil.
 local function percents_of(s)
@@ -1797,10 +1799,10 @@ end
 -- fast_read is what fast_report needs of the budget at key for the dimensions dims, as an array:
 -- ws, nr, rexp, upd, p, ap, then usage, reserved, hard and soft of each dimension (false for
 -- none): read_hot's answer. nil when there is no budget there, or one an earlier version stored
--- as a string (the general path stores it anew). In a batch, a budget an earlier item took the
--- general path on is the batch's (.budget), written once when the batch ends: its values come
--- from it. Any other is read and written as by a call of its own, so the next item reads what
--- this one wrote.
+-- as a string (the general path stores it anew). In a batch, a budget the batch holds (several
+-- items charge it, or an earlier item took the general path on it) is the batch's (.budget),
+-- written once when the batch ends: its values come from it. Any other is read and written as by
+-- a call of its own.
 local function fast_read(key, dims)
     local b = BATCH and BATCH.budgets[key]
     if not b then
@@ -1862,14 +1864,6 @@ local function fast_charge(v, dims, d, t)
         commit(b)
         return
     end
-    local upd = tonumber(v[4])
-    if #dims == 1 then -- most calls: no table to build and unpack
-        local new = (tonumber(v[7]) or 0) + d[dims[1]]
-        if new ~= 0 and t > upd then
-            redis.call('HSET', v.key, names_of(dims[1])[1], decimal(new), 'upd', decimal(t))
-            return
-        end
-    end
     local set, n = { 'HSET', v.key, false, false, false, false }, 2
     for i, dim in ipairs(dims) do
         local new = (tonumber(v[3 + 4 * i]) or 0) + d[dim]
@@ -1877,7 +1871,7 @@ local function fast_charge(v, dims, d, t)
             set[n + 1], set[n + 2], n = names_of(dim)[1], decimal(new), n + 2
         end
     end
-    if t > upd then
+    if t > tonumber(v[4]) then
         set[n + 1], set[n + 2], n = 'upd', decimal(t), n + 2
     end
     if n > 2 then
@@ -2195,8 +2189,11 @@ end
 -- among keys (the walk of read_set over each item's budgets and their chains, on the stored
 -- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
 -- retries it whole with them. Items with bad arguments are left for their own run to refuse.
+-- A budget that more than one item charges is then read whole and held (BATCH) for all of them:
+-- one read and one write for the batch instead of one of each per item.
 local function batch_missing_keys(keys, items)
     local have, missing, listed, by_item = declared(keys), {}, {}, nil
+    local read, uses = {}, {} -- per key: what parent_of_key read, how many items charge it
     for i, a in ipairs(items) do
         local starts, seen, mine = { a.budget_id }, {}, nil
         if type(a.also_charge) == 'table' then
@@ -2208,7 +2205,12 @@ local function batch_missing_keys(keys, items)
                 seen[cur], steps = true, steps + 1
                 local key, ok, b = base_of('sc:', cur), true, nil
                 if have[key] then
-                    b = parent_of_key(key)
+                    b = read[key]
+                    if b == nil then
+                        b = parent_of_key(key) or false
+                        read[key] = b
+                    end
+                    uses[key] = (uses[key] or 0) + 1
                 else
                     if not listed[cur] then
                         listed[cur] = true
@@ -2231,6 +2233,11 @@ local function batch_missing_keys(keys, items)
     end
     if #missing > 0 then
         missing_keys(missing, by_item)
+    end
+    for key, n in pairs(uses) do
+        if n > 1 and read[key] then
+            load_budget(key)
+        end
     end
 end
 
@@ -2257,10 +2264,10 @@ end
 -- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
 -- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
 -- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
--- runs report_usage's own path (fast_report or admit); a budget the general path took is held
--- for the rest of the batch and written once at its end (BATCH); an item that fails raises before
--- it changes anything, so it leaves the others undisturbed. The answer is the JSON array of the items' outcomes, an item that failed as
--- {"error_code", "error_message"}.
+-- runs report_usage's own path (fast_report or admit); a budget several items charge, or the
+-- general path took, is held and written once at the batch's end (BATCH); an item that fails
+-- raises before it changes anything, so it leaves the others undisturbed. The answer is the JSON
+-- array of the items' outcomes, an item that failed as {"error_code", "error_message"}.
 local function report_usage_batch(keys, argv)
     local n = #argv - 1
     if n < 1 or n > 1000 then

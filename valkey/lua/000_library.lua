@@ -53,8 +53,9 @@ local FUTURE_SKEW = 5000
 -- line; Valkey has no roles, so the setting is the server's.
 local ALLOW_REPLAY = false
 -- BATCH is set while sc_report_usage_batch runs its items (110_report_usage_batch.lua): a budget
--- an item takes the general path on is read once and written once for the rest of the batch
--- (load_budget, commit); the fast path reads and writes the others as a call of its own does.
+-- several items charge, or an item takes the general path on, is read once and written once for
+-- the rest of the batch (load_budget, commit); the fast path reads and writes the others as a
+-- call of its own does.
 local BATCH
 
 local function fail(code, message)

@@ -110,13 +110,15 @@ end
 -- reserved, hard and soft limit). The rest, which only the general path reads, is one MessagePack
 -- field, doc. A budget stored as one string by an earlier version still reads, and its next write
 -- stores it as a HASH.
+
 -- DIM_MAPS are the maps of a budget kept per dimension, in the order of names_of's names.
 local DIM_MAPS = { 'usage', 'reserved', 'hard', 'soft' }
 -- DIM_OF_LETTER names the map of a field "<letter>:<dim>" by the letter's byte.
 local DIM_OF_LETTER = { [117] = 'usage', [114] = 'reserved', [104] = 'hard', [115] = 'soft' }
 
--- names_of is the field names of dimension dim (u:, r:, h:, s:) that the budget's hash holds, made once: a call builds no strings for them. The cache is emptied when it
--- holds 1024 dimensions.
+-- names_of is the field names of dimension dim (u:, r:, h:, s:) that the budget's hash holds,
+-- made once: a call builds no strings for them. The cache is emptied when it holds 1024
+-- dimensions.
 local dim_names, dim_names_n = {}, 0
 local function names_of(dim)
     local n = dim_names[dim]
@@ -129,7 +131,6 @@ local function names_of(dim)
     end
     return n
 end
-
 
 -- percents_of reads the ap field: the alert percents as an array, or nil.
 local function percents_of(s)

@@ -271,10 +271,10 @@ end
 -- fast_read is what fast_report needs of the budget at key for the dimensions dims, as an array:
 -- ws, nr, rexp, upd, p, ap, then usage, reserved, hard and soft of each dimension (false for
 -- none): read_hot's answer. nil when there is no budget there, or one an earlier version stored
--- as a string (the general path stores it anew). In a batch, a budget an earlier item took the
--- general path on is the batch's (.budget), written once when the batch ends: its values come
--- from it. Any other is read and written as by a call of its own, so the next item reads what
--- this one wrote.
+-- as a string (the general path stores it anew). In a batch, a budget the batch holds (several
+-- items charge it, or an earlier item took the general path on it) is the batch's (.budget),
+-- written once when the batch ends: its values come from it. Any other is read and written as by
+-- a call of its own.
 local function fast_read(key, dims)
     local b = BATCH and BATCH.budgets[key]
     if not b then
@@ -336,14 +336,6 @@ local function fast_charge(v, dims, d, t)
         commit(b)
         return
     end
-    local upd = tonumber(v[4])
-    if #dims == 1 then -- most calls: no table to build and unpack
-        local new = (tonumber(v[7]) or 0) + d[dims[1]]
-        if new ~= 0 and t > upd then
-            redis.call('HSET', v.key, names_of(dims[1])[1], decimal(new), 'upd', decimal(t))
-            return
-        end
-    end
     local set, n = { 'HSET', v.key, false, false, false, false }, 2
     for i, dim in ipairs(dims) do
         local new = (tonumber(v[3 + 4 * i]) or 0) + d[dim]
@@ -351,7 +343,7 @@ local function fast_charge(v, dims, d, t)
             set[n + 1], set[n + 2], n = names_of(dim)[1], decimal(new), n + 2
         end
     end
-    if t > upd then
+    if t > tonumber(v[4]) then
         set[n + 1], set[n + 2], n = 'upd', decimal(t), n + 2
     end
     if n > 2 then

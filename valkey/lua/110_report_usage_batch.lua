@@ -23,8 +23,11 @@ end
 -- among keys (the walk of read_set over each item's budgets and their chains, on the stored
 -- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
 -- retries it whole with them. Items with bad arguments are left for their own run to refuse.
+-- A budget that more than one item charges is then read whole and held (BATCH) for all of them:
+-- one read and one write for the batch instead of one of each per item.
 local function batch_missing_keys(keys, items)
     local have, missing, listed, by_item = declared(keys), {}, {}, nil
+    local read, uses = {}, {} -- per key: what parent_of_key read, how many items charge it
     for i, a in ipairs(items) do
         local starts, seen, mine = { a.budget_id }, {}, nil
         if type(a.also_charge) == 'table' then
@@ -36,7 +39,12 @@ local function batch_missing_keys(keys, items)
                 seen[cur], steps = true, steps + 1
                 local key, ok, b = base_of('sc:', cur), true, nil
                 if have[key] then
-                    b = parent_of_key(key)
+                    b = read[key]
+                    if b == nil then
+                        b = parent_of_key(key) or false
+                        read[key] = b
+                    end
+                    uses[key] = (uses[key] or 0) + 1
                 else
                     if not listed[cur] then
                         listed[cur] = true
@@ -59,6 +67,11 @@ local function batch_missing_keys(keys, items)
     end
     if #missing > 0 then
         missing_keys(missing, by_item)
+    end
+    for key, n in pairs(uses) do
+        if n > 1 and read[key] then
+            load_budget(key)
+        end
     end
 end
 
@@ -85,10 +98,10 @@ end
 -- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
 -- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
 -- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
--- runs report_usage's own path (fast_report or admit); a budget the general path took is held
--- for the rest of the batch and written once at its end (BATCH); an item that fails raises before
--- it changes anything, so it leaves the others undisturbed. The answer is the JSON array of the items' outcomes, an item that failed as
--- {"error_code", "error_message"}.
+-- runs report_usage's own path (fast_report or admit); a budget several items charge, or the
+-- general path took, is held and written once at the batch's end (BATCH); an item that fails
+-- raises before it changes anything, so it leaves the others undisturbed. The answer is the JSON
+-- array of the items' outcomes, an item that failed as {"error_code", "error_message"}.
 local function report_usage_batch(keys, argv)
     local n = #argv - 1
     if n < 1 or n > 1000 then
