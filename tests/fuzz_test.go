@@ -307,10 +307,9 @@ func vkCall(fn, args string) ([]string, []any) {
 		var p struct {
 			ParentID any `json:"parent_id"`
 		}
-		if _ = json.Unmarshal([]byte(args), &p); fn != "report_usage_batch" {
-			if s, ok := p.ParentID.(string); ok && valkey.Key(s) != keys[0] {
-				keys = append(keys, valkey.Key(s))
-			}
+		_ = json.Unmarshal([]byte(args), &p)
+		if s, ok := p.ParentID.(string); ok && valkey.Key(s) != keys[0] {
+			keys = append(keys, valkey.Key(s))
 		}
 		return keys, []any{args}
 	}

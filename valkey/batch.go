@@ -38,12 +38,10 @@ func (c *Client) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBat
 	named := make([][]string, len(p.Items))
 	cacheKeys := make([]string, len(p.Items))
 	for i, it := range p.Items {
-		if it.DedupKey == "" && len(it.AlsoCharge) == 0 {
-			if q := quickItem(it.BudgetID, it.Deltas); q != nil {
-				argv[i+1] = []byte(q)
-			}
-		}
-		if argv[i+1] == nil {
+		if q := quickReportArgs(spendcap.ReportUsageParams{BudgetID: it.BudgetID, Deltas: it.Deltas,
+			DedupKey: it.DedupKey, AlsoCharge: it.AlsoCharge}); q != nil {
+			argv[i+1] = []byte(q)
+		} else {
 			a := args{"budget_id": it.BudgetID, "deltas": orEmpty(it.Deltas)}.str("dedup_key", it.DedupKey)
 			if len(it.AlsoCharge) > 0 {
 				a["also_charge"] = it.AlsoCharge

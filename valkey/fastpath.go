@@ -15,27 +15,19 @@ import (
 // call, or answer, goes through encoding/json.
 
 // quickReportArgs encodes the arguments of a report with no dedup key, no also_charge and no
-// instant as {"budget_id":"<id>","deltas":{"<dim>":<n>,...}} (dimensions in byte order), or
-// returns nil when the call has more or a string needs escaping: json.Marshal then encodes it.
+// instant (a call's, or a batch item's) as {"budget_id":"<id>","deltas":{"<dim>":<n>,...}}
+// (dimensions in byte order), or returns nil when the report has more or a string needs escaping:
+// json.Marshal then encodes it.
 func quickReportArgs(p spendcap.ReportUsageParams) rawArgs {
-	if p.DedupKey != "" || len(p.AlsoCharge) > 0 || !p.At.IsZero() {
+	if p.DedupKey != "" || len(p.AlsoCharge) > 0 || !p.At.IsZero() || len(p.Deltas) == 0 || !plain(p.BudgetID) {
 		return nil
 	}
-	return quickItem(p.BudgetID, p.Deltas)
-}
-
-// quickItem encodes {"budget_id":"<id>","deltas":{...}} as quickReportArgs does: a batch item
-// with no dedup key and no also_charge is written the same way.
-func quickItem(budgetID string, deltas map[string]int64) rawArgs {
-	if len(deltas) == 0 || !plain(budgetID) {
-		return nil
-	}
-	b := make([]byte, 0, 32+len(budgetID)+32*len(deltas))
+	b := make([]byte, 0, 32+len(p.BudgetID)+32*len(p.Deltas))
 	b = append(b, `{"budget_id":"`...)
-	b = append(b, budgetID...)
+	b = append(b, p.BudgetID...)
 	b = append(b, `","deltas":{`...)
-	dims := make([]string, 0, len(deltas))
-	for d := range deltas {
+	dims := make([]string, 0, len(p.Deltas))
+	for d := range p.Deltas {
 		dims = append(dims, d)
 	}
 	slices.Sort(dims)
@@ -49,7 +41,7 @@ func quickItem(budgetID string, deltas map[string]int64) rawArgs {
 		b = append(b, '"')
 		b = append(b, d...)
 		b = append(b, `":`...)
-		b = strconv.AppendInt(b, deltas[d], 10)
+		b = strconv.AppendInt(b, p.Deltas[d], 10)
 	}
 	return append(b, "}}"...)
 }
