@@ -158,7 +158,11 @@ type batchReply struct {
 	ErrorMessage string  `json:"error_message"`
 }
 
+// batchResults reads sc_report_usage_batch's answer for n items.
 func batchResults(reply string, n int) ([]spendcap.BatchResult, error) {
+	if out, ok := decodeFastBatch(reply, n); ok {
+		return out, nil
+	}
 	var rs []batchReply
 	if err := json.Unmarshal([]byte(reply), &rs); err != nil {
 		return nil, err

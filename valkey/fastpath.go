@@ -98,3 +98,30 @@ func cutMillis(s string, orNull bool) (*int64, string, bool) {
 	}
 	return &v, s[n:], true
 }
+
+// decodeFastBatch reads a batch's answer when every item is the fast path's answer, as
+// sc_report_usage_batch writes it: '[', the n answers separated by ',', ']'. It says false for any
+// other answer, which json.Unmarshal then reads whole.
+func decodeFastBatch(reply string, n int) ([]spendcap.BatchResult, bool) {
+	rest, ok := strings.CutPrefix(reply, "[")
+	if !ok {
+		return nil, false
+	}
+	out := make([]spendcap.BatchResult, n)
+	for i := range out {
+		if i > 0 {
+			if rest, ok = strings.CutPrefix(rest, ","); !ok {
+				return nil, false
+			}
+		}
+		// The fast answer holds no '}' but its last byte.
+		end := strings.IndexByte(rest, '}')
+		var r outcomeReply
+		if end < 0 || !r.decodeFast(rest[:end+1]) {
+			return nil, false
+		}
+		out[i].Outcome = r.outcome()
+		rest = rest[end+1:]
+	}
+	return out, rest == "]"
+}

@@ -3,6 +3,7 @@ package valkey
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +81,50 @@ func TestFastOutcomeDecodesAsJSONWould(t *testing.T) {
 		var r outcomeReply
 		if r.decodeFast(s) {
 			t.Errorf("%s: read as the fast path's answer %+v", s, r)
+		}
+	}
+}
+
+// A batch whose items all took the fast path is read without encoding/json, as encoding/json reads
+// it; any other batch answer is left to encoding/json.
+func TestFastBatchDecodesAsJSONWould(t *testing.T) {
+	const (
+		a = `{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","replayed":false,"usage":null,"window_start":1796587978426}`
+		b = `{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":1796601600000,"outcome":"ok","replayed":false,"usage":null,"window_start":7}`
+		e = `{"error_code":"SC001","error_message":"budget_id: no budget b9"}`
+	)
+	for _, reply := range []string{"[" + a + "]", "[" + a + "," + b + "," + a + "]"} {
+		n := strings.Count(reply, "window_start")
+		fast, ok := decodeFastBatch(reply, n)
+		if !ok {
+			t.Errorf("%s: not read as fast answers", reply)
+			continue
+		}
+		var rs []batchReply
+		if err := json.Unmarshal([]byte(reply), &rs); err != nil {
+			t.Fatal(err)
+		}
+		for i := range rs {
+			if !reflect.DeepEqual(fast[i].Outcome, rs[i].outcome()) {
+				t.Errorf("%s item %d: read as %+v, encoding/json reads %+v", reply, i, fast[i].Outcome, rs[i].outcome())
+			}
+		}
+	}
+	for _, c := range []struct {
+		reply string
+		n     int
+	}{
+		{"[" + a + "," + e + "]", 2},
+		{"[" + e + "," + a + "]", 2},
+		{"[" + a + "," + a + "]", 1},
+		{"[" + a + "]", 2},
+		{"[" + a + " ," + a + "]", 2},
+		{"[" + a + a + "]", 2},
+		{"[" + a + "] ", 1},
+		{a, 1},
+	} {
+		if _, ok := decodeFastBatch(c.reply, c.n); ok {
+			t.Errorf("%s (%d items): read as fast answers", c.reply, c.n)
 		}
 	}
 }

@@ -72,9 +72,13 @@ local function array(t)
     return setmetatable(t or {}, ARRAY)
 end
 
--- decimal writes an integer exactly (tostring prints 14 significant digits: exact below 1e14,
--- the rest needs %.0f), for JSON and for the budget's HASH fields.
+-- decimal writes an integer exactly, for JSON and for the budget's HASH fields: %d (a C long) in
+-- under half the time of tostring, which prints 14 significant digits (so %.0f past 1e14) and is
+-- kept for what is not an integer.
 local function decimal(v)
+    if v % 1 == 0 and v > -1e18 and v < 1e18 then
+        return string.format('%d', v)
+    end
     if v > -1e14 and v < 1e14 then
         return tostring(v + 0)
     end
@@ -243,22 +247,29 @@ end
 -- quick_report_args decodes report_usage's arguments (and a batch item's) when they are the common
 -- call exactly as the Go client writes it, {"budget_id":"<id>","deltas":{"<dim>":<n>,...}}: an id
 -- of printable ASCII that needs no escape, dimension names of [A-Za-z0-9_.:-], integers without
--- sign, leading zero, fraction or exponent, and no white space. It answers the table decode_args
--- makes of that text, in a third of its time, and nil for any other text (decode_args decides).
+-- sign, fraction or exponent (leading zeros read as cjson reads them: 007 is 7), and no white
+-- space. It answers the table decode_args makes of that text, in a third of its time, and nil for
+-- any other text (decode_args decides).
 local function quick_report_args(text)
     if type(text) ~= 'string' then
         return nil
     end
     -- The id's class is 0x21-0x7E but '"' and '\': ']-~', '!' and '#-['. (A '%' escape does not
-    -- end a range in a Lua set; a ']' right after '[' is a character.)
-    local id, body = text:match('^{"budget_id":"([]-~!#-[]+)","deltas":{(.+)}}$')
+    -- end a range in a Lua set; a ']' right after '[' is a character.) One dimension, the most
+    -- common call, in one match; a second dimension fails it (a name has no '"' or ',') and the
+    -- loop below reads them all.
+    local id, body, q = text:match('^{"budget_id":"([]-~!#-[]+)","deltas":{"([%w_%.:%-]+)":(%d+)}}$')
+    if id then
+        return { budget_id = id, deltas = { [body] = tonumber(q) } }
+    end
+    id, body = text:match('^{"budget_id":"([]-~!#-[]+)","deltas":{(.+)}}$')
     if not id then
         return nil
     end
     local d, pos, n = {}, 1, #body
     while true do
         local _, e, dim, q = body:find('^"([%w_%.:%-]+)":(%d+)', pos)
-        if not e or (#q > 1 and q:byte(1) == 48) then
+        if not e then
             return nil
         end
         d[dim] = tonumber(q)
@@ -1796,17 +1807,36 @@ local function fits(u, r, h, s, ap, q)
         and not (ap ~= nil and crosses(u, new, h, ap))
 end
 
+-- fast_dims are the dimensions of deltas d, in the order pairs gives them, when the fast path can
+-- take them (1..32 valid names, valid quantities), else nil. A batch's walk (batch_missing_keys)
+-- reads each item's budgets for the same dimensions, in the same order: pairs walks an unchanged
+-- table in one order.
+local function fast_dims(d)
+    if type(d) ~= 'table' then
+        return nil
+    end
+    local dims = {}
+    for dim, q in pairs(d) do
+        if #dims == 32 or not valid_dim(dim) or not valid_qty(q) then
+            return nil
+        end
+        dims[#dims + 1] = dim
+    end
+    return #dims > 0 and dims or nil
+end
+
 -- fast_read is what fast_report needs of the budget at key for the dimensions dims, as an array:
 -- ws, nr, rexp, upd, p, ap, then usage, reserved, hard and soft of each dimension (false for
 -- none): read_hot's answer. nil when there is no budget there, or one an earlier version stored
 -- as a string (the general path stores it anew). In a batch, a budget the batch holds (several
 -- items charge it, or an earlier item took the general path on it) is the batch's (.budget),
 -- written once when the batch ends: its values come from it. Any other is read and written as by
--- a call of its own.
+-- a call of its own, but read by the batch's walk already when this item alone charges it
+-- (BATCH.hot, for the same fast_dims).
 local function fast_read(key, dims)
     local b = BATCH and BATCH.budgets[key]
     if not b then
-        local v = read_hot(key, dims)
+        local v = BATCH and BATCH.hot[key] or read_hot(key, dims)
         if v then
             v.key = key
         end
@@ -1892,18 +1922,11 @@ end
 
 local function fast_report(keys, a)
     local id, d, dk = a.budget_id, a.deltas, a.dedup_key
-    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id) or type(d) ~= 'table'
-       or keys[1] ~= base_of('sc:', id) then
+    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id) or keys[1] ~= base_of('sc:', id) then
         return nil
     end
-    local dims = {}
-    for dim, q in pairs(d) do
-        if #dims == 32 or not valid_dim(dim) or not valid_qty(q) then
-            return nil
-        end
-        dims[#dims + 1] = dim
-    end
-    if #dims == 0 then
+    local dims = fast_dims(d)
+    if not dims then
         return nil
     end
     local at = a.at_ms
@@ -2167,16 +2190,30 @@ end
 ----------------------------------------------------------------------------------------------
 -- Batches (docs/semantics.md#batches; SQL: report_usage_batch).
 
+-- HOLD_USES is how many items must charge a budget for the batch to read it whole and hold it
+-- (one HGETALL, one write at the end) rather than let each item read and write its hot fields:
+-- holding costs about what eight fast reads and writes do (instructions per item of 100-item
+-- batches on budgets that 2, 4, 8, 17 and 100 items charge, held or not: docs/operations.md).
+local HOLD_USES = 8
+
 -- BATCH_FIELDS are the fields a batch item may have: report_usage's arguments but at_ms, which the
 -- batch holds.
 local BATCH_FIELDS = { budget_id = true, deltas = true, dedup_key = true, also_charge = true }
 
 -- parent_of_key reads whether there is a budget at key and its parent: {p = id or nil}, or nil.
--- A budget stored as a string is read whole (and held by the batch).
-local function parent_of_key(key)
+-- A budget stored as a string is read whole (and held by the batch). With dims (the item's valid
+-- dimensions) it reads what the fast path will need of the budget (read_hot) and keeps it as
+-- .hot, so that an item which alone charges the budget reads it once.
+local function parent_of_key(key, dims)
     local b = BATCH.budgets[key]
     if b then
         return b
+    end
+    if dims then
+        local v = read_hot(key, dims)
+        if v then
+            return { p = v[5] or nil, hot = v }
+        end
     end
     local v = redis.pcall('HMGET', key, 'ws', 'p')
     if v.err then
@@ -2189,13 +2226,17 @@ end
 -- among keys (the walk of read_set over each item's budgets and their chains, on the stored
 -- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
 -- retries it whole with them. Items with bad arguments are left for their own run to refuse.
--- A budget that more than one item charges is then read whole and held (BATCH) for all of them:
--- one read and one write for the batch instead of one of each per item.
+-- A budget that HOLD_USES items or more charge is then read whole and held (BATCH) for all of
+-- them: one read and one write for the batch instead of one of each per item. Of a budget that
+-- one item alone charges, the walk's read is what the item's fast path reads (BATCH.hot): nothing
+-- else can change the budget before that item runs. (Of a budget that 2 to HOLD_USES - 1 items
+-- charge, each item reads what the items before it wrote.)
 local function batch_missing_keys(keys, items)
     local have, missing, listed, by_item = declared(keys), {}, {}, nil
     local read, uses = {}, {} -- per key: what parent_of_key read, how many items charge it
     for i, a in ipairs(items) do
         local starts, seen, mine = { a.budget_id }, {}, nil
+        local dims = a.also_charge == nil and (a.dedup_key or '') == '' and fast_dims(a.deltas) or nil
         if type(a.also_charge) == 'table' then
             for _, x in ipairs(a.also_charge) do starts[#starts + 1] = x end
         end
@@ -2207,7 +2248,7 @@ local function batch_missing_keys(keys, items)
                 if have[key] then
                     b = read[key]
                     if b == nil then
-                        b = parent_of_key(key) or false
+                        b = parent_of_key(key, dims) or false
                         read[key] = b
                     end
                     uses[key] = (uses[key] or 0) + 1
@@ -2235,8 +2276,11 @@ local function batch_missing_keys(keys, items)
         missing_keys(missing, by_item)
     end
     for key, n in pairs(uses) do
-        if n > 1 and read[key] then
+        local b = read[key]
+        if n >= HOLD_USES and b then
             load_budget(key)
+        elseif n == 1 and b and b.hot then
+            BATCH.hot[key] = b.hot
         end
     end
 end
@@ -2248,10 +2292,10 @@ local function store_batch()
     end
 end
 
--- batch_item decodes one item, as report_usage decodes its arguments, and gives it the batch's
--- instant.
+-- batch_item decodes one item that quick_report_args does not read, as report_usage decodes its
+-- arguments, and gives it the batch's instant.
 local function batch_item(text, at)
-    local a = quick_report_args(text) or decode_args({ text })
+    local a = decode_args({ text })
     for f in pairs(a) do
         if not BATCH_FIELDS[f] then
             invalid('items', 'unknown field ' .. encode(f))
@@ -2285,14 +2329,21 @@ local function report_usage_batch(keys, argv)
         if not argv[i + 1]:find('^%s*{') then
             invalid('items', 'must be a JSON array of 1..1000 objects')
         end
-        local ok, item = pcall(batch_item, argv[i + 1], at)
-        if ok then
+        local item = quick_report_args(argv[i + 1])
+        if item then
+            item.at_ms = at
             items[i] = item
         else
-            items[i], errs[i] = {}, item
+            local ok
+            ok, item = pcall(batch_item, argv[i + 1], at)
+            if ok then
+                items[i] = item
+            else
+                items[i], errs[i] = {}, item
+            end
         end
     end
-    BATCH = { budgets = {}, dirty = {}, order = {} }
+    BATCH = { budgets = {}, dirty = {}, order = {}, hot = {} }
     local ok, err = pcall(batch_missing_keys, keys, items)
     if not ok then
         BATCH = nil

@@ -70,9 +70,13 @@ local function array(t)
     return setmetatable(t or {}, ARRAY)
 end
 
--- decimal writes an integer exactly (tostring prints 14 significant digits: exact below 1e14,
--- the rest needs %.0f), for JSON and for the budget's HASH fields.
+-- decimal writes an integer exactly, for JSON and for the budget's HASH fields: %d (a C long) in
+-- under half the time of tostring, which prints 14 significant digits (so %.0f past 1e14) and is
+-- kept for what is not an integer.
 local function decimal(v)
+    if v % 1 == 0 and v > -1e18 and v < 1e18 then
+        return string.format('%d', v)
+    end
     if v > -1e14 and v < 1e14 then
         return tostring(v + 0)
     end

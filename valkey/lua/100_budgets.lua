@@ -268,17 +268,36 @@ local function fits(u, r, h, s, ap, q)
         and not (ap ~= nil and crosses(u, new, h, ap))
 end
 
+-- fast_dims are the dimensions of deltas d, in the order pairs gives them, when the fast path can
+-- take them (1..32 valid names, valid quantities), else nil. A batch's walk (batch_missing_keys)
+-- reads each item's budgets for the same dimensions, in the same order: pairs walks an unchanged
+-- table in one order.
+local function fast_dims(d)
+    if type(d) ~= 'table' then
+        return nil
+    end
+    local dims = {}
+    for dim, q in pairs(d) do
+        if #dims == 32 or not valid_dim(dim) or not valid_qty(q) then
+            return nil
+        end
+        dims[#dims + 1] = dim
+    end
+    return #dims > 0 and dims or nil
+end
+
 -- fast_read is what fast_report needs of the budget at key for the dimensions dims, as an array:
 -- ws, nr, rexp, upd, p, ap, then usage, reserved, hard and soft of each dimension (false for
 -- none): read_hot's answer. nil when there is no budget there, or one an earlier version stored
 -- as a string (the general path stores it anew). In a batch, a budget the batch holds (several
 -- items charge it, or an earlier item took the general path on it) is the batch's (.budget),
 -- written once when the batch ends: its values come from it. Any other is read and written as by
--- a call of its own.
+-- a call of its own, but read by the batch's walk already when this item alone charges it
+-- (BATCH.hot, for the same fast_dims).
 local function fast_read(key, dims)
     local b = BATCH and BATCH.budgets[key]
     if not b then
-        local v = read_hot(key, dims)
+        local v = BATCH and BATCH.hot[key] or read_hot(key, dims)
         if v then
             v.key = key
         end
@@ -364,18 +383,11 @@ end
 
 local function fast_report(keys, a)
     local id, d, dk = a.budget_id, a.deltas, a.dedup_key
-    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id) or type(d) ~= 'table'
-       or keys[1] ~= base_of('sc:', id) then
+    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id) or keys[1] ~= base_of('sc:', id) then
         return nil
     end
-    local dims = {}
-    for dim, q in pairs(d) do
-        if #dims == 32 or not valid_dim(dim) or not valid_qty(q) then
-            return nil
-        end
-        dims[#dims + 1] = dim
-    end
-    if #dims == 0 then
+    local dims = fast_dims(d)
+    if not dims then
         return nil
     end
     local at = a.at_ms

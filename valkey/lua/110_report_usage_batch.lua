@@ -1,16 +1,30 @@
 ----------------------------------------------------------------------------------------------
 -- Batches (docs/semantics.md#batches; SQL: report_usage_batch).
 
+-- HOLD_USES is how many items must charge a budget for the batch to read it whole and hold it
+-- (one HGETALL, one write at the end) rather than let each item read and write its hot fields:
+-- holding costs about what eight fast reads and writes do (instructions per item of 100-item
+-- batches on budgets that 2, 4, 8, 17 and 100 items charge, held or not: docs/operations.md).
+local HOLD_USES = 8
+
 -- BATCH_FIELDS are the fields a batch item may have: report_usage's arguments but at_ms, which the
 -- batch holds.
 local BATCH_FIELDS = { budget_id = true, deltas = true, dedup_key = true, also_charge = true }
 
 -- parent_of_key reads whether there is a budget at key and its parent: {p = id or nil}, or nil.
--- A budget stored as a string is read whole (and held by the batch).
-local function parent_of_key(key)
+-- A budget stored as a string is read whole (and held by the batch). With dims (the item's valid
+-- dimensions) it reads what the fast path will need of the budget (read_hot) and keeps it as
+-- .hot, so that an item which alone charges the budget reads it once.
+local function parent_of_key(key, dims)
     local b = BATCH.budgets[key]
     if b then
         return b
+    end
+    if dims then
+        local v = read_hot(key, dims)
+        if v then
+            return { p = v[5] or nil, hot = v }
+        end
     end
     local v = redis.pcall('HMGET', key, 'ws', 'p')
     if v.err then
@@ -23,13 +37,17 @@ end
 -- among keys (the walk of read_set over each item's budgets and their chains, on the stored
 -- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
 -- retries it whole with them. Items with bad arguments are left for their own run to refuse.
--- A budget that more than one item charges is then read whole and held (BATCH) for all of them:
--- one read and one write for the batch instead of one of each per item.
+-- A budget that HOLD_USES items or more charge is then read whole and held (BATCH) for all of
+-- them: one read and one write for the batch instead of one of each per item. Of a budget that
+-- one item alone charges, the walk's read is what the item's fast path reads (BATCH.hot): nothing
+-- else can change the budget before that item runs. (Of a budget that 2 to HOLD_USES - 1 items
+-- charge, each item reads what the items before it wrote.)
 local function batch_missing_keys(keys, items)
     local have, missing, listed, by_item = declared(keys), {}, {}, nil
     local read, uses = {}, {} -- per key: what parent_of_key read, how many items charge it
     for i, a in ipairs(items) do
         local starts, seen, mine = { a.budget_id }, {}, nil
+        local dims = a.also_charge == nil and (a.dedup_key or '') == '' and fast_dims(a.deltas) or nil
         if type(a.also_charge) == 'table' then
             for _, x in ipairs(a.also_charge) do starts[#starts + 1] = x end
         end
@@ -41,7 +59,7 @@ local function batch_missing_keys(keys, items)
                 if have[key] then
                     b = read[key]
                     if b == nil then
-                        b = parent_of_key(key) or false
+                        b = parent_of_key(key, dims) or false
                         read[key] = b
                     end
                     uses[key] = (uses[key] or 0) + 1
@@ -69,8 +87,11 @@ local function batch_missing_keys(keys, items)
         missing_keys(missing, by_item)
     end
     for key, n in pairs(uses) do
-        if n > 1 and read[key] then
+        local b = read[key]
+        if n >= HOLD_USES and b then
             load_budget(key)
+        elseif n == 1 and b and b.hot then
+            BATCH.hot[key] = b.hot
         end
     end
 end
@@ -82,10 +103,10 @@ local function store_batch()
     end
 end
 
--- batch_item decodes one item, as report_usage decodes its arguments, and gives it the batch's
--- instant.
+-- batch_item decodes one item that quick_report_args does not read, as report_usage decodes its
+-- arguments, and gives it the batch's instant.
 local function batch_item(text, at)
-    local a = quick_report_args(text) or decode_args({ text })
+    local a = decode_args({ text })
     for f in pairs(a) do
         if not BATCH_FIELDS[f] then
             invalid('items', 'unknown field ' .. encode(f))
@@ -119,14 +140,21 @@ local function report_usage_batch(keys, argv)
         if not argv[i + 1]:find('^%s*{') then
             invalid('items', 'must be a JSON array of 1..1000 objects')
         end
-        local ok, item = pcall(batch_item, argv[i + 1], at)
-        if ok then
+        local item = quick_report_args(argv[i + 1])
+        if item then
+            item.at_ms = at
             items[i] = item
         else
-            items[i], errs[i] = {}, item
+            local ok
+            ok, item = pcall(batch_item, argv[i + 1], at)
+            if ok then
+                items[i] = item
+            else
+                items[i], errs[i] = {}, item
+            end
         end
     end
-    BATCH = { budgets = {}, dirty = {}, order = {} }
+    BATCH = { budgets = {}, dirty = {}, order = {}, hot = {} }
     local ok, err = pcall(batch_missing_keys, keys, items)
     if not ok then
         BATCH = nil
