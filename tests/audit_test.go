@@ -319,7 +319,10 @@ func TestAuditUnderConcurrentCallsFindsNothing(t *testing.T) {
 					}
 				}
 				if i%2 == 0 {
-					if _, err = db.Exec(ctx, fmt.Sprintf(`SELECT spendcap.settle('%s', '%s', '{"tokens": 2}')`, id, rid)); err != nil {
+					// On a loaded machine the 1 s reservation may have expired by now (SC007): an
+					// expiry the audit must also find consistent, not a failure of the test.
+					_, err = db.Exec(ctx, fmt.Sprintf(`SELECT spendcap.settle('%s', '%s', '{"tokens": 2}')`, id, rid))
+					if err != nil && !hasCode(err, "SC007") {
 						return
 					}
 					if _, err = db.Exec(ctx, fmt.Sprintf(`SELECT spendcap.release_quota('api', 'h%d-%d')`, w, i)); err != nil {

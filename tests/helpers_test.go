@@ -45,6 +45,12 @@ func requireCode(t *testing.T, err error, code, arg string) {
 	}
 }
 
+// hasCode says whether err is a Postgres error with SQLSTATE code.
+func hasCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
 // tableCounts counts the rows of every spendcap table, to check that a failed call wrote nothing.
 func tableCounts(t *testing.T, db *pgxpool.Pool) string {
 	t.Helper()

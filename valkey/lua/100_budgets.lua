@@ -381,21 +381,10 @@ local function json_number(x)
     return decimal(x)
 end
 
-local function fast_report(keys, a)
-    local id, d, dk = a.budget_id, a.deltas, a.dedup_key
-    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id) or keys[1] ~= base_of('sc:', id) then
-        return nil
-    end
-    local dims = fast_dims(d)
-    if not dims then
-        return nil
-    end
-    local at = a.at_ms
-    if at == nil then
-        at = now_ms()
-    elseif time_problem(at) then
-        return nil
-    end
+-- fast_apply is fast_report once the arguments passed: deltas d in dimensions dims (fast_dims) to
+-- the budget at keys[1] at instant at (checked), its parents' keys among the others. A batch calls
+-- it for the items its walk read (their ids, keys, dimensions and instant checked there).
+local function fast_apply(keys, d, dims, at)
     -- Read as read_budget does (it raises SC001, which is the general path's to say), and changed
     -- only once every check has passed: in a batch the next item sees the same budgets.
     local v = fast_read(keys[1], dims)
@@ -433,6 +422,24 @@ local function fast_report(keys, a)
     -- the generic encoder would take a fifth of the call.
     return '{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":' .. json_number(v[2])
         .. ',"outcome":"ok","replayed":false,"usage":null,"window_start":' .. json_number(v[1]) .. '}'
+end
+
+local function fast_report(keys, a)
+    local id, d, dk = a.budget_id, a.deltas, a.dedup_key
+    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id) or keys[1] ~= base_of('sc:', id) then
+        return nil
+    end
+    local dims = fast_dims(d)
+    if not dims then
+        return nil
+    end
+    local at = a.at_ms
+    if at == nil then
+        at = now_ms()
+    elseif time_problem(at) then
+        return nil
+    end
+    return fast_apply(keys, d, dims, at)
 end
 
 function api.report_usage(keys, a)

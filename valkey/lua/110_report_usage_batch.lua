@@ -41,20 +41,27 @@ end
 -- them: one read and one write for the batch instead of one of each per item. Of a budget that
 -- one item alone charges, the walk's read is what the item's fast path reads (BATCH.hot): nothing
 -- else can change the budget before that item runs. (Of a budget that 2 to HOLD_USES - 1 items
--- charge, each item reads what the items before it wrote.)
+-- charge, each item reads what the items before it wrote.) It answers, per item, the dimensions
+-- of the items the fast path may take with their arguments checked (a valid id, no dedup key, no
+-- also_charge, fast_dims), else false.
 local function batch_missing_keys(keys, items)
     local have, missing, listed, by_item = declared(keys), {}, {}, nil
     local read, uses = {}, {} -- per key: what parent_of_key read, how many items charge it
+    -- seen[id] is the last item whose walk reached id: one table for the batch, not one per item.
+    local fast, seen = {}, {}
     for i, a in ipairs(items) do
-        local starts, seen, mine = { a.budget_id }, {}, nil
-        local dims = a.also_charge == nil and (a.dedup_key or '') == '' and fast_dims(a.deltas) or nil
-        if type(a.also_charge) == 'table' then
-            for _, x in ipairs(a.also_charge) do starts[#starts + 1] = x end
-        end
-        for _, start in ipairs(starts) do
-            local cur, steps = start, 0
-            while valid_id(cur) and not seen[cur] and steps <= MAX_DEPTH do
-                seen[cur], steps = true, steps + 1
+        local mine, also = nil, a.also_charge
+        local dims = also == nil and (a.dedup_key or '') == '' and valid_id(a.budget_id)
+            and fast_dims(a.deltas) or nil
+        fast[i] = dims or false
+        -- The item's budget, then those of also_charge, each with its chain.
+        for j = 0, type(also) == 'table' and #also or 0 do
+            local cur, steps = a.budget_id, 0
+            if j > 0 then
+                cur = also[j]
+            end
+            while valid_id(cur) and seen[cur] ~= i and steps <= MAX_DEPTH do
+                seen[cur], steps = i, steps + 1
                 local key, ok, b = base_of('sc:', cur), true, nil
                 if have[key] then
                     b = read[key]
@@ -94,6 +101,7 @@ local function batch_missing_keys(keys, items)
             BATCH.hot[key] = b.hot
         end
     end
+    return fast
 end
 
 -- store_batch writes the budgets the batch holds and changed, each once.
@@ -137,14 +145,14 @@ local function report_usage_batch(keys, argv)
     local at = at_of(a)
     local items, errs = {}, {}
     for i = 1, n do
-        if not argv[i + 1]:find('^%s*{') then
-            invalid('items', 'must be a JSON array of 1..1000 objects')
-        end
         local item = quick_report_args(argv[i + 1])
         if item then
             item.at_ms = at
             items[i] = item
         else
+            if not argv[i + 1]:find('^%s*{') then
+                invalid('items', 'must be a JSON array of 1..1000 objects')
+            end
             local ok
             ok, item = pcall(batch_item, argv[i + 1], at)
             if ok then
@@ -155,26 +163,34 @@ local function report_usage_batch(keys, argv)
         end
     end
     BATCH = { budgets = {}, dirty = {}, order = {}, hot = {} }
-    local ok, err = pcall(batch_missing_keys, keys, items)
+    local ok, fast = pcall(batch_missing_keys, keys, items)
     if not ok then
         BATCH = nil
-        error(err, 0)
+        error(fast, 0)
     end
     -- report_usage's keys for an item: its base key first (base_key), then the batch's. Built
     -- once: only the first slot changes from item to item.
     local ik = { false }
     for j = 1, #keys do ik[j + 1] = keys[j] end
-    local out = {}
+    local out = { '[' }
     for i = 1, n do
         local r, rerr
         if errs[i] then
             rerr = errs[i]
         else
             local id, kk = items[i].budget_id, keys
-            if valid_id(id) then
+            if fast[i] or valid_id(id) then
                 ik[1], kk = base_of('sc:', id), ik
             end
-            ok, r = pcall(api.report_usage, kk, items[i])
+            -- The fast path straight away when the walk checked the item's arguments; else, or
+            -- when it declines, report_usage as a call would run it.
+            ok, r = true, nil
+            if fast[i] then
+                ok, r = pcall(fast_apply, kk, items[i].deltas, fast[i], at)
+            end
+            if ok and r == nil then
+                ok, r = pcall(api.report_usage, kk, items[i])
+            end
             if not ok then
                 r, rerr = nil, r
             end
@@ -186,14 +202,14 @@ local function report_usage_batch(keys, argv)
                 BATCH = nil
                 error(rerr, 0)
             end
-            out[i] = encode({ error_code = rerr.sc:sub(1, 5), error_message = rerr.sc:sub(7) })
-        elseif type(r) == 'string' then
-            out[i] = r
-        else
-            out[i] = encode(r)
+            r = encode({ error_code = rerr.sc:sub(1, 5), error_message = rerr.sc:sub(7) })
+        elseif type(r) ~= 'string' then
+            r = encode(r)
         end
+        -- '[', then each answer followed by ',' (the last by ']'): one concat, one string.
+        out[2 * i], out[2 * i + 1] = r, i < n and ',' or ']'
     end
     store_batch()
     BATCH = nil
-    return '[' .. table.concat(out, ',') .. ']'
+    return table.concat(out)
 end
