@@ -1461,6 +1461,14 @@ local function admit(op, keys, a)
                     fail('SC003', key_arg .. ': ' .. encode(dk) .. ' was first used with different arguments')
                 end
                 stored.r.replayed = true
+                -- What bringing the set to the instant did (a roll, expired reservations dropped)
+                -- is kept, as SQL's lock_budget saves it before the key is looked up: a later call
+                -- with an earlier at must find the same state.
+                for _, m in ipairs(bs) do
+                    if m._moved or #m._writes > 0 then
+                        commit(m)
+                    end
+                end
                 return stored.r
             end
         end

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"testing"
+	"time"
 
 	"github.com/spendcap/spendcap"
 )
@@ -13,6 +14,7 @@ func init() {
 	register("KeysArePerBudget", keysPerBudget)
 	register("KeyIsForgottenAfterItsTTL", keyTTL)
 	register("KeysSurviveRollsAndManualResets", keysSurviveRolls)
+	register("AReplayClosesTheWindowsThatEndedAsAnyCallDoes", keyReplayRolls)
 }
 
 func keyReplays(t *testing.T, b spendcap.Backend) {
@@ -90,4 +92,17 @@ func keysSurviveRolls(t *testing.T, b spendcap.Backend) {
 	o, err := report(b, "b1", q{"t": 1}, "k", after(day0, "3h"))
 	requireOutcome(t, o, err, replayed(ok(day0, ptr(after(day0, "1h")))))
 	requireState(t, b, "b1", after(day0, "3h"), q{}, q{}, 0, 0)
+}
+
+func keyReplayRolls(t *testing.T, b spendcap.Backend) {
+	dayBudget(t, b, spendcap.CreateBudgetParams{})
+	must(report(b, "b1", q{"t": 3}, "k", day0))
+	o, err := report(b, "b1", q{"t": 3}, "k", after(day0, "13h"))
+	requireOutcome(t, o, err, replayed(ok(dayStart, dayNext)))
+	// The replay, on the next day (within the key's TTL), closed the first day's window: a late
+	// report (its at on the first day) lands in the window the budget is in now.
+	next := dayNext.Add(24 * time.Hour)
+	o, err = report(b, "b1", q{"t": 1}, "", after(day0, "1h"))
+	requireOutcome(t, o, err, ok(*dayNext, &next))
+	requireState(t, b, "b1", after(day0, "13h"), q{"t": 1}, q{}, 0, 0)
 }
