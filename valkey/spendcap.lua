@@ -1946,9 +1946,12 @@ local function fast_apply(keys, d, dims, at)
     -- the call's keys, nearest first, with its own instant.
     local chain, ts = {}, {}
     while parent ~= nil do
-        local key, declared = base_of('sc:', parent), false
-        for i = 2, #keys do
-            if keys[i] == key then declared = true end
+        -- In a batch the walk (batch_missing_keys) found every budget of the chain among the keys.
+        local key, declared = base_of('sc:', parent), BATCH ~= nil
+        if not declared then
+            for i = 2, #keys do
+                if keys[i] == key then declared = true end
+            end
         end
         local pv = declared and #chain < MAX_DEPTH and fast_read(key, dims)
         if not pv then
