@@ -1976,7 +1976,8 @@ end
 
 local function fast_report(keys, a)
     local id, d, dk = a.budget_id, a.deltas, a.dedup_key
-    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id) or keys[1] ~= base_of('sc:', id) then
+    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id)
+       or keys[1] ~= base_of('sc:', id) then
         return nil
     end
     local dims = fast_dims(d)
