@@ -127,7 +127,7 @@ end
 -- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
 -- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
 -- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
--- runs report_usage's own path (fast_report or admit); a budget several items charge, or the
+-- runs report_usage's own paths (fast_apply or admit); a budget several items charge, or the
 -- general path took, is held and written once at the batch's end (BATCH); an item that fails
 -- raises before it changes anything, so it leaves the others undisturbed. The answer is the JSON
 -- array of the items' outcomes, an item that failed as {"error_code", "error_message"}.
@@ -183,13 +183,13 @@ local function report_usage_batch(keys, argv)
                 ik[1], kk = base_of('sc:', id), ik
             end
             -- The fast path straight away when the walk checked the item's arguments; else, or
-            -- when it declines, report_usage as a call would run it.
+            -- when it declines, the general path (fast_report would refuse what the walk did).
             ok, r = true, nil
             if fast[i] then
                 ok, r = pcall(fast_apply, kk, items[i].deltas, fast[i], at)
             end
             if ok and r == nil then
-                ok, r = pcall(api.report_usage, kk, items[i])
+                ok, r = pcall(admit, 'report_usage', kk, items[i])
             end
             if not ok then
                 r, rerr = nil, r
