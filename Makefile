@@ -69,5 +69,6 @@ clean: ## Remove build output
 	rm -rf bin
 
 .PHONY: dev-reset
-dev-reset: ## Delete the dev data in ./.spendcap
+dev-reset: ## Delete the dev data in ./.spendcap (and Postgres' data it links to under /var/lib/spendcap, as root)
+	@target=$$(readlink .spendcap/postgres/server 2>/dev/null); if [ -n "$$target" ]; then echo "rm -rf $$target"; rm -rf "$$target"; fi
 	rm -rf .spendcap

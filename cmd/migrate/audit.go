@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,9 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/gobinding"
-	"github.com/spendcap/spendcap/internal/jobs"
-	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
 // finding is one audit finding as `migrate audit --format=json` prints it.
@@ -40,24 +40,23 @@ func audit(o options, url string, stdout, stderr io.Writer, logger *slog.Logger)
 	}
 	defer pool.Close()
 	var fs []finding
-	rs, err := jobs.Audit(ctx, pgfn.New(pool, gobinding.DefaultExecMode), int32(o.auditBatch), o.repair)
+	rs, err := gobinding.NewClient(pool).AuditInBatches(ctx, int32(o.auditBatch), o.repair)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	for _, r := range rs {
-		fs = append(fs, finding{Backend: "postgres", BudgetID: r.BudgetID, PolicyID: r.PolicyID, Check: r.CheckName,
-			Dimension: r.Dimension, Expected: r.Expected, Found: r.Found, Repaired: r.Repaired})
+	add := func(backend string, fs0 []spendcap.AuditFinding) {
+		for _, f := range fs0 {
+			fs = append(fs, finding{Backend: backend, BudgetID: orNil(f.BudgetID), PolicyID: orNil(f.PolicyID), Check: f.Check,
+				Dimension: orNil(f.Dimension), Expected: jsonText(f.Expected), Found: jsonText(f.Found), Repaired: f.Repaired})
+		}
 	}
+	add("postgres", rs)
 	if o.valkeyURL != "" {
 		vs, err := auditValkey(ctx, o, logger)
 		if err != nil {
 			return fail(stderr, err)
 		}
-		for _, f := range vs {
-			e, fd := string(f.Expected), string(f.Found)
-			fs = append(fs, finding{Backend: "valkey", BudgetID: orNil(f.BudgetID), PolicyID: orNil(f.PolicyID), Check: f.Check,
-				Dimension: orNil(f.Dimension), Expected: &e, Found: &fd, Repaired: f.Repaired})
-		}
+		add("valkey", vs)
 	}
 	out := output{w: stdout, json: o.format == "json"}
 	var text strings.Builder
@@ -101,6 +100,15 @@ func orNil(s string) *string {
 	if s == "" {
 		return nil
 	}
+	return &s
+}
+
+// jsonText is a finding's JSON value as text, nil for JSON null.
+func jsonText(v json.RawMessage) *string {
+	if len(v) == 0 || string(v) == "null" {
+		return nil
+	}
+	s := string(v)
 	return &s
 }
 

@@ -18,13 +18,26 @@ import (
 	"github.com/spendcap/spendcap/valkey"
 )
 
-// Default ports, tried first so that connection strings stay the same between runs.
+// Default ports of `make dev`, tried first so that connection strings stay the same between runs.
+// They are for `make dev` alone: tests leave Options' ports 0 (any free port), since packages
+// that start servers run at the same time.
 const (
 	DefaultPostgresPort = 54329
 	DefaultValkeyPort   = 63799
 	// Database is the name of the dev database.
 	Database = "spendcap"
 )
+
+// Options configure Start.
+type Options struct {
+	// Dir keeps both servers' data between runs (./.spendcap for `make dev`).
+	Dir string
+	// PostgresPort and ValkeyPort are tried first (a free port is taken when one is busy); 0
+	// means any free port.
+	PostgresPort, ValkeyPort int
+	// Logger receives the servers' start-up and the migration's logs.
+	Logger *slog.Logger
+}
 
 // Env is a running dev environment.
 type Env struct {
@@ -38,18 +51,22 @@ type Env struct {
 	vk         *localserver.Valkey
 }
 
-// Start brings up Postgres and Valkey with their data in dir, creates and migrates the database,
-// and loads the Valkey library.
-func Start(ctx context.Context, dir string, logger *slog.Logger) (*Env, error) {
+// Start brings up Postgres and Valkey with their data in opts.Dir, creates and migrates the
+// database, and loads the Valkey library.
+func Start(ctx context.Context, opts Options) (*Env, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
 	pg, err := localserver.StartPostgres(ctx, localserver.PostgresOptions{
-		Dir: filepath.Join(dir, "postgres"), Durable: true, Port: DefaultPostgresPort, MaxConnections: 100})
+		Dir: filepath.Join(opts.Dir, "postgres"), Durable: true, Port: opts.PostgresPort, MaxConnections: 100})
 	if err != nil {
 		return nil, err
 	}
 	env := &Env{pg: pg}
 	logger.Info("postgres started", "dir", pg.Dir, "port", pg.Port)
 	env.vk, err = localserver.StartValkey(ctx, localserver.ValkeyOptions{
-		Dir: filepath.Join(dir, "valkey"), Durable: true, Port: DefaultValkeyPort})
+		Dir: filepath.Join(opts.Dir, "valkey"), Durable: true, Port: opts.ValkeyPort})
 	if err != nil {
 		env.Stop()
 		return nil, err

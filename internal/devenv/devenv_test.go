@@ -27,7 +27,7 @@ func TestDevEnvironmentComesUpMigratedAndKeepsDataBetweenRuns(t *testing.T) {
 	})
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	env, err := devenv.Start(ctx, dir, logger)
+	env, err := devenv.Start(ctx, devenv.Options{Dir: dir, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestDevEnvironmentComesUpMigratedAndKeepsDataBetweenRuns(t *testing.T) {
 	}
 	env.Stop()
 
-	env, err = devenv.Start(ctx, dir, logger)
+	env, err = devenv.Start(ctx, devenv.Options{Dir: dir, Logger: logger})
 	if err != nil {
 		t.Fatalf("second start on the same data: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,6 +23,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/gobinding"
 	"github.com/spendcap/spendcap/internal/pgfn"
 	"github.com/spendcap/spendcap/valkey"
@@ -90,7 +92,8 @@ type Config struct {
 	RescueAfter time.Duration
 	// GaugeBudgets (at most 1000 ids) and GaugeTop (at most 100) choose the budgets whose usage,
 	// hard limit and remaining are exported per dimension: those ids, and the GaugeTop budgets
-	// that have used the largest share of a hard limit. Neither: no budget gauges.
+	// that have used the largest share of a hard limit, on PostgreSQL and on Valkey (when set;
+	// its ranking is made again every ValkeyScanInterval). Neither: no budget gauges.
 	GaugeBudgets []string
 	GaugeTop     int
 	// AuditInterval (default DefaultAuditInterval; negative: never) is how often the audit runs,
@@ -111,6 +114,7 @@ type Worker struct {
 	dispatcher *dispatcher
 	stop       context.CancelFunc
 	stopped    chan struct{}
+	started    atomic.Bool
 	pool       *pgxpool.Pool
 	metrics    *metrics
 	log        *slog.Logger
@@ -169,7 +173,12 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 
 	q := pgfn.New(pool, gobinding.DefaultExecMode)
 	if len(cfg.GaugeBudgets) > 0 || cfg.GaugeTop > 0 {
-		if err := cfg.Registry.Register(newBudgetGauges(q, cfg.GaugeBudgets, int32(cfg.GaugeTop), cfg.Logger)); err != nil {
+		var vk spendcap.Operator
+		if cfg.Valkey != nil {
+			vk = cfg.Valkey
+		}
+		g := newBudgetGauges(gobinding.NewClient(pool), vk, cfg.GaugeBudgets, cfg.GaugeTop, cfg.ValkeyScanInterval, cfg.Logger)
+		if err := cfg.Registry.Register(g); err != nil {
 			return nil, err
 		}
 	}
@@ -180,7 +189,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	if err := river.AddWorkerSafely(workers, &purgeWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
-	if err := river.AddWorkerSafely(workers, &auditWorker{q: q, vk: cfg.Valkey, m: w.metrics, log: cfg.Logger}); err != nil {
+	if err := river.AddWorkerSafely(workers, &auditWorker{pg: gobinding.NewClient(pool), vk: cfg.Valkey, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	if err := river.AddWorkerSafely(workers, &deliverWorker{q: q, http: cfg.HTTPClient, timeout: cfg.DeliveryTimeout,
@@ -224,11 +233,13 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 }
 
 // Start starts fetching and, on the elected leader, enqueueing the periodic jobs, and starts the
-// dispatcher.
+// dispatcher. When the database cannot be reached it returns the error and leaves the worker
+// stopped: Start may be called again (cmd/jobs does, with backoff, until it succeeds).
 func (w *Worker) Start(ctx context.Context) error {
 	if err := w.client.Start(ctx); err != nil {
 		return err
 	}
+	w.started.Store(true)
 	dctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	w.stop, w.stopped = stop, make(chan struct{})
 	go func() {
@@ -253,6 +264,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 	return err
 }
+
+// Started reports whether Start has succeeded.
+func (w *Worker) Started() bool { return w.started.Load() }
 
 // Healthy reports whether the worker can reach the database.
 func (w *Worker) Healthy(ctx context.Context) error { return w.pool.Ping(ctx) }

@@ -46,3 +46,16 @@ func TestValkeyStartsAndStops(t *testing.T) {
 		t.Errorf("valkey still answers after Stop")
 	}
 }
+
+// `go test ./...` runs packages at the same time: a test that asked for a fixed port (the dev
+// defaults, say) could shut another package's server down, so a fixed port fails in a test.
+func TestAFixedPortIsRefusedInATest(t *testing.T) {
+	_, err := localserver.StartPostgres(context.Background(), localserver.PostgresOptions{Port: 54329})
+	if err == nil || !strings.Contains(err.Error(), "fixed port 54329") {
+		t.Errorf("postgres on a fixed port in a test: %v, want it refused", err)
+	}
+	_, err = localserver.StartValkey(context.Background(), localserver.ValkeyOptions{Port: 63799})
+	if err == nil || !strings.Contains(err.Error(), "fixed port 63799") {
+		t.Errorf("valkey on a fixed port in a test: %v, want it refused", err)
+	}
+}

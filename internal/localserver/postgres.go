@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -37,7 +36,8 @@ type PostgresOptions struct {
 	Durable bool
 	// MaxConnections defaults to 300.
 	MaxConnections int
-	// Port is tried first when not 0; a free port is used when it is taken.
+	// Port is tried first when not 0; a free port is used when it is taken. Tests must leave it
+	// 0: StartPostgres refuses a fixed port under test (see UnderTestEnv).
 	Port int
 }
 
@@ -90,6 +90,9 @@ func isExecutable(p string) bool {
 
 // StartPostgres initialises the data directory when it is new and starts the server.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
+	if err := refuseFixedPort("postgres", opts.Port); err != nil {
+		return nil, err
+	}
 	bin, err := FindPostgresBin()
 	if err != nil {
 		return nil, err
@@ -191,11 +194,8 @@ func (p *Postgres) start(ctx context.Context, args []string, cred *syscall.Crede
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		conn, err := pgx.Connect(cctx, p.URL)
-		cancel()
+		err := p.answers(ctx, filepath.Join(p.Dir, "data"))
 		if err == nil {
-			_ = conn.Close(ctx)
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -203,6 +203,27 @@ func (p *Postgres) start(ctx context.Context, args []string, cred *syscall.Crede
 			return fmt.Errorf("postgres did not accept connections within 30s: %w", err)
 		}
 	}
+}
+
+// answers connects to the port and checks that the server there runs on dataDir: a port that was
+// free a moment ago may have been taken by another server since (our own then exits unable to
+// bind), and a test must never go on with another test's server.
+func (p *Postgres) answers(ctx context.Context, dataDir string) error {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, p.URL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var dir string
+	if err := conn.QueryRow(cctx, `SELECT current_setting('data_directory')`).Scan(&dir); err != nil {
+		return err
+	}
+	if dir != dataDir {
+		return fmt.Errorf("port %d is another server's (data directory %s)", p.Port, dir)
+	}
+	return nil
 }
 
 // Kill sends SIGKILL to the postmaster alone, as `kill -9` of the server's pid does, and waits
@@ -335,17 +356,6 @@ func chownTree(dir string, cred *syscall.Credential) error {
 	})
 }
 
-// pickPort returns preferred on the first attempt when it is free, else a free port.
-func pickPort(preferred, attempt int) (int, error) {
-	if preferred != 0 && attempt == 0 {
-		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(preferred))); err == nil {
-			_ = l.Close()
-			return preferred, nil
-		}
-	}
-	return freePort()
-}
-
 // reachableAs reports whether the user of cred can enter dir.
 func reachableAs(cred *syscall.Credential, dir string) bool {
 	cmd := exec.Command("/bin/sh", "-c", `cd "$1"`, "sh", dir)
@@ -371,15 +381,6 @@ func relocate(dir string) (string, error) {
 		return "", err
 	}
 	return target, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func lastLines(s string, n int) string {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // ValkeyInstallHint tells how to get valkey-server.
@@ -31,7 +33,8 @@ type ValkeyOptions struct {
 	Durable bool
 	// AppendFsync, with Durable, is the appendfsync policy: "always" (the default) or "everysec".
 	AppendFsync string
-	// Port is tried first when not 0; a free port is used when it is taken.
+	// Port is tried first when not 0; a free port is used when it is taken. Tests must leave it
+	// 0: StartValkey refuses a fixed port under test (see UnderTestEnv).
 	Port int
 }
 
@@ -67,6 +70,9 @@ func FindValkeyServer() (string, error) {
 
 // StartValkey starts valkey-server on a free loopback port.
 func StartValkey(ctx context.Context, opts ValkeyOptions) (*Valkey, error) {
+	if err := refuseFixedPort("valkey", opts.Port); err != nil {
+		return nil, err
+	}
 	bin, err := FindValkeyServer()
 	if err != nil {
 		return nil, err
@@ -137,6 +143,9 @@ func (v *Valkey) start(ctx context.Context, bin string, args []string, port int)
 		}
 		err := Ping(ctx, v.Addr)
 		if err == nil {
+			err = v.ours(ctx, cmd.Process.Pid)
+		}
+		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -166,6 +175,26 @@ func Ping(ctx context.Context, addr string) error {
 		return errors.New("unexpected reply to PING: " + strings.TrimSpace(line))
 	}
 	return nil
+}
+
+// ours checks that the server answering on v.Addr is the process we started: a port that was free
+// a moment ago may be another server's by now (ours then exits unable to bind).
+func (v *Valkey) ours(ctx context.Context, pid int) error {
+	rdb := redis.NewClient(&redis.Options{Addr: v.Addr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: time.Second})
+	defer rdb.Close()
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if f, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			if f == strconv.Itoa(pid) {
+				return nil
+			}
+			return fmt.Errorf("%s is another server's (process %s)", v.Addr, f)
+		}
+	}
+	return fmt.Errorf("%s: INFO server has no process_id", v.Addr)
 }
 
 // Kill sends SIGKILL to the server, as `kill -9` does, and waits until it is gone.

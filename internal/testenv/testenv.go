@@ -43,8 +43,10 @@ var (
 	dbSeq atomic.Int64
 )
 
-// Main runs the tests, then stops the servers this binary started.
+// Main runs the tests, then stops the servers this binary started. The programs the tests start
+// inherit localserver.UnderTestEnv, so that they too refuse fixed ports.
 func Main(m *testing.M) {
+	_ = os.Setenv(localserver.UnderTestEnv, "1")
 	code := m.Run()
 	Shutdown()
 	os.Exit(code)

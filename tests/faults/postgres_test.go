@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -108,12 +109,16 @@ func TestPostgresKilledWhileTheWorkerRollsAndPurgesLosesNothing(t *testing.T) {
 		"--roll-interval", "1s", "--purge-interval", "1s")
 	var stderr testenv.SyncBuffer
 	worker.Stderr = &stderr
+	// The first kill comes before the worker starts, on purpose: it starts while the database is
+	// down, keeps retrying (unhealthy meanwhile) instead of exiting, and runs once it is back.
+	pg.KillAll()
 	if err := worker.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = worker.Wait(); close(exited) }()
 	t.Cleanup(func() { _ = worker.Process.Kill(); <-exited })
+	startsWhileDown(t, pg, addr, &stderr, exited)
 
 	stop := make(chan struct{})
 	var churning sync.WaitGroup
@@ -146,6 +151,43 @@ func TestPostgresKilledWhileTheWorkerRollsAndPurgesLosesNothing(t *testing.T) {
 	}
 	if findings, err := tg.audit(context.Background()); err != nil || len(findings) > 0 {
 		t.Errorf("audit after the worker's last rolls and purges: %v %v", findings, err)
+	}
+}
+
+// startsWhileDown keeps the database down for a second while the worker starts (it must not
+// exit, and its /healthz answers 503), then restarts it and waits for the worker to run.
+func startsWhileDown(t *testing.T, pg *localserver.Postgres, addr string, stderr *testenv.SyncBuffer, exited <-chan struct{}) {
+	t.Helper()
+	down := time.Now()
+	sawUnhealthy := false
+	for time.Since(down) < time.Second {
+		select {
+		case <-exited:
+			t.Fatalf("the worker exited when the database was down during its start-up:\n%s", stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if code, _ := testenv.HTTPGet("http://" + addr + "/healthz"); code == http.StatusServiceUnavailable {
+			sawUnhealthy = true
+		}
+	}
+	if !sawUnhealthy {
+		t.Errorf("/healthz never answered 503 while the database was down:\n%s", stderr.String())
+	}
+	if err := pg.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "jobs worker running"); {
+		select {
+		case <-exited:
+			t.Fatalf("the worker exited after the database came back:\n%s", stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not start within 30 s of the database's restart:\n%s", stderr.String())
+		}
+	}
+	if code, body := testenv.HTTPGet("http://" + addr + "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz once running: %d %s", code, body)
 	}
 }
 

@@ -5,17 +5,20 @@
 //
 // Usage:
 //
-//	dev [--dev-dir .spendcap] [jobs flags...]
+//	dev [--dev-dir .spendcap] [--postgres-port 54329] [--valkey-port 63799] [jobs flags...]
+//
+// Arguments it does not know go to the worker (see `bin/jobs -h`); the worker exports the
+// gauges of the 10 budgets nearest a hard limit unless a --gauge-* flag says otherwise.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -23,49 +26,107 @@ import (
 	"github.com/spendcap/spendcap/internal/jobs/cli"
 )
 
+const usage = `usage: dev [--dev-dir DIR] [--postgres-port N] [--valkey-port N] [jobs flags...]
+
+Starts a local PostgreSQL and Valkey with their data in DIR, migrates the database, loads the
+Valkey library, prints DATABASE_URL and VALKEY_URL on stdout, then runs the jobs worker on them
+until Ctrl-C.
+
+  --dev-dir DIR        where both servers keep their data (default .spendcap); as root, Postgres'
+                       own files live under /var/lib/spendcap/pg-<hash>, linked from
+                       DIR/postgres/server, since the postgres user may not enter DIR
+  --postgres-port N    Postgres' port, tried first (default 54329; 0: any free port)
+  --valkey-port N      Valkey's port, tried first (default 63799; 0: any free port)
+
+Every other argument goes to the worker (bin/jobs -h lists them). Unless one of them is a
+--gauge-* flag, the worker exports the gauges of the 10 budgets nearest a hard limit
+(--gauge-top 10).
+`
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	dir, rest, err := devDir(args)
+	o, err := parse(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "dev: %v\n", err)
+		fmt.Fprintf(stderr, "dev: %v\n\n%s", err, usage)
 		return 2
+	}
+	if o.help {
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	env, err := devenv.Start(ctx, dir, logger)
+	env, err := devenv.Start(ctx, devenv.Options{Dir: o.dir, PostgresPort: o.pgPort, ValkeyPort: o.valkeyPort, Logger: logger})
 	stop()
 	if err != nil {
 		fmt.Fprintf(stderr, "dev: %v\n", err)
 		return 1
 	}
 	defer env.Stop()
-	fmt.Fprintf(stdout, "spendcap is running (data in %s; Ctrl-C stops it)\n", dir)
+	fmt.Fprintf(stdout, "spendcap is running (data in %s; Ctrl-C stops it)\n", o.dir)
 	fmt.Fprintf(stdout, "DATABASE_URL=%s\n", env.DatabaseURL)
 	fmt.Fprintf(stdout, "VALKEY_URL=%s\n", env.ValkeyURL)
 	fmt.Fprintf(stdout, "try: psql %q -c \"select * from spendcap.create_budget('demo', '{\\\"tokens\\\": 1000}', reset_every => '1 day')\"\n", env.DatabaseURL)
-	return cli.Run(append([]string{"--database-url", env.DatabaseURL, "--valkey-url", env.ValkeyURL}, rest...), stdout, stderr)
+	worker := []string{"--database-url", env.DatabaseURL, "--valkey-url", env.ValkeyURL}
+	if !o.gauges {
+		worker = append(worker, "--gauge-top", "10")
+	}
+	return cli.Run(append(worker, o.rest...), stdout, stderr)
 }
 
-// devDir takes --dev-dir (default .spendcap) out of args; the rest are the worker's flags.
-func devDir(args []string) (dir string, rest []string, err error) {
-	dir = ".spendcap"
+type options struct {
+	dir                string
+	pgPort, valkeyPort int
+	help               bool
+	gauges             bool // the worker's arguments choose the budget gauges
+	rest               []string
+}
+
+// parse takes dev's own flags out of args; the rest are the worker's.
+func parse(args []string) (options, error) {
+	o := options{dir: ".spendcap", pgPort: devenv.DefaultPostgresPort, valkeyPort: devenv.DefaultValkeyPort}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		switch {
-		case a == "--dev-dir" || a == "-dev-dir":
-			if i+1 == len(args) {
-				return "", nil, errors.New("--dev-dir needs a directory")
-			}
-			dir = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--dev-dir=") || strings.HasPrefix(a, "-dev-dir="):
-			dir = a[strings.IndexByte(a, '=')+1:]
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "---") {
+			o.rest = append(o.rest, a)
+			continue
+		}
+		switch name {
+		case "h", "help":
+			o.help = true
+			continue
+		case "dev-dir", "postgres-port", "valkey-port":
 		default:
-			rest = append(rest, a)
+			if strings.HasPrefix(name, "gauge-") {
+				o.gauges = true
+			}
+			o.rest = append(o.rest, a)
+			continue
+		}
+		if !hasValue {
+			if i+1 == len(args) {
+				return o, fmt.Errorf("--%s needs a value", name)
+			}
+			i++
+			value = args[i]
+		}
+		if name == "dev-dir" {
+			o.dir = value
+			continue
+		}
+		port, err := strconv.Atoi(value)
+		if err != nil || port < 0 || port > 65535 {
+			return o, fmt.Errorf("--%s must be a port number (0: any free port), got %q", name, value)
+		}
+		if name == "postgres-port" {
+			o.pgPort = port
+		} else {
+			o.valkeyPort = port
 		}
 	}
-	return dir, rest, nil
+	return o, nil
 }

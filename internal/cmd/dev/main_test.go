@@ -26,7 +26,8 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 		}
 	})
 	metricsAddr := testenv.FreeAddr(t)
-	cmd := exec.Command(testenv.Binary(t, "."), "--dev-dir", dir, "--metrics-addr", metricsAddr)
+	cmd := exec.Command(testenv.Binary(t, "."), "--dev-dir", dir, "--postgres-port", "0", "--valkey-port", "0",
+		"--metrics-addr", metricsAddr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -77,8 +78,56 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 	if code, body := testenv.HTTPGet("http://" + metricsAddr + "/healthz"); code != http.StatusOK {
 		t.Errorf("the worker's /healthz on --metrics-addr: %d %s", code, body)
 	}
+	// The dev worker exports the budgets nearest a limit: demo used 12% of its tokens.
+	if code, body := testenv.HTTPGet("http://" + metricsAddr + "/metrics"); code != http.StatusOK ||
+		!strings.Contains(body, `spendcap_budget_usage{backend="postgres",budget_id="demo",dimension="tokens"} 120`) {
+		t.Errorf("the dev worker's /metrics lacks demo's budget gauge: %d\n%s", code, grep(body, "spendcap_budget"))
+	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("after SIGTERM: %v\n%s", err, stderr.String())
 	}
+}
+
+func TestDevHelpPrintsUsageAndStartsNothing(t *testing.T) {
+	t.Parallel()
+	for _, flag := range []string{"-h", "--help"} {
+		dir := t.TempDir()
+		out, err := exec.Command(testenv.Binary(t, "."), "--dev-dir", dir, flag).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "usage: dev") || !strings.Contains(string(out), "bin/jobs -h") {
+			t.Errorf("dev %s: %v\n%s", flag, err, out)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("dev %s wrote into --dev-dir: %v", flag, entries)
+		}
+	}
+}
+
+func TestDevRefusesABadPort(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command(testenv.Binary(t, "."), "--dev-dir", t.TempDir(), "--postgres-port", "x").CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "--postgres-port must be a port number") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
+func exitCode(err error) int {
+	if e, ok := err.(*exec.ExitError); ok {
+		return e.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// grep returns the lines of s that contain sub.
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -105,16 +105,26 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer pool.Close()
-	if err := pool.Ping(ctx); err != nil {
-		fmt.Fprintf(stderr, "jobs: connect: %v\n", oneLine(err))
-		return 1
-	}
-	vk, closeVK, err := valkeyClient(ctx, o, logger)
+	// A database or Valkey that is down (restarting, failing over, not up yet) is waited for:
+	// the worker keeps trying with backoff, /healthz unhealthy meanwhile, and never exits for it.
+	rdb, err := valkeyRedis(o)
 	if err != nil {
-		fmt.Fprintf(stderr, "jobs: %v\n", oneLine(err))
-		return 1
+		fmt.Fprintf(stderr, "jobs: %v\n", err)
+		return 2
 	}
-	defer closeVK()
+	var vk *valkey.Client
+	if rdb != nil {
+		defer rdb.Close()
+		// The worker only reads event streams and audits: the checks that protect budgets
+		// (eviction, an append-only file) are for the clients that write usage, and `migrate
+		// valkey-load` loads the library.
+		if !retry(ctx, logger, "connect to valkey", func() (err error) {
+			vk, err = valkey.New(ctx, rdb, valkey.Options{SkipLoad: true, AllowEviction: true, AllowVolatile: true, Logger: logger})
+			return err
+		}) {
+			return 0
+		}
+	}
 	w, err := jobs.New(pool, jobs.Config{RollInterval: o.rollInterval, PurgeInterval: o.purgeInterval,
 		RollBatch: int32(o.rollBatch), PurgeBatch: int32(o.purgeBatch), Logger: logger,
 		Valkey: vk, DispatchInterval: o.dispatchEvery, ValkeyScanInterval: o.valkeyScanEvery,
@@ -124,6 +134,15 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "jobs: %v\n", err)
 		return 1
+	}
+	healthy := func(ctx context.Context) error {
+		if !w.Started() {
+			return errors.New("starting: waiting for the database")
+		}
+		if err := w.Healthy(ctx); err != nil {
+			return fmt.Errorf("database unreachable: %w", err)
+		}
+		return nil
 	}
 
 	if o.metricsAddr != "" {
@@ -135,8 +154,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(w.Registry, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(rw http.ResponseWriter, r *http.Request) {
-			if err := w.Healthy(r.Context()); err != nil {
-				http.Error(rw, "database unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			if err := healthy(r.Context()); err != nil {
+				http.Error(rw, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 			fmt.Fprintln(rw, "ok")
@@ -153,9 +172,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 
 	// River's own context is not the signal context: a signal must not cancel running jobs, only
 	// start the soft stop below.
-	if err := w.Start(context.WithoutCancel(ctx)); err != nil {
-		fmt.Fprintf(stderr, "jobs: start: %v\n", oneLine(err))
-		return 1
+	if !retry(ctx, logger, "start the worker", func() error { return w.Start(context.WithoutCancel(ctx)) }) {
+		return 0
 	}
 	logger.Info("jobs worker running", "roll_interval", o.rollInterval, "purge_interval", o.purgeInterval,
 		"valkey_events", vk != nil)
@@ -171,35 +189,55 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// valkeyClient connects to the Valkey of --valkey-url, or returns nil when there is none.
-func valkeyClient(ctx context.Context, o options, logger *slog.Logger) (*valkey.Client, func(), error) {
+// Backoff between attempts of retry: doubling from the first to the last.
+const (
+	firstBackoff = 100 * time.Millisecond
+	lastBackoff  = 5 * time.Second
+)
+
+// retry runs f until it succeeds, waiting with backoff between attempts and logging each
+// failure, and returns true; or false when ctx ends first (a signal: stop quietly).
+func retry(ctx context.Context, logger *slog.Logger, what string, f func() error) bool {
+	wait := firstBackoff
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			if attempt > 1 {
+				logger.Info("succeeded after retries", "what", what, "attempts", attempt)
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		logger.Warn("cannot "+what+"; retrying", "err", oneLine(err), "attempt", attempt, "in", wait)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, lastBackoff)
+	}
+}
+
+// valkeyRedis is the client of --valkey-url (else $VALKEY_URL), or nil when there is none.
+func valkeyRedis(o options) (redis.UniversalClient, error) {
 	url := o.valkeyURL
 	if url == "" {
 		url = os.Getenv("VALKEY_URL")
 	}
 	if url == "" {
-		return nil, func() {}, nil
+		return nil, nil
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, nil, fmt.Errorf("valkey url: %w", err)
+		return nil, fmt.Errorf("valkey url: %w", err)
 	}
-	var rdb redis.UniversalClient
 	if o.valkeyCluster {
-		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{opts.Addr}, Username: opts.Username,
-			Password: opts.Password, TLSConfig: opts.TLSConfig})
-	} else {
-		rdb = redis.NewClient(opts)
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{opts.Addr}, Username: opts.Username,
+			Password: opts.Password, TLSConfig: opts.TLSConfig}), nil
 	}
-	// The worker only reads event streams: the checks that protect budgets (eviction, an
-	// append-only file) are for the clients that write usage, and `migrate valkey-load` loads the
-	// library.
-	vk, err := valkey.New(ctx, rdb, valkey.Options{SkipLoad: true, AllowEviction: true, AllowVolatile: true, Logger: logger})
-	if err != nil {
-		_ = rdb.Close()
-		return nil, nil, fmt.Errorf("valkey: %w", err)
-	}
-	return vk, func() { _ = rdb.Close() }, nil
+	return redis.NewClient(opts), nil
 }
 
 // splitList splits a comma-separated flag, dropping empty items.

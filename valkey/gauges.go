@@ -1,0 +1,189 @@
+package valkey
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/spendcap/spendcap"
+)
+
+var _ spendcap.Operator = (*Client)(nil)
+
+// gaugeBatch is how many budget_status calls one pipeline of BudgetGauges' ranking sends.
+const gaugeBatch = 500
+
+// BudgetGauges implements spendcap.Operator with sc_budget_status: the budgets p names, read one
+// by one, and for p.TopN a ranking of every budget of the deployment (a SCAN of every primary for
+// base keys, then budget_status pipelined, gaugeBatch calls at a time), so TopN costs a pass over
+// the keyspace as budget_gauges' top_n costs a scan of the budgets table on PostgreSQL. The
+// ranking is PostgreSQL's: the highest share of any hard limit above 0 used in the current
+// window, budgets whose hard limits are all 0 last, ties by id; budgets without hard limits are
+// not ranked.
+func (c *Client) BudgetGauges(ctx context.Context, p spendcap.BudgetGaugesParams) ([]spendcap.BudgetGauge, error) {
+	if len(p.BudgetIDs) > 1000 {
+		return nil, spendcap.NewError("SC002", "budget_ids: must be an array of at most 1000 ids", nil)
+	}
+	if p.TopN < 0 || p.TopN > 100 {
+		return nil, spendcap.NewError("SC002", "top_n: must be 0..100", nil)
+	}
+	statuses := map[string]spendcap.Status{}
+	for _, id := range p.BudgetIDs {
+		st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id, At: p.At})
+		if errors.Is(err, spendcap.ErrBudgetNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		statuses[id] = st
+	}
+	if p.TopN > 0 {
+		ranked, err := c.rankBudgets(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range ranked {
+			statuses[st.BudgetID] = st
+		}
+	}
+	ids := make([]string, 0, len(statuses))
+	for id := range statuses {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []spendcap.BudgetGauge
+	for _, id := range ids {
+		st := statuses[id]
+		dims := map[string]bool{}
+		for d := range st.HardLimits {
+			dims[d] = true
+		}
+		for d := range st.Usage {
+			dims[d] = true
+		}
+		names := make([]string, 0, len(dims))
+		for d := range dims {
+			names = append(names, d)
+		}
+		sort.Strings(names)
+		for _, d := range names {
+			g := spendcap.BudgetGauge{BudgetID: id, Dimension: d, Usage: st.Usage[d]}
+			if h, ok := st.HardLimits[d]; ok {
+				r := st.Remaining[d]
+				g.HardLimit, g.Remaining = &h, &r
+			}
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// rankBudgets returns the statuses of the p.TopN budgets that used the largest share of a hard
+// limit.
+func (c *Client) rankBudgets(ctx context.Context, p spendcap.BudgetGaugesParams) ([]spendcap.Status, error) {
+	type ranked struct {
+		st    spendcap.Status
+		share float64 // -1: every hard limit is 0
+	}
+	var mu sync.Mutex
+	var all []ranked
+	err := forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
+		var ids []string
+		it := n.Scan(ctx, 0, "sc:{*", 1000).Iterator()
+		for it.Next(ctx) {
+			if id, ok := budgetOfBaseKey(it.Val()); ok {
+				ids = append(ids, id)
+			}
+		}
+		if err := it.Err(); err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		for len(ids) > 0 {
+			batch := ids[:min(gaugeBatch, len(ids))]
+			ids = ids[len(batch):]
+			cmds := make([]*redis.Cmd, len(batch))
+			_, err := n.Pipelined(ctx, func(pl redis.Pipeliner) error {
+				for i, id := range batch {
+					payload, err := encodeArgs(args{"budget_id": id}.at(p.At))
+					if err != nil {
+						return err
+					}
+					cmds[i] = pl.FCallRO(ctx, "sc_budget_status", []string{Key(id)}, payload)
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(mapError(err), spendcap.ErrBudgetNotFound) {
+				return fmt.Errorf("sc_budget_status: %w", mapError(err))
+			}
+			for _, cmd := range cmds {
+				s, err := cmd.Text()
+				if errors.Is(mapError(err), spendcap.ErrBudgetNotFound) {
+					continue // deleted since the scan
+				}
+				if err != nil {
+					return fmt.Errorf("sc_budget_status: %w", mapError(err))
+				}
+				var r statusReply
+				if err := json.Unmarshal([]byte(s), &r); err != nil {
+					return fmt.Errorf("sc_budget_status reply: %w", err)
+				}
+				st := r.status()
+				// Only current windows rank (PostgreSQL: next_reset_at > at). A window that ended
+				// is rolled by budget_status in its reply alone, so the reply's window starts after
+				// the budget's last write: every write brings the window to its own instant first.
+				if len(st.HardLimits) == 0 || st.WindowStart.After(st.UpdatedAt) {
+					continue
+				}
+				share := -1.0
+				for d, h := range st.HardLimits {
+					if h > 0 {
+						share = max(share, float64(st.Usage[d])/float64(h))
+					}
+				}
+				mu.Lock()
+				all = append(all, ranked{st, share})
+				mu.Unlock()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("valkey: budget gauges: %w", err)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].share != all[j].share {
+			return all[i].share > all[j].share
+		}
+		return all[i].st.BudgetID < all[j].st.BudgetID
+	})
+	out := make([]spendcap.Status, 0, min(p.TopN, len(all)))
+	for _, r := range all[:min(p.TopN, len(all))] {
+		out = append(out, r.st)
+	}
+	return out, nil
+}
+
+// budgetOfBaseKey returns the id of the budget whose base key is key (Key's inverse), or false for
+// any other key: a subkey (sc:{g}:r/rest), a stream, a quota policy's.
+func budgetOfBaseKey(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, "sc:{")
+	if !ok {
+		return "", false
+	}
+	tag, tail, ok := strings.Cut(rest, "}")
+	if !ok || tag == "" || (tail != "" && tail[0] != '/') {
+		return "", false
+	}
+	id := tag + tail
+	if Key(id) != key {
+		return "", false
+	}
+	return id, true
+}
