@@ -47,11 +47,38 @@ local function queue(b, ...)
     b._writes[#b._writes + 1] = { ... }
 end
 
+-- field is the hash field under which budget b holds an entry (ledger, reservation) that the
+-- budget named by the call owns: ref itself on the named budget, "<named> <ref>" on the others.
+local function field(b, named, ref)
+    if b.id == named then
+        return ref
+    end
+    return named .. ' ' .. ref
+end
+
+-- still_recorded reports whether a budget of s (other budgets of b's set) still holds execution
+-- ref, which b named, in its spend ledger: that budget has not rolled since (a roll deletes the
+-- ledger), so a release, even a late one, gives the amounts back there (SQL: its ledger rows).
+-- The budgets of a set share b's slot on a cluster, so their ledgers are readable here.
+local function still_recorded(b, s, ref)
+    for _, x in ipairs(s) do
+        if redis.call('HEXISTS', subkey(base_of('sc:', x), 'l'), field({ id = x }, b.id, ref)) == 1 then
+            return true
+        end
+    end
+    return false
+end
+
 -- close_window queues the history row and the window_closed event of a closed window unless it
 -- had no usage and no breaches,
 -- and forgets the spend ledger, which only ever holds the current window's amounts. Of the set
--- index (what b named on other budgets' ledgers) it drops the entries that every other budget's
--- window has outlived by t: those budgets' ledgers forgot them.
+-- index (what b named on other budgets' ledgers) it drops the entries that no other budget still
+-- holds: each of those budgets has rolled past the window it was recorded in, or was deleted. An
+-- entry stays while one of them has not (its window may have ended by t, but until it rolls, a
+-- late release_spend finds the amounts there, as on PostgreSQL). Only entries whose windows have
+-- all ended by t (u) are looked at: the others are surely held. So the index holds at most one
+-- entry per execution recorded on a set and not released, until the named budget's first roll
+-- after every other budget of the set rolled past it.
 local function close_window(b, w, closed_by, t)
     if has_activity(w) then
         queue(b, 'LPUSH', subkey(b._key, 'h'), encode(history_row(w, closed_by)))
@@ -62,8 +89,8 @@ local function close_window(b, w, closed_by, t)
     queue(b, 'DEL', subkey(b._key, 'l'))
     local index = redis.call('HGETALL', subkey(b._key, 'ls'))
     for i = 1, #index, 2 do
-        local u = cjson.decode(index[i + 1]).u
-        if u ~= nil and u ~= NULL and u <= t then
+        local e = cjson.decode(index[i + 1])
+        if e.u ~= nil and e.u ~= NULL and e.u <= t and not still_recorded(b, e.s, index[i]) then
             queue(b, 'HDEL', subkey(b._key, 'ls'), index[i])
         end
     end

@@ -199,15 +199,6 @@ local function read_members(keys, ids, at, current_only)
     return ms, ts
 end
 
--- field is the hash field under which budget b holds an entry (ledger, reservation) that the
--- budget named by the call owns: ref itself on the named budget, "<named> <ref>" on the others.
-local function field(b, named, ref)
-    if b.id == named then
-        return ref
-    end
-    return named .. ' ' .. ref
-end
-
 -- others is the ids of bs but named, as an array.
 local function others(ids, named)
     local s = array()
