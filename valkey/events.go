@@ -165,3 +165,35 @@ func (c *Client) WatchEvents(ctx context.Context, p spendcap.WatchParams, handle
 		}
 	}
 }
+
+// PurgeEventsParams are the arguments of PurgeEvents.
+type PurgeEventsParams struct {
+	// Group is the slot group whose stream is purged.
+	Group string
+	// ThroughID is the last event_id that may go: the stream's cursor, up to which the jobs
+	// worker has handed the events to its delivery queue.
+	ThroughID int64
+	// MaxRows bounds the events one call deletes (1..100000; 0 means 10000).
+	MaxRows int32
+	// At is the instant the retention counts back from (now when zero).
+	At time.Time
+}
+
+// PurgeEvents runs sc_purge_events: from the oldest, it deletes the events of p.Group's stream
+// with an event_id up to p.ThroughID that occurred 7 days or more before p.At (PostgreSQL's
+// purge_expired keeps dispatched events as long), at most p.MaxRows, stopping at the first event
+// that must stay, and returns how many it deleted. The jobs worker's purge job calls it for every
+// stream, with the stream's cursor.
+func (c *Client) PurgeEvents(ctx context.Context, p PurgeEventsParams) (int64, error) {
+	if p.Group == "" {
+		return 0, errors.New("valkey: PurgeEvents needs the slot group")
+	}
+	var r struct {
+		Events int64 `json:"events"`
+	}
+	a := args{"through_id": p.ThroughID}.num("max_rows", p.MaxRows).at(p.At)
+	if err := c.callKeys(ctx, "purge_events", []string{EventsKey(p.Group)}, a, false, &r); err != nil {
+		return 0, err
+	}
+	return r.Events, nil
+}

@@ -186,7 +186,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	if err := river.AddWorkerSafely(workers, &rollWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
-	if err := river.AddWorkerSafely(workers, &purgeWorker{q: q, m: w.metrics, log: cfg.Logger}); err != nil {
+	if err := river.AddWorkerSafely(workers, &purgeWorker{q: q, vk: cfg.Valkey, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	if err := river.AddWorkerSafely(workers, &auditWorker{pg: gobinding.NewClient(pool), vk: cfg.Valkey, m: w.metrics, log: cfg.Logger}); err != nil {
@@ -304,6 +304,7 @@ func (w *rollWorker) Work(ctx context.Context, job *river.Job[RollArgs]) error {
 type purgeWorker struct {
 	river.WorkerDefaults[PurgeArgs]
 	q   *pgfn.Queries
+	vk  *valkey.Client // nil: PostgreSQL only
 	m   *metrics
 	log *slog.Logger
 }
@@ -335,8 +336,48 @@ func (w *purgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 			break
 		}
 	}
+	var streamEvents int64
+	if w.vk != nil {
+		n, err := w.purgeValkey(ctx, batch)
+		streamEvents = n
+		if err != nil {
+			w.m.failures.WithLabelValues("purge_expired").Inc()
+			w.log.Error("purging Valkey event streams failed; River retries it", "err", err, "attempt", job.Attempt)
+			return err
+		}
+	}
 	w.m.duration.WithLabelValues("purge_expired").Observe(time.Since(start).Seconds())
 	w.log.Info("expired rows purged", "dedup_keys", total.DedupKeys, "ledger_rows", total.LedgerRows,
-		"reservations", total.Reservations, "leases", total.Leases, "events", total.Events, "duration", time.Since(start))
+		"reservations", total.Reservations, "leases", total.Leases, "events", total.Events,
+		"valkey_events", streamEvents, "duration", time.Since(start))
 	return nil
+}
+
+// purgeValkey trims every Valkey event stream of the events past their retention that the
+// dispatcher has handed to the delivery queue (up to the stream's cursor), as purge_expired does
+// for PostgreSQL's events, so that no stream grows without bound.
+func (w *purgeWorker) purgeValkey(ctx context.Context, batch int32) (int64, error) {
+	groups, err := w.vk.EventGroups(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, g := range groups {
+		c, err := w.q.StreamCursor(ctx, pgfn.StreamCursorParams{Stream: valkey.EventsKey(g)})
+		if err != nil {
+			return total, err
+		}
+		for {
+			n, err := w.vk.PurgeEvents(ctx, valkey.PurgeEventsParams{Group: g, ThroughID: c.LastID, MaxRows: min(batch, 100000)})
+			if err != nil {
+				return total, err
+			}
+			total += n
+			w.m.purged.WithLabelValues("valkey_events").Add(float64(n))
+			if n < int64(min(batch, 100000)) {
+				break
+			}
+		}
+	}
+	return total, nil
 }

@@ -65,7 +65,7 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
 	for _, job := range []string{"roll_due_windows", "purge_expired", "dispatch", "audit"} {
 		m.failures.WithLabelValues(job)
 	}
-	for _, kind := range []string{"dedup_keys", "ledger_rows", "reservations", "leases", "events"} {
+	for _, kind := range []string{"dedup_keys", "ledger_rows", "reservations", "leases", "events", "valkey_events"} {
 		m.purged.WithLabelValues(kind)
 	}
 	for _, s := range []string{"postgres", "valkey"} {

@@ -603,11 +603,17 @@ end
 
 -- events_since answers the events of the slot group whose stream is keys[1] (sc:{g}:events)
 -- after after_id, in id order, at most max_rows (1..10000).
-function api.events_since(keys, a)
+-- stream_of is the one key of a call on a slot group's event stream.
+local function stream_of(keys)
     local stream = keys[1]
     if type(stream) ~= 'string' or not stream:find('^sc:{[^}]+}:events$') then
         invalid('keys', 'must be one events stream key, sc:{<group>}:events')
     end
+    return stream
+end
+
+function api.events_since(keys, a)
+    local stream = stream_of(keys)
     local after, max = a.after_id or 0, a.max_rows or 1000
     if not is_int(after) or after < 0 then
         invalid('after_id', 'must be 0 or an event_id')
@@ -621,6 +627,41 @@ function api.events_since(keys, a)
         out[i] = entry[2][2]
     end
     return '[' .. table.concat(out, ',') .. ']'
+end
+
+-- purge_events is purge_expired's events rule on one slot group's stream (SQL: events dispatched
+-- and older than EVENT_RETENTION_MS): from the oldest, it deletes the events the worker has handed
+-- to its delivery queue (event_id <= through_id, the stream's cursor) that occurred
+-- EVENT_RETENTION_MS or more before at, at most max_rows, and stops at the first event that must
+-- stay (a stream is trimmed from its start: an event out of time order waits for those before it).
+function api.purge_events(keys, a)
+    local stream = stream_of(keys)
+    local through, max = a.through_id, a.max_rows or 10000
+    if not is_int(through) or through < 0 then
+        invalid('through_id', 'must be 0 or an event_id')
+    end
+    if not is_int(max) or max < 1 or max > 100000 then
+        invalid('max_rows', 'must be 1..100000')
+    end
+    local cutoff = at_of(a, true) - EVENT_RETENTION_MS
+    local n, last, done = 0, nil, false
+    while not done and n < max do
+        local want = math.min(max - n, 1000)
+        local page = redis.call('XRANGE', stream, last and string.format('(%d-1', last) or '-', '+', 'COUNT', want)
+        for _, entry in ipairs(page) do
+            local id = tonumber(entry[1]:match('^(%d+)-'))
+            if id > through or cjson.decode(entry[2][2]).occurred_at > cutoff then
+                done = true
+                break
+            end
+            n, last = n + 1, id
+        end
+        done = done or #page < want
+    end
+    if last then
+        redis.call('XTRIM', stream, 'MINID', string.format('%d-0', last + 1))
+    end
+    return { events = n }
 end
 
 function api.budget_status(keys, a)
