@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,4 +145,76 @@ func (o Options) logger() *slog.Logger {
 		return o.Logger
 	}
 	return slog.Default()
+}
+
+// ServerSettings are the settings New checks, as CheckSettings read them on one primary.
+type ServerSettings struct {
+	// Addr is the primary's host:port.
+	Addr string
+	// Version is valkey_version from INFO server ("" for a server that is not Valkey).
+	Version string
+	// MaxmemoryPolicy, Appendonly and Appendfsync are the CONFIG values ("" when CONFIG GET is
+	// refused, as some managed services do).
+	MaxmemoryPolicy, Appendonly, Appendfsync string
+	// Problems maps each setting that can lose or corrupt usage (maxmemory-policy, appendonly,
+	// appendfsync, version) to what is wrong with it; a setting that is fine, or could not be
+	// read, has no entry.
+	Problems map[string]string
+}
+
+// Settings names the settings CheckSettings judges, in the order it reports them.
+var Settings = []string{"maxmemory-policy", "appendonly", "appendfsync", "version"}
+
+// CheckSettings reads, on every primary, the settings New checks at start (eviction policy,
+// append-only file, fsync policy, version) and says what is wrong with each as New would, whatever
+// Options the client was made with: a long-running process calls it on an interval, so that a
+// CONFIG SET made after start, or a failover to a server set up otherwise, is seen.
+func (c *Client) CheckSettings(ctx context.Context) ([]ServerSettings, error) {
+	var mu sync.Mutex
+	var out []ServerSettings
+	err := forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
+		s, err := readSettings(ctx, n)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		out = append(out, s)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
+	return out, nil
+}
+
+// readSettings reads and judges one primary's settings with New's rules.
+func readSettings(ctx context.Context, c *redis.Client) (ServerSettings, error) {
+	s := ServerSettings{Addr: c.Options().Addr, Problems: map[string]string{}}
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return s, fmt.Errorf("valkey: INFO server: %w", err)
+	}
+	s.Version = infoFields(info)["valkey_version"]
+	if w := versionWarning(info); w != "" {
+		s.Problems["version"] = w
+	}
+	if err := checkEviction(ctx, c); err == nil {
+		s.MaxmemoryPolicy = "noeviction"
+	} else if cfg, gerr := c.ConfigGet(ctx, "maxmemory-policy").Result(); gerr == nil {
+		s.MaxmemoryPolicy = cfg["maxmemory-policy"]
+		s.Problems["maxmemory-policy"] = err.Error()
+	}
+	if cfg, err := c.ConfigGet(ctx, "append*").Result(); err == nil {
+		s.Appendonly, s.Appendfsync = cfg["appendonly"], cfg["appendfsync"]
+		warning, err := durabilityProblem(s.Appendonly, s.Appendfsync, s.Addr)
+		switch {
+		case err != nil:
+			s.Problems["appendonly"] = err.Error()
+		case warning != "":
+			s.Problems["appendfsync"] = warning
+		}
+	}
+	return s, nil
 }

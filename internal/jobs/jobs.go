@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,8 @@ const (
 	DefaultDispatchInterval = time.Second
 	// DefaultValkeyScanInterval is how often the dispatcher scans Valkey for new event streams.
 	DefaultValkeyScanInterval = 30 * time.Second
+	// DefaultValkeySettingsInterval is how often the Valkey settings are read again.
+	DefaultValkeySettingsInterval = time.Minute
 	DefaultDeliveryWorkers    = 10
 	DefaultDeliveryTimeout    = 10 * time.Second
 	// DefaultRescueAfter is how long a job may run before River takes it for the job of a worker
@@ -83,6 +86,9 @@ type Config struct {
 	// DefaultValkeyScanInterval.
 	DispatchInterval   time.Duration
 	ValkeyScanInterval time.Duration
+	// ValkeySettingsInterval (default DefaultValkeySettingsInterval) is how often the settings
+	// valkey.New checks at start are read again, exported and, when wrong, logged.
+	ValkeySettingsInterval time.Duration
 	// DeliveryWorkers is how many deliveries run at once; DeliveryTimeout bounds one attempt.
 	DeliveryWorkers int
 	DeliveryTimeout time.Duration
@@ -112,6 +118,7 @@ type Config struct {
 type Worker struct {
 	client     *river.Client[pgx.Tx]
 	dispatcher *dispatcher
+	settings   *settingsWatcher // nil without Valkey
 	stop       context.CancelFunc
 	stopped    chan struct{}
 	started    atomic.Bool
@@ -141,6 +148,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	}
 	cfg.DispatchInterval = cmp.Or(cfg.DispatchInterval, DefaultDispatchInterval)
 	cfg.ValkeyScanInterval = cmp.Or(cfg.ValkeyScanInterval, DefaultValkeyScanInterval)
+	cfg.ValkeySettingsInterval = cmp.Or(cfg.ValkeySettingsInterval, DefaultValkeySettingsInterval)
 	cfg.DeliveryWorkers = cmp.Or(cfg.DeliveryWorkers, DefaultDeliveryWorkers)
 	cfg.DeliveryTimeout = cmp.Or(cfg.DeliveryTimeout, DefaultDeliveryTimeout)
 	cfg.RescueAfter = cmp.Or(cfg.RescueAfter, DefaultRescueAfter)
@@ -226,6 +234,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("jobs: river client: %w", err)
 	}
 	w.client = client
+	if cfg.Valkey != nil {
+		w.settings = newSettingsWatcher(cfg.Registry, cfg.Valkey, cfg.ValkeySettingsInterval, w.metrics.failures, cfg.Logger)
+	}
 	w.dispatcher = &dispatcher{pool: pool, river: client, vk: cfg.Valkey, interval: cfg.DispatchInterval,
 		scanInterval: cfg.ValkeyScanInterval, m: w.metrics, log: cfg.Logger.With("component", "dispatch"),
 		cursors: map[string]int64{}, warned: map[string]bool{}}
@@ -242,14 +253,27 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.started.Store(true)
 	dctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	w.stop, w.stopped = stop, make(chan struct{})
+	var running sync.WaitGroup
+	running.Add(1)
 	go func() {
-		defer close(w.stopped)
+		defer running.Done()
 		w.dispatcher.run(dctx)
+	}()
+	if w.settings != nil {
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			w.settings.run(dctx)
+		}()
+	}
+	go func() {
+		running.Wait()
+		close(w.stopped)
 	}()
 	return nil
 }
 
-// Stop stops the dispatcher (a dispatch in progress rolls back and is done again by the next
+// Stop stops the dispatcher and the settings watcher (a dispatch in progress rolls back and is done again by the next
 // worker), stops fetching and waits for running jobs until ctx ends, then cancels them and waits
 // for them to return.
 func (w *Worker) Stop(ctx context.Context) error {

@@ -62,7 +62,7 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
 			return float64(r.Due)
 		})
 	reg.MustRegister(m.rolled, m.purged, m.duration, m.failures, m.dispatched, m.deliveries, m.findings, m.repaired, m.audited, backlog)
-	for _, job := range []string{"roll_due_windows", "purge_expired", "dispatch", "audit"} {
+	for _, job := range []string{"roll_due_windows", "purge_expired", "dispatch", "audit", "valkey_settings"} {
 		m.failures.WithLabelValues(job)
 	}
 	for _, kind := range []string{"dedup_keys", "ledger_rows", "reservations", "leases", "events", "valkey_events"} {

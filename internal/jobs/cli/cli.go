@@ -38,6 +38,7 @@ type options struct {
 	valkeyCluster   bool
 	dispatchEvery   time.Duration
 	valkeyScanEvery time.Duration
+	valkeySettings  time.Duration
 	deliveryWorkers int
 	deliveryTimeout time.Duration
 	rescueAfter     time.Duration
@@ -66,6 +67,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.valkeyCluster, "valkey-cluster", false, "--valkey-url is a node of a Valkey cluster")
 	fs.DurationVar(&o.dispatchEvery, "dispatch-interval", jobs.DefaultDispatchInterval, "how often events are looked for when no notification arrives, and Valkey streams read")
 	fs.DurationVar(&o.valkeyScanEvery, "valkey-scan-interval", jobs.DefaultValkeyScanInterval, "how often Valkey is scanned for new event streams")
+	fs.DurationVar(&o.valkeySettings, "valkey-settings-interval", jobs.DefaultValkeySettingsInterval, "how often the Valkey settings (eviction, append-only file, fsync, version) are read again and exported")
 	fs.IntVar(&o.deliveryWorkers, "delivery-workers", jobs.DefaultDeliveryWorkers, "webhook deliveries run at once")
 	fs.DurationVar(&o.deliveryTimeout, "delivery-timeout", jobs.DefaultDeliveryTimeout, "how long one webhook request may take")
 	fs.StringVar(&o.gaugeBudgets, "gauge-budgets", "", "comma-separated budget ids whose usage, limit and remaining /metrics exports")
@@ -127,7 +129,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 	w, err := jobs.New(pool, jobs.Config{RollInterval: o.rollInterval, PurgeInterval: o.purgeInterval,
 		RollBatch: int32(o.rollBatch), PurgeBatch: int32(o.purgeBatch), Logger: logger,
-		Valkey: vk, DispatchInterval: o.dispatchEvery, ValkeyScanInterval: o.valkeyScanEvery,
+		Valkey: vk, DispatchInterval: o.dispatchEvery, ValkeyScanInterval: o.valkeyScanEvery, ValkeySettingsInterval: o.valkeySettings,
 		DeliveryWorkers: o.deliveryWorkers, DeliveryTimeout: o.deliveryTimeout, RescueAfter: o.rescueAfter,
 		GaugeBudgets: splitList(o.gaugeBudgets), GaugeTop: o.gaugeTop,
 		AuditInterval: o.auditInterval, AuditBatch: int32(o.auditBatch), AuditRepair: o.auditRepair})
