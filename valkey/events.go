@@ -67,13 +67,10 @@ func (c *Client) EventGroups(ctx context.Context) ([]string, error) {
 	err := forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
 		it := n.ScanType(ctx, 0, "sc:{*}:events", 1000, "stream").Iterator()
 		for it.Next(ctx) {
-			k := it.Val()
-			if g, ok := strings.CutPrefix(k, "sc:{"); ok {
-				if g, ok = strings.CutSuffix(g, "}:events"); ok && EventsKey(g) == k {
-					mu.Lock()
-					seen[g] = true
-					mu.Unlock()
-				}
+			if g, ok := groupOfStream(it.Val()); ok {
+				mu.Lock()
+				seen[g] = true
+				mu.Unlock()
 			}
 		}
 		return it.Err()
@@ -87,6 +84,50 @@ func (c *Client) EventGroups(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(groups)
 	return groups, nil
+}
+
+// StreamsChannel is the Pub/Sub channel on which the library publishes the key of each new event
+// stream (sc:{g}:events) when it writes the stream's first event.
+const StreamsChannel = "sc:events:streams"
+
+// WatchEventGroups calls found with the slot group of each event stream created from now on, as the
+// library announces it on StreamsChannel, until ctx ends (it returns ctx's error) or the
+// subscription fails. It returns once subscribed: call it in a goroutine of its own, after ready
+// is closed, streams created are announced. Pub/Sub is fire and forget: a stream created while
+// nobody listened (or while the connection was being re-made) is found by EventGroups only.
+func (c *Client) WatchEventGroups(ctx context.Context, ready chan<- struct{}, found func(group string)) error {
+	ps := c.rdb.Subscribe(ctx, StreamsChannel)
+	defer ps.Close()
+	// The first reply confirms the subscription: from then on no announcement is missed.
+	if _, err := ps.Receive(ctx); err != nil {
+		return fmt.Errorf("valkey: subscribe %s: %w", StreamsChannel, err)
+	}
+	if ready != nil {
+		close(ready)
+	}
+	ch := ps.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m, ok := <-ch:
+			if !ok {
+				return fmt.Errorf("valkey: subscription to %s closed", StreamsChannel)
+			}
+			if g, ok := groupOfStream(m.Payload); ok {
+				found(g)
+			}
+		}
+	}
+}
+
+// groupOfStream is EventsKey's inverse.
+func groupOfStream(key string) (string, bool) {
+	g, ok := strings.CutPrefix(key, "sc:{")
+	if ok {
+		g, ok = strings.CutSuffix(g, "}:events")
+	}
+	return g, ok && EventsKey(g) == key
 }
 
 // LastEventIDs returns the last event_id given out in each of groups (0 for a group with none), in

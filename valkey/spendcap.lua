@@ -40,6 +40,8 @@ local ARRAY = {}
 local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
 local CALENDAR = { day = true, week = true, month = true, year = true }
 local HISTORY_KEPT = 100
+-- The channel on which the key of each new event stream is published (valkey.StreamsChannel).
+local STREAMS_CHANNEL = 'sc:events:streams'
 -- How long a dispatched event is kept (SQL: purge_expired's 7 days): pull readers have that long.
 local EVENT_RETENTION_MS = 7 * DAY
 -- How many budgets a chain holds at most, the budget itself included (SQL: max_depth).
@@ -745,6 +747,11 @@ local function emit(b, kind, dim, percent, usage, limit, t, closed)
         local id = redis.call('INCR', stream .. ':id')
         e.event_id = id
         redis.call('XADD', stream, id .. '-1', 'e', encode(e))
+        if id == 1 then
+            -- A new stream: readers that find streams by SCAN learn of it now rather than at their
+            -- next scan (fire and forget: the scan still finds it for whoever did not listen).
+            redis.call('PUBLISH', STREAMS_CHANNEL, stream)
+        end
     end
 end
 

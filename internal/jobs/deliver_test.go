@@ -297,3 +297,27 @@ func TestValkeyEventsArePostedToo(t *testing.T) {
 	r.waitFor(t, 20*time.Second, "threshold pg tokens 50 ×1", "threshold acme/team tokens 50 ×1", "threshold acme/team tokens 80 ×1",
 		"threshold beta/key tokens 50 ×1", "threshold beta/key tokens 80 ×1")
 }
+
+// A Valkey slot group that had no event stream when the worker last scanned is delivered within
+// seconds, not at the next scan: the library announces each new stream and the worker listens.
+func TestANewValkeyEventStreamIsDeliveredBeforeTheNextScan(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Pool(t)
+	vk, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newReceiver(t, always(http.StatusOK))
+	if _, err := gobinding.NewClient(pool).CreateWebhook(ctx, r.URL, secret, nil); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, pool, jobs.Config{Valkey: vk, DispatchInterval: 50 * time.Millisecond, ValkeyScanInterval: time.Hour})
+	eventually(t, "the worker listening", 10*time.Second, func() bool {
+		return metric(t, w, "spendcap_valkey_streams_listening") == 1
+	})
+	start := time.Now()
+	alertingBudget(t, vk, "fresh/key")
+	report(t, vk, "fresh/key", 60)
+	r.waitFor(t, 10*time.Second, "threshold fresh/key tokens 50 ×1")
+	t.Logf("delivered %v after the event", time.Since(start))
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,6 +40,45 @@ type dispatcher struct {
 	lastScan time.Time
 	cursors  map[string]int64
 	warned   map[string]bool
+
+	// announced are the groups of streams created since the last dispatch, as the library
+	// announced them (valkey.StreamsChannel): dispatched from the next interval on, not the next
+	// scan's.
+	mu        sync.Mutex
+	announced []string
+}
+
+// watchGroups listens for new Valkey event streams until ctx ends, subscribing again after a
+// second when the subscription fails; a stream announced meanwhile is found by the next scan,
+// which a failure brings forward.
+func (d *dispatcher) watchGroups(ctx context.Context) {
+	for ctx.Err() == nil {
+		ready := make(chan struct{})
+		go func() {
+			select {
+			case <-ready:
+				d.m.listening.Set(1)
+			case <-ctx.Done():
+			}
+		}()
+		err := d.vk.WatchEventGroups(ctx, ready, func(g string) {
+			d.mu.Lock()
+			d.announced = append(d.announced, g)
+			d.mu.Unlock()
+		})
+		d.m.listening.Set(0)
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("listening for new Valkey event streams failed; they are found by the scan meanwhile", "err", err)
+		d.mu.Lock()
+		d.lastScan = time.Time{}
+		d.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // run dispatches until ctx ends.
@@ -49,6 +89,9 @@ func (d *dispatcher) run(ctx context.Context) {
 			listen.Release()
 		}
 	}()
+	if d.vk != nil {
+		go d.watchGroups(ctx)
+	}
 	for ctx.Err() == nil {
 		d.dispatchPostgres(ctx)
 		if d.vk != nil {
@@ -120,14 +163,25 @@ func (d *dispatcher) dispatchPostgres(ctx context.Context) {
 
 // dispatchValkey enqueues the deliveries of the events of every Valkey stream past its cursor.
 func (d *dispatcher) dispatchValkey(ctx context.Context) {
-	if d.groups == nil || time.Since(d.lastScan) >= d.scanInterval {
+	d.mu.Lock()
+	announced, lastScan := d.announced, d.lastScan
+	d.announced = nil
+	d.mu.Unlock()
+	if d.groups == nil || time.Since(lastScan) >= d.scanInterval {
 		groups, err := d.vk.EventGroups(ctx)
 		if err != nil {
 			d.m.failures.WithLabelValues("dispatch").Inc()
 			d.log.Error("listing Valkey event streams failed", "err", err)
 			return
 		}
+		d.mu.Lock()
 		d.groups, d.lastScan = groups, time.Now()
+		d.mu.Unlock()
+	}
+	for _, g := range announced {
+		if i, found := slices.BinarySearch(d.groups, g); !found {
+			d.groups = slices.Insert(d.groups, i, g)
+		}
 	}
 	last, err := d.vk.LastEventIDs(ctx, d.groups)
 	if err != nil {
@@ -136,6 +190,9 @@ func (d *dispatcher) dispatchValkey(ctx context.Context) {
 		return
 	}
 	for i, g := range d.groups {
+		if last[i] == 0 {
+			continue // no event yet (an announcement from another database of the server, say)
+		}
 		if c, ok := d.cursors[g]; ok && c >= last[i] {
 			if c > last[i] && !d.warned[g] {
 				d.warned[g] = true

@@ -25,6 +25,9 @@ type metrics struct {
 	findings *prometheus.GaugeVec
 	repaired *prometheus.CounterVec
 	audited  prometheus.Gauge
+	// listening is 1 while the dispatcher is subscribed to the announcements of new Valkey event
+	// streams.
+	listening prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
@@ -48,6 +51,8 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
 			Name: "spendcap_audit_repaired_total", Help: "Audit findings repaired, by backend and check."}, []string{"backend", "check"}),
 		audited: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spendcap_audit_last_success_timestamp_seconds", Help: "When the last audit ended (Unix seconds)."}),
+		listening: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spendcap_valkey_streams_listening", Help: "1 while the dispatcher hears of new Valkey event streams as they are created (else the scan finds them)."}),
 	}
 	q := pgfn.New(pool, gobinding.DefaultExecMode)
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -61,7 +66,7 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) *metrics {
 			}
 			return float64(r.Due)
 		})
-	reg.MustRegister(m.rolled, m.purged, m.duration, m.failures, m.dispatched, m.deliveries, m.findings, m.repaired, m.audited, backlog)
+	reg.MustRegister(m.rolled, m.purged, m.duration, m.failures, m.dispatched, m.deliveries, m.findings, m.repaired, m.audited, m.listening, backlog)
 	for _, job := range []string{"roll_due_windows", "purge_expired", "dispatch", "audit", "valkey_settings"} {
 		m.failures.WithLabelValues(job)
 	}

@@ -38,6 +38,8 @@ local ARRAY = {}
 local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
 local CALENDAR = { day = true, week = true, month = true, year = true }
 local HISTORY_KEPT = 100
+-- The channel on which the key of each new event stream is published (valkey.StreamsChannel).
+local STREAMS_CHANNEL = 'sc:events:streams'
 -- How long a dispatched event is kept (SQL: purge_expired's 7 days): pull readers have that long.
 local EVENT_RETENTION_MS = 7 * DAY
 -- How many budgets a chain holds at most, the budget itself included (SQL: max_depth).

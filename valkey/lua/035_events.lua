@@ -81,6 +81,11 @@ local function emit(b, kind, dim, percent, usage, limit, t, closed)
         local id = redis.call('INCR', stream .. ':id')
         e.event_id = id
         redis.call('XADD', stream, id .. '-1', 'e', encode(e))
+        if id == 1 then
+            -- A new stream: readers that find streams by SCAN learn of it now rather than at their
+            -- next scan (fire and forget: the scan still finds it for whoever did not listen).
+            redis.call('PUBLISH', STREAMS_CHANNEL, stream)
+        end
     end
 end
 
