@@ -16,8 +16,8 @@ const (
 // Event is what a budget tells its readers, written by the call that caused it, in its
 // transaction or FCALL (docs/semantics.md#events).
 //
-// Its JSON (the body of a webhook) has the fields of SPEC-style snake_case names below, times in
-// RFC 3339, and null for the fields that the kind does not use.
+// Its JSON (the body of a webhook) has the snake_case field names of the json tags below (the
+// columns of events_since), times in RFC 3339, and null for the fields that the kind does not use.
 type Event struct {
 	// Source is where EventID is counted: "postgres", or on Valkey "valkey:" and the slot group's
 	// stream key (valkey:sc:{acme}:events). Receivers deduplicate by (Source, EventID).
