@@ -63,46 +63,31 @@ func (c *Client) Audit(ctx context.Context, repair bool) ([]spendcap.AuditFindin
 		return nil, err
 	}
 	err = forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
-		seen := map[string]bool{}
-		var bases []string
-		it := n.Scan(ctx, 0, "sc:*", 1000).Iterator()
-		for it.Next(ctx) {
-			if b := auditBase(it.Val()); b != "" && !seen[b] {
-				seen[b] = true
-				bases = append(bases, b)
-			}
+		bases, err := scanKeys(ctx, n, "sc:*", func(k string) (string, bool) {
+			b := auditBase(k)
+			return b, b != ""
+		})
+		if err != nil {
+			return err
 		}
-		if err := it.Err(); err != nil {
-			return fmt.Errorf("scan: %w", err)
-		}
-		for len(bases) > 0 {
-			batch := bases[:min(auditBatch, len(bases))]
-			bases = bases[len(batch):]
-			cmds := make([]*redis.Cmd, len(batch))
-			_, err := n.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for i, b := range batch {
-					cmds[i] = p.FCall(ctx, "sc_audit", []string{b}, payload)
+		return fcallEach(ctx, n, "sc_audit", bases, auditBatch, func(string) ([]byte, error) { return payload, nil },
+			func(cmd *redis.Cmd) error {
+				s, err := cmd.Text()
+				if err != nil {
+					return fmt.Errorf("sc_audit: %w", mapError(err))
 				}
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("sc_audit: %w", mapError(err))
-			}
-			for _, cmd := range cmds {
 				var fs []auditReply
-				s, _ := cmd.Text()
 				if err := json.Unmarshal([]byte(s), &fs); err != nil {
 					return fmt.Errorf("sc_audit reply: %w", err)
 				}
 				mu.Lock()
+				defer mu.Unlock()
 				for _, f := range fs {
 					out = append(out, spendcap.AuditFinding{BudgetID: f.BudgetID, PolicyID: f.PolicyID, Check: f.CheckName,
 						Dimension: f.Dimension, Expected: f.Expected, Found: f.Found, Repaired: f.Repaired})
 				}
-				mu.Unlock()
-			}
-		}
-		return nil
+				return nil
+			})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("valkey: audit: %w", err)

@@ -95,64 +95,46 @@ func (c *Client) rankBudgets(ctx context.Context, p spendcap.BudgetGaugesParams)
 	var mu sync.Mutex
 	var all []ranked
 	err := forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
-		var ids []string
-		it := n.Scan(ctx, 0, "sc:{*", 1000).Iterator()
-		for it.Next(ctx) {
-			if id, ok := budgetOfBaseKey(it.Val()); ok {
-				ids = append(ids, id)
+		keys, err := scanKeys(ctx, n, "sc:{*", func(k string) (string, bool) {
+			_, ok := budgetOfBaseKey(k)
+			return k, ok
+		})
+		if err != nil {
+			return err
+		}
+		return fcallEach(ctx, n, "sc_budget_status", keys, gaugeBatch, func(key string) ([]byte, error) {
+			id, _ := budgetOfBaseKey(key)
+			return encodeArgs(args{"budget_id": id}.at(p.At))
+		}, func(cmd *redis.Cmd) error {
+			s, err := cmd.Text()
+			if errors.Is(mapError(err), spendcap.ErrBudgetNotFound) {
+				return nil // deleted since the scan
 			}
-		}
-		if err := it.Err(); err != nil {
-			return fmt.Errorf("scan: %w", err)
-		}
-		for len(ids) > 0 {
-			batch := ids[:min(gaugeBatch, len(ids))]
-			ids = ids[len(batch):]
-			cmds := make([]*redis.Cmd, len(batch))
-			_, err := n.Pipelined(ctx, func(pl redis.Pipeliner) error {
-				for i, id := range batch {
-					payload, err := encodeArgs(args{"budget_id": id}.at(p.At))
-					if err != nil {
-						return err
-					}
-					cmds[i] = pl.FCallRO(ctx, "sc_budget_status", []string{Key(id)}, payload)
-				}
-				return nil
-			})
-			if err != nil && !errors.Is(mapError(err), spendcap.ErrBudgetNotFound) {
+			if err != nil {
 				return fmt.Errorf("sc_budget_status: %w", mapError(err))
 			}
-			for _, cmd := range cmds {
-				s, err := cmd.Text()
-				if errors.Is(mapError(err), spendcap.ErrBudgetNotFound) {
-					continue // deleted since the scan
-				}
-				if err != nil {
-					return fmt.Errorf("sc_budget_status: %w", mapError(err))
-				}
-				var r statusReply
-				if err := json.Unmarshal([]byte(s), &r); err != nil {
-					return fmt.Errorf("sc_budget_status reply: %w", err)
-				}
-				st := r.status()
-				// Only current windows rank (PostgreSQL: next_reset_at > at). A window that ended
-				// is rolled by budget_status in its reply alone, so the reply's window starts after
-				// the budget's last write: every write brings the window to its own instant first.
-				if len(st.HardLimits) == 0 || st.WindowStart.After(st.UpdatedAt) {
-					continue
-				}
-				share := -1.0
-				for d, h := range st.HardLimits {
-					if h > 0 {
-						share = max(share, float64(st.Usage[d])/float64(h))
-					}
-				}
-				mu.Lock()
-				all = append(all, ranked{st, share})
-				mu.Unlock()
+			var r statusReply
+			if err := json.Unmarshal([]byte(s), &r); err != nil {
+				return fmt.Errorf("sc_budget_status reply: %w", err)
 			}
-		}
-		return nil
+			st := r.status()
+			// Only current windows rank (PostgreSQL: next_reset_at > at). A window that ended is
+			// rolled by budget_status in its reply alone, so the reply's window starts after the
+			// budget's last write: every write brings the window to its own instant first.
+			if len(st.HardLimits) == 0 || st.WindowStart.After(st.UpdatedAt) {
+				return nil
+			}
+			share := -1.0
+			for d, h := range st.HardLimits {
+				if h > 0 {
+					share = max(share, float64(st.Usage[d])/float64(h))
+				}
+			}
+			mu.Lock()
+			all = append(all, ranked{st, share})
+			mu.Unlock()
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("valkey: budget gauges: %w", err)
