@@ -43,8 +43,8 @@ const (
 	DefaultValkeyScanInterval = 30 * time.Second
 	// DefaultValkeySettingsInterval is how often the Valkey settings are read again.
 	DefaultValkeySettingsInterval = time.Minute
-	DefaultDeliveryWorkers    = 10
-	DefaultDeliveryTimeout    = 10 * time.Second
+	DefaultDeliveryWorkers        = 10
+	DefaultDeliveryTimeout        = 10 * time.Second
 	// DefaultRescueAfter is how long a job may run before River takes it for the job of a worker
 	// that died (kill -9, a lost machine) and runs it again.
 	DefaultRescueAfter = 15 * time.Minute

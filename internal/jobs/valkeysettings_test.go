@@ -61,4 +61,3 @@ func TestTheWorkerSeesAValkeySettingChangedAtRunTime(t *testing.T) {
 		t.Errorf("no note of the fix:\n%s", logs.String())
 	}
 }
-
