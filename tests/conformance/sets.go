@@ -17,6 +17,7 @@ func init() {
 	register("ADimensionLimitedOnlyAtTheTopIsCountedOnEveryLevel", limitedAtTheTop)
 	register("AKeyReplaysItsSetAndRefusesAnotherSet", keysReplayASet)
 	register("SpendIsRecordedAndReleasedAcrossASetEachUnderItsWindow", spendAcrossASet)
+	register("ALateReleaseFindsTheAmountsOnASetMemberThatHasNotRolledSince", lateReleaseOnASet)
 	register("AReservationHoldsOnEveryBudgetOfItsSet", reservationAcrossASet)
 	register("SetParentMovesLaterChargesAndLeavesPastUsage", setParentMovesCharges)
 	register("DeletingABudgetFreesWhatItHeldOnItsSetsAndKeepsWhatItCharged", deleteFreesItsSets)
@@ -228,6 +229,28 @@ func spendAcrossASet(t *testing.T, b spendcap.Backend) {
 		"key", "team", "tag", "key2", "team2")
 	got, err = release(b, "key2", "e3", at)
 	requireReleased(t, got, err, q{})
+}
+
+// The named budget rolling (here past every window the execution was recorded in) forgets nothing
+// on the other budgets of the set: tag has not rolled since, so a release whose instant falls in
+// tag's window still finds the amounts there.
+func lateReleaseOnASet(t *testing.T, b spendcap.Backend) {
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "key", ResetEvery: "1 minute", At: day0})
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "tag", ResetEvery: "1 hour", At: day0})
+	must(b.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: "key", ExecutionID: "e1", Deltas: q{"t": 5},
+		At: after(day0, "10m"), AlsoCharge: []string{"tag"}}))
+	must(charge(b, "key", q{"t": 1}, after(day0, "2h")))
+	// key rolled at 2h: it has nothing left of e1; tag, at 30m, is in the window that holds it.
+	got, err := release(b, "key", "e1", after(day0, "30m"))
+	requireReleased(t, got, err, q{})
+	requireLevels(t, b, after(day0, "30m"), "tag map[] rmap[] 0/0", "tag")
+	if st := status(t, b, "tag", after(day0, "30m")); !st.UpdatedAt.Equal(after(day0, "30m")) {
+		t.Errorf("tag gave e1 back at 30m: updated_at %s, want 30m", st.UpdatedAt)
+	}
+	// Released once: a second release finds nothing anywhere.
+	got, err = release(b, "key", "e1", after(day0, "40m"))
+	requireReleased(t, got, err, q{})
+	requireLevels(t, b, after(day0, "40m"), "tag map[] rmap[] 0/0", "tag")
 }
 
 func reservationAcrossASet(t *testing.T, b spendcap.Backend) {
