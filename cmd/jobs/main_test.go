@@ -15,6 +15,7 @@ import (
 
 	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/localserver"
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
@@ -236,4 +237,52 @@ func TestAWorkerStoppedMidDeliveryRetriesItAfterARestart(t *testing.T) {
 	r.release()
 	_, stderr = startJobs(t, flags...)
 	deliveredAll(t, r, n, 30*time.Second, stderr)
+}
+
+// A Valkey that is down when the worker starts is waited for like the database: /healthz answers
+// 503 meanwhile, and the worker runs once Valkey answers.
+func TestWorkerStartedWhileValkeyIsDownRunsOnceItIsUp(t *testing.T) {
+	t.Parallel()
+	vk, err := localserver.StartValkey(context.Background(), localserver.ValkeyOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vk.Stop)
+	vk.Kill()
+	addr := testenv.FreeAddr(t)
+	cmd := exec.Command(testenv.Binary(t, "."), "--database-url", testenv.NewDatabase(t), "--valkey-url", vk.URL, "--metrics-addr", addr)
+	var stderr testenv.SyncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	sawUnhealthy := false
+	for start := time.Now(); time.Since(start) < time.Second; {
+		select {
+		case <-exited:
+			t.Fatalf("the worker exited while Valkey was down:\n%s", stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if code, _ := testenv.HTTPGet("http://" + addr + "/healthz"); code == http.StatusServiceUnavailable {
+			sawUnhealthy = true
+		}
+	}
+	if !sawUnhealthy {
+		t.Errorf("/healthz never answered 503 while Valkey was down:\n%s", stderr.String())
+	}
+	if err := vk.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "jobs worker running"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not start within 30 s of Valkey's restart:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body := testenv.HTTPGet("http://" + addr + "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz once running: %d %s", code, body)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,6 +108,45 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer pool.Close()
+	// /metrics and /healthz answer from the start: 503 until the worker runs (the database or
+	// Valkey may be down), then the worker's.
+	var running atomic.Pointer[jobs.Worker]
+	if o.metricsAddr != "" {
+		ln, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "jobs: metrics: %v\n", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/metrics", func(rw http.ResponseWriter, r *http.Request) {
+			w := running.Load()
+			if w == nil {
+				http.Error(rw, "starting", http.StatusServiceUnavailable)
+				return
+			}
+			promhttp.HandlerFor(w.Registry, promhttp.HandlerOpts{}).ServeHTTP(rw, r)
+		})
+		mux.HandleFunc("/healthz", func(rw http.ResponseWriter, r *http.Request) {
+			w := running.Load()
+			if w == nil || !w.Started() {
+				http.Error(rw, "starting: waiting for the database and Valkey", http.StatusServiceUnavailable)
+				return
+			}
+			if err := w.Healthy(r.Context()); err != nil {
+				http.Error(rw, "database unreachable: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(rw, "ok")
+		})
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics server", "err", err)
+			}
+		}()
+		defer func() { _ = srv.Close() }()
+		logger.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
+	}
 	// A database or Valkey that is down (restarting, failing over, not up yet) is waited for:
 	// the worker keeps trying with backoff, /healthz unhealthy meanwhile, and never exits for it.
 	rdb, err := valkeyRedis(o)
@@ -137,41 +177,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jobs: %v\n", err)
 		return 1
 	}
-	healthy := func(ctx context.Context) error {
-		if !w.Started() {
-			return errors.New("starting: waiting for the database")
-		}
-		if err := w.Healthy(ctx); err != nil {
-			return fmt.Errorf("database unreachable: %w", err)
-		}
-		return nil
-	}
-
-	if o.metricsAddr != "" {
-		ln, err := net.Listen("tcp", o.metricsAddr)
-		if err != nil {
-			fmt.Fprintf(stderr, "jobs: metrics: %v\n", err)
-			return 1
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(w.Registry, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(rw http.ResponseWriter, r *http.Request) {
-			if err := healthy(r.Context()); err != nil {
-				http.Error(rw, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(rw, "ok")
-		})
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error("metrics server", "err", err)
-			}
-		}()
-		defer func() { _ = srv.Close() }()
-		logger.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
-	}
-
+	running.Store(w)
 	// River's own context is not the signal context: a signal must not cancel running jobs, only
 	// start the soft stop below.
 	if !retry(ctx, logger, "start the worker", func() error { return w.Start(context.WithoutCancel(ctx)) }) {
