@@ -22,12 +22,19 @@ type BatchPartitioner interface {
 	BatchPartition(p ReportUsageParams) string
 }
 
+// Defaults of BatcherOptions, taken by its zero values.
+const (
+	DefaultBatcherMaxBatch    = 100
+	DefaultBatcherMaxInFlight = 2
+	DefaultBatcherCallTimeout = 30 * time.Second
+)
+
 // BatcherOptions configure a Batcher. Zero values take the defaults.
 type BatcherOptions struct {
-	// MaxBatch is how many items one batch call holds at most: 100 by default, at most
-	// MaxBatchItems.
+	// MaxBatch is how many items one batch call holds at most: DefaultBatcherMaxBatch (100) by
+	// default, at most MaxBatchItems.
 	MaxBatch int
-	// MaxInFlight is how many batch calls run at once: 2 by default. Reports that arrive while
+	// MaxInFlight is how many batch calls run at once: DefaultBatcherMaxInFlight (2) by default. Reports that arrive while
 	// they all run wait for the next batch, which is how batches fill under load: fewer calls in
 	// flight make bigger batches. For reports that mostly charge one budget, 1 is best (its lock
 	// lets one batch through at a time anyway); with many budgets and server cores, more.
@@ -36,7 +43,8 @@ type BatcherOptions struct {
 	// send it: 0 by default, so a report on an idle Batcher is sent at once.
 	MaxWait time.Duration
 	// CallTimeout bounds each batch call (the calls do not run under any caller's context, so
-	// that one caller's cancellation does not fail the others): 30s by default.
+	// that one caller's cancellation does not fail the others): DefaultBatcherCallTimeout (30s)
+	// by default.
 	CallTimeout time.Duration
 }
 
@@ -88,14 +96,14 @@ type batchGroup struct {
 // NewBatcher returns a Batcher on backend; Close stops it.
 func NewBatcher(backend BatchBackend, opts BatcherOptions) *Batcher {
 	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 100
+		opts.MaxBatch = DefaultBatcherMaxBatch
 	}
 	opts.MaxBatch = min(opts.MaxBatch, MaxBatchItems)
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 2
+		opts.MaxInFlight = DefaultBatcherMaxInFlight
 	}
 	if opts.CallTimeout <= 0 {
-		opts.CallTimeout = 30 * time.Second
+		opts.CallTimeout = DefaultBatcherCallTimeout
 	}
 	b := &Batcher{Budgets: backend, backend: backend, opts: opts,
 		in: make(chan *batchRequest, opts.MaxBatch), done: make(chan struct{})}

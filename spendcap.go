@@ -1,6 +1,15 @@
-// Package spendcap holds what spendcap's backends share: the error codes (docs/semantics.md#errors) and their
-// sentinel errors. Budgets and quotas live in PostgreSQL (PL/pgSQL functions in schema spendcap,
-// see docs/sql-api.md) and, for hot paths, in a Valkey Functions library with the same semantics.
+// Package spendcap is the Go API that spendcap's two backends share. Budgets and quotas live in
+// PostgreSQL (PL/pgSQL functions in schema spendcap, see docs/sql-api.md) and, for hot paths, in a
+// Valkey Functions library with the same semantics; gobinding.Client and valkey.Client implement
+// this package's interfaces on each, and one conformance suite holds them to the same results.
+//
+//   - Budgets (budgets, windows, admission, spend and reservations, budget sets) and Quotas
+//     (sliding-window rate limits and concurrency leases), together Backend;
+//   - BatchReporter and Batcher, which sends the ReportUsage calls of many goroutines as batches;
+//   - EventSource and EventWatcher for the events budgets write, VerifyWebhook for their webhooks;
+//   - Operator: BudgetGauges and Audit, for operators and the jobs worker;
+//   - the error codes (docs/semantics.md#errors) and their sentinel errors, matched with errors.Is
+//     on the errors of either backend.
 package spendcap
 
 import (

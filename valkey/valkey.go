@@ -1,6 +1,9 @@
 // Package valkey is spendcap's Valkey backend: the Valkey Functions library spendcap.lua (built
 // from the files of valkey/lua), which has the semantics of the PL/pgSQL functions, and Client,
-// which implements spendcap.Budgets on it with go-redis, on a single node or a Valkey Cluster.
+// which implements spendcap.Budgets, spendcap.Quotas, spendcap.BatchReporter,
+// spendcap.EventSource, spendcap.EventWatcher and spendcap.Operator on it with go-redis, on a
+// single node or a Valkey Cluster. New checks the server's settings and loads the library; Load
+// and LibrarySource serve deploy pipelines (`migrate valkey-load`).
 package valkey
 
 import (
