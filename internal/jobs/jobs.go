@@ -273,9 +273,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the dispatcher and the settings watcher (a dispatch in progress rolls back and is done again by the next
-// worker), stops fetching and waits for running jobs until ctx ends, then cancels them and waits
-// for them to return.
+// Stop stops the dispatcher and the settings watcher (a dispatch in progress rolls back and is
+// done again by the next worker), stops fetching and waits for running jobs until ctx ends, then
+// cancels them and waits for them to return.
 func (w *Worker) Stop(ctx context.Context) error {
 	if w.stop != nil {
 		w.stop()
