@@ -101,6 +101,27 @@ func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
 		}
 		return iter.Err()
 	})
+	// The operator's gauges read the budgets of every primary: the ranking scans each node, and
+	// the budgets named by id, spread over the slots, come back the same in one pipelined read.
+	top, err := c.BudgetGauges(ctx, spendcap.BudgetGaugesParams{TopN: 20})
+	if err != nil {
+		t.Fatalf("gauges ranked on a cluster: %v", err)
+	}
+	var ids []string
+	slots := map[string]bool{}
+	for _, g := range top {
+		if len(ids) == 0 || ids[len(ids)-1] != g.BudgetID {
+			ids = append(ids, g.BudgetID)
+			slots[strings.SplitN(g.BudgetID, "/", 2)[0]] = true
+		}
+	}
+	if len(ids) < 2 || len(slots) < 2 {
+		t.Fatalf("the top 20 on a cluster: %v", ids)
+	}
+	named, err := c.BudgetGauges(ctx, spendcap.BudgetGaugesParams{BudgetIDs: ids})
+	if err != nil || gaugesString(named) != gaugesString(top) {
+		t.Errorf("gauges of the ranked ids by name on a cluster: %v\n got %s\nwant %s", err, gaugesString(named), gaugesString(top))
+	}
 }
 
 func TestValkeyBudgetsSharingTheFirstSegmentOfTheirIdsShareASlot(t *testing.T) {

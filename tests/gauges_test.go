@@ -128,11 +128,7 @@ func TestBudgetGaugesAreTheSameOnBothBackends(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %+v: %v", name, c.p, err)
 			}
-			var got []string
-			for _, g := range gs {
-				got = append(got, fmt.Sprintf("%s %s %d/%s rem=%s", g.BudgetID, g.Dimension, g.Usage, orDash(g.HardLimit), orDash(g.Remaining)))
-			}
-			if s := strings.Join(got, "; "); s != c.want {
+			if s := gaugesString(gs); s != c.want {
 				t.Errorf("%s: %+v:\n got %s\nwant %s", name, c.p, s, c.want)
 			}
 		}
@@ -143,6 +139,15 @@ func TestBudgetGaugesAreTheSameOnBothBackends(t *testing.T) {
 			}
 		}
 	}
+}
+
+// gaugesString renders gauges as the SQL tests above do: "<id> <dim> <usage>/<limit> rem=<remaining>".
+func gaugesString(gs []spendcap.BudgetGauge) string {
+	var out []string
+	for _, g := range gs {
+		out = append(out, fmt.Sprintf("%s %s %d/%s rem=%s", g.BudgetID, g.Dimension, g.Usage, orDash(g.HardLimit), orDash(g.Remaining)))
+	}
+	return strings.Join(out, "; ")
 }
 
 func orDash(v *int64) string {

@@ -70,7 +70,7 @@ func (c *Client) Audit(ctx context.Context, repair bool) ([]spendcap.AuditFindin
 		if err != nil {
 			return err
 		}
-		return fcallEach(ctx, n, "sc_audit", bases, auditBatch, func(string) ([]byte, error) { return payload, nil },
+		return fcallEach(ctx, n, "sc_audit", bases, auditBatch, func(int) ([]byte, error) { return payload, nil },
 			func(cmd *redis.Cmd) error {
 				s, err := cmd.Text()
 				if err != nil {

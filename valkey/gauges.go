@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -34,15 +35,9 @@ func (c *Client) BudgetGauges(ctx context.Context, p spendcap.BudgetGaugesParams
 		return nil, spendcap.NewError("SC002", "top_n: must be 0..100", nil)
 	}
 	statuses := map[string]spendcap.Status{}
-	for _, id := range p.BudgetIDs {
-		st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id, At: p.At})
-		if errors.Is(err, spendcap.ErrBudgetNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		statuses[id] = st
+	err := budgetStatuses(ctx, c.rdb, p.BudgetIDs, p.At, func(st spendcap.Status) { statuses[st.BudgetID] = st })
+	if err != nil {
+		return nil, fmt.Errorf("valkey: budget gauges: %w", err)
 	}
 	if p.TopN > 0 {
 		ranked, err := c.rankBudgets(ctx, p)
@@ -95,34 +90,16 @@ func (c *Client) rankBudgets(ctx context.Context, p spendcap.BudgetGaugesParams)
 	var mu sync.Mutex
 	var all []ranked
 	err := forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
-		keys, err := scanKeys(ctx, n, "sc:{*", func(k string) (string, bool) {
-			_, ok := budgetOfBaseKey(k)
-			return k, ok
-		})
+		ids, err := scanKeys(ctx, n, "sc:{*", budgetOfBaseKey)
 		if err != nil {
 			return err
 		}
-		return fcallEach(ctx, n, "sc_budget_status", keys, gaugeBatch, func(key string) ([]byte, error) {
-			id, _ := budgetOfBaseKey(key)
-			return encodeArgs(args{"budget_id": id}.at(p.At))
-		}, func(cmd *redis.Cmd) error {
-			s, err := cmd.Text()
-			if errors.Is(mapError(err), spendcap.ErrBudgetNotFound) {
-				return nil // deleted since the scan
-			}
-			if err != nil {
-				return fmt.Errorf("sc_budget_status: %w", mapError(err))
-			}
-			var r statusReply
-			if err := json.Unmarshal([]byte(s), &r); err != nil {
-				return fmt.Errorf("sc_budget_status reply: %w", err)
-			}
-			st := r.status()
+		return budgetStatuses(ctx, n, ids, p.At, func(st spendcap.Status) {
 			// Only current windows rank (PostgreSQL: next_reset_at > at). A window that ended is
 			// rolled by budget_status in its reply alone, so the reply's window starts after the
 			// budget's last write: every write brings the window to its own instant first.
 			if len(st.HardLimits) == 0 || st.WindowStart.After(st.UpdatedAt) {
-				return nil
+				return
 			}
 			share := -1.0
 			for d, h := range st.HardLimits {
@@ -133,7 +110,6 @@ func (c *Client) rankBudgets(ctx context.Context, p spendcap.BudgetGaugesParams)
 			mu.Lock()
 			all = append(all, ranked{st, share})
 			mu.Unlock()
-			return nil
 		})
 	})
 	if err != nil {
@@ -150,6 +126,42 @@ func (c *Client) rankBudgets(ctx context.Context, p spendcap.BudgetGaugesParams)
 		out = append(out, r.st)
 	}
 	return out, nil
+}
+
+// budgetStatuses runs sc_budget_status at at on every budget of ids through n, pipelined
+// (gaugeBatch calls at a time: 1000 named budgets are a few round trips, not 1000), and hands
+// found the status of each budget that exists.
+func budgetStatuses(ctx context.Context, n pipeliner, ids []string, at time.Time, found func(spendcap.Status)) error {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = Key(id)
+	}
+	return fcallEach(ctx, n, "sc_budget_status", keys, gaugeBatch, func(i int) ([]byte, error) {
+		return encodeArgs(args{"budget_id": ids[i]}.at(at))
+	}, func(cmd *redis.Cmd) error {
+		st, ok, err := statusOf(cmd)
+		if ok {
+			found(st)
+		}
+		return err
+	})
+}
+
+// statusOf reads a pipelined sc_budget_status reply: found is false for a budget that does not
+// exist (unknown, or deleted since a scan), which is no error.
+func statusOf(cmd *redis.Cmd) (st spendcap.Status, found bool, err error) {
+	s, err := cmd.Text()
+	if err != nil {
+		if err = mapError(err); errors.Is(err, spendcap.ErrBudgetNotFound) {
+			return st, false, nil
+		}
+		return st, false, fmt.Errorf("sc_budget_status: %w", err)
+	}
+	var r statusReply
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return st, false, fmt.Errorf("sc_budget_status reply: %w", err)
+	}
+	return r.status(), true, nil
 }
 
 // budgetOfBaseKey returns the id of the budget whose base key is key (Key's inverse), or false for

@@ -26,18 +26,23 @@ func scanKeys(ctx context.Context, n *redis.Client, match string, keep func(key 
 	return out, nil
 }
 
-// fcallEach runs FCALL fn on node n once per key of keys (the key its only one), size calls to a
-// pipeline so that none holds the server long, and hands each reply to reply in
-// order: every reply carries its own error (an error reply, or the connection's), for reply to
-// judge.
-func fcallEach(ctx context.Context, n *redis.Client, fn string, keys []string, size int, payload func(key string) ([]byte, error),
+// pipeliner is a *redis.Client (one node) or any redis.UniversalClient (a cluster client routes
+// each call of a pipeline to its key's node).
+type pipeliner interface {
+	Pipelined(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error)
+}
+
+// fcallEach runs FCALL fn on n once per key of keys (the key its only one, payload(i) the
+// arguments of keys[i]), size calls to a pipeline so that none holds the server long, and hands
+// each reply to reply in order: every reply carries its own error (an error reply, or the
+// connection's), for reply to judge.
+func fcallEach(ctx context.Context, n pipeliner, fn string, keys []string, size int, payload func(i int) ([]byte, error),
 	reply func(cmd *redis.Cmd) error) error {
-	for len(keys) > 0 {
-		batch := keys[:min(size, len(keys))]
-		keys = keys[len(batch):]
+	for from := 0; from < len(keys); from += size {
+		batch := keys[from:min(from+size, len(keys))]
 		args := make([][]byte, len(batch))
-		for i, k := range batch {
-			a, err := payload(k)
+		for i := range batch {
+			a, err := payload(from + i)
 			if err != nil {
 				return err
 			}
