@@ -62,8 +62,13 @@ func checkEviction(ctx context.Context, c *redis.Client) error {
 	if err != nil {
 		return fmt.Errorf("valkey: cannot read maxmemory-policy (%v); set Options.AllowEviction if you checked it yourself", err)
 	}
-	if p := cfg["maxmemory-policy"]; p != "noeviction" {
-		return fmt.Errorf("%w (it is %s on %s)", ErrEvictionPolicy, p, c.Options().Addr)
+	return evictionProblem(cfg["maxmemory-policy"], c.Options().Addr)
+}
+
+// evictionProblem is checkEviction's decision for the policy.
+func evictionProblem(policy, addr string) error {
+	if policy != "noeviction" {
+		return fmt.Errorf("%w (it is %s on %s)", ErrEvictionPolicy, policy, addr)
 	}
 	return nil
 }
@@ -200,11 +205,11 @@ func readSettings(ctx context.Context, c *redis.Client) (ServerSettings, error) 
 	if w := versionWarning(info); w != "" {
 		s.Problems["version"] = w
 	}
-	if err := checkEviction(ctx, c); err == nil {
-		s.MaxmemoryPolicy = "noeviction"
-	} else if cfg, gerr := c.ConfigGet(ctx, "maxmemory-policy").Result(); gerr == nil {
+	if cfg, err := c.ConfigGet(ctx, "maxmemory-policy").Result(); err == nil {
 		s.MaxmemoryPolicy = cfg["maxmemory-policy"]
-		s.Problems["maxmemory-policy"] = err.Error()
+		if err := evictionProblem(s.MaxmemoryPolicy, s.Addr); err != nil {
+			s.Problems["maxmemory-policy"] = err.Error()
+		}
 	}
 	if cfg, err := c.ConfigGet(ctx, "append*").Result(); err == nil {
 		s.Appendonly, s.Appendfsync = cfg["appendonly"], cfg["appendfsync"]
