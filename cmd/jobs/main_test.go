@@ -259,29 +259,11 @@ func TestWorkerStartedWhileValkeyIsDownRunsOnceItIsUp(t *testing.T) {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	sawUnhealthy := false
-	for start := time.Now(); time.Since(start) < time.Second; {
-		select {
-		case <-exited:
-			t.Fatalf("the worker exited while Valkey was down:\n%s", stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if code, _ := testenv.HTTPGet("http://" + addr + "/healthz"); code == http.StatusServiceUnavailable {
-			sawUnhealthy = true
-		}
-	}
-	if !sawUnhealthy {
-		t.Errorf("/healthz never answered 503 while Valkey was down:\n%s", stderr.String())
-	}
+	testenv.UnhealthyFor(t, addr, time.Second, &stderr, exited)
 	if err := vk.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "jobs worker running"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker did not start within 30 s of Valkey's restart:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitForOutput(t, &stderr, "jobs worker running", 30*time.Second, exited)
 	if code, body := testenv.HTTPGet("http://" + addr + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz once running: %d %s", code, body)
 	}

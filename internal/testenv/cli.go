@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 type builtBinary struct {
@@ -90,4 +92,40 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// UnhealthyFor polls the /healthz of addr for d while a process waits for a server that is down:
+// the test fails when the process exits meanwhile (exited closes) or /healthz never answers 503.
+func UnhealthyFor(t testing.TB, addr string, d time.Duration, out *SyncBuffer, exited <-chan struct{}) {
+	t.Helper()
+	sawUnhealthy := false
+	for start := time.Now(); time.Since(start) < d; {
+		select {
+		case <-exited:
+			t.Fatalf("the process exited while it waited:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if code, _ := HTTPGet("http://" + addr + "/healthz"); code == http.StatusServiceUnavailable {
+			sawUnhealthy = true
+		}
+	}
+	if !sawUnhealthy {
+		t.Errorf("/healthz never answered 503 while the process waited:\n%s", out.String())
+	}
+}
+
+// WaitForOutput waits until out holds s; the test fails after timeout, or when the process exits
+// first (exited closes; nil: not watched).
+func WaitForOutput(t testing.TB, out *SyncBuffer, s string, timeout time.Duration, exited <-chan struct{}) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !strings.Contains(out.String(), s); {
+		select {
+		case <-exited:
+			t.Fatalf("the process exited before it printed %q:\n%s", s, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not printed within %s:\n%s", s, timeout, out.String())
+		}
+	}
 }

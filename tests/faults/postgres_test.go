@@ -158,34 +158,11 @@ func TestPostgresKilledWhileTheWorkerRollsAndPurgesLosesNothing(t *testing.T) {
 // exit, and its /healthz answers 503), then restarts it and waits for the worker to run.
 func startsWhileDown(t *testing.T, pg *localserver.Postgres, addr string, stderr *testenv.SyncBuffer, exited <-chan struct{}) {
 	t.Helper()
-	down := time.Now()
-	sawUnhealthy := false
-	for time.Since(down) < time.Second {
-		select {
-		case <-exited:
-			t.Fatalf("the worker exited when the database was down during its start-up:\n%s", stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if code, _ := testenv.HTTPGet("http://" + addr + "/healthz"); code == http.StatusServiceUnavailable {
-			sawUnhealthy = true
-		}
-	}
-	if !sawUnhealthy {
-		t.Errorf("/healthz never answered 503 while the database was down:\n%s", stderr.String())
-	}
+	testenv.UnhealthyFor(t, addr, time.Second, stderr, exited)
 	if err := pg.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "jobs worker running"); {
-		select {
-		case <-exited:
-			t.Fatalf("the worker exited after the database came back:\n%s", stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker did not start within 30 s of the database's restart:\n%s", stderr.String())
-		}
-	}
+	testenv.WaitForOutput(t, stderr, "jobs worker running", 30*time.Second, exited)
 	if code, body := testenv.HTTPGet("http://" + addr + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz once running: %d %s", code, body)
 	}

@@ -69,12 +69,7 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "t\nok" {
 		t.Errorf("psql with the printed URL: %v\n%s", err, out)
 	}
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "jobs worker running"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker did not start:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitForOutput(t, &stderr, "jobs worker running", 30*time.Second, nil)
 	if code, body := testenv.HTTPGet("http://" + metricsAddr + "/healthz"); code != http.StatusOK {
 		t.Errorf("the worker's /healthz on --metrics-addr: %d %s", code, body)
 	}
