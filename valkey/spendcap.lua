@@ -2175,8 +2175,6 @@ function api.reset_budget(keys, a)
     return { window_seq = b.seq, window_start = b.ws, next_reset_at = opt(b.nr) }
 end
 
--- events_since answers the events of the slot group whose stream is keys[1] (sc:{g}:events)
--- after after_id, in id order, at most max_rows (1..10000).
 -- stream_of is the one key of a call on a slot group's event stream.
 local function stream_of(keys)
     local stream = keys[1]
@@ -2186,6 +2184,8 @@ local function stream_of(keys)
     return stream
 end
 
+-- events_since answers the events of the slot group whose stream is keys[1] (sc:{g}:events)
+-- after after_id, in id order, at most max_rows (1..10000).
 function api.events_since(keys, a)
     local stream = stream_of(keys)
     local after, max = a.after_id or 0, a.max_rows or 1000
