@@ -65,11 +65,18 @@ func (g *budgetGauges) Collect(ch chan<- prometheus.Metric) {
 	if g.vk == nil {
 		return
 	}
-	rows, err = g.vk.BudgetGauges(ctx, spendcap.BudgetGaugesParams{BudgetIDs: g.valkeyIDs()})
-	if err != nil {
-		g.log.Warn("budget_status failed: no Valkey budget gauges in this scrape", "err", err)
+	// The named ids (up to 1000) and the ranked ones (up to 100) may pass what one call reads.
+	ids := g.valkeyIDs()
+	for len(ids) > 0 {
+		part := ids[:min(len(ids), 1000)]
+		ids = ids[len(part):]
+		rows, err = g.vk.BudgetGauges(ctx, spendcap.BudgetGaugesParams{BudgetIDs: part})
+		if err != nil {
+			g.log.Warn("budget_status failed: no Valkey budget gauges in this scrape", "err", err)
+			return
+		}
+		g.export(ch, "valkey", rows)
 	}
-	g.export(ch, "valkey", rows)
 }
 
 func (g *budgetGauges) export(ch chan<- prometheus.Metric, backend string, rows []spendcap.BudgetGauge) {

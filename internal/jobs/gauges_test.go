@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -68,7 +69,12 @@ func TestTheWorkerExportsGaugesOfValkeyBudgetsToo(t *testing.T) {
 	report(t, vk, "acme/cold", 20)
 	report(t, vk, "other", 40)
 	report(t, vk, "unlimited", 1000) // no hard limit: never ranked
-	w := startWorker(t, pool, jobs.Config{Valkey: vk, GaugeBudgets: []string{"acme/shown", "missing"}, GaugeTop: 2,
+	// As many named ids as a worker takes (1000, most unknown) and a top 2: more than one read.
+	named := []string{"acme/shown"}
+	for i := len(named); i < 1000; i++ {
+		named = append(named, fmt.Sprintf("missing-%d", i))
+	}
+	w := startWorker(t, pool, jobs.Config{Valkey: vk, GaugeBudgets: named, GaugeTop: 2,
 		ValkeyScanInterval: 200 * time.Millisecond})
 	want := map[string]float64{
 		`spendcap_budget_usage{backend="postgres",budget_id="pg-hot",dimension="tokens"}`:          90,
