@@ -19,7 +19,7 @@ var (
 )
 
 // byItemSep starts the part of a batch's missing-keys reply that says which item lacked which
-// budgets (valkey/lua/110_report_usage_batch.lua).
+// budgets (valkey/lua/205_report_usage_batch.lua).
 const byItemSep = "; by item "
 
 // ReportUsageBatch implements spendcap.BatchReporter: one FCALL sc_report_usage_batch with the keys

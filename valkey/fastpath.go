@@ -10,8 +10,8 @@ import (
 
 // The common report_usage call (a budget, its deltas, nothing else) is the one a service makes
 // on every request: the client writes its arguments in the one form the library reads without
-// its JSON decoder (quick_report_args in valkey/lua/010_validation.lua) and reads the library's
-// fast-path answer (fast_report in valkey/lua/100_budgets.lua) without encoding/json. Any other
+// its JSON decoder (quick_report_args in valkey/lua/000_validation.lua) and reads the library's
+// fast-path answer (fast_report in valkey/lua/200_report_usage.lua) without encoding/json. Any other
 // call, or answer, goes through encoding/json.
 
 // quickReportArgs encodes the arguments of a report with no dedup key, no also_charge and no

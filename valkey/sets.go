@@ -98,7 +98,7 @@ func setKeys(named, learned []string) []string {
 	return keys
 }
 
-// missingPrefix starts the message of the library's missing_keys error (valkey/lua/050_admission.lua).
+// missingPrefix starts the message of the library's missing_keys error (valkey/lua/040_admission.lua).
 const missingPrefix = "keys: missing the keys of budgets "
 
 // missingKeys reads the budgets a missing_keys error names.

@@ -5,8 +5,9 @@
 -- spendcap budgets as a Valkey Functions library: the semantics of the PL/pgSQL functions in
 -- sql/functions (described in docs/semantics.md), call for call and result for result.
 --
--- Call shape (docs/semantics.md#valkey): FCALL sc_<name> 1 <base key> <json args>; the reply is one JSON
--- document; errors are replies "SC00x <argument>: <problem>". Times are integer Unix milliseconds.
+-- Call shape (docs/semantics.md#valkey): FCALL sc_<name> 1 <base key> <json args>; the reply is one
+-- JSON document; errors are replies "SC00x <argument>: <problem>". Times are integer Unix
+-- milliseconds.
 --
 -- Keys (base_of and subkey below are their one definition). A budget's base key is sc:{id}, or
 -- sc:{g}/rest for an id g/rest: the hash tag is the id up to its first '/', so budgets whose ids
@@ -31,45 +32,57 @@
 -- base, sc:{g}/rest:r would be the base key of budget g/rest:r.)
 --
 -- Nothing is written before every check of a call has passed: writes are queued and run by
--- commit() at the end, so a call that returns an error leaves no trace (Lua has no rollback).
+-- save() at the end, so a call that returns an error leaves no trace (Lua has no rollback).
 
-local MAX = 9007199254740991
+-- The largest quantity (SQL: max_qty): 2^53 - 1, exact in a double.
+local MAX_QTY = 9007199254740991
 local NULL -- cjson.null; the loading environment has no cjson, so it is set on the first call
 local DAY = 86400000
 local ARRAY = {}
 local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
 local CALENDAR = { day = true, week = true, month = true, year = true }
 local HISTORY_KEPT = 100
+
 -- The channel on which the key of each new event stream is published (valkey.StreamsChannel).
 local STREAMS_CHANNEL = 'sc:events:streams'
+
 -- How long a dispatched event is kept (SQL: purge_expired's 7 days): pull readers have that long.
 local EVENT_RETENTION_MS = 7 * DAY
+
 -- How many budgets a chain holds at most, the budget itself included (SQL: max_depth).
 local MAX_DEPTH = 8
+
 -- How many budgets one call charges at most, ancestors included (SQL: max_set).
 local MAX_SET = 64
+
 -- The instants a call may name (docs/semantics.md#time): [1970-01-01, 10000-01-01) UTC in ms. Every
--- time the library computes stays below 2^53 and 1e15, so it is exact and redis.call passes it on as
--- the integer the command expects.
+-- time the library computes stays below 2^53 and 1e15, so it is exact and redis.call passes it on
+-- as the integer the command expects.
 local TIME_MAX = 253402300800000
+
 -- How far past the server clock an at_ms may lie when replays are not allowed.
 local FUTURE_SKEW = 5000
+
 -- Whether callers may pass an at_ms later than the server clock plus FUTURE_SKEW (log replays and
 -- tests). The loader (valkey.LibrarySource, `migrate valkey-load --allow-replay`) rewrites this
 -- line; Valkey has no roles, so the setting is the server's.
 local ALLOW_REPLAY = false
--- BATCH is set while sc_report_usage_batch runs its items (110_report_usage_batch.lua): a budget
+
+-- BATCH is set while sc_report_usage_batch runs its items (205_report_usage_batch.lua): a budget
 -- several items charge, or an item takes the general path on, is read once and written once for
--- the rest of the batch (load_budget, commit); the fast path reads and writes the others as a
+-- the rest of the batch (load_budget, save); the fast path reads and writes the others as a
 -- call of its own does.
 local BATCH
 
+-- emit and alert are defined with the events (060_events.lua, as in sql/functions) and called
+-- by the budget row and admission, which come before them.
+local emit, alert
+
+-- api holds the functions registered as sc_<name> (900_registration.lua), one file each.
+local api = {}
+
 local function fail(code, message)
     error({ sc = code .. ' ' .. message }, 0)
-end
-
-local function invalid(arg, problem)
-    fail('SC002', arg .. ': ' .. problem)
 end
 
 local function array(t)
@@ -164,11 +177,15 @@ local function now_ms()
     return NOW
 end
 
--- valkey/lua/010_validation.lua
+-- valkey/lua/000_validation.lua
 ----------------------------------------------------------------------------------------------
--- Validation (docs/semantics.md#arguments), in the same order as the SQL functions.
+-- Validation (docs/semantics.md#arguments; SQL: 000_validation.sql), in the same order as the SQL
+-- functions.
 
--- integral reports whether a JSON number token is an integer as written (1e3 and 2.50e1 are, 1.5 is not).
+local function invalid_argument(arg, problem)
+    fail('SC002', arg .. ': ' .. problem)
+end
+
 local function integral(tok)
     local int, frac, exp = tok:match('^-?(%d+)%.?(%d*)[eE]?([-+]?%d*)$')
     if not int then
@@ -179,9 +196,10 @@ local function integral(tok)
     return not digits:sub(math.max(point, 0) + 1):find('[1-9]')
 end
 
--- inexact_number finds a number with a fraction that cjson's doubles round away (4503599627370496.5,
--- 1.0000000000000001 decode as integers), which SQL's exact numerics refuse. It scans the text
--- outside strings and answers the top-level argument holding the number, and the number.
+-- inexact_number finds a number with a fraction that cjson's doubles round away
+-- (4503599627370496.5, 1.0000000000000001 decode as integers), which SQL's exact numerics refuse.
+-- It scans the text outside strings and answers the top-level argument holding the number, and the
+-- number.
 local function inexact_number(text)
     local i, n, depth, top = 1, #text, 0, nil
     while i <= n do
@@ -228,7 +246,7 @@ end
 local function decode_args(argv)
     local ok, a = pcall(cjson.decode, argv[1] or '')
     if not ok or type(a) ~= 'table' then
-        invalid('arguments', 'must be one JSON object')
+        invalid_argument('arguments', 'must be one JSON object')
     end
     -- Only a number with a '.' or a negative exponent can have a fraction: most calls skip the
     -- scan, and the pattern (a tenth of the call when it ran on every one) runs only when a plain
@@ -237,7 +255,7 @@ local function decode_args(argv)
     if (text:find('.', 1, true) or text:find('e-', 1, true) or text:find('E-', 1, true)) and text:find('%d[%.eE]') then
         local arg, tok = inexact_number(argv[1])
         if arg then
-            invalid(arg, tok .. ' must be an integer')
+            invalid_argument(arg, tok .. ' must be an integer')
         end
     end
     for k, v in pairs(a) do
@@ -293,34 +311,34 @@ local function report_usage_args(argv)
     return quick_report_args(argv[1]) or decode_args(argv)
 end
 
--- valid_id, valid_dim and valid_qty are the rules of docs/semantics.md#arguments as tests; check_id, quantities and
--- fast_report share them.
-local function valid_id(v)
+-- is_id, is_dimension and is_quantity are the rules of docs/semantics.md#arguments as tests;
+-- check_id, quantities and fast_report share them.
+local function is_id(v)
     return type(v) == 'string' and #v >= 1 and #v <= 128 and not v:find('[^!-z|~]')
-end
-
-local function valid_dim(k)
-    return type(k) == 'string' and #k >= 1 and #k <= 64 and not k:find('[^%w_%.:%-]')
 end
 
 local function is_int(v)
     return type(v) == 'number' and v == math.floor(v) and v > -1e300 and v < 1e300
 end
 
-local function valid_qty(v)
-    return is_int(v) and v >= 0 and v <= MAX
+local function in_time_range(v)
+    return is_int(v) and v >= 0 and v < TIME_MAX
 end
 
-local function valid_time(v)
-    return is_int(v) and v >= 0 and v < TIME_MAX
+-- bounded is integer argument v, named arg, checked to lie in min..max (SQL: bounded).
+local function bounded(arg, v, min, max)
+    if not is_int(v) or v < min or v > max then
+        invalid_argument(arg, 'must be ' .. min .. '..' .. max)
+    end
+    return v
 end
 
 local function check_id(arg, v)
     if v == nil then
-        invalid(arg, 'is required')
+        invalid_argument(arg, 'is required')
     end
-    if not valid_id(v) then
-        invalid(arg, 'must be 1..128 bytes of printable ASCII (0x21-0x7E) other than { and }')
+    if not is_id(v) then
+        invalid_argument(arg, 'must be 1..128 bytes of printable ASCII (0x21-0x7E) other than { and }')
     end
 end
 
@@ -329,7 +347,7 @@ local function base_key(keys, arg, prefix, id)
     check_id(arg, id)
     local want = base_of(prefix, id)
     if keys[1] ~= want then
-        invalid(arg, 'the key must be ' .. want)
+        invalid_argument(arg, 'the key must be ' .. want)
     end
     return want
 end
@@ -341,7 +359,7 @@ end
 local function parse_period(p)
     local bad = 'must be "<n> <unit>" with n in 1..10000 and unit one of second, minute, hour, day, week, month, year'
     if type(p) ~= 'string' then
-        invalid('reset_every', bad)
+        invalid_argument('reset_every', bad)
     end
     local num, unit = p:lower():match('^%s*(%d%d?%d?%d?%d?)%s+(%a+)%s*$')
     if unit and not UNIT_MS[unit] and not CALENDAR[unit] and unit:sub(-1) == 's' then
@@ -349,7 +367,7 @@ local function parse_period(p)
     end
     local n = tonumber(num)
     if not unit or (not UNIT_MS[unit] and not CALENDAR[unit]) or n < 1 or n > 10000 then
-        invalid('reset_every', bad)
+        invalid_argument('reset_every', bad)
     end
     return n, unit, n .. ' ' .. unit .. (n == 1 and '' or 's')
 end
@@ -360,7 +378,7 @@ end
 -- fine where the past cannot help (usage never lands in a window before the budget's current one),
 -- but not with past_ok = false (acquire_quota).
 local function time_problem(at, past_ok)
-    if not valid_time(at) then
+    if not in_time_range(at) then
         return 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC'
     end
     if not ALLOW_REPLAY and at > now_ms() + FUTURE_SKEW then
@@ -372,29 +390,30 @@ local function time_problem(at, past_ok)
     return nil
 end
 
--- at_of is the call's instant: at_ms, checked by time_problem, or the server clock. acquire_quota
+-- instant is the call's instant: at_ms, checked by time_problem, or the server clock. acquire_quota
 -- passes past_ok = false: an entry or lease recorded in the past would count against nobody.
-local function at_of(a, past_ok)
+local function instant(a, past_ok)
     local at = a.at_ms
     if at == nil then
         return now_ms()
     end
     local problem = time_problem(at, past_ok)
     if problem then
-        invalid('at_ms', problem)
+        invalid_argument('at_ms', problem)
     end
     return at
 end
 
--- valkey/lua/020_calendar.lua
+-- valkey/lua/010_calendar.lua
 ----------------------------------------------------------------------------------------------
--- Calendar: zones, wall clocks, calendar arithmetic from the anchor, windows (docs/semantics.md#windows).
+-- Calendar: zones, wall clocks, calendar arithmetic from the anchor, windows
+-- (docs/semantics.md#windows).
 
 -- zone returns the zone's offset data: nil for UTC, a number of seconds for a fixed offset, or the
 -- offset table of an IANA zone (which the caller provides, docs/semantics.md#valkey).
 local function zone(tz, offsets)
     if type(tz) ~= 'string' then
-        invalid('reset_timezone', 'must be a string')
+        invalid_argument('reset_timezone', 'must be a string')
     end
     if tz == 'UTC' then
         return nil
@@ -403,22 +422,22 @@ local function zone(tz, offsets)
     if sign then
         local minutes = tonumber(hh) * 60 + tonumber(mm)
         if minutes > 14 * 60 then
-            invalid('reset_timezone', 'a fixed offset must be within -14:00..+14:00')
+            invalid_argument('reset_timezone', 'a fixed offset must be within -14:00..+14:00')
         end
         return (sign == '-' and -1 or 1) * minutes * 60
     end
     if #tz > 64 or not tz:find('^[%w_][%w_%+%-/]*$') then
-        invalid('reset_timezone', encode(tz) .. ' is not UTC, a fixed offset +HH:MM/-HH:MM, or an IANA time zone')
+        invalid_argument('reset_timezone', encode(tz) .. ' is not UTC, a fixed offset +HH:MM/-HH:MM, or an IANA time zone')
     end
     if type(offsets) ~= 'table' or #offsets == 0 or #offsets > 5000 then
-        invalid('reset_timezone', encode(tz) .. ' needs tz_offsets: an array of [from_ms, offset_seconds] pairs')
+        invalid_argument('reset_timezone', encode(tz) .. ' needs tz_offsets: an array of [from_ms, offset_seconds] pairs')
     end
     local prev
     for i = 1, #offsets do
         local p = offsets[i]
         if type(p) ~= 'table' or #p ~= 2 or not is_int(p[1]) or not is_int(p[2]) or math.abs(p[2]) > 86400
            or (prev and p[1] <= prev) then
-            invalid('tz_offsets', 'must be [from_ms, offset_seconds] pairs of integers in ascending from_ms')
+            invalid_argument('tz_offsets', 'must be [from_ms, offset_seconds] pairs of integers in ascending from_ms')
         end
         prev = p[1]
     end
@@ -587,33 +606,41 @@ local function window_of(anchor, n, unit, z, created, t)
     return k, boundary(anchor, n, unit, z, k), boundary(anchor, n, unit, z, k + 1)
 end
 
--- valkey/lua/030_quantities.lua
+-- valkey/lua/020_quantities.lua
 ----------------------------------------------------------------------------------------------
 -- Quantities: validating limits and deltas objects, and arithmetic on them.
 
+local function is_dimension(k)
+    return type(k) == 'string' and #k >= 1 and #k <= 64 and not k:find('[^%w_%.:%-]')
+end
+
+local function is_quantity(v)
+    return is_int(v) and v >= 0 and v <= MAX_QTY
+end
+
 local function quantities(arg, obj, required)
     if type(obj) ~= 'table' then
-        invalid(arg, 'must be a JSON object of dimension -> quantity')
+        invalid_argument(arg, 'must be a JSON object of dimension -> quantity')
     end
     local out, n = {}, 0
     for k, v in pairs(obj) do
         n = n + 1
         if n > 32 then
-            invalid(arg, 'at most 32 dimensions')
+            invalid_argument(arg, 'at most 32 dimensions')
         end
         if type(k) ~= 'string' then
-            invalid(arg, 'must be a JSON object of dimension -> quantity')
+            invalid_argument(arg, 'must be a JSON object of dimension -> quantity')
         end
-        if not valid_dim(k) then
-            invalid(arg, 'dimension name ' .. encode(k) .. ' must be 1..64 bytes of [A-Za-z0-9_.:-]')
+        if not is_dimension(k) then
+            invalid_argument(arg, 'dimension name ' .. encode(k) .. ' must be 1..64 bytes of [A-Za-z0-9_.:-]')
         end
-        if not valid_qty(v) then
-            invalid(arg, encode(k) .. ' must be an integer 0..9007199254740991')
+        if not is_quantity(v) then
+            invalid_argument(arg, encode(k) .. ' must be an integer 0..9007199254740991')
         end
         out[k] = v + 0
     end
     if required and n == 0 then
-        invalid(arg, 'must have at least one dimension')
+        invalid_argument(arg, 'must have at least one dimension')
     end
     return out
 end
@@ -626,6 +653,18 @@ local function plus(a, b)
         if v == 0 then out[k] = nil end
     end
     return out
+end
+
+-- add_usage adds the deltas d in dimensions dims (each once) to usage, in place, keeping only
+-- non-zero totals (SQL: add_usage), and returns it.
+local function add_usage(usage, dims, d)
+    for _, dim in ipairs(dims) do
+        local new = (usage[dim] or 0) + d[dim]
+        if new ~= 0 then
+            usage[dim] = new
+        end
+    end
+    return usage
 end
 
 local function minus(a, b)
@@ -655,258 +694,51 @@ local function same_quantities(a, b)
     return true
 end
 
--- room is the largest total a budget takes in a dimension without any breach: its hard limit h
--- and soft limit s there (nil: none), and MAX (SQL: spendcap_internal.room). fast_report stays on
+-- room is the largest total a budget takes in a dimension without any breach: its hard limit h and
+-- soft limit s there (nil: none), and MAX_QTY (SQL: spendcap_internal.room). fast_report stays on
 -- it only while every new total fits; evaluate tests the same three bounds one by one to name the
 -- breach.
 local function room(h, s)
-    return math.min(MAX, h or MAX, s or MAX)
+    return math.min(MAX_QTY, h or MAX_QTY, s or MAX_QTY)
 end
 
--- valkey/lua/035_events.lua
+-- valkey/lua/025_storage.lua
 ----------------------------------------------------------------------------------------------
--- Threshold events (docs/semantics.md#events; SQL: 060_events.sql): written by the call that
--- causes them, in its FCALL, at most once per (budget, window, kind, dimension, percent).
+-- The storage encoding of a budget (Lua only: in PostgreSQL the table definitions of
+-- sql/migrations play this part): the fields of its HASH, the MessagePack document, the formats
+-- earlier versions wrote, and the reads and writes that turn one into the other.
 
--- alert_percents_of checks an alert_percents argument: nil or an empty array means none (nil);
--- else 1..10 integers 1..1000, ascending. SC002 naming arg otherwise.
-local function alert_percents_of(arg, ps)
-    if ps == nil or (type(ps) == 'table' and next(ps) == nil) then
-        return nil
-    end
-    if type(ps) ~= 'table' or #ps > 10 then
-        invalid(arg, 'must be at most 10 ascending integers 1..1000')
-    end
-    local n = 0
-    for _ in pairs(ps) do n = n + 1 end
-    for i = 1, #ps do
-        local p = ps[i]
-        if not is_int(p) or p < 1 or p > 1000 or (i > 1 and p <= ps[i - 1]) then
-            invalid(arg, 'must be at most 10 ascending integers 1..1000')
-        end
-    end
-    if n ~= #ps then
-        invalid(arg, 'must be at most 10 ascending integers 1..1000')
-    end
-    return array(ps)
-end
-
--- reached is the whole percent of hard limit h that usage u has reached, at most 1001 (past every
--- alert percent): percent p is reached, usage >= ceil(p × h / 100), exactly when p <= reached(u, h).
--- nil without a limit; an alert needs h > 0.
-local function reached(u, h)
-    if h == nil or h <= 0 then
-        return nil
-    end
-    return math.min(math.floor(100 * (u or 0) / h), 1001)
-end
-
--- crosses says whether usage going from before to after in one dimension with hard limit h
--- reaches one of the percents ps: the fast path's test, which sends a call that raises a
--- threshold event to the general path (alert).
-local function crosses(before, after, h, ps)
-    local lo, hi = reached(before, h), reached(after, h)
-    if ps == nil or lo == nil then
-        return false
-    end
-    for i = 1, #ps do
-        if ps[i] > lo and ps[i] <= hi then
-            return true
-        end
-    end
-    return false
-end
-
--- events_key is the stream of the slot group of base key base: sc:{g}:events.
-local function events_key(base)
-    return base:sub(1, base:find('}', 1, true)) .. ':events'
-end
-
--- emit queues one event of budget b (its current window) for commit, unless that (window, kind,
--- dimension, percent) has had its event (b.fired, cleared when the window changes: advance and
--- reset_budget). closed: the window that closes, for window_closed. event_id is
--- the slot group's counter; the stream entry's id is <event_id>-1.
-local function emit(b, kind, dim, percent, usage, limit, t, closed)
-    -- A window closes once: only the events of the current window need the marks.
-    if not closed then
-        local mark = kind .. ' ' .. (dim or '') .. ' ' .. (percent or '')
-        b.fired = b.fired or {}
-        if b.fired[mark] then
-            return
-        end
-        b.fired[mark] = true
-    end
-    local e = { budget_id = b.id, kind = kind, window_seq = b.seq, window_start = b.ws, dimension = dim,
-                percent = percent, usage = usage, limit_value = limit, occurred_at = t }
-    if closed then
-        e.window_seq, e.window_start, e.window_usage = closed.seq, closed.ws, closed.usage
-        e.breach_count, e.soft_breach_count, e.closed_by = closed.wbc, closed.wsbc, closed.by
-    end
-    local stream = events_key(b._key)
-    b._writes[#b._writes + 1] = function()
-        local id = redis.call('INCR', stream .. ':id')
-        e.event_id = id
-        redis.call('XADD', stream, id .. '-1', 'e', encode(e))
-        if id == 1 then
-            -- A new stream: readers that find streams by SCAN learn of it now rather than at their
-            -- next scan (fire and forget: the scan still finds it for whoever did not listen).
-            redis.call('PUBLISH', STREAMS_CHANNEL, stream)
-        end
-    end
-end
-
--- alert queues the events of one admission on one budget b: before is its usage as brought,
--- b.usage as it will be committed, o the budget's outcome, t the call's instant. A threshold
--- event for each percent of each hard-limited dimension (in byte order) that usage reaches,
--- ascending; then hard_breach when o is the window's first hard breach (wbc_before 0).
-local function alert(b, before, o, t, wbc_before)
-    if b.ap ~= nil then
-        for _, dim in ipairs(sorted_keys(b.hard)) do
-            local lo, hi = reached(before[dim], b.hard[dim]), reached(b.usage[dim], b.hard[dim])
-            if lo ~= nil then
-                for _, p in ipairs(b.ap) do
-                    if p > lo and p <= hi then
-                        emit(b, 'threshold', dim, p, b.usage[dim] or 0, b.hard[dim], t)
-                    end
-                end
-            end
-        end
-    end
-    if o.outcome == 'hard_breach' and wbc_before == 0 then
-        emit(b, 'hard_breach', o.dimension, nil, o.usage, o.limit_value, t)
-    end
-end
-
--- valkey/lua/040_budget_row.lua
-----------------------------------------------------------------------------------------------
--- The budget row: reading it (locked, rolled to the call's instant), writing it, its status and history.
-
-local function zone_of(b)
-    if b.tz == 'UTC' then
-        return nil
-    end
-    if b.tz:sub(1, 1) == '+' or b.tz:sub(1, 1) == '-' then
-        return zone(b.tz)
-    end
-    if b._zone == nil then
-        b._zone = cjson.decode(redis.call('GET', subkey(b._key, 'tz')))
-    end
-    return b._zone
-end
-
--- advance rolls b in memory to the window containing t (docs/semantics.md#windows: one roll for any number of
--- missed periods) and returns the window it closed, or nil when t is still in b's window.
-local function advance(b, t)
-    if b.nr == nil or t < b.nr then
-        return nil
-    end
-    local closed = { seq = b.seq, ws = b.ws, we = b.nr, usage = b.usage, wbc = b.wbc, wsbc = b.wsbc }
-    b.k, b.ws, b.nr = window_of(b.anchor, b.n, b.unit, zone_of(b), b.created, t)
-    -- Only a window with usage or breaches counts, as in PostgreSQL, where the roll job closes the
-    -- empty windows of idle budgets every period.
-    if next(b.usage) ~= nil or b.wbc > 0 or b.wsbc > 0 then
-        b.seq = b.seq + 1
-    end
-    b.usage = {}
-    b.wbc, b.wsbc = 0, 0
-    b.lba, b.lbd = nil, nil
-    b.fired = nil
-    return closed
-end
-
-local function history_row(w, closed_by)
-    return { window_seq = w.seq, window_start = w.ws, window_end = w.we, usage = w.usage,
-             breach_count = w.wbc, soft_breach_count = w.wsbc, closed_by = closed_by }
-end
-
-local function has_activity(w)
-    return next(w.usage) ~= nil or w.wbc > 0 or w.wsbc > 0
-end
-
-local function queue(b, ...)
-    b._writes[#b._writes + 1] = { ... }
-end
-
--- field is the hash field under which budget b holds an entry (ledger, reservation) that the
--- budget named by the call owns: ref itself on the named budget, "<named> <ref>" on the others.
-local function field(b, named, ref)
-    if b.id == named then
-        return ref
-    end
-    return named .. ' ' .. ref
-end
-
--- still_recorded reports whether a budget of s (other budgets of b's set) still holds execution
--- ref, which b named, in its spend ledger: that budget has not rolled since (a roll deletes the
--- ledger), so a release, even a late one, gives the amounts back there (SQL: its ledger rows).
--- The budgets of a set share b's slot on a cluster, so their ledgers are readable here.
-local function still_recorded(b, s, ref)
-    for _, x in ipairs(s) do
-        if redis.call('HEXISTS', subkey(base_of('sc:', x), 'l'), field({ id = x }, b.id, ref)) == 1 then
-            return true
-        end
-    end
-    return false
-end
-
--- close_window queues the history row and the window_closed event of a closed window unless it
--- had no usage and no breaches,
--- and forgets the spend ledger, which only ever holds the current window's amounts. Of the set
--- index (what b named on other budgets' ledgers) it drops the entries that no other budget still
--- holds: each of those budgets has rolled past the window it was recorded in, or was deleted. An
--- entry stays while one of them has not (its window may have ended by t, but until it rolls, a
--- late release_spend finds the amounts there, as on PostgreSQL). Only entries whose windows have
--- all ended by t (u) are looked at: the others are surely held. So the index holds at most one
--- entry per execution recorded on a set and not released, until the named budget's first roll
--- after every other budget of the set rolled past it.
-local function close_window(b, w, closed_by, t)
-    if has_activity(w) then
-        queue(b, 'LPUSH', subkey(b._key, 'h'), encode(history_row(w, closed_by)))
-        queue(b, 'LTRIM', subkey(b._key, 'h'), 0, HISTORY_KEPT - 1)
-        emit(b, 'window_closed', nil, nil, nil, nil, t,
-             { seq = w.seq, ws = w.ws, usage = w.usage, wbc = w.wbc, wsbc = w.wsbc, by = closed_by })
-    end
-    queue(b, 'DEL', subkey(b._key, 'l'))
-    local index = redis.call('HGETALL', subkey(b._key, 'ls'))
-    for i = 1, #index, 2 do
-        local e = cjson.decode(index[i + 1])
-        if e.u ~= nil and e.u ~= NULL and e.u <= t and not still_recorded(b, e.s, index[i]) then
-            queue(b, 'HDEL', subkey(b._key, 'ls'), index[i])
-        end
-    end
-end
-
--- live_reserved sums the reservations still live at t. The aggregate kept on the budget is exact
--- until its earliest expiry; after it, the hash is read. drop: queue the removal of expired ones.
-local function live_reserved(b, t, drop)
-    if b.rexp == nil or t < b.rexp then
-        return b.reserved, b.rexp
-    end
-    local all = redis.call('HGETALL', subkey(b._key, 'r'))
-    local sum, min_exp = {}, nil
-    for i = 1, #all, 2 do
-        local r = cjson.decode(all[i + 1])
-        if r.exp <= t then
-            if drop then queue(b, 'HDEL', subkey(b._key, 'r'), all[i]) end
-        else
-            sum = plus(sum, r.a)
-            if min_exp == nil or r.exp < min_exp then min_exp = r.exp end
-        end
-    end
-    return nonzero(sum), min_exp
+-- from_doc is the budget in memory, its fields named as the columns of spendcap.budgets, that the
+-- stored document d holds under its short names (kept for the budgets already stored; stored_fields
+-- writes them). The instants, the parent, the alert percents and the per-dimension maps are fields
+-- of the HASH of their own, which read_stored sets; a document of an earlier version held them
+-- too. One table constructor, as in stored_fields: a loop over a table of names, which built the
+-- budget field by field, cost budget_status 8% of its time and a 20-item batch on a chain 12%.
+local function from_doc(d)
+    return {
+        budget_id = d.id, reset_every = d.every, reset_n = d.n, reset_unit = d.unit, reset_timezone = d.tz,
+        reset_anchor = d.anchor, mode = d.mode, scope_type = d.scope_type, scope_id = d.scope_id,
+        dedup_ttl_seconds = d.ttl, created_at = d.created, window_seq = d.seq, window_k = d.k,
+        breach_count = d.bc, soft_breach_count = d.sbc, window_breach_count = d.wbc,
+        window_soft_breach_count = d.wsbc, last_breach_at = d.lba, last_breach_dim = d.lbd, gen = d.gen,
+        child_count = d.nc, fired = d.fired,
+        usage = d.usage, reserved = d.reserved, hard_limits = d.hard, soft_limits = d.soft,
+        window_start = d.ws, updated_at = d.updated, next_reset_at = d.nr, reservations_expire_at = d.rexp,
+        parent_id = d.p, alert_percents = d.ap,
+    }
 end
 
 -- decode_budget reads a budget stored as one string by an earlier version (MessagePack, or JSON
 -- before that); absent fields are nil.
 local function decode_budget(raw)
     if raw:byte(1) ~= 123 then -- '{': JSON
-        return cmsgpack.unpack(raw)
+        return from_doc(cmsgpack.unpack(raw))
     end
-    local b = cjson.decode(raw)
-    for f, v in pairs(b) do
-        if v == NULL then b[f] = nil end
+    local d = cjson.decode(raw)
+    for f, v in pairs(d) do
+        if v == NULL then d[f] = nil end
     end
-    return b
+    return from_doc(d)
 end
 
 -- The stored budget is a HASH at its base key. What report_usage's fast path needs are fields of
@@ -919,14 +751,16 @@ end
 -- stores it as a HASH.
 
 -- DIM_MAPS are the maps of a budget kept per dimension, in the order of names_of's names.
-local DIM_MAPS = { 'usage', 'reserved', 'hard', 'soft' }
+local DIM_MAPS = { 'usage', 'reserved', 'hard_limits', 'soft_limits' }
+
 -- DIM_OF_LETTER names the map of a field "<letter>:<dim>" by the letter's byte.
-local DIM_OF_LETTER = { [117] = 'usage', [114] = 'reserved', [104] = 'hard', [115] = 'soft' }
+local DIM_OF_LETTER = { [117] = 'usage', [114] = 'reserved', [104] = 'hard_limits', [115] = 'soft_limits' }
 
 -- names_of is the field names of dimension dim (u:, r:, h:, s:) that the budget's hash holds,
 -- made once: a call builds no strings for them. The cache is emptied when it holds 1024
 -- dimensions.
 local dim_names, dim_names_n = {}, 0
+
 local function names_of(dim)
     local n = dim_names[dim]
     if not n then
@@ -963,12 +797,15 @@ local TIME_FIELDS = { ws = true, upd = true, nr = true, rexp = true }
 local function stored_fields(b)
     local f = {
         doc = cmsgpack.pack({
-            id = b.id, every = b.every, n = b.n, unit = b.unit, tz = b.tz, anchor = b.anchor, mode = b.mode,
-            scope_type = b.scope_type, scope_id = b.scope_id, ttl = b.ttl, created = b.created, seq = b.seq,
-            k = b.k, bc = b.bc, sbc = b.sbc, wbc = b.wbc, wsbc = b.wsbc, lba = b.lba, lbd = b.lbd, gen = b.gen,
-            nc = b.nc, fired = b.fired,
+            id = b.budget_id, every = b.reset_every, n = b.reset_n, unit = b.reset_unit, tz = b.reset_timezone,
+            anchor = b.reset_anchor, mode = b.mode, scope_type = b.scope_type, scope_id = b.scope_id,
+            ttl = b.dedup_ttl_seconds, created = b.created_at, seq = b.window_seq, k = b.window_k,
+            bc = b.breach_count, sbc = b.soft_breach_count, wbc = b.window_breach_count,
+            wsbc = b.window_soft_breach_count, lba = b.last_breach_at, lbd = b.last_breach_dim, gen = b.gen,
+            nc = b.child_count, fired = b.fired,
         }),
-        ws = b.ws, upd = b.updated, nr = b.nr, rexp = b.rexp, p = b.p, ap = b.ap and table.concat(b.ap, ','),
+        ws = b.window_start, upd = b.updated_at, nr = b.next_reset_at, rexp = b.reservations_expire_at,
+        p = b.parent_id, ap = b.alert_percents and table.concat(b.alert_percents, ','),
     }
     for k, name in ipairs(DIM_MAPS) do
         for dim, v in pairs(b[name]) do
@@ -990,7 +827,7 @@ local function read_stored(key)
         return nil
     end
     -- f is what stored_fields makes of the budget as it is stored, for store to compare with.
-    local f, maps = {}, { usage = {}, reserved = {}, hard = {}, soft = {} }
+    local f, maps = {}, { usage = {}, reserved = {}, hard_limits = {}, soft_limits = {} }
     local byte, sub = string.byte, string.sub
     for i = 1, #all, 2 do
         local name, v = all[i], all[i + 1]
@@ -1004,10 +841,10 @@ local function read_stored(key)
         end
         f[name] = v
     end
-    local b = cmsgpack.unpack(f.doc)
-    b.usage, b.reserved, b.hard, b.soft = maps.usage, maps.reserved, maps.hard, maps.soft
-    b.ws, b.updated, b.nr, b.rexp = f.ws, f.upd, f.nr, f.rexp
-    b.p, b.ap = f.p, percents_of(f.ap)
+    local b = from_doc(cmsgpack.unpack(f.doc))
+    b.usage, b.reserved, b.hard_limits, b.soft_limits = maps.usage, maps.reserved, maps.hard_limits, maps.soft_limits
+    b.window_start, b.updated_at, b.next_reset_at, b.reservations_expire_at = f.ws, f.upd, f.nr, f.rexp
+    b.parent_id, b.alert_percents = f.p, percents_of(f.ap)
     b._key, b._writes, b._stored = key, {}, f
     return b
 end
@@ -1065,7 +902,149 @@ local function read_hot(key, dims)
     return v
 end
 
--- load_budget is the budget stored at key, ready for bring and commit, or nil when there is none.
+-- valkey/lua/030_budget_row.lua
+----------------------------------------------------------------------------------------------
+-- The budget row: reading it (locked, rolled to the call's instant), writing it, its status and
+-- history.
+
+-- budget_not_found raises SC001 naming the argument that held the id (budget_id by default).
+local function budget_not_found(id, arg)
+    fail('SC001', (arg or 'budget_id') .. ': budget ' .. encode(id) .. ' not found')
+end
+
+-- reservation_not_found raises SC007.
+local function reservation_not_found(rid)
+    fail('SC007', 'reservation_id: reservation ' .. encode(rid) .. ' is unknown, expired or already finished')
+end
+
+-- is_current says whether a budget with next_reset_at and reservations_expire_at needs no bringing
+-- at instant t (SQL: is_current): t is inside its window and before its earliest reservation
+-- expiry. The fast path's test; brought makes the same two tests in advanced and live_reserved.
+local function is_current(next_reset_at, reservations_expire_at, t)
+    return (next_reset_at == nil or t < next_reset_at)
+        and (reservations_expire_at == nil or t < reservations_expire_at)
+end
+
+-- window_row is budget b's current window as its history row will hold it once it ends at
+-- window_end (closed_by is set by whoever closes it).
+local function window_row(b, window_end)
+    return { window_seq = b.window_seq, window_start = b.window_start, window_end = window_end, usage = b.usage,
+             breach_count = b.window_breach_count, soft_breach_count = b.window_soft_breach_count }
+end
+
+local function zone_of(b)
+    if b.reset_timezone == 'UTC' then
+        return nil
+    end
+    if b.reset_timezone:sub(1, 1) == '+' or b.reset_timezone:sub(1, 1) == '-' then
+        return zone(b.reset_timezone)
+    end
+    if b._zone == nil then
+        b._zone = cjson.decode(redis.call('GET', subkey(b._key, 'tz')))
+    end
+    return b._zone
+end
+
+-- advanced rolls b in memory to the window containing t (docs/semantics.md#windows: one roll for
+-- any number of missed periods) and returns the window it closed, or nil when t is still in b's
+-- window.
+local function advanced(b, t)
+    if b.next_reset_at == nil or t < b.next_reset_at then
+        return nil
+    end
+    local closed = window_row(b, b.next_reset_at)
+    b.window_k, b.window_start, b.next_reset_at = window_of(b.reset_anchor, b.reset_n, b.reset_unit, zone_of(b), b.created_at, t)
+    -- Only a window with usage or breaches counts, as in PostgreSQL, where the roll job closes the
+    -- empty windows of idle budgets every period.
+    if next(b.usage) ~= nil or b.window_breach_count > 0 or b.window_soft_breach_count > 0 then
+        b.window_seq = b.window_seq + 1
+    end
+    b.usage = {}
+    b.window_breach_count, b.window_soft_breach_count = 0, 0
+    b.last_breach_at, b.last_breach_dim = nil, nil
+    b.fired = nil
+    return closed
+end
+
+
+local function has_activity(w)
+    return next(w.usage) ~= nil or w.breach_count > 0 or w.soft_breach_count > 0
+end
+
+local function queue(b, ...)
+    b._writes[#b._writes + 1] = { ... }
+end
+
+-- field is the hash field under which budget b holds an entry (ledger, reservation) that the
+-- budget named by the call owns: ref itself on the named budget, "<named> <ref>" on the others.
+local function field(b, named, ref)
+    if b.budget_id == named then
+        return ref
+    end
+    return named .. ' ' .. ref
+end
+
+-- still_recorded reports whether a budget of s (other budgets of b's set) still holds execution
+-- ref, which b named, in its spend ledger: that budget has not rolled since (a roll deletes the
+-- ledger), so a release, even a late one, gives the amounts back there (SQL: its ledger rows).
+-- The budgets of a set share b's slot on a cluster, so their ledgers are readable here.
+local function still_recorded(b, s, ref)
+    for _, x in ipairs(s) do
+        if redis.call('HEXISTS', subkey(base_of('sc:', x), 'l'), field({ budget_id = x }, b.budget_id, ref)) == 1 then
+            return true
+        end
+    end
+    return false
+end
+
+-- close_window queues the history row and the window_closed event of a closed window unless it
+-- had no usage and no breaches,
+-- and forgets the spend ledger, which only ever holds the current window's amounts. Of the set
+-- index (what b named on other budgets' ledgers) it drops the entries that no other budget still
+-- holds: each of those budgets has rolled past the window it was recorded in, or was deleted. An
+-- entry stays while one of them has not (its window may have ended by t, but until it rolls, a
+-- late release_spend finds the amounts there, as on PostgreSQL). Only entries whose windows have
+-- all ended by t (u) are looked at: the others are surely held. So the index holds at most one
+-- entry per execution recorded on a set and not released, until the named budget's first roll
+-- after every other budget of the set rolled past it.
+local function close_window(b, w, closed_by, t)
+    if has_activity(w) then
+        w.closed_by = closed_by
+        queue(b, 'LPUSH', subkey(b._key, 'h'), encode(w))
+        queue(b, 'LTRIM', subkey(b._key, 'h'), 0, HISTORY_KEPT - 1)
+        emit(b, 'window_closed', nil, nil, nil, nil, t, w)
+    end
+    queue(b, 'DEL', subkey(b._key, 'l'))
+    local index = redis.call('HGETALL', subkey(b._key, 'ls'))
+    for i = 1, #index, 2 do
+        local e = cjson.decode(index[i + 1])
+        if e.u ~= nil and e.u ~= NULL and e.u <= t and not still_recorded(b, e.s, index[i]) then
+            queue(b, 'HDEL', subkey(b._key, 'ls'), index[i])
+        end
+    end
+end
+
+-- live_reserved sums the reservations still live at t. The aggregate kept on the budget is exact
+-- until its earliest expiry; after it, the hash is read. drop: queue the removal of expired ones.
+local function live_reserved(b, t, drop)
+    if b.reservations_expire_at == nil or t < b.reservations_expire_at then
+        return b.reserved, b.reservations_expire_at
+    end
+    local all = redis.call('HGETALL', subkey(b._key, 'r'))
+    local sum, min_exp = {}, nil
+    for i = 1, #all, 2 do
+        local r = cjson.decode(all[i + 1])
+        if r.exp <= t then
+            if drop then queue(b, 'HDEL', subkey(b._key, 'r'), all[i]) end
+        else
+            sum = plus(sum, r.a)
+            if min_exp == nil or r.exp < min_exp then min_exp = r.exp end
+        end
+    end
+    return nonzero(sum), min_exp
+end
+
+-- load_budget is the budget stored at key, ready for brought and save, or nil when there is none.
 -- In a batch every item sees the same table, as the items before it left it.
 local function load_budget(key)
     local b = BATCH and BATCH.budgets[key]
@@ -1082,36 +1061,36 @@ end
 local function read_budget(key, id)
     local b = load_budget(key)
     if not b then
-        fail('SC001', 'budget_id: budget ' .. encode(id) .. ' not found')
+        budget_not_found(id)
     end
     return b
 end
 
-local function instant(b, at)
-    return math.max(at, b.ws)
+local function instant_on(b, at)
+    return math.max(at, b.window_start)
 end
 
--- bring is the prologue of every writer, for a budget just read: b brought to the call's instant
+-- brought is the prologue of every writer, for a budget just read: b brought to the call's instant
 -- (which it returns), its due window closed and rolled, its expired reservations dropped; the
 -- writes are queued. _moved says whether its window moved (a roll, empty or not).
-local function bring(b, at)
-    local t = instant(b, at)
-    local ws = b.ws
-    local closed = advance(b, t)
-    -- Sticky: in a batch a later item must commit what an earlier, failed item's bring moved.
-    b._moved = b._moved or b.ws ~= ws
+local function brought(b, at)
+    local t = instant_on(b, at)
+    local ws = b.window_start
+    local closed = advanced(b, t)
+    -- Sticky: in a batch a later item must save what an earlier, failed item's brought moved.
+    b._moved = b._moved or b.window_start ~= ws
     if closed then
         close_window(b, closed, 'schedule', t)
         b._rolled = true
     end
-    b.reserved, b.rexp = live_reserved(b, t, true)
+    b.reserved, b.reservations_expire_at = live_reserved(b, t, true)
     return t
 end
 
 -- lock_budget reads the budget id (SC001 when there is none) and brings it to the call's instant.
 local function lock_budget(key, id, at)
     local b = read_budget(key, id)
-    return b, bring(b, at)
+    return b, brought(b, at)
 end
 
 -- queue_store queues on b the store of budget o, another budget it changed (set_parent: the old and
@@ -1120,9 +1099,10 @@ local function queue_store(b, o)
     b._writes[#b._writes + 1] = function() store(o) end
 end
 
--- commit writes b and the writes queued on it. In a batch the budget is written once, when the
--- batch ends (BATCH.dirty, BATCH.order), and the queued writes now.
-local function commit(b)
+-- save writes b and the writes queued on it (SQL: save; store is the encoding). In a batch the
+-- budget is written once, when the batch ends (BATCH.dirty, BATCH.order), and the queued writes
+-- now.
+local function save(b)
     if BATCH then
         if not BATCH.dirty[b._key] then
             BATCH.dirty[b._key] = true
@@ -1143,6 +1123,14 @@ local function commit(b)
     end
 end
 
+-- save_all writes the budgets the batch holds and changed, each once (SQL: save_all), when it ends:
+-- save queued them (BATCH.order).
+local function save_all()
+    for _, b in ipairs(BATCH.order) do
+        store(b)
+    end
+end
+
 local function opt(v)
     if v == nil then return NULL end
     return v
@@ -1151,60 +1139,88 @@ end
 local function status_row(b, t)
     local reserved = live_reserved(b, t, false)
     local remaining = {}
-    for d, h in pairs(b.hard) do
+    for d, h in pairs(b.hard_limits) do
         remaining[d] = math.max(0, h - (b.usage[d] or 0) - (reserved[d] or 0))
     end
     return {
-        budget_id = b.id, parent_id = opt(b.p), hard_limits = b.hard, soft_limits = b.soft, reset_every = opt(b.every),
-        reset_timezone = b.tz, reset_anchor = opt(b.anchor), mode = b.mode, scope_type = opt(b.scope_type),
-        scope_id = opt(b.scope_id), dedup_ttl_seconds = b.ttl, window_seq = b.seq, window_start = b.ws,
-        next_reset_at = opt(b.nr), usage = b.usage, reserved = reserved, remaining = remaining,
-        breach_count = b.bc, soft_breach_count = b.sbc, window_breach_count = b.wbc,
-        window_soft_breach_count = b.wsbc, last_breach_at = opt(b.lba), last_breach_dim = opt(b.lbd),
-        created_at = b.created, updated_at = b.updated, alert_percents = b.ap and array(b.ap) or NULL,
+        budget_id = b.budget_id, parent_id = opt(b.parent_id), hard_limits = b.hard_limits, soft_limits = b.soft_limits, reset_every = opt(b.reset_every),
+        reset_timezone = b.reset_timezone, reset_anchor = opt(b.reset_anchor), mode = b.mode, scope_type = opt(b.scope_type),
+        scope_id = opt(b.scope_id), dedup_ttl_seconds = b.dedup_ttl_seconds, window_seq = b.window_seq, window_start = b.window_start,
+        next_reset_at = opt(b.next_reset_at), usage = b.usage, reserved = reserved, remaining = remaining,
+        breach_count = b.breach_count, soft_breach_count = b.soft_breach_count, window_breach_count = b.window_breach_count,
+        window_soft_breach_count = b.window_soft_breach_count, last_breach_at = opt(b.last_breach_at), last_breach_dim = opt(b.last_breach_dim),
+        created_at = b.created_at, updated_at = b.updated_at, alert_percents = b.alert_percents and array(b.alert_percents) or NULL,
     }
 end
 
--- read_chain reads parent_id's chain for create_budget and set_parent (SQL: lock_parent): the
--- parent and its ancestors, nearest first, whose base keys the caller passes as keys[first], ...
--- (docs/semantics.md#valkey). SC001 for an unknown parent; SC002 for the budget itself, a key
--- that is not the next budget of the chain, a cycle, or a chain past MAX_DEPTH with the budget.
--- It answers the parent, ready for commit().
-local function read_chain(keys, first, parent_id, budget_id)
+-- lock_parent reads parent_id's chain for create_budget and set_parent (as SQL's lock_parent checks
+-- it): the parent and its ancestors, nearest first, whose base keys the caller passes as
+-- keys[first], ... (docs/semantics.md#valkey). SC001 for an unknown parent; SC002 for the budget
+-- itself, a key that is not the next budget of the chain, a cycle, or a chain past MAX_DEPTH with
+-- the budget. It answers the parent, ready for save().
+local function lock_parent(keys, first, parent_id, budget_id)
     check_id('parent_id', parent_id)
     if parent_id == budget_id then
-        invalid('parent_id', 'a budget cannot be its own parent')
+        invalid_argument('parent_id', 'a budget cannot be its own parent')
     end
     local parent
     local id, n = parent_id, 0
     while id ~= nil do
         if id == budget_id then
-            invalid('parent_id', encode(parent_id) .. ' is a descendant of ' .. encode(budget_id)
+            invalid_argument('parent_id', encode(parent_id) .. ' is a descendant of ' .. encode(budget_id)
                 .. ': the chain would be a cycle')
         end
         n = n + 1
         if n + 1 > MAX_DEPTH then
-            invalid('parent_id', 'a chain holds at most ' .. MAX_DEPTH .. ' budgets, the budget itself included')
+            invalid_argument('parent_id', 'a chain holds at most ' .. MAX_DEPTH .. ' budgets, the budget itself included')
         end
         local want = base_of('sc:', id)
         if keys[first + n - 1] ~= want then
-            invalid('parent_id', 'key ' .. (first + n - 1) .. ' must be ' .. want .. ' (the keys name the chain of '
+            invalid_argument('parent_id', 'key ' .. (first + n - 1) .. ' must be ' .. want .. ' (the keys name the chain of '
                 .. encode(parent_id) .. ', nearest first)')
         end
         local d = read_stored(want)
         if not d then
-            fail('SC001', 'parent_id: budget ' .. encode(id) .. ' not found')
+            budget_not_found(id, 'parent_id')
         end
         if n == 1 then
             parent = d
         end
-        id = d.p
+        id = d.parent_id
     end
     return parent
 end
 
+-- refuse_children raises SC002 for a budget with children (delete_budget, set_parent; what: why).
+local function refuse_children(b, what)
+    if (b.child_count or 0) > 0 then
+        invalid_argument('budget_id', encode(b.budget_id) .. ' has ' .. b.child_count .. ' children: ' .. what)
+    end
+end
 
--- valkey/lua/050_admission.lua
+-- parent_of reads the parent of b for a write of its children count: its base key is keys[i].
+local function parent_of(keys, i, b)
+    local want = base_of('sc:', b.parent_id)
+    if keys[i] ~= want then
+        invalid_argument('budget_id', 'key ' .. i .. ' must be ' .. want .. ', the parent of ' .. encode(b.budget_id))
+    end
+    return read_budget(want, b.parent_id)
+end
+
+-- take_reservation ends a live reservation held on b under field f and returns it, or nil when
+-- b holds none there (unknown, expired or already finished).
+local function take_reservation(b, f, t)
+    local raw = redis.call('HGET', subkey(b._key, 'r'), f)
+    local r = raw and cjson.decode(raw)
+    if not r or r.exp <= t then
+        return nil
+    end
+    queue(b, 'HDEL', subkey(b._key, 'r'), f)
+    b.reserved = minus(b.reserved, r.a)
+    return r
+end
+
+-- valkey/lua/040_admission.lua
 ----------------------------------------------------------------------------------------------
 -- Admission (docs/semantics.md#admission).
 
@@ -1212,17 +1228,17 @@ end
 -- the hard check says (settle). It writes nothing and moves no counter.
 local function evaluate(b, reserved, d, arg, force)
     local o = { outcome = 'ok', applied = true, dimension = NULL, usage = NULL, limit_value = NULL,
-                replayed = false, window_start = b.ws, next_reset_at = opt(b.nr), breach_budget_id = NULL }
+                replayed = false, window_start = b.window_start, next_reset_at = opt(b.next_reset_at), breach_budget_id = NULL }
     local dims = sorted_keys(d)
     local totals = {}
     for i, dim in ipairs(dims) do
         totals[i] = (b.usage[dim] or 0) + (reserved[dim] or 0)
-        if totals[i] + d[dim] > MAX then
+        if totals[i] + d[dim] > MAX_QTY then
             fail('SC004', arg .. ': ' .. encode(dim) .. ' would reach ' .. encode(totals[i] + d[dim]) .. ', above 9007199254740991')
         end
     end
     for i, dim in ipairs(dims) do
-        local h = b.hard[dim]
+        local h = b.hard_limits[dim]
         if h ~= nil and totals[i] + d[dim] > h then
             o.outcome, o.dimension, o.limit_value = 'hard_breach', dim, h
             if force or b.mode == 'observe' then
@@ -1234,7 +1250,7 @@ local function evaluate(b, reserved, d, arg, force)
         end
     end
     for i, dim in ipairs(dims) do
-        local s = b.soft[dim]
+        local s = b.soft_limits[dim]
         if s ~= nil and totals[i] + d[dim] > s then
             o.outcome, o.dimension, o.limit_value, o.usage = 'soft_breach', dim, s, totals[i] + d[dim]
             return o
@@ -1243,12 +1259,12 @@ local function evaluate(b, reserved, d, arg, force)
     return o
 end
 
-local function count(b, o, t)
+local function counted(b, o, t)
     if o.outcome == 'hard_breach' then
-        b.bc, b.wbc = b.bc + 1, b.wbc + 1
-        b.lba, b.lbd = t, o.dimension
+        b.breach_count, b.window_breach_count = b.breach_count + 1, b.window_breach_count + 1
+        b.last_breach_at, b.last_breach_dim = t, o.dimension
     elseif o.outcome == 'soft_breach' then
-        b.sbc, b.wsbc = b.sbc + 1, b.wsbc + 1
+        b.soft_breach_count, b.window_soft_breach_count = b.soft_breach_count + 1, b.window_soft_breach_count + 1
     end
 end
 
@@ -1276,12 +1292,20 @@ local function set_outcome(es, ids, named)
     return es[named], named
 end
 
-local function canonical(d)
+-- fingerprint is what a dedup or idempotency key remembers of its call (SQL: fingerprint): the
+-- operation, the execution or reservation id, the deltas in byte order of their dimensions and the
+-- other budgets the call named (also, as also_of returns them: sorted, once each). The text is
+-- Valkey's own: a key is only ever compared with calls of the same backend.
+local function fingerprint(op, ref, d, also)
     local parts = {}
     for i, k in ipairs(sorted_keys(d)) do
         parts[i] = k .. '=' .. encode(d[k])
     end
-    return table.concat(parts, ',')
+    local fp = op .. ' ' .. (ref or '') .. ' ' .. table.concat(parts, ',')
+    if #also > 0 then
+        fp = fp .. ' also=' .. table.concat(also, ',')
+    end
+    return fp
 end
 
 -- also_of validates the other ids a call names (SQL: also_of): also_charge (budgets) or
@@ -1298,10 +1322,10 @@ local function also_of(a, arg, first)
         for _ in pairs(v) do n = n + 1 end
     end
     if type(v) ~= 'table' or n ~= #v then
-        invalid(arg, 'must be an array of ' .. what .. ' ids')
+        invalid_argument(arg, 'must be an array of ' .. what .. ' ids')
     end
     if n > MAX_SET then
-        invalid(arg, 'a call names at most ' .. MAX_SET .. (what == 'budget' and ' budgets, ancestors included' or ' policies'))
+        invalid_argument(arg, 'a call names at most ' .. MAX_SET .. (what == 'budget' and ' budgets, ancestors included' or ' policies'))
     end
     local seen, also = { [first] = true }, {}
     for i = 1, n do
@@ -1322,22 +1346,53 @@ local function declared(keys)
     return k
 end
 
+-- undeclared is the ids of ids whose base keys (prefix .. id, base_of) are not among keys, or nil
+-- when every one is.
+local function undeclared(keys, prefix, ids)
+    local have, missing = declared(keys), nil
+    for _, x in ipairs(ids) do
+        if not have[base_of(prefix, x)] then
+            missing = missing or {}
+            missing[#missing + 1] = x
+        end
+    end
+    return missing
+end
+
 -- missing_keys raises the SC002 of a call whose keys lack budgets it needs (ids, ascending). The
 -- message is the protocol the Go client reads to pass them and try again (an ancestor added since
 -- it looked); nothing has been written.
 -- A batch adds which items lack which (by_item).
 local function missing_keys(ids, by_item)
     table.sort(ids)
-    invalid('keys', 'missing the keys of budgets ' .. encode(array(ids)) .. ': pass the base key of every budget the call charges'
+    invalid_argument('keys', 'missing the keys of budgets ' .. encode(array(ids)) .. ': pass the base key of every budget the call charges'
         .. (by_item and ('; by item ' .. encode(by_item)) or ''))
 end
 
--- read_set reads the charged set of a call (docs/semantics.md#budget-sets; SQL: charged_set):
--- budget_id, the budgets of also, and every ancestor of each, once each, in ascending byte order of
--- their ids, which it returns as bs and ids. SC001 for an unknown budget; SC002 for more than
--- MAX_SET budgets, and (missing_keys) when a budget's base key is not among keys, after the walk
--- has found every such budget, so that one retry suffices.
-local function read_set(keys, id, also)
+-- set_ids is a charged set made of the budgets ids (the named ones and their chains, in any order,
+-- repeats allowed): each once, in ascending byte order, which it returns; SC002 past MAX_SET
+-- budgets (SQL: set_ids).
+local function set_ids(ids)
+    local seen, s = {}, {}
+    for _, x in ipairs(ids) do
+        if not seen[x] then
+            seen[x] = true
+            s[#s + 1] = x
+        end
+    end
+    if #s > MAX_SET then
+        invalid_argument('also_charge', 'a call names at most ' .. MAX_SET .. ' budgets, ancestors included')
+    end
+    table.sort(s)
+    return s
+end
+
+-- charged_set reads the charged set of a call (docs/semantics.md#budget-sets), as SQL's charged_set
+-- walks it: budget_id, the budgets of also, and every ancestor of each, once each, in ascending
+-- byte order of their ids, which it returns as bs and ids. SC001 for an unknown budget; SC002 for
+-- more than MAX_SET budgets, and (missing_keys) when a budget's base key is not among keys, after
+-- the walk has found every such budget, so that one retry suffices.
+local function charged_set(keys, id, also)
     local have = declared(keys)
     local byid, ids, missing = {}, {}, {}
     local starts = { id }
@@ -1359,20 +1414,17 @@ local function read_set(keys, id, also)
                 break
             end
             if not b then
-                fail('SC001', arg .. ': budget ' .. encode(cur) .. ' not found')
+                budget_not_found(cur, arg)
             end
             byid[cur] = b
             ids[#ids + 1] = cur
-            if #ids > MAX_SET then
-                invalid('also_charge', 'a call names at most ' .. MAX_SET .. ' budgets, ancestors included')
-            end
-            cur = b.p
+            cur = b.parent_id
         end
     end
+    ids = set_ids(ids)
     if #missing > 0 then
         missing_keys(missing)
     end
-    table.sort(ids)
     local bs = {}
     for i, x in ipairs(ids) do bs[i] = byid[x] end
     return bs, ids
@@ -1383,11 +1435,8 @@ end
 -- and with current_only one whose window has ended by then too (it is left as it is). Their keys
 -- must be among keys (missing_keys).
 local function read_members(keys, ids, at, current_only)
-    local have, missing = declared(keys), {}
-    for _, x in ipairs(ids) do
-        if not have[base_of('sc:', x)] then missing[#missing + 1] = x end
-    end
-    if #missing > 0 then
+    local missing = undeclared(keys, 'sc:', ids)
+    if missing then
         missing_keys(missing)
     end
     local sorted = {}
@@ -1397,9 +1446,9 @@ local function read_members(keys, ids, at, current_only)
     for _, x in ipairs(sorted) do
         local b = read_stored(base_of('sc:', x))
         if b then
-            if not (current_only and b.nr ~= nil and instant(b, at) >= b.nr) then
+            if not (current_only and b.next_reset_at ~= nil and instant_on(b, at) >= b.next_reset_at) then
                 ms[#ms + 1] = b
-                ts[#ts + 1] = bring(b, at)
+                ts[#ts + 1] = brought(b, at)
             end
         end
     end
@@ -1421,8 +1470,8 @@ end
 local function index_spend(nb, bs, s, ref)
     local u = 0
     for _, b in ipairs(bs) do
-        if b.id ~= nb.id then
-            if b.nr == nil or u == nil then u = nil else u = math.max(u, b.nr) end
+        if b.budget_id ~= nb.budget_id then
+            if b.next_reset_at == nil or u == nil then u = nil else u = math.max(u, b.next_reset_at) end
         end
     end
     local raw = redis.call('HGET', subkey(nb._key, 'ls'), ref)
@@ -1453,32 +1502,26 @@ local function admit(op, keys, a)
     elseif op == 'reserve' then
         ref = a.reservation_id
         check_id('reservation_id', ref)
-        ttl = a.ttl_seconds or 300
-        if not is_int(ttl) or ttl < 1 or ttl > 86400 then
-            invalid('ttl_seconds', 'must be 1..86400')
-        end
+        ttl = bounded('ttl_seconds', a.ttl_seconds or 300, 1, 86400)
     end
     local d = quantities(deltas_arg, a[deltas_arg], true)
     local dk = a[key_arg]
     if dk == '' then dk = nil end
     if dk ~= nil then check_id(key_arg, dk) end
     local also = also_of(a, 'also_charge', a.budget_id)
-    local at = at_of(a)
+    local at = instant(a)
 
-    local bs, ids = read_set(keys, id, also)
+    local bs, ids = charged_set(keys, id, also)
     local ts, named = {}, nil
     for i, b in ipairs(bs) do
-        ts[i] = bring(b, at)
+        ts[i] = brought(b, at)
         if ids[i] == id then named = i end
     end
     local nb, t = bs[named], ts[named]
 
     local fp, dkey
     if dk ~= nil then
-        fp = op .. ' ' .. (ref or '') .. ' ' .. canonical(d)
-        if #also > 0 then
-            fp = fp .. ' also=' .. table.concat(also, ',')
-        end
+        fp = fingerprint(op, ref, d, also)
         dkey = subkey(nb._key, 'd') .. ':' .. nb.gen .. ':' .. dk
         local raw = redis.call('GET', dkey)
         if raw then
@@ -1493,7 +1536,7 @@ local function admit(op, keys, a)
                 -- with an earlier at must find the same state.
                 for _, m in ipairs(bs) do
                     if m._moved or #m._writes > 0 then
-                        commit(m)
+                        save(m)
                     end
                 end
                 return stored.r
@@ -1505,7 +1548,7 @@ local function admit(op, keys, a)
         -- An expired reservation may still be in the hash (its removal is queued): not live.
         local raw = redis.call('HGET', subkey(nb._key, 'r'), ref)
         if raw and cjson.decode(raw).exp > t then
-            invalid('reservation_id', 'reservation ' .. encode(ref) .. ' is live')
+            invalid_argument('reservation_id', 'reservation ' .. encode(ref) .. ' is live')
         end
     end
 
@@ -1522,13 +1565,13 @@ local function admit(op, keys, a)
         -- bringing them to the instant did (a roll, expired reservations dropped), as SQL's
         -- lock_budget saves it: a later call with an earlier at must find the same state.
         local b = bs[at_breach]
-        local wbc = b.wbc
-        count(b, o, ts[at_breach])
-        b.updated = math.max(b.updated, ts[at_breach])
+        local wbc = b.window_breach_count
+        counted(b, o, ts[at_breach])
+        b.updated_at = math.max(b.updated_at, ts[at_breach])
         alert(b, b.usage, o, ts[at_breach], wbc)
         for i, m in ipairs(bs) do
             if i == at_breach or m._moved or #m._writes > 0 then
-                commit(m)
+                save(m)
             end
         end
     else
@@ -1537,13 +1580,13 @@ local function admit(op, keys, a)
         end
         local s = #ids > 1 and others(ids, id) or nil
         for i, b in ipairs(bs) do
-            local before, wbc = b.usage, b.wbc
-            count(b, es[i], ts[i])
+            local before, wbc = b.usage, b.window_breach_count
+            counted(b, es[i], ts[i])
             local f = field(b, id, ref or '')
             if op == 'reserve' then
                 queue(b, 'HSET', subkey(b._key, 'r'), f, encode({ a = d, exp = o.expires_at, s = b == nb and s or nil }))
                 b.reserved = plus(b.reserved, d)
-                if b.rexp == nil or o.expires_at < b.rexp then b.rexp = o.expires_at end
+                if b.reservations_expire_at == nil or o.expires_at < b.reservations_expire_at then b.reservations_expire_at = o.expires_at end
             else
                 b.usage = plus(b.usage, d)
                 if op == 'record_spend' then
@@ -1552,18 +1595,18 @@ local function admit(op, keys, a)
                     queue(b, 'HSET', subkey(b._key, 'l'), f, encode(plus(prev and cjson.decode(prev) or {}, d)))
                 end
             end
-            b.updated = math.max(b.updated, ts[i])
+            b.updated_at = math.max(b.updated_at, ts[i])
             alert(b, before, es[i], ts[i], wbc)
         end
         if op == 'record_spend' and s then
             index_spend(nb, bs, s, ref)
         end
         for _, b in ipairs(bs) do
-            commit(b)
+            save(b)
         end
     end
     if dk ~= nil then
-        local exp = t + nb.ttl * 1000
+        local exp = t + nb.dedup_ttl_seconds * 1000
         -- The key's logical life is [t, exp) on the calls' clock; the server forgets it a minute
         -- after that on its own clock.
         redis.call('SET', dkey, encode({ fp = fp, r = o, exp = exp }), 'PX', math.max(exp - now_ms(), 0) + 60000)
@@ -1571,11 +1614,149 @@ local function admit(op, keys, a)
     return o
 end
 
--- valkey/lua/100_budgets.lua
+-- valkey/lua/060_events.lua
 ----------------------------------------------------------------------------------------------
--- The API (docs/sql-api.md).
+-- Threshold events (docs/semantics.md#events; SQL: 060_events.sql): written by the call that
+-- causes them, in its FCALL, at most once per (budget, window, kind, dimension, percent).
 
-local api = {}
+-- alert_percents_of checks an alert_percents argument: nil or an empty array means none (nil);
+-- else 1..10 integers 1..1000, ascending. SC002 naming arg otherwise.
+local function alert_percents_of(arg, ps)
+    if ps == nil or (type(ps) == 'table' and next(ps) == nil) then
+        return nil
+    end
+    if type(ps) ~= 'table' or #ps > 10 then
+        invalid_argument(arg, 'must be at most 10 ascending integers 1..1000')
+    end
+    local n = 0
+    for _ in pairs(ps) do n = n + 1 end
+    for i = 1, #ps do
+        local p = ps[i]
+        if not is_int(p) or p < 1 or p > 1000 or (i > 1 and p <= ps[i - 1]) then
+            invalid_argument(arg, 'must be at most 10 ascending integers 1..1000')
+        end
+    end
+    if n ~= #ps then
+        invalid_argument(arg, 'must be at most 10 ascending integers 1..1000')
+    end
+    return array(ps)
+end
+
+-- reached is the whole percent of hard limit h that usage u has reached, at most 1001 (past every
+-- alert percent): percent p is reached, usage >= ceil(p × h / 100), exactly when p <= reached(u,
+-- h). nil without a limit; an alert needs h > 0.
+local function reached(u, h)
+    if h == nil or h <= 0 then
+        return nil
+    end
+    return math.min(math.floor(100 * (u or 0) / h), 1001)
+end
+
+-- crosses says whether usage going from before to after in one dimension with hard limit h
+-- reaches one of the percents ps: the fast path's test, which sends a call that raises a
+-- threshold event to the general path (alert).
+local function crosses(before, after, h, ps)
+    local lo, hi = reached(before, h), reached(after, h)
+    if ps == nil or lo == nil then
+        return false
+    end
+    for i = 1, #ps do
+        if ps[i] > lo and ps[i] <= hi then
+            return true
+        end
+    end
+    return false
+end
+
+-- events_key is the stream of the slot group of base key base: sc:{g}:events.
+local function events_key(base)
+    return base:sub(1, base:find('}', 1, true)) .. ':events'
+end
+
+-- emit queues one event of budget b (its current window) for save, unless that (window, kind,
+-- dimension, percent) has had its event (b.fired, cleared when the window changes: advanced and
+-- reset_budget). closed: the window that closes, for window_closed. event_id is
+-- the slot group's counter; the stream entry's id is <event_id>-1.
+function emit(b, kind, dim, percent, usage, limit, t, closed)
+    -- A window closes once: only the events of the current window need the marks.
+    if not closed then
+        local mark = kind .. ' ' .. (dim or '') .. ' ' .. (percent or '')
+        b.fired = b.fired or {}
+        if b.fired[mark] then
+            return
+        end
+        b.fired[mark] = true
+    end
+    local e = { budget_id = b.budget_id, kind = kind, window_seq = b.window_seq, window_start = b.window_start, dimension = dim,
+                percent = percent, usage = usage, limit_value = limit, occurred_at = t }
+    if closed then
+        e.window_seq, e.window_start, e.window_usage = closed.window_seq, closed.window_start, closed.usage
+        e.breach_count, e.soft_breach_count, e.closed_by = closed.breach_count, closed.soft_breach_count, closed.closed_by
+    end
+    local stream = events_key(b._key)
+    b._writes[#b._writes + 1] = function()
+        local id = redis.call('INCR', stream .. ':id')
+        e.event_id = id
+        redis.call('XADD', stream, id .. '-1', 'e', encode(e))
+        if id == 1 then
+            -- A new stream: readers that find streams by SCAN learn of it now rather than at their
+            -- next scan (fire and forget: the scan still finds it for whoever did not listen).
+            redis.call('PUBLISH', STREAMS_CHANNEL, stream)
+        end
+    end
+end
+
+-- alert queues the events of one admission on one budget b: before is its usage as brought,
+-- b.usage as it will be committed, o the budget's outcome, t the call's instant. A threshold
+-- event for each percent of each hard-limited dimension (in byte order) that usage reaches,
+-- ascending; then hard_breach when o is the window's first hard breach (wbc_before 0).
+function alert(b, before, o, t, wbc_before)
+    if b.alert_percents ~= nil then
+        for _, dim in ipairs(sorted_keys(b.hard_limits)) do
+            local lo, hi = reached(before[dim], b.hard_limits[dim]), reached(b.usage[dim], b.hard_limits[dim])
+            if lo ~= nil then
+                for _, p in ipairs(b.alert_percents) do
+                    if p > lo and p <= hi then
+                        emit(b, 'threshold', dim, p, b.usage[dim] or 0, b.hard_limits[dim], t)
+                    end
+                end
+            end
+        end
+    end
+    if o.outcome == 'hard_breach' and wbc_before == 0 then
+        emit(b, 'hard_breach', o.dimension, nil, o.usage, o.limit_value, t)
+    end
+end
+
+-- stream_of is the one key of a call on a slot group's event stream.
+local function stream_of(keys)
+    local stream = keys[1]
+    if type(stream) ~= 'string' or not stream:find('^sc:{[^}]+}:events$') then
+        invalid_argument('keys', 'must be one events stream key, sc:{<group>}:events')
+    end
+    return stream
+end
+
+-- events_since answers the events of the slot group whose stream is keys[1] (sc:{g}:events)
+-- after after_id, in id order, at most max_rows (1..10000).
+function api.events_since(keys, a)
+    local stream = stream_of(keys)
+    local after = a.after_id or 0
+    if not is_int(after) or after < 0 then
+        invalid_argument('after_id', 'must be 0 or an event_id')
+    end
+    local max = bounded('max_rows', a.max_rows or 1000, 1, 10000)
+    -- The entries hold each event's JSON already: joined, not decoded and encoded again.
+    local out = {}
+    for i, entry in ipairs(redis.call('XRANGE', stream, string.format('%.0f', after + 1) .. '-0', '+', 'COUNT', max)) do
+        out[i] = entry[2][2]
+    end
+    return '[' .. table.concat(out, ',') .. ']'
+end
+
+-- valkey/lua/100_create_budget.lua
+----------------------------------------------------------------------------------------------
+-- create_budget (docs/sql-api.md#create_budget).
 
 function api.create_budget(keys, a)
     local id = a.budget_id
@@ -1584,71 +1765,88 @@ function api.create_budget(keys, a)
     local soft = quantities('soft_limits', a.soft_limits or {}, false)
     for _, dim in ipairs(sorted_keys(soft)) do
         if hard[dim] ~= nil and hard[dim] < soft[dim] then
-            invalid('soft_limits', encode(dim) .. ' must not exceed its hard limit')
+            invalid_argument('soft_limits', encode(dim) .. ' must not exceed its hard limit')
         end
     end
     local n, unit, every
     if a.reset_every ~= nil then
         n, unit, every = parse_period(a.reset_every)
     elseif a.reset_anchor ~= nil then
-        invalid('reset_anchor', 'requires reset_every')
+        invalid_argument('reset_anchor', 'requires reset_every')
     end
     local tz = a.reset_timezone or 'UTC'
     local z = zone(tz, a.tz_offsets)
     local mode = a.mode or 'enforce'
     if mode ~= 'enforce' and mode ~= 'observe' then
-        invalid('mode', 'must be enforce or observe')
+        invalid_argument('mode', 'must be enforce or observe')
     end
-    local ttl = a.dedup_ttl_seconds or 86400
-    if not is_int(ttl) or ttl < 1 or ttl > 2592000 then
-        invalid('dedup_ttl_seconds', 'must be 1..2592000')
-    end
-    if a.scope_type ~= nil and type(a.scope_type) ~= 'string' then invalid('scope_type', 'must be a string') end
-    if a.scope_id ~= nil and type(a.scope_id) ~= 'string' then invalid('scope_id', 'must be a string') end
+    local ttl = bounded('dedup_ttl_seconds', a.dedup_ttl_seconds or 86400, 1, 2592000)
+    if a.scope_type ~= nil and type(a.scope_type) ~= 'string' then invalid_argument('scope_type', 'must be a string') end
+    if a.scope_id ~= nil and type(a.scope_id) ~= 'string' then invalid_argument('scope_id', 'must be a string') end
     local anchor_arg = a.reset_anchor
-    if anchor_arg ~= nil and not valid_time(anchor_arg) then
-        invalid('reset_anchor', 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC')
+    if anchor_arg ~= nil and not in_time_range(anchor_arg) then
+        invalid_argument('reset_anchor', 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC')
     end
     local ap = alert_percents_of('alert_percents', a.alert_percents)
-    local t = at_of(a)
+    local t = instant(a)
     local parent
     if a.parent_id ~= nil then
-        parent = read_chain(keys, 2, a.parent_id, id)
+        parent = lock_parent(keys, 2, a.parent_id, id)
     end
 
     local old = load_budget(key)
     if old then
-        if not same_quantities(old.hard, hard) or not same_quantities(old.soft, soft) or old.every ~= every
-           or old.tz ~= tz or old.mode ~= mode or old.scope_type ~= a.scope_type or old.scope_id ~= a.scope_id
-           or old.ttl ~= ttl or (anchor_arg ~= nil and old.anchor ~= anchor_arg) or old.p ~= a.parent_id
-           or encode(old.ap and array(old.ap)) ~= encode(ap) then
+        if not same_quantities(old.hard_limits, hard) or not same_quantities(old.soft_limits, soft) or old.reset_every ~= every
+           or old.reset_timezone ~= tz or old.mode ~= mode or old.scope_type ~= a.scope_type or old.scope_id ~= a.scope_id
+           or old.dedup_ttl_seconds ~= ttl or (anchor_arg ~= nil and old.reset_anchor ~= anchor_arg) or old.parent_id ~= a.parent_id
+           or encode(old.alert_percents and array(old.alert_percents)) ~= encode(ap) then
             fail('SC005', 'budget_id: budget ' .. encode(id) .. ' exists with a different definition')
         end
-        advance(old, instant(old, t))
-        return { budget_id = id, created = false, window_start = old.ws, next_reset_at = opt(old.nr) }
+        advanced(old, instant_on(old, t))
+        return { budget_id = id, created = false, window_start = old.window_start, next_reset_at = opt(old.next_reset_at) }
     end
 
     local clock = redis.call('TIME')
-    local b = { id = id, hard = hard, soft = soft, tz = tz, mode = mode, scope_type = a.scope_type,
-                scope_id = a.scope_id, ttl = ttl, created = t, updated = t, seq = 1, k = -1, ws = t,
-                usage = {}, reserved = {}, bc = 0, sbc = 0, wbc = 0, wsbc = 0, p = a.parent_id, nc = 0, ap = ap,
+    local b = { budget_id = id, hard_limits = hard, soft_limits = soft, reset_timezone = tz, mode = mode,
+                scope_type = a.scope_type, scope_id = a.scope_id, dedup_ttl_seconds = ttl, created_at = t,
+                updated_at = t, window_seq = 1, window_k = -1, window_start = t, usage = {}, reserved = {},
+                breach_count = 0, soft_breach_count = 0, window_breach_count = 0, window_soft_breach_count = 0,
+                parent_id = a.parent_id, child_count = 0, alert_percents = ap,
                 gen = clock[1] .. '.' .. clock[2], _key = key, _writes = {} }
     if every then
         local anchor = anchor_arg or default_anchor(t, unit, z)
-        b.every, b.n, b.unit, b.anchor = every, n, unit, anchor
-        b.k, b.ws, b.nr = window_of(anchor, n, unit, z, t, t)
+        b.reset_every, b.reset_n, b.reset_unit, b.reset_anchor = every, n, unit, anchor
+        b.window_k, b.window_start, b.next_reset_at = window_of(anchor, n, unit, z, t, t)
     end
     if type(z) == 'table' then
         for i = 1, #z do setmetatable(z[i], ARRAY) end
         queue(b, 'SET', subkey(key, 'tz'), encode(array(z)))
     end
-    commit(b)
+    save(b)
     if parent then
-        parent.nc = (parent.nc or 0) + 1
-        commit(parent)
+        parent.child_count = (parent.child_count or 0) + 1
+        save(parent)
     end
-    return { budget_id = id, created = true, window_start = b.ws, next_reset_at = opt(b.nr) }
+    return { budget_id = id, created = true, window_start = b.window_start, next_reset_at = opt(b.next_reset_at) }
 end
+
+-- valkey/lua/110_budget_status.lua
+----------------------------------------------------------------------------------------------
+-- budget_status (docs/sql-api.md#budget_status).
+
+function api.budget_status(keys, a)
+    local id = a.budget_id
+    local key = budget_key(keys, id)
+    local at = instant(a)
+    local b = read_budget(key, id)
+    local t = instant_on(b, at)
+    advanced(b, t)
+    return status_row(b, t)
+end
+
+-- valkey/lua/120_set_limits.lua
+----------------------------------------------------------------------------------------------
+-- set_limits (docs/sql-api.md#set_limits).
 
 function api.set_limits(keys, a)
     local id = a.budget_id
@@ -1657,56 +1855,31 @@ function api.set_limits(keys, a)
     if a.hard_limits ~= nil then hard = quantities('hard_limits', a.hard_limits, false) end
     if a.soft_limits ~= nil then soft = quantities('soft_limits', a.soft_limits, false) end
     if a.mode ~= nil and a.mode ~= 'enforce' and a.mode ~= 'observe' then
-        invalid('mode', 'must be enforce or observe')
+        invalid_argument('mode', 'must be enforce or observe')
     end
     -- Not null: replaces the percents; an empty array removes them.
     local ap = alert_percents_of('alert_percents', a.alert_percents)
-    local b, t = lock_budget(key, id, at_of(a))
-    b.hard = hard or b.hard
-    b.soft = soft or b.soft
+    local b, t = lock_budget(key, id, instant(a))
+    b.hard_limits = hard or b.hard_limits
+    b.soft_limits = soft or b.soft_limits
     b.mode = a.mode or b.mode
     if a.alert_percents ~= nil then
-        b.ap = ap
+        b.alert_percents = ap
     end
-    for _, dim in ipairs(sorted_keys(b.soft)) do
-        if b.hard[dim] ~= nil and b.hard[dim] < b.soft[dim] then
-            invalid(soft == nil and 'hard_limits' or 'soft_limits',
+    for _, dim in ipairs(sorted_keys(b.soft_limits)) do
+        if b.hard_limits[dim] ~= nil and b.hard_limits[dim] < b.soft_limits[dim] then
+            invalid_argument(soft == nil and 'hard_limits' or 'soft_limits',
                 'soft limit of ' .. encode(dim) .. ' must not exceed its hard limit')
         end
     end
-    b.updated = math.max(b.updated, t)
-    commit(b)
+    b.updated_at = math.max(b.updated_at, t)
+    save(b)
     return status_row(b, t)
 end
 
--- take_reservation ends a live reservation held on b under field f and returns it, or nil when
--- b holds none there (unknown, expired or already finished).
-local function take_reservation(b, f, t)
-    local raw = redis.call('HGET', subkey(b._key, 'r'), f)
-    local r = raw and cjson.decode(raw)
-    if not r or r.exp <= t then
-        return nil
-    end
-    queue(b, 'HDEL', subkey(b._key, 'r'), f)
-    b.reserved = minus(b.reserved, r.a)
-    return r
-end
-
--- refuse_children raises SC002 for a budget with children (delete_budget, set_parent; what: why).
-local function refuse_children(b, what)
-    if (b.nc or 0) > 0 then
-        invalid('budget_id', encode(b.id) .. ' has ' .. b.nc .. ' children: ' .. what)
-    end
-end
-
--- parent_of reads the parent of b for a write of its children count: its base key is keys[i].
-local function parent_of(keys, i, b)
-    local want = base_of('sc:', b.p)
-    if keys[i] ~= want then
-        invalid('budget_id', 'key ' .. i .. ' must be ' .. want .. ', the parent of ' .. encode(b.id))
-    end
-    return read_budget(want, b.p)
-end
+-- valkey/lua/130_delete_budget.lua
+----------------------------------------------------------------------------------------------
+-- delete_budget (docs/sql-api.md#delete_budget).
 
 -- delete_budget removes the budget's keys and ends what it named on the other budgets of its sets
 -- (SQL: delete_budget): its reservations there are freed, its ledger entries there forgotten, and
@@ -1715,7 +1888,7 @@ end
 function api.delete_budget(keys, a)
     local id = a.budget_id
     local key = budget_key(keys, id)
-    local at = at_of(a)
+    local at = instant(a)
     local b = load_budget(key)
     if not b then
         return { deleted = false }
@@ -1733,7 +1906,7 @@ function api.delete_budget(keys, a)
     end
     -- Live at the budget's instant (SQL likewise): an expired reservation holds nothing anywhere,
     -- and its entries on the other budgets are deleted without touching those budgets.
-    local tx, stale = instant(b, at), {}
+    local tx, stale = instant_on(b, at), {}
     for _, kind in ipairs({ 'r', 'ls' }) do
         local all = redis.call('HGETALL', subkey(key, kind))
         for i = 1, #all, 2 do
@@ -1752,7 +1925,7 @@ function api.delete_budget(keys, a)
             end
         end
     end
-    if b.p then note(b.p, false) end
+    if b.parent_id then note(b.parent_id, false) end
     local have, missing, listed = declared(keys), {}, {}
     for _, x in ipairs(need) do
         if not have[base_of('sc:', x)] and not listed[x] then
@@ -1770,59 +1943,68 @@ function api.delete_budget(keys, a)
     for i, m in ipairs(ms) do
         for rid, s in pairs(held) do
             for _, x in ipairs(s) do
-                if x == m.id then take_reservation(m, field(m, id, rid), ts[i]) end
+                if x == m.budget_id then take_reservation(m, field(m, id, rid), ts[i]) end
             end
         end
-        if m.id == b.p then parent = m end
+        if m.budget_id == b.parent_id then parent = m end
     end
     for exec, s in pairs(recorded) do
         for _, x in ipairs(s) do
-            redis.call('HDEL', subkey(base_of('sc:', x), 'l'), field({ id = x }, id, exec))
+            redis.call('HDEL', subkey(base_of('sc:', x), 'l'), field({ budget_id = x }, id, exec))
         end
     end
     for rid, s in pairs(stale) do
         for _, x in ipairs(s) do
-            redis.call('HDEL', subkey(base_of('sc:', x), 'r'), field({ id = x }, id, rid))
+            redis.call('HDEL', subkey(base_of('sc:', x), 'r'), field({ budget_id = x }, id, rid))
         end
     end
-    if b.p and not parent then
-        parent = read_budget(base_of('sc:', b.p), b.p)
+    if b.parent_id and not parent then
+        parent = read_budget(base_of('sc:', b.parent_id), b.parent_id)
         ms[#ms + 1] = parent
     end
     if parent then
-        parent.nc = parent.nc - 1
+        parent.child_count = parent.child_count - 1
     end
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
     redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'))
     for _, m in ipairs(ms) do
-        commit(m)
+        save(m)
     end
     return { deleted = true }
 end
 
--- set_parent: keys are the budget, the new parent's chain (nearest first) and, last, the old parent.
+-- valkey/lua/140_set_parent.lua
+----------------------------------------------------------------------------------------------
+-- set_parent (docs/sql-api.md#set_parent).
+
+-- set_parent: keys are the budget, the new parent's chain (nearest first) and, last, the old
+-- parent.
 function api.set_parent(keys, a)
     local id = a.budget_id
     local key = budget_key(keys, id)
-    local b, t = lock_budget(key, id, at_of(a))
+    local b, t = lock_budget(key, id, instant(a))
     refuse_children(b, 'only a budget without children moves')
-    local new = a.parent_id ~= nil and read_chain(keys, 2, a.parent_id, id) or nil
-    if b.p ~= a.parent_id then
-        if b.p ~= nil then
+    local new = a.parent_id ~= nil and lock_parent(keys, 2, a.parent_id, id) or nil
+    if b.parent_id ~= a.parent_id then
+        if b.parent_id ~= nil then
             local old = parent_of(keys, #keys, b)
-            old.nc = old.nc - 1
+            old.child_count = old.child_count - 1
             queue_store(b, old)
         end
         if new then
-            new.nc = (new.nc or 0) + 1
+            new.child_count = (new.child_count or 0) + 1
             queue_store(b, new)
         end
     end
-    b.p = a.parent_id
-    b.updated = math.max(b.updated, t)
-    commit(b)
+    b.parent_id = a.parent_id
+    b.updated_at = math.max(b.updated_at, t)
+    save(b)
     return status_row(b, t)
 end
+
+-- valkey/lua/200_report_usage.lua
+----------------------------------------------------------------------------------------------
+-- report_usage (docs/sql-api.md#report_usage): the fast path, then admit.
 
 -- fast_report answers, as PostgreSQL's report_usage does on its fast path, the common call: no
 -- dedup key, no also_charge, valid input, and on the budget and every budget of its chain no roll
@@ -1843,7 +2025,7 @@ local function fits(u, r, h, s, ap, q)
 end
 
 -- fast_dims are the dimensions of deltas d, in the order pairs gives them, when the fast path can
--- take them (1..32 valid names, valid quantities), else nil. A batch's walk (batch_missing_keys)
+-- take them (1..32 valid names, valid quantities), else nil. A batch's walk (lock_batch)
 -- reads each item's budgets for the same dimensions, in the same order: pairs walks an unchanged
 -- table in one order.
 local function fast_dims(d)
@@ -1852,7 +2034,7 @@ local function fast_dims(d)
     end
     local dims = {}
     for dim, q in pairs(d) do
-        if #dims == 32 or not valid_dim(dim) or not valid_qty(q) then
+        if #dims == 32 or not is_dimension(dim) or not is_quantity(q) then
             return nil
         end
         dims[#dims + 1] = dim
@@ -1877,12 +2059,12 @@ local function fast_read(key, dims)
         end
         return v
     end
-    local v = { b.ws, b.nr or false, b.rexp or false, b.updated, b.p or false, b.ap or false, budget = b }
+    local v = { b.window_start, b.next_reset_at or false, b.reservations_expire_at or false, b.updated_at, b.parent_id or false, b.alert_percents or false, budget = b }
     for _, dim in ipairs(dims) do
         v[#v + 1] = b.usage[dim] or false
         v[#v + 1] = b.reserved[dim] or false
-        v[#v + 1] = b.hard[dim] or false
-        v[#v + 1] = b.soft[dim] or false
+        v[#v + 1] = b.hard_limits[dim] or false
+        v[#v + 1] = b.soft_limits[dim] or false
     end
     return v
 end
@@ -1891,8 +2073,8 @@ end
 -- if later), its parent's id and its alert percents, or nil when it has a roll due or a
 -- reservation expired at that instant (work for the general path).
 local function fast_open(v, at)
-    local t, nr, rexp = math.max(at, tonumber(v[1])), tonumber(v[2]), tonumber(v[3])
-    if (nr ~= nil and t >= nr) or (rexp ~= nil and t >= rexp) then
+    local t = math.max(at, tonumber(v[1]))
+    if not is_current(tonumber(v[2]), tonumber(v[3]), t) then
         return nil
     end
     local ap = v[6] or nil
@@ -1919,14 +2101,9 @@ end
 local function fast_charge(v, dims, d, t)
     local b = v.budget
     if b then
-        for _, dim in ipairs(dims) do
-            local new = (b.usage[dim] or 0) + d[dim]
-            if new ~= 0 then
-                b.usage[dim] = new
-            end
-        end
-        b.updated = math.max(b.updated, t)
-        commit(b)
+        add_usage(b.usage, dims, d)
+        b.updated_at = math.max(b.updated_at, t)
+        save(b)
         return
     end
     local set, n = { 'HSET', v.key, false, false, false, false }, 2
@@ -1973,7 +2150,7 @@ local function fast_apply(keys, d, dims, at)
     -- the call's keys, nearest first, with its own instant.
     local chain, ts = {}, {}
     while parent ~= nil do
-        -- In a batch the walk (batch_missing_keys) found every budget of the chain among the keys.
+        -- In a batch the walk (lock_batch) found every budget of the chain among the keys.
         local key, declared = base_of('sc:', parent), BATCH ~= nil
         if not declared then
             for i = 2, #keys do
@@ -2003,7 +2180,7 @@ end
 
 local function fast_report(keys, a)
     local id, d, dk = a.budget_id, a.deltas, a.dedup_key
-    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not valid_id(id)
+    if (dk ~= nil and dk ~= '') or a.also_charge ~= nil or not is_id(id)
        or keys[1] ~= base_of('sc:', id) then
         return nil
     end
@@ -2024,30 +2201,257 @@ function api.report_usage(keys, a)
     return fast_report(keys, a) or admit('report_usage', keys, a)
 end
 
-function api.record_spend(keys, a)
-    return admit('record_spend', keys, a)
+-- valkey/lua/205_report_usage_batch.lua
+----------------------------------------------------------------------------------------------
+-- Batches (docs/semantics.md#batches; SQL: report_usage_batch).
+
+-- HOLD_USES is how many items must charge a budget for the batch to read it whole and hold it
+-- (one HGETALL, one write at the end) rather than let each item read and write its hot fields:
+-- holding costs about what eight fast reads and writes do (instructions per item of 100-item
+-- batches on budgets that 2, 4, 8, 17 and 100 items charge, held or not: docs/operations.md).
+local HOLD_USES = 8
+
+-- BATCH_FIELDS are the fields a batch item may have: report_usage's arguments but at_ms, which the
+-- batch holds.
+local BATCH_FIELDS = { budget_id = true, deltas = true, dedup_key = true, also_charge = true }
+
+-- parent_of_key reads whether there is a budget at key and its parent: {parent_id = id or nil}, or
+-- nil. A budget stored as a string is read whole (and held by the batch). With dims (the item's
+-- valid dimensions) it reads what the fast path will need of the budget (read_hot) and keeps it as
+-- .hot, so that an item which alone charges the budget reads it once.
+local function parent_of_key(key, dims)
+    local b = BATCH.budgets[key]
+    if b then
+        return b
+    end
+    if dims then
+        local v = read_hot(key, dims)
+        if v then
+            return { parent_id = v[5] or nil, hot = v }
+        end
+    end
+    local v = redis.pcall('HMGET', key, 'ws', 'p')
+    if v.err then
+        return load_budget(key)
+    end
+    return v[1] and { parent_id = v[2] or nil } or nil
 end
 
-function api.reserve(keys, a)
-    return admit('reserve', keys, a)
+-- lock_batch (SQL: lock_batch, which also locks them) raises missing_keys for every budget the
+-- items charge whose base key is not among keys (the walk of charged_set over each item's budgets and their chains, on the stored
+-- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
+-- retries it whole with them. Items with bad arguments are left for their own run to refuse.
+-- A budget that HOLD_USES items or more charge is then read whole and held (BATCH) for all of
+-- them: one read and one write for the batch instead of one of each per item. Of a budget that
+-- one item alone charges, the walk's read is what the item's fast path reads (BATCH.hot): nothing
+-- else can change the budget before that item runs. (Of a budget that 2 to HOLD_USES - 1 items
+-- charge, each item reads what the items before it wrote.) It answers, per item, the dimensions
+-- of the items the fast path may take with their arguments checked (a valid id, no dedup key, no
+-- also_charge, fast_dims), else false.
+local function lock_batch(keys, items)
+    local have, missing, listed, by_item = declared(keys), {}, {}, nil
+    local read, uses = {}, {} -- per key: what parent_of_key read, how many items charge it
+    -- seen[id] is the last item whose walk reached id: one table for the batch, not one per item.
+    local fast, seen = {}, {}
+    for i, a in ipairs(items) do
+        local mine, also = nil, a.also_charge
+        local dims = also == nil and (a.dedup_key or '') == '' and is_id(a.budget_id)
+            and fast_dims(a.deltas) or nil
+        fast[i] = dims or false
+        -- The item's budget, then those of also_charge, each with its chain.
+        for j = 0, type(also) == 'table' and #also or 0 do
+            local cur, steps = a.budget_id, 0
+            if j > 0 then
+                cur = also[j]
+            end
+            while is_id(cur) and seen[cur] ~= i and steps <= MAX_DEPTH do
+                seen[cur], steps = i, steps + 1
+                local key, ok, b = base_of('sc:', cur), true, nil
+                if have[key] then
+                    b = read[key]
+                    if b == nil then
+                        b = parent_of_key(key, dims) or false
+                        read[key] = b
+                    end
+                    uses[key] = (uses[key] or 0) + 1
+                else
+                    if not listed[cur] then
+                        listed[cur] = true
+                        missing[#missing + 1] = cur
+                    end
+                    mine = mine or array()
+                    mine[#mine + 1] = cur
+                    ok, b = pcall(parent_of_key, key)
+                end
+                if not ok or not b then
+                    break
+                end
+                cur = b.parent_id
+            end
+        end
+        if mine then
+            by_item = by_item or {}
+            by_item[tostring(i - 1)] = mine
+        end
+    end
+    if #missing > 0 then
+        missing_keys(missing, by_item)
+    end
+    for key, n in pairs(uses) do
+        local b = read[key]
+        if n >= HOLD_USES and b then
+            load_budget(key)
+        elseif n == 1 and b and b.hot then
+            BATCH.hot[key] = b.hot
+        end
+    end
+    return fast
 end
+
+-- batch_item decodes one item that quick_report_args does not read, as report_usage decodes its
+-- arguments, and gives it the batch's instant.
+local function batch_item(text, at)
+    local a = decode_args({ text })
+    for f in pairs(a) do
+        if not BATCH_FIELDS[f] then
+            invalid_argument('items', 'unknown field ' .. encode(f))
+        end
+    end
+    a.at_ms = at
+    return a
+end
+
+-- batch_args reads the batch's arguments (SQL: batch_args): argv[1] the call's {at_ms?}, then
+-- 1..1000 items, one JSON object each (SC002 naming items for anything else). It answers their
+-- count, the instant, and per item its arguments (quick_report_args or batch_item) or the error
+-- that fails it alone (errs).
+local function batch_args(argv)
+    local n = #argv - 1
+    if n < 1 or n > 1000 then
+        invalid_argument('items', 'must be a JSON array of 1..1000 objects')
+    end
+    local a = decode_args({ argv[1] })
+    for f in pairs(a) do
+        if f ~= 'at_ms' then
+            invalid_argument('arguments', 'unknown field ' .. encode(f))
+        end
+    end
+    local at = instant(a)
+    local items, errs = {}, {}
+    for i = 1, n do
+        local item = quick_report_args(argv[i + 1])
+        if item then
+            item.at_ms = at
+            items[i] = item
+        else
+            if not argv[i + 1]:find('^%s*{') then
+                invalid_argument('items', 'must be a JSON array of 1..1000 objects')
+            end
+            local ok
+            ok, item = pcall(batch_item, argv[i + 1], at)
+            if ok then
+                items[i] = item
+            else
+                items[i], errs[i] = {}, item
+            end
+        end
+    end
+    return n, at, items, errs
+end
+
+-- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
+-- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
+-- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
+-- runs report_usage's own paths (fast_apply or admit); a budget several items charge, or the
+-- general path took, is held and written once at the batch's end (BATCH); an item that fails
+-- raises before it changes anything, so it leaves the others undisturbed. The answer is the JSON
+-- array of the items' outcomes, an item that failed as {"error_code", "error_message"}.
+function api.report_usage_batch(keys, argv)
+    local n, at, items, errs = batch_args(argv)
+    BATCH = { budgets = {}, dirty = {}, order = {}, hot = {} }
+    local ok, fast = pcall(lock_batch, keys, items)
+    if not ok then
+        BATCH = nil
+        error(fast, 0)
+    end
+    -- report_usage's keys for an item: its base key first (base_key), then the batch's. Built
+    -- once: only the first slot changes from item to item.
+    local ik = { false }
+    for j = 1, #keys do ik[j + 1] = keys[j] end
+    local out = { '[' }
+    for i = 1, n do
+        local r, rerr
+        if errs[i] then
+            rerr = errs[i]
+        else
+            local id, kk = items[i].budget_id, keys
+            if fast[i] or is_id(id) then
+                ik[1], kk = base_of('sc:', id), ik
+            end
+            -- The fast path straight away when the walk checked the item's arguments; else, or
+            -- when it declines, the general path (fast_report would refuse what the walk did).
+            ok, r = true, nil
+            if fast[i] then
+                ok, r = pcall(fast_apply, kk, items[i].deltas, fast[i], at)
+            end
+            if ok and r == nil then
+                ok, r = pcall(admit, 'report_usage', kk, items[i])
+            end
+            if not ok then
+                r, rerr = nil, r
+            end
+        end
+        if rerr then
+            if type(rerr) ~= 'table' or not rerr.sc then
+                -- Not a spendcap error: a bug. The items before it keep what they wrote.
+                save_all()
+                BATCH = nil
+                error(rerr, 0)
+            end
+            r = encode({ error_code = rerr.sc:sub(1, 5), error_message = rerr.sc:sub(7) })
+        elseif type(r) ~= 'string' then
+            r = encode(r)
+        end
+        -- '[', then each answer followed by ',' (the last by ']'): one concat, one string.
+        out[2 * i], out[2 * i + 1] = r, i < n and ',' or ']'
+    end
+    save_all()
+    BATCH = nil
+    return table.concat(out)
+end
+
+-- valkey/lua/210_check_usage.lua
+----------------------------------------------------------------------------------------------
+-- check_usage (docs/sql-api.md#check_usage).
 
 function api.check_usage(keys, a)
     local id = a.budget_id
     budget_key(keys, id)
     local d = quantities('deltas', a.deltas, true)
     local also = also_of(a, 'also_charge', a.budget_id)
-    local at = at_of(a)
-    local bs, ids = read_set(keys, id, also)
+    local at = instant(a)
+    local bs, ids = charged_set(keys, id, also)
     local es, named = {}, nil
     for i, b in ipairs(bs) do
-        local t = instant(b, at)
-        advance(b, t)
+        local t = instant_on(b, at)
+        advanced(b, t)
         es[i] = evaluate(b, live_reserved(b, t, false), d, 'deltas', false)
         if ids[i] == id then named = i end
     end
     return (set_outcome(es, ids, named))
 end
+
+-- valkey/lua/220_record_spend.lua
+----------------------------------------------------------------------------------------------
+-- record_spend (docs/sql-api.md#record_spend).
+
+function api.record_spend(keys, a)
+    return admit('record_spend', keys, a)
+end
+
+-- valkey/lua/230_release_spend.lua
+----------------------------------------------------------------------------------------------
+-- release_spend (docs/sql-api.md#release_spend).
 
 -- release_spend releases the execution from the named budget and from every other budget it was
 -- recorded on (the set index), each under its own current-window rule: a budget whose window
@@ -2057,7 +2461,7 @@ function api.release_spend(keys, a)
     local key = budget_key(keys, id)
     local ref = a.execution_id
     check_id('execution_id', ref)
-    local at = at_of(a)
+    local at = instant(a)
     local b, t = lock_budget(key, id, at)
     local raw = redis.call('HGET', subkey(key, 'ls'), ref)
     local ms, ts = {}, {}
@@ -2083,13 +2487,25 @@ function api.release_spend(keys, a)
         m.usage = minus(m.usage, r)
         -- The other budgets count as written only when they give something back (SQL: likewise).
         if m == b or next(r) ~= nil then
-            m.updated = math.max(m.updated, ts[i])
+            m.updated_at = math.max(m.updated_at, ts[i])
         end
-        commit(m)
+        save(m)
         if m == b then released = r end
     end
     return { released = released }
 end
+
+-- valkey/lua/240_reserve.lua
+----------------------------------------------------------------------------------------------
+-- reserve (docs/sql-api.md#reserve).
+
+function api.reserve(keys, a)
+    return admit('reserve', keys, a)
+end
+
+-- valkey/lua/250_settle.lua
+----------------------------------------------------------------------------------------------
+-- settle (docs/sql-api.md#settle), and the prologue it shares with cancel_reservation.
 
 -- reservation_args checks the arguments that settle and cancel_reservation share.
 local function reservation_args(keys, a)
@@ -2107,7 +2523,7 @@ local function take_set(keys, key, id, rid, at)
     local b, t = lock_budget(key, id, at)
     local r = take_reservation(b, rid, t)
     if not r then
-        fail('SC007', 'reservation_id: reservation ' .. encode(rid) .. ' is unknown, expired or already finished')
+        reservation_not_found(rid)
     end
     local held, ts = { b }, { t }
     if r.s ~= nil and r.s ~= NULL then
@@ -2121,7 +2537,7 @@ local function take_set(keys, key, id, rid, at)
     -- Ascending ids, as every set is evaluated.
     local order = {}
     for i = 1, #held do order[i] = i end
-    table.sort(order, function(x, y) return held[x].id < held[y].id end)
+    table.sort(order, function(x, y) return held[x].budget_id < held[y].budget_id end)
     local hs, hts = {}, {}
     for i, j in ipairs(order) do hs[i], hts[i] = held[j], ts[j] end
     return hs, hts, r.a
@@ -2130,78 +2546,90 @@ end
 function api.settle(keys, a)
     local key, id, rid = reservation_args(keys, a)
     local d = quantities('actual', a.actual, false)
-    local held, ts = take_set(keys, key, id, rid, at_of(a))
+    local held, ts = take_set(keys, key, id, rid, instant(a))
     local es, ids, named = {}, {}, nil
     for i, b in ipairs(held) do
         es[i] = evaluate(b, b.reserved, d, 'actual', true)
-        ids[i] = b.id
-        if b.id == id then named = i end
+        ids[i] = b.budget_id
+        if b.budget_id == id then named = i end
     end
     local o = set_outcome(es, ids, named)
     for i, b in ipairs(held) do
-        local before, wbc = b.usage, b.wbc
-        count(b, es[i], ts[i])
+        local before, wbc = b.usage, b.window_breach_count
+        counted(b, es[i], ts[i])
         b.usage = plus(b.usage, d)
-        b.updated = math.max(b.updated, ts[i])
+        b.updated_at = math.max(b.updated_at, ts[i])
         alert(b, before, es[i], ts[i], wbc)
-        commit(b)
+        save(b)
     end
     return o
 end
 
+-- valkey/lua/260_cancel_reservation.lua
+----------------------------------------------------------------------------------------------
+-- cancel_reservation (docs/sql-api.md#cancel_reservation).
+
 function api.cancel_reservation(keys, a)
     local key, id, rid = reservation_args(keys, a)
-    local held, ts, amounts = take_set(keys, key, id, rid, at_of(a))
+    local held, ts, amounts = take_set(keys, key, id, rid, instant(a))
     for i, b in ipairs(held) do
-        b.updated = math.max(b.updated, ts[i])
-        commit(b)
+        b.updated_at = math.max(b.updated_at, ts[i])
+        save(b)
     end
     return { released = nonzero(amounts) }
 end
 
+-- valkey/lua/300_reset_budget.lua
+----------------------------------------------------------------------------------------------
+-- reset_budget (docs/sql-api.md#reset_budget).
+
 function api.reset_budget(keys, a)
     local id = a.budget_id
     local key = budget_key(keys, id)
-    local b, t = lock_budget(key, id, at_of(a))
-    close_window(b, { seq = b.seq, ws = b.ws, we = t, usage = b.usage, wbc = b.wbc, wsbc = b.wsbc }, 'manual', t)
-    b.seq = b.seq + 1
-    b.ws = t
+    local b, t = lock_budget(key, id, instant(a))
+    close_window(b, window_row(b, t), 'manual', t)
+    b.window_seq = b.window_seq + 1
+    b.window_start = t
     b.usage = {}
-    b.wbc, b.wsbc = 0, 0
-    b.lba, b.lbd = nil, nil
+    b.window_breach_count, b.window_soft_breach_count = 0, 0
+    b.last_breach_at, b.last_breach_dim = nil, nil
     b.fired = nil
-    b.updated = math.max(b.updated, t)
-    commit(b)
-    return { window_seq = b.seq, window_start = b.ws, next_reset_at = opt(b.nr) }
+    b.updated_at = math.max(b.updated_at, t)
+    save(b)
+    return { window_seq = b.window_seq, window_start = b.window_start, next_reset_at = opt(b.next_reset_at) }
 end
 
--- stream_of is the one key of a call on a slot group's event stream.
-local function stream_of(keys)
-    local stream = keys[1]
-    if type(stream) ~= 'string' or not stream:find('^sc:{[^}]+}:events$') then
-        invalid('keys', 'must be one events stream key, sc:{<group>}:events')
+-- valkey/lua/310_budget_history.lua
+----------------------------------------------------------------------------------------------
+-- budget_history (docs/sql-api.md#budget_history).
+
+function api.budget_history(keys, a)
+    local id = a.budget_id
+    local key = budget_key(keys, id)
+    local max_rows = bounded('max_rows', a.max_rows or 100, 1, 10000)
+    local at = instant(a)
+    local b = read_budget(key, id)
+    local t = instant_on(b, at)
+    local rows = array()
+    local closed = advanced(b, t)
+    -- A due window not rolled yet is shown as the schedule will close it.
+    if closed and has_activity(closed) then
+        closed.closed_by = 'schedule'
+        rows[1] = closed
+        max_rows = max_rows - 1
     end
-    return stream
+    if max_rows > 0 then
+        for _, raw in ipairs(redis.call('LRANGE', subkey(key, 'h'), 0, max_rows - 1)) do
+            rows[#rows + 1] = cjson.decode(raw)
+        end
+    end
+    return rows
 end
 
--- events_since answers the events of the slot group whose stream is keys[1] (sc:{g}:events)
--- after after_id, in id order, at most max_rows (1..10000).
-function api.events_since(keys, a)
-    local stream = stream_of(keys)
-    local after, max = a.after_id or 0, a.max_rows or 1000
-    if not is_int(after) or after < 0 then
-        invalid('after_id', 'must be 0 or an event_id')
-    end
-    if not is_int(max) or max < 1 or max > 10000 then
-        invalid('max_rows', 'must be 1..10000')
-    end
-    -- The entries hold each event's JSON already: joined, not decoded and encoded again.
-    local out = {}
-    for i, entry in ipairs(redis.call('XRANGE', stream, string.format('%.0f', after + 1) .. '-0', '+', 'COUNT', max)) do
-        out[i] = entry[2][2]
-    end
-    return '[' .. table.concat(out, ',') .. ']'
-end
+-- valkey/lua/410_purge_expired.lua
+----------------------------------------------------------------------------------------------
+-- purge_events: what purge_expired (docs/sql-api.md#purge_expired) does to events, on one slot
+-- group's stream.
 
 -- purge_events is purge_expired's events rule on one slot group's stream (SQL: events dispatched
 -- and older than EVENT_RETENTION_MS): from the oldest, it deletes the events the worker has handed
@@ -2210,14 +2638,12 @@ end
 -- stay (a stream is trimmed from its start: an event out of time order waits for those before it).
 function api.purge_events(keys, a)
     local stream = stream_of(keys)
-    local through, max = a.through_id, a.max_rows or 10000
+    local through = a.through_id
     if not is_int(through) or through < 0 then
-        invalid('through_id', 'must be 0 or an event_id')
+        invalid_argument('through_id', 'must be 0 or an event_id')
     end
-    if not is_int(max) or max < 1 or max > 100000 then
-        invalid('max_rows', 'must be 1..100000')
-    end
-    local cutoff = at_of(a, true) - EVENT_RETENTION_MS
+    local max = bounded('max_rows', a.max_rows or 10000, 1, 100000)
+    local cutoff = instant(a, true) - EVENT_RETENTION_MS
     local n, last, done = 0, nil, false
     while not done and n < max do
         local want = math.min(max - n, 1000)
@@ -2238,256 +2664,117 @@ function api.purge_events(keys, a)
     return { events = n }
 end
 
-function api.budget_status(keys, a)
-    local id = a.budget_id
-    local key = budget_key(keys, id)
-    local at = at_of(a)
-    local b = read_budget(key, id)
-    local t = instant(b, at)
-    advance(b, t)
-    return status_row(b, t)
-end
-
-function api.budget_history(keys, a)
-    local id = a.budget_id
-    local key = budget_key(keys, id)
-    local max_rows = a.max_rows or 100
-    if not is_int(max_rows) or max_rows < 1 or max_rows > 10000 then
-        invalid('max_rows', 'must be 1..10000')
-    end
-    local at = at_of(a)
-    local b = read_budget(key, id)
-    local t = instant(b, at)
-    local rows = array()
-    local closed = advance(b, t)
-    -- A due window not rolled yet is shown as the schedule will close it.
-    if closed and has_activity(closed) then
-        rows[1] = history_row(closed, 'schedule')
-        max_rows = max_rows - 1
-    end
-    if max_rows > 0 then
-        for _, raw in ipairs(redis.call('LRANGE', subkey(key, 'h'), 0, max_rows - 1)) do
-            rows[#rows + 1] = cjson.decode(raw)
-        end
-    end
-    return rows
-end
-
--- valkey/lua/110_report_usage_batch.lua
+-- valkey/lua/450_audit.lua
 ----------------------------------------------------------------------------------------------
--- Batches (docs/semantics.md#batches; SQL: report_usage_batch).
+-- The audit (docs/semantics.md#audit; SQL: 450_audit.sql): one base key's aggregates checked
+-- against the keys they sum, and with repair set right in the same FCALL. Valkey keeps no quota
+-- counters (a policy counts its ZSETs on every acquire), so a policy has only orphan checks.
 
--- HOLD_USES is how many items must charge a budget for the batch to read it whole and hold it
--- (one HGETALL, one write at the end) rather than let each item read and write its hot fields:
--- holding costs about what eight fast reads and writes do (instructions per item of 100-item
--- batches on budgets that 2, 4, 8, 17 and 100 items charge, held or not: docs/operations.md).
-local HOLD_USES = 8
+-- finding is one audit row; expected and found are JSON values (NULL for none).
+local function finding(b_id, p_id, check, dim, expected, found)
+    return { budget_id = opt(b_id), policy_id = opt(p_id), check_name = check, dimension = opt(dim),
+             expected = expected, found = found, repaired = false }
+end
 
--- BATCH_FIELDS are the fields a batch item may have: report_usage's arguments but at_ms, which the
--- batch holds.
-local BATCH_FIELDS = { budget_id = true, deltas = true, dedup_key = true, also_charge = true }
+-- orphans are the subkeys of a budget or policy that is gone, with what they hold.
+local BUDGET_SUBKEYS = { { 'r', 'reservations' }, { 'l', 'spend_ledger' }, { 'ls', 'spend_index' },
+                         { 'h', 'budget_history' }, { 'tz', 'timezone' } }
 
--- parent_of_key reads whether there is a budget at key and its parent: {p = id or nil}, or nil.
--- A budget stored as a string is read whole (and held by the batch). With dims (the item's valid
--- dimensions) it reads what the fast path will need of the budget (read_hot) and keeps it as
--- .hot, so that an item which alone charges the budget reads it once.
-local function parent_of_key(key, dims)
-    local b = BATCH.budgets[key]
+local POLICY_SUBKEYS = { { 'l', 'quota_leases' }, { 'w', 'quota_window' }, { 'n', 'quota_counter' } }
+
+local function orphan_findings(out, key, id_of, subkeys, repair, is_policy)
+    for _, s in ipairs(subkeys) do
+        local k = subkey(key, s[1])
+        if redis.call('EXISTS', k) == 1 then
+            local f = finding(not is_policy and id_of or nil, is_policy and id_of or nil, 'orphan_' .. s[2], nil, 0, 1)
+            if repair then
+                redis.call('DEL', k)
+                f.repaired = true
+            end
+            out[#out + 1] = f
+        end
+    end
+end
+
+-- budget_findings checks budget b (just loaded) at t as the next call would see it: brought in
+-- memory, which queues writes that only a repair commits.
+local function budget_findings(out, b, repair)
+    local t = brought(b, now_ms())
+    local fs = array()
+    local all = redis.call('HGETALL', subkey(b._key, 'r'))
+    local live, min_exp = {}, nil
+    for i = 1, #all, 2 do
+        local r = cjson.decode(all[i + 1])
+        if r.exp > t then
+            live = plus(live, r.a)
+            if min_exp == nil or r.exp < min_exp then min_exp = r.exp end
+        end
+    end
+    live = nonzero(live)
+    if not same_quantities(live, b.reserved) then
+        fs[#fs + 1] = finding(b.budget_id, nil, 'reserved', nil, live, b.reserved)
+        b.reserved = live
+    end
+    if min_exp ~= nil and (b.reservations_expire_at == nil or b.reservations_expire_at > min_exp) then
+        fs[#fs + 1] = finding(b.budget_id, nil, 'reservations_expire_at', nil, min_exp, opt(b.reservations_expire_at))
+        b.reservations_expire_at = min_exp
+    end
+    -- After a roll the ledger holds the closed window's entries, which the save deletes.
+    if not b._rolled then
+        local sums = {}
+        local l = redis.call('HGETALL', subkey(b._key, 'l'))
+        for i = 2, #l, 2 do
+            sums = plus(sums, cjson.decode(l[i]))
+        end
+        for _, dim in ipairs(sorted_keys(sums)) do
+            if sums[dim] > (b.usage[dim] or 0) then
+                fs[#fs + 1] = finding(b.budget_id, nil, 'ledger', dim, sums[dim], b.usage[dim] or 0)
+                b.usage[dim] = sums[dim]
+            end
+        end
+    end
+    if b.parent_id ~= nil and redis.call('EXISTS', base_of('sc:', b.parent_id)) == 0 then
+        fs[#fs + 1] = finding(b.budget_id, nil, 'parent', nil, NULL, b.parent_id)
+        b.parent_id = nil
+    end
+    if repair and (#fs > 0 or b._moved) then
+        save(b)
+    end
+    table.sort(fs, function(x, y) return x.check_name < y.check_name end)
+    for _, f in ipairs(fs) do
+        f.repaired = repair
+        out[#out + 1] = f
+    end
+end
+
+-- api.audit audits the budget or policy whose base key is keys[1] (a budget's sc:{...}, a policy's
+-- sc:q:{...}), or the rows of one that is gone.
+function api.audit(keys, a)
+    local key = keys[1]
+    if type(key) ~= 'string' or key:sub(1, 4) ~= 'sc:{' and key:sub(1, 6) ~= 'sc:q:{' then
+        invalid_argument('keys', 'must be the base key of a budget (sc:{...}) or a quota policy (sc:q:{...})')
+    end
+    local repair = a.repair
+    if repair == nil then repair = false end
+    if type(repair) ~= 'boolean' then
+        invalid_argument('repair', 'must be true or false')
+    end
+    local out = array()
+    if key:sub(1, 5) == 'sc:q:' then
+        if redis.call('EXISTS', key) == 0 then
+            local close = key:find('}', 1, true)
+            orphan_findings(out, key, key:sub(7, close - 1) .. key:sub(close + 1), POLICY_SUBKEYS, repair, true)
+        end
+        return out
+    end
+    local b = load_budget(key)
     if b then
-        return b
+        budget_findings(out, b, repair)
+    else
+        local close = key:find('}', 1, true)
+        orphan_findings(out, key, key:sub(5, close - 1) .. key:sub(close + 1), BUDGET_SUBKEYS, repair, false)
     end
-    if dims then
-        local v = read_hot(key, dims)
-        if v then
-            return { p = v[5] or nil, hot = v }
-        end
-    end
-    local v = redis.pcall('HMGET', key, 'ws', 'p')
-    if v.err then
-        return load_budget(key)
-    end
-    return v[1] and { p = v[2] or nil } or nil
-end
-
--- batch_missing_keys raises missing_keys for every budget the items charge whose base key is not
--- among keys (the walk of read_set over each item's budgets and their chains, on the stored
--- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
--- retries it whole with them. Items with bad arguments are left for their own run to refuse.
--- A budget that HOLD_USES items or more charge is then read whole and held (BATCH) for all of
--- them: one read and one write for the batch instead of one of each per item. Of a budget that
--- one item alone charges, the walk's read is what the item's fast path reads (BATCH.hot): nothing
--- else can change the budget before that item runs. (Of a budget that 2 to HOLD_USES - 1 items
--- charge, each item reads what the items before it wrote.) It answers, per item, the dimensions
--- of the items the fast path may take with their arguments checked (a valid id, no dedup key, no
--- also_charge, fast_dims), else false.
-local function batch_missing_keys(keys, items)
-    local have, missing, listed, by_item = declared(keys), {}, {}, nil
-    local read, uses = {}, {} -- per key: what parent_of_key read, how many items charge it
-    -- seen[id] is the last item whose walk reached id: one table for the batch, not one per item.
-    local fast, seen = {}, {}
-    for i, a in ipairs(items) do
-        local mine, also = nil, a.also_charge
-        local dims = also == nil and (a.dedup_key or '') == '' and valid_id(a.budget_id)
-            and fast_dims(a.deltas) or nil
-        fast[i] = dims or false
-        -- The item's budget, then those of also_charge, each with its chain.
-        for j = 0, type(also) == 'table' and #also or 0 do
-            local cur, steps = a.budget_id, 0
-            if j > 0 then
-                cur = also[j]
-            end
-            while valid_id(cur) and seen[cur] ~= i and steps <= MAX_DEPTH do
-                seen[cur], steps = i, steps + 1
-                local key, ok, b = base_of('sc:', cur), true, nil
-                if have[key] then
-                    b = read[key]
-                    if b == nil then
-                        b = parent_of_key(key, dims) or false
-                        read[key] = b
-                    end
-                    uses[key] = (uses[key] or 0) + 1
-                else
-                    if not listed[cur] then
-                        listed[cur] = true
-                        missing[#missing + 1] = cur
-                    end
-                    mine = mine or array()
-                    mine[#mine + 1] = cur
-                    ok, b = pcall(parent_of_key, key)
-                end
-                if not ok or not b then
-                    break
-                end
-                cur = b.p
-            end
-        end
-        if mine then
-            by_item = by_item or {}
-            by_item[tostring(i - 1)] = mine
-        end
-    end
-    if #missing > 0 then
-        missing_keys(missing, by_item)
-    end
-    for key, n in pairs(uses) do
-        local b = read[key]
-        if n >= HOLD_USES and b then
-            load_budget(key)
-        elseif n == 1 and b and b.hot then
-            BATCH.hot[key] = b.hot
-        end
-    end
-    return fast
-end
-
--- store_batch writes the budgets the batch holds and changed, each once.
-local function store_batch()
-    for _, b in ipairs(BATCH.order) do
-        store(b)
-    end
-end
-
--- batch_item decodes one item that quick_report_args does not read, as report_usage decodes its
--- arguments, and gives it the batch's instant.
-local function batch_item(text, at)
-    local a = decode_args({ text })
-    for f in pairs(a) do
-        if not BATCH_FIELDS[f] then
-            invalid('items', 'unknown field ' .. encode(f))
-        end
-    end
-    a.at_ms = at
-    return a
-end
-
--- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
--- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
--- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
--- runs report_usage's own paths (fast_apply or admit); a budget several items charge, or the
--- general path took, is held and written once at the batch's end (BATCH); an item that fails
--- raises before it changes anything, so it leaves the others undisturbed. The answer is the JSON
--- array of the items' outcomes, an item that failed as {"error_code", "error_message"}.
-local function report_usage_batch(keys, argv)
-    local n = #argv - 1
-    if n < 1 or n > 1000 then
-        invalid('items', 'must be a JSON array of 1..1000 objects')
-    end
-    local a = decode_args({ argv[1] })
-    for f in pairs(a) do
-        if f ~= 'at_ms' then
-            invalid('arguments', 'unknown field ' .. encode(f))
-        end
-    end
-    local at = at_of(a)
-    local items, errs = {}, {}
-    for i = 1, n do
-        local item = quick_report_args(argv[i + 1])
-        if item then
-            item.at_ms = at
-            items[i] = item
-        else
-            if not argv[i + 1]:find('^%s*{') then
-                invalid('items', 'must be a JSON array of 1..1000 objects')
-            end
-            local ok
-            ok, item = pcall(batch_item, argv[i + 1], at)
-            if ok then
-                items[i] = item
-            else
-                items[i], errs[i] = {}, item
-            end
-        end
-    end
-    BATCH = { budgets = {}, dirty = {}, order = {}, hot = {} }
-    local ok, fast = pcall(batch_missing_keys, keys, items)
-    if not ok then
-        BATCH = nil
-        error(fast, 0)
-    end
-    -- report_usage's keys for an item: its base key first (base_key), then the batch's. Built
-    -- once: only the first slot changes from item to item.
-    local ik = { false }
-    for j = 1, #keys do ik[j + 1] = keys[j] end
-    local out = { '[' }
-    for i = 1, n do
-        local r, rerr
-        if errs[i] then
-            rerr = errs[i]
-        else
-            local id, kk = items[i].budget_id, keys
-            if fast[i] or valid_id(id) then
-                ik[1], kk = base_of('sc:', id), ik
-            end
-            -- The fast path straight away when the walk checked the item's arguments; else, or
-            -- when it declines, the general path (fast_report would refuse what the walk did).
-            ok, r = true, nil
-            if fast[i] then
-                ok, r = pcall(fast_apply, kk, items[i].deltas, fast[i], at)
-            end
-            if ok and r == nil then
-                ok, r = pcall(admit, 'report_usage', kk, items[i])
-            end
-            if not ok then
-                r, rerr = nil, r
-            end
-        end
-        if rerr then
-            if type(rerr) ~= 'table' or not rerr.sc then
-                -- Not a spendcap error: a bug. The items before it keep what they wrote.
-                store_batch()
-                BATCH = nil
-                error(rerr, 0)
-            end
-            r = encode({ error_code = rerr.sc:sub(1, 5), error_message = rerr.sc:sub(7) })
-        elseif type(r) ~= 'string' then
-            r = encode(r)
-        end
-        -- '[', then each answer followed by ',' (the last by ']'): one concat, one string.
-        out[2 * i], out[2 * i + 1] = r, i < n and ',' or ']'
-    end
-    store_batch()
-    BATCH = nil
-    return table.concat(out)
+    return out
 end
 
 -- valkey/lua/500_quotas.lua
@@ -2502,50 +2789,47 @@ local function policy_key(keys, id)
     return base_key(keys, 'policy_id', 'sc:q:', id)
 end
 
--- read_policy reads policy id at key; SC006 naming arg (policy_id by default) when there is none.
-local function read_policy(key, id, arg)
+-- policy_not_found raises SC006 naming the argument that named the policy (policy_id by default).
+local function policy_not_found(id, arg)
+    fail('SC006', (arg or 'policy_id') .. ': policy ' .. encode(id) .. ' not found')
+end
+
+-- lock_policy reads policy id at key (a call runs alone: nothing to lock); SC006 naming arg when
+-- there is none.
+local function lock_policy(key, id, arg)
     local raw = redis.call('GET', key)
     if not raw then
-        fail('SC006', (arg or 'policy_id') .. ': policy ' .. encode(id) .. ' not found')
+        policy_not_found(id, arg)
     end
     return cjson.decode(raw)
 end
 
--- policy_ids are the policies a quota call acts on (docs/semantics.md#quota-sets; SQL:
+-- policy_set are the policies a quota call acts on (docs/semantics.md#quota-sets; SQL:
 -- policy_set): policy_id and the ids of also_policies, once each, in ascending byte order. Every
 -- one's base key must be among the call's keys (SC002 naming the policies whose keys are missing).
-local function policy_ids(keys, a)
+local function policy_set(keys, a)
     local ids = also_of(a, 'also_policies', a.policy_id)
     ids[#ids + 1] = a.policy_id
     table.sort(ids)
-    local have, missing = declared(keys), {}
-    for _, x in ipairs(ids) do
-        if not have[base_of('sc:q:', x)] then missing[#missing + 1] = x end
-    end
-    if #missing > 0 then
-        invalid('keys', 'missing the keys of policies ' .. encode(array(missing)) .. ': pass the base key of every policy the call names')
+    local missing = undeclared(keys, 'sc:q:', ids)
+    if missing then
+        invalid_argument('keys', 'missing the keys of policies ' .. encode(array(missing)) .. ': pass the base key of every policy the call names')
     end
     return ids
 end
 
--- read_policies reads the policies of ids (SQL: lock_policy), each with its base key (_key) and id
--- (_id); SC006 for one that does not exist, naming policy_id or also_policies as the call named it.
--- It writes nothing, so a call that fails here has changed nothing.
-local function read_policies(ids, named)
+-- lock_policies reads the policies of ids (SQL: lock_policies, which also locks them), each with
+-- its base key (_key) and id (_id); SC006 for one that does not exist, naming policy_id or
+-- also_policies as the call named it. It writes nothing, so a call that fails here has changed
+-- nothing.
+local function lock_policies(ids, named)
     local ps = {}
     for i, x in ipairs(ids) do
         local key = base_of('sc:q:', x)
-        ps[i] = read_policy(key, x, x == named and 'policy_id' or 'also_policies')
+        ps[i] = lock_policy(key, x, x == named and 'policy_id' or 'also_policies')
         ps[i]._key, ps[i]._id = key, x
     end
     return ps
-end
-
-local function bounded(arg, v, min, max)
-    if not is_int(v) or v < min or v > max then
-        invalid(arg, 'must be ' .. min .. '..' .. max)
-    end
-    return v
 end
 
 function api.create_quota_policy(keys, a)
@@ -2554,11 +2838,11 @@ function api.create_quota_policy(keys, a)
     local w = bounded('window_seconds', a.window_seconds or 0, 0, 2592000)
     local mr = bounded('max_requests', a.max_requests or 0, 0, 1000000)
     if mr > 0 and w == 0 then
-        invalid('window_seconds', 'must be above 0 when max_requests is set')
+        invalid_argument('window_seconds', 'must be above 0 when max_requests is set')
     end
     local mc = bounded('max_concurrent', a.max_concurrent or 0, 0, 1000000)
     local ls = bounded('lease_seconds', a.lease_seconds or 60, 1, 86400)
-    local at = at_of(a)
+    local at = instant(a)
     local raw = redis.call('GET', key)
     if raw then
         local p = cjson.decode(raw)
@@ -2577,14 +2861,14 @@ local function first_score(key)
 end
 
 -- holder_call is the prologue of acquire, renew and release: the arguments checked in SQL's order
--- (policy_id, holder_id, also_policies, at), then the policies read. past_ok as at_of takes it.
+-- (policy_id, holder_id, also_policies, at), then the policies read. past_ok as instant takes it.
 local function holder_call(keys, a, past_ok)
     local id = a.policy_id
     policy_key(keys, id)
     check_id('holder_id', a.holder_id)
-    local ids = policy_ids(keys, a)
-    local t = at_of(a, past_ok)
-    return id, read_policies(ids, id), t
+    local ids = policy_set(keys, a)
+    local t = instant(a, past_ok)
+    return id, lock_policies(ids, id), t
 end
 
 -- quota_check is what acquire_quota says for holder on policy p (SQL: quota_check) after dropping
@@ -2654,7 +2938,7 @@ function api.renew_quota(keys, a)
         live[i] = expiry ~= nil and expiry > t
         if p._id == id then
             if not live[i] then
-                invalid('holder_id', encode(a.holder_id) .. ' holds no live lease')
+                invalid_argument('holder_id', encode(a.holder_id) .. ' holds no live lease')
             end
             r = { expires_at = t + p.ls * 1000 }
         end
@@ -2683,8 +2967,8 @@ end
 function api.quota_status(keys, a)
     local id = a.policy_id
     local key = policy_key(keys, id)
-    local t = at_of(a)
-    local p = read_policy(key, id)
+    local t = instant(a)
+    local p = lock_policy(key, id)
     local in_window = 0
     if p.w > 0 then
         in_window = redis.call('ZCOUNT', subkey(key, 'w'), '(' .. encode(t - p.w * 1000), '+inf')
@@ -2702,121 +2986,10 @@ function api.delete_quota_policy(keys, a)
     return { deleted = existed }
 end
 
--- valkey/lua/600_audit.lua
-----------------------------------------------------------------------------------------------
--- The audit (docs/semantics.md#audit; SQL: 450_audit.sql): one base key's aggregates checked against
--- the keys they sum, and with repair set right in the same FCALL. Valkey keeps no quota counters
--- (a policy counts its ZSETs on every acquire), so a policy has only orphan checks.
-
--- finding is one audit row; expected and found are JSON values (NULL for none).
-local function finding(b_id, p_id, check, dim, expected, found)
-    return { budget_id = opt(b_id), policy_id = opt(p_id), check_name = check, dimension = opt(dim),
-             expected = expected, found = found, repaired = false }
-end
-
--- orphans are the subkeys of a budget or policy that is gone, with what they hold.
-local BUDGET_SUBKEYS = { { 'r', 'reservations' }, { 'l', 'spend_ledger' }, { 'ls', 'spend_index' },
-                         { 'h', 'budget_history' }, { 'tz', 'timezone' } }
-local POLICY_SUBKEYS = { { 'l', 'quota_leases' }, { 'w', 'quota_window' }, { 'n', 'quota_counter' } }
-
-local function orphans(out, key, id_of, subkeys, repair, is_policy)
-    for _, s in ipairs(subkeys) do
-        local k = subkey(key, s[1])
-        if redis.call('EXISTS', k) == 1 then
-            local f = finding(not is_policy and id_of or nil, is_policy and id_of or nil, 'orphan_' .. s[2], nil, 0, 1)
-            if repair then
-                redis.call('DEL', k)
-                f.repaired = true
-            end
-            out[#out + 1] = f
-        end
-    end
-end
-
--- audit_budget checks budget b (just loaded) at t as the next call would see it: brought in memory,
--- which queues writes that only a repair commits.
-local function audit_budget(out, b, repair)
-    local t = bring(b, now_ms())
-    local fs = array()
-    local all = redis.call('HGETALL', subkey(b._key, 'r'))
-    local live, min_exp = {}, nil
-    for i = 1, #all, 2 do
-        local r = cjson.decode(all[i + 1])
-        if r.exp > t then
-            live = plus(live, r.a)
-            if min_exp == nil or r.exp < min_exp then min_exp = r.exp end
-        end
-    end
-    live = nonzero(live)
-    if not same_quantities(live, b.reserved) then
-        fs[#fs + 1] = finding(b.id, nil, 'reserved', nil, live, b.reserved)
-        b.reserved = live
-    end
-    if min_exp ~= nil and (b.rexp == nil or b.rexp > min_exp) then
-        fs[#fs + 1] = finding(b.id, nil, 'reservations_expire_at', nil, min_exp, opt(b.rexp))
-        b.rexp = min_exp
-    end
-    -- After a roll the ledger holds the closed window's entries, which the commit deletes.
-    if not b._rolled then
-        local sums = {}
-        local l = redis.call('HGETALL', subkey(b._key, 'l'))
-        for i = 2, #l, 2 do
-            sums = plus(sums, cjson.decode(l[i]))
-        end
-        for _, dim in ipairs(sorted_keys(sums)) do
-            if sums[dim] > (b.usage[dim] or 0) then
-                fs[#fs + 1] = finding(b.id, nil, 'ledger', dim, sums[dim], b.usage[dim] or 0)
-                b.usage[dim] = sums[dim]
-            end
-        end
-    end
-    if b.p ~= nil and redis.call('EXISTS', base_of('sc:', b.p)) == 0 then
-        fs[#fs + 1] = finding(b.id, nil, 'parent', nil, NULL, b.p)
-        b.p = nil
-    end
-    if repair and (#fs > 0 or b._moved) then
-        commit(b)
-    end
-    table.sort(fs, function(x, y) return x.check_name < y.check_name end)
-    for _, f in ipairs(fs) do
-        f.repaired = repair
-        out[#out + 1] = f
-    end
-end
-
--- api.audit audits the budget or policy whose base key is keys[1] (a budget's sc:{...}, a policy's
--- sc:q:{...}), or the rows of one that is gone.
-function api.audit(keys, a)
-    local key = keys[1]
-    if type(key) ~= 'string' or key:sub(1, 4) ~= 'sc:{' and key:sub(1, 6) ~= 'sc:q:{' then
-        invalid('keys', 'must be the base key of a budget (sc:{...}) or a quota policy (sc:q:{...})')
-    end
-    local repair = a.repair
-    if repair == nil then repair = false end
-    if type(repair) ~= 'boolean' then
-        invalid('repair', 'must be true or false')
-    end
-    local out = array()
-    if key:sub(1, 5) == 'sc:q:' then
-        if redis.call('EXISTS', key) == 0 then
-            local close = key:find('}', 1, true)
-            orphans(out, key, key:sub(7, close - 1) .. key:sub(close + 1), POLICY_SUBKEYS, repair, true)
-        end
-        return out
-    end
-    local b = load_budget(key)
-    if b then
-        audit_budget(out, b, repair)
-    else
-        local close = key:find('}', 1, true)
-        orphans(out, key, key:sub(5, close - 1) .. key:sub(close + 1), BUDGET_SUBKEYS, repair, false)
-    end
-    return out
-end
-
 -- valkey/lua/900_registration.lua
 ----------------------------------------------------------------------------------------------
--- Registration: every call answers one JSON document, or an error reply carrying its spendcap error code.
+-- Registration: every call answers one JSON document, or an error reply carrying its spendcap error
+-- code.
 
 -- run calls fn with the arguments decode makes of argv and encodes its answer; a string is an
 -- answer already encoded (fast_report, report_usage_batch): no API call answers a bare string.
@@ -2854,27 +3027,23 @@ local function register(name, fn, readonly, decode)
     })
 end
 
-register('create_budget', api.create_budget)
-register('set_limits', api.set_limits)
-register('delete_budget', api.delete_budget)
-register('set_parent', api.set_parent)
-register('report_usage', api.report_usage, false, report_usage_args)
-register('report_usage_batch', report_usage_batch, false, raw)
-register('check_usage', api.check_usage, true)
-register('record_spend', api.record_spend)
-register('release_spend', api.release_spend)
-register('reserve', api.reserve)
-register('settle', api.settle)
-register('cancel_reservation', api.cancel_reservation)
-register('reset_budget', api.reset_budget)
-register('budget_status', api.budget_status, true)
-register('budget_history', api.budget_history, true)
-register('events_since', api.events_since, true)
-register('purge_events', api.purge_events)
-register('create_quota_policy', api.create_quota_policy)
-register('acquire_quota', api.acquire_quota)
-register('renew_quota', api.renew_quota)
-register('release_quota', api.release_quota)
-register('quota_status', api.quota_status, true)
-register('audit', api.audit)
-register('delete_quota_policy', api.delete_quota_policy)
+-- READ_ONLY are the functions that write nothing: flagged no-writes, so they run on replicas.
+local READ_ONLY = { check_usage = true, budget_status = true, budget_history = true, events_since = true,
+                    quota_status = true }
+-- DECODE are the functions whose arguments another decoder reads (decode_args by default).
+local DECODE = { report_usage = report_usage_args, report_usage_batch = raw }
+
+-- FUNCTIONS are the functions of api, registered as sc_<name>. (The loading environment has no
+-- pairs or ipairs: the names are listed.)
+local FUNCTIONS = {
+    'create_budget', 'set_limits', 'delete_budget', 'set_parent', 'report_usage', 'report_usage_batch',
+    'check_usage', 'record_spend', 'release_spend', 'reserve', 'settle', 'cancel_reservation',
+    'reset_budget', 'budget_status', 'budget_history', 'events_since', 'purge_events',
+    'create_quota_policy', 'acquire_quota', 'renew_quota', 'release_quota', 'quota_status',
+    'delete_quota_policy', 'audit',
+}
+
+for i = 1, #FUNCTIONS do
+    local name = FUNCTIONS[i]
+    register(name, api[name], READ_ONLY[name], DECODE[name])
+end

@@ -50,6 +50,21 @@ BEGIN
 END
 $fn$;
 
+-- bounded returns integer argument v, named arg, when it lies in lo..hi, and raises SC002 naming
+-- arg otherwise (null included).
+DROP FUNCTION IF EXISTS spendcap_internal.bounded;
+CREATE FUNCTION spendcap_internal.bounded(arg text, v integer, lo integer, hi integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+BEGIN
+    IF v NOT BETWEEN lo AND hi OR v IS NULL THEN
+        PERFORM spendcap_internal.invalid_argument(arg, format('must be %s..%s', lo, hi));
+    END IF;
+    RETURN v;
+END
+$fn$;
+
 -- in_time_range is the range of instants spendcap accepts (docs/semantics.md#time): from
 -- 1970-01-01 to the end of 9999 UTC. Postgres alone would take infinity and years far past any
 -- budget, then fail in window arithmetic with class-22 errors; Valkey would loop on them.

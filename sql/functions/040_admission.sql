@@ -66,11 +66,10 @@ DECLARE
 BEGIN
     SELECT array_agg(e.key ORDER BY e.key COLLATE "C"),
            array_agg(coalesce((b.usage ->> e.key)::bigint, 0) + coalesce((reserved ->> e.key)::bigint, 0) ORDER BY e.key COLLATE "C"),
-           array_agg(e.value::bigint ORDER BY e.key COLLATE "C"),
-           b.usage || coalesce(jsonb_object_agg(e.key, coalesce((b.usage ->> e.key)::bigint, 0) + e.value::bigint)
-                                   FILTER (WHERE coalesce((b.usage ->> e.key)::bigint, 0) + e.value::bigint <> 0), '{}')
-      INTO dims, totals, adds, usage_after
+           array_agg(e.value::bigint ORDER BY e.key COLLATE "C")
+      INTO dims, totals, adds
       FROM jsonb_each(deltas) e;
+    usage_after := spendcap_internal.add_usage(b.usage, dims, adds);
     o.outcome := 'ok';
     o.applied := true;
     o.replayed := false;
@@ -131,6 +130,26 @@ BEGIN
 END
 $fn$;
 
+-- set_ids is a charged set made of the budgets ids (the named ones and their chains, in any order,
+-- repeats allowed): each once, in ascending byte order of their ids, which is also the order in
+-- which admission locks them; SC002 past max_set budgets. charged_set walks the chains in the
+-- table, report_usage_batch in its locked rows.
+DROP FUNCTION IF EXISTS spendcap_internal.set_ids;
+CREATE FUNCTION spendcap_internal.set_ids(ids text[])
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+DECLARE
+    s text[] := ARRAY(SELECT u.x FROM (SELECT DISTINCT x FROM unnest(ids) AS x) AS u ORDER BY u.x COLLATE "C");
+BEGIN
+    IF cardinality(s) > spendcap_internal.max_set() THEN
+        PERFORM spendcap_internal.invalid_argument('also_charge',
+            format('a call names at most %s budgets, ancestors included', spendcap_internal.max_set()));
+    END IF;
+    RETURN s;
+END
+$fn$;
+
 -- charged_set is the set a charge to budget_id and the budgets also (also_of) counts on
 -- (docs/semantics.md#budget-sets): those budgets and the ancestors of each, once each, in
 -- ascending byte order of their ids, which is also the order in which admission locks them.
@@ -144,7 +163,6 @@ AS $fn$
 DECLARE
     x   text;
     all_ids text[] := budget_id || spendcap_internal.ancestors(budget_id);
-    ids text[];
 BEGIN
     IF cardinality(also) > 0 THEN
         -- SC001 for the first unknown budget: budget_id, then also in order (with no also, the
@@ -159,12 +177,7 @@ BEGIN
             all_ids := all_ids || x || spendcap_internal.ancestors(x);
         END LOOP;
     END IF;
-    SELECT array_agg(s.x ORDER BY s.x COLLATE "C") INTO ids FROM (SELECT DISTINCT y AS x FROM unnest(all_ids) AS y) AS s;
-    IF cardinality(ids) > spendcap_internal.max_set() THEN
-        PERFORM spendcap_internal.invalid_argument('also_charge',
-            format('a call names at most %s budgets, ancestors included', spendcap_internal.max_set()));
-    END IF;
-    RETURN ids;
+    RETURN spendcap_internal.set_ids(all_ids);
 END
 $fn$;
 
@@ -296,9 +309,7 @@ BEGIN
         PERFORM spendcap_internal.check_id('execution_id', ref_id);
     ELSIF op = 'reserve' THEN
         PERFORM spendcap_internal.check_id('reservation_id', ref_id);
-        IF ttl_seconds IS NULL OR ttl_seconds NOT BETWEEN 1 AND 86400 THEN
-            PERFORM spendcap_internal.invalid_argument('ttl_seconds', 'must be 1..86400');
-        END IF;
+        PERFORM spendcap_internal.bounded('ttl_seconds', ttl_seconds, 1, 86400);
     END IF;
     d := spendcap_internal.quantities(deltas_arg, deltas, true);
     IF key IS NOT NULL THEN

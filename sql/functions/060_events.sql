@@ -115,9 +115,7 @@ BEGIN
     IF after_id IS NULL OR after_id < 0 THEN
         PERFORM spendcap_internal.invalid_argument('after_id', 'must be 0 or an event_id');
     END IF;
-    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
-        PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..10000');
-    END IF;
+    PERFORM spendcap_internal.bounded('max_rows', max_rows, 1, 10000);
     RETURN QUERY
         SELECT e.event_id, e.budget_id, e.kind, e.window_seq, e.window_start, e.dimension, e.percent, e.usage,
                e.limit_value, e.window_usage, e.breach_count, e.soft_breach_count, e.closed_by, e.occurred_at

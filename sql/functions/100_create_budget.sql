@@ -55,9 +55,7 @@ BEGIN
     IF md NOT IN ('enforce', 'observe') THEN
         PERFORM spendcap_internal.invalid_argument('mode', 'must be enforce or observe');
     END IF;
-    IF ttl NOT BETWEEN 1 AND 2592000 THEN
-        PERFORM spendcap_internal.invalid_argument('dedup_ttl_seconds', 'must be 1..2592000');
-    END IF;
+    PERFORM spendcap_internal.bounded('dedup_ttl_seconds', ttl, 1, 2592000);
     IF NOT coalesce(spendcap_internal.in_time_range(reset_anchor), true) THEN
         PERFORM spendcap_internal.invalid_argument('reset_anchor', 'must be from 1970-01-01 to 9999-12-31 UTC');
     END IF;

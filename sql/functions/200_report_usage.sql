@@ -16,6 +16,24 @@
 -- Why not the general path alone: PL/pgSQL sets up each statement and expression again in every
 -- transaction, so an admission's cost follows the number of statements and helper calls it runs,
 -- and this path runs the fewest (see docs/operations.md, "Benchmarks").
+-- fits says whether q more in dimension dim leaves budget b's total there (usage and live
+-- reservations) within all its limits and reaches none of its alert percents: the one test of the
+-- fast paths (report_usage alone and over a chain, report_usage_batch's quick batch and its
+-- items), which admit never needs (a call that fits is 'ok'). A call that raises a threshold event
+-- is the general path's (alert). An inlined SQL function: free in PL/pgSQL.
+DROP FUNCTION IF EXISTS spendcap_internal.fits;
+CREATE FUNCTION spendcap_internal.fits(b spendcap.budgets, dim text, q bigint)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$
+    SELECT coalesce((b.usage ->> dim)::bigint, 0) + q + coalesce((b.reserved ->> dim)::bigint, 0)
+               <= spendcap_internal.room(b.hard_limits, b.soft_limits, dim)
+           AND NOT (b.alert_percents IS NOT NULL
+                    AND spendcap_internal.crosses((b.usage ->> dim)::bigint, coalesce((b.usage ->> dim)::bigint, 0) + q,
+                                                  (b.hard_limits ->> dim)::bigint, b.alert_percents))
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.fits FROM PUBLIC;
+
 DROP FUNCTION IF EXISTS spendcap.report_usage;
 CREATE FUNCTION spendcap.report_usage(
     budget_id text,
@@ -101,26 +119,13 @@ BEGIN
                     EXIT fast;
                 END IF;
                 FOR i IN 1 .. n LOOP
-                    IF coalesce((c.usage ->> dims[i])::bigint, 0) + qs[i] + coalesce((c.reserved ->> dims[i])::bigint, 0)
-                       > spendcap_internal.room(c.hard_limits, c.soft_limits, dims[i]) THEN
-                        EXIT fast;
-                    END IF;
-                    -- A call that raises a threshold event is the general path's (alert).
-                    IF c.alert_percents IS NOT NULL
-                       AND spendcap_internal.crosses((c.usage ->> dims[i])::bigint, coalesce((c.usage ->> dims[i])::bigint, 0) + qs[i],
-                                                     (c.hard_limits ->> dims[i])::bigint, c.alert_percents) THEN
+                    IF NOT spendcap_internal.fits(c, dims[i], qs[i]) THEN
                         EXIT fast;
                     END IF;
                 END LOOP;
             END LOOP;
             FOREACH c IN ARRAY bs LOOP
-                usage := c.usage;
-                FOR i IN 1 .. n LOOP
-                    q := coalesce((usage ->> dims[i])::bigint, 0) + qs[i];
-                    IF q <> 0 THEN
-                        usage := usage || jsonb_build_object(dims[i], q);
-                    END IF;
-                END LOOP;
+                usage := spendcap_internal.add_usage(c.usage, dims, qs);
                 UPDATE spendcap.budgets AS x SET usage = usage, updated_at = greatest(c.updated_at, t, c.window_start)
                  WHERE x.budget_id = c.budget_id;
                 IF c.budget_id = budget_id THEN
@@ -136,21 +141,12 @@ BEGIN
         IF NOT (FOUND AND b.parent_id IS NULL AND spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, t)) THEN
             EXIT fast;
         END IF;
-        usage := b.usage;
         FOR i IN 1 .. n LOOP
-            q := coalesce((usage ->> dims[i])::bigint, 0) + qs[i];
-            IF q + coalesce((b.reserved ->> dims[i])::bigint, 0) > spendcap_internal.room(b.hard_limits, b.soft_limits, dims[i]) THEN
+            IF NOT spendcap_internal.fits(b, dims[i], qs[i]) THEN
                 EXIT fast;
-            END IF;
-            -- A call that raises a threshold event is the general path's (alert).
-            IF b.alert_percents IS NOT NULL
-               AND spendcap_internal.crosses((usage ->> dims[i])::bigint, q, (b.hard_limits ->> dims[i])::bigint, b.alert_percents) THEN
-                EXIT fast;
-            END IF;
-            IF q <> 0 THEN
-                usage := usage || jsonb_build_object(dims[i], q);
             END IF;
         END LOOP;
+        usage := spendcap_internal.add_usage(b.usage, dims, qs);
         o := ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL);
         IF key IS NOT NULL THEN
             -- Claims the key unless a live one exists (replay or SC003: the general path decides).

@@ -38,89 +38,24 @@ BEGIN
 END
 $fn$;
 
--- report_usage_batch admits items, a JSON array of 1..1000 objects {budget_id, deltas, dedup_key?,
--- also_charge?}, in array order and in one transaction, exactly as if each had been one
--- report_usage call after the other, all at the one instant at. It returns one row per item, in
--- order: its 0-based index and outcome, or error_code and error_message when that item failed (bad
--- input, unknown budget, SC003, SC004), which then changed nothing. A batch that is not such an
--- array (or a bad at) raises SC002 for the whole call.
---
--- How: the items are validated first. The common batch (no sets, nothing to roll or release,
--- no live or repeated key, every item fits) is answered by the quick batch below in a few
--- statements. Otherwise every budget the batch charges (each item's set: the
--- budget, also_charge and their chains) is locked once, in one statement in ascending id order,
--- and brought to the call's instant in memory; the items are admitted in order against those
--- in-memory rows with the same helpers admit uses (replay, judge, counted); and at the end each
--- budget that an admitted item's set holds is written once, with what bringing it changed
--- (record_bring), as a call that locked it would have written. Dedup keys are written as their
--- item is admitted, so a later item with the same key replays it.
-DROP FUNCTION IF EXISTS spendcap.report_usage_batch;
-CREATE FUNCTION spendcap.report_usage_batch(
-    items jsonb,
-    at    timestamptz DEFAULT NULL)
-RETURNS SETOF spendcap.batch_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
--- Generic plans: with arrays for parameters the planner keeps choosing custom plans, which
--- planned this function's statements again on every call (a third of a small batch's time).
-SET plan_cache_mode = force_generic_plan
+-- batch_args is step 1 of report_usage_batch: items checked whole (SC002 naming items when they
+-- are not a JSON array of 1..1000 objects), then each item's arguments as report_usage checks
+-- them, per item (1-based: item i is items -> (i - 1)): its budget_id (named), deltas in normal
+-- form (ds), dedup key (keys, null for none) and also_charge (alsos: also_of, as array text); an
+-- item that failed has its code and message (codes, msgs). fast says every item is the common one
+-- (the report_usage fast path's rules: ids, a deltas object in normal form, no also_charge); cand
+-- are the budgets the items name, for lock_batch. Every per-item array spans 1..n: an element
+-- assigned first at i > 1 would otherwise start the array at i, and unnest would pair the items
+-- wrongly.
+DROP FUNCTION IF EXISTS spendcap_internal.batch_args;
+CREATE FUNCTION spendcap_internal.batch_args(items jsonb,
+    OUT n integer, OUT fast boolean, OUT named text[], OUT ds jsonb[], OUT keys text[], OUT alsos text[],
+    OUT codes text[], OUT msgs text[], OUT cand text[])
+LANGUAGE plpgsql STABLE
 AS $fn$
-#variable_conflict use_variable
 DECLARE
-    n        integer;
-    t0       timestamptz;
-    it       jsonb;
-    bad      text;
-    -- Per item (1-based: item i is items -> (i - 1)); an item failed when codes[i] is set.
-    named    text[] := '{}';
-    ds       jsonb[] := '{}';
-    keys     text[] := '{}';
-    alsos    text[] := '{}';   -- also_of, as array text
-    sets     text[] := '{}';   -- the charged set, ascending, as array text
-    codes    text[] := '{}';
-    msgs     text[] := '{}';
-    outs     spendcap.reserve_outcome[] := '{}';
-    -- The locked budgets: brought (bs) and as read (origs); pos maps an id to its index.
-    bs       spendcap.budgets[] := '{}';
-    origs    spendcap.budgets[] := '{}';
-    pos      jsonb := '{}';
-    touched  boolean[] := '{}';
-    cand     text[] := '{}';
-    more     text[];
-    b        spendcap.budgets;
-    ids      text[];
-    x        text;
-    y        text;
-    j        integer;
-    k        integer;
-    t        timestamptz;
-    fp       text;
-    o        spendcap.reserve_outcome;
-    es       spendcap.reserve_outcome[];
-    afters   jsonb[];
-    set_bs   spendcap.budgets[];
-    r        spendcap.batch_result;
-    round    integer := 0;
-    jd       record;
-    fast     boolean;
-    fresh    spendcap.budgets[];
-    dims     text[];
-    qs       bigint[];
-    usage    jsonb;
-    q        bigint;
-    fits     boolean;
-    live     jsonb;
-    new_keys integer[] := '{}';
-    key_expiry timestamptz[] := '{}';
-    dirty    spendcap.budgets[] := '{}';
-    quick_ids   text[];
-    quick_usage jsonb[];
-    quick_at    timestamptz[];
-    quick_ws    timestamptz[];
-    quick_next  timestamptz[];
-    quick_exp   timestamptz[];
-    quick       boolean;
-    prev        spendcap.budgets;
+    it  jsonb;
+    bad text;
 BEGIN
     IF jsonb_typeof(items) IS DISTINCT FROM 'array' THEN
         PERFORM spendcap_internal.invalid_argument('items', 'must be a JSON array of 1..1000 objects');
@@ -130,18 +65,10 @@ BEGIN
        OR EXISTS (SELECT FROM jsonb_array_elements(items) AS e WHERE jsonb_typeof(e) <> 'object') THEN
         PERFORM spendcap_internal.invalid_argument('items', 'must be a JSON array of 1..1000 objects');
     END IF;
-    t0 := spendcap_internal.instant(at);
-    -- Every per-item array spans 1..n from the start: an element assigned first at i > 1 would
-    -- otherwise start the array at i, and unnest would pair the items wrongly.
     codes := array_fill(NULL::text, ARRAY[n]);
     msgs := codes;
-    sets := codes;
-    key_expiry := array_fill(NULL::timestamptz, ARRAY[n]);
-
-    -- 1. Each item's arguments, checked as report_usage checks them. First in one query for the
-    -- common batch (the rules of the report_usage fast path: ids, a deltas object in normal form,
-    -- no also_charge); any item outside it sends the whole batch through the per-item checks,
-    -- which name the argument. (One statement with the quick batch's below measured slower.)
+    cand := '{}';
+    -- First in one query for the common batch (one statement with quick_batch's measured slower).
     SELECT bool_and(coalesce(
                jsonb_typeof(e.it -> 'budget_id') = 'string' AND spendcap_internal.is_id(e.it ->> 'budget_id')
                AND (e.it - '{budget_id,deltas,dedup_key}'::text[]) = '{}'
@@ -158,75 +85,8 @@ BEGIN
       INTO fast, named, ds, keys
       FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, i);
 
-    -- The quick batch: every item names an existing budget without a parent, no budget needs
-    -- bringing to the instant, no item brings a key that is live or used twice in the batch, no
-    -- budget reaches a threshold (docs/semantics.md#events: alert writes those per item), and
-    -- every budget's new totals stay within all its limits (quantities are never negative, so the
-    -- totals after the last item bound those after each one). Then every item is 'ok' and applied,
-    -- exactly as the calls one by one would be (the report_usage fast path's test, on each
-    -- budget's sum), and the batch is answered with two statements instead of a loop per item
-    -- (docs/operations.md, "Benchmarks"). Anything else leaves before writing. The budgets are
-    -- locked only when every item passed the checks and none of them has a parent, so that a
-    -- batch that leaves locks nothing out of ascending order when the general path below locks
-    -- the sets.
-    IF fast THEN
-        WITH qi AS (SELECT qi.i, qi.bid, qi.dl, qi.dk FROM unnest(named, ds, keys) WITH ORDINALITY AS qi(bid, dl, dk, i)),
-             -- The lock, in ascending id order; its first reader (the count) reads every row.
-             qb AS MATERIALIZED (
-                 SELECT z.budget_id, z.usage, z.reserved, z.hard_limits, z.soft_limits, z.updated_at, z.window_start,
-                        z.next_reset_at, z.reservations_expire_at, z.parent_id, z.dedup_ttl_seconds, z.alert_percents,
-                        greatest(t0, z.window_start) AS tb
-                   FROM spendcap.budgets AS z
-                  WHERE z.budget_id = ANY (named)
-                    AND NOT EXISTS (SELECT FROM spendcap.budgets AS p WHERE p.budget_id = ANY (named) AND p.parent_id IS NOT NULL)
-                  ORDER BY z.budget_id COLLATE "C" FOR NO KEY UPDATE),
-             qd AS (SELECT qi.bid, qe.key AS dim, sum(qe.value::bigint) AS total
-                      FROM qi, jsonb_each(qi.dl) AS qe GROUP BY 1, 2),
-             qg AS (SELECT qb.budget_id,
-                           bool_and(coalesce((qb.usage ->> qd.dim)::bigint, 0) + qd.total + coalesce((qb.reserved ->> qd.dim)::bigint, 0)
-                                    <= spendcap_internal.room(qb.hard_limits, qb.soft_limits, qd.dim)) AS ok,
-                           qb.usage || coalesce(jsonb_object_agg(qd.dim, coalesce((qb.usage ->> qd.dim)::bigint, 0) + qd.total)
-                                                FILTER (WHERE coalesce((qb.usage ->> qd.dim)::bigint, 0) + qd.total <> 0), '{}') AS nu,
-                           greatest(qb.updated_at, qb.tb) AS nat,
-                           qb.window_start AS ws, qb.next_reset_at AS nr, qb.tb + make_interval(secs => qb.dedup_ttl_seconds) AS ex,
-                           bool_or(spendcap_internal.crosses((qb.usage ->> qd.dim)::bigint, (coalesce((qb.usage ->> qd.dim)::bigint, 0) + qd.total)::bigint,
-                                                             (qb.hard_limits ->> qd.dim)::bigint, qb.alert_percents)) AS alerts
-                      FROM qb JOIN qd ON qd.bid = qb.budget_id
-                     GROUP BY qb.budget_id, qb.usage, qb.updated_at, qb.tb, qb.window_start, qb.next_reset_at, qb.dedup_ttl_seconds)
-        SELECT (SELECT count(*) FROM qb) = (SELECT count(DISTINCT qi.bid) FROM qi)
-               AND (SELECT bool_and(qb.parent_id IS NULL AND spendcap_internal.is_current(qb.next_reset_at, qb.reservations_expire_at, qb.tb))
-                      FROM qb)
-               AND NOT EXISTS (SELECT FROM qi WHERE qi.dk IS NOT NULL GROUP BY qi.bid, qi.dk HAVING count(*) > 1)
-               AND NOT EXISTS (SELECT FROM qi JOIN qb ON qb.budget_id = qi.bid
-                                 JOIN spendcap.dedup_keys AS dk ON dk.budget_id = qi.bid AND dk.dedup_key = qi.dk
-                                WHERE dk.expires_at > qb.tb)
-               AND qa.ok,
-               qa.ids, qa.nu, qa.nat, qa.ws, qa.nr, qa.ex
-          INTO quick, quick_ids, quick_usage, quick_at, quick_ws, quick_next, quick_exp
-          FROM (SELECT bool_and(qg.ok AND NOT qg.alerts) AS ok, array_agg(qg.budget_id) AS ids, array_agg(qg.nu) AS nu, array_agg(qg.nat) AS nat,
-                       array_agg(qg.ws) AS ws, array_agg(qg.nr) AS nr, array_agg(qg.ex) AS ex
-                  FROM qg) AS qa;
-    END IF;
-    IF quick THEN
-        -- The writes and the results in one statement.
-        RETURN QUERY
-            WITH qn AS (SELECT * FROM unnest(quick_ids, quick_usage, quick_at) AS qn(id, nu, nat)),
-                 qw AS (SELECT * FROM unnest(quick_ids, quick_ws, quick_next, quick_exp) AS qw(id, ws, nr, ex)),
-                 up AS (UPDATE spendcap.budgets AS x SET usage = qn.nu, updated_at = qn.nat FROM qn WHERE x.budget_id = qn.id),
-                 ins AS (INSERT INTO spendcap.dedup_keys AS dk (budget_id, dedup_key, fingerprint, result, expires_at)
-                         SELECT qi.bid, qi.dk, spendcap_internal.fingerprint('report_usage', NULL, qi.dl, NULL),
-                                to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, qw.ws, qw.nr, NULL, NULL)::spendcap.reserve_outcome),
-                                qw.ex
-                           FROM unnest(named, ds, keys) AS qi(bid, dl, dk) JOIN qw ON qw.id = qi.bid
-                          WHERE qi.dk IS NOT NULL
-                         ON CONFLICT ON CONSTRAINT dedup_keys_pkey
-                         DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at)
-            SELECT (qi.i - 1)::integer, 'ok'::text, true, NULL::text, NULL::bigint, NULL::bigint, false,
-                   qw.ws, qw.nr, NULL::text, NULL::text, NULL::text
-              FROM unnest(named) WITH ORDINALITY AS qi(bid, i) JOIN qw ON qw.id = qi.bid
-             ORDER BY qi.i;
-        RETURN;
-    END IF;
+    -- Any item outside the common batch sends the whole batch through the per-item checks, which
+    -- name the argument.
     IF fast THEN
         alsos := array_fill('{}'::text, ARRAY[n]);
         cand := named;
@@ -259,8 +119,118 @@ BEGIN
             msgs[i] := SQLERRM;
         END;
     END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.batch_args FROM PUBLIC;
 
-    -- 2. Lock every budget of the batch once: the named ones and their chains as read, in one
+-- quick_batch answers the common batch (batch_args' fast items at t0) when it can: see below. It
+-- returns no row, and has locked and written nothing, when the batch needs the general path.
+DROP FUNCTION IF EXISTS spendcap_internal.quick_batch;
+CREATE FUNCTION spendcap_internal.quick_batch(named text[], ds jsonb[], keys text[], t0 timestamptz)
+RETURNS SETOF spendcap.batch_result
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+    quick       boolean;
+    quick_ids   text[];
+    quick_usage jsonb[];
+    quick_at    timestamptz[];
+    quick_ws    timestamptz[];
+    quick_next  timestamptz[];
+    quick_exp   timestamptz[];
+BEGIN
+    -- The quick batch: every item names an existing budget without a parent, no budget needs
+    -- bringing to the instant, no item brings a key that is live or used twice in the batch, no
+    -- budget reaches a threshold (docs/semantics.md#events: alert writes those per item), and
+    -- every budget's new totals stay within all its limits (quantities are never negative, so the
+    -- totals after the last item bound those after each one). Then every item is 'ok' and applied,
+    -- exactly as the calls one by one would be (the report_usage fast path's test, on each
+    -- budget's sum), and the batch is answered with two statements instead of a loop per item
+    -- (docs/operations.md, "Benchmarks"). Anything else leaves before writing. The budgets are
+    -- locked only when every item passed the checks and none of them has a parent, so that a
+    -- batch that leaves locks nothing out of ascending order when lock_batch locks
+    -- the sets.
+    WITH qi AS (SELECT qi.i, qi.bid, qi.dl, qi.dk FROM unnest(named, ds, keys) WITH ORDINALITY AS qi(bid, dl, dk, i)),
+         -- The lock, in ascending id order; its first reader (the count) reads every row.
+         qb AS MATERIALIZED (
+             SELECT z AS b, z.budget_id, z.usage, z.updated_at, z.window_start, z.next_reset_at,
+                    z.reservations_expire_at, z.parent_id, z.dedup_ttl_seconds, greatest(t0, z.window_start) AS tb
+               FROM spendcap.budgets AS z
+              WHERE z.budget_id = ANY (named)
+                AND NOT EXISTS (SELECT FROM spendcap.budgets AS p WHERE p.budget_id = ANY (named) AND p.parent_id IS NOT NULL)
+              ORDER BY z.budget_id COLLATE "C" FOR NO KEY UPDATE),
+         -- At most 1000 deltas of at most 2^53 each: the sum stays a bigint.
+         qd AS (SELECT qi.bid, qe.key AS dim, sum(qe.value::bigint)::bigint AS total
+                  FROM qi, jsonb_each(qi.dl) AS qe GROUP BY 1, 2),
+         qg AS (SELECT qb.budget_id,
+                       bool_and(spendcap_internal.fits(qb.b, qd.dim, qd.total)) AS ok,
+                       spendcap_internal.add_usage(qb.usage, array_agg(qd.dim), array_agg(qd.total)) AS nu,
+                       greatest(qb.updated_at, qb.tb) AS nat,
+                       qb.window_start AS ws, qb.next_reset_at AS nr, qb.tb + make_interval(secs => qb.dedup_ttl_seconds) AS ex
+                  FROM qb JOIN qd ON qd.bid = qb.budget_id
+                 GROUP BY qb.budget_id, qb.usage, qb.updated_at, qb.tb, qb.window_start, qb.next_reset_at, qb.dedup_ttl_seconds)
+    SELECT (SELECT count(*) FROM qb) = (SELECT count(DISTINCT qi.bid) FROM qi)
+           AND (SELECT bool_and(qb.parent_id IS NULL AND spendcap_internal.is_current(qb.next_reset_at, qb.reservations_expire_at, qb.tb))
+                  FROM qb)
+           AND NOT EXISTS (SELECT FROM qi WHERE qi.dk IS NOT NULL GROUP BY qi.bid, qi.dk HAVING count(*) > 1)
+           AND NOT EXISTS (SELECT FROM qi JOIN qb ON qb.budget_id = qi.bid
+                             JOIN spendcap.dedup_keys AS dk ON dk.budget_id = qi.bid AND dk.dedup_key = qi.dk
+                            WHERE dk.expires_at > qb.tb)
+           AND qa.ok,
+           qa.ids, qa.nu, qa.nat, qa.ws, qa.nr, qa.ex
+      INTO quick, quick_ids, quick_usage, quick_at, quick_ws, quick_next, quick_exp
+      FROM (SELECT bool_and(qg.ok) AS ok, array_agg(qg.budget_id) AS ids, array_agg(qg.nu) AS nu, array_agg(qg.nat) AS nat,
+                   array_agg(qg.ws) AS ws, array_agg(qg.nr) AS nr, array_agg(qg.ex) AS ex
+              FROM qg) AS qa;
+    IF quick THEN
+        -- The writes and the results in one statement.
+        RETURN QUERY
+            WITH qn AS (SELECT * FROM unnest(quick_ids, quick_usage, quick_at) AS qn(id, nu, nat)),
+                 qw AS (SELECT * FROM unnest(quick_ids, quick_ws, quick_next, quick_exp) AS qw(id, ws, nr, ex)),
+                 up AS (UPDATE spendcap.budgets AS x SET usage = qn.nu, updated_at = qn.nat FROM qn WHERE x.budget_id = qn.id),
+                 ins AS (INSERT INTO spendcap.dedup_keys AS dk (budget_id, dedup_key, fingerprint, result, expires_at)
+                         SELECT qi.bid, qi.dk, spendcap_internal.fingerprint('report_usage', NULL, qi.dl, NULL),
+                                to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, qw.ws, qw.nr, NULL, NULL)::spendcap.reserve_outcome),
+                                qw.ex
+                           FROM unnest(named, ds, keys) AS qi(bid, dl, dk) JOIN qw ON qw.id = qi.bid
+                          WHERE qi.dk IS NOT NULL
+                         ON CONFLICT ON CONSTRAINT dedup_keys_pkey
+                         DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at)
+            SELECT (qi.i - 1)::integer, 'ok'::text, true, NULL::text, NULL::bigint, NULL::bigint, false,
+                   qw.ws, qw.nr, NULL::text, NULL::text, NULL::text
+              FROM unnest(named) WITH ORDINALITY AS qi(bid, i) JOIN qw ON qw.id = qi.bid
+             ORDER BY qi.i;
+        RETURN;
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.quick_batch FROM PUBLIC;
+
+-- lock_batch is step 2 of report_usage_batch: every budget the items charge, locked once and
+-- brought to t0 in memory (bs; origs as read; pos maps an id to its index), and each item's charged
+-- set (sets: set_ids, as array text), or its SC001 or SC002 (codes, msgs).
+DROP FUNCTION IF EXISTS spendcap_internal.lock_batch;
+CREATE FUNCTION spendcap_internal.lock_batch(named text[], alsos text[], cand text[], t0 timestamptz,
+    INOUT codes text[], INOUT msgs text[],
+    OUT bs spendcap.budgets[], OUT origs spendcap.budgets[], OUT pos jsonb, OUT sets text[])
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+    n     integer := cardinality(named);
+    round integer := 0;
+    more  text[];
+    fresh spendcap.budgets[];
+    b     spendcap.budgets;
+    t     timestamptz;
+    ids   text[];
+    x     text;
+    y     text;
+BEGIN
+    bs := '{}';
+    origs := '{}';
+    pos := '{}';
+    sets := array_fill(NULL::text, ARRAY[n]);
+    -- Every budget of the batch, locked once: the named ones and their chains as read, in one
     -- statement in ascending id order; then each item's set from the locked rows. A chain that
     -- reaches a budget not yet locked (a concurrent set_parent moved a budget before we locked it)
     -- locks what it lacks in another round; set_parent moves a budget under its lock, so once an
@@ -278,7 +248,6 @@ BEGIN
         SELECT pos || coalesce(jsonb_object_agg(f.budget_id, cardinality(bs) + f.ordinality), '{}')
           INTO pos FROM unnest(fresh) WITH ORDINALITY AS f;
         origs := origs || fresh;
-        touched := touched || array_fill(false, ARRAY[cardinality(fresh)]);
         FOREACH b IN ARRAY fresh LOOP
             t := greatest(t0, b.window_start);
             IF NOT spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, t) THEN
@@ -316,18 +285,110 @@ BEGIN
                         END IF;
                     END LOOP;
                 END LOOP;
-                SELECT array_agg(s.u ORDER BY s.u COLLATE "C") INTO ids FROM (SELECT DISTINCT u FROM unnest(ids) AS u) AS s;
-                IF cardinality(ids) > spendcap_internal.max_set() THEN
-                    PERFORM spendcap_internal.invalid_argument('also_charge',
-                        format('a call names at most %s budgets, ancestors included', spendcap_internal.max_set()));
-                END IF;
-                sets[i] := ids::text;
+                sets[i] := spendcap_internal.set_ids(ids)::text;
             EXCEPTION WHEN SQLSTATE 'SC001' OR SQLSTATE 'SC002' THEN
                 codes[i] := SQLSTATE;
                 msgs[i] := SQLERRM;
             END;
         END LOOP;
     END LOOP;
+
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.lock_batch FROM PUBLIC;
+
+-- report_usage_batch admits items, a JSON array of 1..1000 objects {budget_id, deltas, dedup_key?,
+-- also_charge?}, in array order and in one transaction, exactly as if each had been one
+-- report_usage call after the other, all at the one instant at. It returns one row per item, in
+-- order: its 0-based index and outcome, or error_code and error_message when that item failed (bad
+-- input, unknown budget, SC003, SC004), which then changed nothing. A batch that is not such an
+-- array (or a bad at) raises SC002 for the whole call.
+--
+-- Steps: 1. the items' arguments (batch_args). The common batch (no sets, nothing to roll or
+-- release, no live or repeated key, every item fits) is then answered by quick_batch in a few
+-- statements. Otherwise 2. every budget the batch charges (each item's set: the budget,
+-- also_charge and their chains) is locked once, in one statement in ascending id order, and
+-- brought to the call's instant in memory (lock_batch); 3. the items are admitted in order against
+-- those in-memory rows with the helpers admit uses (fits, replay, judge, counted); 4. each budget
+-- that an admitted item's set holds is written once, with what bringing it changed (record_bring),
+-- as a call that locked it would have written. Dedup keys join the batch's live keys as their item
+-- is admitted, so a later item with the same key replays it, and are written at the end.
+DROP FUNCTION IF EXISTS spendcap.report_usage_batch;
+CREATE FUNCTION spendcap.report_usage_batch(
+    items jsonb,
+    at    timestamptz DEFAULT NULL)
+RETURNS SETOF spendcap.batch_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+-- Generic plans: with arrays for parameters the planner keeps choosing custom plans, which
+-- planned this function's statements again on every call (a third of a small batch's time). The
+-- setting holds for the helpers this function calls too.
+SET plan_cache_mode = force_generic_plan
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    a        record;   -- batch_args
+    l        record;   -- lock_batch
+    t0       timestamptz;
+    n        integer;
+    named    text[];
+    ds       jsonb[];
+    keys     text[];
+    alsos    text[];
+    codes    text[];
+    msgs     text[];
+    outs     spendcap.reserve_outcome[] := '{}';
+    bs       spendcap.budgets[];
+    origs    spendcap.budgets[];
+    pos      jsonb;
+    sets     text[];
+    touched  boolean[];
+    ids      text[];
+    x        text;
+    j        integer;
+    k        integer;
+    t        timestamptz;
+    fp       text;
+    o        spendcap.reserve_outcome;
+    es       spendcap.reserve_outcome[];
+    afters   jsonb[];
+    set_bs   spendcap.budgets[];
+    r        spendcap.batch_result;
+    jd       record;
+    dims     text[];
+    qs       bigint[];
+    fit      boolean;
+    live     jsonb;
+    new_keys integer[] := '{}';
+    key_expiry timestamptz[];
+    dirty    spendcap.budgets[] := '{}';
+    prev     spendcap.budgets;
+BEGIN
+    -- 1. The arguments.
+    a := spendcap_internal.batch_args(items);
+    t0 := spendcap_internal.instant(at);
+    n := a.n;
+    named := a.named;
+    ds := a.ds;
+    keys := a.keys;
+    alsos := a.alsos;
+    IF a.fast THEN
+        RETURN QUERY SELECT * FROM spendcap_internal.quick_batch(named, ds, keys, t0);
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+
+    -- 2. The budgets, locked.
+    l := spendcap_internal.lock_batch(named, alsos, a.cand, t0, a.codes, a.msgs);
+    codes := l.codes;
+    msgs := l.msgs;
+    bs := l.bs;
+    origs := l.origs;
+    pos := l.pos;
+    sets := l.sets;
+    touched := array_fill(false, ARRAY[cardinality(bs)]);
+    key_expiry := array_fill(NULL::timestamptz, ARRAY[n]);
 
     -- The live keys the items name, read once (under their budgets' locks); keys the batch
     -- itself uses join them as their items are admitted, and are written in one statement at the
@@ -359,32 +420,20 @@ BEGIN
             END IF;
             -- Every new total within every limit of every budget of the set (the report_usage
             -- fast path's test): ok, applied, and no counter moves; else judge decides.
-            fits := o IS NULL;
+            fit := o IS NULL;
             -- The deltas as arrays, read once for the test and the update below.
             SELECT array_agg(d.key), array_agg(d.value::bigint) INTO dims, qs FROM jsonb_each(ds[i]) AS d;
-            FOR e IN 1 .. cardinality(dims) LOOP
-                EXIT WHEN NOT fits;
-                FOR m IN 1 .. cardinality(set_bs) LOOP
-                    IF coalesce((set_bs[m].usage ->> dims[e])::bigint, 0) + qs[e] + coalesce((set_bs[m].reserved ->> dims[e])::bigint, 0)
-                       > spendcap_internal.room(set_bs[m].hard_limits, set_bs[m].soft_limits, dims[e]) THEN
-                        fits := false;
-                        EXIT;
-                    END IF;
-                END LOOP;
-            END LOOP;
-            -- An item that raises a threshold event is judged, and alert writes its events.
             FOR m IN 1 .. cardinality(set_bs) LOOP
-                EXIT WHEN NOT fits;
-                CONTINUE WHEN set_bs[m].alert_percents IS NULL;
+                EXIT WHEN NOT fit;
                 FOR e IN 1 .. cardinality(dims) LOOP
-                    IF spendcap_internal.crosses((set_bs[m].usage ->> dims[e])::bigint, coalesce((set_bs[m].usage ->> dims[e])::bigint, 0) + qs[e],
-                                                 (set_bs[m].hard_limits ->> dims[e])::bigint, set_bs[m].alert_percents) THEN
-                        fits := false;
+                    -- (An item that raises a threshold event is judged, and alert writes its events.)
+                    IF NOT spendcap_internal.fits(set_bs[m], dims[e], qs[e]) THEN
+                        fit := false;
                         EXIT;
                     END IF;
                 END LOOP;
             END LOOP;
-            IF fits THEN
+            IF fit THEN
                 o := ROW('ok', true, NULL, NULL, NULL, false, set_bs[k].window_start, set_bs[k].next_reset_at, NULL, NULL);
             ELSIF o IS NULL THEN
                 SELECT * INTO jd FROM spendcap_internal.judge(set_bs, ds[i], 'deltas', k);
@@ -402,17 +451,10 @@ BEGIN
         FOREACH x IN ARRAY ids LOOP
             touched[(pos ->> x)::integer] := true;
         END LOOP;
-        IF fits THEN
+        IF fit THEN
             FOR m IN 1 .. cardinality(ids) LOOP
                 j := (pos ->> ids[m])::integer;
-                usage := bs[j].usage;
-                FOR e IN 1 .. cardinality(dims) LOOP
-                    q := coalesce((usage ->> dims[e])::bigint, 0) + qs[e];
-                    IF q <> 0 THEN
-                        usage := usage || jsonb_build_object(dims[e], q);
-                    END IF;
-                END LOOP;
-                bs[j].usage := usage;
+                bs[j].usage := spendcap_internal.add_usage(bs[j].usage, dims, qs);
                 bs[j].updated_at := greatest(bs[j].updated_at, t0, bs[j].window_start);
             END LOOP;
         ELSIF NOT o.replayed THEN

@@ -1,3 +1,38 @@
+-- take_set is the prologue of settle and cancel_reservation: the budgets holding reservation_id
+-- under budget_id (its set) locked in ascending id order and brought to at (lock_set), and the
+-- reservation ended on each. It returns those that held it, ascending, with the reservation out of
+-- their reserved aggregate (not saved yet), and the amounts it held on the named budget; SC007 when
+-- the named budget holds no live one (unknown, expired or already finished).
+-- Locks the set's budgets rows; deletes one reservations row per budget.
+DROP FUNCTION IF EXISTS spendcap_internal.take_set;
+CREATE FUNCTION spendcap_internal.take_set(budget_id text, reservation_id text, at timestamptz,
+    OUT held spendcap.budgets[], OUT amounts jsonb)
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    b spendcap.budgets;
+    a jsonb;
+BEGIN
+    held := '{}';
+    FOREACH b IN ARRAY spendcap_internal.lock_set(budget_id || ARRAY(
+        SELECT r.budget_id FROM spendcap.reservations AS r
+         WHERE r.named_id = budget_id AND r.reservation_id = reservation_id), at) LOOP
+        a := spendcap_internal.take_reservation(budget_id, reservation_id, b.budget_id);
+        CONTINUE WHEN a IS NULL;
+        b.reserved := spendcap_internal.minus(b.reserved, a);
+        held := held || b;
+        IF b.budget_id = budget_id THEN
+            amounts := a;
+        END IF;
+    END LOOP;
+    IF amounts IS NULL THEN
+        PERFORM spendcap_internal.reservation_not_found(reservation_id);
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.take_set FROM PUBLIC;
+
 -- settle (docs/semantics.md#spend-and-reservations): ends a live reservation and applies `actual` as usage, whatever it is: the
 -- spend happened. The outcome reports the soft/hard result and the breach counters move as in
 -- observe mode, but the call never refuses (applied is always true). SC007 when the reservation
@@ -15,16 +50,14 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
-    bs      spendcap.budgets[];
+    held    spendcap.budgets[];
     b       spendcap.budgets;
     ids     text[] := '{}';
     ts      timestamptz[] := '{}';
     es      spendcap.reserve_outcome[] := '{}';
     afters  jsonb[] := '{}';
-    held    spendcap.budgets[] := '{}';
     t0      timestamptz;
     d       jsonb;
-    amounts jsonb;
     e       record;
     o       spendcap.reserve_outcome;
 BEGIN
@@ -32,24 +65,14 @@ BEGIN
     PERFORM spendcap_internal.check_id('reservation_id', reservation_id);
     d := spendcap_internal.quantities('actual', actual, false);
     t0 := spendcap_internal.instant(at);
-    -- The reservation holds its amounts on every budget of its set, under budget_id.
-    bs := spendcap_internal.lock_set(budget_id || ARRAY(SELECT r.budget_id FROM spendcap.reservations AS r
-                                                       WHERE r.named_id = budget_id AND r.reservation_id = reservation_id), t0);
-    FOREACH b IN ARRAY bs LOOP
-        amounts := spendcap_internal.take_reservation(budget_id, reservation_id, b.budget_id);
-        IF amounts IS NOT NULL THEN
-            b.reserved := spendcap_internal.minus(b.reserved, amounts);
-            e := spendcap_internal.evaluate(b, b.reserved, d, 'actual', true);
-            ids := ids || b.budget_id;
-            held := held || b;
-            ts := ts || greatest(t0, b.window_start);
-            es := es || e.o;
-            afters := afters || e.usage_after;
-        END IF;
+    held := (spendcap_internal.take_set(budget_id, reservation_id, t0)).held;
+    FOREACH b IN ARRAY held LOOP
+        e := spendcap_internal.evaluate(b, b.reserved, d, 'actual', true);
+        ids := ids || b.budget_id;
+        ts := ts || greatest(t0, b.window_start);
+        es := es || e.o;
+        afters := afters || e.usage_after;
     END LOOP;
-    IF NOT budget_id = ANY (ids) THEN
-        PERFORM spendcap_internal.reservation_not_found(reservation_id);
-    END IF;
     o := spendcap_internal.set_outcome(es, ids, array_position(ids, budget_id));
     FOR i IN 1 .. cardinality(ids) LOOP
         b := spendcap_internal.counted(held[i], es[i], ts[i]);

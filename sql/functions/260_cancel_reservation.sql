@@ -12,30 +12,20 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
-    bs      spendcap.budgets[];
-    b       spendcap.budgets;
-    t0      timestamptz;
-    amounts jsonb;
-    r       spendcap.released_result;
+    t0    timestamptz;
+    taken record;
+    b     spendcap.budgets;
+    r     spendcap.released_result;
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     PERFORM spendcap_internal.check_id('reservation_id', reservation_id);
     t0 := spendcap_internal.instant(at);
-    bs := spendcap_internal.lock_set(budget_id || ARRAY(SELECT x.budget_id FROM spendcap.reservations AS x
-                                                       WHERE x.named_id = budget_id AND x.reservation_id = reservation_id), t0);
-    FOREACH b IN ARRAY bs LOOP
-        amounts := spendcap_internal.take_reservation(budget_id, reservation_id, b.budget_id);
-        IF amounts IS NOT NULL THEN
-            b.reserved := spendcap_internal.minus(b.reserved, amounts);
-            b.updated_at := greatest(b.updated_at, greatest(t0, b.window_start));
-            PERFORM spendcap_internal.save(b);
-            IF b.budget_id = budget_id THEN
-                r.released := spendcap_internal.nonzero(amounts);
-            END IF;
-        ELSIF b.budget_id = budget_id THEN
-            PERFORM spendcap_internal.reservation_not_found(reservation_id);
-        END IF;
+    taken := spendcap_internal.take_set(budget_id, reservation_id, t0);
+    FOREACH b IN ARRAY taken.held LOOP
+        b.updated_at := greatest(b.updated_at, t0, b.window_start);
+        PERFORM spendcap_internal.save(b);
     END LOOP;
+    r.released := spendcap_internal.nonzero(taken.amounts);
     RETURN r;
 END
 $fn$;

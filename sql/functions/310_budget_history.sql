@@ -17,9 +17,7 @@ DECLARE
     n integer := coalesce(max_rows, 100);
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
-    IF n NOT BETWEEN 1 AND 10000 THEN
-        PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..10000');
-    END IF;
+    PERFORM spendcap_internal.bounded('max_rows', n, 1, 10000);
     t := spendcap_internal.instant(at);
     b := spendcap_internal.read_budget(budget_id);
     t := greatest(t, b.window_start);

@@ -17,9 +17,7 @@ DECLARE
     rolled spendcap.budgets;
     r      spendcap.roll_result;
 BEGIN
-    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 100000 THEN
-        PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..100000');
-    END IF;
+    PERFORM spendcap_internal.bounded('max_rows', max_rows, 1, 100000);
     t := spendcap_internal.instant(at);
     r.rolled := 0;
     FOR b IN

@@ -93,9 +93,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 BEGIN
-    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 10000 THEN
-        PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..10000');
-    END IF;
+    PERFORM spendcap_internal.bounded('max_rows', max_rows, 1, 10000);
     RETURN QUERY
         WITH picked AS (
             SELECT e.event_id FROM spendcap.events AS e WHERE e.dispatched_at IS NULL

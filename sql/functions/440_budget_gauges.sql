@@ -25,9 +25,7 @@ BEGIN
     FOR i IN 1 .. coalesce(cardinality(budget_ids), 0) LOOP
         PERFORM spendcap_internal.check_id('budget_ids', budget_ids[i]);
     END LOOP;
-    IF top_n IS NULL OR top_n NOT BETWEEN 0 AND 100 THEN
-        PERFORM spendcap_internal.invalid_argument('top_n', 'must be 0..100');
-    END IF;
+    PERFORM spendcap_internal.bounded('top_n', top_n, 0, 100);
     t := spendcap_internal.instant(at);
     FOR b IN
         SELECT x.* FROM spendcap.budgets AS x

@@ -139,9 +139,7 @@ DECLARE
     t          timestamptz;
     n          bigint;
 BEGIN
-    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 1000000 THEN
-        PERFORM spendcap_internal.invalid_argument('max_rows', 'must be 1..1000000');
-    END IF;
+    PERFORM spendcap_internal.bounded('max_rows', max_rows, 1, 1000000);
     IF repair IS NULL THEN
         PERFORM spendcap_internal.invalid_argument('repair', 'is required');
     END IF;

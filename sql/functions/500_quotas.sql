@@ -66,29 +66,21 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_variable
 DECLARE
-    w  integer := coalesce(window_seconds, 0);
-    mr integer := coalesce(max_requests, 0);
-    mc integer := coalesce(max_concurrent, 0);
-    ls integer := coalesce(lease_seconds, 60);
+    w  integer;
+    mr integer;
+    mc integer;
+    ls integer;
     p  spendcap.quota_policies;
     r  spendcap.quota_policy_result;
 BEGIN
     PERFORM spendcap_internal.check_id('policy_id', policy_id);
-    IF w NOT BETWEEN 0 AND 2592000 THEN
-        PERFORM spendcap_internal.invalid_argument('window_seconds', 'must be 0..2592000');
-    END IF;
-    IF mr NOT BETWEEN 0 AND 1000000 THEN
-        PERFORM spendcap_internal.invalid_argument('max_requests', 'must be 0..1000000');
-    END IF;
+    w := spendcap_internal.bounded('window_seconds', coalesce(window_seconds, 0), 0, 2592000);
+    mr := spendcap_internal.bounded('max_requests', coalesce(max_requests, 0), 0, 1000000);
     IF mr > 0 AND w = 0 THEN
         PERFORM spendcap_internal.invalid_argument('window_seconds', 'must be above 0 when max_requests is set');
     END IF;
-    IF mc NOT BETWEEN 0 AND 1000000 THEN
-        PERFORM spendcap_internal.invalid_argument('max_concurrent', 'must be 0..1000000');
-    END IF;
-    IF ls NOT BETWEEN 1 AND 86400 THEN
-        PERFORM spendcap_internal.invalid_argument('lease_seconds', 'must be 1..86400');
-    END IF;
+    mc := spendcap_internal.bounded('max_concurrent', coalesce(max_concurrent, 0), 0, 1000000);
+    ls := spendcap_internal.bounded('lease_seconds', coalesce(lease_seconds, 60), 1, 86400);
     INSERT INTO spendcap.quota_policies (policy_id, window_seconds, max_requests, max_concurrent, lease_seconds, created_at)
     VALUES (policy_id, w, mr, mc, ls, spendcap_internal.instant(at))
     ON CONFLICT DO NOTHING;
@@ -123,6 +115,23 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap_internal.policy_set FROM PUBLIC;
+
+-- holder_call is the prologue of acquire_quota, renew_quota and release_quota: policy_id and
+-- holder_id checked, the call's policy set (policy_set) and its instant t (instant; past_ok false
+-- for acquire_quota).
+DROP FUNCTION IF EXISTS spendcap_internal.holder_call;
+CREATE FUNCTION spendcap_internal.holder_call(policy_id text, holder_id text, also_policies text[], at timestamptz,
+    past_ok boolean, OUT ids text[], OUT t timestamptz)
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
+    PERFORM spendcap_internal.check_id('policy_id', policy_id);
+    PERFORM spendcap_internal.check_id('holder_id', holder_id);
+    ids := spendcap_internal.policy_set(policy_id, also_policies);
+    t := spendcap_internal.instant(at, past_ok => past_ok);
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.holder_call FROM PUBLIC;
 
 -- lock_policies locks the policies of ids in their order (SC006 naming policy_id or also_policies
 -- for one that does not exist) and drops their window entries and leases that are over at t: the
@@ -242,10 +251,7 @@ DECLARE
     taken  boolean := false;
     r      spendcap.acquire_result;
 BEGIN
-    PERFORM spendcap_internal.check_id('policy_id', policy_id);
-    PERFORM spendcap_internal.check_id('holder_id', holder_id);
-    ids := spendcap_internal.policy_set(policy_id, also_policies);
-    t := spendcap_internal.instant(at, past_ok => false);
+    SELECT c.ids, c.t INTO ids, t FROM spendcap_internal.holder_call(policy_id, holder_id, also_policies, at, false) AS c;
     SELECT l.was, l.ps INTO was, ps FROM spendcap_internal.lock_policies(ids, policy_id, t) AS l;
     FOR i IN 1 .. cardinality(ids) LOOP
         es[i] := spendcap_internal.quota_check(ps[i], holder_id, t);
@@ -308,10 +314,7 @@ DECLARE
     expires timestamptz;
     r       spendcap.renew_result;
 BEGIN
-    PERFORM spendcap_internal.check_id('policy_id', policy_id);
-    PERFORM spendcap_internal.check_id('holder_id', holder_id);
-    ids := spendcap_internal.policy_set(policy_id, also_policies);
-    t := spendcap_internal.instant(at);
+    SELECT c.ids, c.t INTO ids, t FROM spendcap_internal.holder_call(policy_id, holder_id, also_policies, at, true) AS c;
     FOR i IN 1 .. cardinality(ids) LOOP
         p := spendcap_internal.lock_policy(ids[i], policy_id);
         expires := NULL;
@@ -356,10 +359,7 @@ DECLARE
     expires timestamptz;
     r       spendcap.quota_released_result;
 BEGIN
-    PERFORM spendcap_internal.check_id('policy_id', policy_id);
-    PERFORM spendcap_internal.check_id('holder_id', holder_id);
-    ids := spendcap_internal.policy_set(policy_id, also_policies);
-    t := spendcap_internal.instant(at);
+    SELECT c.ids, c.t INTO ids, t FROM spendcap_internal.holder_call(policy_id, holder_id, also_policies, at, true) AS c;
     r.released := false;
     FOR i IN 1 .. cardinality(ids) LOOP
         PERFORM spendcap_internal.lock_policy(ids[i], policy_id);

@@ -3,8 +3,9 @@
 -- spendcap budgets as a Valkey Functions library: the semantics of the PL/pgSQL functions in
 -- sql/functions (described in docs/semantics.md), call for call and result for result.
 --
--- Call shape (docs/semantics.md#valkey): FCALL sc_<name> 1 <base key> <json args>; the reply is one JSON
--- document; errors are replies "SC00x <argument>: <problem>". Times are integer Unix milliseconds.
+-- Call shape (docs/semantics.md#valkey): FCALL sc_<name> 1 <base key> <json args>; the reply is one
+-- JSON document; errors are replies "SC00x <argument>: <problem>". Times are integer Unix
+-- milliseconds.
 --
 -- Keys (base_of and subkey below are their one definition). A budget's base key is sc:{id}, or
 -- sc:{g}/rest for an id g/rest: the hash tag is the id up to its first '/', so budgets whose ids
@@ -29,45 +30,57 @@
 -- base, sc:{g}/rest:r would be the base key of budget g/rest:r.)
 --
 -- Nothing is written before every check of a call has passed: writes are queued and run by
--- commit() at the end, so a call that returns an error leaves no trace (Lua has no rollback).
+-- save() at the end, so a call that returns an error leaves no trace (Lua has no rollback).
 
-local MAX = 9007199254740991
+-- The largest quantity (SQL: max_qty): 2^53 - 1, exact in a double.
+local MAX_QTY = 9007199254740991
 local NULL -- cjson.null; the loading environment has no cjson, so it is set on the first call
 local DAY = 86400000
 local ARRAY = {}
 local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
 local CALENDAR = { day = true, week = true, month = true, year = true }
 local HISTORY_KEPT = 100
+
 -- The channel on which the key of each new event stream is published (valkey.StreamsChannel).
 local STREAMS_CHANNEL = 'sc:events:streams'
+
 -- How long a dispatched event is kept (SQL: purge_expired's 7 days): pull readers have that long.
 local EVENT_RETENTION_MS = 7 * DAY
+
 -- How many budgets a chain holds at most, the budget itself included (SQL: max_depth).
 local MAX_DEPTH = 8
+
 -- How many budgets one call charges at most, ancestors included (SQL: max_set).
 local MAX_SET = 64
+
 -- The instants a call may name (docs/semantics.md#time): [1970-01-01, 10000-01-01) UTC in ms. Every
--- time the library computes stays below 2^53 and 1e15, so it is exact and redis.call passes it on as
--- the integer the command expects.
+-- time the library computes stays below 2^53 and 1e15, so it is exact and redis.call passes it on
+-- as the integer the command expects.
 local TIME_MAX = 253402300800000
+
 -- How far past the server clock an at_ms may lie when replays are not allowed.
 local FUTURE_SKEW = 5000
+
 -- Whether callers may pass an at_ms later than the server clock plus FUTURE_SKEW (log replays and
 -- tests). The loader (valkey.LibrarySource, `migrate valkey-load --allow-replay`) rewrites this
 -- line; Valkey has no roles, so the setting is the server's.
 local ALLOW_REPLAY = false
--- BATCH is set while sc_report_usage_batch runs its items (110_report_usage_batch.lua): a budget
+
+-- BATCH is set while sc_report_usage_batch runs its items (205_report_usage_batch.lua): a budget
 -- several items charge, or an item takes the general path on, is read once and written once for
--- the rest of the batch (load_budget, commit); the fast path reads and writes the others as a
+-- the rest of the batch (load_budget, save); the fast path reads and writes the others as a
 -- call of its own does.
 local BATCH
 
+-- emit and alert are defined with the events (060_events.lua, as in sql/functions) and called
+-- by the budget row and admission, which come before them.
+local emit, alert
+
+-- api holds the functions registered as sc_<name> (900_registration.lua), one file each.
+local api = {}
+
 local function fail(code, message)
     error({ sc = code .. ' ' .. message }, 0)
-end
-
-local function invalid(arg, problem)
-    fail('SC002', arg .. ': ' .. problem)
 end
 
 local function array(t)

@@ -9,50 +9,47 @@ local function policy_key(keys, id)
     return base_key(keys, 'policy_id', 'sc:q:', id)
 end
 
--- read_policy reads policy id at key; SC006 naming arg (policy_id by default) when there is none.
-local function read_policy(key, id, arg)
+-- policy_not_found raises SC006 naming the argument that named the policy (policy_id by default).
+local function policy_not_found(id, arg)
+    fail('SC006', (arg or 'policy_id') .. ': policy ' .. encode(id) .. ' not found')
+end
+
+-- lock_policy reads policy id at key (a call runs alone: nothing to lock); SC006 naming arg when
+-- there is none.
+local function lock_policy(key, id, arg)
     local raw = redis.call('GET', key)
     if not raw then
-        fail('SC006', (arg or 'policy_id') .. ': policy ' .. encode(id) .. ' not found')
+        policy_not_found(id, arg)
     end
     return cjson.decode(raw)
 end
 
--- policy_ids are the policies a quota call acts on (docs/semantics.md#quota-sets; SQL:
+-- policy_set are the policies a quota call acts on (docs/semantics.md#quota-sets; SQL:
 -- policy_set): policy_id and the ids of also_policies, once each, in ascending byte order. Every
 -- one's base key must be among the call's keys (SC002 naming the policies whose keys are missing).
-local function policy_ids(keys, a)
+local function policy_set(keys, a)
     local ids = also_of(a, 'also_policies', a.policy_id)
     ids[#ids + 1] = a.policy_id
     table.sort(ids)
-    local have, missing = declared(keys), {}
-    for _, x in ipairs(ids) do
-        if not have[base_of('sc:q:', x)] then missing[#missing + 1] = x end
-    end
-    if #missing > 0 then
-        invalid('keys', 'missing the keys of policies ' .. encode(array(missing)) .. ': pass the base key of every policy the call names')
+    local missing = undeclared(keys, 'sc:q:', ids)
+    if missing then
+        invalid_argument('keys', 'missing the keys of policies ' .. encode(array(missing)) .. ': pass the base key of every policy the call names')
     end
     return ids
 end
 
--- read_policies reads the policies of ids (SQL: lock_policy), each with its base key (_key) and id
--- (_id); SC006 for one that does not exist, naming policy_id or also_policies as the call named it.
--- It writes nothing, so a call that fails here has changed nothing.
-local function read_policies(ids, named)
+-- lock_policies reads the policies of ids (SQL: lock_policies, which also locks them), each with
+-- its base key (_key) and id (_id); SC006 for one that does not exist, naming policy_id or
+-- also_policies as the call named it. It writes nothing, so a call that fails here has changed
+-- nothing.
+local function lock_policies(ids, named)
     local ps = {}
     for i, x in ipairs(ids) do
         local key = base_of('sc:q:', x)
-        ps[i] = read_policy(key, x, x == named and 'policy_id' or 'also_policies')
+        ps[i] = lock_policy(key, x, x == named and 'policy_id' or 'also_policies')
         ps[i]._key, ps[i]._id = key, x
     end
     return ps
-end
-
-local function bounded(arg, v, min, max)
-    if not is_int(v) or v < min or v > max then
-        invalid(arg, 'must be ' .. min .. '..' .. max)
-    end
-    return v
 end
 
 function api.create_quota_policy(keys, a)
@@ -61,11 +58,11 @@ function api.create_quota_policy(keys, a)
     local w = bounded('window_seconds', a.window_seconds or 0, 0, 2592000)
     local mr = bounded('max_requests', a.max_requests or 0, 0, 1000000)
     if mr > 0 and w == 0 then
-        invalid('window_seconds', 'must be above 0 when max_requests is set')
+        invalid_argument('window_seconds', 'must be above 0 when max_requests is set')
     end
     local mc = bounded('max_concurrent', a.max_concurrent or 0, 0, 1000000)
     local ls = bounded('lease_seconds', a.lease_seconds or 60, 1, 86400)
-    local at = at_of(a)
+    local at = instant(a)
     local raw = redis.call('GET', key)
     if raw then
         local p = cjson.decode(raw)
@@ -84,14 +81,14 @@ local function first_score(key)
 end
 
 -- holder_call is the prologue of acquire, renew and release: the arguments checked in SQL's order
--- (policy_id, holder_id, also_policies, at), then the policies read. past_ok as at_of takes it.
+-- (policy_id, holder_id, also_policies, at), then the policies read. past_ok as instant takes it.
 local function holder_call(keys, a, past_ok)
     local id = a.policy_id
     policy_key(keys, id)
     check_id('holder_id', a.holder_id)
-    local ids = policy_ids(keys, a)
-    local t = at_of(a, past_ok)
-    return id, read_policies(ids, id), t
+    local ids = policy_set(keys, a)
+    local t = instant(a, past_ok)
+    return id, lock_policies(ids, id), t
 end
 
 -- quota_check is what acquire_quota says for holder on policy p (SQL: quota_check) after dropping
@@ -161,7 +158,7 @@ function api.renew_quota(keys, a)
         live[i] = expiry ~= nil and expiry > t
         if p._id == id then
             if not live[i] then
-                invalid('holder_id', encode(a.holder_id) .. ' holds no live lease')
+                invalid_argument('holder_id', encode(a.holder_id) .. ' holds no live lease')
             end
             r = { expires_at = t + p.ls * 1000 }
         end
@@ -190,8 +187,8 @@ end
 function api.quota_status(keys, a)
     local id = a.policy_id
     local key = policy_key(keys, id)
-    local t = at_of(a)
-    local p = read_policy(key, id)
+    local t = instant(a)
+    local p = lock_policy(key, id)
     local in_window = 0
     if p.w > 0 then
         in_window = redis.call('ZCOUNT', subkey(key, 'w'), '(' .. encode(t - p.w * 1000), '+inf')

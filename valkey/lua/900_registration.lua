@@ -1,5 +1,6 @@
 ----------------------------------------------------------------------------------------------
--- Registration: every call answers one JSON document, or an error reply carrying its spendcap error code.
+-- Registration: every call answers one JSON document, or an error reply carrying its spendcap error
+-- code.
 
 -- run calls fn with the arguments decode makes of argv and encodes its answer; a string is an
 -- answer already encoded (fast_report, report_usage_batch): no API call answers a bare string.
@@ -37,27 +38,23 @@ local function register(name, fn, readonly, decode)
     })
 end
 
-register('create_budget', api.create_budget)
-register('set_limits', api.set_limits)
-register('delete_budget', api.delete_budget)
-register('set_parent', api.set_parent)
-register('report_usage', api.report_usage, false, report_usage_args)
-register('report_usage_batch', report_usage_batch, false, raw)
-register('check_usage', api.check_usage, true)
-register('record_spend', api.record_spend)
-register('release_spend', api.release_spend)
-register('reserve', api.reserve)
-register('settle', api.settle)
-register('cancel_reservation', api.cancel_reservation)
-register('reset_budget', api.reset_budget)
-register('budget_status', api.budget_status, true)
-register('budget_history', api.budget_history, true)
-register('events_since', api.events_since, true)
-register('purge_events', api.purge_events)
-register('create_quota_policy', api.create_quota_policy)
-register('acquire_quota', api.acquire_quota)
-register('renew_quota', api.renew_quota)
-register('release_quota', api.release_quota)
-register('quota_status', api.quota_status, true)
-register('audit', api.audit)
-register('delete_quota_policy', api.delete_quota_policy)
+-- READ_ONLY are the functions that write nothing: flagged no-writes, so they run on replicas.
+local READ_ONLY = { check_usage = true, budget_status = true, budget_history = true, events_since = true,
+                    quota_status = true }
+-- DECODE are the functions whose arguments another decoder reads (decode_args by default).
+local DECODE = { report_usage = report_usage_args, report_usage_batch = raw }
+
+-- FUNCTIONS are the functions of api, registered as sc_<name>. (The loading environment has no
+-- pairs or ipairs: the names are listed.)
+local FUNCTIONS = {
+    'create_budget', 'set_limits', 'delete_budget', 'set_parent', 'report_usage', 'report_usage_batch',
+    'check_usage', 'record_spend', 'release_spend', 'reserve', 'settle', 'cancel_reservation',
+    'reset_budget', 'budget_status', 'budget_history', 'events_since', 'purge_events',
+    'create_quota_policy', 'acquire_quota', 'renew_quota', 'release_quota', 'quota_status',
+    'delete_quota_policy', 'audit',
+}
+
+for i = 1, #FUNCTIONS do
+    local name = FUNCTIONS[i]
+    register(name, api[name], READ_ONLY[name], DECODE[name])
+end

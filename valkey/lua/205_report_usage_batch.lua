@@ -11,9 +11,9 @@ local HOLD_USES = 8
 -- batch holds.
 local BATCH_FIELDS = { budget_id = true, deltas = true, dedup_key = true, also_charge = true }
 
--- parent_of_key reads whether there is a budget at key and its parent: {p = id or nil}, or nil.
--- A budget stored as a string is read whole (and held by the batch). With dims (the item's valid
--- dimensions) it reads what the fast path will need of the budget (read_hot) and keeps it as
+-- parent_of_key reads whether there is a budget at key and its parent: {parent_id = id or nil}, or
+-- nil. A budget stored as a string is read whole (and held by the batch). With dims (the item's
+-- valid dimensions) it reads what the fast path will need of the budget (read_hot) and keeps it as
 -- .hot, so that an item which alone charges the budget reads it once.
 local function parent_of_key(key, dims)
     local b = BATCH.budgets[key]
@@ -23,18 +23,18 @@ local function parent_of_key(key, dims)
     if dims then
         local v = read_hot(key, dims)
         if v then
-            return { p = v[5] or nil, hot = v }
+            return { parent_id = v[5] or nil, hot = v }
         end
     end
     local v = redis.pcall('HMGET', key, 'ws', 'p')
     if v.err then
         return load_budget(key)
     end
-    return v[1] and { p = v[2] or nil } or nil
+    return v[1] and { parent_id = v[2] or nil } or nil
 end
 
--- batch_missing_keys raises missing_keys for every budget the items charge whose base key is not
--- among keys (the walk of read_set over each item's budgets and their chains, on the stored
+-- lock_batch (SQL: lock_batch, which also locks them) raises missing_keys for every budget the
+-- items charge whose base key is not among keys (the walk of charged_set over each item's budgets and their chains, on the stored
 -- budgets), before any item runs: a batch writes nothing when one item lacks keys, and the client
 -- retries it whole with them. Items with bad arguments are left for their own run to refuse.
 -- A budget that HOLD_USES items or more charge is then read whole and held (BATCH) for all of
@@ -44,14 +44,14 @@ end
 -- charge, each item reads what the items before it wrote.) It answers, per item, the dimensions
 -- of the items the fast path may take with their arguments checked (a valid id, no dedup key, no
 -- also_charge, fast_dims), else false.
-local function batch_missing_keys(keys, items)
+local function lock_batch(keys, items)
     local have, missing, listed, by_item = declared(keys), {}, {}, nil
     local read, uses = {}, {} -- per key: what parent_of_key read, how many items charge it
     -- seen[id] is the last item whose walk reached id: one table for the batch, not one per item.
     local fast, seen = {}, {}
     for i, a in ipairs(items) do
         local mine, also = nil, a.also_charge
-        local dims = also == nil and (a.dedup_key or '') == '' and valid_id(a.budget_id)
+        local dims = also == nil and (a.dedup_key or '') == '' and is_id(a.budget_id)
             and fast_dims(a.deltas) or nil
         fast[i] = dims or false
         -- The item's budget, then those of also_charge, each with its chain.
@@ -60,7 +60,7 @@ local function batch_missing_keys(keys, items)
             if j > 0 then
                 cur = also[j]
             end
-            while valid_id(cur) and seen[cur] ~= i and steps <= MAX_DEPTH do
+            while is_id(cur) and seen[cur] ~= i and steps <= MAX_DEPTH do
                 seen[cur], steps = i, steps + 1
                 local key, ok, b = base_of('sc:', cur), true, nil
                 if have[key] then
@@ -82,7 +82,7 @@ local function batch_missing_keys(keys, items)
                 if not ok or not b then
                     break
                 end
-                cur = b.p
+                cur = b.parent_id
             end
         end
         if mine then
@@ -104,45 +104,35 @@ local function batch_missing_keys(keys, items)
     return fast
 end
 
--- store_batch writes the budgets the batch holds and changed, each once.
-local function store_batch()
-    for _, b in ipairs(BATCH.order) do
-        store(b)
-    end
-end
-
 -- batch_item decodes one item that quick_report_args does not read, as report_usage decodes its
 -- arguments, and gives it the batch's instant.
 local function batch_item(text, at)
     local a = decode_args({ text })
     for f in pairs(a) do
         if not BATCH_FIELDS[f] then
-            invalid('items', 'unknown field ' .. encode(f))
+            invalid_argument('items', 'unknown field ' .. encode(f))
         end
     end
     a.at_ms = at
     return a
 end
 
--- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
--- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
--- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
--- runs report_usage's own paths (fast_apply or admit); a budget several items charge, or the
--- general path took, is held and written once at the batch's end (BATCH); an item that fails
--- raises before it changes anything, so it leaves the others undisturbed. The answer is the JSON
--- array of the items' outcomes, an item that failed as {"error_code", "error_message"}.
-local function report_usage_batch(keys, argv)
+-- batch_args reads the batch's arguments (SQL: batch_args): argv[1] the call's {at_ms?}, then
+-- 1..1000 items, one JSON object each (SC002 naming items for anything else). It answers their
+-- count, the instant, and per item its arguments (quick_report_args or batch_item) or the error
+-- that fails it alone (errs).
+local function batch_args(argv)
     local n = #argv - 1
     if n < 1 or n > 1000 then
-        invalid('items', 'must be a JSON array of 1..1000 objects')
+        invalid_argument('items', 'must be a JSON array of 1..1000 objects')
     end
     local a = decode_args({ argv[1] })
     for f in pairs(a) do
         if f ~= 'at_ms' then
-            invalid('arguments', 'unknown field ' .. encode(f))
+            invalid_argument('arguments', 'unknown field ' .. encode(f))
         end
     end
-    local at = at_of(a)
+    local at = instant(a)
     local items, errs = {}, {}
     for i = 1, n do
         local item = quick_report_args(argv[i + 1])
@@ -151,7 +141,7 @@ local function report_usage_batch(keys, argv)
             items[i] = item
         else
             if not argv[i + 1]:find('^%s*{') then
-                invalid('items', 'must be a JSON array of 1..1000 objects')
+                invalid_argument('items', 'must be a JSON array of 1..1000 objects')
             end
             local ok
             ok, item = pcall(batch_item, argv[i + 1], at)
@@ -162,8 +152,20 @@ local function report_usage_batch(keys, argv)
             end
         end
     end
+    return n, at, items, errs
+end
+
+-- report_usage_batch admits the items (argv[2], ...: one JSON object each; argv[1] the call's
+-- arguments: at_ms) in order, exactly as if each had been one sc_report_usage call after the
+-- other, all at one instant: KEYS holds the base key of every budget the batch charges. Each item
+-- runs report_usage's own paths (fast_apply or admit); a budget several items charge, or the
+-- general path took, is held and written once at the batch's end (BATCH); an item that fails
+-- raises before it changes anything, so it leaves the others undisturbed. The answer is the JSON
+-- array of the items' outcomes, an item that failed as {"error_code", "error_message"}.
+function api.report_usage_batch(keys, argv)
+    local n, at, items, errs = batch_args(argv)
     BATCH = { budgets = {}, dirty = {}, order = {}, hot = {} }
-    local ok, fast = pcall(batch_missing_keys, keys, items)
+    local ok, fast = pcall(lock_batch, keys, items)
     if not ok then
         BATCH = nil
         error(fast, 0)
@@ -179,7 +181,7 @@ local function report_usage_batch(keys, argv)
             rerr = errs[i]
         else
             local id, kk = items[i].budget_id, keys
-            if fast[i] or valid_id(id) then
+            if fast[i] or is_id(id) then
                 ik[1], kk = base_of('sc:', id), ik
             end
             -- The fast path straight away when the walk checked the item's arguments; else, or
@@ -198,7 +200,7 @@ local function report_usage_batch(keys, argv)
         if rerr then
             if type(rerr) ~= 'table' or not rerr.sc then
                 -- Not a spendcap error: a bug. The items before it keep what they wrote.
-                store_batch()
+                save_all()
                 BATCH = nil
                 error(rerr, 0)
             end
@@ -209,7 +211,7 @@ local function report_usage_batch(keys, argv)
         -- '[', then each answer followed by ',' (the last by ']'): one concat, one string.
         out[2 * i], out[2 * i + 1] = r, i < n and ',' or ']'
     end
-    store_batch()
+    save_all()
     BATCH = nil
     return table.concat(out)
 end

@@ -1,29 +1,37 @@
 ----------------------------------------------------------------------------------------------
 -- Quantities: validating limits and deltas objects, and arithmetic on them.
 
+local function is_dimension(k)
+    return type(k) == 'string' and #k >= 1 and #k <= 64 and not k:find('[^%w_%.:%-]')
+end
+
+local function is_quantity(v)
+    return is_int(v) and v >= 0 and v <= MAX_QTY
+end
+
 local function quantities(arg, obj, required)
     if type(obj) ~= 'table' then
-        invalid(arg, 'must be a JSON object of dimension -> quantity')
+        invalid_argument(arg, 'must be a JSON object of dimension -> quantity')
     end
     local out, n = {}, 0
     for k, v in pairs(obj) do
         n = n + 1
         if n > 32 then
-            invalid(arg, 'at most 32 dimensions')
+            invalid_argument(arg, 'at most 32 dimensions')
         end
         if type(k) ~= 'string' then
-            invalid(arg, 'must be a JSON object of dimension -> quantity')
+            invalid_argument(arg, 'must be a JSON object of dimension -> quantity')
         end
-        if not valid_dim(k) then
-            invalid(arg, 'dimension name ' .. encode(k) .. ' must be 1..64 bytes of [A-Za-z0-9_.:-]')
+        if not is_dimension(k) then
+            invalid_argument(arg, 'dimension name ' .. encode(k) .. ' must be 1..64 bytes of [A-Za-z0-9_.:-]')
         end
-        if not valid_qty(v) then
-            invalid(arg, encode(k) .. ' must be an integer 0..9007199254740991')
+        if not is_quantity(v) then
+            invalid_argument(arg, encode(k) .. ' must be an integer 0..9007199254740991')
         end
         out[k] = v + 0
     end
     if required and n == 0 then
-        invalid(arg, 'must have at least one dimension')
+        invalid_argument(arg, 'must have at least one dimension')
     end
     return out
 end
@@ -36,6 +44,18 @@ local function plus(a, b)
         if v == 0 then out[k] = nil end
     end
     return out
+end
+
+-- add_usage adds the deltas d in dimensions dims (each once) to usage, in place, keeping only
+-- non-zero totals (SQL: add_usage), and returns it.
+local function add_usage(usage, dims, d)
+    for _, dim in ipairs(dims) do
+        local new = (usage[dim] or 0) + d[dim]
+        if new ~= 0 then
+            usage[dim] = new
+        end
+    end
+    return usage
 end
 
 local function minus(a, b)
@@ -65,10 +85,10 @@ local function same_quantities(a, b)
     return true
 end
 
--- room is the largest total a budget takes in a dimension without any breach: its hard limit h
--- and soft limit s there (nil: none), and MAX (SQL: spendcap_internal.room). fast_report stays on
+-- room is the largest total a budget takes in a dimension without any breach: its hard limit h and
+-- soft limit s there (nil: none), and MAX_QTY (SQL: spendcap_internal.room). fast_report stays on
 -- it only while every new total fits; evaluate tests the same three bounds one by one to name the
 -- breach.
 local function room(h, s)
-    return math.min(MAX, h or MAX, s or MAX)
+    return math.min(MAX_QTY, h or MAX_QTY, s or MAX_QTY)
 end

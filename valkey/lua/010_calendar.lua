@@ -1,11 +1,12 @@
 ----------------------------------------------------------------------------------------------
--- Calendar: zones, wall clocks, calendar arithmetic from the anchor, windows (docs/semantics.md#windows).
+-- Calendar: zones, wall clocks, calendar arithmetic from the anchor, windows
+-- (docs/semantics.md#windows).
 
 -- zone returns the zone's offset data: nil for UTC, a number of seconds for a fixed offset, or the
 -- offset table of an IANA zone (which the caller provides, docs/semantics.md#valkey).
 local function zone(tz, offsets)
     if type(tz) ~= 'string' then
-        invalid('reset_timezone', 'must be a string')
+        invalid_argument('reset_timezone', 'must be a string')
     end
     if tz == 'UTC' then
         return nil
@@ -14,22 +15,22 @@ local function zone(tz, offsets)
     if sign then
         local minutes = tonumber(hh) * 60 + tonumber(mm)
         if minutes > 14 * 60 then
-            invalid('reset_timezone', 'a fixed offset must be within -14:00..+14:00')
+            invalid_argument('reset_timezone', 'a fixed offset must be within -14:00..+14:00')
         end
         return (sign == '-' and -1 or 1) * minutes * 60
     end
     if #tz > 64 or not tz:find('^[%w_][%w_%+%-/]*$') then
-        invalid('reset_timezone', encode(tz) .. ' is not UTC, a fixed offset +HH:MM/-HH:MM, or an IANA time zone')
+        invalid_argument('reset_timezone', encode(tz) .. ' is not UTC, a fixed offset +HH:MM/-HH:MM, or an IANA time zone')
     end
     if type(offsets) ~= 'table' or #offsets == 0 or #offsets > 5000 then
-        invalid('reset_timezone', encode(tz) .. ' needs tz_offsets: an array of [from_ms, offset_seconds] pairs')
+        invalid_argument('reset_timezone', encode(tz) .. ' needs tz_offsets: an array of [from_ms, offset_seconds] pairs')
     end
     local prev
     for i = 1, #offsets do
         local p = offsets[i]
         if type(p) ~= 'table' or #p ~= 2 or not is_int(p[1]) or not is_int(p[2]) or math.abs(p[2]) > 86400
            or (prev and p[1] <= prev) then
-            invalid('tz_offsets', 'must be [from_ms, offset_seconds] pairs of integers in ascending from_ms')
+            invalid_argument('tz_offsets', 'must be [from_ms, offset_seconds] pairs of integers in ascending from_ms')
         end
         prev = p[1]
     end

@@ -1,7 +1,7 @@
 ----------------------------------------------------------------------------------------------
--- The audit (docs/semantics.md#audit; SQL: 450_audit.sql): one base key's aggregates checked against
--- the keys they sum, and with repair set right in the same FCALL. Valkey keeps no quota counters
--- (a policy counts its ZSETs on every acquire), so a policy has only orphan checks.
+-- The audit (docs/semantics.md#audit; SQL: 450_audit.sql): one base key's aggregates checked
+-- against the keys they sum, and with repair set right in the same FCALL. Valkey keeps no quota
+-- counters (a policy counts its ZSETs on every acquire), so a policy has only orphan checks.
 
 -- finding is one audit row; expected and found are JSON values (NULL for none).
 local function finding(b_id, p_id, check, dim, expected, found)
@@ -12,9 +12,10 @@ end
 -- orphans are the subkeys of a budget or policy that is gone, with what they hold.
 local BUDGET_SUBKEYS = { { 'r', 'reservations' }, { 'l', 'spend_ledger' }, { 'ls', 'spend_index' },
                          { 'h', 'budget_history' }, { 'tz', 'timezone' } }
+
 local POLICY_SUBKEYS = { { 'l', 'quota_leases' }, { 'w', 'quota_window' }, { 'n', 'quota_counter' } }
 
-local function orphans(out, key, id_of, subkeys, repair, is_policy)
+local function orphan_findings(out, key, id_of, subkeys, repair, is_policy)
     for _, s in ipairs(subkeys) do
         local k = subkey(key, s[1])
         if redis.call('EXISTS', k) == 1 then
@@ -28,10 +29,10 @@ local function orphans(out, key, id_of, subkeys, repair, is_policy)
     end
 end
 
--- audit_budget checks budget b (just loaded) at t as the next call would see it: brought in memory,
--- which queues writes that only a repair commits.
-local function audit_budget(out, b, repair)
-    local t = bring(b, now_ms())
+-- budget_findings checks budget b (just loaded) at t as the next call would see it: brought in
+-- memory, which queues writes that only a repair commits.
+local function budget_findings(out, b, repair)
+    local t = brought(b, now_ms())
     local fs = array()
     local all = redis.call('HGETALL', subkey(b._key, 'r'))
     local live, min_exp = {}, nil
@@ -44,14 +45,14 @@ local function audit_budget(out, b, repair)
     end
     live = nonzero(live)
     if not same_quantities(live, b.reserved) then
-        fs[#fs + 1] = finding(b.id, nil, 'reserved', nil, live, b.reserved)
+        fs[#fs + 1] = finding(b.budget_id, nil, 'reserved', nil, live, b.reserved)
         b.reserved = live
     end
-    if min_exp ~= nil and (b.rexp == nil or b.rexp > min_exp) then
-        fs[#fs + 1] = finding(b.id, nil, 'reservations_expire_at', nil, min_exp, opt(b.rexp))
-        b.rexp = min_exp
+    if min_exp ~= nil and (b.reservations_expire_at == nil or b.reservations_expire_at > min_exp) then
+        fs[#fs + 1] = finding(b.budget_id, nil, 'reservations_expire_at', nil, min_exp, opt(b.reservations_expire_at))
+        b.reservations_expire_at = min_exp
     end
-    -- After a roll the ledger holds the closed window's entries, which the commit deletes.
+    -- After a roll the ledger holds the closed window's entries, which the save deletes.
     if not b._rolled then
         local sums = {}
         local l = redis.call('HGETALL', subkey(b._key, 'l'))
@@ -60,17 +61,17 @@ local function audit_budget(out, b, repair)
         end
         for _, dim in ipairs(sorted_keys(sums)) do
             if sums[dim] > (b.usage[dim] or 0) then
-                fs[#fs + 1] = finding(b.id, nil, 'ledger', dim, sums[dim], b.usage[dim] or 0)
+                fs[#fs + 1] = finding(b.budget_id, nil, 'ledger', dim, sums[dim], b.usage[dim] or 0)
                 b.usage[dim] = sums[dim]
             end
         end
     end
-    if b.p ~= nil and redis.call('EXISTS', base_of('sc:', b.p)) == 0 then
-        fs[#fs + 1] = finding(b.id, nil, 'parent', nil, NULL, b.p)
-        b.p = nil
+    if b.parent_id ~= nil and redis.call('EXISTS', base_of('sc:', b.parent_id)) == 0 then
+        fs[#fs + 1] = finding(b.budget_id, nil, 'parent', nil, NULL, b.parent_id)
+        b.parent_id = nil
     end
     if repair and (#fs > 0 or b._moved) then
-        commit(b)
+        save(b)
     end
     table.sort(fs, function(x, y) return x.check_name < y.check_name end)
     for _, f in ipairs(fs) do
@@ -84,27 +85,27 @@ end
 function api.audit(keys, a)
     local key = keys[1]
     if type(key) ~= 'string' or key:sub(1, 4) ~= 'sc:{' and key:sub(1, 6) ~= 'sc:q:{' then
-        invalid('keys', 'must be the base key of a budget (sc:{...}) or a quota policy (sc:q:{...})')
+        invalid_argument('keys', 'must be the base key of a budget (sc:{...}) or a quota policy (sc:q:{...})')
     end
     local repair = a.repair
     if repair == nil then repair = false end
     if type(repair) ~= 'boolean' then
-        invalid('repair', 'must be true or false')
+        invalid_argument('repair', 'must be true or false')
     end
     local out = array()
     if key:sub(1, 5) == 'sc:q:' then
         if redis.call('EXISTS', key) == 0 then
             local close = key:find('}', 1, true)
-            orphans(out, key, key:sub(7, close - 1) .. key:sub(close + 1), POLICY_SUBKEYS, repair, true)
+            orphan_findings(out, key, key:sub(7, close - 1) .. key:sub(close + 1), POLICY_SUBKEYS, repair, true)
         end
         return out
     end
     local b = load_budget(key)
     if b then
-        audit_budget(out, b, repair)
+        budget_findings(out, b, repair)
     else
         local close = key:find('}', 1, true)
-        orphans(out, key, key:sub(5, close - 1) .. key:sub(close + 1), BUDGET_SUBKEYS, repair, false)
+        orphan_findings(out, key, key:sub(5, close - 1) .. key:sub(close + 1), BUDGET_SUBKEYS, repair, false)
     end
     return out
 end

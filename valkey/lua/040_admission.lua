@@ -5,17 +5,17 @@
 -- the hard check says (settle). It writes nothing and moves no counter.
 local function evaluate(b, reserved, d, arg, force)
     local o = { outcome = 'ok', applied = true, dimension = NULL, usage = NULL, limit_value = NULL,
-                replayed = false, window_start = b.ws, next_reset_at = opt(b.nr), breach_budget_id = NULL }
+                replayed = false, window_start = b.window_start, next_reset_at = opt(b.next_reset_at), breach_budget_id = NULL }
     local dims = sorted_keys(d)
     local totals = {}
     for i, dim in ipairs(dims) do
         totals[i] = (b.usage[dim] or 0) + (reserved[dim] or 0)
-        if totals[i] + d[dim] > MAX then
+        if totals[i] + d[dim] > MAX_QTY then
             fail('SC004', arg .. ': ' .. encode(dim) .. ' would reach ' .. encode(totals[i] + d[dim]) .. ', above 9007199254740991')
         end
     end
     for i, dim in ipairs(dims) do
-        local h = b.hard[dim]
+        local h = b.hard_limits[dim]
         if h ~= nil and totals[i] + d[dim] > h then
             o.outcome, o.dimension, o.limit_value = 'hard_breach', dim, h
             if force or b.mode == 'observe' then
@@ -27,7 +27,7 @@ local function evaluate(b, reserved, d, arg, force)
         end
     end
     for i, dim in ipairs(dims) do
-        local s = b.soft[dim]
+        local s = b.soft_limits[dim]
         if s ~= nil and totals[i] + d[dim] > s then
             o.outcome, o.dimension, o.limit_value, o.usage = 'soft_breach', dim, s, totals[i] + d[dim]
             return o
@@ -36,12 +36,12 @@ local function evaluate(b, reserved, d, arg, force)
     return o
 end
 
-local function count(b, o, t)
+local function counted(b, o, t)
     if o.outcome == 'hard_breach' then
-        b.bc, b.wbc = b.bc + 1, b.wbc + 1
-        b.lba, b.lbd = t, o.dimension
+        b.breach_count, b.window_breach_count = b.breach_count + 1, b.window_breach_count + 1
+        b.last_breach_at, b.last_breach_dim = t, o.dimension
     elseif o.outcome == 'soft_breach' then
-        b.sbc, b.wsbc = b.sbc + 1, b.wsbc + 1
+        b.soft_breach_count, b.window_soft_breach_count = b.soft_breach_count + 1, b.window_soft_breach_count + 1
     end
 end
 
@@ -69,12 +69,20 @@ local function set_outcome(es, ids, named)
     return es[named], named
 end
 
-local function canonical(d)
+-- fingerprint is what a dedup or idempotency key remembers of its call (SQL: fingerprint): the
+-- operation, the execution or reservation id, the deltas in byte order of their dimensions and the
+-- other budgets the call named (also, as also_of returns them: sorted, once each). The text is
+-- Valkey's own: a key is only ever compared with calls of the same backend.
+local function fingerprint(op, ref, d, also)
     local parts = {}
     for i, k in ipairs(sorted_keys(d)) do
         parts[i] = k .. '=' .. encode(d[k])
     end
-    return table.concat(parts, ',')
+    local fp = op .. ' ' .. (ref or '') .. ' ' .. table.concat(parts, ',')
+    if #also > 0 then
+        fp = fp .. ' also=' .. table.concat(also, ',')
+    end
+    return fp
 end
 
 -- also_of validates the other ids a call names (SQL: also_of): also_charge (budgets) or
@@ -91,10 +99,10 @@ local function also_of(a, arg, first)
         for _ in pairs(v) do n = n + 1 end
     end
     if type(v) ~= 'table' or n ~= #v then
-        invalid(arg, 'must be an array of ' .. what .. ' ids')
+        invalid_argument(arg, 'must be an array of ' .. what .. ' ids')
     end
     if n > MAX_SET then
-        invalid(arg, 'a call names at most ' .. MAX_SET .. (what == 'budget' and ' budgets, ancestors included' or ' policies'))
+        invalid_argument(arg, 'a call names at most ' .. MAX_SET .. (what == 'budget' and ' budgets, ancestors included' or ' policies'))
     end
     local seen, also = { [first] = true }, {}
     for i = 1, n do
@@ -115,22 +123,53 @@ local function declared(keys)
     return k
 end
 
+-- undeclared is the ids of ids whose base keys (prefix .. id, base_of) are not among keys, or nil
+-- when every one is.
+local function undeclared(keys, prefix, ids)
+    local have, missing = declared(keys), nil
+    for _, x in ipairs(ids) do
+        if not have[base_of(prefix, x)] then
+            missing = missing or {}
+            missing[#missing + 1] = x
+        end
+    end
+    return missing
+end
+
 -- missing_keys raises the SC002 of a call whose keys lack budgets it needs (ids, ascending). The
 -- message is the protocol the Go client reads to pass them and try again (an ancestor added since
 -- it looked); nothing has been written.
 -- A batch adds which items lack which (by_item).
 local function missing_keys(ids, by_item)
     table.sort(ids)
-    invalid('keys', 'missing the keys of budgets ' .. encode(array(ids)) .. ': pass the base key of every budget the call charges'
+    invalid_argument('keys', 'missing the keys of budgets ' .. encode(array(ids)) .. ': pass the base key of every budget the call charges'
         .. (by_item and ('; by item ' .. encode(by_item)) or ''))
 end
 
--- read_set reads the charged set of a call (docs/semantics.md#budget-sets; SQL: charged_set):
--- budget_id, the budgets of also, and every ancestor of each, once each, in ascending byte order of
--- their ids, which it returns as bs and ids. SC001 for an unknown budget; SC002 for more than
--- MAX_SET budgets, and (missing_keys) when a budget's base key is not among keys, after the walk
--- has found every such budget, so that one retry suffices.
-local function read_set(keys, id, also)
+-- set_ids is a charged set made of the budgets ids (the named ones and their chains, in any order,
+-- repeats allowed): each once, in ascending byte order, which it returns; SC002 past MAX_SET
+-- budgets (SQL: set_ids).
+local function set_ids(ids)
+    local seen, s = {}, {}
+    for _, x in ipairs(ids) do
+        if not seen[x] then
+            seen[x] = true
+            s[#s + 1] = x
+        end
+    end
+    if #s > MAX_SET then
+        invalid_argument('also_charge', 'a call names at most ' .. MAX_SET .. ' budgets, ancestors included')
+    end
+    table.sort(s)
+    return s
+end
+
+-- charged_set reads the charged set of a call (docs/semantics.md#budget-sets), as SQL's charged_set
+-- walks it: budget_id, the budgets of also, and every ancestor of each, once each, in ascending
+-- byte order of their ids, which it returns as bs and ids. SC001 for an unknown budget; SC002 for
+-- more than MAX_SET budgets, and (missing_keys) when a budget's base key is not among keys, after
+-- the walk has found every such budget, so that one retry suffices.
+local function charged_set(keys, id, also)
     local have = declared(keys)
     local byid, ids, missing = {}, {}, {}
     local starts = { id }
@@ -152,20 +191,17 @@ local function read_set(keys, id, also)
                 break
             end
             if not b then
-                fail('SC001', arg .. ': budget ' .. encode(cur) .. ' not found')
+                budget_not_found(cur, arg)
             end
             byid[cur] = b
             ids[#ids + 1] = cur
-            if #ids > MAX_SET then
-                invalid('also_charge', 'a call names at most ' .. MAX_SET .. ' budgets, ancestors included')
-            end
-            cur = b.p
+            cur = b.parent_id
         end
     end
+    ids = set_ids(ids)
     if #missing > 0 then
         missing_keys(missing)
     end
-    table.sort(ids)
     local bs = {}
     for i, x in ipairs(ids) do bs[i] = byid[x] end
     return bs, ids
@@ -176,11 +212,8 @@ end
 -- and with current_only one whose window has ended by then too (it is left as it is). Their keys
 -- must be among keys (missing_keys).
 local function read_members(keys, ids, at, current_only)
-    local have, missing = declared(keys), {}
-    for _, x in ipairs(ids) do
-        if not have[base_of('sc:', x)] then missing[#missing + 1] = x end
-    end
-    if #missing > 0 then
+    local missing = undeclared(keys, 'sc:', ids)
+    if missing then
         missing_keys(missing)
     end
     local sorted = {}
@@ -190,9 +223,9 @@ local function read_members(keys, ids, at, current_only)
     for _, x in ipairs(sorted) do
         local b = read_stored(base_of('sc:', x))
         if b then
-            if not (current_only and b.nr ~= nil and instant(b, at) >= b.nr) then
+            if not (current_only and b.next_reset_at ~= nil and instant_on(b, at) >= b.next_reset_at) then
                 ms[#ms + 1] = b
-                ts[#ts + 1] = bring(b, at)
+                ts[#ts + 1] = brought(b, at)
             end
         end
     end
@@ -214,8 +247,8 @@ end
 local function index_spend(nb, bs, s, ref)
     local u = 0
     for _, b in ipairs(bs) do
-        if b.id ~= nb.id then
-            if b.nr == nil or u == nil then u = nil else u = math.max(u, b.nr) end
+        if b.budget_id ~= nb.budget_id then
+            if b.next_reset_at == nil or u == nil then u = nil else u = math.max(u, b.next_reset_at) end
         end
     end
     local raw = redis.call('HGET', subkey(nb._key, 'ls'), ref)
@@ -246,32 +279,26 @@ local function admit(op, keys, a)
     elseif op == 'reserve' then
         ref = a.reservation_id
         check_id('reservation_id', ref)
-        ttl = a.ttl_seconds or 300
-        if not is_int(ttl) or ttl < 1 or ttl > 86400 then
-            invalid('ttl_seconds', 'must be 1..86400')
-        end
+        ttl = bounded('ttl_seconds', a.ttl_seconds or 300, 1, 86400)
     end
     local d = quantities(deltas_arg, a[deltas_arg], true)
     local dk = a[key_arg]
     if dk == '' then dk = nil end
     if dk ~= nil then check_id(key_arg, dk) end
     local also = also_of(a, 'also_charge', a.budget_id)
-    local at = at_of(a)
+    local at = instant(a)
 
-    local bs, ids = read_set(keys, id, also)
+    local bs, ids = charged_set(keys, id, also)
     local ts, named = {}, nil
     for i, b in ipairs(bs) do
-        ts[i] = bring(b, at)
+        ts[i] = brought(b, at)
         if ids[i] == id then named = i end
     end
     local nb, t = bs[named], ts[named]
 
     local fp, dkey
     if dk ~= nil then
-        fp = op .. ' ' .. (ref or '') .. ' ' .. canonical(d)
-        if #also > 0 then
-            fp = fp .. ' also=' .. table.concat(also, ',')
-        end
+        fp = fingerprint(op, ref, d, also)
         dkey = subkey(nb._key, 'd') .. ':' .. nb.gen .. ':' .. dk
         local raw = redis.call('GET', dkey)
         if raw then
@@ -286,7 +313,7 @@ local function admit(op, keys, a)
                 -- with an earlier at must find the same state.
                 for _, m in ipairs(bs) do
                     if m._moved or #m._writes > 0 then
-                        commit(m)
+                        save(m)
                     end
                 end
                 return stored.r
@@ -298,7 +325,7 @@ local function admit(op, keys, a)
         -- An expired reservation may still be in the hash (its removal is queued): not live.
         local raw = redis.call('HGET', subkey(nb._key, 'r'), ref)
         if raw and cjson.decode(raw).exp > t then
-            invalid('reservation_id', 'reservation ' .. encode(ref) .. ' is live')
+            invalid_argument('reservation_id', 'reservation ' .. encode(ref) .. ' is live')
         end
     end
 
@@ -315,13 +342,13 @@ local function admit(op, keys, a)
         -- bringing them to the instant did (a roll, expired reservations dropped), as SQL's
         -- lock_budget saves it: a later call with an earlier at must find the same state.
         local b = bs[at_breach]
-        local wbc = b.wbc
-        count(b, o, ts[at_breach])
-        b.updated = math.max(b.updated, ts[at_breach])
+        local wbc = b.window_breach_count
+        counted(b, o, ts[at_breach])
+        b.updated_at = math.max(b.updated_at, ts[at_breach])
         alert(b, b.usage, o, ts[at_breach], wbc)
         for i, m in ipairs(bs) do
             if i == at_breach or m._moved or #m._writes > 0 then
-                commit(m)
+                save(m)
             end
         end
     else
@@ -330,13 +357,13 @@ local function admit(op, keys, a)
         end
         local s = #ids > 1 and others(ids, id) or nil
         for i, b in ipairs(bs) do
-            local before, wbc = b.usage, b.wbc
-            count(b, es[i], ts[i])
+            local before, wbc = b.usage, b.window_breach_count
+            counted(b, es[i], ts[i])
             local f = field(b, id, ref or '')
             if op == 'reserve' then
                 queue(b, 'HSET', subkey(b._key, 'r'), f, encode({ a = d, exp = o.expires_at, s = b == nb and s or nil }))
                 b.reserved = plus(b.reserved, d)
-                if b.rexp == nil or o.expires_at < b.rexp then b.rexp = o.expires_at end
+                if b.reservations_expire_at == nil or o.expires_at < b.reservations_expire_at then b.reservations_expire_at = o.expires_at end
             else
                 b.usage = plus(b.usage, d)
                 if op == 'record_spend' then
@@ -345,18 +372,18 @@ local function admit(op, keys, a)
                     queue(b, 'HSET', subkey(b._key, 'l'), f, encode(plus(prev and cjson.decode(prev) or {}, d)))
                 end
             end
-            b.updated = math.max(b.updated, ts[i])
+            b.updated_at = math.max(b.updated_at, ts[i])
             alert(b, before, es[i], ts[i], wbc)
         end
         if op == 'record_spend' and s then
             index_spend(nb, bs, s, ref)
         end
         for _, b in ipairs(bs) do
-            commit(b)
+            save(b)
         end
     end
     if dk ~= nil then
-        local exp = t + nb.ttl * 1000
+        local exp = t + nb.dedup_ttl_seconds * 1000
         -- The key's logical life is [t, exp) on the calls' clock; the server forgets it a minute
         -- after that on its own clock.
         redis.call('SET', dkey, encode({ fp = fp, r = o, exp = exp }), 'PX', math.max(exp - now_ms(), 0) + 60000)

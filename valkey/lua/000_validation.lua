@@ -1,7 +1,11 @@
 ----------------------------------------------------------------------------------------------
--- Validation (docs/semantics.md#arguments), in the same order as the SQL functions.
+-- Validation (docs/semantics.md#arguments; SQL: 000_validation.sql), in the same order as the SQL
+-- functions.
 
--- integral reports whether a JSON number token is an integer as written (1e3 and 2.50e1 are, 1.5 is not).
+local function invalid_argument(arg, problem)
+    fail('SC002', arg .. ': ' .. problem)
+end
+
 local function integral(tok)
     local int, frac, exp = tok:match('^-?(%d+)%.?(%d*)[eE]?([-+]?%d*)$')
     if not int then
@@ -12,9 +16,10 @@ local function integral(tok)
     return not digits:sub(math.max(point, 0) + 1):find('[1-9]')
 end
 
--- inexact_number finds a number with a fraction that cjson's doubles round away (4503599627370496.5,
--- 1.0000000000000001 decode as integers), which SQL's exact numerics refuse. It scans the text
--- outside strings and answers the top-level argument holding the number, and the number.
+-- inexact_number finds a number with a fraction that cjson's doubles round away
+-- (4503599627370496.5, 1.0000000000000001 decode as integers), which SQL's exact numerics refuse.
+-- It scans the text outside strings and answers the top-level argument holding the number, and the
+-- number.
 local function inexact_number(text)
     local i, n, depth, top = 1, #text, 0, nil
     while i <= n do
@@ -61,7 +66,7 @@ end
 local function decode_args(argv)
     local ok, a = pcall(cjson.decode, argv[1] or '')
     if not ok or type(a) ~= 'table' then
-        invalid('arguments', 'must be one JSON object')
+        invalid_argument('arguments', 'must be one JSON object')
     end
     -- Only a number with a '.' or a negative exponent can have a fraction: most calls skip the
     -- scan, and the pattern (a tenth of the call when it ran on every one) runs only when a plain
@@ -70,7 +75,7 @@ local function decode_args(argv)
     if (text:find('.', 1, true) or text:find('e-', 1, true) or text:find('E-', 1, true)) and text:find('%d[%.eE]') then
         local arg, tok = inexact_number(argv[1])
         if arg then
-            invalid(arg, tok .. ' must be an integer')
+            invalid_argument(arg, tok .. ' must be an integer')
         end
     end
     for k, v in pairs(a) do
@@ -126,34 +131,34 @@ local function report_usage_args(argv)
     return quick_report_args(argv[1]) or decode_args(argv)
 end
 
--- valid_id, valid_dim and valid_qty are the rules of docs/semantics.md#arguments as tests; check_id, quantities and
--- fast_report share them.
-local function valid_id(v)
+-- is_id, is_dimension and is_quantity are the rules of docs/semantics.md#arguments as tests;
+-- check_id, quantities and fast_report share them.
+local function is_id(v)
     return type(v) == 'string' and #v >= 1 and #v <= 128 and not v:find('[^!-z|~]')
-end
-
-local function valid_dim(k)
-    return type(k) == 'string' and #k >= 1 and #k <= 64 and not k:find('[^%w_%.:%-]')
 end
 
 local function is_int(v)
     return type(v) == 'number' and v == math.floor(v) and v > -1e300 and v < 1e300
 end
 
-local function valid_qty(v)
-    return is_int(v) and v >= 0 and v <= MAX
+local function in_time_range(v)
+    return is_int(v) and v >= 0 and v < TIME_MAX
 end
 
-local function valid_time(v)
-    return is_int(v) and v >= 0 and v < TIME_MAX
+-- bounded is integer argument v, named arg, checked to lie in min..max (SQL: bounded).
+local function bounded(arg, v, min, max)
+    if not is_int(v) or v < min or v > max then
+        invalid_argument(arg, 'must be ' .. min .. '..' .. max)
+    end
+    return v
 end
 
 local function check_id(arg, v)
     if v == nil then
-        invalid(arg, 'is required')
+        invalid_argument(arg, 'is required')
     end
-    if not valid_id(v) then
-        invalid(arg, 'must be 1..128 bytes of printable ASCII (0x21-0x7E) other than { and }')
+    if not is_id(v) then
+        invalid_argument(arg, 'must be 1..128 bytes of printable ASCII (0x21-0x7E) other than { and }')
     end
 end
 
@@ -162,7 +167,7 @@ local function base_key(keys, arg, prefix, id)
     check_id(arg, id)
     local want = base_of(prefix, id)
     if keys[1] ~= want then
-        invalid(arg, 'the key must be ' .. want)
+        invalid_argument(arg, 'the key must be ' .. want)
     end
     return want
 end
@@ -174,7 +179,7 @@ end
 local function parse_period(p)
     local bad = 'must be "<n> <unit>" with n in 1..10000 and unit one of second, minute, hour, day, week, month, year'
     if type(p) ~= 'string' then
-        invalid('reset_every', bad)
+        invalid_argument('reset_every', bad)
     end
     local num, unit = p:lower():match('^%s*(%d%d?%d?%d?%d?)%s+(%a+)%s*$')
     if unit and not UNIT_MS[unit] and not CALENDAR[unit] and unit:sub(-1) == 's' then
@@ -182,7 +187,7 @@ local function parse_period(p)
     end
     local n = tonumber(num)
     if not unit or (not UNIT_MS[unit] and not CALENDAR[unit]) or n < 1 or n > 10000 then
-        invalid('reset_every', bad)
+        invalid_argument('reset_every', bad)
     end
     return n, unit, n .. ' ' .. unit .. (n == 1 and '' or 's')
 end
@@ -193,7 +198,7 @@ end
 -- fine where the past cannot help (usage never lands in a window before the budget's current one),
 -- but not with past_ok = false (acquire_quota).
 local function time_problem(at, past_ok)
-    if not valid_time(at) then
+    if not in_time_range(at) then
         return 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC'
     end
     if not ALLOW_REPLAY and at > now_ms() + FUTURE_SKEW then
@@ -205,16 +210,16 @@ local function time_problem(at, past_ok)
     return nil
 end
 
--- at_of is the call's instant: at_ms, checked by time_problem, or the server clock. acquire_quota
+-- instant is the call's instant: at_ms, checked by time_problem, or the server clock. acquire_quota
 -- passes past_ok = false: an entry or lease recorded in the past would count against nobody.
-local function at_of(a, past_ok)
+local function instant(a, past_ok)
     local at = a.at_ms
     if at == nil then
         return now_ms()
     end
     local problem = time_problem(at, past_ok)
     if problem then
-        invalid('at_ms', problem)
+        invalid_argument('at_ms', problem)
     end
     return at
 end

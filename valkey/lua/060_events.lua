@@ -9,25 +9,25 @@ local function alert_percents_of(arg, ps)
         return nil
     end
     if type(ps) ~= 'table' or #ps > 10 then
-        invalid(arg, 'must be at most 10 ascending integers 1..1000')
+        invalid_argument(arg, 'must be at most 10 ascending integers 1..1000')
     end
     local n = 0
     for _ in pairs(ps) do n = n + 1 end
     for i = 1, #ps do
         local p = ps[i]
         if not is_int(p) or p < 1 or p > 1000 or (i > 1 and p <= ps[i - 1]) then
-            invalid(arg, 'must be at most 10 ascending integers 1..1000')
+            invalid_argument(arg, 'must be at most 10 ascending integers 1..1000')
         end
     end
     if n ~= #ps then
-        invalid(arg, 'must be at most 10 ascending integers 1..1000')
+        invalid_argument(arg, 'must be at most 10 ascending integers 1..1000')
     end
     return array(ps)
 end
 
 -- reached is the whole percent of hard limit h that usage u has reached, at most 1001 (past every
--- alert percent): percent p is reached, usage >= ceil(p × h / 100), exactly when p <= reached(u, h).
--- nil without a limit; an alert needs h > 0.
+-- alert percent): percent p is reached, usage >= ceil(p × h / 100), exactly when p <= reached(u,
+-- h). nil without a limit; an alert needs h > 0.
 local function reached(u, h)
     if h == nil or h <= 0 then
         return nil
@@ -56,11 +56,11 @@ local function events_key(base)
     return base:sub(1, base:find('}', 1, true)) .. ':events'
 end
 
--- emit queues one event of budget b (its current window) for commit, unless that (window, kind,
--- dimension, percent) has had its event (b.fired, cleared when the window changes: advance and
+-- emit queues one event of budget b (its current window) for save, unless that (window, kind,
+-- dimension, percent) has had its event (b.fired, cleared when the window changes: advanced and
 -- reset_budget). closed: the window that closes, for window_closed. event_id is
 -- the slot group's counter; the stream entry's id is <event_id>-1.
-local function emit(b, kind, dim, percent, usage, limit, t, closed)
+function emit(b, kind, dim, percent, usage, limit, t, closed)
     -- A window closes once: only the events of the current window need the marks.
     if not closed then
         local mark = kind .. ' ' .. (dim or '') .. ' ' .. (percent or '')
@@ -70,11 +70,11 @@ local function emit(b, kind, dim, percent, usage, limit, t, closed)
         end
         b.fired[mark] = true
     end
-    local e = { budget_id = b.id, kind = kind, window_seq = b.seq, window_start = b.ws, dimension = dim,
+    local e = { budget_id = b.budget_id, kind = kind, window_seq = b.window_seq, window_start = b.window_start, dimension = dim,
                 percent = percent, usage = usage, limit_value = limit, occurred_at = t }
     if closed then
-        e.window_seq, e.window_start, e.window_usage = closed.seq, closed.ws, closed.usage
-        e.breach_count, e.soft_breach_count, e.closed_by = closed.wbc, closed.wsbc, closed.by
+        e.window_seq, e.window_start, e.window_usage = closed.window_seq, closed.window_start, closed.usage
+        e.breach_count, e.soft_breach_count, e.closed_by = closed.breach_count, closed.soft_breach_count, closed.closed_by
     end
     local stream = events_key(b._key)
     b._writes[#b._writes + 1] = function()
@@ -93,14 +93,14 @@ end
 -- b.usage as it will be committed, o the budget's outcome, t the call's instant. A threshold
 -- event for each percent of each hard-limited dimension (in byte order) that usage reaches,
 -- ascending; then hard_breach when o is the window's first hard breach (wbc_before 0).
-local function alert(b, before, o, t, wbc_before)
-    if b.ap ~= nil then
-        for _, dim in ipairs(sorted_keys(b.hard)) do
-            local lo, hi = reached(before[dim], b.hard[dim]), reached(b.usage[dim], b.hard[dim])
+function alert(b, before, o, t, wbc_before)
+    if b.alert_percents ~= nil then
+        for _, dim in ipairs(sorted_keys(b.hard_limits)) do
+            local lo, hi = reached(before[dim], b.hard_limits[dim]), reached(b.usage[dim], b.hard_limits[dim])
             if lo ~= nil then
-                for _, p in ipairs(b.ap) do
+                for _, p in ipairs(b.alert_percents) do
                     if p > lo and p <= hi then
-                        emit(b, 'threshold', dim, p, b.usage[dim] or 0, b.hard[dim], t)
+                        emit(b, 'threshold', dim, p, b.usage[dim] or 0, b.hard_limits[dim], t)
                     end
                 end
             end
@@ -109,4 +109,30 @@ local function alert(b, before, o, t, wbc_before)
     if o.outcome == 'hard_breach' and wbc_before == 0 then
         emit(b, 'hard_breach', o.dimension, nil, o.usage, o.limit_value, t)
     end
+end
+
+-- stream_of is the one key of a call on a slot group's event stream.
+local function stream_of(keys)
+    local stream = keys[1]
+    if type(stream) ~= 'string' or not stream:find('^sc:{[^}]+}:events$') then
+        invalid_argument('keys', 'must be one events stream key, sc:{<group>}:events')
+    end
+    return stream
+end
+
+-- events_since answers the events of the slot group whose stream is keys[1] (sc:{g}:events)
+-- after after_id, in id order, at most max_rows (1..10000).
+function api.events_since(keys, a)
+    local stream = stream_of(keys)
+    local after = a.after_id or 0
+    if not is_int(after) or after < 0 then
+        invalid_argument('after_id', 'must be 0 or an event_id')
+    end
+    local max = bounded('max_rows', a.max_rows or 1000, 1, 10000)
+    -- The entries hold each event's JSON already: joined, not decoded and encoded again.
+    local out = {}
+    for i, entry in ipairs(redis.call('XRANGE', stream, string.format('%.0f', after + 1) .. '-0', '+', 'COUNT', max)) do
+        out[i] = entry[2][2]
+    end
+    return '[' .. table.concat(out, ',') .. ']'
 end

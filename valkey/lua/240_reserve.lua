@@ -1,0 +1,6 @@
+----------------------------------------------------------------------------------------------
+-- reserve (docs/sql-api.md#reserve).
+
+function api.reserve(keys, a)
+    return admit('reserve', keys, a)
+end
