@@ -54,13 +54,6 @@ func requireEvents(t *testing.T, db *pgxpool.Pool, want ...string) {
 	}
 }
 
-func sqlExec(t *testing.T, db *pgxpool.Pool, sql string, args ...any) {
-	t.Helper()
-	if _, err := db.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
-
 const eventsDay = `'2026-01-01'`
 
 func TestARolledBackTransactionLeavesNoEvent(t *testing.T) {

@@ -141,15 +141,6 @@ func TestBudgetGaugesAreTheSameOnBothBackends(t *testing.T) {
 	}
 }
 
-// gaugesString renders gauges as the SQL tests above do: "<id> <dim> <usage>/<limit> rem=<remaining>".
-func gaugesString(gs []spendcap.BudgetGauge) string {
-	var out []string
-	for _, g := range gs {
-		out = append(out, fmt.Sprintf("%s %s %d/%s rem=%s", g.BudgetID, g.Dimension, g.Usage, orDash(g.HardLimit), orDash(g.Remaining)))
-	}
-	return strings.Join(out, "; ")
-}
-
 func orDash(v *int64) string {
 	if v == nil {
 		return "-"

@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap/internal/bindgen"
 	"github.com/spendcap/spendcap/internal/testenv"
@@ -140,38 +138,6 @@ type querier interface {
 // name the function lacks, a value its parameter type refuses at bind): the function never ran.
 var errUnsayable = errors.New("not expressible as SQL arguments")
 
-// runRaw makes a raw call through SQL (pgRawQuery) and returns its rows as JSON text; arguments SQL
-// cannot express are errUnsayable.
-func runRaw(ctx context.Context, q querier, types map[string]map[string]string, fn, args string) (string, error) {
-	query, values, err := pgRawQuery(types, fn, args)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", errUnsayable, err)
-	}
-	rows, err := q.Query(ctx, query, values...)
-	if err != nil {
-		return "", err
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return strings.Join(out, ","), err
-}
-
-// vkKey is the base key a Go client would pass for raw arguments: the policy's, else the budget's
-// (b1's when the arguments name neither as a string).
-func vkKey(args string) string {
-	var id struct {
-		BudgetID any `json:"budget_id"`
-		PolicyID any `json:"policy_id"`
-	}
-	_ = json.Unmarshal([]byte(args), &id)
-	if s, ok := id.PolicyID.(string); ok {
-		return valkey.PolicyKey(s)
-	}
-	if s, ok := id.BudgetID.(string); ok {
-		return valkey.Key(s)
-	}
-	return valkey.Key("b1")
-}
-
 // pgRawQuery is the SQL call for raw arguments in the Valkey shape, or an error when SQL cannot
 // express them (not an object, an argument the function lacks, a number given for a text argument).
 func pgRawQuery(types map[string]map[string]string, fn, args string) (string, []any, error) {
@@ -245,22 +211,6 @@ func pgInstant(v json.RawMessage) (any, error) {
 		return time.UnixMilli(int64(f)).UTC(), nil
 	}
 	return time.UnixMilli(ms).UTC(), nil
-}
-
-func codeOf(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	var rErr redis.Error
-	if errors.As(err, &rErr) {
-		code, _, _ := strings.Cut(rErr.Error(), " ")
-		return code
-	}
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	return ""
 }
 
 func TestRawArgumentsAreJudgedAlikeByBothBackends(t *testing.T) {
