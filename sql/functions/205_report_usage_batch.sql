@@ -356,6 +356,8 @@ DECLARE
     r        spendcap.batch_result;
     jd       record;
     dims     text[];
+    item_dims text[];
+    item_qs  text[];
     qs       bigint[];
     fit      boolean;
     live     jsonb;
@@ -389,6 +391,12 @@ BEGIN
     sets := l.sets;
     touched := array_fill(false, ARRAY[cardinality(bs)]);
     key_expiry := array_fill(NULL::timestamptz, ARRAY[n]);
+    -- Each item's deltas as arrays (dimensions and quantities, as array text, in one order), read
+    -- in one query for the batch rather than one per item.
+    SELECT array_agg(coalesce((SELECT array_agg(d.key)::text FROM jsonb_each(u.dl) AS d), '{}') ORDER BY u.i),
+           array_agg(coalesce((SELECT array_agg(d.value::bigint)::text FROM jsonb_each(u.dl) AS d), '{}') ORDER BY u.i)
+      INTO item_dims, item_qs
+      FROM unnest(ds) WITH ORDINALITY AS u(dl, i);
 
     -- The live keys the items name, read once (under their budgets' locks); keys the batch
     -- itself uses join them as their items are admitted, and are written in one statement at the
@@ -421,8 +429,8 @@ BEGIN
             -- Every new total within every limit of every budget of the set (the report_usage
             -- fast path's test): ok, applied, and no counter moves; else judge decides.
             fit := o IS NULL;
-            -- The deltas as arrays, read once for the test and the update below.
-            SELECT array_agg(d.key), array_agg(d.value::bigint) INTO dims, qs FROM jsonb_each(ds[i]) AS d;
+            dims := item_dims[i]::text[];
+            qs := item_qs[i]::bigint[];
             FOR m IN 1 .. cardinality(set_bs) LOOP
                 EXIT WHEN NOT fit;
                 FOR e IN 1 .. cardinality(dims) LOOP
