@@ -13,6 +13,7 @@ func init() {
 	register("EachLevelOfAChainRefusesInTurnAndNothingMovesElsewhere", eachLevelRefuses)
 	register("DailyAndMonthlyCapsOnOneKeyRollIndependently", dailyAndMonthly)
 	register("ATagBudgetIsChargedThroughAlsoCharge", tagBudget)
+	register("ASetPastMaxSetWithItsAncestorsIsRefusedAfterItsUnknownBudgets", setPastMaxSet)
 	register("AnObserveParentOverAnEnforceChildAndTheReverse", observeOverEnforce)
 	register("ADimensionLimitedOnlyAtTheTopIsCountedOnEveryLevel", limitedAtTheTop)
 	register("AKeyReplaysItsSetAndRefusesAnotherSet", keysReplayASet)
@@ -140,6 +141,27 @@ func tagBudget(t *testing.T, b spendcap.Backend) {
 	o, err = charge(b, "key", q{"t": 1}, day0, "key", "team", "team")
 	requireOutcome(t, o, err, ok(dayStart, dayNext))
 	requireLevels(t, b, day0, "key map[t:31] rmap[] 0/0; team map[t:61] rmap[] 0/0", "key", "team")
+}
+
+// A call names 33 tags, each with a parent: 67 budgets with the named one, past the 64 a call
+// charges at most, although also_charge itself names fewer. An unknown budget among the tags is
+// named first (SC001), wherever it sorts; nothing is written either way.
+func setPastMaxSet(t *testing.T, b spendcap.Backend) {
+	daily(t, b, "wide", "", nil)
+	var tags []string
+	for i := 0; i < 33; i++ {
+		daily(t, b, fmt.Sprintf("top%02d", i), "", nil)
+		daily(t, b, fmt.Sprintf("tag%02d", i), fmt.Sprintf("top%02d", i), nil)
+		tags = append(tags, fmt.Sprintf("tag%02d", i))
+	}
+	_, err := charge(b, "wide", q{"t": 1}, day0, tags...)
+	requireCode(t, err, "SC002", "also_charge: ")
+	if !strings.Contains(err.Error(), "ancestors included") {
+		t.Fatalf("err = %v, want the set's size named", err)
+	}
+	_, err = charge(b, "wide", q{"t": 1}, day0, append(tags, "tagzz")...)
+	requireCode(t, err, "SC001", "also_charge: ")
+	requireLevels(t, b, day0, "wide map[] rmap[] 0/0; tag00 map[] rmap[] 0/0; top32 map[] rmap[] 0/0", "wide", "tag00", "top32")
 }
 
 func observeOverEnforce(t *testing.T, b spendcap.Backend) {
