@@ -7,19 +7,14 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/spendcap/spendcap/internal/batching"
 )
 
 // BatchBackend is what a Batcher runs on: a backend's Budgets and its batch call.
 type BatchBackend interface {
 	Budgets
 	BatchReporter
-}
-
-// BatchPartitioner is implemented by backends whose batches must not mix some items: the Valkey
-// client on a cluster, where a batch fits one slot. A Batcher batches together only items of the
-// same BatchPartition.
-type BatchPartitioner interface {
-	BatchPartition(p ReportUsageParams) string
 }
 
 // Defaults of BatcherOptions, taken by its zero values.
@@ -58,7 +53,7 @@ var ErrBatcherClosed = errors.New("spendcap: batcher closed")
 // A batch is sent as soon as a call is free (MaxInFlight), with the reports queued by then (at
 // most MaxBatch) and those that arrive while the Batcher yields the processor a few times; there
 // is no timer on the way, so an idle Batcher adds no latency. Reports with
-// different At, or (BatchPartitioner) different partitions, go in different batches. Each caller
+// different At, or (on a Valkey cluster) different slots, go in different batches. Each caller
 // gets its own outcome or error, and only after the batch committed.
 //
 // Cancellation: a caller whose ctx ends before its batch returns gets ctx.Err() at once, but its
@@ -68,7 +63,7 @@ var ErrBatcherClosed = errors.New("spendcap: batcher closed")
 type Batcher struct {
 	Budgets
 	backend BatchReporter
-	part    BatchPartitioner
+	part    batching.Partitioner
 	opts    BatcherOptions
 
 	mu     sync.RWMutex
@@ -107,7 +102,7 @@ func NewBatcher(backend BatchBackend, opts BatcherOptions) *Batcher {
 	}
 	b := &Batcher{Budgets: backend, backend: backend, opts: opts,
 		in: make(chan *batchRequest, opts.MaxBatch), done: make(chan struct{})}
-	b.part, _ = backend.(BatchPartitioner)
+	b.part = batching.Of(backend)
 	go b.run()
 	return b
 }
@@ -165,7 +160,7 @@ func (b *Batcher) run() {
 			g.at = r.p.At.UnixNano()
 		}
 		if b.part != nil {
-			g.part = b.part.BatchPartition(r.p)
+			g.part = b.part(r.p.BudgetID)
 		}
 		if len(queues[g]) == 0 {
 			order = append(order, g)

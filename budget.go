@@ -10,8 +10,9 @@ import (
 // backend's clock; tests and log replays set it.
 type Budgets interface {
 	// CreateBudget creates a budget, or returns Created=false for an identical existing one.
-	CreateBudget(ctx context.Context, p CreateBudgetParams) (Created, error)
-	// SetLimits replaces the limits and mode that are set in p, keeping usage and the window.
+	CreateBudget(ctx context.Context, p CreateBudgetParams) (CreateBudgetResult, error)
+	// SetLimits replaces the limits, mode and alert percents that p sets or clears, keeping usage
+	// and the window.
 	SetLimits(ctx context.Context, p SetLimitsParams) (Status, error)
 	// SetParent moves a budget without children under another parent, or detaches it.
 	SetParent(ctx context.Context, p SetParentParams) (Status, error)
@@ -44,10 +45,10 @@ type Mode string
 
 // Modes.
 const (
-	// Enforce refuses usage that would pass a hard limit.
-	Enforce Mode = "enforce"
-	// Observe applies it and reports the breach: a shadow roll-out of a new limit.
-	Observe Mode = "observe"
+	// ModeEnforce refuses usage that would pass a hard limit.
+	ModeEnforce Mode = "enforce"
+	// ModeObserve applies it and reports the breach: a shadow roll-out of a new limit.
+	ModeObserve Mode = "observe"
 )
 
 // OutcomeKind is the result of an admission.
@@ -55,20 +56,23 @@ type OutcomeKind string
 
 // Outcome kinds.
 const (
-	OK         OutcomeKind = "ok"
-	SoftBreach OutcomeKind = "soft_breach"
-	HardBreach OutcomeKind = "hard_breach"
+	// OutcomeOK: within every limit.
+	OutcomeOK OutcomeKind = "ok"
+	// OutcomeSoftBreach: applied, past a soft limit.
+	OutcomeSoftBreach OutcomeKind = "soft_breach"
+	// OutcomeHardBreach: past a hard limit; applied only in observe mode.
+	OutcomeHardBreach OutcomeKind = "hard_breach"
 )
 
 // Outcome is the result of ReportUsage, CheckUsage, RecordSpend, Reserve and Settle (docs/semantics.md#admission).
 type Outcome struct {
-	Outcome OutcomeKind
+	Kind OutcomeKind
 	// Applied says whether the deltas were applied (false only for a hard breach in enforce mode).
 	Applied bool
 	// Dimension, Usage and LimitValue describe the breach: the dimension whose limit was crossed,
-	// the usage it would have (or has, when applied) and that limit. For OK the SQL functions
-	// return NULL for all three and they are "", 0 and 0 here; tell the cases apart by Dimension
-	// (or Outcome), never by LimitValue, since 0 is a real limit.
+	// the usage it would have (or has, when applied) and that limit. For OutcomeOK the SQL
+	// functions return NULL for all three and they are "", 0 and 0 here; tell the cases apart by
+	// Kind (or Dimension), never by LimitValue, since 0 is a real limit.
 	Dimension  string
 	Usage      int64
 	LimitValue int64
@@ -79,7 +83,8 @@ type Outcome struct {
 	NextResetAt *time.Time
 	// ExpiresAt is the reservation's expiry (Reserve, when applied); nil otherwise.
 	ExpiresAt *time.Time
-	// BreachBudgetID is the budget of the reported breach, one of the charged set; "" for OK.
+	// BreachBudgetID is the budget of the reported breach, one of the charged set; "" for
+	// OutcomeOK.
 	BreachBudgetID string
 }
 
@@ -94,13 +99,14 @@ type CreateBudgetParams struct {
 	ResetTimezone string
 	// ResetAnchor defaults to the start of the unit containing At.
 	ResetAnchor *time.Time
-	// Mode defaults to Enforce.
+	// Mode defaults to ModeEnforce.
 	Mode      Mode
 	ScopeType string
 	ScopeID   string
-	// DedupTTLSeconds defaults to 86400.
-	DedupTTLSeconds int32
-	At              time.Time
+	// DedupTTL is how long a dedup or idempotency key is remembered, in whole seconds: 24 hours
+	// by default.
+	DedupTTL time.Duration
+	At       time.Time
 	// ParentID names an existing budget whose chain this budget's charges count on too; empty for
 	// none.
 	ParentID string
@@ -116,23 +122,30 @@ type SetParentParams struct {
 	At       time.Time
 }
 
-// Created is the result of CreateBudget.
-type Created struct {
+// CreateBudgetResult is the result of CreateBudget.
+type CreateBudgetResult struct {
 	BudgetID    string
 	Created     bool
 	WindowStart time.Time
 	NextResetAt *time.Time
 }
 
-// SetLimitsParams are the arguments of SetLimits; nil maps and an empty Mode are left unchanged.
+// SetLimitsParams are the arguments of SetLimits. A field that is empty (nil or of length 0) is
+// left unchanged; one that is set replaces the budget's, whole. The Clear fields remove one
+// (every hard limit, every soft limit, or the alert percents); a Clear field with its field set
+// is refused with ErrInvalidArgument.
 type SetLimitsParams struct {
 	BudgetID   string
 	HardLimits map[string]int64
 	SoftLimits map[string]int64
 	Mode       Mode
 	At         time.Time
-	// AlertPercents replaces the alert percents when not nil; an empty slice removes them.
+	// AlertPercents replaces the alert percents.
 	AlertPercents []int32
+
+	ClearHardLimits    bool
+	ClearSoftLimits    bool
+	ClearAlertPercents bool
 }
 
 // DeleteBudgetParams are the arguments of DeleteBudget.
@@ -187,8 +200,8 @@ type ReserveParams struct {
 	BudgetID      string
 	ReservationID string
 	Amounts       map[string]int64
-	// TTLSeconds defaults to 300.
-	TTLSeconds     int32
+	// TTL is how long the reservation holds, in whole seconds: 5 minutes by default.
+	TTL            time.Duration
 	IdempotencyKey string
 	At             time.Time
 	// AlsoCharge names more budgets the call charges (tags, models): the set is BudgetID, these
@@ -243,7 +256,7 @@ type Status struct {
 	Mode                  Mode
 	ScopeType             string
 	ScopeID               string
-	DedupTTLSeconds       int32
+	DedupTTL              time.Duration
 	WindowSeq             int64
 	WindowStart           time.Time
 	NextResetAt           *time.Time

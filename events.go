@@ -6,11 +6,17 @@ import (
 	"time"
 )
 
+// EventKind is what an Event says happened.
+type EventKind string
+
 // Kinds of Event (docs/semantics.md#events).
 const (
-	EventThreshold    = "threshold"
-	EventHardBreach   = "hard_breach"
-	EventWindowClosed = "window_closed"
+	// EventThreshold: usage reached one of the budget's alert percents of a hard limit.
+	EventThreshold EventKind = "threshold"
+	// EventHardBreach: a call passed a hard limit (refused in enforce mode).
+	EventHardBreach EventKind = "hard_breach"
+	// EventWindowClosed: a window closed, on schedule or by a reset.
+	EventWindowClosed EventKind = "window_closed"
 )
 
 // Event is what a budget tells its readers, written by the call that caused it, in its
@@ -21,10 +27,10 @@ const (
 type Event struct {
 	// Source is where EventID is counted: "postgres", or on Valkey "valkey:" and the slot group's
 	// stream key (valkey:sc:{acme}:events). Receivers deduplicate by (Source, EventID).
-	Source   string `json:"source"`
-	EventID  int64  `json:"event_id"`
-	BudgetID string `json:"budget_id"`
-	Kind     string `json:"kind"`
+	Source   string    `json:"source"`
+	EventID  int64     `json:"event_id"`
+	BudgetID string    `json:"budget_id"`
+	Kind     EventKind `json:"kind"`
 	// WindowSeq and WindowStart name the window; for window_closed, the window that closed.
 	WindowSeq   int64     `json:"window_seq"`
 	WindowStart time.Time `json:"window_start"`
@@ -51,7 +57,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Source          string           `json:"source"`
 		EventID         int64            `json:"event_id"`
 		BudgetID        string           `json:"budget_id"`
-		Kind            string           `json:"kind"`
+		Kind            EventKind        `json:"kind"`
 		WindowSeq       int64            `json:"window_seq"`
 		WindowStart     time.Time        `json:"window_start"`
 		Dimension       *string          `json:"dimension"`

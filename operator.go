@@ -14,8 +14,8 @@ type Operator interface {
 	// hard limit, ordered by budget id, then dimension (byte order). Unknown ids are skipped.
 	BudgetGauges(ctx context.Context, p BudgetGaugesParams) ([]BudgetGauge, error)
 	// Audit checks every aggregate against the rows or keys it sums (docs/semantics.md#audit)
-	// and, with repair, corrects what it finds.
-	Audit(ctx context.Context, repair bool) ([]AuditFinding, error)
+	// and, with p.Repair, corrects what it finds.
+	Audit(ctx context.Context, p AuditParams) ([]AuditFinding, error)
 }
 
 // BudgetGaugesParams are the arguments of BudgetGauges.

@@ -9,7 +9,7 @@ import (
 // leases per policy. Each method is one round trip; a zero At means "now" on the backend's clock.
 type Quotas interface {
 	// CreateQuotaPolicy creates a policy, or returns Created=false for an identical existing one.
-	CreateQuotaPolicy(ctx context.Context, p CreateQuotaPolicyParams) (QuotaPolicyCreated, error)
+	CreateQuotaPolicy(ctx context.Context, p CreateQuotaPolicyParams) (CreateQuotaPolicyResult, error)
 	// AcquireQuota admits a holder or says why not and when to retry.
 	AcquireQuota(ctx context.Context, p AcquireQuotaParams) (Acquired, error)
 	// RenewQuota extends the holder's live lease and returns its new expiry.
@@ -28,27 +28,36 @@ type Backend interface {
 	Quotas
 }
 
+// QuotaReason is why AcquireQuota admitted or refused a holder.
+type QuotaReason string
+
 // Reasons of an acquisition.
 const (
-	ReasonOK                 = "ok"
-	ReasonAlreadyHeld        = "already_held"
-	ReasonRateLimited        = "rate_limited"
-	ReasonConcurrencyLimited = "concurrency_limited"
+	// QuotaReasonOK: admitted, with a new lease.
+	QuotaReasonOK QuotaReason = "ok"
+	// QuotaReasonAlreadyHeld: admitted, the holder's live lease renewed.
+	QuotaReasonAlreadyHeld QuotaReason = "already_held"
+	// QuotaReasonRateLimited: refused, the window holds MaxRequests.
+	QuotaReasonRateLimited QuotaReason = "rate_limited"
+	// QuotaReasonConcurrencyLimited: refused, MaxConcurrent leases are live.
+	QuotaReasonConcurrencyLimited QuotaReason = "concurrency_limited"
 )
 
 // CreateQuotaPolicyParams are the arguments of CreateQuotaPolicy. Zero means no limit for
-// MaxRequests and MaxConcurrent; MaxRequests needs WindowSeconds.
+// MaxRequests and MaxConcurrent; MaxRequests needs Window. Durations are whole seconds.
 type CreateQuotaPolicyParams struct {
-	PolicyID      string
-	WindowSeconds int32
+	PolicyID string
+	// Window is the sliding window MaxRequests counts in.
+	Window        time.Duration
 	MaxRequests   int32
 	MaxConcurrent int32
-	LeaseSeconds  int32 // defaults to 60
-	At            time.Time
+	// LeaseTTL is how long a lease lives unless renewed: 60 seconds by default.
+	LeaseTTL time.Duration
+	At       time.Time
 }
 
-// QuotaPolicyCreated is the result of CreateQuotaPolicy.
-type QuotaPolicyCreated struct {
+// CreateQuotaPolicyResult is the result of CreateQuotaPolicy.
+type CreateQuotaPolicyResult struct {
 	PolicyID string
 	Created  bool
 }
@@ -66,12 +75,11 @@ type AcquireQuotaParams struct {
 // Acquired is the result of AcquireQuota; InWindow and Active are counted after the call.
 type Acquired struct {
 	Admitted bool
-	// Reason is one of the Reason constants.
-	Reason string
-	// RetryAfterMS is 0 unless refused.
-	RetryAfterMS int64
-	InWindow     int64
-	Active       int64
+	Reason   QuotaReason
+	// RetryAfter (whole milliseconds) is 0 unless refused.
+	RetryAfter time.Duration
+	InWindow   int64
+	Active     int64
 	// PolicyID is the policy the result is about: the refusing one, or the named one when admitted.
 	PolicyID string
 }
@@ -103,10 +111,10 @@ type QuotaStatusParams struct {
 // QuotaStatus is a policy's definition and state.
 type QuotaStatus struct {
 	PolicyID      string
-	WindowSeconds int32
+	Window        time.Duration
 	MaxRequests   int32
 	MaxConcurrent int32
-	LeaseSeconds  int32
+	LeaseTTL      time.Duration
 	InWindow      int64
 	Active        int64
 	// Holders of live leases, in byte order.

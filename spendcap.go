@@ -15,17 +15,19 @@ package spendcap
 import (
 	"errors"
 	"fmt"
+
+	"github.com/spendcap/spendcap/internal/errcode"
 )
 
 // Error codes of docs/semantics.md#arguments: SQLSTATEs in Postgres, error-reply prefixes in Valkey.
 const (
-	CodeBudgetNotFound      = "SC001"
-	CodeInvalidArgument     = "SC002"
-	CodeIdempotencyConflict = "SC003"
-	CodeQuantityOutOfRange  = "SC004"
-	CodeBudgetConflict      = "SC005"
-	CodePolicyNotFound      = "SC006"
-	CodeReservationNotFound = "SC007"
+	CodeBudgetNotFound      = errcode.BudgetNotFound      // SC001
+	CodeInvalidArgument     = errcode.InvalidArgument     // SC002
+	CodeIdempotencyConflict = errcode.IdempotencyConflict // SC003
+	CodeQuantityOutOfRange  = errcode.QuantityOutOfRange  // SC004
+	CodeBudgetConflict      = errcode.BudgetConflict      // SC005
+	CodePolicyNotFound      = errcode.PolicyNotFound      // SC006
+	CodeReservationNotFound = errcode.ReservationNotFound // SC007
 )
 
 // Sentinel errors, one per code. Errors from either backend match them with errors.Is.
@@ -60,7 +62,7 @@ var sentinels = map[string]error{
 const MaxQuantity = 1<<53 - 1
 
 // Error is an error a backend returned with a spendcap error code. It keeps the backend's message (which
-// names the argument for SC002) and the error it came from.
+// names the argument for SC002) and the error it came from. The backends return it as *Error.
 type Error struct {
 	Code    string
 	Message string
@@ -76,11 +78,3 @@ func (e *Error) Is(target error) bool { return sentinels[e.Code] == target }
 
 // Unwrap returns the backend's error.
 func (e *Error) Unwrap() error { return e.Cause }
-
-// NewError returns an *Error when code is a spendcap error code, else nil.
-func NewError(code, message string, cause error) error {
-	if _, ok := sentinels[code]; !ok {
-		return nil
-	}
-	return &Error{Code: code, Message: message, Cause: cause}
-}

@@ -15,7 +15,7 @@ func TestEveryCodeMatchesItsSentinelOnly(t *testing.T) {
 		"SC005": spendcap.ErrBudgetConflict, "SC006": spendcap.ErrPolicyNotFound, "SC007": spendcap.ErrReservationNotFound,
 	}
 	for code, want := range codes {
-		err := fmt.Errorf("wrapped: %w", spendcap.NewError(code, "budget_id: budget \"b\" not found", nil))
+		err := fmt.Errorf("wrapped: %w", &spendcap.Error{Code: code, Message: `budget_id: budget "b" not found`})
 		if !errors.Is(err, want) {
 			t.Errorf("%s does not match %v", code, want)
 		}
@@ -31,15 +31,18 @@ func TestEveryCodeMatchesItsSentinelOnly(t *testing.T) {
 	}
 }
 
-func TestUnknownCodeIsNotASpendcapError(t *testing.T) {
-	if err := spendcap.NewError("42501", "permission denied", nil); err != nil {
-		t.Errorf("NewError(42501) = %v, want nil", err)
+func TestErrorOfAnotherCodeMatchesNoSentinel(t *testing.T) {
+	err := &spendcap.Error{Code: "42501", Message: "permission denied"}
+	for _, s := range []error{spendcap.ErrBudgetNotFound, spendcap.ErrInvalidArgument, spendcap.ErrReservationNotFound} {
+		if errors.Is(err, s) {
+			t.Errorf("42501 matches %v", s)
+		}
 	}
 }
 
 func TestErrorKeepsItsCause(t *testing.T) {
 	cause := errors.New("backend error")
-	if err := spendcap.NewError("SC002", "mode: must be enforce or observe", cause); !errors.Is(err, cause) {
+	if err := error(&spendcap.Error{Code: "SC002", Message: "mode: must be enforce or observe", Cause: cause}); !errors.Is(err, cause) {
 		t.Errorf("cause lost: %v", err)
 	}
 }

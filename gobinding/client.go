@@ -9,8 +9,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/callargs"
+	"github.com/spendcap/spendcap/internal/errcode"
 	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
@@ -25,6 +28,8 @@ type DBTX interface {
 // one statement, so on a pgx.Tx it joins the caller's transaction.
 type Client struct {
 	q *pgfn.Queries
+	// pool, when the Client was made on one, gives WatchEvents its LISTEN connection.
+	pool *pgxpool.Pool
 	// savepoint, when set, is the transaction each call runs in a savepoint of (InSavepoint).
 	savepoint pgx.Tx
 }
@@ -34,33 +39,31 @@ var (
 	_ spendcap.BatchReporter = (*Client)(nil)
 )
 
-// DefaultExecMode is the pgx execution mode of a Client's statements unless WithExecMode says
+// DefaultExecMode is the pgx execution mode of a Client's statements unless Options.ExecMode says
 // otherwise, whatever the connection's own DefaultQueryExecMode is: the extended protocol in one
 // round trip with no named prepared statement, which works on a direct connection and through a
 // pooler in transaction mode (PgBouncer before 1.21 cannot keep prepared statements across
 // transactions, and sends a describe and its execution to different server connections).
 const DefaultExecMode = pgx.QueryExecModeExec
 
-// Option configures a Client.
-type Option func(*clientConfig)
-
-type clientConfig struct{ mode pgx.QueryExecMode }
-
-// WithExecMode runs the Client's statements in mode instead of DefaultExecMode. Every mode works on
-// a direct connection; behind PgBouncer in transaction mode, QueryExecModeCacheStatement needs
-// PgBouncer 1.21 or later with max_prepared_statements set, and QueryExecModeDescribeExec works
-// only inside a transaction.
-func WithExecMode(mode pgx.QueryExecMode) Option {
-	return func(c *clientConfig) { c.mode = mode }
+// Options configure NewClient. The zero Options take the defaults.
+type Options struct {
+	// ExecMode runs the Client's statements in another mode than DefaultExecMode (a pointer, since
+	// pgx's zero mode is QueryExecModeCacheStatement). Every mode works on a direct connection;
+	// behind PgBouncer in transaction mode, QueryExecModeCacheStatement needs PgBouncer 1.21 or
+	// later with max_prepared_statements set, and QueryExecModeDescribeExec works only inside a
+	// transaction.
+	ExecMode *pgx.QueryExecMode
 }
 
 // NewClient returns a Client on db (a pool, a connection or a transaction).
-func NewClient(db DBTX, opts ...Option) *Client {
-	cfg := clientConfig{mode: DefaultExecMode}
-	for _, o := range opts {
-		o(&cfg)
+func NewClient(db DBTX, opts Options) *Client {
+	mode := DefaultExecMode
+	if opts.ExecMode != nil {
+		mode = *opts.ExecMode
 	}
-	return &Client{q: pgfn.New(db, cfg.mode)}
+	pool, _ := db.(*pgxpool.Pool)
+	return &Client{q: pgfn.New(db, mode), pool: pool}
 }
 
 // WithTx returns a Client whose calls run inside tx. As with any statement, an error aborts tx:
@@ -100,27 +103,35 @@ func call[T any](ctx context.Context, c *Client, f func(*pgfn.Queries) (T, error
 }
 
 // CreateBudget implements spendcap.Budgets.
-func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.Created, error) {
+func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.CreateBudgetResult, error) {
+	ttl, err := callargs.Seconds("dedup_ttl_seconds", p.DedupTTL)
+	if err != nil {
+		return spendcap.CreateBudgetResult{}, err
+	}
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.CreateBudgetRow, error) {
 		return q.CreateBudget(ctx, pgfn.CreateBudgetParams{
 			BudgetID: p.BudgetID, HardLimits: p.HardLimits, SoftLimits: p.SoftLimits,
 			ResetEvery: nonEmpty(p.ResetEvery), ResetTimezone: nonEmpty(p.ResetTimezone), ResetAnchor: p.ResetAnchor,
 			Mode: nonEmpty(string(p.Mode)), ScopeType: nonEmpty(p.ScopeType), ScopeID: nonEmpty(p.ScopeID),
-			DedupTTLSeconds: nonZero(p.DedupTTLSeconds), At: at(p.At), ParentID: nonEmpty(p.ParentID),
+			DedupTTLSeconds: nonZero(ttl), At: at(p.At), ParentID: nonEmpty(p.ParentID),
 			AlertPercents: p.AlertPercents,
 		})
 	})
 	if err != nil {
-		return spendcap.Created{}, err
+		return spendcap.CreateBudgetResult{}, err
 	}
-	return spendcap.Created{BudgetID: r.BudgetID, Created: r.Created, WindowStart: r.WindowStart, NextResetAt: r.NextResetAt}, nil
+	return spendcap.CreateBudgetResult{BudgetID: r.BudgetID, Created: r.Created, WindowStart: r.WindowStart, NextResetAt: r.NextResetAt}, nil
 }
 
 // SetLimits implements spendcap.Budgets.
 func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spendcap.Status, error) {
+	l, err := callargs.SetLimits(p)
+	if err != nil {
+		return spendcap.Status{}, err
+	}
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.SetLimitsRow, error) {
-		return q.SetLimits(ctx, pgfn.SetLimitsParams{BudgetID: p.BudgetID, HardLimits: p.HardLimits, SoftLimits: p.SoftLimits,
-			Mode: nonEmpty(string(p.Mode)), At: at(p.At), AlertPercents: p.AlertPercents})
+		return q.SetLimits(ctx, pgfn.SetLimitsParams{BudgetID: p.BudgetID, HardLimits: l.Hard, SoftLimits: l.Soft,
+			Mode: nonEmpty(string(p.Mode)), At: at(p.At), AlertPercents: l.Alerts})
 	})
 	if err != nil {
 		return spendcap.Status{}, err
@@ -183,11 +194,15 @@ func (c *Client) ReleaseSpend(ctx context.Context, p spendcap.ReleaseSpendParams
 
 // Reserve implements spendcap.Budgets.
 func (c *Client) Reserve(ctx context.Context, p spendcap.ReserveParams) (spendcap.Outcome, error) {
+	ttl, err := callargs.Seconds("ttl_seconds", p.TTL)
+	if err != nil {
+		return spendcap.Outcome{}, err
+	}
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.ReserveRow, error) {
 		return q.Reserve(ctx, pgfn.ReserveParams{BudgetID: p.BudgetID, ReservationID: p.ReservationID, Amounts: orEmpty(p.Amounts),
-			TTLSeconds: nonZero(p.TTLSeconds), IdempotencyKey: nonEmpty(p.IdempotencyKey), At: at(p.At), AlsoCharge: p.AlsoCharge})
+			TTLSeconds: nonZero(ttl), IdempotencyKey: nonEmpty(p.IdempotencyKey), At: at(p.At), AlsoCharge: p.AlsoCharge})
 	})
-	return spendcap.Outcome{Outcome: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
+	return spendcap.Outcome{Kind: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: r.WindowStart,
 		NextResetAt: r.NextResetAt, ExpiresAt: r.ExpiresAt, BreachBudgetID: deref(r.BreachBudgetID)}, err
 }
@@ -244,7 +259,7 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 }
 
 func usageOutcome(r pgfn.UsageOutcome) spendcap.Outcome {
-	return spendcap.Outcome{Outcome: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
+	return spendcap.Outcome{Kind: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: r.WindowStart,
 		NextResetAt: r.NextResetAt, BreachBudgetID: deref(r.BreachBudgetID)}
 }
@@ -253,7 +268,7 @@ func status(r pgfn.BudgetStatusResult) spendcap.Status {
 	return spendcap.Status{
 		BudgetID: r.BudgetID, ParentID: deref(r.ParentID), HardLimits: r.HardLimits, SoftLimits: r.SoftLimits, ResetEvery: deref(r.ResetEvery),
 		ResetTimezone: r.ResetTimezone, ResetAnchor: r.ResetAnchor, Mode: spendcap.Mode(r.Mode), ScopeType: deref(r.ScopeType),
-		ScopeID: deref(r.ScopeID), DedupTTLSeconds: r.DedupTTLSeconds, WindowSeq: r.WindowSeq, WindowStart: r.WindowStart,
+		ScopeID: deref(r.ScopeID), DedupTTL: time.Duration(r.DedupTTLSeconds) * time.Second, WindowSeq: r.WindowSeq, WindowStart: r.WindowStart,
 		NextResetAt: r.NextResetAt, Usage: r.Usage, Reserved: r.Reserved, Remaining: r.Remaining, BreachCount: r.BreachCount,
 		SoftBreachCount: r.SoftBreachCount, WindowBreachCount: r.WindowBreachCount, WindowSoftBreachCount: r.WindowSoftBreachCount,
 		LastBreachAt: r.LastBreachAt, LastBreachDim: deref(r.LastBreachDim), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
@@ -333,13 +348,13 @@ func (c *Client) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBat
 	out := make([]spendcap.BatchResult, len(rows))
 	for i, r := range rows {
 		if r.ErrorCode != nil {
-			out[i].Err = spendcap.NewError(*r.ErrorCode, deref(r.ErrorMessage), nil)
-			if out[i].Err == nil {
+			out[i].Err = &spendcap.Error{Code: *r.ErrorCode, Message: deref(r.ErrorMessage)}
+			if !errcode.Known(*r.ErrorCode) {
 				out[i].Err = fmt.Errorf("report_usage_batch item %d: %s %s", i, *r.ErrorCode, deref(r.ErrorMessage))
 			}
 			continue
 		}
-		out[i].Outcome = spendcap.Outcome{Outcome: spendcap.OutcomeKind(deref(r.Outcome)), Applied: deref(r.Applied),
+		out[i].Outcome = spendcap.Outcome{Kind: spendcap.OutcomeKind(deref(r.Outcome)), Applied: deref(r.Applied),
 			Dimension: deref(r.Dimension), Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: deref(r.Replayed),
 			WindowStart: deref(r.WindowStart), NextResetAt: r.NextResetAt, BreachBudgetID: deref(r.BreachBudgetID)}
 	}

@@ -19,7 +19,7 @@ var ctx = context.Background()
 
 func newClient(t *testing.T) *gobinding.Client {
 	t.Helper()
-	return gobinding.NewClient(testenv.Pool(t))
+	return gobinding.NewClient(testenv.Pool(t), gobinding.Options{})
 }
 
 var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -27,20 +27,20 @@ var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 func TestEveryBudgetCallThroughTheGoAPI(t *testing.T) {
 	t.Parallel()
 	db := testenv.Pool(t)
-	c := gobinding.NewClient(db)
+	c := gobinding.NewClient(db, gobinding.Options{})
 	jobs := pgfn.New(db, gobinding.DefaultExecMode) // the worker's calls
 	anchor := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	created, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{
 		BudgetID: "b1", HardLimits: map[string]int64{"tokens": 100}, SoftLimits: map[string]int64{"tokens": 50},
-		ResetEvery: "1 month", ResetTimezone: "UTC", ResetAnchor: &anchor, Mode: spendcap.Enforce,
-		ScopeType: "tenant", ScopeID: "t1", DedupTTLSeconds: 600, At: t0,
+		ResetEvery: "1 month", ResetTimezone: "UTC", ResetAnchor: &anchor, Mode: spendcap.ModeEnforce,
+		ScopeType: "tenant", ScopeID: "t1", DedupTTL: 600 * time.Second, At: t0,
 	})
 	next := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
 	if err != nil || !created.Created || !created.WindowStart.Equal(anchor) || !created.NextResetAt.Equal(next) {
 		t.Fatalf("CreateBudget = %+v, %v", created, err)
 	}
 	o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b1", Deltas: map[string]int64{"tokens": 60}, DedupKey: "k", At: t0})
-	if err != nil || o.Outcome != spendcap.SoftBreach || !o.Applied || o.Dimension != "tokens" || o.Usage != 60 || o.LimitValue != 50 || o.Replayed {
+	if err != nil || o.Kind != spendcap.OutcomeSoftBreach || !o.Applied || o.Dimension != "tokens" || o.Usage != 60 || o.LimitValue != 50 || o.Replayed {
 		t.Errorf("ReportUsage = %+v, %v", o, err)
 	}
 	o, err = c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b1", Deltas: map[string]int64{"tokens": 60}, DedupKey: "k", At: t0})
@@ -48,23 +48,23 @@ func TestEveryBudgetCallThroughTheGoAPI(t *testing.T) {
 		t.Errorf("ReportUsage replay = %+v, %v", o, err)
 	}
 	o, err = c.CheckUsage(ctx, spendcap.CheckUsageParams{BudgetID: "b1", Deltas: map[string]int64{"tokens": 41}, At: t0})
-	if err != nil || o.Outcome != spendcap.HardBreach || o.Applied || o.Usage != 60 || o.LimitValue != 100 {
+	if err != nil || o.Kind != spendcap.OutcomeHardBreach || o.Applied || o.Usage != 60 || o.LimitValue != 100 {
 		t.Errorf("CheckUsage = %+v, %v", o, err)
 	}
 	o, err = c.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: "b1", ExecutionID: "e1", Deltas: map[string]int64{"usd": 3}, At: t0})
-	if err != nil || o.Outcome != spendcap.OK || o.Dimension != "" || o.NextResetAt == nil || !o.NextResetAt.Equal(next) {
+	if err != nil || o.Kind != spendcap.OutcomeOK || o.Dimension != "" || o.NextResetAt == nil || !o.NextResetAt.Equal(next) {
 		t.Errorf("RecordSpend = %+v, %v", o, err)
 	}
 	rel, err := c.ReleaseSpend(ctx, spendcap.ReleaseSpendParams{BudgetID: "b1", ExecutionID: "e1", At: t0})
 	if err != nil || !maps.Equal(rel, map[string]int64{"usd": 3}) {
 		t.Errorf("ReleaseSpend = %v, %v", rel, err)
 	}
-	o, err = c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "b1", ReservationID: "r1", Amounts: map[string]int64{"tokens": 20}, TTLSeconds: 60, At: t0})
-	if err != nil || o.ExpiresAt == nil || !o.ExpiresAt.Equal(t0.Add(time.Minute)) || o.Outcome != spendcap.SoftBreach {
+	o, err = c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "b1", ReservationID: "r1", Amounts: map[string]int64{"tokens": 20}, TTL: 60 * time.Second, At: t0})
+	if err != nil || o.ExpiresAt == nil || !o.ExpiresAt.Equal(t0.Add(time.Minute)) || o.Kind != spendcap.OutcomeSoftBreach {
 		t.Errorf("Reserve = %+v, %v", o, err)
 	}
 	o, err = c.Settle(ctx, spendcap.SettleParams{BudgetID: "b1", ReservationID: "r1", Actual: map[string]int64{"tokens": 10}, At: t0})
-	if err != nil || o.Outcome != spendcap.SoftBreach || o.Usage != 70 || o.ExpiresAt != nil {
+	if err != nil || o.Kind != spendcap.OutcomeSoftBreach || o.Usage != 70 || o.ExpiresAt != nil {
 		t.Errorf("Settle = %+v, %v", o, err)
 	}
 	if _, err := c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "b1", ReservationID: "r2", Amounts: map[string]int64{"tokens": 1}, At: t0}); err != nil {
@@ -78,11 +78,11 @@ func TestEveryBudgetCallThroughTheGoAPI(t *testing.T) {
 	if _, err := c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "b1", ReservationID: "r3", Amounts: map[string]int64{"tokens": 1}, At: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if o, err := c.Settle(ctx, spendcap.SettleParams{BudgetID: "b1", ReservationID: "r3", At: t0}); err != nil || o.Outcome != spendcap.OK {
+	if o, err := c.Settle(ctx, spendcap.SettleParams{BudgetID: "b1", ReservationID: "r3", At: t0}); err != nil || o.Kind != spendcap.OutcomeOK {
 		t.Errorf("Settle with nil Actual = %+v, %v", o, err)
 	}
-	st, err := c.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "b1", Mode: spendcap.Observe, At: t0})
-	if err != nil || st.Mode != spendcap.Observe || st.HardLimits["tokens"] != 100 {
+	st, err := c.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "b1", Mode: spendcap.ModeObserve, At: t0})
+	if err != nil || st.Mode != spendcap.ModeObserve || st.HardLimits["tokens"] != 100 {
 		t.Errorf("SetLimits = %+v, %v", st, err)
 	}
 	w, err := c.ResetBudget(ctx, spendcap.ResetBudgetParams{BudgetID: "b1", At: t0.Add(time.Hour)})
@@ -90,7 +90,7 @@ func TestEveryBudgetCallThroughTheGoAPI(t *testing.T) {
 		t.Errorf("ResetBudget = %+v, %v", w, err)
 	}
 	st, err = c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "b1", At: t0.Add(time.Hour)})
-	if err != nil || st.ResetEvery != "1 month" || st.ScopeType != "tenant" || st.ScopeID != "t1" || st.DedupTTLSeconds != 600 ||
+	if err != nil || st.ResetEvery != "1 month" || st.ScopeType != "tenant" || st.ScopeID != "t1" || st.DedupTTL != 600*time.Second ||
 		st.WindowSeq != 2 || len(st.Usage) != 0 || st.SoftBreachCount != 5 || st.LastBreachDim != "" || st.LastBreachAt != nil ||
 		!st.CreatedAt.Equal(t0) || !st.UpdatedAt.Equal(t0.Add(time.Hour)) || st.Remaining["tokens"] != 100 {
 		t.Errorf("BudgetStatus = %+v, %v", st, err)
@@ -129,7 +129,7 @@ func TestZeroAtUsesTheServerClock(t *testing.T) {
 func TestEveryErrorCodeMapsToItsSentinel(t *testing.T) {
 	t.Parallel()
 	db := testenv.Pool(t)
-	c := gobinding.NewClient(db)
+	c := gobinding.NewClient(db, gobinding.Options{})
 	jobs := pgfn.New(db, gobinding.DefaultExecMode)
 	if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: map[string]int64{"t": 1}, At: t0}); err != nil {
 		t.Fatal(err)
@@ -216,7 +216,7 @@ func TestAFailedCallWithTxAbortsTheTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := gobinding.NewClient(db).WithTx(tx).ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "missing", Deltas: map[string]int64{"t": 1}}); !errors.Is(err, spendcap.ErrBudgetNotFound) {
+	if _, err := gobinding.NewClient(db, gobinding.Options{}).WithTx(tx).ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "missing", Deltas: map[string]int64{"t": 1}}); !errors.Is(err, spendcap.ErrBudgetNotFound) {
 		t.Fatalf("report on a missing budget: %v", err)
 	}
 	var pgErr *pgconn.PgError
@@ -230,7 +230,7 @@ func TestAFailedCallWithTxAbortsTheTransaction(t *testing.T) {
 func TestInSavepointKeepsTheTransactionAfterAFailedCall(t *testing.T) {
 	t.Parallel()
 	db := testenv.Pool(t)
-	c := gobinding.NewClient(db)
+	c := gobinding.NewClient(db, gobinding.Options{})
 	if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b", HardLimits: map[string]int64{"t": 10}}); err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func ExampleClient_CreateBudget() {
 	ctx := context.Background()
 	pool := connect()
 	defer pool.Close()
-	budgets := gobinding.NewClient(pool)
+	budgets := gobinding.NewClient(pool, gobinding.Options{})
 
 	created, err := budgets.CreateBudget(ctx, spendcap.CreateBudgetParams{
 		BudgetID:      "team-a",
@@ -51,7 +51,7 @@ func ExampleClient_WithTx() {
 	ctx := context.Background()
 	pool := connect()
 	defer pool.Close()
-	budgets := gobinding.NewClient(pool)
+	budgets := gobinding.NewClient(pool, gobinding.Options{})
 	if _, err := budgets.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "team-a"}); err != nil {
 		panic(err)
 	}
@@ -62,7 +62,7 @@ func ExampleClient_WithTx() {
 		if err != nil {
 			return err
 		}
-		fmt.Println("inside:", o.Outcome)
+		fmt.Println("inside:", o.Kind)
 		return errors.New("the business write failed") // rolls back the usage too
 	})
 	fmt.Println("transaction:", err)
@@ -86,7 +86,7 @@ func ExampleClient_InSavepoint() {
 	ctx := context.Background()
 	pool := connect()
 	defer pool.Close()
-	budgets := gobinding.NewClient(pool)
+	budgets := gobinding.NewClient(pool, gobinding.Options{})
 	if _, err := pool.Exec(ctx, `CREATE TABLE orders (id int PRIMARY KEY, state text)`); err != nil {
 		panic(err)
 	}
@@ -119,18 +119,18 @@ func ExampleClient_Reserve() {
 	ctx := context.Background()
 	pool := connect()
 	defer pool.Close()
-	budgets := gobinding.NewClient(pool)
+	budgets := gobinding.NewClient(pool, gobinding.Options{})
 	if _, err := budgets.CreateBudget(ctx, spendcap.CreateBudgetParams{
 		BudgetID: "team-a", HardLimits: map[string]int64{"tokens": 10_000}}); err != nil {
 		panic(err)
 	}
 
 	held, err := budgets.Reserve(ctx, spendcap.ReserveParams{
-		BudgetID: "team-a", ReservationID: "call-42", Amounts: map[string]int64{"tokens": 4_000}, TTLSeconds: 120})
+		BudgetID: "team-a", ReservationID: "call-42", Amounts: map[string]int64{"tokens": 4_000}, TTL: 120 * time.Second})
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println("reserved:", held.Outcome, held.Applied)
+	fmt.Println("reserved:", held.Kind, held.Applied)
 
 	st, _ := budgets.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "team-a"})
 	fmt.Println("remaining while held:", st.Remaining["tokens"])
@@ -141,7 +141,7 @@ func ExampleClient_Reserve() {
 		panic(err)
 	}
 	st, _ = budgets.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "team-a"})
-	fmt.Println("settled:", done.Outcome, "usage:", st.Usage["tokens"], "remaining:", st.Remaining["tokens"])
+	fmt.Println("settled:", done.Kind, "usage:", st.Usage["tokens"], "remaining:", st.Remaining["tokens"])
 	// Output:
 	// reserved: ok true
 	// remaining while held: 6000
@@ -153,7 +153,7 @@ func ExampleClient_ReportUsage_budgetNotFound() {
 	ctx := context.Background()
 	pool := connect()
 	defer pool.Close()
-	budgets := gobinding.NewClient(pool)
+	budgets := gobinding.NewClient(pool, gobinding.Options{})
 
 	_, err := budgets.ReportUsage(ctx, spendcap.ReportUsageParams{
 		BudgetID: "no-such-budget", Deltas: map[string]int64{"tokens": 1}})

@@ -1,6 +1,7 @@
 package gobinding
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,10 +12,9 @@ import (
 
 var _ spendcap.Operator = (*Client)(nil)
 
-// Defaults of AuditInBatches as Audit calls it.
 const (
-	// DefaultAuditBatch bounds the findings of one spendcap.audit call.
-	DefaultAuditBatch = 10000
+	// defaultAuditBatch is AuditParams.BatchSize's default.
+	defaultAuditBatch = 10000
 	// maxAuditRounds bounds the repairing calls of one audit: each repairs up to a batch of
 	// findings, so this is how many batches of corruption one run mends before it reports the rest.
 	maxAuditRounds = 100
@@ -40,16 +40,13 @@ func (c *Client) BudgetGauges(ctx context.Context, p spendcap.BudgetGaugesParams
 	return out, nil
 }
 
-// Audit implements spendcap.Operator: AuditInBatches with DefaultAuditBatch.
-func (c *Client) Audit(ctx context.Context, repair bool) ([]spendcap.AuditFinding, error) {
-	return c.AuditInBatches(ctx, DefaultAuditBatch, repair)
-}
-
-// AuditInBatches runs spendcap.audit over the whole database (an admin's function). Report only,
-// it is one call that returns at most batch findings. With repair, it calls again while a call
-// comes back full (each call is its own transaction and fixes what it returns), up to 100 calls,
-// and returns every finding it repaired followed by the last call's.
-func (c *Client) AuditInBatches(ctx context.Context, batch int32, repair bool) ([]spendcap.AuditFinding, error) {
+// Audit implements spendcap.Operator with spendcap.audit over the whole database (an admin's
+// function). Report only, it is one call that returns at most p.BatchSize findings. With
+// p.Repair, it calls again while a call comes back full (each call is its own transaction and
+// fixes what it returns), up to 100 calls, and returns every finding it repaired followed by the
+// last call's.
+func (c *Client) Audit(ctx context.Context, p spendcap.AuditParams) ([]spendcap.AuditFinding, error) {
+	batch, repair := cmp.Or(p.BatchSize, defaultAuditBatch), p.Repair
 	var all []spendcap.AuditFinding
 	for round := 0; ; round++ {
 		rs, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.AuditRow, error) {
@@ -59,7 +56,7 @@ func (c *Client) AuditInBatches(ctx context.Context, batch int32, repair bool) (
 			return all, fmt.Errorf("audit: %w", err)
 		}
 		for _, r := range rs {
-			all = append(all, spendcap.AuditFinding{BudgetID: deref(r.BudgetID), PolicyID: deref(r.PolicyID), Check: r.CheckName,
+			all = append(all, spendcap.AuditFinding{BudgetID: deref(r.BudgetID), PolicyID: deref(r.PolicyID), Check: spendcap.AuditCheck(r.CheckName),
 				Dimension: deref(r.Dimension), Expected: rawJSON(r.Expected), Found: rawJSON(r.Found), Repaired: r.Repaired})
 		}
 		if !repair || len(rs) < int(batch) || round+1 == maxAuditRounds {

@@ -5,18 +5,23 @@ import (
 	"time"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/callargs"
 	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
 var _ spendcap.Backend = (*Client)(nil)
 
 // CreateQuotaPolicy implements spendcap.Quotas.
-func (c *Client) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaPolicyParams) (spendcap.QuotaPolicyCreated, error) {
+func (c *Client) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaPolicyParams) (spendcap.CreateQuotaPolicyResult, error) {
+	window, lease, err := callargs.QuotaPolicy(p)
+	if err != nil {
+		return spendcap.CreateQuotaPolicyResult{}, err
+	}
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.CreateQuotaPolicyRow, error) {
-		return q.CreateQuotaPolicy(ctx, pgfn.CreateQuotaPolicyParams{PolicyID: p.PolicyID, WindowSeconds: &p.WindowSeconds,
-			MaxRequests: &p.MaxRequests, MaxConcurrent: &p.MaxConcurrent, LeaseSeconds: nonZero(p.LeaseSeconds), At: at(p.At)})
+		return q.CreateQuotaPolicy(ctx, pgfn.CreateQuotaPolicyParams{PolicyID: p.PolicyID, WindowSeconds: &window,
+			MaxRequests: &p.MaxRequests, MaxConcurrent: &p.MaxConcurrent, LeaseSeconds: nonZero(lease), At: at(p.At)})
 	})
-	return spendcap.QuotaPolicyCreated{PolicyID: r.PolicyID, Created: r.Created}, err
+	return spendcap.CreateQuotaPolicyResult{PolicyID: r.PolicyID, Created: r.Created}, err
 }
 
 // AcquireQuota implements spendcap.Quotas.
@@ -24,7 +29,8 @@ func (c *Client) AcquireQuota(ctx context.Context, p spendcap.AcquireQuotaParams
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.AcquireQuotaRow, error) {
 		return q.AcquireQuota(ctx, pgfn.AcquireQuotaParams{PolicyID: p.PolicyID, HolderID: p.HolderID, At: at(p.At), AlsoPolicies: p.AlsoPolicies})
 	})
-	return spendcap.Acquired{Admitted: r.Admitted, Reason: r.Reason, RetryAfterMS: r.RetryAfterMS, InWindow: r.InWindow, Active: r.Active, PolicyID: r.PolicyID}, err
+	return spendcap.Acquired{Admitted: r.Admitted, Reason: spendcap.QuotaReason(r.Reason), RetryAfter: time.Duration(r.RetryAfterMS) * time.Millisecond,
+		InWindow: r.InWindow, Active: r.Active, PolicyID: r.PolicyID}, err
 }
 
 // RenewQuota implements spendcap.Quotas.
@@ -48,8 +54,8 @@ func (c *Client) QuotaStatus(ctx context.Context, p spendcap.QuotaStatusParams) 
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.QuotaStatusRow, error) {
 		return q.QuotaStatus(ctx, pgfn.QuotaStatusParams{PolicyID: p.PolicyID, At: at(p.At)})
 	})
-	return spendcap.QuotaStatus{PolicyID: r.PolicyID, WindowSeconds: r.WindowSeconds, MaxRequests: r.MaxRequests,
-		MaxConcurrent: r.MaxConcurrent, LeaseSeconds: r.LeaseSeconds, InWindow: r.InWindow, Active: r.Active, Holders: r.Holders}, err
+	return spendcap.QuotaStatus{PolicyID: r.PolicyID, Window: time.Duration(r.WindowSeconds) * time.Second, MaxRequests: r.MaxRequests,
+		MaxConcurrent: r.MaxConcurrent, LeaseTTL: time.Duration(r.LeaseSeconds) * time.Second, InWindow: r.InWindow, Active: r.Active, Holders: r.Holders}, err
 }
 
 // DeleteQuotaPolicy implements spendcap.Quotas.

@@ -19,26 +19,18 @@ const EventChannel = "spendcap_events"
 // maxGaps bounds the ids a watcher waits for (ids skipped by rolled-back transactions).
 const maxGaps = 10000
 
-// EventWatcher implements spendcap.EventWatcher on PostgreSQL: it LISTENs on EventChannel on one
-// connection of its pool and reads with events_since on the others.
-type EventWatcher struct {
-	pool *pgxpool.Pool
-	c    *Client
-}
+var _ spendcap.EventWatcher = (*Client)(nil)
 
-var _ spendcap.EventWatcher = (*EventWatcher)(nil)
-
-// NewEventWatcher returns a watcher on pool. LISTEN needs a session of its own: pool must connect
-// to Postgres directly or through a pooler in session mode; behind a transaction pooler no
-// notification arrives and the watcher reads every PollInterval.
-func NewEventWatcher(pool *pgxpool.Pool, opts ...Option) *EventWatcher {
-	return &EventWatcher{pool: pool, c: NewClient(pool, opts...)}
-}
-
-// WatchEvents implements spendcap.EventWatcher. Event ids are taken as events are written, so an
-// id below the largest one read may still commit: the watcher remembers such gaps for
-// p.GapTimeout and reads again from the oldest one at every wake-up, handing out what fills them.
-func (w *EventWatcher) WatchEvents(ctx context.Context, p spendcap.WatchParams, handle func(spendcap.Event) error) error {
+// WatchEvents implements spendcap.EventWatcher. On a Client made on a *pgxpool.Pool it LISTENs on
+// EventChannel on one connection of the pool and reads with events_since on the others; LISTEN
+// needs a session of its own, so the pool must connect to PostgreSQL directly or through a pooler
+// in session mode (behind a transaction pooler no notification arrives and it reads every
+// p.PollInterval). On any other Client it reads every p.PollInterval.
+//
+// Event ids are taken as events are written, so an id below the largest one read may still
+// commit: WatchEvents remembers such gaps for p.GapTimeout and reads again from the oldest one at
+// every wake-up, handing out what fills them.
+func (w *Client) WatchEvents(ctx context.Context, p spendcap.WatchParams, handle func(spendcap.Event) error) error {
 	poll := cmp.Or(p.PollInterval, time.Second)
 	gapTimeout := cmp.Or(p.GapTimeout, time.Minute)
 	var listen *pgxpool.Conn
@@ -51,7 +43,7 @@ func (w *EventWatcher) WatchEvents(ctx context.Context, p spendcap.WatchParams, 
 	gaps := map[int64]time.Time{} // id -> when it was found missing
 	for {
 		// LISTEN before reading, so that nothing committed after the read goes unannounced.
-		if listen == nil {
+		if listen == nil && w.pool != nil {
 			if c, err := w.pool.Acquire(ctx); err == nil {
 				if _, err := c.Exec(ctx, "LISTEN "+EventChannel); err == nil {
 					listen = c
@@ -65,7 +57,7 @@ func (w *EventWatcher) WatchEvents(ctx context.Context, p spendcap.WatchParams, 
 			from = min(from, id-1)
 		}
 		for {
-			es, err := w.c.EventsSince(ctx, spendcap.EventsSinceParams{AfterID: from, MaxRows: 1000})
+			es, err := w.EventsSince(ctx, spendcap.EventsSinceParams{AfterID: from, MaxRows: 1000})
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -107,7 +99,7 @@ func (w *EventWatcher) WatchEvents(ctx context.Context, p spendcap.WatchParams, 
 
 // wait returns after a notification (and those queued behind it), after poll, or when ctx ends
 // (with its error). A broken LISTEN connection is dropped, to be replaced at the next read.
-func (w *EventWatcher) wait(ctx context.Context, listen **pgxpool.Conn, poll time.Duration) error {
+func (w *Client) wait(ctx context.Context, listen **pgxpool.Conn, poll time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, poll)
 	defer cancel()
 	if *listen == nil {

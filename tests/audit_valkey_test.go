@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -15,7 +16,7 @@ import (
 // vkAudit runs the Valkey audit and prints each finding as the SQL tests do.
 func vkAudit(t *testing.T, c *valkey.Client, repair bool) []string {
 	t.Helper()
-	fs, err := c.Audit(ctx, repair)
+	fs, err := c.Audit(ctx, spendcap.AuditParams{Repair: repair})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,11 +49,11 @@ func vkBusy(t *testing.T, c *valkey.Client) {
 	must(c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "org/team", HardLimits: map[string]int64{"tokens": 10000, "usd": 500}, ParentID: "org"}))
 	must(c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "org/solo", HardLimits: map[string]int64{"tokens": 1000}, ResetEvery: "1 day"}))
 	must(c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "org/team", Deltas: map[string]int64{"tokens": 40}}))
-	must(c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "org/team", ReservationID: "r1", Amounts: map[string]int64{"tokens": 30, "usd": 2}, TTLSeconds: 3600}))
-	must(c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "org/solo", ReservationID: "r2", Amounts: map[string]int64{"tokens": 5}, TTLSeconds: 7200}))
+	must(c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "org/team", ReservationID: "r1", Amounts: map[string]int64{"tokens": 30, "usd": 2}, TTL: 3600 * time.Second}))
+	must(c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "org/solo", ReservationID: "r2", Amounts: map[string]int64{"tokens": 5}, TTL: 7200 * time.Second}))
 	must(c.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: "org/solo", ExecutionID: "x1", Deltas: map[string]int64{"tokens": 12}}))
 	must(c.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: "org/team", ExecutionID: "x2", Deltas: map[string]int64{"usd": 3}}))
-	must(c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "api", WindowSeconds: 60, MaxRequests: 100, MaxConcurrent: 10}))
+	must(c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "api", Window: 60 * time.Second, MaxRequests: 100, MaxConcurrent: 10}))
 	must(c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "api", HolderID: "h1"}))
 }
 
@@ -72,7 +73,7 @@ func vkCorrupt(t *testing.T, rdb *redis.Client, cmd, id string, args ...string) 
 func TestValkeyAuditOfABusyDatabaseFindsNothing(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}) // the library is server-wide: load it as the other tests do
+	c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}) // the library is server-wide: load it as the other tests do
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestValkeyAuditNamesEachCorruptionAndRepairFixesIt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rdb := testenv.Valkey(t)
-			c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}) // the library is server-wide: load it as the other tests do
+			c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}) // the library is server-wide: load it as the other tests do
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -85,7 +85,7 @@ func TestBatcherCoalescesConcurrentReportsAndEachCallerGetsItsOwnOutcome(t *test
 						errs <- err
 					case o.Applied:
 						applied.Add(1)
-					case o.Outcome == spendcap.HardBreach:
+					case o.Kind == spendcap.OutcomeHardBreach:
 						refused.Add(1)
 					default:
 						errs <- fmt.Errorf("unexpected outcome %+v", o)

@@ -34,7 +34,7 @@ func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
 	t.Cleanup(cluster.Stop)
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs})
 	t.Cleanup(func() { _ = rdb.Close() })
-	c, err := valkey.New(context.Background(), rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
+	c, err := valkey.NewClient(context.Background(), rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestValkeyBudgetsSharingTheFirstSegmentOfTheirIdsShareASlot(t *testing.T) {
 	}
 
 	t.Run("ASetInOneSlotIsChargedAndASetAcrossSlotsIsRefusedWritingNothing", func(t *testing.T) {
-		c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
+		c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +176,7 @@ func TestValkeyBudgetsSharingTheFirstSegmentOfTheirIdsShareASlot(t *testing.T) {
 			}
 			return strings.Join(parts, " ")
 		}
-		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "acme/key", Deltas: map[string]int64{"t": 30}}); err != nil || o.Outcome != spendcap.OK {
+		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "acme/key", Deltas: map[string]int64{"t": 30}}); err != nil || o.Kind != spendcap.OutcomeOK {
 			t.Fatalf("charge to the chain in one slot: %+v, %v", o, err)
 		}
 		want := "acme/key=map[t:30]/0 acme/team=map[t:30]/0 acme=map[t:30]/0 globex=map[]/0"
@@ -197,6 +197,45 @@ func TestValkeyBudgetsSharingTheFirstSegmentOfTheirIdsShareASlot(t *testing.T) {
 			t.Errorf("refused calls wrote: %s", got)
 		}
 	})
+	t.Run("ABatcherSendsReportsOfDifferentSlotsInDifferentBatches", func(t *testing.T) {
+		c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{"initech/key", "hooli/key", "umbrella/key"}
+		for _, id := range ids {
+			if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// One call at a time and a wait, so that reports of all three slots are queued together:
+		// one batch holding them would be refused (a cluster batch fits one slot).
+		b := spendcap.NewBatcher(c, spendcap.BatcherOptions{MaxInFlight: 1, MaxWait: 20 * time.Millisecond})
+		defer b.Close()
+		const perBudget = 20
+		var wg sync.WaitGroup
+		errs := make(chan error, perBudget*len(ids))
+		for i := range perBudget * len(ids) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: ids[i%len(ids)], Deltas: map[string]int64{"t": 1}})
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("a report through the Batcher: %v", err)
+			}
+		}
+		for _, id := range ids {
+			if st, err := c.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id}); err != nil || st.Usage["t"] != perBudget {
+				t.Errorf("%s: usage %v, %v; want %d", id, st.Usage, err, perBudget)
+			}
+		}
+	})
 }
 
 // prefixed gives each test its own budget and policy ids on a shared server (a cluster has one
@@ -206,7 +245,7 @@ type prefixed struct {
 	p string
 }
 
-func (b prefixed) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.Created, error) {
+func (b prefixed) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.CreateBudgetResult, error) {
 	p.BudgetID = b.p + p.BudgetID
 	if p.ParentID != "" {
 		p.ParentID = b.p + p.ParentID
@@ -339,7 +378,7 @@ func (b prefixed) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPar
 	return b.Backend.BudgetHistory(ctx, p)
 }
 
-func (b prefixed) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaPolicyParams) (spendcap.QuotaPolicyCreated, error) {
+func (b prefixed) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaPolicyParams) (spendcap.CreateQuotaPolicyResult, error) {
 	p.PolicyID = b.p + p.PolicyID
 	r, err := b.Backend.CreateQuotaPolicy(ctx, p)
 	r.PolicyID = strings.TrimPrefix(r.PolicyID, b.p)

@@ -79,8 +79,8 @@ func drawDefinition(rt *rapid.T, id string, now time.Time) spendcap.CreateBudget
 	}
 	p := spendcap.CreateBudgetParams{BudgetID: id, HardLimits: hard, SoftLimits: soft,
 		ResetEvery: rapid.SampledFrom(periods).Draw(rt, "period"), ResetTimezone: rapid.SampledFrom(zones).Draw(rt, "zone"),
-		Mode:            rapid.SampledFrom([]spendcap.Mode{spendcap.Enforce, spendcap.Enforce, spendcap.Observe}).Draw(rt, "mode"),
-		DedupTTLSeconds: rapid.SampledFrom([]int32{1, 60, 3600, 86400}).Draw(rt, "ttl"), At: now}
+		Mode:     rapid.SampledFrom([]spendcap.Mode{spendcap.ModeEnforce, spendcap.ModeEnforce, spendcap.ModeObserve}).Draw(rt, "mode"),
+		DedupTTL: rapid.SampledFrom([]time.Duration{time.Second, time.Minute, time.Hour, 24 * time.Hour}).Draw(rt, "ttl"), At: now}
 	if p.ResetEvery != "" && rapid.IntRange(0, 3).Draw(rt, "explicit anchor") == 0 {
 		anchor := now.Add(time.Duration(rapid.Int64Range(-90*24, 30*24).Draw(rt, "anchor hours")) * time.Hour).Add(
 			time.Duration(rapid.Int64Range(0, 59).Draw(rt, "anchor minutes")) * time.Minute)
@@ -89,7 +89,7 @@ func drawDefinition(rt *rapid.T, id string, now time.Time) spendcap.CreateBudget
 	return p
 }
 
-func createdString(c spendcap.Created) string {
+func createdString(c spendcap.CreateBudgetResult) string {
 	return fmt.Sprintf("created=%v [%s, %s)", c.Created, c.WindowStart.UTC().Format(time.RFC3339Nano), timeString(c.NextResetAt))
 }
 
@@ -204,9 +204,9 @@ func differSequences(t *testing.T, names [2]string, a, b spendcap.Backend) {
 		pid, pid2 := prefix+"q", prefix+"q2"
 		drawPolicy := func(id string, at time.Time) spendcap.CreateQuotaPolicyParams {
 			p := spendcap.CreateQuotaPolicyParams{PolicyID: id, MaxConcurrent: rapid.Int32Range(0, 3).Draw(rt, "max concurrent"),
-				LeaseSeconds: rapid.SampledFrom([]int32{0, 1, 30, 3600}).Draw(rt, "lease"), At: at}
+				LeaseTTL: rapid.SampledFrom([]time.Duration{0, time.Second, 30 * time.Second, time.Hour}).Draw(rt, "lease"), At: at}
 			if rapid.Bool().Draw(rt, "rate limited") {
-				p.WindowSeconds = rapid.SampledFrom([]int32{1, 60, 3600}).Draw(rt, "window")
+				p.Window = rapid.SampledFrom([]time.Duration{time.Second, time.Minute, time.Hour}).Draw(rt, "window")
 				p.MaxRequests = rapid.Int32Range(0, 4).Draw(rt, "max requests")
 			}
 			return p
@@ -313,9 +313,9 @@ func differSequences(t *testing.T, names [2]string, a, b spendcap.Backend) {
 				})
 			case 7, 8:
 				amounts, k, more := drawQuantities(rt, "amounts", 1, 12), key("key"), also()
-				ttl := rapid.SampledFrom([]int32{1, 30, 600, 86400}).Draw(rt, "reservation ttl")
-				d.same(fmt.Sprintf("reserve %s %s %v ttl %d %q %v at %s", id, rid, amounts, ttl, k, more, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
-					o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: amounts, TTLSeconds: ttl, IdempotencyKey: k, At: at, AlsoCharge: more})
+				ttl := rapid.SampledFrom([]time.Duration{time.Second, 30 * time.Second, 10 * time.Minute, 24 * time.Hour}).Draw(rt, "reservation ttl")
+				d.same(fmt.Sprintf("reserve %s %s %v ttl %v %q %v at %s", id, rid, amounts, ttl, k, more, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+					o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: amounts, TTL: ttl, IdempotencyKey: k, At: at, AlsoCharge: more})
 					return conformance.OutcomeString(o), err
 				})
 			case 9:
@@ -336,14 +336,17 @@ func differSequences(t *testing.T, names [2]string, a, b spendcap.Backend) {
 				})
 			case 12:
 				p := spendcap.SetLimitsParams{BudgetID: id, At: at}
+				// An empty draw clears the field (an empty map alone would leave it as it is).
 				if rapid.Bool().Draw(rt, "new hard") {
 					p.HardLimits = drawQuantities(rt, "hard", 0, 30)
+					p.ClearHardLimits = len(p.HardLimits) == 0
 				}
 				if rapid.Bool().Draw(rt, "new soft") {
 					p.SoftLimits = drawQuantities(rt, "soft", 0, 30)
+					p.ClearSoftLimits = len(p.SoftLimits) == 0
 				}
 				if rapid.Bool().Draw(rt, "new mode") {
-					p.Mode = rapid.SampledFrom([]spendcap.Mode{spendcap.Enforce, spendcap.Observe}).Draw(rt, "mode")
+					p.Mode = rapid.SampledFrom([]spendcap.Mode{spendcap.ModeEnforce, spendcap.ModeObserve}).Draw(rt, "mode")
 				}
 				d.same(fmt.Sprintf("set_limits %+v", p), func(b spendcap.Backend) (string, error) {
 					st, err := b.SetLimits(ctx, p)
@@ -503,13 +506,13 @@ func differBatches(t *testing.T, b spendcap.Backend) {
 			case 0: // a reservation on both copies, which may expire inside a later batch
 				name := rapid.SampledFrom(names).Draw(rt, "reserve budget")
 				amounts := drawQuantities(rt, "amounts", 1, 12)
-				ttl := rapid.SampledFrom([]int32{1, 30, 600}).Draw(rt, "ttl")
+				ttl := rapid.SampledFrom([]time.Duration{time.Second, 30 * time.Second, 10 * time.Minute}).Draw(rt, "ttl")
 				var r [2]string
 				for i, prefix := range []string{seq, bat} {
-					o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: prefix + name, ReservationID: "r", Amounts: amounts, TTLSeconds: ttl, At: now})
+					o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: prefix + name, ReservationID: "r", Amounts: amounts, TTL: ttl, At: now})
 					r[i] = strings.ReplaceAll(resultString(o, err), prefix, "")
 				}
-				log = append(log, fmt.Sprintf("reserve %s %v ttl %d -> %s", name, amounts, ttl, r[0]))
+				log = append(log, fmt.Sprintf("reserve %s %v ttl %v -> %s", name, amounts, ttl, r[0]))
 				if r[0] != r[1] {
 					rt.Fatalf("reserve differs: %s vs %s\n%s", r[0], r[1], strings.Join(log, "\n"))
 				}

@@ -16,7 +16,7 @@ import (
 func TestValkeyEventsSinceChecksItsKeyAndArguments(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ key, args, want string }{
@@ -41,7 +41,7 @@ func TestValkeyEventsSinceChecksItsKeyAndArguments(t *testing.T) {
 func TestValkeyPurgeEventsTrimsDispatchedEventsPastTheRetention(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	vk, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,10 +86,10 @@ func crossHalf(t *testing.T, b spendcap.Budgets, id string) {
 func TestPostgresWatcherHandsOutLateCommitsAndSkipsRollbacks(t *testing.T) {
 	t.Parallel()
 	db := testenv.Pool(t)
-	c := gobinding.NewClient(db)
+	c := gobinding.NewClient(db, gobinding.Options{})
 	crossHalf(t, c, "before")
 	// A poll interval far longer than the test: only notifications wake the watcher.
-	w := watch(t, gobinding.NewEventWatcher(db), spendcap.WatchParams{PollInterval: time.Hour})
+	w := watch(t, gobinding.NewClient(db, gobinding.Options{}), spendcap.WatchParams{PollInterval: time.Hour})
 	w.await(t, "before 50")
 	for _, id := range []string{"late", "early", "undone"} {
 		if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: id, HardLimits: map[string]int64{"t": 100},
@@ -125,14 +125,14 @@ func TestPostgresWatcherHandsOutLateCommitsAndSkipsRollbacks(t *testing.T) {
 	w.mu.Lock()
 	last := w.ids[1]
 	w.mu.Unlock()
-	again := watch(t, gobinding.NewEventWatcher(db), spendcap.WatchParams{AfterID: last, PollInterval: 50 * time.Millisecond})
+	again := watch(t, gobinding.NewClient(db, gobinding.Options{}), spendcap.WatchParams{AfterID: last, PollInterval: 50 * time.Millisecond})
 	crossHalf(t, c, "next")
 	again.await(t, "next 50")
 }
 
 func TestValkeyWatcherHandsOutItsGroupsEventsInOrder(t *testing.T) {
 	t.Parallel()
-	vk, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true, AllowReplay: true})
+	vk, err := valkey.NewClient(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	opts.ReadTimeout, opts.ContextTimeoutEnabled, opts.MaxRetries = callBound+time.Second, true, -1
 	ft.rdb = redis.NewClient(opts)
 	f.Cleanup(func() { _ = ft.rdb.Close() })
-	if _, err := valkey.New(ctx, ft.rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
+	if _, err := valkey.NewClient(ctx, ft.rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
 		f.Fatal(err)
 	}
 	libs, err := ft.rdb.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: valkey.LibraryName}).Result()

@@ -81,7 +81,7 @@ func TestBudgetGaugesReadTheNamedBudgetsAndTheMostUsed(t *testing.T) {
 // (unknown ids skipped) and the top N by share of a hard limit, by id then dimension.
 func TestBudgetGaugesAreTheSameOnBothBackends(t *testing.T) {
 	t.Parallel()
-	vk, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true, AllowReplay: true})
+	vk, err := valkey.NewClient(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestBudgetGaugesAreTheSameOnBothBackends(t *testing.T) {
 	for name, op := range map[string]interface {
 		spendcap.Budgets
 		spendcap.Operator
-	}{"postgres": gobinding.NewClient(testenv.Pool(t)), "valkey": vk} {
+	}{"postgres": gobinding.NewClient(testenv.Pool(t), gobinding.Options{}), "valkey": vk} {
 		for _, c := range []struct {
 			id            string
 			limits, usage map[string]int64

@@ -288,11 +288,11 @@ func itoa(i int) string { return fmt.Sprint(i) }
 var day0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
 func openPostgres(t *testing.T) spendcap.Backend {
-	return gobinding.NewClient(testenv.Pool(t))
+	return gobinding.NewClient(testenv.Pool(t), gobinding.Options{})
 }
 
 func openValkey(t *testing.T) spendcap.Backend {
-	c, err := valkey.New(context.Background(), testenv.Valkey(t), valkey.Options{AllowVolatile: true, AllowReplay: true})
+	c, err := valkey.NewClient(context.Background(), testenv.Valkey(t), valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}

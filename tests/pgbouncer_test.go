@@ -65,7 +65,7 @@ func TestConformanceThroughPgBouncerInTransactionModeForEveryConnectionExecMode(
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			conformance.RunSelected(t, func(t *testing.T) spendcap.Backend {
-				return gobinding.NewClient(poolWithMode(t, testenv.ThroughPgBouncer(t, testenv.NewDatabase(t)), m.mode))
+				return gobinding.NewClient(poolWithMode(t, testenv.ThroughPgBouncer(t, testenv.NewDatabase(t)), m.mode), gobinding.Options{})
 			}, inPoolerSlice)
 		})
 	}
@@ -79,7 +79,7 @@ func TestConformanceOnADirectConnectionInEveryBindingExecMode(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			conformance.RunSelected(t, func(t *testing.T) spendcap.Backend {
-				return gobinding.NewClient(testenv.Pool(t), gobinding.WithExecMode(m.mode))
+				return gobinding.NewClient(testenv.Pool(t), gobinding.Options{ExecMode: &m.mode})
 			}, inPoolerSlice)
 		})
 	}
@@ -100,8 +100,8 @@ func TestWithTxThroughPgBouncerInEveryBindingExecModeThatPreparesNothingAcrossTr
 			pool := poolWithMode(t, testenv.ThroughPgBouncer(t, testenv.NewDatabase(t)), pgx.QueryExecModeExec)
 			// Setup and the final read run outside any transaction, in the binding's default mode
 			// (DescribeExec works only inside one).
-			outside := gobinding.NewClient(pool)
-			c := gobinding.NewClient(pool, gobinding.WithExecMode(m.mode))
+			outside := gobinding.NewClient(pool, gobinding.Options{})
+			c := gobinding.NewClient(pool, gobinding.Options{ExecMode: &m.mode})
 			if _, err := outside.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b", HardLimits: map[string]int64{"t": 10}}); err != nil {
 				t.Fatal(err)
 			}

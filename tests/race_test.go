@@ -30,7 +30,7 @@ func TestSixtyFourClientsNeverOverspendOneValkeyBudget(t *testing.T) {
 
 // racingPostgres and racingValkey open backends with a connection for each of 64 clients.
 func racingPostgres(t *testing.T) spendcap.Backend {
-	return gobinding.NewClient(testenv.PoolFor(t, testenv.NewDatabase(t)+"&pool_max_conns=70"))
+	return gobinding.NewClient(testenv.PoolFor(t, testenv.NewDatabase(t)+"&pool_max_conns=70"), gobinding.Options{})
 }
 
 func racingValkey(t *testing.T) spendcap.Backend {
@@ -38,7 +38,7 @@ func racingValkey(t *testing.T) spendcap.Backend {
 	opts.PoolSize = 70
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	c, err := valkey.New(context.Background(), rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
+	c, err := valkey.NewClient(context.Background(), rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func hammer(t *testing.T, b spendcap.Budgets) {
 					var o spendcap.Outcome
 					var err error
 					for try := 0; try < 2; try++ {
-						if o, err = b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "hot", ReservationID: rid, Amounts: q{"t": n}, TTLSeconds: 600, IdempotencyKey: key}); err != nil {
+						if o, err = b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "hot", ReservationID: rid, Amounts: q{"t": n}, TTL: 600 * time.Second, IdempotencyKey: key}); err != nil {
 							fail("reserve", err)
 						}
 					}
@@ -157,7 +157,7 @@ func hammer(t *testing.T, b spendcap.Budgets) {
 						fail("settle", err)
 						continue
 					}
-					if so.Outcome == spendcap.HardBreach {
+					if so.Kind == spendcap.OutcomeHardBreach {
 						fail("settle", fmt.Errorf("settling within the reservation breached: %+v", so))
 					}
 					applied.Add(actual)
@@ -207,10 +207,10 @@ func TestSixtyFourClientsRespectOneValkeyQuota(t *testing.T) {
 // never exceed 40.
 func hammerQuota(t *testing.T, b spendcap.Backend) {
 	const maxConcurrent, maxRequests = 5, 40
-	if _, err := b.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "slots", MaxConcurrent: maxConcurrent, LeaseSeconds: 600}); err != nil {
+	if _, err := b.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "slots", MaxConcurrent: maxConcurrent, LeaseTTL: 600 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "rate", WindowSeconds: 600, MaxRequests: maxRequests}); err != nil {
+	if _, err := b.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "rate", Window: 600 * time.Second, MaxRequests: maxRequests}); err != nil {
 		t.Fatal(err)
 	}
 	var held, maxHeld, slotRefusals, admissions atomic.Int64
@@ -236,7 +236,7 @@ func hammerQuota(t *testing.T, b spendcap.Backend) {
 					if ok, err := b.ReleaseQuota(ctx, spendcap.ReleaseQuotaParams{PolicyID: "slots", HolderID: holder}); err != nil || !ok {
 						t.Errorf("release %s: %v %v", holder, ok, err)
 					}
-				} else if a.Reason != spendcap.ReasonConcurrencyLimited || a.RetryAfterMS <= 0 {
+				} else if a.Reason != spendcap.QuotaReasonConcurrencyLimited || a.RetryAfter <= 0 {
 					t.Errorf("refusal %+v", a)
 				} else {
 					slotRefusals.Add(1)
@@ -306,7 +306,7 @@ func retryStorm(t *testing.T, b spendcap.Budgets) {
 					t.Errorf("key %d: %v", k, err)
 					return
 				}
-				if o.Outcome != spendcap.OK || !o.Applied {
+				if o.Kind != spendcap.OutcomeOK || !o.Applied {
 					t.Errorf("key %d: %+v", k, o)
 				}
 				if !o.Replayed {
@@ -454,7 +454,7 @@ func hammerTree(t *testing.T, b spendcap.Budgets) {
 					}
 				default: // reserve, then settle for at most the reservation, or cancel
 					rid := "r-" + dk
-					o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: q{"t": n}, TTLSeconds: 600, IdempotencyKey: dk})
+					o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: q{"t": n}, TTL: 600 * time.Second, IdempotencyKey: dk})
 					if err != nil {
 						fail("reserve", err)
 						continue

@@ -27,7 +27,7 @@ func TestABatchOfNonObjectsIsRefusedWholeOnBothBackends(t *testing.T) {
 	}
 
 	rdb := testenv.Valkey(t)
-	vk, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestABatchItemWithAnUnknownFieldFailsAloneOnBothBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb := testenv.Valkey(t)
-	vk, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}

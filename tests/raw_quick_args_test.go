@@ -77,7 +77,7 @@ func TestQuickArgumentsAreReadAsTheJSONDecoderReadsThem(t *testing.T) {
 func quickCall(t *testing.T, text string, batch bool) (answer, usage string) {
 	t.Helper()
 	rdb := testenv.Valkey(t)
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil { // the library is server-wide: load it as the other tests do
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil { // the library is server-wide: load it as the other tests do
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ key, args string }{

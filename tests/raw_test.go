@@ -234,7 +234,7 @@ func TestRawArgumentsAreJudgedAlikeByBothBackends(t *testing.T) {
 		}
 	}
 	rdb := testenv.Valkey(t)
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range rawCases {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/valkeynodes"
 )
 
 // auditBatch is how many base keys one pipeline audits.
@@ -54,15 +55,15 @@ func auditBase(key string) string {
 // Audit runs sc_audit on every budget and quota policy of the deployment, and on the keys of
 // those that are gone: it SCANs every primary for spendcap's keys, then audits each base key in
 // an FCALL of its own (pipelined), so one key's audit is atomic and none holds the server long.
-// With repair, each FCALL corrects what it finds. Findings come sorted by budget, then policy.
-func (c *Client) Audit(ctx context.Context, repair bool) ([]spendcap.AuditFinding, error) {
+// With p.Repair, each FCALL corrects what it finds. Findings come sorted by budget, then policy.
+func (c *Client) Audit(ctx context.Context, p spendcap.AuditParams) ([]spendcap.AuditFinding, error) {
 	var mu sync.Mutex
 	var out []spendcap.AuditFinding
-	payload, err := json.Marshal(map[string]bool{"repair": repair})
+	payload, err := json.Marshal(map[string]bool{"repair": p.Repair})
 	if err != nil {
 		return nil, err
 	}
-	err = forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
+	err = valkeynodes.ForEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
 		bases, err := scanKeys(ctx, n, "sc:*", func(k string) (string, bool) {
 			b := auditBase(k)
 			return b, b != ""
@@ -83,7 +84,7 @@ func (c *Client) Audit(ctx context.Context, repair bool) ([]spendcap.AuditFindin
 				mu.Lock()
 				defer mu.Unlock()
 				for _, f := range fs {
-					out = append(out, spendcap.AuditFinding{BudgetID: f.BudgetID, PolicyID: f.PolicyID, Check: f.CheckName,
+					out = append(out, spendcap.AuditFinding{BudgetID: f.BudgetID, PolicyID: f.PolicyID, Check: spendcap.AuditCheck(f.CheckName),
 						Dimension: f.Dimension, Expected: f.Expected, Found: f.Found, Repaired: f.Repaired})
 				}
 				return nil
@@ -100,7 +101,7 @@ func (c *Client) Audit(ctx context.Context, repair bool) ([]spendcap.AuditFindin
 		if a.BudgetID+a.PolicyID != b.BudgetID+b.PolicyID {
 			return a.BudgetID+a.PolicyID < b.BudgetID+b.PolicyID
 		}
-		return a.Check+"/"+a.Dimension < b.Check+"/"+b.Dimension
+		return string(a.Check)+"/"+a.Dimension < string(b.Check)+"/"+b.Dimension
 	})
 	return out, nil
 }

@@ -11,12 +11,21 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/batching"
+	"github.com/spendcap/spendcap/internal/errcode"
 )
 
-var (
-	_ spendcap.BatchReporter    = (*Client)(nil)
-	_ spendcap.BatchPartitioner = (*Client)(nil)
-)
+var _ spendcap.BatchReporter = (*Client)(nil)
+
+// A Batcher on a Client partitions its reports by batchPartition.
+func init() {
+	batching.Register(func(backend any) (batching.Partitioner, bool) {
+		if c, ok := backend.(*Client); ok {
+			return c.batchPartition, true
+		}
+		return nil, false
+	})
+}
 
 // byItemSep starts the part of a batch's missing-keys reply that says which item lacked which
 // budgets (valkey/lua/205_report_usage_batch.lua).
@@ -24,7 +33,7 @@ const byItemSep = "; by item "
 
 // ReportUsageBatch implements spendcap.BatchReporter: one FCALL sc_report_usage_batch with the keys
 // of every item's set (learned as ReportUsage learns them) and one argument per item. On a
-// cluster every key must hash to one slot (BatchPartition): else SC002, with nothing written.
+// cluster every key must hash to one slot (a Batcher partitions its reports so): else SC002, with nothing written.
 func (c *Client) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBatchParams) ([]spendcap.BatchResult, error) {
 	if len(p.Items) < 1 || len(p.Items) > spendcap.MaxBatchItems {
 		return nil, &spendcap.Error{Code: spendcap.CodeInvalidArgument, Message: "items: must be a JSON array of 1..1000 objects"}
@@ -93,13 +102,13 @@ func (c *Client) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBat
 	}
 }
 
-// BatchPartition implements spendcap.BatchPartitioner: on a cluster, the hash tag of the budget's
-// key (its cluster slot), so that a Batcher's batches fit one slot; on a single node, "".
-func (c *Client) BatchPartition(p spendcap.ReportUsageParams) string {
+// batchPartition is the partition of a Batcher's reports on budgetID: on a cluster, the hash tag
+// of the budget's key (its cluster slot), so that every batch fits one slot; on a single node, "".
+func (c *Client) batchPartition(budgetID string) string {
 	if _, cluster := c.rdb.(*redis.ClusterClient); !cluster {
 		return ""
 	}
-	return hashTag(Key(p.BudgetID))
+	return hashTag(Key(budgetID))
 }
 
 // hashTag is the part of key between its first '{' and the next '}'.
@@ -173,8 +182,8 @@ func batchResults(reply string, n int) ([]spendcap.BatchResult, error) {
 	out := make([]spendcap.BatchResult, n)
 	for i, r := range rs {
 		if r.ErrorCode != nil {
-			out[i].Err = spendcap.NewError(*r.ErrorCode, r.ErrorMessage, nil)
-			if out[i].Err == nil {
+			out[i].Err = &spendcap.Error{Code: *r.ErrorCode, Message: r.ErrorMessage}
+			if !errcode.Known(*r.ErrorCode) {
 				out[i].Err = fmt.Errorf("sc_report_usage_batch item %d: %s %s", i, *r.ErrorCode, r.ErrorMessage)
 			}
 			continue

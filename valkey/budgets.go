@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/callargs"
 )
 
 type outcomeReply struct {
@@ -22,7 +23,7 @@ type outcomeReply struct {
 }
 
 func (r outcomeReply) outcome() spendcap.Outcome {
-	return spendcap.Outcome{Outcome: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
+	return spendcap.Outcome{Kind: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: toTime(r.WindowStart),
 		NextResetAt: toTimePtr(r.NextResetAt), ExpiresAt: toTimePtr(r.ExpiresAt), BreachBudgetID: deref(r.BreachID)}
 }
@@ -60,7 +61,7 @@ func (r statusReply) status() spendcap.Status {
 	return spendcap.Status{
 		ParentID: deref(r.ParentID), BudgetID: r.BudgetID, HardLimits: orEmpty(r.HardLimits), SoftLimits: orEmpty(r.SoftLimits), ResetEvery: deref(r.ResetEvery),
 		ResetTimezone: r.ResetTimezone, ResetAnchor: toTimePtr(r.ResetAnchor), Mode: spendcap.Mode(r.Mode),
-		ScopeType: deref(r.ScopeType), ScopeID: deref(r.ScopeID), DedupTTLSeconds: r.DedupTTLSeconds, WindowSeq: r.WindowSeq,
+		ScopeType: deref(r.ScopeType), ScopeID: deref(r.ScopeID), DedupTTL: time.Duration(r.DedupTTLSeconds) * time.Second, WindowSeq: r.WindowSeq,
 		WindowStart: toTime(r.WindowStart), NextResetAt: toTimePtr(r.NextResetAt), Usage: orEmpty(r.Usage),
 		Reserved: orEmpty(r.Reserved), Remaining: orEmpty(r.Remaining), BreachCount: r.BreachCount,
 		SoftBreachCount: r.SoftBreachCount, WindowBreachCount: r.WindowBreachCount,
@@ -76,14 +77,18 @@ type releasedReply struct {
 
 // CreateBudget implements spendcap.Budgets. For an IANA zone it sends the zone's offset table
 // (docs/semantics.md#valkey), computed from Go's zone data from 1970 to 30 years after the creation instant.
-func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.Created, error) {
+func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams) (spendcap.CreateBudgetResult, error) {
+	ttl, err := callargs.Seconds("dedup_ttl_seconds", p.DedupTTL)
+	if err != nil {
+		return spendcap.CreateBudgetResult{}, err
+	}
 	a := args{"budget_id": p.BudgetID}.obj("hard_limits", p.HardLimits).obj("soft_limits", p.SoftLimits).
 		str("reset_every", p.ResetEvery).str("reset_timezone", p.ResetTimezone).str("mode", string(p.Mode)).
-		str("scope_type", p.ScopeType).str("scope_id", p.ScopeID).num("dedup_ttl_seconds", p.DedupTTLSeconds).at(p.At)
+		str("scope_type", p.ScopeType).str("scope_id", p.ScopeID).num("dedup_ttl_seconds", ttl).at(p.At)
 	if p.ResetAnchor != nil {
 		a["reset_anchor"] = p.ResetAnchor.UnixMilli()
 	}
-	if offsets := ZoneOffsets(p.ResetTimezone, p.At); offsets != nil {
+	if offsets := zoneOffsets(p.ResetTimezone, p.At); offsets != nil {
 		a["tz_offsets"] = offsets
 	}
 	if p.AlertPercents != nil {
@@ -101,18 +106,22 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 		keys = append(keys, c.chainKeys(ctx, p.ParentID)...)
 	}
 	if err := c.callKeys(ctx, "create_budget", keys, a, false, &r); err != nil {
-		return spendcap.Created{}, err
+		return spendcap.CreateBudgetResult{}, err
 	}
-	return spendcap.Created{BudgetID: r.BudgetID, Created: r.Created, WindowStart: toTime(r.WindowStart), NextResetAt: toTimePtr(r.NextResetAt)}, nil
+	return spendcap.CreateBudgetResult{BudgetID: r.BudgetID, Created: r.Created, WindowStart: toTime(r.WindowStart), NextResetAt: toTimePtr(r.NextResetAt)}, nil
 }
 
 // SetLimits implements spendcap.Budgets.
 func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spendcap.Status, error) {
+	l, err := callargs.SetLimits(p)
+	if err != nil {
+		return spendcap.Status{}, err
+	}
 	var r statusReply
-	a := args{"budget_id": p.BudgetID}.obj("hard_limits", p.HardLimits).obj("soft_limits", p.SoftLimits).str("mode", string(p.Mode)).at(p.At)
-	if p.AlertPercents != nil {
+	a := args{"budget_id": p.BudgetID}.obj("hard_limits", l.Hard).obj("soft_limits", l.Soft).str("mode", string(p.Mode)).at(p.At)
+	if l.Alerts != nil {
 		// An empty slice goes as [] (remove them), which encoding/json writes for a non-nil one.
-		a["alert_percents"] = p.AlertPercents
+		a["alert_percents"] = l.Alerts
 	}
 	if err := c.call(ctx, "set_limits", p.BudgetID, a, false, &r); err != nil {
 		return spendcap.Status{}, err
@@ -222,8 +231,12 @@ func (c *Client) ReleaseSpend(ctx context.Context, p spendcap.ReleaseSpendParams
 
 // Reserve implements spendcap.Budgets.
 func (c *Client) Reserve(ctx context.Context, p spendcap.ReserveParams) (spendcap.Outcome, error) {
+	ttl, err := callargs.Seconds("ttl_seconds", p.TTL)
+	if err != nil {
+		return spendcap.Outcome{}, err
+	}
 	return c.outcome(ctx, "reserve", p.BudgetID, p.AlsoCharge, args{"budget_id": p.BudgetID, "reservation_id": p.ReservationID,
-		"amounts": orEmpty(p.Amounts)}.num("ttl_seconds", p.TTLSeconds).str("idempotency_key", p.IdempotencyKey).at(p.At), false)
+		"amounts": orEmpty(p.Amounts)}.num("ttl_seconds", ttl).str("idempotency_key", p.IdempotencyKey).at(p.At), false)
 }
 
 // Settle implements spendcap.Budgets.
@@ -283,11 +296,11 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 	return out, nil
 }
 
-// ZoneOffsets returns the offset table of an IANA zone for the library (docs/semantics.md#valkey): pairs of
+// zoneOffsets returns the offset table of an IANA zone for the library (docs/semantics.md#valkey): pairs of
 // [from_ms, offset_seconds] from 1970 to the end of the year 30 years after at (now when zero).
 // It returns nil for UTC, fixed offsets and names Go does not know (the library then refuses the
 // zone).
-func ZoneOffsets(name string, at time.Time) [][2]int64 {
+func zoneOffsets(name string, at time.Time) [][2]int64 {
 	if name == "" || name == "UTC" || name[0] == '+' || name[0] == '-' {
 		return nil
 	}

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,9 +15,9 @@ import (
 // budgets' ids), with its own sequence of event ids: sc:{group}:events.
 func EventsKey(group string) string { return "sc:{" + group + "}:events" }
 
-// EventSource is spendcap.Event.Source for the events of slot group group: "valkey:" and its
+// eventSource is spendcap.Event.Source for the events of slot group group: "valkey:" and its
 // stream key.
-func EventSource(group string) string { return "valkey:" + EventsKey(group) }
+func eventSource(group string) string { return "valkey:" + EventsKey(group) }
 
 type eventReply struct {
 	EventID         int64            `json:"event_id"`
@@ -51,107 +48,12 @@ func (c *Client) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) 
 	}
 	out := make([]spendcap.Event, len(rs))
 	for i, r := range rs {
-		out[i] = spendcap.Event{Source: EventSource(p.Group), EventID: r.EventID, BudgetID: r.BudgetID, Kind: r.Kind, WindowSeq: r.WindowSeq,
+		out[i] = spendcap.Event{Source: eventSource(p.Group), EventID: r.EventID, BudgetID: r.BudgetID, Kind: spendcap.EventKind(r.Kind), WindowSeq: r.WindowSeq,
 			WindowStart: toTime(r.WindowStart), Dimension: r.Dimension, Percent: r.Percent, Usage: r.Usage,
 			LimitValue: r.LimitValue, WindowUsage: r.WindowUsage, BreachCount: r.BreachCount,
 			SoftBreachCount: r.SoftBreachCount, ClosedBy: r.ClosedBy, OccurredAt: toTime(r.OccurredAt)}
 	}
 	return out, nil
-}
-
-// EventGroups lists, sorted, the slot groups that have an event stream, scanning every primary
-// (SCAN with MATCH sc:{*}:events and TYPE stream, so it costs one pass over the keyspace).
-func (c *Client) EventGroups(ctx context.Context) ([]string, error) {
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	err := forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
-		it := n.ScanType(ctx, 0, "sc:{*}:events", 1000, "stream").Iterator()
-		for it.Next(ctx) {
-			if g, ok := groupOfStream(it.Val()); ok {
-				mu.Lock()
-				seen[g] = true
-				mu.Unlock()
-			}
-		}
-		return it.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("valkey: scan for event streams: %w", err)
-	}
-	groups := make([]string, 0, len(seen))
-	for g := range seen {
-		groups = append(groups, g)
-	}
-	sort.Strings(groups)
-	return groups, nil
-}
-
-// StreamsChannel is the Pub/Sub channel on which the library publishes the key of each new event
-// stream (sc:{g}:events) when it writes the stream's first event.
-const StreamsChannel = "sc:events:streams"
-
-// WatchEventGroups calls found with the slot group of each event stream created from now on, as the
-// library announces it on StreamsChannel, until ctx ends (it returns ctx's error) or the
-// subscription fails. It returns once subscribed: call it in a goroutine of its own, after ready
-// is closed, streams created are announced. Pub/Sub is fire and forget: a stream created while
-// nobody listened (or while the connection was being re-made) is found by EventGroups only.
-func (c *Client) WatchEventGroups(ctx context.Context, ready chan<- struct{}, found func(group string)) error {
-	ps := c.rdb.Subscribe(ctx, StreamsChannel)
-	defer ps.Close()
-	// The first reply confirms the subscription: from then on no announcement is missed.
-	if _, err := ps.Receive(ctx); err != nil {
-		return fmt.Errorf("valkey: subscribe %s: %w", StreamsChannel, err)
-	}
-	if ready != nil {
-		close(ready)
-	}
-	ch := ps.Channel()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case m, ok := <-ch:
-			if !ok {
-				return fmt.Errorf("valkey: subscription to %s closed", StreamsChannel)
-			}
-			if g, ok := groupOfStream(m.Payload); ok {
-				found(g)
-			}
-		}
-	}
-}
-
-// groupOfStream is EventsKey's inverse.
-func groupOfStream(key string) (string, bool) {
-	g, ok := strings.CutPrefix(key, "sc:{")
-	if ok {
-		g, ok = strings.CutSuffix(g, "}:events")
-	}
-	return g, ok && EventsKey(g) == key
-}
-
-// LastEventIDs returns the last event_id given out in each of groups (0 for a group with none), in
-// one pipeline: a reader polls it to learn which streams have events it has not read.
-func (c *Client) LastEventIDs(ctx context.Context, groups []string) ([]int64, error) {
-	cmds := make([]*redis.StringCmd, len(groups))
-	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, g := range groups {
-			cmds[i] = p.Get(ctx, EventsKey(g)+":id")
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("valkey: last event ids: %w", err)
-	}
-	ids := make([]int64, len(groups))
-	for i, cmd := range cmds {
-		n, err := cmd.Int64()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("valkey: last event id of %s: %w", groups[i], err)
-		}
-		ids[i] = n
-	}
-	return ids, nil
 }
 
 var _ spendcap.EventWatcher = (*Client)(nil)

@@ -79,7 +79,7 @@ func (r *outcomeReply) decodeFast(s string) bool {
 	if !ok || rest != "}" {
 		return false
 	}
-	*r = outcomeReply{Outcome: string(spendcap.OK), Applied: true, WindowStart: windowStart, NextResetAt: nextReset}
+	*r = outcomeReply{Outcome: string(spendcap.OutcomeOK), Applied: true, WindowStart: windowStart, NextResetAt: nextReset}
 	return true
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/valkeynodes"
 )
 
 var _ spendcap.Operator = (*Client)(nil)
@@ -29,10 +30,10 @@ const gaugeBatch = 500
 // not ranked.
 func (c *Client) BudgetGauges(ctx context.Context, p spendcap.BudgetGaugesParams) ([]spendcap.BudgetGauge, error) {
 	if len(p.BudgetIDs) > 1000 {
-		return nil, spendcap.NewError("SC002", "budget_ids: must be an array of at most 1000 ids", nil)
+		return nil, &spendcap.Error{Code: spendcap.CodeInvalidArgument, Message: "budget_ids: must be an array of at most 1000 ids"}
 	}
 	if p.TopN < 0 || p.TopN > 100 {
-		return nil, spendcap.NewError("SC002", "top_n: must be 0..100", nil)
+		return nil, &spendcap.Error{Code: spendcap.CodeInvalidArgument, Message: "top_n: must be 0..100"}
 	}
 	statuses := map[string]spendcap.Status{}
 	err := budgetStatuses(ctx, c.rdb, p.BudgetIDs, p.At, func(st spendcap.Status) { statuses[st.BudgetID] = st })
@@ -89,7 +90,7 @@ func (c *Client) rankBudgets(ctx context.Context, p spendcap.BudgetGaugesParams)
 	}
 	var mu sync.Mutex
 	var all []ranked
-	err := forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
+	err := valkeynodes.ForEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
 		ids, err := scanKeys(ctx, n, "sc:{*", budgetOfBaseKey)
 		if err != nil {
 			return err

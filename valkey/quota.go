@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/callargs"
 )
 
 var _ spendcap.Backend = (*Client)(nil)
@@ -40,15 +41,19 @@ func (c *Client) policySetCall(ctx context.Context, name, policyID string, also 
 }
 
 // CreateQuotaPolicy implements spendcap.Quotas.
-func (c *Client) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaPolicyParams) (spendcap.QuotaPolicyCreated, error) {
+func (c *Client) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaPolicyParams) (spendcap.CreateQuotaPolicyResult, error) {
+	window, lease, err := callargs.QuotaPolicy(p)
+	if err != nil {
+		return spendcap.CreateQuotaPolicyResult{}, err
+	}
 	var r struct {
 		PolicyID string `json:"policy_id"`
 		Created  bool   `json:"created"`
 	}
-	a := args{"policy_id": p.PolicyID, "window_seconds": p.WindowSeconds, "max_requests": p.MaxRequests,
-		"max_concurrent": p.MaxConcurrent}.num("lease_seconds", p.LeaseSeconds).at(p.At)
-	err := c.quotaCall(ctx, "create_quota_policy", p.PolicyID, a, false, &r)
-	return spendcap.QuotaPolicyCreated{PolicyID: r.PolicyID, Created: r.Created}, err
+	a := args{"policy_id": p.PolicyID, "window_seconds": window, "max_requests": p.MaxRequests,
+		"max_concurrent": p.MaxConcurrent}.num("lease_seconds", lease).at(p.At)
+	err = c.quotaCall(ctx, "create_quota_policy", p.PolicyID, a, false, &r)
+	return spendcap.CreateQuotaPolicyResult{PolicyID: r.PolicyID, Created: r.Created}, err
 }
 
 // AcquireQuota implements spendcap.Quotas.
@@ -62,7 +67,8 @@ func (c *Client) AcquireQuota(ctx context.Context, p spendcap.AcquireQuotaParams
 		PolicyID     string `json:"policy_id"`
 	}
 	err := c.policySetCall(ctx, "acquire_quota", p.PolicyID, p.AlsoPolicies, args{"policy_id": p.PolicyID, "holder_id": p.HolderID}.at(p.At), &r)
-	return spendcap.Acquired{Admitted: r.Admitted, Reason: r.Reason, RetryAfterMS: r.RetryAfterMS, InWindow: r.InWindow, Active: r.Active, PolicyID: r.PolicyID}, err
+	return spendcap.Acquired{Admitted: r.Admitted, Reason: spendcap.QuotaReason(r.Reason), RetryAfter: time.Duration(r.RetryAfterMS) * time.Millisecond,
+		InWindow: r.InWindow, Active: r.Active, PolicyID: r.PolicyID}, err
 }
 
 // RenewQuota implements spendcap.Quotas.
@@ -101,8 +107,8 @@ func (c *Client) QuotaStatus(ctx context.Context, p spendcap.QuotaStatusParams) 
 	if r.Holders == nil {
 		r.Holders = []string{}
 	}
-	return spendcap.QuotaStatus{PolicyID: r.PolicyID, WindowSeconds: r.WindowSeconds, MaxRequests: r.MaxRequests,
-		MaxConcurrent: r.MaxConcurrent, LeaseSeconds: r.LeaseSeconds, InWindow: r.InWindow, Active: r.Active, Holders: r.Holders}, nil
+	return spendcap.QuotaStatus{PolicyID: r.PolicyID, Window: time.Duration(r.WindowSeconds) * time.Second, MaxRequests: r.MaxRequests,
+		MaxConcurrent: r.MaxConcurrent, LeaseTTL: time.Duration(r.LeaseSeconds) * time.Second, InWindow: r.InWindow, Active: r.Active, Holders: r.Holders}, nil
 }
 
 // DeleteQuotaPolicy implements spendcap.Quotas.

@@ -10,11 +10,13 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/spendcap/spendcap/internal/valkeynodes"
 )
 
 // MinServerVersion is the oldest valkey-server spendcap supports in production. Earlier 8.0
 // releases run the library correctly but predate security fixes to the Lua engine that 8.0.6
-// brings; New and `migrate valkey-load` warn on them rather than refuse, since test and dev
+// brings; NewClient and `migrate valkey-load` warn on them rather than refuse, since test and dev
 // machines often have only their distribution's 8.0.1.
 const MinServerVersion = "8.0.6"
 
@@ -152,7 +154,7 @@ func (o Options) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// ServerSettings are the settings New checks, as CheckSettings read them on one primary.
+// ServerSettings are the settings NewClient checks, as CheckSettings read them on one primary.
 type ServerSettings struct {
 	// Addr is the primary's host:port.
 	Addr string
@@ -170,14 +172,14 @@ type ServerSettings struct {
 // Settings names the settings CheckSettings judges, in the order it reports them.
 var Settings = []string{"maxmemory-policy", "appendonly", "appendfsync", "version"}
 
-// CheckSettings reads, on every primary, the settings New checks at start (eviction policy,
-// append-only file, fsync policy, version) and says what is wrong with each as New would, whatever
+// CheckSettings reads, on every primary, the settings NewClient checks at start (eviction policy,
+// append-only file, fsync policy, version) and says what is wrong with each as NewClient would, whatever
 // Options the client was made with: a long-running process calls it on an interval, so that a
 // CONFIG SET made after start, or a failover to a server set up otherwise, is seen.
 func (c *Client) CheckSettings(ctx context.Context) ([]ServerSettings, error) {
 	var mu sync.Mutex
 	var out []ServerSettings
-	err := forEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
+	err := valkeynodes.ForEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
 		s, err := readSettings(ctx, n)
 		if err != nil {
 			return err
@@ -194,7 +196,7 @@ func (c *Client) CheckSettings(ctx context.Context) ([]ServerSettings, error) {
 	return out, nil
 }
 
-// readSettings reads and judges one primary's settings with New's rules.
+// readSettings reads and judges one primary's settings with NewClient's rules.
 func readSettings(ctx context.Context, c *redis.Client) (ServerSettings, error) {
 	s := ServerSettings{Addr: c.Options().Addr, Problems: map[string]string{}}
 	info, err := c.Info(ctx, "server").Result()

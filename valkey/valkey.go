@@ -2,7 +2,7 @@
 // from the files of valkey/lua), which has the semantics of the PL/pgSQL functions, and Client,
 // which implements spendcap.Budgets, spendcap.Quotas, spendcap.BatchReporter,
 // spendcap.EventSource, spendcap.EventWatcher and spendcap.Operator on it with go-redis, on a
-// single node or a Valkey Cluster. New checks the server's settings and loads the library; Load
+// single node or a Valkey Cluster. NewClient checks the server's settings and loads the library; Load
 // and LibrarySource serve deploy pipelines (`migrate valkey-load`).
 package valkey
 
@@ -19,6 +19,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/errcode"
+	"github.com/spendcap/spendcap/internal/valkeynodes"
 )
 
 //go:generate go run ../internal/cmd/lualib -dir lua -out spendcap.lua
@@ -55,7 +57,7 @@ func LibrarySource(s LibrarySettings) string {
 	return strings.Replace(Library, replayLine, replayAllowedLine, 1)
 }
 
-// Options configure New.
+// Options configure NewClient.
 type Options struct {
 	// AllowEviction starts the client even when the server's maxmemory-policy could evict
 	// budget keys (anything but noeviction). Evicted keys mean lost usage and forgotten dedup
@@ -69,15 +71,15 @@ type Options struct {
 	AllowReplay bool
 	// SkipLoad leaves the library as it is on the server (loaded by `migrate valkey-load`).
 	SkipLoad bool
-	// Logger receives New's warnings (a server older than MinServerVersion, an fsync policy that
+	// Logger receives NewClient's warnings (a server older than MinServerVersion, an fsync policy that
 	// can lose acknowledged usage), logged once per server and process; nil means slog.Default().
 	Logger *slog.Logger
 }
 
-// ErrEvictionPolicy is returned by New when the server could evict budget keys.
+// ErrEvictionPolicy is returned by NewClient when the server could evict budget keys.
 var ErrEvictionPolicy = errors.New("valkey: maxmemory-policy must be noeviction, or budget keys may be evicted (set Options.AllowEviction to start anyway)")
 
-// ErrNotDurable is returned by New when the server keeps no append-only file, so a restart loses
+// ErrNotDurable is returned by NewClient when the server keeps no append-only file, so a restart loses
 // every budget, its usage and the library itself.
 var ErrNotDurable = errors.New("valkey: appendonly must be yes, or a restart loses every budget and its usage (set Options.AllowVolatile to start anyway)")
 
@@ -90,11 +92,15 @@ type Client struct {
 
 var _ spendcap.Budgets = (*Client)(nil)
 
-// New checks every primary (its eviction policy and append-only file, refused unless opts allow
+func init() {
+	valkeynodes.ConnOf = func(client any) redis.UniversalClient { return client.(*Client).rdb }
+}
+
+// NewClient checks every primary (its eviction policy and append-only file, refused unless opts allow
 // them; its fsync policy and its version against MinServerVersion, warnings on opts.Logger),
 // loads the library with opts' settings when the server's copy differs, and returns a Client. rdb may be a *redis.Client or a *redis.ClusterClient.
-func New(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Client, error) {
-	err := forEachPrimary(ctx, rdb, func(ctx context.Context, c *redis.Client) error {
+func NewClient(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Client, error) {
+	err := valkeynodes.ForEachPrimary(ctx, rdb, func(ctx context.Context, c *redis.Client) error {
 		return checkServer(ctx, c, opts)
 	})
 	if err != nil {
@@ -114,7 +120,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Client,
 func Load(ctx context.Context, rdb redis.UniversalClient, s LibrarySettings) (int, error) {
 	source := LibrarySource(s)
 	loaded := 0
-	err := forEachPrimary(ctx, rdb, func(ctx context.Context, c *redis.Client) error {
+	err := valkeynodes.ForEachPrimary(ctx, rdb, func(ctx context.Context, c *redis.Client) error {
 		libs, err := c.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: LibraryName, WithCode: true}).Result()
 		if err != nil {
 			return fmt.Errorf("valkey: FUNCTION LIST: %w", err)
@@ -131,17 +137,6 @@ func Load(ctx context.Context, rdb redis.UniversalClient, s LibrarySettings) (in
 		return nil
 	})
 	return loaded, err
-}
-
-func forEachPrimary(ctx context.Context, rdb redis.UniversalClient, fn func(context.Context, *redis.Client) error) error {
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		return c.ForEachMaster(ctx, fn)
-	case *redis.Client:
-		return fn(ctx, c)
-	default:
-		return fmt.Errorf("valkey: unsupported client %T: use *redis.Client or *redis.ClusterClient", rdb)
-	}
 }
 
 // Key returns the base key of a budget (docs/semantics.md#valkey): sc:{id}, or sc:{g}/rest for an
@@ -213,8 +208,8 @@ func mapError(err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		code, msg, _ := strings.Cut(rerr.Error(), " ")
-		if e := spendcap.NewError(code, msg, err); e != nil {
-			return e
+		if errcode.Known(code) {
+			return &spendcap.Error{Code: code, Message: msg, Cause: err}
 		}
 	}
 	return err

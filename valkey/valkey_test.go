@@ -49,12 +49,12 @@ func TestNewLoadsTheLibraryOnlyWhenTheServerCopyDiffers(t *testing.T) {
 	if err := rdb.FunctionLoadReplace(ctx, old).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
 		t.Fatal(err)
 	}
 	libs, err := rdb.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: "spendcap", WithCode: true}).Result()
 	if err != nil || len(libs) != 1 || libs[0].Code != valkey.Library {
-		t.Errorf("after New: %d libraries, err %v; want the embedded one", len(libs), err)
+		t.Errorf("after NewClient: %d libraries, err %v; want the embedded one", len(libs), err)
 	}
 	// Read-only calls are flagged no-writes, so FCALL_RO accepts them.
 	for _, f := range libs[0].Functions {
@@ -72,18 +72,18 @@ func TestNewRefusesAServerThatCouldEvictBudgetKeys(t *testing.T) {
 	if err := rdb.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	_, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if !errors.Is(err, valkey.ErrEvictionPolicy) || !strings.Contains(err.Error(), "allkeys-lru") {
-		t.Errorf("New on allkeys-lru: %v, want ErrEvictionPolicy naming the policy", err)
+		t.Errorf("NewClient on allkeys-lru: %v, want ErrEvictionPolicy naming the policy", err)
 	}
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowEviction: true, AllowVolatile: true}); err != nil {
-		t.Errorf("New with AllowEviction: %v", err)
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowEviction: true, AllowVolatile: true}); err != nil {
+		t.Errorf("NewClient with AllowEviction: %v", err)
 	}
 }
 
 func TestErrorRepliesMapToSentinels(t *testing.T) {
 	t.Parallel()
-	c, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
+	c, err := valkey.NewClient(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestErrorRepliesMapToSentinels(t *testing.T) {
 // Lua's JSON encoder writes '/' as '\/'; messages name ids as PostgreSQL's do, slashes and all.
 func TestMessagesNameIDsWithSlashesAsWritten(t *testing.T) {
 	t.Parallel()
-	c, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
+	c, err := valkey.NewClient(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestMessagesNameIDsWithSlashesAsWritten(t *testing.T) {
 func TestTheBaseKeyMustMatchTheBudget(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
 		t.Fatal(err)
 	}
 	err := rdb.FCall(ctx, "sc_create_budget", []string{"sc:{other}"}, `{"budget_id": "b1"}`).Err()
@@ -146,7 +146,7 @@ func TestBaseKeysHashOnTheFirstSegmentOfTheID(t *testing.T) {
 func TestBudgetsWithSlashesInTheirIDsKeepTheirKeysApart(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestBudgetsWithSlashesInTheirIDsKeepTheirKeysApart(t *testing.T) {
 			t.Fatalf("create %s: %v", id, err)
 		}
 	}
-	if _, err := c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "g/a", ReservationID: "r1", Amounts: map[string]int64{"t": 10}, TTLSeconds: 60}); err != nil {
+	if _, err := c.Reserve(ctx, spendcap.ReserveParams{BudgetID: "g/a", ReservationID: "r1", Amounts: map[string]int64{"t": 10}, TTL: 60 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: "g/a", ExecutionID: "e1", Deltas: map[string]int64{"t": 5}, IdempotencyKey: "k1"}); err != nil {
@@ -187,7 +187,7 @@ func TestBudgetsWithSlashesInTheirIDsKeepTheirKeysApart(t *testing.T) {
 func TestReadmeFCallExample(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.FCall(ctx, "sc_create_budget", []string{"sc:{b1}"}, `{"budget_id":"b1","hard_limits":{"tokens":100}}`).Err(); err != nil {
@@ -199,38 +199,16 @@ func TestReadmeFCallExample(t *testing.T) {
 	}
 }
 
-func TestZoneOffsetsFollowGoZoneData(t *testing.T) {
-	at := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
-	ny := valkey.ZoneOffsets("America/New_York", at)
-	// 2026-03-08 07:00 UTC: EST (-5h) becomes EDT (-4h).
-	found := false
-	for _, p := range ny {
-		found = found || (p[0] == time.Date(2026, 3, 8, 7, 0, 0, 0, time.UTC).UnixMilli() && p[1] == -4*3600)
-	}
-	last := ny[len(ny)-1][0]
-	if !found || last < time.Date(2055, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli() {
-		t.Errorf("New York table lacks the 2026 change or ends at %v", time.UnixMilli(last))
-	}
-	if k := valkey.ZoneOffsets("Asia/Kolkata", at); len(k) != 1 || k[0][1] != 19800 {
-		t.Errorf("Kolkata: %v", k)
-	}
-	for _, z := range []string{"UTC", "+05:30", "-03:00", "", "Not/AZone"} {
-		if o := valkey.ZoneOffsets(z, at); o != nil {
-			t.Errorf("%q: %v, want nil", z, o)
-		}
-	}
-}
-
 // Valkey has no purge job: every acquire trims its policy's sorted sets to the window and the
 // live leases, so they stay bounded however long a policy lives.
 func TestQuotaSortedSetsStayBoundedByTheWindow(t *testing.T) {
 	t.Parallel()
 	rdb := ownServer(t) // replays allowed: the acquisitions are in the past
-	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
+	c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "p", WindowSeconds: 10, LeaseSeconds: 5}); err != nil {
+	if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "p", Window: 10 * time.Second, LeaseTTL: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -253,7 +231,7 @@ func TestQuotaSortedSetsStayBoundedByTheWindow(t *testing.T) {
 func TestBudgetsStoredAsStringsByEarlierVersionsStillServe(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,10 +257,10 @@ func TestBudgetsStoredAsStringsByEarlierVersionsStillServe(t *testing.T) {
 		fast, general := fmt.Sprintf("fast-%v", msgpack), fmt.Sprintf("general-%v", msgpack)
 		legacy(fast, 9007199254740000, msgpack)
 		legacy(general, 5, msgpack)
-		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: fast, Deltas: map[string]int64{"tokens": 991}}); err != nil || o.Outcome != spendcap.OK {
+		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: fast, Deltas: map[string]int64{"tokens": 991}}); err != nil || o.Kind != spendcap.OutcomeOK {
 			t.Fatalf("report on %s: %+v, %v", fast, o, err)
 		}
-		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: general, Deltas: map[string]int64{"tokens": 1}, DedupKey: "k"}); err != nil || o.Outcome != spendcap.OK {
+		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: general, Deltas: map[string]int64{"tokens": 1}, DedupKey: "k"}); err != nil || o.Kind != spendcap.OutcomeOK {
 			t.Fatalf("keyed report on %s: %+v, %v", general, o, err)
 		}
 		for id, want := range map[string]int64{fast: 9007199254740991, general: 6} {
@@ -297,7 +275,7 @@ func TestBudgetsStoredAsStringsByEarlierVersionsStillServe(t *testing.T) {
 		}
 		// Stored anew, the fast path takes it, and leaves what is past the largest quantity to the
 		// general path; usage still adds up exactly.
-		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: general, Deltas: map[string]int64{"tokens": 4}}); err != nil || o.Outcome != spendcap.OK {
+		if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: general, Deltas: map[string]int64{"tokens": 4}}); err != nil || o.Kind != spendcap.OutcomeOK {
 			t.Fatalf("second report on %s: %+v, %v", general, o, err)
 		}
 		if _, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: fast, Deltas: map[string]int64{"tokens": 1}}); !errors.Is(err, spendcap.ErrQuantityOutOfRange) {
@@ -315,7 +293,7 @@ func TestNewWarnsNamingTheVersionOfAServerOlderThanTheMinimum(t *testing.T) {
 	version, old := testenv.ValkeyVersion(t, rdb)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	if _, err := valkey.New(ctx, rdb, valkey.Options{Logger: logger, AllowVolatile: true}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{Logger: logger, AllowVolatile: true}); err != nil {
 		t.Fatal(err)
 	}
 	warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "valkey-server "+version+" is older than "+valkey.MinServerVersion)
@@ -327,12 +305,12 @@ func TestNewWarnsNamingTheVersionOfAServerOlderThanTheMinimum(t *testing.T) {
 func TestNewRefusesAServerWithoutAnAppendOnlyFile(t *testing.T) {
 	t.Parallel()
 	rdb := ownServer(t) // appendonly no
-	_, err := valkey.New(ctx, rdb, valkey.Options{})
+	_, err := valkey.NewClient(ctx, rdb, valkey.Options{})
 	if !errors.Is(err, valkey.ErrNotDurable) || !strings.Contains(err.Error(), `"no"`) {
-		t.Errorf("New on appendonly no: %v, want ErrNotDurable naming the setting", err)
+		t.Errorf("NewClient on appendonly no: %v, want ErrNotDurable naming the setting", err)
 	}
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
-		t.Errorf("New with AllowVolatile: %v", err)
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
+		t.Errorf("NewClient with AllowVolatile: %v", err)
 	}
 }
 
@@ -351,7 +329,7 @@ func TestNewWarnsOnAnFsyncPolicyThatCanLoseAcknowledgedUsage(t *testing.T) {
 		}
 		var logs bytes.Buffer
 		logger := slog.New(slog.NewTextHandler(&logs, nil))
-		if _, err := valkey.New(ctx, rdb, valkey.Options{Logger: logger}); err != nil {
+		if _, err := valkey.NewClient(ctx, rdb, valkey.Options{Logger: logger}); err != nil {
 			t.Fatalf("appendfsync %s: %v", tc.policy, err)
 		}
 		warned := strings.Contains(logs.String(), "appendfsync "+tc.policy)
@@ -364,7 +342,7 @@ func TestNewWarnsOnAnFsyncPolicyThatCanLoseAcknowledgedUsage(t *testing.T) {
 func TestAFutureAtMsIsRefusedUnlessTheLibraryAllowsReplays(t *testing.T) {
 	t.Parallel()
 	rdb := ownServer(t) // the replay setting is server-wide
-	c, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,11 +362,11 @@ func TestAFutureAtMsIsRefusedUnlessTheLibraryAllowsReplays(t *testing.T) {
 	if !errors.Is(err, spendcap.ErrInvalidArgument) || !errors.As(err, &e) || !strings.HasPrefix(e.Message, "at_ms: is later than the server clock") {
 		t.Fatalf("report at next_reset_at: %v, want SC002 at_ms", err)
 	}
-	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 1}, At: time.Now().Add(-time.Hour)}); err != nil || o.Outcome != spendcap.HardBreach {
+	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 1}, At: time.Now().Add(-time.Hour)}); err != nil || o.Kind != spendcap.OutcomeHardBreach {
 		t.Errorf("a past at: %+v, %v; want a hard breach (accepted, counted in the current window)", o, err)
 	}
 	// Nor may a caller end another holder's live lease.
-	if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "qp1", MaxConcurrent: 1, LeaseSeconds: 60}); err != nil {
+	if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "qp1", MaxConcurrent: 1, LeaseTTL: 60 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "qp1", HolderID: "owner"}); err != nil {
@@ -402,7 +380,7 @@ func TestAFutureAtMsIsRefusedUnlessTheLibraryAllowsReplays(t *testing.T) {
 	}
 	// Nor acquire in the past, where the entry would count against nobody else's window; a clock a
 	// second behind is not a replay.
-	if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "qp2", WindowSeconds: 60, MaxRequests: 1}); err != nil {
+	if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: "qp2", Window: 60 * time.Second, MaxRequests: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "qp2", HolderID: "owner"}); err != nil {
@@ -417,10 +395,10 @@ func TestAFutureAtMsIsRefusedUnlessTheLibraryAllowsReplays(t *testing.T) {
 	if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "qp2", HolderID: "late", At: time.Now().Add(-time.Second)}); err != nil {
 		t.Errorf("acquire a second behind: %v", err)
 	}
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
 		t.Fatal(err)
 	}
-	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 100}, At: *st.NextResetAt}); err != nil || o.Outcome != spendcap.OK {
+	if o, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 100}, At: *st.NextResetAt}); err != nil || o.Kind != spendcap.OutcomeOK {
 		t.Errorf("with replays allowed: %+v, %v; want ok in the next window", o, err)
 	}
 	if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: "qp2", HolderID: "replay", At: time.Now().Add(-2 * time.Minute)}); err != nil {
@@ -443,7 +421,7 @@ func TestLibrarySourceChangesOnlyTheReplaySetting(t *testing.T) {
 func TestHostileInstantsAndQuantitiesAreSC002AndWriteNothing(t *testing.T) {
 	t.Parallel()
 	rdb := ownServer(t) // replays allowed, which is server-wide: the checks below hold even then
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.FCall(ctx, "sc_create_budget", []string{"sc:{b}"}, `{"budget_id":"b","hard_limits":{"t":100},"reset_every":"1 day"}`).Err(); err != nil {
@@ -481,7 +459,7 @@ func TestHostileInstantsAndQuantitiesAreSC002AndWriteNothing(t *testing.T) {
 func TestParentsKeepTheirChildrenCountAndRefuseWhatSQLRefuses(t *testing.T) {
 	t.Parallel()
 	rdb := testenv.Valkey(t)
-	if _, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
 		t.Fatal(err)
 	}
 	call := func(fn string, args string, ids ...string) error {

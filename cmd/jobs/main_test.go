@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func TestWorkerServesMetricsAndStopsCleanlyOnSIGTERMWhileJobsRun(t *testing.T) {
 	t.Parallel()
 	url := testenv.NewDatabase(t)
-	c := gobinding.NewClient(testenv.PoolFor(t, url))
+	c := gobinding.NewClient(testenv.PoolFor(t, url), gobinding.Options{})
 	past := time.Now().Add(-10*24*time.Hour - 12*time.Hour)
 	for i := 0; i < 1500; i++ {
 		id := fmt.Sprintf("b%d", i)
@@ -158,8 +158,8 @@ const webhookSecret = "kill-test-secret-0123456789"
 // eventsFor registers r and raises n threshold events, one per budget.
 func eventsFor(t *testing.T, url string, r *hangingReceiver, n int) {
 	t.Helper()
-	c := gobinding.NewClient(testenv.PoolFor(t, url))
-	if _, err := c.CreateWebhook(context.Background(), r.URL, webhookSecret, nil); err != nil {
+	c := gobinding.NewClient(testenv.PoolFor(t, url), gobinding.Options{})
+	if _, err := c.CreateWebhook(context.Background(), gobinding.CreateWebhookParams{URL: r.URL, Secret: webhookSecret}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {

@@ -40,13 +40,13 @@ func audit(o options, url string, stdout, stderr io.Writer, logger *slog.Logger)
 	}
 	defer pool.Close()
 	var fs []finding
-	rs, err := gobinding.NewClient(pool).AuditInBatches(ctx, int32(o.auditBatch), o.repair)
+	rs, err := gobinding.NewClient(pool, gobinding.Options{}).Audit(ctx, spendcap.AuditParams{Repair: o.repair, BatchSize: int32(o.auditBatch)})
 	if err != nil {
 		return fail(stderr, err)
 	}
 	add := func(backend string, fs0 []spendcap.AuditFinding) {
 		for _, f := range fs0 {
-			fs = append(fs, finding{Backend: backend, BudgetID: orNil(f.BudgetID), PolicyID: orNil(f.PolicyID), Check: f.Check,
+			fs = append(fs, finding{Backend: backend, BudgetID: orNil(f.BudgetID), PolicyID: orNil(f.PolicyID), Check: string(f.Check),
 				Dimension: orNil(f.Dimension), Expected: jsonText(f.Expected), Found: jsonText(f.Found), Repaired: f.Repaired})
 		}
 	}

@@ -359,7 +359,7 @@ func TestAuditExitsWithFindingsCodeAndRepairs(t *testing.T) {
 	}
 	// With --valkey-url, the keys of a Valkey budget that is gone are named too.
 	rdb := testenv.Valkey(t)
-	if _, err := valkey.New(context.Background(), rdb, valkey.Options{AllowVolatile: true}); err != nil {
+	if _, err := valkey.NewClient(context.Background(), rdb, valkey.Options{AllowVolatile: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.HSet(context.Background(), "sc:{acme}:l/gone", "x1", `{"t":1}`).Err(); err != nil {

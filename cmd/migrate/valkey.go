@@ -43,7 +43,7 @@ func valkeyLoad(o options, stdout, stderr io.Writer, logger *slog.Logger) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if _, err := valkey.New(ctx, rdb, valkey.Options{SkipLoad: true, Logger: logger}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{SkipLoad: true, Logger: logger}); err != nil {
 		logger.Warn("the library is loaded, but clients will refuse this server", "err", err)
 	}
 	logger.Info("valkey library", "loaded_on", loaded, "duration", time.Since(start))
@@ -71,9 +71,9 @@ func auditValkey(ctx context.Context, o options, logger *slog.Logger) ([]spendca
 	defer rdb.Close()
 	// The audit needs the library, not the settings that protect writers (those are checked and
 	// reported by valkey-load).
-	vk, err := valkey.New(ctx, rdb, valkey.Options{SkipLoad: true, AllowEviction: true, AllowVolatile: true, Logger: logger})
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{SkipLoad: true, AllowEviction: true, AllowVolatile: true, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("valkey: %w", err)
 	}
-	return vk.Audit(ctx, o.repair)
+	return vk.Audit(ctx, spendcap.AuditParams{Repair: o.repair})
 }

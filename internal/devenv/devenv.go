@@ -99,7 +99,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	rdb := redis.NewClient(&redis.Options{Addr: env.ValkeyAddr})
 	defer rdb.Close()
 	// New loads the library and warns (on logger) about a server older than production needs.
-	if _, err := valkey.New(ctx, rdb, valkey.Options{Logger: logger}); err != nil {
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{Logger: logger}); err != nil {
 		env.Stop()
 		return nil, err
 	}

@@ -32,7 +32,7 @@ type auditWorker struct {
 // Work audits the database and replaces the findings gauges with what it found.
 func (w *auditWorker) Work(ctx context.Context, job *river.Job[AuditArgs]) error {
 	start := time.Now()
-	rs, err := w.pg.AuditInBatches(ctx, job.Args.BatchSize, job.Args.Repair)
+	rs, err := w.pg.Audit(ctx, spendcap.AuditParams{Repair: job.Args.Repair, BatchSize: job.Args.BatchSize})
 	if err != nil {
 		w.m.failures.WithLabelValues("audit").Inc()
 		w.log.Error("audit failed; River retries it", "err", err, "attempt", job.Attempt)
@@ -40,14 +40,15 @@ func (w *auditWorker) Work(ctx context.Context, job *river.Job[AuditArgs]) error
 	}
 	var vs []spendcap.AuditFinding
 	if w.vk != nil {
-		if vs, err = w.vk.Audit(ctx, job.Args.Repair); err != nil {
+		if vs, err = w.vk.Audit(ctx, spendcap.AuditParams{Repair: job.Args.Repair}); err != nil {
 			w.m.failures.WithLabelValues("audit").Inc()
 			w.log.Error("Valkey audit failed; River retries it", "err", err, "attempt", job.Attempt)
 			return err
 		}
 	}
 	open := map[[2]string]float64{}
-	count := func(backend, check string, repaired bool) {
+	count := func(backend string, c spendcap.AuditCheck, repaired bool) {
+		check := string(c)
 		if repaired {
 			w.m.repaired.WithLabelValues(backend, check).Inc()
 		} else {

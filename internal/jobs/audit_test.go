@@ -57,7 +57,7 @@ func TestAuditJobAuditsValkeyToo(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
 	rdb := testenv.Valkey(t)
-	vk, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,9 +119,9 @@ func report(t *testing.T, b spendcap.Budgets, id string, tokens int64) spendcap.
 func TestWebhookGetsEverySignedEventOnce(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	r := newReceiver(t, always(http.StatusNoContent))
-	if _, err := c.CreateWebhook(ctx, r.URL+"/hook", secret, nil); err != nil {
+	if _, err := c.CreateWebhook(ctx, gobinding.CreateWebhookParams{URL: r.URL + "/hook", Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
 	startWorker(t, pool, jobs.Config{})
@@ -140,14 +140,14 @@ func TestWebhookGetsEverySignedEventOnce(t *testing.T) {
 func TestAReceiverThatFailsTwiceGetsTheEventOnceAcknowledged(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	r := newReceiver(t, func(attempt int) int {
 		if attempt <= 2 {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusOK
 	})
-	if _, err := c.CreateWebhook(ctx, r.URL, secret, nil); err != nil {
+	if _, err := c.CreateWebhook(ctx, gobinding.CreateWebhookParams{URL: r.URL, Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
 	w := startWorker(t, pool, jobs.Config{})
@@ -172,13 +172,13 @@ func TestAReceiverThatFailsTwiceGetsTheEventOnceAcknowledged(t *testing.T) {
 func TestAWebhookGetsOnlyTheKindsItAskedFor(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	breaches := newReceiver(t, always(http.StatusOK))
 	all := newReceiver(t, always(http.StatusOK))
-	if _, err := c.CreateWebhook(ctx, breaches.URL, secret, []string{"hard_breach"}); err != nil {
+	if _, err := c.CreateWebhook(ctx, gobinding.CreateWebhookParams{URL: breaches.URL, Secret: secret, Kinds: []spendcap.EventKind{spendcap.EventHardBreach}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateWebhook(ctx, all.URL, secret, nil); err != nil {
+	if _, err := c.CreateWebhook(ctx, gobinding.CreateWebhookParams{URL: all.URL, Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
 	startWorker(t, pool, jobs.Config{})
@@ -192,9 +192,9 @@ func TestAWebhookGetsOnlyTheKindsItAskedFor(t *testing.T) {
 func TestDeletingAWebhookCancelsItsQueuedDeliveries(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	r := newReceiver(t, always(http.StatusInternalServerError))
-	if _, err := c.CreateWebhook(ctx, r.URL, secret, nil); err != nil {
+	if _, err := c.CreateWebhook(ctx, gobinding.CreateWebhookParams{URL: r.URL, Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
 	startWorker(t, pool, jobs.Config{})
@@ -205,7 +205,7 @@ func TestDeletingAWebhookCancelsItsQueuedDeliveries(t *testing.T) {
 		defer r.mu.Unlock()
 		return len(r.attempts) == 1
 	})
-	if deleted, err := c.DeleteWebhook(ctx, r.URL); err != nil || !deleted {
+	if deleted, err := c.DeleteWebhook(ctx, gobinding.DeleteWebhookParams{URL: r.URL}); err != nil || !deleted {
 		t.Fatalf("delete_webhook: %v, %v", deleted, err)
 	}
 	eventually(t, "the delivery cancelled", 20*time.Second, func() bool {
@@ -218,7 +218,7 @@ func TestDeletingAWebhookCancelsItsQueuedDeliveries(t *testing.T) {
 func TestEventsBeforeAnyWebhookAreNotPosted(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	startWorker(t, pool, jobs.Config{})
 	alertingBudget(t, c, "early")
 	report(t, c, "early", 50)
@@ -228,7 +228,7 @@ func TestEventsBeforeAnyWebhookAreNotPosted(t *testing.T) {
 		return n == 0
 	})
 	r := newReceiver(t, always(http.StatusOK))
-	if _, err := c.CreateWebhook(ctx, r.URL, secret, nil); err != nil {
+	if _, err := c.CreateWebhook(ctx, gobinding.CreateWebhookParams{URL: r.URL, Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
 	report(t, c, "early", 30)
@@ -238,9 +238,9 @@ func TestEventsBeforeAnyWebhookAreNotPosted(t *testing.T) {
 func TestTwoWorkersPostEachEventOnce(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	r := newReceiver(t, always(http.StatusOK))
-	if _, err := c.CreateWebhook(ctx, r.URL, secret, []string{"threshold"}); err != nil {
+	if _, err := c.CreateWebhook(ctx, gobinding.CreateWebhookParams{URL: r.URL, Secret: secret, Kinds: []spendcap.EventKind{spendcap.EventThreshold}}); err != nil {
 		t.Fatal(err)
 	}
 	startWorker(t, pool, jobs.Config{DispatchInterval: 20 * time.Millisecond})
@@ -264,14 +264,14 @@ func TestTwoWorkersPostEachEventOnce(t *testing.T) {
 func TestValkeyEventsArePostedToo(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	rdb := testenv.Valkey(t)
-	vk, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := newReceiver(t, always(http.StatusOK))
-	if _, err := c.CreateWebhook(ctx, r.URL, secret, nil); err != nil {
+	if _, err := c.CreateWebhook(ctx, gobinding.CreateWebhookParams{URL: r.URL, Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
 	startWorker(t, pool, jobs.Config{Valkey: vk, DispatchInterval: 50 * time.Millisecond, ValkeyScanInterval: 100 * time.Millisecond})
@@ -303,12 +303,12 @@ func TestValkeyEventsArePostedToo(t *testing.T) {
 func TestANewValkeyEventStreamIsDeliveredBeforeTheNextScan(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	vk, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
+	vk, err := valkey.NewClient(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := newReceiver(t, always(http.StatusOK))
-	if _, err := gobinding.NewClient(pool).CreateWebhook(ctx, r.URL, secret, nil); err != nil {
+	if _, err := gobinding.NewClient(pool, gobinding.Options{}).CreateWebhook(ctx, gobinding.CreateWebhookParams{URL: r.URL, Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
 	w := startWorker(t, pool, jobs.Config{Valkey: vk, DispatchInterval: 50 * time.Millisecond, ValkeyScanInterval: time.Hour})

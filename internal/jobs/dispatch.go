@@ -14,7 +14,9 @@ import (
 
 	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/eventstreams"
 	"github.com/spendcap/spendcap/internal/pgfn"
+	"github.com/spendcap/spendcap/internal/valkeynodes"
 	"github.com/spendcap/spendcap/valkey"
 )
 
@@ -42,7 +44,7 @@ type dispatcher struct {
 	warned   map[string]bool
 
 	// announced are the groups of streams created since the last dispatch, as the library
-	// announced them (valkey.StreamsChannel): dispatched from the next interval on, not the next
+	// announced them (eventstreams.StreamsChannel): dispatched from the next interval on, not the next
 	// scan's.
 	mu        sync.Mutex
 	announced []string
@@ -61,7 +63,7 @@ func (d *dispatcher) watchGroups(ctx context.Context) {
 			case <-ctx.Done():
 			}
 		}()
-		err := d.vk.WatchEventGroups(ctx, ready, func(g string) {
+		err := eventstreams.WatchGroups(ctx, valkeynodes.ConnOf(d.vk), ready, func(g string) {
 			d.mu.Lock()
 			d.announced = append(d.announced, g)
 			d.mu.Unlock()
@@ -168,7 +170,7 @@ func (d *dispatcher) dispatchValkey(ctx context.Context) {
 	d.announced = nil
 	d.mu.Unlock()
 	if d.groups == nil || time.Since(lastScan) >= d.scanInterval {
-		groups, err := d.vk.EventGroups(ctx)
+		groups, err := eventstreams.Groups(ctx, valkeynodes.ConnOf(d.vk))
 		if err != nil {
 			d.m.failures.WithLabelValues("dispatch").Inc()
 			d.log.Error("listing Valkey event streams failed", "err", err)
@@ -183,7 +185,7 @@ func (d *dispatcher) dispatchValkey(ctx context.Context) {
 			d.groups = slices.Insert(d.groups, i, g)
 		}
 	}
-	last, err := d.vk.LastEventIDs(ctx, d.groups)
+	last, err := eventstreams.LastIDs(ctx, valkeynodes.ConnOf(d.vk), d.groups)
 	if err != nil {
 		d.m.failures.WithLabelValues("dispatch").Inc()
 		d.log.Error("reading Valkey event ids failed", "err", err)
@@ -255,7 +257,7 @@ func (d *dispatcher) enqueue(ctx context.Context, tx pgx.Tx, q *pgfn.Queries, ev
 	var jobs []river.InsertManyParams
 	for _, e := range events {
 		for _, h := range hooks {
-			if h.Kinds == nil || slices.Contains(h.Kinds, e.Kind) {
+			if h.Kinds == nil || slices.Contains(h.Kinds, string(e.Kind)) {
 				jobs = append(jobs, river.InsertManyParams{Args: DeliverArgs{URL: h.URL, Event: e}})
 			}
 		}

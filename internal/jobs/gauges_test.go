@@ -15,7 +15,7 @@ import (
 func TestTheWorkerExportsGaugesOfTheBudgetsThatOptIn(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	for _, id := range []string{"shown", "hot", "cold"} {
 		alertingBudget(t, c, id)
 	}
@@ -51,11 +51,11 @@ func TestTheWorkerExportsGaugesOfTheBudgetsThatOptIn(t *testing.T) {
 func TestTheWorkerExportsGaugesOfValkeyBudgetsToo(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	vk, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
+	vk, err := valkey.NewClient(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pg := gobinding.NewClient(pool)
+	pg := gobinding.NewClient(pool, gobinding.Options{})
 	alertingBudget(t, pg, "pg-hot")
 	report(t, pg, "pg-hot", 90)
 	for _, id := range []string{"acme/shown", "acme/hot", "acme/cold", "other"} {

@@ -26,7 +26,9 @@ import (
 
 	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/eventstreams"
 	"github.com/spendcap/spendcap/internal/pgfn"
+	"github.com/spendcap/spendcap/internal/valkeynodes"
 	"github.com/spendcap/spendcap/valkey"
 )
 
@@ -87,7 +89,7 @@ type Config struct {
 	DispatchInterval   time.Duration
 	ValkeyScanInterval time.Duration
 	// ValkeySettingsInterval (default DefaultValkeySettingsInterval) is how often the settings
-	// valkey.New checks at start are read again, exported and, when wrong, logged.
+	// valkey.NewClient checks at start are read again, exported and, when wrong, logged.
 	ValkeySettingsInterval time.Duration
 	// DeliveryWorkers is how many deliveries run at once; DeliveryTimeout bounds one attempt.
 	DeliveryWorkers int
@@ -185,7 +187,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 		if cfg.Valkey != nil {
 			vk = cfg.Valkey
 		}
-		g := newBudgetGauges(gobinding.NewClient(pool), vk, cfg.GaugeBudgets, cfg.GaugeTop, cfg.ValkeyScanInterval, cfg.Logger)
+		g := newBudgetGauges(gobinding.NewClient(pool, gobinding.Options{}), vk, cfg.GaugeBudgets, cfg.GaugeTop, cfg.ValkeyScanInterval, cfg.Logger)
 		if err := cfg.Registry.Register(g); err != nil {
 			return nil, err
 		}
@@ -197,7 +199,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Worker, error) {
 	if err := river.AddWorkerSafely(workers, &purgeWorker{q: q, vk: cfg.Valkey, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
-	if err := river.AddWorkerSafely(workers, &auditWorker{pg: gobinding.NewClient(pool), vk: cfg.Valkey, m: w.metrics, log: cfg.Logger}); err != nil {
+	if err := river.AddWorkerSafely(workers, &auditWorker{pg: gobinding.NewClient(pool, gobinding.Options{}), vk: cfg.Valkey, m: w.metrics, log: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	if err := river.AddWorkerSafely(workers, &deliverWorker{q: q, http: cfg.HTTPClient, timeout: cfg.DeliveryTimeout,
@@ -381,7 +383,7 @@ func (w *purgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 // dispatcher has handed to the delivery queue (up to the stream's cursor), as purge_expired does
 // for PostgreSQL's events, so that no stream grows without bound.
 func (w *purgeWorker) purgeValkey(ctx context.Context, batch int32) (int64, error) {
-	groups, err := w.vk.EventGroups(ctx)
+	groups, err := eventstreams.Groups(ctx, valkeynodes.ConnOf(w.vk))
 	if err != nil {
 		return 0, err
 	}

@@ -90,7 +90,7 @@ func storedSeqs(t *testing.T, pool *pgxpool.Pool) map[int64]int {
 func TestWorkerRollsMissedWindowsOnSchedule(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	past := dueBudgets(t, c, 5)
 	w := startWorker(t, pool, jobs.Config{RollInterval: time.Second, RollBatch: 2})
 	eventually(t, "the worker rolls every due budget", 20*time.Second, func() bool {
@@ -111,7 +111,7 @@ func TestWorkerRollsMissedWindowsOnSchedule(t *testing.T) {
 func TestReportsRacingTheJobLoseNoUsage(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	ids := []string{"r0", "r1", "r2"}
 	for _, id := range ids {
 		if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: id, ResetEvery: "1 second"}); err != nil {
@@ -168,7 +168,7 @@ func TestTwoWorkersRollEachWindowOnce(t *testing.T) {
 	t.Parallel()
 	url := testenv.NewDatabase(t)
 	pool := testenv.PoolFor(t, url)
-	dueBudgets(t, gobinding.NewClient(pool), 200)
+	dueBudgets(t, gobinding.NewClient(pool, gobinding.Options{}), 200)
 	// Two workers, each with its own pool, as two processes would be.
 	a := startWorker(t, testenv.PoolFor(t, url), jobs.Config{RollInterval: time.Second, RollBatch: 7})
 	b := startWorker(t, testenv.PoolFor(t, url), jobs.Config{RollInterval: time.Second, RollBatch: 7})
@@ -187,9 +187,9 @@ func TestTwoWorkersRollEachWindowOnce(t *testing.T) {
 func TestPurgeJobDeletesExpiredRows(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	c := gobinding.NewClient(pool)
+	c := gobinding.NewClient(pool, gobinding.Options{})
 	past := time.Now().Add(-time.Hour)
-	if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b", DedupTTLSeconds: 1, At: past}); err != nil {
+	if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b", DedupTTL: 1 * time.Second, At: past}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 25; i++ {

@@ -15,7 +15,7 @@ import (
 func TestThePurgeJobTrimsValkeyEventStreams(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Pool(t)
-	vk, err := valkey.New(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
+	vk, err := valkey.NewClient(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/spendcap/spendcap/valkey"
 )
 
-// settingsWatcher re-reads the Valkey settings valkey.New checks at start (eviction policy,
+// settingsWatcher re-reads the Valkey settings valkey.NewClient checks at start (eviction policy,
 // append-only file, fsync policy, version) every interval, exports them as
 // spendcap_valkey_setting_ok{addr,setting} (1 fine, 0 a problem; no series for a setting the
 // server would not show) and logs a warning when a problem appears and a note when it goes: a

@@ -14,7 +14,7 @@ import (
 	"github.com/spendcap/spendcap/valkey"
 )
 
-// valkey.New checks the eviction policy and the append-only file once, at start; the worker reads
+// valkey.NewClient checks the eviction policy and the append-only file once, at start; the worker reads
 // them again on an interval, so a CONFIG SET made later shows in its metrics and its log.
 func TestTheWorkerSeesAValkeySettingChangedAtRunTime(t *testing.T) {
 	t.Parallel()
@@ -26,7 +26,7 @@ func TestTheWorkerSeesAValkeySettingChangedAtRunTime(t *testing.T) {
 	t.Cleanup(srv.Stop)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
-	vk, err := valkey.New(ctx, rdb, valkey.Options{})
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

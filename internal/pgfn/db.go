@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/errcode"
 )
 
 // DBTX is what the calls run on: *pgxpool.Pool, *pgx.Conn and pgx.Tx all satisfy it.
@@ -61,8 +62,8 @@ func jsonText(b []byte) any {
 func mapError(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		if e := spendcap.NewError(pgErr.Code, pgErr.Message, err); e != nil {
-			return e
+		if errcode.Known(pgErr.Code) {
+			return &spendcap.Error{Code: pgErr.Code, Message: pgErr.Message, Cause: err}
 		}
 	}
 	return err

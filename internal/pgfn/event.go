@@ -4,7 +4,7 @@ import "github.com/spendcap/spendcap"
 
 // API is e as the Go API has it: absent fields are zero values.
 func (e Event) API() spendcap.Event {
-	return spendcap.Event{Source: spendcap.SourcePostgres, EventID: e.EventID, BudgetID: e.BudgetID, Kind: e.Kind,
+	return spendcap.Event{Source: spendcap.SourcePostgres, EventID: e.EventID, BudgetID: e.BudgetID, Kind: spendcap.EventKind(e.Kind),
 		WindowSeq: e.WindowSeq, WindowStart: e.WindowStart, Dimension: deref(e.Dimension), Percent: deref(e.Percent),
 		Usage: deref(e.Usage), LimitValue: deref(e.LimitValue), WindowUsage: e.WindowUsage,
 		BreachCount: deref(e.BreachCount), SoftBreachCount: deref(e.SoftBreachCount), ClosedBy: deref(e.ClosedBy),

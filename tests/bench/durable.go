@@ -76,7 +76,7 @@ func durableBenches(ctx context.Context, only string) ([]bench, error) {
 	testenv.OnShutdown(vs.Stop)
 	rdb := redis.NewClient(&redis.Options{Addr: vs.Addr, PoolSize: 40})
 	testenv.OnShutdown(func() { _ = rdb.Close() })
-	vk, err := valkey.New(ctx, rdb, valkey.Options{})
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func durableBenches(ctx context.Context, only string) ([]bench, error) {
 	fmt.Fprintf(os.Stderr, "setup: durable postgres (fsync=%s, synchronous_commit=%s) and valkey (appendfsync always), %d budgets each\n",
 		fsync, syncCommit, budgets)
 
-	pg := gobinding.NewClient(pool)
+	pg := gobinding.NewClient(pool, gobinding.Options{})
 	pgBatcher := spendcap.NewBatcher(pg, spendcap.BatcherOptions{})
 	pgHotBatcher := spendcap.NewBatcher(pg, spendcap.BatcherOptions{MaxInFlight: 1})
 	testenv.OnShutdown(pgBatcher.Close)

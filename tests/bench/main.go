@@ -107,8 +107,8 @@ func main() {
 	if err := setup(ctx, pool, rdb); err != nil {
 		log.Fatal(err)
 	}
-	pg := gobinding.NewClient(pool)
-	vk, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	pg := gobinding.NewClient(pool, gobinding.Options{})
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -431,7 +431,7 @@ func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
 	if _, err := pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
 		return err
 	}
-	vk, err := valkey.New(ctx, rdb, valkey.Options{AllowVolatile: true})
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true})
 	if err != nil {
 		return err
 	}

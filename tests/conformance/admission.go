@@ -85,7 +85,7 @@ func zeroLimit(t *testing.T, b spendcap.Backend) {
 }
 
 func observeMode(t *testing.T, b spendcap.Backend) {
-	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"tokens": 100}, SoftLimits: q{"tokens": 50}, Mode: spendcap.Observe})
+	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"tokens": 100}, SoftLimits: q{"tokens": 50}, Mode: spendcap.ModeObserve})
 	o, err := report(b, "b1", q{"tokens": 120}, "", day0)
 	requireOutcome(t, o, err, hard(dayStart, dayNext, "tokens", 120, 100, true))
 	// A hard breach is not also counted as a soft breach.
@@ -213,11 +213,11 @@ func setLimits(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{HardLimits: q{"t": 10}, SoftLimits: q{"t": 5}})
 	must(report(b, "b1", q{"t": 8}, "", day0))
 	at := after(day0, "1h")
-	st, err := b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "b1", HardLimits: q{"t": 20, "u": 1}, Mode: spendcap.Observe, At: at})
+	st, err := b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "b1", HardLimits: q{"t": 20, "u": 1}, Mode: spendcap.ModeObserve, At: at})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.HardLimits["t"] != 20 || st.HardLimits["u"] != 1 || st.SoftLimits["t"] != 5 || st.Mode != spendcap.Observe ||
+	if st.HardLimits["t"] != 20 || st.HardLimits["u"] != 1 || st.SoftLimits["t"] != 5 || st.Mode != spendcap.ModeObserve ||
 		st.Usage["t"] != 8 || st.Remaining["t"] != 12 || st.WindowSeq != 1 || !st.UpdatedAt.Equal(at) {
 		t.Errorf("set_limits returned %s", StatusString(st))
 	}
@@ -232,8 +232,16 @@ func setLimits(t *testing.T, b spendcap.Backend) {
 	requireCode(t, err, "SC002", "hard_limits: ")
 	_, err = b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "b1", SoftLimits: q{"t": 21}, At: at})
 	requireCode(t, err, "SC002", "soft_limits: ")
+	// Empty maps leave the limits as they are; the Clear fields remove them, and a field both set
+	// and cleared is refused before anything is sent.
 	st, err = b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "b1", HardLimits: q{}, SoftLimits: q{}, At: at})
-	if err != nil || len(st.HardLimits) != 0 || len(st.SoftLimits) != 0 || len(st.Remaining) != 0 || st.Mode != spendcap.Observe {
+	if err != nil || st.HardLimits["t"] != 20 || st.SoftLimits["t"] != 5 {
+		t.Errorf("empty limits changed them: %s %v", StatusString(st), err)
+	}
+	_, err = b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "b1", HardLimits: q{"t": 30}, ClearHardLimits: true, At: at})
+	requireCode(t, err, "SC002", "hard_limits: set and cleared")
+	st, err = b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "b1", ClearHardLimits: true, ClearSoftLimits: true, At: at})
+	if err != nil || len(st.HardLimits) != 0 || len(st.SoftLimits) != 0 || len(st.Remaining) != 0 || st.Mode != spendcap.ModeObserve {
 		t.Errorf("clearing limits: %s %v", StatusString(st), err)
 	}
 }

@@ -123,7 +123,7 @@ func item(id string, deltas q, key string, also ...string) spendcap.BatchItem {
 func batchEqualsSequence(t *testing.T, b spendcap.Backend) {
 	setup := func(p string) {
 		mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: p + "a", HardLimits: q{"t": 100}, SoftLimits: q{"t": 50}, ResetEvery: "1 day", At: day0})
-		mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: p + "o", HardLimits: q{"t": 10}, Mode: spendcap.Observe, ResetEvery: "1 day", At: day0})
+		mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: p + "o", HardLimits: q{"t": 10}, Mode: spendcap.ModeObserve, ResetEvery: "1 day", At: day0})
 		mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: p + "n", At: day0})
 	}
 	at := after(day0, "1h")
@@ -246,7 +246,7 @@ func batchBreachHalfway(t *testing.T, b spendcap.Backend) {
 func batchReservations(t *testing.T, b spendcap.Backend) {
 	setup := func(p string) {
 		mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: p + "a", HardLimits: q{"t": 100}, ResetEvery: "1 day", At: day0})
-		must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: p + "a", ReservationID: "r", Amounts: q{"t": 50}, TTLSeconds: 7200, At: day0}))
+		must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: p + "a", ReservationID: "r", Amounts: q{"t": 50}, TTL: 7200 * time.Second, At: day0}))
 	}
 	at := after(day0, "1h")
 	// 30 fits beside the 50 reserved; 30 more would not (110 > 100), though 60 of usage alone would.
@@ -259,7 +259,7 @@ func batchReservations(t *testing.T, b spendcap.Backend) {
 func batchExpiredReservation(t *testing.T, b spendcap.Backend) {
 	setup := func(p string) {
 		mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: p + "a", HardLimits: q{"t": 100}, ResetEvery: "1 day", At: day0})
-		must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: p + "a", ReservationID: "r", Amounts: q{"t": 50}, TTLSeconds: 7200, At: day0}))
+		must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: p + "a", ReservationID: "r", Amounts: q{"t": 50}, TTL: 7200 * time.Second, At: day0}))
 	}
 	// Past its expiry (2h) the reservation holds nothing: the batch releases it as the first call
 	// would, and all three items fit.

@@ -32,8 +32,8 @@ func createWithDefaults(t *testing.T, b spendcap.Backend) {
 	if !c.Created || !c.WindowStart.Equal(at) || c.NextResetAt != nil || c.BudgetID != "b1" {
 		t.Errorf("create_budget = %+v", c)
 	}
-	want := spendcap.Status{BudgetID: "b1", HardLimits: q{}, SoftLimits: q{}, ResetTimezone: "UTC", Mode: spendcap.Enforce,
-		DedupTTLSeconds: 86400, WindowSeq: 1, WindowStart: at, Usage: q{}, Reserved: q{}, Remaining: q{}, CreatedAt: at, UpdatedAt: at}
+	want := spendcap.Status{BudgetID: "b1", HardLimits: q{}, SoftLimits: q{}, ResetTimezone: "UTC", Mode: spendcap.ModeEnforce,
+		DedupTTL: 86400 * time.Second, WindowSeq: 1, WindowStart: at, Usage: q{}, Reserved: q{}, Remaining: q{}, CreatedAt: at, UpdatedAt: at}
 	if got := status(t, b, "b1", at); StatusString(got) != StatusString(want) {
 		t.Errorf("budget_status\n got %s\nwant %s", StatusString(got), StatusString(want))
 	}
@@ -44,10 +44,10 @@ func createStoresEveryField(t *testing.T, b spendcap.Backend) {
 	anchor := ts(t, "2026-01-31T00:00:00Z")
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"tokens": 1000, "usd_micros": 0},
 		SoftLimits: q{"tokens": 800, "requests": 5}, ResetEvery: " 1 Months ", ResetTimezone: "UTC", ResetAnchor: &anchor,
-		Mode: spendcap.Observe, ScopeType: "tenant", ScopeID: "t-1", DedupTTLSeconds: 60, At: at})
+		Mode: spendcap.ModeObserve, ScopeType: "tenant", ScopeID: "t-1", DedupTTL: 60 * time.Second, At: at})
 	want := spendcap.Status{BudgetID: "b1", HardLimits: q{"tokens": 1000, "usd_micros": 0}, SoftLimits: q{"tokens": 800, "requests": 5},
-		ResetEvery: "1 month", ResetTimezone: "UTC", ResetAnchor: &anchor, Mode: spendcap.Observe, ScopeType: "tenant", ScopeID: "t-1",
-		DedupTTLSeconds: 60, WindowSeq: 1, WindowStart: ts(t, "2026-02-28T00:00:00Z"), NextResetAt: ptr(ts(t, "2026-03-31T00:00:00Z")),
+		ResetEvery: "1 month", ResetTimezone: "UTC", ResetAnchor: &anchor, Mode: spendcap.ModeObserve, ScopeType: "tenant", ScopeID: "t-1",
+		DedupTTL: 60 * time.Second, WindowSeq: 1, WindowStart: ts(t, "2026-02-28T00:00:00Z"), NextResetAt: ptr(ts(t, "2026-03-31T00:00:00Z")),
 		Usage: q{}, Reserved: q{}, Remaining: q{"tokens": 1000, "usd_micros": 0}, CreatedAt: at, UpdatedAt: at}
 	if got := status(t, b, "b1", at); StatusString(got) != StatusString(want) {
 		t.Errorf("budget_status\n got %s\nwant %s", StatusString(got), StatusString(want))
@@ -113,8 +113,8 @@ func createRejectsInvalidArguments(t *testing.T, b spendcap.Backend) {
 		{"offset beyond 14:00", spendcap.CreateBudgetParams{BudgetID: "b", ResetTimezone: "+14:30"}, "reset_timezone"},
 		{"offset without colon", spendcap.CreateBudgetParams{BudgetID: "b", ResetTimezone: "+0530"}, "reset_timezone"},
 		{"unknown mode", spendcap.CreateBudgetParams{BudgetID: "b", Mode: "strict"}, "mode"},
-		{"negative ttl", spendcap.CreateBudgetParams{BudgetID: "b", DedupTTLSeconds: -1}, "dedup_ttl_seconds"},
-		{"ttl above 30 days", spendcap.CreateBudgetParams{BudgetID: "b", DedupTTLSeconds: 2592001}, "dedup_ttl_seconds"},
+		{"negative ttl", spendcap.CreateBudgetParams{BudgetID: "b", DedupTTL: -1 * time.Second}, "dedup_ttl_seconds"},
+		{"ttl above 30 days", spendcap.CreateBudgetParams{BudgetID: "b", DedupTTL: 2592001 * time.Second}, "dedup_ttl_seconds"},
 	} {
 		_, err := b.CreateBudget(ctx, tc.p)
 		requireCode(t, err, "SC002", tc.arg+": ")
@@ -141,9 +141,9 @@ func createAcceptsBoundaryValues(t *testing.T, b spendcap.Backend) {
 		{ResetTimezone: "+14:00", ResetEvery: "1 day"},
 		{ResetTimezone: "-12:00", ResetEvery: "1 day"},
 		{ResetTimezone: "Asia/Kolkata", ResetEvery: "1 day"},
-		{DedupTTLSeconds: 1},
-		{DedupTTLSeconds: 2592000},
-		{Mode: spendcap.Observe},
+		{DedupTTL: 1 * time.Second},
+		{DedupTTL: 2592000 * time.Second},
+		{Mode: spendcap.ModeObserve},
 	} {
 		if p.BudgetID == "" {
 			p.BudgetID = "ok-" + itoa(i)
@@ -158,7 +158,7 @@ func createAcceptsBoundaryValues(t *testing.T, b spendcap.Backend) {
 func createAgainChangesNothing(t *testing.T, b spendcap.Backend) {
 	at := ts(t, "2026-03-10T12:00:00Z")
 	def := spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 10}, SoftLimits: q{"t": 5}, ResetEvery: "1 day",
-		ResetTimezone: "Asia/Kolkata", Mode: spendcap.Observe, ScopeType: "tenant", ScopeID: "x", DedupTTLSeconds: 600, At: at}
+		ResetTimezone: "Asia/Kolkata", Mode: spendcap.ModeObserve, ScopeType: "tenant", ScopeID: "x", DedupTTL: 600 * time.Second, At: at}
 	first := mustCreate(t, b, def)
 	before := snapshot(t, b, "b1", at)
 	def.At = at.Add(time.Hour)
@@ -178,7 +178,7 @@ func createAgainChangesNothing(t *testing.T, b spendcap.Backend) {
 
 func createConflicts(t *testing.T, b spendcap.Backend) {
 	base := spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 10}, SoftLimits: q{"t": 5}, ResetEvery: "1 day",
-		ResetTimezone: "UTC", Mode: spendcap.Enforce, ScopeType: "tenant", ScopeID: "x", DedupTTLSeconds: 600, At: day0}
+		ResetTimezone: "UTC", Mode: spendcap.ModeEnforce, ScopeType: "tenant", ScopeID: "x", DedupTTL: 600 * time.Second, At: day0}
 	mustCreate(t, b, base)
 	before := snapshot(t, b, "b1", day0)
 	anchor := status(t, b, "b1", day0).ResetAnchor.Add(time.Hour)
@@ -189,10 +189,10 @@ func createConflicts(t *testing.T, b spendcap.Backend) {
 		func(p *spendcap.CreateBudgetParams) { p.ResetEvery = "2 days" },
 		func(p *spendcap.CreateBudgetParams) { p.ResetEvery = "" },
 		func(p *spendcap.CreateBudgetParams) { p.ResetTimezone = "Asia/Kolkata" },
-		func(p *spendcap.CreateBudgetParams) { p.Mode = spendcap.Observe },
+		func(p *spendcap.CreateBudgetParams) { p.Mode = spendcap.ModeObserve },
 		func(p *spendcap.CreateBudgetParams) { p.ScopeType = "" },
 		func(p *spendcap.CreateBudgetParams) { p.ScopeID = "y" },
-		func(p *spendcap.CreateBudgetParams) { p.DedupTTLSeconds = 601 },
+		func(p *spendcap.CreateBudgetParams) { p.DedupTTL = 601 * time.Second },
 		func(p *spendcap.CreateBudgetParams) { p.ResetAnchor = &anchor },
 	} {
 		p := base

@@ -192,12 +192,15 @@ func eventsAlertPercents(t *testing.T, b spendcap.Backend) {
 	}
 	_, err = b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "a", AlertPercents: []int32{5, 1}, At: day0})
 	requireCode(t, err, "SC002", "alert_percents")
-	// nil keeps them; an empty slice removes them.
-	if st := must(b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "a", Mode: spendcap.Observe, At: day0})); fmt.Sprint(st.AlertPercents) != "[10 1000]" {
+	// nil or empty keeps them; ClearAlertPercents removes them.
+	if st := must(b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "a", Mode: spendcap.ModeObserve, At: day0})); fmt.Sprint(st.AlertPercents) != "[10 1000]" {
 		t.Errorf("after set_limits without alert_percents: %v", st.AlertPercents)
 	}
-	if st := must(b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "a", AlertPercents: []int32{}, At: day0})); st.AlertPercents != nil {
+	if st := must(b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "a", AlertPercents: []int32{}, At: day0})); fmt.Sprint(st.AlertPercents) != "[10 1000]" {
 		t.Errorf("after set_limits with []: %v", st.AlertPercents)
+	}
+	if st := must(b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "a", ClearAlertPercents: true, At: day0})); st.AlertPercents != nil {
+		t.Errorf("after set_limits with ClearAlertPercents: %v", st.AlertPercents)
 	}
 }
 
@@ -217,9 +220,9 @@ func eventsOfARecreatedBudget(t *testing.T, b spendcap.Backend) {
 // window's hard_breach.
 func eventsOfSettlesAndObserve(t *testing.T, b spendcap.Backend) {
 	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "a", HardLimits: q{"t": 100}, AlertPercents: []int32{50}, At: day0})
-	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "o", HardLimits: q{"t": 10}, Mode: spendcap.Observe, At: day0})
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "o", HardLimits: q{"t": 10}, Mode: spendcap.ModeObserve, At: day0})
 	at := after(day0, "1h")
-	must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "a", ReservationID: "r", Amounts: q{"t": 70}, TTLSeconds: 300, At: at}))
+	must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "a", ReservationID: "r", Amounts: q{"t": 70}, TTL: 300 * time.Second, At: at}))
 	must(settle(b, "a", "r", q{"t": 55}, at))
 	if o := must(report(b, "o", q{"t": 15}, "", at)); !o.Applied {
 		t.Fatalf("observe breach not applied: %+v", o)

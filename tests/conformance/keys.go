@@ -73,7 +73,7 @@ func keysPerBudget(t *testing.T, b spendcap.Backend) {
 }
 
 func keyTTL(t *testing.T, b spendcap.Backend) {
-	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", DedupTTLSeconds: 60, At: day0})
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", DedupTTL: 60 * time.Second, At: day0})
 	must(report(b, "b1", q{"t": 1}, "k", day0))
 	o, err := report(b, "b1", q{"t": 1}, "k", after(day0, "59s"))
 	requireOutcome(t, o, err, replayed(ok(day0, nil)))

@@ -46,7 +46,7 @@ func requireAcquired(t *testing.T, got spendcap.Acquired, err error, want spendc
 }
 
 func admitted(inWindow, active int64) spendcap.Acquired {
-	return spendcap.Acquired{Admitted: true, Reason: spendcap.ReasonOK, InWindow: inWindow, Active: active}
+	return spendcap.Acquired{Admitted: true, Reason: spendcap.QuotaReasonOK, InWindow: inWindow, Active: active}
 }
 
 func policy(t *testing.T, b spendcap.Backend, p spendcap.CreateQuotaPolicyParams) {
@@ -63,7 +63,7 @@ func policy(t *testing.T, b spendcap.Backend, p spendcap.CreateQuotaPolicyParams
 }
 
 func quotaRateLimit(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{WindowSeconds: 10, MaxRequests: 3, LeaseSeconds: 1})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{Window: 10 * time.Second, MaxRequests: 3, LeaseTTL: 1 * time.Second})
 	for i := 0; i < 3; i++ {
 		at := day0.Add(time.Duration(i) * time.Second)
 		o, err := acquire(b, "p1", fmt.Sprintf("h%d", i), at)
@@ -71,30 +71,30 @@ func quotaRateLimit(t *testing.T, b spendcap.Backend) {
 	}
 	// The fourth within the window waits for the oldest entry (day0) to leave: day0 + 10s - at.
 	o, err := acquire(b, "p1", "h3", day0.Add(2500*time.Millisecond))
-	requireAcquired(t, o, err, spendcap.Acquired{Admitted: false, Reason: spendcap.ReasonRateLimited, RetryAfterMS: 7500, InWindow: 3, Active: 1})
+	requireAcquired(t, o, err, spendcap.Acquired{Admitted: false, Reason: spendcap.QuotaReasonRateLimited, RetryAfter: 7500 * time.Millisecond, InWindow: 3, Active: 1})
 	// A refusal records nothing.
 	o, err = acquire(b, "p1", "h3", day0.Add(9999*time.Millisecond))
-	requireAcquired(t, o, err, spendcap.Acquired{Admitted: false, Reason: spendcap.ReasonRateLimited, RetryAfterMS: 1, InWindow: 3, Active: 0})
+	requireAcquired(t, o, err, spendcap.Acquired{Admitted: false, Reason: spendcap.QuotaReasonRateLimited, RetryAfter: 1 * time.Millisecond, InWindow: 3, Active: 0})
 }
 
 func quotaWindowEdge(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{WindowSeconds: 10, MaxRequests: 1, LeaseSeconds: 1})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{Window: 10 * time.Second, MaxRequests: 1, LeaseTTL: 1 * time.Second})
 	o, err := acquire(b, "p1", "a", day0)
 	requireAcquired(t, o, err, admitted(1, 1))
 	o, err = acquire(b, "p1", "b", day0.Add(10*time.Second-time.Millisecond))
-	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.ReasonRateLimited, RetryAfterMS: 1, InWindow: 1})
+	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.QuotaReasonRateLimited, RetryAfter: 1 * time.Millisecond, InWindow: 1})
 	// Exactly one window later the entry no longer counts.
 	o, err = acquire(b, "p1", "b", day0.Add(10*time.Second))
 	requireAcquired(t, o, err, admitted(1, 1))
 }
 
 func quotaAlreadyHeld(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{WindowSeconds: 60, MaxRequests: 2, MaxConcurrent: 1, LeaseSeconds: 30})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{Window: 60 * time.Second, MaxRequests: 2, MaxConcurrent: 1, LeaseTTL: 30 * time.Second})
 	o, err := acquire(b, "p1", "h", day0)
 	requireAcquired(t, o, err, admitted(1, 1))
 	// A live holder is admitted again without counting: no window entry, no new lease.
 	o, err = acquire(b, "p1", "h", day0.Add(time.Second))
-	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.ReasonAlreadyHeld, InWindow: 1, Active: 1})
+	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.QuotaReasonAlreadyHeld, InWindow: 1, Active: 1})
 	st, err := b.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: "p1", At: day0.Add(time.Second)})
 	if err != nil || st.InWindow != 1 || st.Active != 1 || !slices.Equal(st.Holders, []string{"h"}) {
 		t.Errorf("status %+v %v", st, err)
@@ -102,14 +102,14 @@ func quotaAlreadyHeld(t *testing.T, b spendcap.Backend) {
 }
 
 func quotaConcurrency(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 2, LeaseSeconds: 30})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 2, LeaseTTL: 30 * time.Second})
 	o, err := acquire(b, "p1", "a", day0)
 	requireAcquired(t, o, err, admitted(0, 1))
 	o, err = acquire(b, "p1", "b", day0.Add(10*time.Second))
 	requireAcquired(t, o, err, admitted(0, 2))
 	// Full: the earliest lease (a) expires at day0 + 30s.
 	o, err = acquire(b, "p1", "c", day0.Add(20*time.Second))
-	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.ReasonConcurrencyLimited, RetryAfterMS: 10000, Active: 2})
+	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.QuotaReasonConcurrencyLimited, RetryAfter: 10000 * time.Millisecond, Active: 2})
 	// a crashed: nobody releases it, yet its slot frees itself after lease_seconds.
 	o, err = acquire(b, "p1", "c", day0.Add(30*time.Second))
 	requireAcquired(t, o, err, admitted(0, 2))
@@ -120,7 +120,7 @@ func quotaConcurrency(t *testing.T, b spendcap.Backend) {
 }
 
 func quotaRenew(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 1, LeaseSeconds: 30})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 1, LeaseTTL: 30 * time.Second})
 	requireAcquired(t, must(acquire(b, "p1", "h", day0)), nil, admitted(0, 1))
 	exp, err := b.RenewQuota(ctx, spendcap.RenewQuotaParams{PolicyID: "p1", HolderID: "h", At: day0.Add(20 * time.Second)})
 	if err != nil || !exp.Equal(day0.Add(50*time.Second)) {
@@ -128,7 +128,7 @@ func quotaRenew(t *testing.T, b spendcap.Backend) {
 	}
 	// Past the first expiry the renewed lease still holds the slot.
 	o, err := acquire(b, "p1", "other", day0.Add(40*time.Second))
-	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.ReasonConcurrencyLimited, RetryAfterMS: 10000, Active: 1})
+	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.QuotaReasonConcurrencyLimited, RetryAfter: 10000 * time.Millisecond, Active: 1})
 	// An expired lease cannot be renewed; nor can one never held.
 	_, err = b.RenewQuota(ctx, spendcap.RenewQuotaParams{PolicyID: "p1", HolderID: "h", At: day0.Add(50 * time.Second)})
 	requireCode(t, err, "SC002", "holder_id: ")
@@ -137,7 +137,7 @@ func quotaRenew(t *testing.T, b spendcap.Backend) {
 }
 
 func quotaRenewEarlier(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 1, LeaseSeconds: 30})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 1, LeaseTTL: 30 * time.Second})
 	requireAcquired(t, must(acquire(b, "p1", "h", day0.Add(time.Hour))), nil, admitted(0, 1))
 	// A renewal is at + lease_seconds even when that is before the expiry it replaces (a replayed
 	// log, a caller's clock behind the server's).
@@ -150,7 +150,7 @@ func quotaRenewEarlier(t *testing.T, b spendcap.Backend) {
 }
 
 func quotaReleaseFrees(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 1, LeaseSeconds: 30})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 1, LeaseTTL: 30 * time.Second})
 	a, err := acquire(b, "p1", "a", day0)
 	requireAcquired(t, a, err, admitted(0, 1))
 	if r, err := b.ReleaseQuota(ctx, spendcap.ReleaseQuotaParams{PolicyID: "p1", HolderID: "a", At: day0.Add(time.Second)}); err != nil || !r {
@@ -162,7 +162,7 @@ func quotaReleaseFrees(t *testing.T, b spendcap.Backend) {
 }
 
 func quotaDoubleRelease(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 2, LeaseSeconds: 30})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{MaxConcurrent: 2, LeaseTTL: 30 * time.Second})
 	must(acquire(b, "p1", "a", day0))
 	must(acquire(b, "p1", "b", day0))
 	release := func(h string, at time.Time) bool {
@@ -211,14 +211,14 @@ func quotaValidation(t *testing.T, b spendcap.Backend) {
 		{spendcap.CreateQuotaPolicyParams{}, "policy_id"},
 		{spendcap.CreateQuotaPolicyParams{PolicyID: "a{b}"}, "policy_id"},
 		{spendcap.CreateQuotaPolicyParams{PolicyID: strings.Repeat("p", 129)}, "policy_id"},
-		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", WindowSeconds: -1}, "window_seconds"},
-		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", WindowSeconds: 2592001}, "window_seconds"},
-		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", MaxRequests: -1, WindowSeconds: 1}, "max_requests"},
-		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", MaxRequests: 1000001, WindowSeconds: 1}, "max_requests"},
+		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", Window: -1 * time.Second}, "window_seconds"},
+		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", Window: 2592001 * time.Second}, "window_seconds"},
+		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", MaxRequests: -1, Window: 1 * time.Second}, "max_requests"},
+		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", MaxRequests: 1000001, Window: 1 * time.Second}, "max_requests"},
 		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", MaxRequests: 5}, "window_seconds"},
 		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", MaxConcurrent: -1}, "max_concurrent"},
-		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", LeaseSeconds: -1}, "lease_seconds"},
-		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", LeaseSeconds: 86401}, "lease_seconds"},
+		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", LeaseTTL: -1 * time.Second}, "lease_seconds"},
+		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", LeaseTTL: 86401 * time.Second}, "lease_seconds"},
 	} {
 		_, err := b.CreateQuotaPolicy(ctx, tc.p)
 		requireCode(t, err, "SC002", tc.arg+": ")
@@ -235,16 +235,16 @@ func quotaValidation(t *testing.T, b spendcap.Backend) {
 }
 
 func quotaCreate(t *testing.T, b spendcap.Backend) {
-	def := spendcap.CreateQuotaPolicyParams{PolicyID: "p1", WindowSeconds: 60, MaxRequests: 10, MaxConcurrent: 2, LeaseSeconds: 30, At: day0}
+	def := spendcap.CreateQuotaPolicyParams{PolicyID: "p1", Window: 60 * time.Second, MaxRequests: 10, MaxConcurrent: 2, LeaseTTL: 30 * time.Second, At: day0}
 	policy(t, b, def)
 	if r, err := b.CreateQuotaPolicy(ctx, def); err != nil || r.Created || r.PolicyID != "p1" {
 		t.Errorf("create again: %+v %v", r, err)
 	}
 	for _, change := range []func(p *spendcap.CreateQuotaPolicyParams){
-		func(p *spendcap.CreateQuotaPolicyParams) { p.WindowSeconds = 61 },
+		func(p *spendcap.CreateQuotaPolicyParams) { p.Window = 61 * time.Second },
 		func(p *spendcap.CreateQuotaPolicyParams) { p.MaxRequests = 11 },
 		func(p *spendcap.CreateQuotaPolicyParams) { p.MaxConcurrent = 0 },
-		func(p *spendcap.CreateQuotaPolicyParams) { p.LeaseSeconds = 0 },
+		func(p *spendcap.CreateQuotaPolicyParams) { p.LeaseTTL = 0 },
 	} {
 		p := def
 		change(&p)
@@ -254,31 +254,31 @@ func quotaCreate(t *testing.T, b spendcap.Backend) {
 	// Defaults: no limits, leases of 60 seconds.
 	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "open"})
 	st, err := b.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: "open", At: day0})
-	want := spendcap.QuotaStatus{PolicyID: "open", LeaseSeconds: 60, Holders: []string{}}
+	want := spendcap.QuotaStatus{PolicyID: "open", LeaseTTL: 60 * time.Second, Holders: []string{}}
 	if err != nil || fmt.Sprint(st) != fmt.Sprint(want) {
 		t.Errorf("status of a default policy: %+v %v", st, err)
 	}
 }
 
 func quotaStatus(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{WindowSeconds: 10, LeaseSeconds: 5})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{Window: 10 * time.Second, LeaseTTL: 5 * time.Second})
 	for i, h := range []string{"b", "a", "Z", "c"} {
 		must(acquire(b, "p1", h, day0.Add(time.Duration(i)*time.Second)))
 	}
 	st, err := b.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: "p1", At: day0.Add(5500 * time.Millisecond)})
-	want := spendcap.QuotaStatus{PolicyID: "p1", WindowSeconds: 10, LeaseSeconds: 5, InWindow: 4, Active: 3, Holders: []string{"Z", "a", "c"}}
+	want := spendcap.QuotaStatus{PolicyID: "p1", Window: 10 * time.Second, LeaseTTL: 5 * time.Second, InWindow: 4, Active: 3, Holders: []string{"Z", "a", "c"}}
 	if err != nil || fmt.Sprint(st) != fmt.Sprint(want) {
 		t.Errorf("status\n got %+v %v\nwant %+v", st, err, want)
 	}
 	st, err = b.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: "p1", At: day0.Add(12 * time.Second)})
-	want = spendcap.QuotaStatus{PolicyID: "p1", WindowSeconds: 10, LeaseSeconds: 5, InWindow: 1, Active: 0, Holders: []string{}}
+	want = spendcap.QuotaStatus{PolicyID: "p1", Window: 10 * time.Second, LeaseTTL: 5 * time.Second, InWindow: 1, Active: 0, Holders: []string{}}
 	if err != nil || fmt.Sprint(st) != fmt.Sprint(want) {
 		t.Errorf("status later\n got %+v %v\nwant %+v", st, err, want)
 	}
 }
 
 func quotaDelete(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{WindowSeconds: 10, MaxRequests: 1, MaxConcurrent: 1})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{Window: 10 * time.Second, MaxRequests: 1, MaxConcurrent: 1})
 	must(acquire(b, "p1", "h", day0))
 	if d, err := b.DeleteQuotaPolicy(ctx, spendcap.DeleteQuotaPolicyParams{PolicyID: "p1"}); err != nil || !d {
 		t.Fatalf("delete: %v %v", d, err)
@@ -286,7 +286,7 @@ func quotaDelete(t *testing.T, b spendcap.Backend) {
 	_, err := acquire(b, "p1", "h", day0)
 	requireCode(t, err, "SC006", "policy_id: ")
 	// Re-created, the policy starts empty: no entries, no leases.
-	policy(t, b, spendcap.CreateQuotaPolicyParams{WindowSeconds: 10, MaxRequests: 1, MaxConcurrent: 1})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{Window: 10 * time.Second, MaxRequests: 1, MaxConcurrent: 1})
 	o, err := acquire(b, "p1", "other", day0)
 	requireAcquired(t, o, err, admitted(1, 1))
 }

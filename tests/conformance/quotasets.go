@@ -33,45 +33,45 @@ func requireHolders(t *testing.T, b spendcap.Backend, policy string, at time.Tim
 
 func quotaSetAllOrNone(t *testing.T, b spendcap.Backend) {
 	// Requests per minute: 2 per key, 5 for key2, 3 for their team.
-	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "key-rpm", WindowSeconds: 60, MaxRequests: 2})
-	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "key2-rpm", WindowSeconds: 60, MaxRequests: 5})
-	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "team-rpm", WindowSeconds: 60, MaxRequests: 3})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "key-rpm", Window: 60 * time.Second, MaxRequests: 2})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "key2-rpm", Window: 60 * time.Second, MaxRequests: 5})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "team-rpm", Window: 60 * time.Second, MaxRequests: 3})
 	sec := func(n int) time.Time { return day0.Add(time.Duration(n) * time.Second) }
 	o, err := acquireSet(b, "key-rpm", "h1", sec(0), "team-rpm")
-	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.ReasonOK, InWindow: 1, Active: 1, PolicyID: "key-rpm"})
+	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.QuotaReasonOK, InWindow: 1, Active: 1, PolicyID: "key-rpm"})
 	o, err = acquireSet(b, "key-rpm", "h2", sec(1), "team-rpm")
-	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.ReasonOK, InWindow: 2, Active: 2, PolicyID: "key-rpm"})
+	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.QuotaReasonOK, InWindow: 2, Active: 2, PolicyID: "key-rpm"})
 	// The key refuses: the team admits nothing either.
 	o, err = acquireSet(b, "key-rpm", "h3", sec(2), "team-rpm")
-	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.ReasonRateLimited, RetryAfterMS: 58000, InWindow: 2, Active: 2, PolicyID: "key-rpm"})
+	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.QuotaReasonRateLimited, RetryAfter: 58000 * time.Millisecond, InWindow: 2, Active: 2, PolicyID: "key-rpm"})
 	requireHolders(t, b, "team-rpm", sec(2), 2, "h1", "h2")
 	o, err = acquireSet(b, "key2-rpm", "h4", sec(3), "team-rpm")
-	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.ReasonOK, InWindow: 1, Active: 1, PolicyID: "key2-rpm"})
+	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.QuotaReasonOK, InWindow: 1, Active: 1, PolicyID: "key2-rpm"})
 	// The team refuses: key2, which had room, admits nothing.
 	o, err = acquireSet(b, "key2-rpm", "h5", sec(4), "team-rpm")
-	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.ReasonRateLimited, RetryAfterMS: 56000, InWindow: 3, Active: 3, PolicyID: "team-rpm"})
+	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.QuotaReasonRateLimited, RetryAfter: 56000 * time.Millisecond, InWindow: 3, Active: 3, PolicyID: "team-rpm"})
 	requireHolders(t, b, "key2-rpm", sec(4), 1, "h4")
 	// Both full: the first refusal in ascending policy_id order is reported.
 	o, err = acquireSet(b, "team-rpm", "h6", sec(5), "key-rpm")
-	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.ReasonRateLimited, RetryAfterMS: 55000, InWindow: 2, Active: 2, PolicyID: "key-rpm"})
+	requireAcquired(t, o, err, spendcap.Acquired{Reason: spendcap.QuotaReasonRateLimited, RetryAfter: 55000 * time.Millisecond, InWindow: 2, Active: 2, PolicyID: "key-rpm"})
 	// A window later every policy admits again.
 	o, err = acquireSet(b, "key2-rpm", "h5", sec(61), "team-rpm")
-	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.ReasonOK, InWindow: 2, Active: 2, PolicyID: "key2-rpm"})
+	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.QuotaReasonOK, InWindow: 2, Active: 2, PolicyID: "key2-rpm"})
 	requireHolders(t, b, "team-rpm", sec(61), 2, "h4", "h5")
 }
 
 func quotaSetRenewRelease(t *testing.T, b spendcap.Backend) {
-	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "a", MaxConcurrent: 2, LeaseSeconds: 30})
-	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "b", MaxConcurrent: 2, LeaseSeconds: 60})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "a", MaxConcurrent: 2, LeaseTTL: 30 * time.Second})
+	policy(t, b, spendcap.CreateQuotaPolicyParams{PolicyID: "b", MaxConcurrent: 2, LeaseTTL: 60 * time.Second})
 	sec := func(n int) time.Time { return day0.Add(time.Duration(n) * time.Second) }
 	o, err := acquireSet(b, "a", "h", sec(0), "b")
-	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.ReasonOK, Active: 1, PolicyID: "a"})
+	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.QuotaReasonOK, Active: 1, PolicyID: "a"})
 	o, err = acquireSet(b, "a", "h", sec(1), "b")
-	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.ReasonAlreadyHeld, Active: 1, PolicyID: "a"})
+	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.QuotaReasonAlreadyHeld, Active: 1, PolicyID: "a"})
 	// h2 holds b already: the set takes a lease on a only, and that is ok.
 	must(acquire(b, "b", "h2", sec(1)))
 	o, err = acquireSet(b, "a", "h2", sec(2), "b")
-	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.ReasonOK, Active: 2, PolicyID: "a"})
+	requireAcquired(t, o, err, spendcap.Acquired{Admitted: true, Reason: spendcap.QuotaReasonOK, Active: 2, PolicyID: "a"})
 	requireHolders(t, b, "b", sec(2), 0, "h", "h2")
 	// Renewed on every policy where the holder has a live lease, each by its own lease_seconds.
 	exp, err := b.RenewQuota(ctx, spendcap.RenewQuotaParams{PolicyID: "a", HolderID: "h", At: sec(20), AlsoPolicies: []string{"b"}})

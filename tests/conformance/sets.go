@@ -165,7 +165,7 @@ func setPastMaxSet(t *testing.T, b spendcap.Backend) {
 }
 
 func observeOverEnforce(t *testing.T, b spendcap.Backend) {
-	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "org", HardLimits: q{"t": 10}, Mode: spendcap.Observe, ResetEvery: "1 day", At: day0})
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "org", HardLimits: q{"t": 10}, Mode: spendcap.ModeObserve, ResetEvery: "1 day", At: day0})
 	daily(t, b, "key", "org", q{"t": 100})
 	o, err := charge(b, "key", q{"t": 15}, day0)
 	requireOutcome(t, o, err, in(hard(dayStart, dayNext, "t", 15, 10, true), "org"))
@@ -174,7 +174,7 @@ func observeOverEnforce(t *testing.T, b spendcap.Backend) {
 	requireLevels(t, b, day0, "key map[t:15] rmap[] 1/0; org map[t:15] rmap[] 1/0", "key", "org")
 
 	daily(t, b, "team", "", q{"t": 10})
-	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "key2", ParentID: "team", HardLimits: q{"t": 5}, Mode: spendcap.Observe, ResetEvery: "1 day", At: day0})
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "key2", ParentID: "team", HardLimits: q{"t": 5}, Mode: spendcap.ModeObserve, ResetEvery: "1 day", At: day0})
 	o, err = charge(b, "key2", q{"t": 7}, day0)
 	requireOutcome(t, o, err, in(hard(dayStart, dayNext, "t", 7, 5, true), "key2"))
 	o, err = charge(b, "key2", q{"t": 5}, day0)
@@ -280,7 +280,7 @@ func reservationAcrossASet(t *testing.T, b spendcap.Backend) {
 	daily(t, b, "key", "team", nil)
 	daily(t, b, "key2", "team", nil)
 	daily(t, b, "tag", "", nil)
-	o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "key", ReservationID: "r1", Amounts: q{"t": 40}, TTLSeconds: 300, At: day0, AlsoCharge: []string{"tag"}})
+	o, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "key", ReservationID: "r1", Amounts: q{"t": 40}, TTL: 300 * time.Second, At: day0, AlsoCharge: []string{"tag"}})
 	requireOutcome(t, o, err, expiring(ok(dayStart, dayNext), after(day0, "5m")))
 	requireLevels(t, b, day0, "key map[] rmap[t:40] 0/0; team map[] rmap[t:40] 0/0; tag map[] rmap[t:40] 0/0", "key", "team", "tag")
 	o, err = reserve(b, "key2", "r1", q{"t": 61}, 300, "", day0)
@@ -291,7 +291,7 @@ func reservationAcrossASet(t *testing.T, b spendcap.Backend) {
 	_, err = settle(b, "key", "r1", q{"t": 30}, after(day0, "1m"))
 	requireCode(t, err, "SC007", "reservation_id: ")
 	// The reservation id belongs to the budget the call named: key2 knows no r2 of key's.
-	must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "key", ReservationID: "r2", Amounts: q{"t": 20}, TTLSeconds: 300, At: day0, AlsoCharge: []string{"tag"}}))
+	must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "key", ReservationID: "r2", Amounts: q{"t": 20}, TTL: 300 * time.Second, At: day0, AlsoCharge: []string{"tag"}}))
 	_, err = cancel(b, "key2", "r2", day0)
 	requireCode(t, err, "SC007", "reservation_id: ")
 	_, err = cancel(b, "team", "r2", day0)
@@ -327,9 +327,9 @@ func deleteFreesItsSets(t *testing.T, b spendcap.Backend) {
 	daily(t, b, "key", "team", nil)
 	daily(t, b, "key2", "team", nil)
 	daily(t, b, "tag", "", nil)
-	must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "key", ReservationID: "r1", Amounts: q{"t": 40}, TTLSeconds: 300, At: day0, AlsoCharge: []string{"tag"}}))
+	must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "key", ReservationID: "r1", Amounts: q{"t": 40}, TTL: 300 * time.Second, At: day0, AlsoCharge: []string{"tag"}}))
 	must(b.RecordSpend(ctx, spendcap.RecordSpendParams{BudgetID: "key", ExecutionID: "e1", Deltas: q{"t": 10}, At: day0, AlsoCharge: []string{"tag"}}))
-	must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "key2", ReservationID: "r2", Amounts: q{"t": 5}, TTLSeconds: 300, At: day0, AlsoCharge: []string{"tag"}}))
+	must(b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "key2", ReservationID: "r2", Amounts: q{"t": 5}, TTL: 300 * time.Second, At: day0, AlsoCharge: []string{"tag"}}))
 	requireLevels(t, b, day0, "team map[t:10] rmap[t:45] 0/0; tag map[t:10] rmap[t:45] 0/0", "team", "tag")
 	if d, err := b.DeleteBudget(ctx, spendcap.DeleteBudgetParams{BudgetID: "key", At: day0}); err != nil || !d {
 		t.Fatalf("delete key: %v, %v", d, err)

@@ -79,7 +79,7 @@ func releaseAfterReset(t *testing.T, b spendcap.Backend) {
 }
 
 func spendObserve(t *testing.T, b spendcap.Backend) {
-	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 1}, Mode: spendcap.Observe, At: day0})
+	mustCreate(t, b, spendcap.CreateBudgetParams{BudgetID: "b1", HardLimits: q{"t": 1}, Mode: spendcap.ModeObserve, At: day0})
 	o, err := spend(b, "b1", "e1", q{"t": 3}, "k", day0)
 	requireOutcome(t, o, err, hard(day0, nil, "t", 3, 1, true))
 	r, err := release(b, "b1", "e1", day0)

@@ -106,15 +106,15 @@ func itoa(i int) string { return fmt.Sprint(i) }
 // Outcome builders.
 
 func ok(start time.Time, next *time.Time) spendcap.Outcome {
-	return spendcap.Outcome{Outcome: spendcap.OK, Applied: true, WindowStart: start, NextResetAt: next}
+	return spendcap.Outcome{Kind: spendcap.OutcomeOK, Applied: true, WindowStart: start, NextResetAt: next}
 }
 
 func soft(start time.Time, next *time.Time, dim string, usage, limit int64) spendcap.Outcome {
-	return spendcap.Outcome{Outcome: spendcap.SoftBreach, Applied: true, Dimension: dim, Usage: usage, LimitValue: limit, WindowStart: start, NextResetAt: next}
+	return spendcap.Outcome{Kind: spendcap.OutcomeSoftBreach, Applied: true, Dimension: dim, Usage: usage, LimitValue: limit, WindowStart: start, NextResetAt: next}
 }
 
 func hard(start time.Time, next *time.Time, dim string, usage, limit int64, applied bool) spendcap.Outcome {
-	return spendcap.Outcome{Outcome: spendcap.HardBreach, Applied: applied, Dimension: dim, Usage: usage, LimitValue: limit, WindowStart: start, NextResetAt: next}
+	return spendcap.Outcome{Kind: spendcap.OutcomeHardBreach, Applied: applied, Dimension: dim, Usage: usage, LimitValue: limit, WindowStart: start, NextResetAt: next}
 }
 
 func replayed(o spendcap.Outcome) spendcap.Outcome { o.Replayed = true; return o }
@@ -134,7 +134,7 @@ func fmtTime(t *time.Time) string {
 // OutcomeString renders an outcome for comparisons and messages.
 func OutcomeString(o spendcap.Outcome) string {
 	return fmt.Sprintf("{%s applied=%v dim=%q usage=%d limit=%d replayed=%v window=[%s, %s) expires=%s breach=%q}",
-		o.Outcome, o.Applied, o.Dimension, o.Usage, o.LimitValue, o.Replayed, fmtTime(&o.WindowStart), fmtTime(o.NextResetAt), fmtTime(o.ExpiresAt),
+		o.Kind, o.Applied, o.Dimension, o.Usage, o.LimitValue, o.Replayed, fmtTime(&o.WindowStart), fmtTime(o.NextResetAt), fmtTime(o.ExpiresAt),
 		o.BreachBudgetID)
 }
 
@@ -145,7 +145,7 @@ func requireOutcome(t *testing.T, got spendcap.Outcome, err error, want spendcap
 	if err != nil {
 		t.Fatalf("want %s, got error %v", OutcomeString(want), err)
 	}
-	if want.Outcome != spendcap.OK && want.BreachBudgetID == "" && got.BreachBudgetID != "" {
+	if want.Kind != spendcap.OutcomeOK && want.BreachBudgetID == "" && got.BreachBudgetID != "" {
 		want.BreachBudgetID = got.BreachBudgetID
 	}
 	if OutcomeString(got) != OutcomeString(want) {
@@ -180,9 +180,9 @@ func StatusString(s spendcap.Status) string {
 		}
 		return "{" + strings.TrimSpace(b.String()) + "}"
 	}
-	return fmt.Sprintf("id=%s parent=%q hard=%s soft=%s every=%q tz=%s anchor=%s mode=%s scope=%q/%q ttl=%d seq=%d window=[%s, %s) usage=%s reserved=%s remaining=%s breaches=%d/%d window=%d/%d last=%s %q created=%s updated=%s",
+	return fmt.Sprintf("id=%s parent=%q hard=%s soft=%s every=%q tz=%s anchor=%s mode=%s scope=%q/%q ttl=%v seq=%d window=[%s, %s) usage=%s reserved=%s remaining=%s breaches=%d/%d window=%d/%d last=%s %q created=%s updated=%s",
 		s.BudgetID, s.ParentID, m(s.HardLimits), m(s.SoftLimits), s.ResetEvery, s.ResetTimezone, fmtTime(s.ResetAnchor), s.Mode, s.ScopeType, s.ScopeID,
-		s.DedupTTLSeconds, s.WindowSeq, fmtTime(&s.WindowStart), fmtTime(s.NextResetAt), m(s.Usage), m(s.Reserved), m(s.Remaining),
+		s.DedupTTL, s.WindowSeq, fmtTime(&s.WindowStart), fmtTime(s.NextResetAt), m(s.Usage), m(s.Reserved), m(s.Remaining),
 		s.BreachCount, s.SoftBreachCount, s.WindowBreachCount, s.WindowSoftBreachCount, fmtTime(s.LastBreachAt), s.LastBreachDim,
 		fmtTime(&s.CreatedAt), fmtTime(&s.UpdatedAt))
 }
@@ -260,7 +260,7 @@ func requireReleased(t *testing.T, got map[string]int64, err error, want q) {
 	}
 }
 
-func mustCreate(t *testing.T, b spendcap.Budgets, p spendcap.CreateBudgetParams) spendcap.Created {
+func mustCreate(t *testing.T, b spendcap.Budgets, p spendcap.CreateBudgetParams) spendcap.CreateBudgetResult {
 	t.Helper()
 	c, err := b.CreateBudget(ctx, p)
 	if err != nil {
@@ -287,8 +287,8 @@ func release(b spendcap.Budgets, id, exec string, at time.Time) (map[string]int6
 	return b.ReleaseSpend(ctx, spendcap.ReleaseSpendParams{BudgetID: id, ExecutionID: exec, At: at})
 }
 
-func reserve(b spendcap.Budgets, id, rid string, amounts q, ttl int32, key string, at time.Time) (spendcap.Outcome, error) {
-	return b.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: amounts, TTLSeconds: ttl, IdempotencyKey: key, At: at})
+func reserve(b spendcap.Budgets, id, rid string, amounts q, ttlSeconds int32, key string, at time.Time) (spendcap.Outcome, error) {
+	return b.Reserve(ctx, spendcap.ReserveParams{BudgetID: id, ReservationID: rid, Amounts: amounts, TTL: time.Duration(ttlSeconds) * time.Second, IdempotencyKey: key, At: at})
 }
 
 func settle(b spendcap.Budgets, id, rid string, actual q, at time.Time) (spendcap.Outcome, error) {

@@ -179,12 +179,12 @@ func manyMissedPeriods(t *testing.T, b spendcap.Backend) {
 func emptyWindows(t *testing.T, b spendcap.Backend) {
 	dayBudget(t, b, spendcap.CreateBudgetParams{SoftLimits: q{"t": 0}, HardLimits: q{"h": 0}})
 	// Day 1: a hard breach only (no usage) is recorded. Day 2: nothing. Day 3: a soft breach.
-	if o, err := report(b, "b1", q{"h": 1}, "", day0); err != nil || o.Outcome != spendcap.HardBreach {
+	if o, err := report(b, "b1", q{"h": 1}, "", day0); err != nil || o.Kind != spendcap.OutcomeHardBreach {
 		t.Fatal(o, err)
 	}
 	must(check(b, "b1", q{"t": 1}, after(day0, "24h")))
 	must(report(b, "b1", q{"h": 0}, "", after(day0, "25h")))
-	if o, err := report(b, "b1", q{"t": 1}, "", after(day0, "49h")); err != nil || o.Outcome != spendcap.SoftBreach {
+	if o, err := report(b, "b1", q{"t": 1}, "", after(day0, "49h")); err != nil || o.Kind != spendcap.OutcomeSoftBreach {
 		t.Fatal(o, err)
 	}
 	// The empty window 2 left no row and no gap: window_seq counts windows with activity.

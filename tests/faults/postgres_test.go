@@ -47,7 +47,7 @@ func killablePostgres(t *testing.T) (*localserver.Postgres, *pgxpool.Pool) {
 
 func postgresTarget(pg *localserver.Postgres, pool *pgxpool.Pool) target {
 	return target{
-		b: gobinding.NewClient(pool),
+		b: gobinding.NewClient(pool, gobinding.Options{}),
 		// Even rounds kill the postmaster alone, odd rounds every server process at once.
 		kill: func(n int) {
 			if n%2 == 0 {
@@ -101,7 +101,7 @@ func TestPostgresKilledWhileTheWorkerRollsAndPurgesLosesNothing(t *testing.T) {
 	tg := postgresTarget(pg, pool)
 	createBudgets(t, tg.b, "1 second")
 	if _, err := tg.b.CreateBudget(context.Background(), spendcap.CreateBudgetParams{
-		BudgetID: "churn", ResetEvery: "1 second", DedupTTLSeconds: 1}); err != nil {
+		BudgetID: "churn", ResetEvery: "1 second", DedupTTL: 1 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	addr := testenv.FreeAddr(t)
@@ -180,7 +180,7 @@ func churn(b backend, stop <-chan struct{}) {
 		}
 		id := fmt.Sprintf("churn-%d", n)
 		one := map[string]int64{"t": 1}
-		_, _ = b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "churn", ReservationID: id, Amounts: one, TTLSeconds: 1})
+		_, _ = b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "churn", ReservationID: id, Amounts: one, TTL: 1 * time.Second})
 		if n%2 == 0 {
 			_, _ = b.Settle(ctx, spendcap.SettleParams{BudgetID: "churn", ReservationID: id, Actual: one})
 		}

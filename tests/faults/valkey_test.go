@@ -24,7 +24,7 @@ func killableValkey(t *testing.T, fsync string) target {
 	t.Cleanup(v.Stop)
 	rdb := redis.NewClient(&redis.Options{Addr: v.Addr, PoolSize: 40})
 	t.Cleanup(func() { _ = rdb.Close() })
-	c, err := valkey.New(ctx, rdb, valkey.Options{})
+	c, err := valkey.NewClient(ctx, rdb, valkey.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func killableValkey(t *testing.T, fsync string) target {
 			return st.Usage["t"], err
 		},
 		audit: func(ctx context.Context) ([]string, error) {
-			fs, err := c.Audit(ctx, false)
+			fs, err := c.Audit(ctx, spendcap.AuditParams{})
 			var out []string
 			for _, f := range fs {
 				out = append(out, fmt.Sprintf("%+v", f))

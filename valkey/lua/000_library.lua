@@ -41,7 +41,7 @@ local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
 local CALENDAR = { day = true, week = true, month = true, year = true }
 local HISTORY_KEPT = 100
 
--- The channel on which the key of each new event stream is published (valkey.StreamsChannel).
+-- The channel on which the key of each new event stream is published (eventstreams.StreamsChannel in the Go module).
 local STREAMS_CHANNEL = 'sc:events:streams'
 
 -- How long a dispatched event is kept (SQL: purge_expired's 7 days): pull readers have that long.

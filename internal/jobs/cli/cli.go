@@ -161,7 +161,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		// (eviction, an append-only file) are for the clients that write usage, and `migrate
 		// valkey-load` loads the library.
 		if !retry(ctx, logger, "connect to valkey", func() (err error) {
-			vk, err = valkey.New(ctx, rdb, valkey.Options{SkipLoad: true, AllowEviction: true, AllowVolatile: true, Logger: logger})
+			vk, err = valkey.NewClient(ctx, rdb, valkey.Options{SkipLoad: true, AllowEviction: true, AllowVolatile: true, Logger: logger})
 			return err
 		}) {
 			return 0

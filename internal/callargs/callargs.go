@@ -1,0 +1,86 @@
+// Package callargs turns the Go arguments that both clients share into the arguments of the
+// functions they call, once for both: durations into whole seconds, SetLimits' clear fields into
+// the empty values that clear. Its errors are *spendcap.Error with the code SC002 and the name
+// of the function argument, as the functions' own are, and nothing has been sent.
+package callargs
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/spendcap/spendcap"
+)
+
+// Seconds is d in whole seconds for the argument name: 0 for 0 (the function's default).
+func Seconds(name string, d time.Duration) (int32, error) {
+	if d%time.Second != 0 {
+		return 0, invalid(name, fmt.Sprintf("must be a whole number of seconds, not %v", d))
+	}
+	s := d / time.Second
+	if s > math.MaxInt32 || s < math.MinInt32 {
+		return 0, invalid(name, fmt.Sprintf("%v is out of range", d))
+	}
+	return int32(s), nil
+}
+
+// QuotaPolicy is CreateQuotaPolicy's durations in seconds: window_seconds and lease_seconds.
+func QuotaPolicy(p spendcap.CreateQuotaPolicyParams) (window, lease int32, err error) {
+	if window, err = Seconds("window_seconds", p.Window); err != nil {
+		return 0, 0, err
+	}
+	lease, err = Seconds("lease_seconds", p.LeaseTTL)
+	return window, lease, err
+}
+
+// Limits are SetLimits' arguments as the functions take them: nil leaves a field unchanged, an
+// empty map or slice clears it.
+type Limits struct {
+	Hard, Soft map[string]int64
+	Alerts     []int32
+}
+
+// SetLimits reads p's limits and clear fields, refusing a field both set and cleared.
+func SetLimits(p spendcap.SetLimitsParams) (Limits, error) {
+	var l Limits
+	if err := cleared("hard_limits", len(p.HardLimits), p.ClearHardLimits); err != nil {
+		return l, err
+	}
+	if err := cleared("soft_limits", len(p.SoftLimits), p.ClearSoftLimits); err != nil {
+		return l, err
+	}
+	if err := cleared("alert_percents", len(p.AlertPercents), p.ClearAlertPercents); err != nil {
+		return l, err
+	}
+	if len(p.HardLimits) > 0 || p.ClearHardLimits {
+		l.Hard = p.HardLimits
+		if l.Hard == nil {
+			l.Hard = map[string]int64{}
+		}
+	}
+	if len(p.SoftLimits) > 0 || p.ClearSoftLimits {
+		l.Soft = p.SoftLimits
+		if l.Soft == nil {
+			l.Soft = map[string]int64{}
+		}
+	}
+	if len(p.AlertPercents) > 0 || p.ClearAlertPercents {
+		l.Alerts = p.AlertPercents
+		if l.Alerts == nil {
+			l.Alerts = []int32{}
+		}
+	}
+	return l, nil
+}
+
+// cleared refuses a field of n elements that is also cleared.
+func cleared(name string, n int, clear bool) error {
+	if n > 0 && clear {
+		return invalid(name, "set and cleared in one call")
+	}
+	return nil
+}
+
+func invalid(name, msg string) error {
+	return &spendcap.Error{Code: spendcap.CodeInvalidArgument, Message: name + ": " + msg}
+}
