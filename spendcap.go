@@ -1,7 +1,10 @@
 // Package spendcap is the Go API that spendcap's two backends share. Budgets and quotas live in
 // PostgreSQL (PL/pgSQL functions in schema spendcap, see docs/sql-api.md) and, for hot paths, in a
 // Valkey Functions library with the same semantics; gobinding.Client and valkey.Client implement
-// this package's interfaces on each, and one conformance suite holds them to the same results.
+// this package's interfaces on each (gobinding.NewClient(db, gobinding.Options{}),
+// valkey.NewClient(ctx, rdb, valkey.Options{})), and one conformance suite holds them to the same
+// results. Durations are time.Duration; enumerations are string types with prefixed constants
+// (OutcomeOK, ModeEnforce, QuotaReasonRateLimited, EventThreshold, AuditCheckLedger).
 //
 //   - Budgets (budgets, windows, admission, spend and reservations, budget sets) and Quotas
 //     (sliding-window rate limits and concurrency leases), together Backend;
