@@ -51,6 +51,17 @@ const (
 	ModeObserve Mode = "observe"
 )
 
+// ClosedBy is what closed a window.
+type ClosedBy string
+
+// What closes a window.
+const (
+	// ClosedBySchedule: the window's reset time passed (the next call, or the worker, rolled it).
+	ClosedBySchedule ClosedBy = "schedule"
+	// ClosedByManual: ResetBudget closed it.
+	ClosedByManual ClosedBy = "manual"
+)
+
 // OutcomeKind is the result of an admission.
 type OutcomeKind string
 
@@ -290,6 +301,5 @@ type HistoryWindow struct {
 	Usage           map[string]int64
 	BreachCount     int64
 	SoftBreachCount int64
-	// ClosedBy is "schedule" or "manual".
-	ClosedBy string
+	ClosedBy        ClosedBy
 }

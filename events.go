@@ -44,7 +44,7 @@ type Event struct {
 	WindowUsage     map[string]int64 `json:"window_usage"`
 	BreachCount     int64            `json:"breach_count"`
 	SoftBreachCount int64            `json:"soft_breach_count"`
-	ClosedBy        string           `json:"closed_by"`
+	ClosedBy        ClosedBy         `json:"closed_by"`
 	OccurredAt      time.Time        `json:"occurred_at"`
 }
 
@@ -67,7 +67,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		WindowUsage     map[string]int64 `json:"window_usage"`
 		BreachCount     *int64           `json:"breach_count"`
 		SoftBreachCount *int64           `json:"soft_breach_count"`
-		ClosedBy        *string          `json:"closed_by"`
+		ClosedBy        *ClosedBy        `json:"closed_by"`
 		OccurredAt      time.Time        `json:"occurred_at"`
 	}
 	f := fields{Source: e.Source, EventID: e.EventID, BudgetID: e.BudgetID, Kind: e.Kind, WindowSeq: e.WindowSeq,

@@ -4,7 +4,8 @@
 // this package's interfaces on each (gobinding.NewClient(db, gobinding.Options{}),
 // valkey.NewClient(ctx, rdb, valkey.Options{})), and one conformance suite holds them to the same
 // results. Durations are time.Duration; enumerations are string types with prefixed constants
-// (OutcomeOK, ModeEnforce, QuotaReasonRateLimited, EventThreshold, AuditCheckLedger).
+// (OutcomeOK, ModeEnforce, QuotaReasonRateLimited, EventThreshold, ClosedBySchedule,
+// AuditCheckLedger).
 //
 //   - Budgets (budgets, windows, admission, spend and reservations, budget sets) and Quotas
 //     (sliding-window rate limits and concurrency leases), together Backend;

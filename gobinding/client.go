@@ -253,7 +253,7 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 	out := make([]spendcap.HistoryWindow, len(rows))
 	for i, r := range rows {
 		out[i] = spendcap.HistoryWindow{WindowSeq: r.WindowSeq, WindowStart: r.WindowStart, WindowEnd: r.WindowEnd,
-			Usage: r.Usage, BreachCount: r.BreachCount, SoftBreachCount: r.SoftBreachCount, ClosedBy: r.ClosedBy}
+			Usage: r.Usage, BreachCount: r.BreachCount, SoftBreachCount: r.SoftBreachCount, ClosedBy: spendcap.ClosedBy(r.ClosedBy)}
 	}
 	return out, nil
 }

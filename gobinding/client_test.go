@@ -96,7 +96,7 @@ func TestEveryBudgetCallThroughTheGoAPI(t *testing.T) {
 		t.Errorf("BudgetStatus = %+v, %v", st, err)
 	}
 	h, err := c.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: "b1", MaxRows: 5, At: t0.Add(time.Hour)})
-	if err != nil || len(h) != 1 || h[0].ClosedBy != "manual" || h[0].Usage["tokens"] != 70 || h[0].SoftBreachCount != 5 {
+	if err != nil || len(h) != 1 || h[0].ClosedBy != spendcap.ClosedByManual || h[0].Usage["tokens"] != 70 || h[0].SoftBreachCount != 5 {
 		t.Errorf("BudgetHistory = %+v, %v", h, err)
 	}
 	roll, err := jobs.RollDueWindows(ctx, pgfn.RollDueWindowsParams{At: &next})

@@ -291,7 +291,7 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 	out := make([]spendcap.HistoryWindow, len(rows))
 	for i, r := range rows {
 		out[i] = spendcap.HistoryWindow{WindowSeq: r.WindowSeq, WindowStart: toTime(r.WindowStart), WindowEnd: toTime(r.WindowEnd),
-			Usage: orEmpty(r.Usage), BreachCount: r.BreachCount, SoftBreachCount: r.SoftBreachCount, ClosedBy: r.ClosedBy}
+			Usage: orEmpty(r.Usage), BreachCount: r.BreachCount, SoftBreachCount: r.SoftBreachCount, ClosedBy: spendcap.ClosedBy(r.ClosedBy)}
 	}
 	return out, nil
 }

@@ -51,7 +51,7 @@ func (c *Client) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) 
 		out[i] = spendcap.Event{Source: eventSource(p.Group), EventID: r.EventID, BudgetID: r.BudgetID, Kind: spendcap.EventKind(r.Kind), WindowSeq: r.WindowSeq,
 			WindowStart: toTime(r.WindowStart), Dimension: r.Dimension, Percent: r.Percent, Usage: r.Usage,
 			LimitValue: r.LimitValue, WindowUsage: r.WindowUsage, BreachCount: r.BreachCount,
-			SoftBreachCount: r.SoftBreachCount, ClosedBy: r.ClosedBy, OccurredAt: toTime(r.OccurredAt)}
+			SoftBreachCount: r.SoftBreachCount, ClosedBy: spendcap.ClosedBy(r.ClosedBy), OccurredAt: toTime(r.OccurredAt)}
 	}
 	return out, nil
 }

@@ -98,7 +98,7 @@ func TestWorkerRollsMissedWindowsOnSchedule(t *testing.T) {
 	})
 	for i := 0; i < 5; i++ {
 		h, err := c.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: fmt.Sprintf("b%d", i)})
-		if err != nil || len(h) != 1 || h[0].ClosedBy != "schedule" || h[0].WindowSeq != 1 || !h[0].WindowStart.Equal(past) ||
+		if err != nil || len(h) != 1 || h[0].ClosedBy != spendcap.ClosedBySchedule || h[0].WindowSeq != 1 || !h[0].WindowStart.Equal(past) ||
 			!h[0].WindowEnd.Equal(past.Add(24*time.Hour)) || h[0].Usage["t"] != 1 {
 			t.Errorf("history of b%d = %+v, %v; ten missed periods are one scheduled roll", i, h, err)
 		}

@@ -60,7 +60,7 @@ func releaseAfterRoll(t *testing.T, b spendcap.Backend) {
 	requireReleased(t, r, err, q{})
 	requireState(t, b, "b1", next, q{"t": 3}, q{}, 0, 0)
 	h, err := history(b, "b1", 10, next)
-	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: dayStart, WindowEnd: *dayNext, Usage: q{"t": 5}, ClosedBy: "schedule"})
+	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: dayStart, WindowEnd: *dayNext, Usage: q{"t": 5}, ClosedBy: spendcap.ClosedBySchedule})
 }
 
 func releaseAfterReset(t *testing.T, b spendcap.Backend) {

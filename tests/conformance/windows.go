@@ -160,7 +160,7 @@ func emptyWindowsDoNotCount(t *testing.T, b spendcap.Backend) {
 		t.Fatalf("window_seq %d once the used window closed, want 2", st.WindowSeq)
 	}
 	h, err := history(b, "b1", 10, after(day0, "6h30m"))
-	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: after(day0, "3h"), WindowEnd: after(day0, "4h"), Usage: q{"t": 1}, ClosedBy: "schedule"})
+	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: after(day0, "3h"), WindowEnd: after(day0, "4h"), Usage: q{"t": 1}, ClosedBy: spendcap.ClosedBySchedule})
 }
 
 func manyMissedPeriods(t *testing.T, b spendcap.Backend) {
@@ -173,7 +173,7 @@ func manyMissedPeriods(t *testing.T, b spendcap.Backend) {
 		t.Errorf("window_seq %d, want 2", st.WindowSeq)
 	}
 	h, err := history(b, "b1", 100, later)
-	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: day0, WindowEnd: after(day0, "15m"), Usage: q{"t": 3}, ClosedBy: "schedule"})
+	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: day0, WindowEnd: after(day0, "15m"), Usage: q{"t": 3}, ClosedBy: spendcap.ClosedBySchedule})
 }
 
 func emptyWindows(t *testing.T, b spendcap.Backend) {
@@ -190,8 +190,8 @@ func emptyWindows(t *testing.T, b spendcap.Backend) {
 	// The empty window 2 left no row and no gap: window_seq counts windows with activity.
 	h, err := history(b, "b1", 100, after(day0, "73h"))
 	requireHistory(t, h, err,
-		spendcap.HistoryWindow{WindowSeq: 2, WindowStart: after(dayStart, "48h"), WindowEnd: after(dayStart, "72h"), Usage: q{"t": 1}, SoftBreachCount: 1, ClosedBy: "schedule"},
-		spendcap.HistoryWindow{WindowSeq: 1, WindowStart: dayStart, WindowEnd: *dayNext, Usage: q{}, BreachCount: 1, ClosedBy: "schedule"},
+		spendcap.HistoryWindow{WindowSeq: 2, WindowStart: after(dayStart, "48h"), WindowEnd: after(dayStart, "72h"), Usage: q{"t": 1}, SoftBreachCount: 1, ClosedBy: spendcap.ClosedBySchedule},
+		spendcap.HistoryWindow{WindowSeq: 1, WindowStart: dayStart, WindowEnd: *dayNext, Usage: q{}, BreachCount: 1, ClosedBy: spendcap.ClosedBySchedule},
 	)
 }
 
@@ -224,8 +224,8 @@ func manualReset(t *testing.T, b spendcap.Backend) {
 	requireOutcome(t, o, err, ok(*dayNext, ptr(dayNext.Add(24*time.Hour))))
 	h, err := history(b, "b1", 100, after(day0, "12h"))
 	requireHistory(t, h, err,
-		spendcap.HistoryWindow{WindowSeq: 2, WindowStart: resetAt, WindowEnd: *dayNext, Usage: q{"t": 5}, ClosedBy: "schedule"},
-		spendcap.HistoryWindow{WindowSeq: 1, WindowStart: dayStart, WindowEnd: resetAt, Usage: q{"t": 5}, BreachCount: 1, ClosedBy: "manual"},
+		spendcap.HistoryWindow{WindowSeq: 2, WindowStart: resetAt, WindowEnd: *dayNext, Usage: q{"t": 5}, ClosedBy: spendcap.ClosedBySchedule},
+		spendcap.HistoryWindow{WindowSeq: 1, WindowStart: dayStart, WindowEnd: resetAt, Usage: q{"t": 5}, BreachCount: 1, ClosedBy: spendcap.ClosedByManual},
 	)
 }
 
@@ -239,7 +239,7 @@ func manualResetNoSchedule(t *testing.T, b spendcap.Backend) {
 	// An empty window is not recorded by a manual reset either.
 	must(reset(b, "b1", after(day0, "2h")))
 	h, err := history(b, "b1", 100, after(day0, "2h"))
-	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: day0, WindowEnd: after(day0, "1h"), Usage: q{"t": 5}, ClosedBy: "manual"})
+	requireHistory(t, h, err, spendcap.HistoryWindow{WindowSeq: 1, WindowStart: day0, WindowEnd: after(day0, "1h"), Usage: q{"t": 5}, ClosedBy: spendcap.ClosedByManual})
 }
 
 func historyOrder(t *testing.T, b spendcap.Backend) {
@@ -250,8 +250,8 @@ func historyOrder(t *testing.T, b spendcap.Backend) {
 	// Window 5 is due at 5h but not rolled yet: history shows it as the schedule will close it.
 	h, err := history(b, "b1", 2, after(day0, "5h"))
 	requireHistory(t, h, err,
-		spendcap.HistoryWindow{WindowSeq: 5, WindowStart: after(day0, "4h"), WindowEnd: after(day0, "5h"), Usage: q{"t": 1}, ClosedBy: "schedule"},
-		spendcap.HistoryWindow{WindowSeq: 4, WindowStart: after(day0, "3h"), WindowEnd: after(day0, "4h"), Usage: q{"t": 1}, ClosedBy: "schedule"},
+		spendcap.HistoryWindow{WindowSeq: 5, WindowStart: after(day0, "4h"), WindowEnd: after(day0, "5h"), Usage: q{"t": 1}, ClosedBy: spendcap.ClosedBySchedule},
+		spendcap.HistoryWindow{WindowSeq: 4, WindowStart: after(day0, "3h"), WindowEnd: after(day0, "4h"), Usage: q{"t": 1}, ClosedBy: spendcap.ClosedBySchedule},
 	)
 	h, err = history(b, "b1", 0, after(day0, "4h30m"))
 	if err != nil || len(h) != 4 || h[0].WindowSeq != 4 || h[3].WindowSeq != 1 {
