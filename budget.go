@@ -81,7 +81,7 @@ type Outcome struct {
 	// Applied says whether the deltas were applied (false only for a hard breach in enforce mode).
 	Applied bool
 	// Dimension, Usage and LimitValue describe the breach: the dimension whose limit was crossed,
-	// the usage it would have (or has, when applied) and that limit. For OutcomeOK the SQL
+	// its usage (before the call when the call was refused, after it when applied) and that limit. For OutcomeOK the SQL
 	// functions return NULL for all three and they are "", 0 and 0 here; tell the cases apart by
 	// Kind (or Dimension), never by LimitValue, since 0 is a real limit.
 	Dimension  string

@@ -126,7 +126,7 @@ func ExampleClient_Reserve() {
 	}
 
 	held, err := budgets.Reserve(ctx, spendcap.ReserveParams{
-		BudgetID: "team-a", ReservationID: "call-42", Amounts: map[string]int64{"tokens": 4_000}, TTL: 120 * time.Second})
+		BudgetID: "team-a", ReservationID: "call-42", Amounts: map[string]int64{"tokens": 4_000}, TTL: 2 * time.Minute})
 	if err != nil {
 		panic(err)
 	}
@@ -163,4 +163,61 @@ func ExampleClient_ReportUsage_budgetNotFound() {
 		fmt.Println("refused:", e.Code, e.Message)
 	}
 	// Output: refused: SC001 budget_id: budget "no-such-budget" not found
+}
+
+// Limits change in place: a field that is set replaces the budget's, an empty one is left as it
+// is, and the Clear fields remove one.
+func ExampleClient_SetLimits() {
+	ctx := context.Background()
+	pool := connect()
+	defer pool.Close()
+	budgets := gobinding.NewClient(pool, gobinding.Options{})
+	if _, err := budgets.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "team-a",
+		HardLimits: map[string]int64{"tokens": 10_000}, SoftLimits: map[string]int64{"tokens": 8_000},
+		AlertPercents: []int32{50, 90}}); err != nil {
+		panic(err)
+	}
+
+	st, err := budgets.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "team-a",
+		HardLimits: map[string]int64{"tokens": 20_000}, ClearSoftLimits: true})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(st.HardLimits, st.SoftLimits, st.AlertPercents)
+
+	st, err = budgets.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "team-a", Mode: spendcap.ModeObserve, ClearAlertPercents: true})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(st.HardLimits, st.Mode, st.AlertPercents)
+	// Output:
+	// map[tokens:20000] map[] [50 90]
+	// map[tokens:20000] observe []
+}
+
+// A Client made on a pool watches events as they are written: here the threshold event of a
+// report that reaches 80% of the limit.
+func ExampleClient_WatchEvents() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool := connect()
+	defer pool.Close()
+	budgets := gobinding.NewClient(pool, gobinding.Options{})
+	if _, err := budgets.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "team-a",
+		HardLimits: map[string]int64{"tokens": 10_000}, AlertPercents: []int32{80}}); err != nil {
+		panic(err)
+	}
+	go func() {
+		_, _ = budgets.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "team-a", Deltas: map[string]int64{"tokens": 8_500}})
+	}()
+
+	errSeen := errors.New("seen")
+	err := budgets.WatchEvents(ctx, spendcap.WatchParams{}, func(e spendcap.Event) error {
+		fmt.Println(e.Kind, e.BudgetID, e.Dimension, e.Percent, e.Usage)
+		return errSeen
+	})
+	fmt.Println(errors.Is(err, errSeen))
+	// Output:
+	// threshold team-a tokens 80 8500
+	// true
 }
