@@ -15,6 +15,8 @@ import (
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
 var ctx = context.Background()
 
 func newClient(t *testing.T) *gobinding.Client {

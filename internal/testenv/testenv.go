@@ -8,6 +8,9 @@
 // Wrap TestMain with Main so the servers stop when the tests end:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
+//
+// A binary without it gets no server: its servers would outlive it (a local server dies with the
+// binary, but its directory stays behind, some 80 MB a run). A program calls Arrange instead.
 package testenv
 
 import (
@@ -41,12 +44,25 @@ var (
 	stops  []func()
 
 	dbSeq atomic.Int64
+
+	// arranged is set by Main and Arrange: Shutdown will run, so servers may start.
+	arranged atomic.Bool
 )
+
+// Arrange is Main for programs (benchmarks) that use the harness: they defer its result, Shutdown.
+func Arrange() func() {
+	arranged.Store(true)
+	return Shutdown
+}
+
+// errNotArranged is why a binary without Main (or a program without Arrange) gets no server.
+var errNotArranged = fmt.Errorf("testenv: this binary never stops its servers: add func TestMain(m *testing.M) { testenv.Main(m) } to the package's tests")
 
 // Main runs the tests, then stops the servers this binary started. The programs the tests start
 // inherit localserver.UnderTestEnv, so that they too refuse fixed ports.
 func Main(m *testing.M) {
 	_ = os.Setenv(localserver.UnderTestEnv, "1")
+	arranged.Store(true)
 	code := m.Run()
 	Shutdown()
 	os.Exit(code)
@@ -79,6 +95,9 @@ func postgres(t testing.TB) *postgresServer {
 }
 
 func startPostgres() (*postgresServer, error) {
+	if !arranged.Load() {
+		return nil, errNotArranged
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	s := &postgresServer{}
@@ -244,6 +263,9 @@ func Valkey(t testing.TB) *redis.Client {
 }
 
 func startValkey() (*valkeyServer, error) {
+	if !arranged.Load() {
+		return nil, errNotArranged
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	switch {

@@ -88,7 +88,7 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	defer testenv.Shutdown()
+	defer testenv.Arrange()()
 	ctx := context.Background()
 
 	pgURL := testenv.ExampleDatabase()
