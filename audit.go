@@ -11,7 +11,7 @@ type AuditParams struct {
 	Repair bool
 	// BatchSize (PostgreSQL) bounds the findings of one call of the audit function, each call its
 	// own transaction; 0 means 10000. Valkey audits one key per call and ignores it.
-	BatchSize int32
+	BatchSize int
 }
 
 // AuditCheck names what an AuditFinding compared.

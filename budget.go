@@ -289,7 +289,7 @@ type Status struct {
 type BudgetHistoryParams struct {
 	BudgetID string
 	// MaxRows defaults to 100.
-	MaxRows int32
+	MaxRows int
 	At      time.Time
 }
 

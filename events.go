@@ -95,7 +95,7 @@ type EventsSinceParams struct {
 	// AfterID: events with a larger event_id; 0 for the first.
 	AfterID int64
 	// MaxRows bounds the answer, 1..10000; 0 means 1000.
-	MaxRows int32
+	MaxRows int
 }
 
 // EventSource reads events in event_id order. On Valkey a reader that asks again from the last

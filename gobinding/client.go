@@ -244,8 +244,12 @@ func (c *Client) BudgetStatus(ctx context.Context, p spendcap.BudgetStatusParams
 
 // BudgetHistory implements spendcap.Budgets.
 func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryParams) ([]spendcap.HistoryWindow, error) {
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.BudgetHistoryRow, error) {
-		return q.BudgetHistory(ctx, pgfn.BudgetHistoryParams{BudgetID: p.BudgetID, MaxRows: nonZero(p.MaxRows), At: at(p.At)})
+		return q.BudgetHistory(ctx, pgfn.BudgetHistoryParams{BudgetID: p.BudgetID, MaxRows: nonZero(maxRows), At: at(p.At)})
 	})
 	if err != nil {
 		return nil, err
@@ -279,8 +283,12 @@ func status(r pgfn.BudgetStatusResult) spendcap.Status {
 // EventsSince implements spendcap.EventSource: PostgreSQL keeps one sequence of events for every
 // budget, so p.Group is not needed.
 func (c *Client) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) ([]spendcap.Event, error) {
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.EventsSinceRow, error) {
-		return q.EventsSince(ctx, pgfn.EventsSinceParams{AfterID: &p.AfterID, MaxRows: nonZero(p.MaxRows)})
+		return q.EventsSince(ctx, pgfn.EventsSinceParams{AfterID: &p.AfterID, MaxRows: nonZero(maxRows)})
 	})
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/callargs"
 	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
@@ -46,7 +47,11 @@ func (c *Client) BudgetGauges(ctx context.Context, p spendcap.BudgetGaugesParams
 // fixes what it returns), up to 100 calls, and returns every finding it repaired followed by the
 // last call's.
 func (c *Client) Audit(ctx context.Context, p spendcap.AuditParams) ([]spendcap.AuditFinding, error) {
-	batch, repair := cmp.Or(p.BatchSize, defaultAuditBatch), p.Repair
+	batch, err := callargs.Count("max_rows", cmp.Or(p.BatchSize, defaultAuditBatch))
+	if err != nil {
+		return nil, err
+	}
+	repair := p.Repair
 	var all []spendcap.AuditFinding
 	for round := 0; ; round++ {
 		rs, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.AuditRow, error) {

@@ -383,7 +383,7 @@ func differSequences(t *testing.T, names [2]string, a, b spendcap.Backend) {
 						return createdString(c), err
 					})
 				default:
-					maxRows := rapid.Int32Range(1, 5).Draw(rt, "max rows")
+					maxRows := rapid.IntRange(1, 5).Draw(rt, "max rows")
 					d.same(fmt.Sprintf("budget_history %s %d at %s", id, maxRows, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 						h, err := b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: id, MaxRows: maxRows, At: at})
 						return conformance.HistoryString(h), err

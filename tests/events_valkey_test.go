@@ -74,7 +74,7 @@ func TestValkeyPurgeEventsTrimsDispatchedEventsPastTheRetention(t *testing.T) {
 	day8 := day0.Add(8 * 24 * time.Hour)
 	for _, c := range []struct {
 		through int64
-		max     int32
+		max     int
 		at      time.Time
 		deleted int64
 		left    string

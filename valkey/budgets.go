@@ -285,7 +285,11 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 		SoftBreachCount int64            `json:"soft_breach_count"`
 		ClosedBy        string           `json:"closed_by"`
 	}
-	if err := c.call(ctx, "budget_history", p.BudgetID, args{"budget_id": p.BudgetID}.num("max_rows", p.MaxRows).at(p.At), true, &rows); err != nil {
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.call(ctx, "budget_history", p.BudgetID, args{"budget_id": p.BudgetID}.num("max_rows", maxRows).at(p.At), true, &rows); err != nil {
 		return nil, err
 	}
 	out := make([]spendcap.HistoryWindow, len(rows))

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/callargs"
 )
 
 // EventsKey is the stream that holds the events of slot group group (the first segment of its
@@ -41,7 +42,11 @@ func (c *Client) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) 
 	if p.Group == "" {
 		return nil, errors.New("valkey: EventsSince needs the slot group (Valkey keeps one event sequence per group)")
 	}
-	a := args{"after_id": p.AfterID}.num("max_rows", p.MaxRows)
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	a := args{"after_id": p.AfterID}.num("max_rows", maxRows)
 	var rs []eventReply
 	if err := c.callKeys(ctx, "events_since", []string{EventsKey(p.Group)}, a, true, &rs); err != nil {
 		return nil, err
@@ -117,7 +122,7 @@ type PurgeEventsParams struct {
 	// worker has handed the events to its delivery queue.
 	ThroughID int64
 	// MaxRows bounds the events one call deletes (1..100000; 0 means 10000).
-	MaxRows int32
+	MaxRows int
 	// At is the instant the retention counts back from (now when zero).
 	At time.Time
 }
@@ -134,7 +139,11 @@ func (c *Client) PurgeEvents(ctx context.Context, p PurgeEventsParams) (int64, e
 	var r struct {
 		Events int64 `json:"events"`
 	}
-	a := args{"through_id": p.ThroughID}.num("max_rows", p.MaxRows).at(p.At)
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	a := args{"through_id": p.ThroughID}.num("max_rows", maxRows).at(p.At)
 	if err := c.callKeys(ctx, "purge_events", []string{EventsKey(p.Group)}, a, false, &r); err != nil {
 		return 0, err
 	}

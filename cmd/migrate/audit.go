@@ -40,7 +40,7 @@ func audit(o options, url string, stdout, stderr io.Writer, logger *slog.Logger)
 	}
 	defer pool.Close()
 	var fs []finding
-	rs, err := gobinding.NewClient(pool, gobinding.Options{}).Audit(ctx, spendcap.AuditParams{Repair: o.repair, BatchSize: int32(o.auditBatch)})
+	rs, err := gobinding.NewClient(pool, gobinding.Options{}).Audit(ctx, spendcap.AuditParams{Repair: o.repair, BatchSize: o.auditBatch})
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -24,6 +24,15 @@ func Seconds(name string, d time.Duration) (int32, error) {
 	return int32(s), nil
 }
 
+// Count is a count argument (max_rows, a batch size) as the functions' integer: 0 stays 0 (their
+// default), anything else is sent for them to judge, except what an integer cannot hold.
+func Count(name string, n int) (int32, error) {
+	if n > math.MaxInt32 || n < math.MinInt32 {
+		return 0, invalid(name, fmt.Sprintf("%d is out of range", n))
+	}
+	return int32(n), nil
+}
+
 // QuotaPolicy is CreateQuotaPolicy's durations in seconds: window_seconds and lease_seconds.
 func QuotaPolicy(p spendcap.CreateQuotaPolicyParams) (window, lease int32, err error) {
 	if window, err = Seconds("window_seconds", p.Window); err != nil {

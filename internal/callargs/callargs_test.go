@@ -72,3 +72,13 @@ func TestQuotaPolicyDurationsNameTheirArgument(t *testing.T) {
 		}
 	}
 }
+
+func TestCountsOutsideAnIntegerAreRefusedNamingTheArgument(t *testing.T) {
+	if n, err := callargs.Count("max_rows", 500); err != nil || n != 500 {
+		t.Errorf("500 = %d, %v", n, err)
+	}
+	var e *spendcap.Error
+	if _, err := callargs.Count("max_rows", 1<<31); !errors.As(err, &e) || e.Message != "max_rows: 2147483648 is out of range" {
+		t.Errorf("2^31: %v", err)
+	}
+}

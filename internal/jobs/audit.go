@@ -32,7 +32,7 @@ type auditWorker struct {
 // Work audits the database and replaces the findings gauges with what it found.
 func (w *auditWorker) Work(ctx context.Context, job *river.Job[AuditArgs]) error {
 	start := time.Now()
-	rs, err := w.pg.Audit(ctx, spendcap.AuditParams{Repair: job.Args.Repair, BatchSize: job.Args.BatchSize})
+	rs, err := w.pg.Audit(ctx, spendcap.AuditParams{Repair: job.Args.Repair, BatchSize: int(job.Args.BatchSize)})
 	if err != nil {
 		w.m.failures.WithLabelValues("audit").Inc()
 		w.log.Error("audit failed; River retries it", "err", err, "attempt", job.Attempt)

@@ -394,7 +394,7 @@ func (w *purgeWorker) purgeValkey(ctx context.Context, batch int32) (int64, erro
 			return total, err
 		}
 		for {
-			n, err := w.vk.PurgeEvents(ctx, valkey.PurgeEventsParams{Group: g, ThroughID: c.LastID, MaxRows: min(batch, 100000)})
+			n, err := w.vk.PurgeEvents(ctx, valkey.PurgeEventsParams{Group: g, ThroughID: c.LastID, MaxRows: int(min(batch, 100000))})
 			if err != nil {
 				return total, err
 			}

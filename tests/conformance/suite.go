@@ -303,7 +303,7 @@ func reset(b spendcap.Budgets, id string, at time.Time) (spendcap.Window, error)
 	return b.ResetBudget(ctx, spendcap.ResetBudgetParams{BudgetID: id, At: at})
 }
 
-func history(b spendcap.Budgets, id string, maxRows int32, at time.Time) ([]spendcap.HistoryWindow, error) {
+func history(b spendcap.Budgets, id string, maxRows int, at time.Time) ([]spendcap.HistoryWindow, error) {
 	return b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: id, MaxRows: maxRows, At: at})
 }
 
