@@ -167,10 +167,19 @@ func admissionInvalid(t *testing.T, b spendcap.Backend) {
 		{"empty amounts", "amounts", func() error { _, err := reserve(b, "b1", "r", q{}, 60, "", day0); return err }},
 		{"negative ttl", "ttl_seconds", func() error { _, err := reserve(b, "b1", "r", q{"t": 1}, -5, "", day0); return err }},
 		{"ttl above a day", "ttl_seconds", func() error { _, err := reserve(b, "b1", "r", q{"t": 1}, 86401, "", day0); return err }},
+		{"ttl not whole seconds", "ttl_seconds", func() error {
+			_, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "b1", ReservationID: "r", Amounts: q{"t": 1}, TTL: 1500 * time.Millisecond, At: day0})
+			return err
+		}},
 		{"settle bad actual", "actual", func() error { _, err := settle(b, "b1", "r", q{"t": -2}, day0); return err }},
 		{"cancel bad reservation id", "reservation_id", func() error { _, err := cancel(b, "b1", "", day0); return err }},
 		{"history max_rows", "max_rows", func() error { _, err := history(b, "b1", -1, day0); return err }},
 		{"history max_rows above 10000", "max_rows", func() error { _, err := history(b, "b1", 10001, day0); return err }},
+		{"history max_rows beyond an integer", "max_rows", func() error { _, err := history(b, "b1", 1<<31, day0); return err }},
+		{"set_limits hard set and cleared", "hard_limits", func() error {
+			_, err := b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "b1", HardLimits: q{"t": 5}, ClearHardLimits: true, At: day0})
+			return err
+		}},
 		{"set_limits bad mode", "mode", func() error {
 			_, err := b.SetLimits(ctx, spendcap.SetLimitsParams{BudgetID: "b1", Mode: "strict", At: day0})
 			return err

@@ -115,6 +115,7 @@ func createRejectsInvalidArguments(t *testing.T, b spendcap.Backend) {
 		{"unknown mode", spendcap.CreateBudgetParams{BudgetID: "b", Mode: "strict"}, "mode"},
 		{"negative ttl", spendcap.CreateBudgetParams{BudgetID: "b", DedupTTL: -1 * time.Second}, "dedup_ttl_seconds"},
 		{"ttl above 30 days", spendcap.CreateBudgetParams{BudgetID: "b", DedupTTL: 2592001 * time.Second}, "dedup_ttl_seconds"},
+		{"ttl not whole seconds", spendcap.CreateBudgetParams{BudgetID: "b", DedupTTL: 1500 * time.Millisecond}, "dedup_ttl_seconds"},
 	} {
 		_, err := b.CreateBudget(ctx, tc.p)
 		requireCode(t, err, "SC002", tc.arg+": ")

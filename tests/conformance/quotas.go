@@ -219,6 +219,8 @@ func quotaValidation(t *testing.T, b spendcap.Backend) {
 		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", MaxConcurrent: -1}, "max_concurrent"},
 		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", LeaseTTL: -1 * time.Second}, "lease_seconds"},
 		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", LeaseTTL: 86401 * time.Second}, "lease_seconds"},
+		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", Window: 1500 * time.Millisecond, MaxRequests: 1}, "window_seconds"},
+		{spendcap.CreateQuotaPolicyParams{PolicyID: "p", LeaseTTL: time.Millisecond}, "lease_seconds"},
 	} {
 		_, err := b.CreateQuotaPolicy(ctx, tc.p)
 		requireCode(t, err, "SC002", tc.arg+": ")
