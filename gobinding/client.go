@@ -13,7 +13,6 @@ import (
 
 	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/internal/callargs"
-	"github.com/spendcap/spendcap/internal/errcode"
 	"github.com/spendcap/spendcap/internal/pgfn"
 )
 
@@ -356,10 +355,7 @@ func (c *Client) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBat
 	out := make([]spendcap.BatchResult, len(rows))
 	for i, r := range rows {
 		if r.ErrorCode != nil {
-			out[i].Err = &spendcap.Error{Code: *r.ErrorCode, Message: deref(r.ErrorMessage)}
-			if !errcode.Known(*r.ErrorCode) {
-				out[i].Err = fmt.Errorf("report_usage_batch item %d: %s %s", i, *r.ErrorCode, deref(r.ErrorMessage))
-			}
+			out[i].Err = callargs.BatchItemError("report_usage_batch", i, *r.ErrorCode, deref(r.ErrorMessage))
 			continue
 		}
 		out[i].Outcome = spendcap.Outcome{Kind: spendcap.OutcomeKind(deref(r.Outcome)), Applied: deref(r.Applied),

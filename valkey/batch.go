@@ -12,7 +12,7 @@ import (
 
 	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/internal/batching"
-	"github.com/spendcap/spendcap/internal/errcode"
+	"github.com/spendcap/spendcap/internal/callargs"
 )
 
 var _ spendcap.BatchReporter = (*Client)(nil)
@@ -182,10 +182,7 @@ func batchResults(reply string, n int) ([]spendcap.BatchResult, error) {
 	out := make([]spendcap.BatchResult, n)
 	for i, r := range rs {
 		if r.ErrorCode != nil {
-			out[i].Err = &spendcap.Error{Code: *r.ErrorCode, Message: r.ErrorMessage}
-			if !errcode.Known(*r.ErrorCode) {
-				out[i].Err = fmt.Errorf("sc_report_usage_batch item %d: %s %s", i, *r.ErrorCode, r.ErrorMessage)
-			}
+			out[i].Err = callargs.BatchItemError("sc_report_usage_batch", i, *r.ErrorCode, r.ErrorMessage)
 			continue
 		}
 		out[i].Outcome = r.outcome()

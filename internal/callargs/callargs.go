@@ -1,7 +1,8 @@
-// Package callargs turns the Go arguments that both clients share into the arguments of the
-// functions they call, once for both: durations into whole seconds, SetLimits' clear fields into
-// the empty values that clear. Its errors are *spendcap.Error with the code SC002 and the name
-// of the function argument, as the functions' own are, and nothing has been sent.
+// Package callargs holds what both clients do alike around a call: they turn the Go arguments
+// into the functions' (durations into whole seconds, counts into integers, SetLimits' clear
+// fields into the empty values that clear) and a failed batch item into its error. Argument errors
+// are *spendcap.Error with the code SC002 and the name of the function argument, as the
+// functions' own are, and nothing has been sent.
 package callargs
 
 import (
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/internal/errcode"
 )
 
 // Seconds is d in whole seconds for the argument name: 0 for 0 (the function's default).
@@ -88,6 +90,15 @@ func cleared(name string, n int, clear bool) error {
 		return invalid(name, "set and cleared in one call")
 	}
 	return nil
+}
+
+// BatchItemError is the error of item i of the batch call fn, which failed with code and message:
+// a *spendcap.Error for a spendcap code, else an error naming the call and the item.
+func BatchItemError(fn string, i int, code, message string) error {
+	if !errcode.Known(code) {
+		return fmt.Errorf("%s item %d: %s %s", fn, i, code, message)
+	}
+	return &spendcap.Error{Code: code, Message: message}
 }
 
 func invalid(name, msg string) error {

@@ -82,3 +82,15 @@ func TestCountsOutsideAnIntegerAreRefusedNamingTheArgument(t *testing.T) {
 		t.Errorf("2^31: %v", err)
 	}
 }
+
+func TestABatchItemsCodeIsASpendcapErrorOnlyWhenItIsOne(t *testing.T) {
+	err := callargs.BatchItemError("report_usage_batch", 3, "SC001", `budget_id: budget "x" not found`)
+	if !errors.Is(err, spendcap.ErrBudgetNotFound) || err.Error() != `SC001 budget_id: budget "x" not found` {
+		t.Errorf("SC001: %v", err)
+	}
+	err = callargs.BatchItemError("report_usage_batch", 3, "XX000", "internal error")
+	var e *spendcap.Error
+	if errors.As(err, &e) || err.Error() != "report_usage_batch item 3: XX000 internal error" {
+		t.Errorf("XX000: %v", err)
+	}
+}
