@@ -30,7 +30,7 @@ var _ spendcap.EventWatcher = (*Client)(nil)
 // Event ids are taken as events are written, so an id below the largest one read may still
 // commit: WatchEvents remembers such gaps for p.GapTimeout and reads again from the oldest one at
 // every wake-up, handing out what fills them.
-func (w *Client) WatchEvents(ctx context.Context, p spendcap.WatchParams, handle func(spendcap.Event) error) error {
+func (c *Client) WatchEvents(ctx context.Context, p spendcap.WatchParams, handle func(spendcap.Event) error) error {
 	poll := cmp.Or(p.PollInterval, time.Second)
 	gapTimeout := cmp.Or(p.GapTimeout, time.Minute)
 	var listen *pgxpool.Conn
@@ -43,12 +43,12 @@ func (w *Client) WatchEvents(ctx context.Context, p spendcap.WatchParams, handle
 	gaps := map[int64]time.Time{} // id -> when it was found missing
 	for {
 		// LISTEN before reading, so that nothing committed after the read goes unannounced.
-		if listen == nil && w.pool != nil {
-			if c, err := w.pool.Acquire(ctx); err == nil {
-				if _, err := c.Exec(ctx, "LISTEN "+EventChannel); err == nil {
-					listen = c
+		if listen == nil && c.pool != nil {
+			if conn, err := c.pool.Acquire(ctx); err == nil {
+				if _, err := conn.Exec(ctx, "LISTEN "+EventChannel); err == nil {
+					listen = conn
 				} else {
-					c.Release()
+					conn.Release()
 				}
 			}
 		}
@@ -57,7 +57,7 @@ func (w *Client) WatchEvents(ctx context.Context, p spendcap.WatchParams, handle
 			from = min(from, id-1)
 		}
 		for {
-			es, err := w.EventsSince(ctx, spendcap.EventsSinceParams{AfterID: from, MaxRows: 1000})
+			es, err := c.EventsSince(ctx, spendcap.EventsSinceParams{AfterID: from, MaxRows: 1000})
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -91,7 +91,7 @@ func (w *Client) WatchEvents(ctx context.Context, p spendcap.WatchParams, handle
 				delete(gaps, id)
 			}
 		}
-		if err := w.wait(ctx, &listen, poll); err != nil {
+		if err := c.wait(ctx, &listen, poll); err != nil {
 			return err
 		}
 	}
@@ -99,7 +99,7 @@ func (w *Client) WatchEvents(ctx context.Context, p spendcap.WatchParams, handle
 
 // wait returns after a notification (and those queued behind it), after poll, or when ctx ends
 // (with its error). A broken LISTEN connection is dropped, to be replaced at the next read.
-func (w *Client) wait(ctx context.Context, listen **pgxpool.Conn, poll time.Duration) error {
+func (c *Client) wait(ctx context.Context, listen **pgxpool.Conn, poll time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, poll)
 	defer cancel()
 	if *listen == nil {
