@@ -27,8 +27,10 @@ dev: deps ## Run spendcap locally: Postgres + Valkey in ./.spendcap, migrated, j
 	@exec bin/spendcap-dev
 
 .PHONY: test
+# tests/ runs property tests (rapid) for minutes on a machine of 2 cores: past go test's default
+# limit of 10 minutes a package, it is cut short with a panic.
 test: deps ## Run every test against real Postgres and Valkey servers
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: fuzz
 fuzz: deps ## Fuzz every function of both backends with hostile arguments for FUZZ_TIME (5m); finds land in tests/testdata/fuzz
@@ -39,7 +41,7 @@ fuzz: deps ## Fuzz every function of both backends with hostile arguments for FU
 
 .PHONY: test-race
 test-race: deps ## Run every test with the race detector
-	$(GO) test -count=1 -race ./...
+	$(GO) test -count=1 -race -timeout 40m ./...
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck

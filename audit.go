@@ -27,6 +27,9 @@ const (
 	AuditCheckLedger AuditCheck = "ledger"
 	// AuditCheckParent: a budget's parent exists.
 	AuditCheckParent AuditCheck = "parent"
+	// AuditCheckUtilisation: a budget's stored utilisation (what ListBudgets orders by) against
+	// its usage, reservations and hard limits; on Valkey also its entry in the listing index.
+	AuditCheckUtilisation AuditCheck = "utilisation"
 	// AuditCheckActive: a policy's active count against its live leases.
 	AuditCheckActive AuditCheck = "active"
 	// AuditCheckLeasesExpireAt: a policy's earliest lease expiry against its leases.

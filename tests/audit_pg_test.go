@@ -161,6 +161,13 @@ func TestAuditNamesEachCorruptedAggregateAndRepairFixesIt(t *testing.T) {
 			fixed:   `none`,
 		},
 		{
+			name:    "stored utilisation",
+			corrupt: []string{`UPDATE spendcap.budgets SET utilisation_permille = 999 WHERE budget_id = 'solo'`},
+			want:    []string{`solo utilisation 15 -> 999`},
+			check:   `SELECT string_agg(budget_id || '=' || utilisation_permille, ' ') FROM spendcap.list_budgets(order_by => 'utilisation')`,
+			fixed:   `solo=15 org/team=10 org=0`,
+		},
+		{
 			name:    "quota active",
 			corrupt: []string{`UPDATE spendcap.quota_policies SET active = 7 WHERE policy_id = 'api'`},
 			want:    []string{`api active 1 -> 7`},

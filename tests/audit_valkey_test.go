@@ -107,6 +107,14 @@ func TestValkeyAuditNamesEachCorruptionAndRepairFixesIt(t *testing.T) {
 		{"parent gone", func(t *testing.T, rdb *redis.Client) {
 			vkCorrupt(t, rdb, "HSET", "org/solo", "p", "org/gone")
 		}, []string{`org/solo parent null -> "org/gone"`}},
+		{"stored utilisation", func(t *testing.T, rdb *redis.Client) {
+			vkCorrupt(t, rdb, "HSET", "org/solo", "ut", "999")
+		}, []string{`org/solo utilisation 17 -> null`}},
+		{"missing from the listing index", func(t *testing.T, rdb *redis.Client) {
+			if err := rdb.ZRem(ctx, "sc:ix:ids", "org/team").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{`org/team utilisation 10 -> null`}},
 		{"keys of a deleted budget and policy", func(t *testing.T, rdb *redis.Client) {
 			if err := rdb.Del(ctx, valkey.Key("org/solo"), valkey.PolicyKey("api")).Err(); err != nil {
 				t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +26,9 @@ var clusterSlice = []string{"Monthly", "Daily", "Hourly", "Report", "Hard", "Sof
 	"RecordSpend", "Reservation", "Settle", "Cancel", "ManualReset", "History", "DeleteBudget", "SetLimits", "Quota",
 	"Chain", "Set", "Tag", "Level", "Parent", "Top"}
 
-func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
-	t.Parallel()
+// startCluster starts a Valkey Cluster of 3 primaries for the test and returns its client.
+func startCluster(t *testing.T) *redis.ClusterClient {
+	t.Helper()
 	cluster, err := localserver.StartValkeyCluster(context.Background(), 3)
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +36,12 @@ func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
 	t.Cleanup(cluster.Stop)
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs})
 	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
+	t.Parallel()
+	rdb := startCluster(t)
 	c, err := valkey.NewClient(context.Background(), rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +102,9 @@ func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
 		iter := n.Scan(ctx, 0, "*", 1000).Iterator()
 		for iter.Next(ctx) {
 			k := iter.Val()
+			if strings.HasPrefix(k, "sc:ix:{") {
+				continue // a slot's listing index (TestValkeyClusterListsTheBudgetsOfEverySlot)
+			}
 			open, end := strings.IndexByte(k, '{'), strings.IndexByte(k, '}')
 			if open < 0 || end < open || strings.ContainsRune(k[open+1:end], '/') || !strings.HasPrefix(k[open+1:], "t") {
 				t.Errorf("key %q is not placed by the first segment of its id", k)
@@ -124,15 +135,58 @@ func TestValkeyClusterPassesTheConformanceSlice(t *testing.T) {
 	}
 }
 
-func TestValkeyBudgetsSharingTheFirstSegmentOfTheirIdsShareASlot(t *testing.T) {
+// On a cluster each slot has its listing index, in that slot; ListBudgets merges them: every
+// listing scenario passes there too, one after the other on a flushed cluster.
+func TestValkeyClusterListsTheBudgetsOfEverySlot(t *testing.T) {
 	t.Parallel()
-	cluster, err := localserver.StartValkeyCluster(context.Background(), 3)
+	rdb := startCluster(t)
+	c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, AllowReplay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cluster.Stop)
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs})
-	t.Cleanup(func() { _ = rdb.Close() })
+	names := make([]string, 0, len(listingScenarios))
+	for name := range listingScenarios {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := rdb.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return n.FlushAll(ctx).Err() }); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, func(t *testing.T) { listingScenarios[name](t, c) })
+	}
+	// The fixture's budgets are in five slots; each slot's index is in that slot, on its node.
+	var mu sync.Mutex
+	indexes := 0
+	err = rdb.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		keys, err := n.Keys(ctx, "sc:ix:*:ids").Result()
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			ids, err := n.ZRange(ctx, k, 0, -1).Result()
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if a, b := rdb.ClusterKeySlot(ctx, k).Val(), rdb.ClusterKeySlot(ctx, valkey.Key(id)).Val(); a != b {
+					t.Errorf("budget %s (slot %d) is listed in %s (slot %d)", id, b, k, a)
+				}
+			}
+			mu.Lock()
+			indexes++
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil || indexes < 3 {
+		t.Errorf("%d slot indexes (%v)", indexes, err)
+	}
+}
+
+func TestValkeyBudgetsSharingTheFirstSegmentOfTheirIdsShareASlot(t *testing.T) {
+	t.Parallel()
+	rdb := startCluster(t)
 	slot := func(key string) int64 {
 		s, err := rdb.ClusterKeySlot(ctx, key).Result()
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -156,6 +157,11 @@ func (g *generalPath) ReportUsage(ctx context.Context, p spendcap.ReportUsagePar
 		p.AlsoCharge = []string{}
 	}
 	return g.Backend.ReportUsage(ctx, p)
+}
+
+// ListBudgets lists the wrapped backend's budgets.
+func (g *generalPath) ListBudgets(ctx context.Context, p spendcap.ListBudgetsParams) (spendcap.BudgetPage, error) {
+	return g.Backend.(spendcap.Lister).ListBudgets(ctx, p)
 }
 
 // ReportUsageBatch makes the items calls of their own, down the general path.
@@ -399,6 +405,13 @@ func differSequences(t *testing.T, names [2]string, a, b spendcap.Backend) {
 				return conformance.StatusString(st), err
 			})
 		}
+		// Every writer keeps the listing's utilisation order: both list the same, and each row's
+		// utilisation is the one its status gives. Once, at the end: a stored figure a writer got
+		// wrong stays wrong until the budget's next full save, and a listing after each call (it
+		// reads every budget's status) made the test a third slower.
+		d.same(fmt.Sprintf("final list_budgets by utilisation at %s", now.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+			return listingChecked(rt, b, prefix, now)
+		})
 		d.same(fmt.Sprintf("quota_status 2 at %s", now.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
 			st, err := b.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: pid2, At: now})
 			return fmt.Sprintf("%+v", st), err
@@ -558,4 +571,48 @@ func differBatches(t *testing.T, b spendcap.Backend) {
 			}
 		}
 	})
+}
+
+// listingChecked lists the budgets of prefix by utilisation as of now, fails rt when a row's
+// utilisation is not what its status gives (the highest share of a hard limit that usage plus
+// reserved takes, in thousandths rounded down) or the rows are out of order, and renders them.
+func listingChecked(rt *rapid.T, b spendcap.Backend, prefix string, now time.Time) (string, error) {
+	l, ok := b.(spendcap.Lister)
+	if !ok {
+		rt.Fatalf("%T lists no budgets", b)
+	}
+	page, err := l.ListBudgets(ctx, spendcap.ListBudgetsParams{IDPrefix: prefix, OrderBy: spendcap.ListByUtilisation, At: now})
+	if err != nil {
+		return "", err
+	}
+	var parts []string
+	last := 1 << 30
+	for _, r := range page.Budgets {
+		st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: r.BudgetID, At: now})
+		if err != nil {
+			return "", err
+		}
+		want := -1
+		for dim, h := range st.HardLimits {
+			used := st.Usage[dim] + st.Reserved[dim]
+			s := 1000
+			switch {
+			case h > 0:
+				s = min(int(math.Floor(float64(used)/float64(h)*1000)), 999999)
+			case used > 0:
+				s = 999999
+			}
+			want = max(want, s)
+		}
+		got := -1
+		if r.UtilisationPermille != nil {
+			got = *r.UtilisationPermille
+		}
+		if got != want || got > last {
+			rt.Fatalf("list_budgets: %s at %d‰ (after one at %d‰), its status gives %d‰: %+v", r.BudgetID, got, last, want, st)
+		}
+		last = got
+		parts = append(parts, fmt.Sprintf("%s=%d", r.BudgetID, got))
+	}
+	return strings.Join(parts, " "), nil
 }

@@ -295,11 +295,14 @@ func (ft *fuzzTarget) vkRun(fn, args string) (code string, before, after string,
 }
 
 // vkCall is the keys and arguments of the Valkey call for raw arguments in the SQL shape: one
-// document with the budget's or policy's key and, as the Go client passes them, the key of the
+// document with the listing index's keys (list_budgets), or with the budget's or policy's key and, as the Go client passes them, the key of the
 // parent it names (create_budget, set_parent: the fixtures' budgets have no parents, so that is
 // the chain), except for a batch whose items are an array, which goes as the library takes it
 // (the other fields, then one argument per item, with the keys of every budget an item names).
 func vkCall(fn, args string) ([]string, []any) {
+	if fn == "list_budgets" {
+		return []string{"sc:ix:ids", "sc:ix:util"}, []any{args} // the server's listing index
+	}
 	var a map[string]json.RawMessage
 	var items []json.RawMessage
 	if fn != "report_usage_batch" || json.Unmarshal([]byte(args), &a) != nil || json.Unmarshal(a["items"], &items) != nil {

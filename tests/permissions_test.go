@@ -20,6 +20,7 @@ var apiCalls = []struct {
 	{"spendcap_reader", "budget_history", `SELECT * FROM spendcap.budget_history('b1')`},
 	{"spendcap_reader", "events_since", `SELECT * FROM spendcap.events_since()`},
 	{"spendcap_reader", "budget_gauges", `SELECT * FROM spendcap.budget_gauges('{b1}', 5)`},
+	{"spendcap_reader", "list_budgets", `SELECT * FROM spendcap.list_budgets(order_by => 'utilisation')`},
 	{"spendcap_writer", "report_usage", `SELECT * FROM spendcap.report_usage('b1', '{"t": 1}', 'k1')`},
 	{"spendcap_writer", "report_usage_batch", `SELECT * FROM spendcap.report_usage_batch('[{"budget_id": "b1", "deltas": {"t": 1}}]')`},
 	{"spendcap_writer", "record_spend", `SELECT * FROM spendcap.record_spend('b1', 'e1', '{"t": 1}')`},

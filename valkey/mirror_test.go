@@ -51,6 +51,9 @@ var sqlOnlyInternal = map[string]string{
 	"ms_until":        "Lua's times are milliseconds already",
 	"purge_rows":      "Valkey expires dedup keys by TTL and purge_events trims a stream with XTRIM",
 	"save_policies":   "Valkey keeps no quota counters: the ZSETs are the counts",
+	"listed":          "Lua's list_budgets walks its listing index (sorted sets) instead of querying a table",
+	"listed_by_id":    "Lua's list_budgets walks its listing index (sorted sets) instead of querying a table",
+	"listable":        "Lua's list_budgets tests an entry's id before it reads the budget, its mode and parent after",
 }
 
 // sqlOnlyAPI are the spendcap functions with no api.<name> in the Lua file of the same name.

@@ -134,9 +134,29 @@ func Load(ctx context.Context, rdb redis.UniversalClient, s LibrarySettings) (in
 			return fmt.Errorf("valkey: FUNCTION LOAD REPLACE: %w", err)
 		}
 		loaded++
-		return nil
+		return indexBudgets(ctx, c)
 	})
 	return loaded, err
+}
+
+// indexBudgets puts the budgets of node n that a version before the listing index stored into
+// it (sc_index_budget; an indexed budget is left alone): a SCAN of the node and one FCALL per
+// budget, pipelined, each time the library changes.
+func indexBudgets(ctx context.Context, n *redis.Client) error {
+	bases, err := scanKeys(ctx, n, "sc:{*", func(k string) (string, bool) {
+		b := auditBase(k)
+		return b, b == k
+	})
+	if err != nil {
+		return fmt.Errorf("valkey: listing index: %w", err)
+	}
+	return fcallEach(ctx, n, "sc_index_budget", bases, auditBatch, func(int) ([]byte, error) { return []byte("{}"), nil },
+		func(cmd *redis.Cmd) error {
+			if err := cmd.Err(); err != nil {
+				return fmt.Errorf("valkey: sc_index_budget: %w", mapError(err))
+			}
+			return nil
+		})
 }
 
 // Key returns the base key of a budget (docs/semantics.md#valkey): sc:{id}, or sc:{g}/rest for an

@@ -175,7 +175,8 @@ func TestBudgetsWithSlashesInTheirIDsKeepTheirKeysApart(t *testing.T) {
 	}
 	keys, _ := rdb.Keys(ctx, "*").Result()
 	for _, k := range keys {
-		if !strings.HasPrefix(k, "sc:{g}") && !strings.HasPrefix(k, "sc:{/x}") {
+		// The listing index is the server's (one per slot on a cluster), not a budget's.
+		if !strings.HasPrefix(k, "sc:{g}") && !strings.HasPrefix(k, "sc:{/x}") && !strings.HasPrefix(k, "sc:ix:") {
 			t.Errorf("key %q is not under the first segment of its budget's id", k)
 		}
 	}
@@ -449,7 +450,7 @@ func TestHostileInstantsAndQuantitiesAreSC002AndWriteNothing(t *testing.T) {
 		}
 	}
 	after, _ := rdb.Dump(ctx, "sc:{b}").Result()
-	keys, _ := rdb.Keys(ctx, "*").Result()
+	keys, _ := rdb.Keys(ctx, "sc:{*").Result() // the budget, and no key of its own besides
 	if after != before || len(keys) != 1 {
 		t.Errorf("refused calls changed the data: keys %v, budget changed = %v", keys, after != before)
 	}
@@ -508,5 +509,33 @@ func TestParentsKeepTheirChildrenCountAndRefuseWhatSQLRefuses(t *testing.T) {
 	if n, _ := rdb.DBSize(ctx).Result(); n != 0 {
 		keys, _ := rdb.Keys(ctx, "*").Result()
 		t.Errorf("keys left after every budget was deleted: %v", keys)
+	}
+}
+
+// sc_list_budgets reads only a listing index, and sc_index_budget only a budget: other keys are
+// SC002 naming them, before anything is read or written.
+func TestListingCallsRefuseKeysThatAreNotTheirs(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Valkey(t)
+	if _, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		fn   string
+		keys []string
+	}{
+		{"sc_list_budgets", []string{"sc:{b}", "sc:ix:util"}},
+		{"sc_list_budgets", []string{"sc:ix:ids", "sc:ix:{abc}:util"}},
+		{"sc_list_budgets", []string{"sc:ix:{a}:ids", "sc:ix:{a}:util"}},
+		{"sc_list_budgets", []string{"sc:ix:ids"}},
+		{"sc_index_budget", []string{"sc:ix:ids"}},
+	} {
+		err := rdb.FCall(ctx, c.fn, c.keys, `{}`).Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "SC002 keys: ") {
+			t.Errorf("%s %v: %v, want SC002 keys", c.fn, c.keys, err)
+		}
+	}
+	if n, _ := rdb.DBSize(ctx).Result(); n != 0 {
+		t.Errorf("refused calls wrote %d keys", n)
 	}
 }

@@ -104,3 +104,18 @@ func BatchItemError(fn string, i int, code, message string) error {
 func invalid(name, msg string) error {
 	return &spendcap.Error{Code: spendcap.CodeInvalidArgument, Message: name + ": " + msg}
 }
+
+// DefaultListRows is the page size of ListBudgets when MaxRows is 0 (SQL: list_budgets' default).
+const DefaultListRows = 50
+
+// NextCursor is the Next of a ListBudgets page of rows asked for with maxRows (0: the default):
+// the last row's cursor when the page is full, else empty (there is nothing after it).
+func NextCursor(rows []spendcap.BudgetListing, maxRows int32) string {
+	if maxRows == 0 {
+		maxRows = DefaultListRows
+	}
+	if len(rows) == 0 || len(rows) < int(maxRows) {
+		return ""
+	}
+	return rows[len(rows)-1].Cursor
+}

@@ -29,6 +29,7 @@ var Signatures = []string{
 	"spendcap.dispatch_events(integer)",
 	"spendcap.due_windows(timestamp with time zone)",
 	"spendcap.events_since(bigint,integer)",
+	"spendcap.list_budgets(text,text,text,text,boolean,boolean,boolean,text,text,integer,timestamp with time zone)",
 	"spendcap.purge_expired(integer,timestamp with time zone)",
 	"spendcap.quota_status(text,timestamp with time zone)",
 	"spendcap.record_spend(text,text,jsonb,text,timestamp with time zone,text[])",
@@ -97,6 +98,27 @@ type BudgetGauge struct {
 	Usage      int64  `db:"usage"`
 	LimitValue *int64 `db:"limit_value"`
 	Remaining  *int64 `db:"remaining"`
+}
+
+// BudgetListing is a row of spendcap.budget_listing.
+type BudgetListing struct {
+	BudgetID              string           `db:"budget_id"`
+	ParentID              *string          `db:"parent_id"`
+	Mode                  string           `db:"mode"`
+	ResetEvery            *string          `db:"reset_every"`
+	WindowStart           time.Time        `db:"window_start"`
+	NextResetAt           *time.Time       `db:"next_reset_at"`
+	HardLimits            map[string]int64 `db:"hard_limits"`
+	SoftLimits            map[string]int64 `db:"soft_limits"`
+	Usage                 map[string]int64 `db:"usage"`
+	Reserved              map[string]int64 `db:"reserved"`
+	AlertPercents         []int32          `db:"alert_percents"`
+	UtilisationPermille   *int32           `db:"utilisation_permille"`
+	NearLimit             bool             `db:"near_limit"`
+	WindowBreachCount     int64            `db:"window_breach_count"`
+	WindowSoftBreachCount int64            `db:"window_soft_breach_count"`
+	Children              int64            `db:"children"`
+	Cursor                string           `db:"cursor"`
 }
 
 // BudgetStatusResult is a row of spendcap.budget_status_result.
@@ -995,6 +1017,130 @@ func (q *Queries) EventsSince(ctx context.Context, arg EventsSinceParams) ([]Eve
 		return nil, mapError(err)
 	}
 	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[EventsSinceRow])
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return res, nil
+}
+
+// ListBudgetsParams are the arguments of spendcap.list_budgets. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type ListBudgetsParams struct {
+	// IDPrefix is optional.
+	IDPrefix *string
+	// IDContains is optional.
+	IDContains *string
+	// Mode is optional.
+	Mode *string
+	// ParentID is optional.
+	ParentID *string
+	// RootsOnly is optional.
+	RootsOnly *bool
+	// NearLimit is optional.
+	NearLimit *bool
+	// Breached is optional.
+	Breached *bool
+	// OrderBy is optional.
+	OrderBy *string
+	// After is optional.
+	After *string
+	// MaxRows is optional.
+	MaxRows *int32
+	// At is optional.
+	At *time.Time
+}
+
+// ListBudgetsRow is the result of spendcap.list_budgets.
+type ListBudgetsRow = BudgetListing
+
+// ListBudgets calls spendcap.list_budgets in one statement.
+func (q *Queries) ListBudgets(ctx context.Context, arg ListBudgetsParams) ([]ListBudgetsRow, error) {
+	args := make([]any, 1, 12)
+	args[0] = q.mode
+	sql := "SELECT budget_id, parent_id, mode, reset_every, window_start, next_reset_at, hard_limits, soft_limits, usage, reserved, alert_percents, utilisation_permille, near_limit, window_breach_count, window_soft_breach_count, children, cursor FROM spendcap.list_budgets("
+	if arg.IDPrefix != nil {
+		args = append(args, *arg.IDPrefix)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "id_prefix => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.IDContains != nil {
+		args = append(args, *arg.IDContains)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "id_contains => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.Mode != nil {
+		args = append(args, *arg.Mode)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "mode => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.ParentID != nil {
+		args = append(args, *arg.ParentID)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "parent_id => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.RootsOnly != nil {
+		args = append(args, *arg.RootsOnly)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "roots_only => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.NearLimit != nil {
+		args = append(args, *arg.NearLimit)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "near_limit => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.Breached != nil {
+		args = append(args, *arg.Breached)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "breached => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.OrderBy != nil {
+		args = append(args, *arg.OrderBy)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "order_by => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.After != nil {
+		args = append(args, *arg.After)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "after => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.MaxRows != nil {
+		args = append(args, *arg.MaxRows)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[ListBudgetsRow])
 	if err != nil {
 		return nil, mapError(err)
 	}

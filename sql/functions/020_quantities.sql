@@ -157,3 +157,59 @@ BEGIN
     RETURN (SELECT coalesce(jsonb_object_agg(e.key, e.value) FILTER (WHERE e.value::bigint <> 0), '{}') FROM jsonb_each(a) e);
 END
 $fn$;
+
+-- share is the part of hard limit h that used (usage plus reserved) takes, in thousandths rounded
+-- down, at most 999999: the unit of a budget's utilisation (list_budgets' order and filters). A
+-- limit of 0 is full (1000) while nothing is used, past full (999999) once something is. Doubles,
+-- divided then multiplied, as Lua computes it, so both backends round alike.
+DROP FUNCTION IF EXISTS spendcap_internal.share;
+CREATE FUNCTION spendcap_internal.share(used bigint, h bigint)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$
+    SELECT CASE WHEN h > 0 THEN least(floor(used::float8 / h::float8 * 1000), 999999)::integer
+                WHEN used > 0 THEN 999999 ELSE 1000 END
+$fn$;
+
+-- utilisation is the budget's highest share of any hard limit (usage plus reserved), null without a
+-- hard limit: what the utilisation_permille column stores for every current window. save and
+-- create_budget compute it whole; the fast paths raise it by what they charge (raised_utilisation).
+DROP FUNCTION IF EXISTS spendcap_internal.utilisation;
+CREATE FUNCTION spendcap_internal.utilisation(hard_limits jsonb, usage jsonb, reserved jsonb)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$
+    SELECT max(spendcap_internal.share(coalesce((usage ->> h.key)::bigint, 0) + coalesce((reserved ->> h.key)::bigint, 0),
+                                       h.value::bigint))
+      FROM jsonb_each_text(hard_limits) AS h
+$fn$;
+
+-- raised_utilisation is a budget's stored utilisation u after its usage grew in dims only (usage
+-- is the new usage): only those dimensions' shares changed, and only upwards, so the fast paths
+-- need not read every limit. A loop of simple expressions (no executor), like add_usage.
+DROP FUNCTION IF EXISTS spendcap_internal.raised_utilisation;
+CREATE FUNCTION spendcap_internal.raised_utilisation(u integer, hard_limits jsonb, reserved jsonb, usage jsonb, dims text[])
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $fn$
+DECLARE
+    h bigint;
+BEGIN
+    FOR i IN 1 .. coalesce(cardinality(dims), 0) LOOP
+        h := (hard_limits ->> dims[i])::bigint;
+        IF h IS NOT NULL THEN
+            u := greatest(u, spendcap_internal.share(coalesce((usage ->> dims[i])::bigint, 0)
+                                                     + coalesce((reserved ->> dims[i])::bigint, 0), h));
+        END IF;
+    END LOOP;
+    RETURN u;
+END
+$fn$;
+
+-- near_permille is the utilisation from which a budget is near a limit: its lowest alert percent
+-- (they are stored ascending), or 80% of a hard limit, whichever comes first. Inlined.
+DROP FUNCTION IF EXISTS spendcap_internal.near_permille;
+CREATE FUNCTION spendcap_internal.near_permille(alert_percents integer[])
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT 10 * least(80, alert_percents[1])';

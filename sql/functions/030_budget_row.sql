@@ -300,7 +300,8 @@ BEGIN
         reservations_expire_at = b.reservations_expire_at, breach_count = b.breach_count,
         soft_breach_count = b.soft_breach_count, window_breach_count = b.window_breach_count,
         window_soft_breach_count = b.window_soft_breach_count, last_breach_at = b.last_breach_at,
-        last_breach_dim = b.last_breach_dim, parent_id = b.parent_id, alert_percents = b.alert_percents
+        last_breach_dim = b.last_breach_dim, parent_id = b.parent_id, alert_percents = b.alert_percents,
+        utilisation_permille = spendcap_internal.utilisation(b.hard_limits, b.usage, b.reserved)
     WHERE x.budget_id = b.budget_id;
 END
 $fn$;

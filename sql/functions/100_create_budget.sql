@@ -98,6 +98,7 @@ BEGIN
         b.next_reset_at := w.next_reset_at;
     END IF;
 
+    b.utilisation_permille := spendcap_internal.utilisation(b.hard_limits, b.usage, b.reserved);
     INSERT INTO spendcap.budgets SELECT b.* ON CONFLICT DO NOTHING;
     IF FOUND THEN
         r := (b.budget_id, true, b.window_start, b.next_reset_at);

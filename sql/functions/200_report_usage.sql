@@ -126,7 +126,8 @@ BEGIN
             END LOOP;
             FOREACH c IN ARRAY bs LOOP
                 usage := spendcap_internal.add_usage(c.usage, dims, qs);
-                UPDATE spendcap.budgets AS x SET usage = usage, updated_at = greatest(c.updated_at, t, c.window_start)
+                UPDATE spendcap.budgets AS x SET usage = usage, updated_at = greatest(c.updated_at, t, c.window_start),
+                       utilisation_permille = spendcap_internal.raised_utilisation(c.utilisation_permille, c.hard_limits, c.reserved, usage, dims)
                  WHERE x.budget_id = c.budget_id;
                 IF c.budget_id = budget_id THEN
                     b := c;
@@ -163,9 +164,11 @@ BEGIN
                 EXIT fast;
             END IF;
         END IF;
-        -- The one write outside spendcap_internal.save: the two columns this path changes. Calling
+        -- The one write outside spendcap_internal.save: the columns this path changes. Calling
         -- save (every column, and a call with the whole row) cost 12% of this path's throughput.
-        UPDATE spendcap.budgets AS x SET usage = usage, updated_at = greatest(b.updated_at, t) WHERE x.budget_id = budget_id;
+        UPDATE spendcap.budgets AS x SET usage = usage, updated_at = greatest(b.updated_at, t),
+               utilisation_permille = spendcap_internal.raised_utilisation(b.utilisation_permille, b.hard_limits, b.reserved, usage, dims)
+         WHERE x.budget_id = budget_id;
         RETURN o;
     END;
     RETURN spendcap_internal.usage_outcome(spendcap_internal.admit('report_usage', budget_id, NULL, deltas, dedup_key, NULL, at, also_charge));

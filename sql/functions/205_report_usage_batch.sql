@@ -134,6 +134,7 @@ DECLARE
     quick       boolean;
     quick_ids   text[];
     quick_usage jsonb[];
+    quick_util  integer[];
     quick_at    timestamptz[];
     quick_ws    timestamptz[];
     quick_next  timestamptz[];
@@ -154,6 +155,7 @@ BEGIN
          -- The lock, in ascending id order; its first reader (the count) reads every row.
          qb AS MATERIALIZED (
              SELECT z AS b, z.budget_id, z.usage, z.updated_at, z.window_start, z.next_reset_at,
+                    z.utilisation_permille, z.hard_limits, z.reserved,
                     z.reservations_expire_at, z.parent_id, z.dedup_ttl_seconds, greatest(t0, z.window_start) AS tb
                FROM spendcap.budgets AS z
               WHERE z.budget_id = ANY (named)
@@ -165,10 +167,13 @@ BEGIN
          qg AS (SELECT qb.budget_id,
                        bool_and(spendcap_internal.fits(qb.b, qd.dim, qd.total)) AS ok,
                        spendcap_internal.add_usage(qb.usage, array_agg(qd.dim), array_agg(qd.total)) AS nu,
+                       spendcap_internal.raised_utilisation(qb.utilisation_permille, qb.hard_limits, qb.reserved,
+                           spendcap_internal.add_usage(qb.usage, array_agg(qd.dim), array_agg(qd.total)), array_agg(qd.dim)) AS nut,
                        greatest(qb.updated_at, qb.tb) AS nat,
                        qb.window_start AS ws, qb.next_reset_at AS nr, qb.tb + make_interval(secs => qb.dedup_ttl_seconds) AS ex
                   FROM qb JOIN qd ON qd.bid = qb.budget_id
-                 GROUP BY qb.budget_id, qb.usage, qb.updated_at, qb.tb, qb.window_start, qb.next_reset_at, qb.dedup_ttl_seconds)
+                 GROUP BY qb.budget_id, qb.usage, qb.updated_at, qb.tb, qb.window_start, qb.next_reset_at, qb.dedup_ttl_seconds,
+                          qb.utilisation_permille, qb.hard_limits, qb.reserved)
     SELECT (SELECT count(*) FROM qb) = (SELECT count(DISTINCT qi.bid) FROM qi)
            AND (SELECT bool_and(qb.parent_id IS NULL AND spendcap_internal.is_current(qb.next_reset_at, qb.reservations_expire_at, qb.tb))
                   FROM qb)
@@ -177,17 +182,18 @@ BEGIN
                              JOIN spendcap.dedup_keys AS dk ON dk.budget_id = qi.bid AND dk.dedup_key = qi.dk
                             WHERE dk.expires_at > qb.tb)
            AND qa.ok,
-           qa.ids, qa.nu, qa.nat, qa.ws, qa.nr, qa.ex
-      INTO quick, quick_ids, quick_usage, quick_at, quick_ws, quick_next, quick_exp
-      FROM (SELECT bool_and(qg.ok) AS ok, array_agg(qg.budget_id) AS ids, array_agg(qg.nu) AS nu, array_agg(qg.nat) AS nat,
-                   array_agg(qg.ws) AS ws, array_agg(qg.nr) AS nr, array_agg(qg.ex) AS ex
+           qa.ids, qa.nu, qa.nut, qa.nat, qa.ws, qa.nr, qa.ex
+      INTO quick, quick_ids, quick_usage, quick_util, quick_at, quick_ws, quick_next, quick_exp
+      FROM (SELECT bool_and(qg.ok) AS ok, array_agg(qg.budget_id) AS ids, array_agg(qg.nu) AS nu, array_agg(qg.nut) AS nut,
+                   array_agg(qg.nat) AS nat, array_agg(qg.ws) AS ws, array_agg(qg.nr) AS nr, array_agg(qg.ex) AS ex
               FROM qg) AS qa;
     IF quick THEN
         -- The writes and the results in one statement.
         RETURN QUERY
-            WITH qn AS (SELECT * FROM unnest(quick_ids, quick_usage, quick_at) AS qn(id, nu, nat)),
+            WITH qn AS (SELECT * FROM unnest(quick_ids, quick_usage, quick_util, quick_at) AS qn(id, nu, nut, nat)),
                  qw AS (SELECT * FROM unnest(quick_ids, quick_ws, quick_next, quick_exp) AS qw(id, ws, nr, ex)),
-                 up AS (UPDATE spendcap.budgets AS x SET usage = qn.nu, updated_at = qn.nat FROM qn WHERE x.budget_id = qn.id),
+                 up AS (UPDATE spendcap.budgets AS x SET usage = qn.nu, updated_at = qn.nat, utilisation_permille = qn.nut
+                          FROM qn WHERE x.budget_id = qn.id),
                  ins AS (INSERT INTO spendcap.dedup_keys AS dk (budget_id, dedup_key, fingerprint, result, expires_at)
                          SELECT qi.bid, qi.dk, spendcap_internal.fingerprint('report_usage', NULL, qi.dl, NULL),
                                 to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, qw.ws, qw.nr, NULL, NULL)::spendcap.reserve_outcome),

@@ -156,6 +156,12 @@ local function base_of(prefix, id)
     return prefix .. '{' .. id .. '}'
 end
 
+-- budget_id_of is the id of the budget at base key base (base_of's inverse for prefix 'sc:').
+local function budget_id_of(base)
+    local close = base:find('}', 1, true)
+    return base:sub(5, close - 1) .. base:sub(close + 1)
+end
+
 -- subkey is the key of one kind ('r', 'l', 'h', 'tz', 'd', ...) that belongs to a base key: the
 -- kind right after the hash tag, then the rest of the id, so that no subkey is another id's base.
 local function subkey(base, kind)

@@ -92,3 +92,46 @@ end
 local function room(h, s)
     return math.min(MAX_QTY, h or MAX_QTY, s or MAX_QTY)
 end
+
+-- share is the part of hard limit h that used (usage plus reserved) takes, in thousandths rounded
+-- down, at most 999999 (SQL: share): a limit of 0 is full (1000) while nothing is used, past full
+-- once something is. Divided then multiplied, as PostgreSQL computes it in doubles.
+local function share(used, h)
+    if h > 0 then
+        return math.min(math.floor(used / h * 1000), 999999)
+    end
+    return used > 0 and 999999 or 1000
+end
+
+-- utilisation is the highest share of any hard limit (SQL: utilisation), nil without a hard
+-- limit: the hash's ut field, kept by store.
+local function utilisation(hard_limits, usage, reserved)
+    local u
+    for dim, h in pairs(hard_limits) do
+        local s = share((usage[dim] or 0) + (reserved[dim] or 0), h)
+        if u == nil or s > u then
+            u = s
+        end
+    end
+    return u
+end
+
+-- raised_utilisation is stored utilisation u after usage grew in one dimension only, to new with
+-- reserved r under hard limit h (nil: none), as the fast path charges it (SQL:
+-- raised_utilisation, which loops over the charged dimensions).
+local function raised_utilisation(u, new, r, h)
+    if h == nil then
+        return u
+    end
+    local s = share(new + (r or 0), h)
+    if u == nil or s > u then
+        return s
+    end
+    return u
+end
+
+-- near_permille is the utilisation from which a budget with alert percents ap (ascending, or nil)
+-- is near a limit: its lowest alert percent, or 80%, whichever comes first (SQL: near_permille).
+local function near_permille(ap)
+    return 10 * math.min(80, ap and ap[1] or 80)
+end

@@ -87,6 +87,9 @@ function api.delete_budget(keys, a)
     end
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
     redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'))
+    -- Its util member is the one its stored ut made (none when it was never indexed).
+    local ut = b._stored and b._stored.ut
+    unindex_budget(key, id, ut or -1)
     for _, m in ipairs(ms) do
         save(m)
     end

@@ -38,7 +38,7 @@ local function fast_dims(d)
 end
 
 -- fast_read is what fast_report needs of the budget at key for the dimensions dims, as an array:
--- ws, nr, rexp, upd, p, ap, then usage, reserved, hard and soft of each dimension (false for
+-- ws, nr, rexp, upd, p, ap, ut, then usage, reserved, hard and soft of each dimension (false for
 -- none): read_hot's answer. nil when there is no budget there, or one an earlier version stored
 -- as a string (the general path stores it anew). In a batch, a budget the batch holds (several
 -- items charge it, or an earlier item took the general path on it) is the batch's (.budget),
@@ -54,7 +54,9 @@ local function fast_read(key, dims)
         end
         return v
     end
-    local v = { b.window_start, b.next_reset_at or false, b.reservations_expire_at or false, b.updated_at, b.parent_id or false, b.alert_percents or false, budget = b }
+    -- ut: false, since fast_charge saves the batch's budget whole (store computes it).
+    local v = { b.window_start, b.next_reset_at or false, b.reservations_expire_at or false, b.updated_at, b.parent_id or false,
+                b.alert_percents or false, false, budget = b }
     for _, dim in ipairs(dims) do
         v[#v + 1] = b.usage[dim] or false
         v[#v + 1] = b.reserved[dim] or false
@@ -82,7 +84,7 @@ end
 -- fast_fits says whether deltas d (in dimensions dims) fit budget v with alert percents ap.
 local function fast_fits(v, ap, dims, d)
     for i, dim in ipairs(dims) do
-        local j = 2 + 4 * i
+        local j = 3 + 4 * i
         if not fits(tonumber(v[j + 1]), tonumber(v[j + 2]), tonumber(v[j + 3]), tonumber(v[j + 4]), ap, d[dim]) then
             return false
         end
@@ -91,8 +93,9 @@ local function fast_fits(v, ap, dims, d)
 end
 
 -- fast_charge adds deltas d to budget v at instant t, as admit does for an 'ok' outcome: usage,
--- and the update time. A batch's budget is changed and committed; else the fields are set with
--- one HSET.
+-- the update time and the utilisation (raised by the charged dimensions, and its listing index
+-- entry moved when it changed). A batch's budget is changed and committed; else the fields are
+-- set with one HSET.
 local function fast_charge(v, dims, d, t)
     local b = v.budget
     if b then
@@ -101,15 +104,24 @@ local function fast_charge(v, dims, d, t)
         save(b)
         return
     end
-    local set, n = { 'HSET', v.key, false, false, false, false }, 2
+    local set, n = { 'HSET', v.key, false, false, false, false, false, false }, 2
+    local old = tonumber(v[7])
+    local u = old
     for i, dim in ipairs(dims) do
-        local new = (tonumber(v[3 + 4 * i]) or 0) + d[dim]
+        local j = 3 + 4 * i
+        local new = (tonumber(v[j + 1]) or 0) + d[dim]
         if new ~= 0 then
             set[n + 1], set[n + 2], n = names_of(dim)[1], decimal(new), n + 2
         end
+        u = raised_utilisation(u, new, tonumber(v[j + 2]), tonumber(v[j + 3]))
     end
     if t > tonumber(v[4]) then
         set[n + 1], set[n + 2], n = 'upd', decimal(t), n + 2
+    end
+    -- A budget without ut (stored by a version before the index) gets it from its next save.
+    if old ~= nil and u ~= old then
+        set[n + 1], set[n + 2], n = 'ut', decimal(u), n + 2
+        index_budget(v.key, budget_id_of(v.key), old, u, false)
     end
     if n > 2 then
         redis.call(unpack(set, 1, n))

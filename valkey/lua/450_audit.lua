@@ -32,7 +32,11 @@ end
 -- budget_findings checks budget b (just loaded) at t as the next call would see it: brought in
 -- memory, which queues writes that only a repair commits.
 local function budget_findings(out, b, repair)
-    local t = brought(b, now_ms())
+    local now = now_ms()
+    -- As stored: the utilisation check compares what the listing index was made from.
+    local current = is_current(b.next_reset_at, b.reservations_expire_at, math.max(now, b.window_start))
+    local stored_u = b._stored and b._stored.ut
+    local t = brought(b, now)
     local fs = array()
     local all = redis.call('HGETALL', subkey(b._key, 'r'))
     local live, min_exp = {}, nil
@@ -69,6 +73,23 @@ local function budget_findings(out, b, repair)
     if b.parent_id ~= nil and redis.call('EXISTS', base_of('sc:', b.parent_id)) == 0 then
         fs[#fs + 1] = finding(b.budget_id, nil, 'parent', nil, NULL, b.parent_id)
         b.parent_id = nil
+    end
+    -- The hash's ut is the stored state's utilisation while that is current (list_budgets reads
+    -- the others' itself), and the listing index holds the budget under it: store, which a
+    -- repair ends with, writes both. Its figure is checked only when nothing else was found (a
+    -- wrong aggregate gives a wrong figure); being listed, always. found: the stored figure,
+    -- null when the index does not hold the budget under it.
+    local u = utilisation(b.hard_limits, b.usage, b.reserved) or -1
+    local listed = stored_u ~= nil and redis.call('ZSCORE', index_prefix(b._key) .. ':ids', b.budget_id)
+        and redis.call('ZSCORE', index_prefix(b._key) .. ':util', util_member(b.budget_id, stored_u))
+    if not listed or #fs == 0 and current and stored_u ~= u then
+        fs[#fs + 1] = finding(b.budget_id, nil, 'utilisation', nil, u, listed and stored_u or NULL)
+        if repair and b._stored then
+            if stored_u ~= nil then
+                redis.call('ZREM', index_prefix(b._key) .. ':util', util_member(b.budget_id, stored_u))
+            end
+            b._stored.ut = nil -- store then indexes the budget afresh
+        end
     end
     if repair and (#fs > 0 or b._moved) then
         save(b)

@@ -41,6 +41,7 @@ end
 -- READ_ONLY are the functions that write nothing: flagged no-writes, so they run on replicas.
 local READ_ONLY = { check_usage = true, budget_status = true, budget_history = true, events_since = true,
                     quota_status = true }
+-- list_budgets is not among them: it corrects the listing index as it reads it.
 -- DECODE are the functions whose arguments another decoder reads (decode_args by default).
 local DECODE = { report_usage = report_usage_args, report_usage_batch = raw }
 
@@ -51,7 +52,7 @@ local FUNCTIONS = {
     'check_usage', 'record_spend', 'release_spend', 'reserve', 'settle', 'cancel_reservation',
     'reset_budget', 'budget_status', 'budget_history', 'events_since', 'purge_events',
     'create_quota_policy', 'acquire_quota', 'renew_quota', 'release_quota', 'quota_status',
-    'delete_quota_policy', 'audit',
+    'delete_quota_policy', 'audit', 'list_budgets', 'index_budget',
 }
 
 for i = 1, #FUNCTIONS do
