@@ -66,6 +66,10 @@ check-sql: deps ## Check that `migrate sql | psql` gives the database `migrate u
 bench: deps ## Benchmarks against baselines, ratios printed (BENCH_TIME=2s for a quick run; bench.json, bench.png)
 	$(GO) run ./tests/bench -time $(BENCH_TIME) -json bench.json -png bench.png
 
+.PHONY: screenshot
+screenshot: deps ## Make docs/console.png, the README's picture of the console, from the browser tests' demo budgets
+	$(GO) run ./internal/cmd/screenshot -out docs/console.png
+
 .PHONY: clean
 clean: ## Remove build output
 	rm -rf bin

@@ -40,23 +40,10 @@ func durableBenches(ctx context.Context, only string) ([]bench, error) {
 	if only != "" && !strings.Contains(names, only) {
 		return nil, nil
 	}
-	pgs, err := localserver.StartPostgres(ctx, localserver.PostgresOptions{Durable: true})
+	pool, rdb, vk, err := durableServers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	testenv.OnShutdown(pgs.Stop)
-	m, err := migrator.New(pgs.URL, migrator.Options{})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := m.Up(ctx); err != nil {
-		return nil, err
-	}
-	pool, err := pgxpool.New(ctx, pgs.URL+"&pool_max_conns=40")
-	if err != nil {
-		return nil, err
-	}
-	testenv.OnShutdown(pool.Close)
 	var fsync, syncCommit string
 	if err := pool.QueryRow(ctx, `SELECT current_setting('fsync'), current_setting('synchronous_commit')`).Scan(&fsync, &syncCommit); err != nil {
 		return nil, err
@@ -68,17 +55,6 @@ func durableBenches(ctx context.Context, only string) ([]bench, error) {
 		SELECT spendcap.create_budget('b' || i, '{"tokens": 1000000000000000}') FROM generate_series(0, 9999) AS i;
 		SELECT * FROM spendcap.create_budget('hot', '{"tokens": 1000000000000000}')`); err != nil {
 		return nil, fmt.Errorf("durable postgres setup: %w", err)
-	}
-	vs, err := localserver.StartValkey(ctx, localserver.ValkeyOptions{Durable: true})
-	if err != nil {
-		return nil, err
-	}
-	testenv.OnShutdown(vs.Stop)
-	rdb := redis.NewClient(&redis.Options{Addr: vs.Addr, PoolSize: 40})
-	testenv.OnShutdown(func() { _ = rdb.Close() })
-	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{})
-	if err != nil {
-		return nil, err
 	}
 	var ps []spendcap.CreateBudgetParams
 	for i := range budgets {
@@ -135,4 +111,39 @@ func durableBenches(ctx context.Context, only string) ([]bench, error) {
 			return err
 		}},
 	}, nil
+}
+
+// durableServers starts a PostgreSQL server (migrated) and a Valkey server of their own, both
+// durable (fsync and synchronous_commit on; appendfsync always), stopped when the benchmarks end,
+// and returns a pool of 40 connections, a client of 40 connections and the Valkey client on it.
+func durableServers(ctx context.Context) (*pgxpool.Pool, *redis.Client, *valkey.Client, error) {
+	pgs, err := localserver.StartPostgres(ctx, localserver.PostgresOptions{Durable: true})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	testenv.OnShutdown(pgs.Stop)
+	m, err := migrator.New(pgs.URL, migrator.Options{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if _, err := m.Up(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	pool, err := pgxpool.New(ctx, pgs.URL+"&pool_max_conns=40")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	testenv.OnShutdown(pool.Close)
+	vs, err := localserver.StartValkey(ctx, localserver.ValkeyOptions{Durable: true})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	testenv.OnShutdown(vs.Stop)
+	rdb := redis.NewClient(&redis.Options{Addr: vs.Addr, PoolSize: 40})
+	testenv.OnShutdown(func() { _ = rdb.Close() })
+	vk, err := valkey.NewClient(ctx, rdb, valkey.Options{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pool, rdb, vk, nil
 }

@@ -242,6 +242,11 @@ func main() {
 		log.Fatal(err)
 	}
 	benches = append(benches, durable...)
+	consoles, err := consoleBenches(ctx, *only)
+	if err != nil {
+		log.Fatal(err)
+	}
+	benches = append(benches, consoles...)
 	for i := range benches {
 		if strings.HasPrefix(benches[i].name, "valkey ") && !strings.Contains(benches[i].name, "HINCRBY") {
 			benches[i].server = rdb
@@ -279,7 +284,7 @@ func main() {
 			fmt.Printf("%-50s %4d %11.0f %9.0f %9.0f %s\n", r.Name, r.Concurrency, r.OpsPerSec, r.P50us, r.P99us, server)
 		}
 	}
-	ratios := computeRatios(results)
+	ratios := append(computeRatios(results), consoleTargets(results)...)
 	fmt.Println()
 	for _, r := range ratios {
 		met, bound := "below target", ""

@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	dev [--dev-dir .spendcap] [--postgres-port 54329] [--valkey-port 63799] [jobs flags...]
+//	dev [--dev-dir .spendcap] [--postgres-port 54329] [--valkey-port 63799] [--console-port 8089] [jobs flags...]
 //
 // Arguments it does not know go to the worker (see `bin/jobs -h`); the worker exports the
 // gauges of the 10 budgets nearest a hard limit unless a --gauge-* flag says otherwise.
@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -26,17 +27,19 @@ import (
 	"github.com/spendcap/spendcap/internal/jobs/cli"
 )
 
-const usage = `usage: dev [--dev-dir DIR] [--postgres-port N] [--valkey-port N] [jobs flags...]
+const usage = `usage: dev [--dev-dir DIR] [--postgres-port N] [--valkey-port N] [--console-port N] [jobs flags...]
 
 Starts a local PostgreSQL and Valkey with their data in DIR, migrates the database, loads the
-Valkey library, prints DATABASE_URL and VALKEY_URL on stdout, then runs the jobs worker on them
-until Ctrl-C.
+Valkey library, prints DATABASE_URL, VALKEY_URL and CONSOLE_URL on stdout, then runs the jobs
+worker on them, serving the console on loopback, until Ctrl-C.
 
   --dev-dir DIR        where both servers keep their data (default .spendcap); as root, Postgres'
                        own files live under /var/lib/spendcap/pg-<hash>, linked from
                        DIR/postgres/server, since the postgres user may not enter DIR
   --postgres-port N    Postgres' port, tried first (default 54329; 0: any free port)
   --valkey-port N      Valkey's port, tried first (default 63799; 0: any free port)
+  --console-port N     the console's port on 127.0.0.1, tried first (default 8089; 0: any free
+                       port); it shows the PostgreSQL budgets (--console-backend valkey: Valkey's)
 
 Every other argument goes to the worker (bin/jobs -h lists them). Unless one of them is a
 --gauge-* flag, the worker exports the gauges of the 10 budgets nearest a hard limit
@@ -69,8 +72,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "spendcap is running (data in %s; Ctrl-C stops it)\n", o.dir)
 	fmt.Fprintf(stdout, "DATABASE_URL=%s\n", env.DatabaseURL)
 	fmt.Fprintf(stdout, "VALKEY_URL=%s\n", env.ValkeyURL)
-	fmt.Fprintf(stdout, "try: psql %q -c \"select * from spendcap.create_budget('demo', '{\\\"tokens\\\": 1000}', reset_every => '1 day')\"\n", env.DatabaseURL)
 	worker := []string{"--database-url", env.DatabaseURL, "--valkey-url", env.ValkeyURL}
+	if !o.console {
+		addr, err := consoleAddr(o.consolePort)
+		if err != nil {
+			fmt.Fprintf(stderr, "dev: console: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "CONSOLE_URL=http://%s/\n", addr)
+		worker = append(worker, "--console-addr", addr)
+	}
+	fmt.Fprintf(stdout, "try: psql %q -c \"select * from spendcap.create_budget('demo', '{\\\"tokens\\\": 1000}', reset_every => '1 day')\"\n", env.DatabaseURL)
 	if !o.gauges {
 		worker = append(worker, "--gauge-top", "10")
 	}
@@ -82,12 +94,31 @@ type options struct {
 	pgPort, valkeyPort int
 	help               bool
 	gauges             bool // the worker's arguments choose the budget gauges
+	console            bool // the worker's arguments say where the console goes
+	consolePort        int
 	rest               []string
+}
+
+// consoleAddr is 127.0.0.1:port when that port is free, else a free port of 127.0.0.1 (port 0:
+// any free port at once).
+func consoleAddr(port int) (string, error) {
+	for _, p := range []int{port, 0} {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			return "", err
+		}
+		return addr, nil
+	}
+	return "", fmt.Errorf("no free port on 127.0.0.1")
 }
 
 // parse takes dev's own flags out of args; the rest are the worker's.
 func parse(args []string) (options, error) {
-	o := options{dir: ".spendcap", pgPort: devenv.DefaultPostgresPort, valkeyPort: devenv.DefaultValkeyPort}
+	o := options{dir: ".spendcap", pgPort: devenv.DefaultPostgresPort, valkeyPort: devenv.DefaultValkeyPort, consolePort: 8089}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
@@ -99,10 +130,13 @@ func parse(args []string) (options, error) {
 		case "h", "help":
 			o.help = true
 			continue
-		case "dev-dir", "postgres-port", "valkey-port":
+		case "dev-dir", "postgres-port", "valkey-port", "console-port":
 		default:
 			if strings.HasPrefix(name, "gauge-") {
 				o.gauges = true
+			}
+			if name == "console-addr" {
+				o.console = true
 			}
 			o.rest = append(o.rest, a)
 			continue
@@ -122,10 +156,13 @@ func parse(args []string) (options, error) {
 		if err != nil || port < 0 || port > 65535 {
 			return o, fmt.Errorf("--%s must be a port number (0: any free port), got %q", name, value)
 		}
-		if name == "postgres-port" {
+		switch name {
+		case "postgres-port":
 			o.pgPort = port
-		} else {
+		case "valkey-port":
 			o.valkeyPort = port
+		default:
+			o.consolePort = port
 		}
 	}
 	return o, nil

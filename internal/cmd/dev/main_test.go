@@ -27,7 +27,7 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 	})
 	metricsAddr := testenv.FreeAddr(t)
 	cmd := exec.Command(testenv.Binary(t, "."), "--dev-dir", dir, "--postgres-port", "0", "--valkey-port", "0",
-		"--metrics-addr", metricsAddr)
+		"--metrics-addr", metricsAddr, "--console-port", "0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill() }()
 	lines := bufio.NewScanner(stdout)
-	var dbURL, valkeyURL, hint string
+	var dbURL, valkeyURL, consoleURL, hint string
 	for lines.Scan() {
 		l := lines.Text()
 		switch {
@@ -47,6 +47,8 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 			dbURL = strings.TrimPrefix(l, "DATABASE_URL=")
 		case strings.HasPrefix(l, "VALKEY_URL="):
 			valkeyURL = strings.TrimPrefix(l, "VALKEY_URL=")
+		case strings.HasPrefix(l, "CONSOLE_URL="):
+			consoleURL = strings.TrimPrefix(l, "CONSOLE_URL=")
 		case strings.HasPrefix(l, "try: psql"):
 			hint = l
 		}
@@ -54,7 +56,7 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 			break
 		}
 	}
-	if dbURL == "" || valkeyURL == "" || hint == "" {
+	if dbURL == "" || valkeyURL == "" || consoleURL == "" || hint == "" {
 		t.Fatalf("stdout lacks the connection strings and the psql hint; stderr:\n%s", stderr.String())
 	}
 	psql := "psql"
@@ -77,6 +79,13 @@ func TestDevModeBringsUpPostgresValkeyAndTheWorker(t *testing.T) {
 	if code, body := testenv.HTTPGet("http://" + metricsAddr + "/metrics"); code != http.StatusOK ||
 		!strings.Contains(body, `spendcap_budget_usage{backend="postgres",budget_id="demo",dimension="tokens"} 120`) {
 		t.Errorf("the dev worker's /metrics lacks demo's budget gauge: %d\n%s", code, grep(body, "spendcap_budget"))
+	}
+	// The console, on loopback, lists demo at 12%.
+	if !strings.HasPrefix(consoleURL, "http://127.0.0.1:") {
+		t.Errorf("CONSOLE_URL=%s, want one on loopback", consoleURL)
+	}
+	if code, body := testenv.HTTPGet(consoleURL + "budgets"); code != http.StatusOK || !strings.Contains(body, `data-permille="120"`) {
+		t.Errorf("the dev console's budgets page: %d\n%s", code, body)
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {

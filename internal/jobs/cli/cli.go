@@ -48,6 +48,8 @@ type options struct {
 	auditInterval   time.Duration
 	auditBatch      int
 	auditRepair     bool
+	consoleAddr     string
+	consoleBackend  string
 }
 
 // Run runs the worker with the command-line arguments args until SIGTERM or SIGINT and returns
@@ -76,6 +78,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.auditInterval, "audit-interval", jobs.DefaultAuditInterval, "how often the audit runs (negative: never)")
 	fs.IntVar(&o.auditBatch, "audit-batch", jobs.DefaultAuditBatch, "findings per audit call")
 	fs.BoolVar(&o.auditRepair, "audit-repair", false, "repair what the audit finds instead of only reporting it")
+	fs.StringVar(&o.consoleAddr, "console-addr", "", "address serving the console (docs/operations.md#the-console); a port alone (:8090) listens on loopback only (empty: none)")
+	fs.StringVar(&o.consoleBackend, "console-backend", "postgres", "what the console shows: postgres (--database-url) or valkey (--valkey-url)")
 	fs.DurationVar(&o.rescueAfter, "rescue-after", jobs.DefaultRescueAfter, "how long a job may run before it counts as a dead worker's and runs again")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -166,6 +170,14 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		}) {
 			return 0
 		}
+	}
+	if o.consoleAddr != "" {
+		stopConsole, err := serveConsole(o, pool, vk, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "jobs: console: %v\n", err)
+			return 2
+		}
+		defer stopConsole()
 	}
 	w, err := jobs.New(pool, jobs.Config{RollInterval: o.rollInterval, PurgeInterval: o.purgeInterval,
 		RollBatch: int32(o.rollBatch), PurgeBatch: int32(o.purgeBatch), Logger: logger,

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"html"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/testenv"
+)
+
+// The worker serves the console with --console-addr: every page linked from / answers, and a
+// budget's page shows its figures. A port alone listens on loopback.
+func TestWorkerServesTheConsoleWhoseLinksAllAnswer(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewDatabase(t)
+	c := gobinding.NewClient(testenv.PoolFor(t, url), gobinding.Options{})
+	for _, p := range []spendcap.CreateBudgetParams{
+		{BudgetID: "org", HardLimits: map[string]int64{"usd": 1000}},
+		{BudgetID: "org/team", ParentID: "org", HardLimits: map[string]int64{"usd": 100}},
+	} {
+		if _, err := c.CreateBudget(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.ReportUsage(context.Background(), spendcap.ReportUsageParams{BudgetID: "org/team", Deltas: map[string]int64{"usd": 42}}); err != nil {
+		t.Fatal(err)
+	}
+	addr := testenv.FreeAddr(t)
+	_, port, _ := strings.Cut(addr, ":")
+	_, stderr := startJobs(t, "--database-url", url, "--console-addr", ":"+port)
+	testenv.WaitForOutput(t, stderr, "serving the console", 30*time.Second, nil)
+	if !strings.Contains(stderr.String(), "url=http://127.0.0.1:"+port+"/") {
+		t.Errorf("the console is not on loopback: %s", stderr.String())
+	}
+	base := "http://127.0.0.1:" + port
+	href := regexp.MustCompile(`href="(/[^"]*)"`)
+	seen := map[string]bool{}
+	queue := []string{"/"}
+	for len(queue) > 0 && len(seen) < 40 {
+		path := queue[0]
+		queue = queue[1:]
+		if seen[path] {
+			continue
+		}
+		seen[path] = true
+		code, body := testenv.HTTPGet(base + path)
+		if code != http.StatusOK {
+			t.Errorf("%s: %d", path, code)
+			continue
+		}
+		for _, m := range href.FindAllStringSubmatch(body, -1) {
+			queue = append(queue, html.UnescapeString(m[1]))
+		}
+	}
+	if !seen["/budget?id=org%2Fteam"] || !seen["/budgets?parent=org"] {
+		t.Errorf("pages reached from /: %v", seen)
+	}
+	if _, body := testenv.HTTPGet(base + "/budget?id=org%2Fteam"); !strings.Contains(body, `<td class="fig usage">42</td>`) {
+		t.Errorf("org/team's page lacks its usage:\n%s", body)
+	}
+}

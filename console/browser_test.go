@@ -1,0 +1,223 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/spendcap/spendcap"
+	"github.com/spendcap/spendcap/console"
+	"github.com/spendcap/spendcap/gobinding"
+	"github.com/spendcap/spendcap/internal/consoledemo"
+	"github.com/spendcap/spendcap/internal/testenv"
+	"github.com/spendcap/spendcap/valkey"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const markupID = consoledemo.MarkupID
+
+// browser is a headless Chromium (Debian's chromium, which `make deps` installs) for one test.
+func browser(t *testing.T) tab {
+	t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		t.Fatal("no Chromium on this machine: run `make deps` (it installs Debian's chromium)")
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Flag("headless", "new"), chromedp.WindowSize(1280, 900))...)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	return tab{t: t, ctx: ctx}
+}
+
+// serve creates consoledemo's budgets on b and serves the console of b for the test.
+func serve(t *testing.T, b console.Backend) *httptest.Server {
+	t.Helper()
+	if err := consoledemo.Create(ctx, b, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := console.NewHandler(console.Options{Backend: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func backends(t *testing.T) map[string]func(t *testing.T) console.Backend {
+	return map[string]func(t *testing.T) console.Backend{
+		"postgres": func(t *testing.T) console.Backend { return gobinding.NewClient(testenv.Pool(t), gobinding.Options{}) },
+		"valkey": func(t *testing.T) console.Backend {
+			c, err := valkey.NewClient(ctx, testenv.Valkey(t), valkey.Options{AllowVolatile: true, AllowReplay: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		},
+	}
+}
+
+var ctx = context.Background()
+
+// tab drives one browser tab in a test: each step fails the test on an error.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func (b tab) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b tab) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("%s: %v", sel, err)
+	}
+	return s
+}
+
+func evaluate[T any](b tab, expr string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
+func visible(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(sel))
+}
+
+// Every screen loads in a real browser on both backends and shows the figures the API returns,
+// reached by following links from the overview.
+func TestConsoleScreensShowTheFiguresTheAPIReturns(t *testing.T) {
+	t.Parallel()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			srv := serve(t, b)
+			tb := browser(t)
+
+			// The overview: the counts, and the highest utilisation first.
+			tb.do(chromedp.Navigate(srv.URL + "/"))
+			budgets, near, breached := tb.text("#count-budgets"), tb.text("#count-near"), tb.text("#count-breached")
+			first := tb.text("table.budgets tbody tr:first-child a.id")
+			all, _ := b.ListBudgets(ctx, spendcap.ListBudgetsParams{MaxRows: 1000})
+			nearAPI, _ := b.ListBudgets(ctx, spendcap.ListBudgetsParams{NearLimit: true, MaxRows: 1000})
+			top, _ := b.ListBudgets(ctx, spendcap.ListBudgetsParams{OrderBy: spendcap.ListByUtilisation, MaxRows: 1})
+			if budgets != strconv.Itoa(len(all.Budgets)) || near != strconv.Itoa(len(nearAPI.Budgets)) || breached != "0" || first != top.Budgets[0].BudgetID {
+				t.Errorf("overview: budgets %q near %q breached %q first %q; the API: %d, %d, 0, %s", budgets, near, breached, first,
+					len(all.Budgets), len(nearAPI.Budgets), top.Budgets[0].BudgetID)
+			}
+
+			// Overview → Budgets (the nav link) → acme's children.
+			idsJS := `[...document.querySelectorAll("table.budgets a.id")].map(a => a.textContent)`
+			tb.do(click(`nav a[href="/budgets"]`), visible("form.search"))
+			if got, want := strings.Join(evaluate[[]string](tb, idsJS), " "), listingIDs(all.Budgets); got != want {
+				t.Errorf("budgets page: %q, want %q", got, want)
+			}
+			tb.do(click(`tr[data-budget="acme"] td:last-child a`), visible("p.crumbs"))
+			if got, want := strings.Join(evaluate[[]string](tb, idsJS), " "), "acme/<b>bold</b>&\"q\"' acme/team"; got != want {
+				t.Errorf("acme's children: %q, want %q", got, want)
+			}
+
+			// A budget page: exact figures per dimension, the window in the budget's zone, the
+			// parent chain, as links.
+			tb.do(chromedp.Navigate(srv.URL+"/budgets?q=acme%2Fteam%2Fkey"), click(`tr[data-budget="acme/team/key"] a.id`), visible("table.dims"))
+			st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "acme/team/key"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			usd, tokens := tb.text(`tr[data-dimension="usd"] td.usage`), tb.text(`tr[data-dimension="tokens"] td.usage`)
+			reserved, crumbs := tb.text(`tr[data-dimension="usd"] td.reserved`), tb.text("p.crumbs")
+			if usd != "98,765 (98.8k)" || tokens != "1,234,567 (1.2M)" || reserved != "1,000" || st.Usage["usd"] != 98_765 || st.Reserved["usd"] != 1_000 {
+				t.Errorf("key's figures: usd %q tokens %q reserved %q; the API: %v %v", usd, tokens, reserved, st.Usage, st.Reserved)
+			}
+			if crumbs != "Parents: acme → acme/team → acme/team/key" {
+				t.Errorf("parent chain: %q", crumbs)
+			}
+			tb.do(click(`p.crumbs a[href="/budget?id=acme%2Fteam"]`), visible("#next-reset"))
+			if zone := tb.text("#next-reset"); !strings.Contains(zone, ":00:00 CE") || !strings.Contains(zone, "UTC)") {
+				t.Errorf("acme/team's next reset in Europe/Paris: %q", zone)
+			}
+		})
+	}
+}
+
+// The history chart has one bar per past window the API returns, each as tall as its usage.
+func TestConsoleChartsOneBarPerPastWindow(t *testing.T) {
+	t.Parallel()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			srv := serve(t, b)
+			hist, err := b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: "hourly", MaxRows: 30})
+			if err != nil || len(hist) < 3 {
+				t.Fatalf("history: %d windows, %v", len(hist), err)
+			}
+			tb := browser(t)
+			tb.do(chromedp.Navigate(srv.URL+"/budget?id=hourly"), visible("figure.chart"))
+			usages := evaluate[[]string](tb, `[...document.querySelectorAll('figure.chart[data-dimension="req"] rect.window')].map(r => r.dataset.usage)`)
+			var want []string
+			for i := len(hist) - 1; i >= 0; i-- {
+				want = append(want, fmt.Sprint(hist[i].Usage["req"]))
+			}
+			if strings.Join(usages, " ") != strings.Join(want, " ") {
+				t.Errorf("bars %q, want the windows' usage oldest first %q", usages, want)
+			}
+		})
+	}
+}
+
+// Ids are user data and may hold <, >, & and quotes (dimension names cannot): markup in them is
+// shown as text and never becomes markup, in a heading, a link or a table.
+func TestConsoleShowsMarkupInIdsAsText(t *testing.T) {
+	t.Parallel()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			srv := serve(t, b)
+			tb := browser(t)
+			tb.do(chromedp.Navigate(srv.URL+"/budgets?parent=acme"), click(`a.id[href^="/budget?id=acme%2F%3Cb"]`), visible("table.dims"))
+			heading, dim := tb.text("h1"), tb.text("table.dims td.id")
+			injected := evaluate[int](tb, `document.querySelectorAll("main b, main i").length`)
+			if heading != markupID || dim != "calls" || injected != 0 {
+				t.Errorf("heading %q, dimension %q, %d elements made of the id's markup", heading, dim, injected)
+			}
+		})
+	}
+}
+
+func listingIDs(ls []spendcap.BudgetListing) string {
+	ids := make([]string, len(ls))
+	for i, l := range ls {
+		ids[i] = l.BudgetID
+	}
+	return strings.Join(ids, " ")
+}
