@@ -164,6 +164,10 @@ func TestConsoleScreensShowTheFiguresTheAPIReturns(t *testing.T) {
 			if zone := tb.text("#next-reset"); !strings.Contains(zone, ":00:00 CE") || !strings.Contains(zone, "UTC)") {
 				t.Errorf("acme/team's next reset in Europe/Paris: %q", zone)
 			}
+			// Its children, as links; a budget without children lists none.
+			if got := strings.Join(evaluate[[]string](tb, idsJS), " "); got != "acme/team/key" {
+				t.Errorf("acme/team's children: %q", got)
+			}
 		})
 	}
 }

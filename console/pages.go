@@ -230,12 +230,16 @@ func (h *Handler) budget(w http.ResponseWriter, r *http.Request) {
 	if len(self.Budgets) == 1 && self.Budgets[0].BudgetID == id {
 		p.Listing = rows(self.Budgets)[0]
 	}
-	kids, err := h.opts.Backend.ListBudgets(ctx, spendcap.ListBudgetsParams{ParentID: id, OrderBy: spendcap.ListByUtilisation, MaxRows: 100})
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	// Most budgets have no children, and a parent filter reads every budget on Valkey: ask only
+	// when the budget has some.
+	if p.Listing.Children > 0 {
+		kids, err := h.opts.Backend.ListBudgets(ctx, spendcap.ListBudgetsParams{ParentID: id, OrderBy: spendcap.ListByUtilisation, MaxRows: 100})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		p.Children, p.More = rows(kids.Budgets), kids.Next != ""
 	}
-	p.Children, p.More = rows(kids.Budgets), kids.Next != ""
 	if st.ParentID != "" {
 		chain, err := h.chain(r, st.ParentID)
 		if err != nil {

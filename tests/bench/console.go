@@ -47,10 +47,12 @@ func consoleBenches(ctx context.Context, only string) ([]bench, error) {
 		SELECT spendcap.create_budget('o' || i % 1000 || '/k' || i, '{"usd": 1000, "tokens": 1000000}', parent_id => 'o' || i % 1000,
 		                              reset_every => '1 day', mode => CASE WHEN i % 10 = 0 THEN 'observe' ELSE 'enforce' END)
 		  FROM generate_series(1000, 99999) AS i;
-		SELECT spendcap.report_usage('o' || i % 1000 || '/k' || i, jsonb_build_object('usd', (i * 7919) % 1100, 'tokens', (i * 104729) % 900000))
-		  FROM generate_series(1000, 99999) AS i;
-		VACUUM ANALYZE spendcap.budgets`); err != nil {
+		SELECT spendcap.report_usage('o' || i % 1000 || '/k' || i, jsonb_build_object('usd', (i::bigint * 7919) % 1100, 'tokens', (i::bigint * 104729) % 900000))
+		  FROM generate_series(1000, 99999) AS i`); err != nil {
 		return nil, fmt.Errorf("console postgres setup: %w", err)
+	}
+	if _, err := pool.Exec(ctx, `VACUUM ANALYZE spendcap.budgets`); err != nil {
+		return nil, err
 	}
 	var orgs, keys []spendcap.CreateBudgetParams
 	for i := range 1000 {
