@@ -132,3 +132,28 @@ type EventWatcher interface {
 	// must survive its own restart stores the last EventID it handled and passes it as AfterID.
 	WatchEvents(ctx context.Context, p WatchParams, handle func(Event) error) error
 }
+
+// RecentEventsParams are the arguments of RecentEvents. Filters left at their zero value match
+// every event.
+type RecentEventsParams struct {
+	// Group is the slot group whose events to read on Valkey (the first segment of the budget
+	// ids); it may be left empty when BudgetID is set. PostgreSQL ignores it.
+	Group string
+	// BudgetID keeps the events of that budget.
+	BudgetID string
+	// Kind keeps the events of that kind.
+	Kind EventKind
+	// BeforeID: events with a smaller event_id (the last EventID of the previous page); 0 for
+	// the newest.
+	BeforeID int64
+	// MaxRows bounds the answer, 1..1000; 0 means 50.
+	MaxRows int
+}
+
+// EventLog reads the events still kept, newest first: what an operator looks at (the console's
+// events), where an EventSource is what a consumer reads in order.
+type EventLog interface {
+	// RecentEvents returns the events that match p, newest first (largest EventID first). Pass
+	// the last one's EventID as p.BeforeID for the next page.
+	RecentEvents(ctx context.Context, p RecentEventsParams) ([]Event, error)
+}

@@ -87,3 +87,31 @@ type BudgetListing struct {
 	// Cursor is this row's position in its order (what Next holds for the last row).
 	Cursor string
 }
+
+// ReservationLister lists the reservations live on a budget: the console's budget page, and
+// whoever must find a reservation to cancel.
+type ReservationLister interface {
+	// BudgetReservations returns the reservations live on p.BudgetID at p.At, soonest to expire
+	// first (then by NamedID and ReservationID, byte order). ErrBudgetNotFound for an unknown
+	// budget.
+	BudgetReservations(ctx context.Context, p BudgetReservationsParams) ([]Reservation, error)
+}
+
+// BudgetReservationsParams are the arguments of BudgetReservations.
+type BudgetReservationsParams struct {
+	BudgetID string
+	// MaxRows bounds the answer, 1..1000; 0 means 100.
+	MaxRows int
+	// At is the instant (now when zero): reservations expired by then are not listed.
+	At time.Time
+}
+
+// Reservation is one live reservation held on a budget.
+type Reservation struct {
+	ReservationID string
+	// NamedID is the budget the reservation was made on: the budget listed, or a child or a
+	// set's named budget that charged it too. Settle and CancelReservation take NamedID.
+	NamedID   string
+	Amounts   map[string]int64
+	ExpiresAt time.Time
+}

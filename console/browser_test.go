@@ -48,10 +48,16 @@ func browser(t *testing.T) tab {
 // serve creates consoledemo's budgets on b and serves the console of b for the test.
 func serve(t *testing.T, b console.Backend) *httptest.Server {
 	t.Helper()
-	if err := consoledemo.Create(ctx, b, time.Now()); err != nil {
+	return serveWith(t, console.Options{Backend: b})
+}
+
+// serveWith creates consoledemo's budgets on opts.Backend and serves the console of opts.
+func serveWith(t *testing.T, opts console.Options) *httptest.Server {
+	t.Helper()
+	if err := consoledemo.Create(ctx, opts.Backend, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	h, err := console.NewHandler(console.Options{Backend: b})
+	h, err := console.NewHandler(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +220,13 @@ func TestConsoleShowsMarkupInIdsAsText(t *testing.T) {
 			if heading != markupID || dim != "calls" || injected != 0 {
 				t.Errorf("heading %q, dimension %q, %d elements made of the id's markup", heading, dim, injected)
 			}
+			// Its events, on its page and on the events page (from its link).
+			tb.do(click(`a[href^="/events?budget="]`), visible("#events"))
+			linked := evaluate[[]string](tb, `[...document.querySelectorAll("#events tbody a.id")].map(a => a.textContent)`)
+			injected = evaluate[int](tb, `document.querySelectorAll("main b, main i").length`)
+			if strings.Join(linked, " ") != markupID || injected != 0 {
+				t.Errorf("events of the markup id: %q, %d elements made of its markup", linked, injected)
+			}
 		})
 	}
 }
@@ -224,4 +237,139 @@ func listingIDs(ls []spendcap.BudgetListing) string {
 		ids[i] = l.BudgetID
 	}
 	return strings.Join(ids, " ")
+}
+
+// The events page shows the events the API returns, newest first, and an event written while it
+// is open appears in it without a reload; the budget page shows its own.
+func TestConsoleEventsAppearLiveWithoutReload(t *testing.T) {
+	t.Parallel()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			srv := serve(t, b)
+			tb := browser(t)
+			tb.do(chromedp.Navigate(srv.URL+"/"), click(`nav a[href="/events"]`), visible("#live"))
+			want, err := b.RecentEvents(ctx, spendcap.RecentEventsParams{Group: "acme", MaxRows: 50})
+			if err != nil || len(want) < 4 {
+				t.Fatalf("acme's events: %d, %v", len(want), err)
+			}
+			tb.do(chromedp.Navigate(srv.URL+"/events?group=acme"), visible("#live"))
+			if name == "postgres" {
+				// One sequence: the group is not asked (the hourly budget's events are listed too).
+				tb.do(chromedp.Navigate(srv.URL+"/events?budget=acme%2Fteam%2Fkey"), visible("#live"))
+				want, err = b.RecentEvents(ctx, spendcap.RecentEventsParams{BudgetID: "acme/team/key"})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			rowsJS := `[...document.querySelectorAll("#events tbody tr[data-event-id]")].map(r => r.dataset.eventId + " " + r.querySelector("a.id").textContent + " " + r.dataset.kind)`
+			var wantRows []string
+			for _, e := range want {
+				wantRows = append(wantRows, fmt.Sprintf("%d %s %s", e.EventID, e.BudgetID, e.Kind))
+			}
+			if got := evaluate[[]string](tb, rowsJS); strings.Join(got, "\n") != strings.Join(wantRows, "\n") {
+				t.Errorf("events page:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantRows, "\n"))
+			}
+			// Written while the page is open: it appears at the top, and the page was not loaded again.
+			tb.do(chromedp.Navigate(srv.URL+"/events"), visible("#live"))
+			tb.do(chromedp.Poll[chromedp.Void](`document.getElementById("live").dataset.state === "open"`))
+			evaluate[bool](tb, `window.loadedOnce = true`)
+			if _, err := b.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "acme/live", HardLimits: map[string]int64{"usd": 100}, AlertPercents: []int32{50}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "acme/live", Deltas: map[string]int64{"usd": 60}}); err != nil {
+				t.Fatal(err)
+			}
+			tb.do(visible(`#events tbody tr:first-child a.id[href="/budget?id=acme%2Flive"]`))
+			if detail, again := tb.text("#events tbody tr:first-child td:last-child"), evaluate[bool](tb, `window.loadedOnce === true`); detail != "usd reached 50% of its hard limit: 60 of 100" || !again {
+				t.Errorf("live row %q, same page %v", detail, again)
+			}
+			// The budget's page lists its events.
+			tb.do(chromedp.Navigate(srv.URL+"/budget?id=acme%2Flive"), visible("#events"))
+			if got := evaluate[[]string](tb, `[...document.querySelectorAll("#events tbody tr[data-event-id]")].map(r => r.dataset.kind)`); strings.Join(got, " ") != "threshold" {
+				t.Errorf("acme/live's page lists events %q", got)
+			}
+		})
+	}
+}
+
+// With the admin actions on, each one is confirmed on a second page and then changes the budget;
+// a form without its token is refused, and with the actions off there is no form at all.
+func TestConsoleAdminActionsChangeTheBudgetOnceConfirmed(t *testing.T) {
+	t.Parallel()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			srv := serveWith(t, console.Options{Backend: b, Admin: b.(console.Admin)})
+			tb := browser(t)
+			status := func() spendcap.Status {
+				t.Helper()
+				st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: "acme/team/key"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st
+			}
+			page := srv.URL + "/budget?id=acme%2Fteam%2Fkey"
+
+			// Set limits: usd's hard limit 120,000 → 130,000, and a new dimension.
+			tb.do(chromedp.Navigate(page), visible("#limits-form"),
+				chromedp.SetValue(chromedp.CSS(`#limits-form input[aria-label="hard limit of usd"]`), "130000"),
+				chromedp.SetValue(chromedp.CSS(`#limits-form input[aria-label="new dimension"]`), "calls"),
+				chromedp.SetValue(chromedp.CSS(`#limits-form input[aria-label="hard limit of the new dimension"]`), "500"),
+				click(`#limits-form button`), visible("#confirm-form"))
+			if after := tb.text(`#confirm-limits tr[data-dimension="usd"] td.after-hard`); after != "130,000" || status().HardLimits["usd"] != 120_000 {
+				t.Errorf("confirmation shows usd after %q; the limit before confirming: %d", after, status().HardLimits["usd"])
+			}
+			tb.do(click(`#confirm-form button`), visible("#done"))
+			if st := status(); st.HardLimits["usd"] != 130_000 || st.HardLimits["calls"] != 500 || st.HardLimits["tokens"] != 5_000_000 || st.SoftLimits["tokens"] != 4_000_000 {
+				t.Errorf("after set limits: hard %v soft %v", st.HardLimits, st.SoftLimits)
+			}
+
+			// Cancel the live reservation the page lists.
+			if got := tb.text(`#reservations tr[data-reservation="r1"] td:nth-child(3)`); got != "1,000 usd" {
+				t.Errorf("reservation r1: %q", got)
+			}
+			tb.do(click(`#reservations tr[data-reservation="r1"] button`), visible("#confirm-form"), click(`#confirm-form button`), visible("#done"))
+			if st := status(); st.Reserved["usd"] != 0 || tb.text("#reservations tbody") != "None." {
+				t.Errorf("after cancelling r1: reserved %v, page %q", st.Reserved, tb.text("#reservations tbody"))
+			}
+
+			// Switch to observe, then reset the window.
+			seq := status().WindowSeq
+			tb.do(chromedp.SetValue(chromedp.CSS(`#mode-form select`), "observe"), click(`#mode-form button`), visible("#confirm-form"),
+				click(`#confirm-form button`), visible("#done"))
+			tb.do(click(`#reset-form button`), visible("#confirm-form"), click(`#confirm-form button`), visible("#done"))
+			if st := status(); st.Mode != spendcap.ModeObserve || st.WindowSeq != seq+1 || len(st.Usage) != 0 {
+				t.Errorf("after mode and reset: mode %s, window %d (was %d), usage %v", st.Mode, st.WindowSeq, seq, st.Usage)
+			}
+
+			// The form without its token: refused, nothing changed.
+			tb.do(chromedp.SetValue(chromedp.CSS(`#limits-form input[aria-label="hard limit of usd"]`), "1"))
+			evaluate[bool](tb, `document.querySelector('#limits-form input[name="csrf"]').remove() || true`)
+			tb.do(click(`#limits-form button`), visible("p.error"))
+			if msg := tb.text("p.error"); !strings.Contains(msg, "token") || status().HardLimits["usd"] != 130_000 {
+				t.Errorf("without the token: %q, usd limit %d", msg, status().HardLimits["usd"])
+			}
+
+			// With the admin actions off: no form to send.
+			ro := httptest.NewServer(mustHandler(t, console.Options{Backend: b}))
+			t.Cleanup(ro.Close)
+			tb.do(chromedp.Navigate(ro.URL+"/budget?id=acme%2Fteam%2Fkey"), visible("table.dims"))
+			if n := evaluate[int](tb, `document.querySelectorAll("form.admin, form[action$='/admin/confirm']").length`); n != 0 {
+				t.Errorf("a read-only console shows %d admin forms", n)
+			}
+		})
+	}
+}
+
+func mustHandler(t *testing.T, opts console.Options) *console.Handler {
+	t.Helper()
+	h, err := console.NewHandler(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -6,12 +6,13 @@
 //	mux.Handle("/console/", http.StripPrefix("/console", h))
 //
 // or run it with the jobs worker (`jobs --console-addr 127.0.0.1:8090`). Pages are rendered on
-// the server from embedded templates and one stylesheet: no build step, no script, nothing loaded
-// from elsewhere. It reads through the Backend (either client: PostgreSQL with a reader's role is
-// enough) and writes nothing.
+// the server from embedded templates, one stylesheet and one small script (the live feed of
+// events, Server-Sent Events): no build step, nothing loaded from elsewhere. It reads through the Backend (either client: PostgreSQL with a reader's role is
+// enough) and writes nothing unless Options.Admin turns the admin actions on.
 package console
 
 import (
+	"crypto/rand"
 	"embed"
 	"errors"
 	"html/template"
@@ -27,6 +28,8 @@ import (
 type Backend interface {
 	spendcap.Budgets
 	spendcap.Lister
+	spendcap.EventLog
+	spendcap.ReservationLister
 }
 
 // Options configure a Handler.
@@ -38,8 +41,17 @@ type Options struct {
 	Prefix string
 	// Title names the deployment in the page header (default "spendcap").
 	Title string
-	// Logger receives the errors of pages that failed (default slog.Default()).
+	// Logger receives the errors of pages that failed and a line for every admin action, done
+	// or refused (default slog.Default()).
 	Logger *slog.Logger
+	// Admin turns the admin actions on (set limits, switch enforce/observe, reset a budget,
+	// cancel a reservation), each confirmed on a second page and protected against cross-site
+	// requests: either client, on a connection whose role may change budgets. Nil (the
+	// default) keeps the console read-only.
+	Admin Admin
+	// CSRFKey signs the admin forms' tokens (at least 32 bytes). Replicas behind one address
+	// share one; by default each Handler makes its own.
+	CSRFKey []byte
 }
 
 // Handler serves the console's pages.
@@ -47,6 +59,11 @@ type Handler struct {
 	opts  Options
 	pages *template.Template
 	mux   *http.ServeMux
+	feeds chan struct{} // a slot per live feed open
+	hub   *hub          // nil when the backend cannot watch events
+	// csrfKey signs the admin forms' tokens; origin refuses cross-origin posts.
+	csrfKey []byte
+	origin  *http.CrossOriginProtection
 }
 
 //go:embed templates/*.html
@@ -74,7 +91,20 @@ func NewHandler(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{opts: opts, pages: pages, mux: http.NewServeMux()}
+	h := &Handler{opts: opts, pages: pages, mux: http.NewServeMux(), feeds: make(chan struct{}, maxFeeds)}
+	h.csrfKey = opts.CSRFKey
+	if h.csrfKey == nil {
+		h.csrfKey = make([]byte, 32)
+		_, _ = rand.Read(h.csrfKey)
+	} else if len(h.csrfKey) < 32 {
+		return nil, errors.New("console: Options.CSRFKey must be at least 32 bytes")
+	}
+	h.origin = http.NewCrossOriginProtection()
+	w, canWatch := opts.Backend.(spendcap.EventWatcher)
+	s, canRead := opts.Backend.(spendcap.EventSource)
+	if canWatch && canRead {
+		h.hub = newHub(w, s, func(err error) { opts.Logger.Error("console: watching events", "err", err) })
+	}
 	assets, err := fs.Sub(assetFiles, "assets")
 	if err != nil {
 		return nil, err
@@ -83,12 +113,16 @@ func NewHandler(opts Options) (*Handler, error) {
 	h.mux.HandleFunc("GET /{$}", h.overview)
 	h.mux.HandleFunc("GET /budgets", h.budgets)
 	h.mux.HandleFunc("GET /budget", h.budget)
+	h.mux.HandleFunc("GET /events", h.events)
+	h.mux.HandleFunc("GET /events/stream", h.eventStream)
+	h.mux.HandleFunc("POST /admin/confirm", h.confirm)
+	h.mux.HandleFunc("POST /admin/apply", h.apply)
 	return h, nil
 }
 
-// contentSecurityPolicy allows the console's own stylesheet and inline SVG only: no script runs,
-// and nothing is loaded from another origin.
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; " +
+// contentSecurityPolicy allows the console's own stylesheet and script (the events page's live
+// feed) and inline SVG only: no inline script runs, and nothing is loaded from another origin.
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // ServeHTTP serves a page, with headers that keep the browser from running or framing anything.

@@ -192,6 +192,9 @@ func (h *Handler) chain(r *http.Request, id string) ([]string, error) {
 	return out, nil
 }
 
+// budgetEvents is how many of its newest events a budget's page shows.
+const budgetEvents = 10
+
 type budgetPage struct {
 	Common   common
 	Status   spendcap.Status
@@ -202,6 +205,12 @@ type budgetPage struct {
 	Children []row
 	More     bool // more children than shown
 	Charts   []chart
+	Events   []eventView // the newest
+	Held     []spendcap.Reservation
+	// Token is the admin forms' token; "" when the admin actions are off.
+	Token string
+	// Done names the admin action just applied.
+	Done string
 }
 
 // dimension is one dimension of a budget's current window.
@@ -255,6 +264,22 @@ func (h *Handler) budget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Charts = historyCharts(st, hist)
+	es, err := h.opts.Backend.RecentEvents(ctx, spendcap.RecentEventsParams{BudgetID: id, MaxRows: budgetEvents})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	p.Events = h.views(es)
+	p.Held, err = h.opts.Backend.BudgetReservations(ctx, spendcap.BudgetReservationsParams{BudgetID: id})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	p.Token = h.formToken(w, r)
+	switch d := r.URL.Query().Get("done"); d {
+	case actionLimits, actionMode, actionReset, actionCancel:
+		p.Done = d
+	}
 	h.render(w, r, "budget.html", p)
 }
 

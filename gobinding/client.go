@@ -261,6 +261,27 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 	return out, nil
 }
 
+var _ spendcap.ReservationLister = (*Client)(nil)
+
+// BudgetReservations implements spendcap.ReservationLister.
+func (c *Client) BudgetReservations(ctx context.Context, p spendcap.BudgetReservationsParams) ([]spendcap.Reservation, error) {
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.BudgetReservationsRow, error) {
+		return q.BudgetReservations(ctx, pgfn.BudgetReservationsParams{BudgetID: p.BudgetID, MaxRows: nonZero(maxRows), At: at(p.At)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]spendcap.Reservation, len(rows))
+	for i, r := range rows {
+		out[i] = spendcap.Reservation{ReservationID: r.ReservationID, NamedID: r.NamedID, Amounts: r.Amounts, ExpiresAt: r.ExpiresAt}
+	}
+	return out, nil
+}
+
 func usageOutcome(r pgfn.UsageOutcome) spendcap.Outcome {
 	return spendcap.Outcome{Kind: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: r.WindowStart,
@@ -288,6 +309,32 @@ func (c *Client) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) 
 	}
 	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.EventsSinceRow, error) {
 		return q.EventsSince(ctx, pgfn.EventsSinceParams{AfterID: &p.AfterID, MaxRows: nonZero(maxRows)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]spendcap.Event, len(rows))
+	for i, r := range rows {
+		out[i] = r.API()
+	}
+	return out, nil
+}
+
+var _ spendcap.EventLog = (*Client)(nil)
+
+// RecentEvents implements spendcap.EventLog; p.Group is not needed.
+func (c *Client) RecentEvents(ctx context.Context, p spendcap.RecentEventsParams) ([]spendcap.Event, error) {
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	var before *int64
+	if p.BeforeID != 0 {
+		before = &p.BeforeID
+	}
+	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.RecentEventsRow, error) {
+		return q.RecentEvents(ctx, pgfn.RecentEventsParams{BudgetID: nonEmpty(p.BudgetID), Kind: nonEmpty(string(p.Kind)),
+			BeforeID: before, MaxRows: nonZero(maxRows)})
 	})
 	if err != nil {
 		return nil, err

@@ -55,7 +55,7 @@ var fuzzBase = map[string]json.RawMessage{
 	"also_charge": json.RawMessage(`["b2"]`), "also_policies": json.RawMessage(`[]`), "parent_id": json.RawMessage(`"b2"`),
 	"items": json.RawMessage(`[{"budget_id": "b1", "deltas": {"t": 1}, "dedup_key": "i1"}]`), "repair": json.RawMessage(`false`),
 	"alert_percents": json.RawMessage(`[50, 90]`), "budget_ids": json.RawMessage(`["b1"]`), "top_n": json.RawMessage(`5`),
-	"after_id": json.RawMessage(`0`), "url": json.RawMessage(`"http://127.0.0.1:9/hook"`),
+	"after_id": json.RawMessage(`0`), "before_id": json.RawMessage(`5`), "kind": json.RawMessage(`"threshold"`), "url": json.RawMessage(`"http://127.0.0.1:9/hook"`),
 	"secret": json.RawMessage(`"0123456789abcdef0123456789abcdef"`),
 }
 
@@ -306,7 +306,7 @@ func vkCall(fn, args string) ([]string, []any) {
 	var a map[string]json.RawMessage
 	var items []json.RawMessage
 	if fn != "report_usage_batch" || json.Unmarshal([]byte(args), &a) != nil || json.Unmarshal(a["items"], &items) != nil {
-		keys := []string{vkKey(args)}
+		keys := []string{vkKeyFor(fn, args)}
 		var p struct {
 			ParentID any `json:"parent_id"`
 		}

@@ -332,6 +332,22 @@ func runRaw(ctx context.Context, q querier, types map[string]map[string]string, 
 
 // vkKey is the base key a Go client would pass for raw arguments: the policy's, else the budget's
 // (b1's when the arguments name neither as a string).
+// vkKeyFor is the key of fn's call: the event stream of the budget's slot group for the functions
+// that read one (b1's without a budget), else vkKey's.
+func vkKeyFor(fn, args string) string {
+	if fn != "events_since" && fn != "recent_events" {
+		return vkKey(args)
+	}
+	var id struct {
+		BudgetID any `json:"budget_id"`
+	}
+	_ = json.Unmarshal([]byte(args), &id)
+	if s, ok := id.BudgetID.(string); ok && s != "" {
+		return valkey.EventsKey(valkey.GroupOf(s))
+	}
+	return valkey.EventsKey("b1")
+}
+
 func vkKey(args string) string {
 	var id struct {
 		BudgetID any `json:"budget_id"`

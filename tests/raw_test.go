@@ -117,6 +117,16 @@ var rawCases = []rawCall{
 	{"settle", `{"budget_id": "b1", "reservation_id": "r3", "actual": {"t": -0}, "at_ms": 1773144000000}`, ""},
 	// The budget after every refusal above: only the successful calls counted.
 	{"budget_status", `{"budget_id": "b1", "at_ms": 1773144000000}`, ""},
+	// The operator's reads: recent events (on Valkey, of the budget's slot group) and a budget's
+	// live reservations.
+	{"recent_events", `{"budget_id": "b1", "kind": "threshold", "max_rows": 5}`, ""},
+	{"recent_events", `{"budget_id": "b1", "kind": "spent"}`, "SC002"},
+	{"recent_events", `{"budget_id": "b1", "before_id": 0}`, "SC002"},
+	{"recent_events", `{"budget_id": "b1", "max_rows": 1001}`, "SC002"},
+	{"recent_events", `{"budget_id": "a b"}`, "SC002"},
+	{"budget_reservations", `{"budget_id": "b1"}`, ""},
+	{"budget_reservations", `{"budget_id": "b1", "max_rows": 0}`, "SC002"},
+	{"budget_reservations", `{"budget_id": "nobody"}`, "SC001"},
 }
 
 // pgRaw runs a raw call through SQL: JSON values of jsonb arguments go as jsonb, `*_ms` instants
@@ -239,7 +249,7 @@ func TestRawArgumentsAreJudgedAlikeByBothBackends(t *testing.T) {
 	}
 	for i, c := range rawCases {
 		_, pgErr := pgRaw(t, db, types, c)
-		cmd := rdb.FCall(ctx, "sc_"+c.fn, []string{vkKey(c.args)}, c.args)
+		cmd := rdb.FCall(ctx, "sc_"+c.fn, []string{vkKeyFor(c.fn, c.args)}, c.args)
 		vkErr := cmd.Err()
 		if got := codeOf(pgErr); got != c.want {
 			t.Errorf("case %d %s %s: postgres gave %q (%v), want %q", i, c.fn, c.args, got, pgErr, c.want)

@@ -300,6 +300,31 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 	return out, nil
 }
 
+var _ spendcap.ReservationLister = (*Client)(nil)
+
+// BudgetReservations implements spendcap.ReservationLister. It reads the budget's whole hash of
+// reservations, sorted in the library.
+func (c *Client) BudgetReservations(ctx context.Context, p spendcap.BudgetReservationsParams) ([]spendcap.Reservation, error) {
+	var rows []struct {
+		ReservationID string           `json:"reservation_id"`
+		NamedID       string           `json:"named_id"`
+		Amounts       map[string]int64 `json:"amounts"`
+		ExpiresAt     *int64           `json:"expires_at"`
+	}
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.call(ctx, "budget_reservations", p.BudgetID, args{"budget_id": p.BudgetID}.num("max_rows", maxRows).at(p.At), true, &rows); err != nil {
+		return nil, err
+	}
+	out := make([]spendcap.Reservation, len(rows))
+	for i, r := range rows {
+		out[i] = spendcap.Reservation{ReservationID: r.ReservationID, NamedID: r.NamedID, Amounts: orEmpty(r.Amounts), ExpiresAt: toTime(r.ExpiresAt)}
+	}
+	return out, nil
+}
+
 // zoneOffsets returns the offset table of an IANA zone for the library (docs/semantics.md#valkey): pairs of
 // [from_ms, offset_seconds] from 1970 to the end of the year 30 years after at (now when zero).
 // It returns nil for UTC, fixed offsets and names Go does not know (the library then refuses the

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/internal/callargs"
+	"github.com/spendcap/spendcap/internal/valkeynodes"
 )
 
 // EventsKey is the stream that holds the events of slot group group (the first segment of its
@@ -53,12 +57,111 @@ func (c *Client) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) 
 	}
 	out := make([]spendcap.Event, len(rs))
 	for i, r := range rs {
-		out[i] = spendcap.Event{Source: eventSource(p.Group), EventID: r.EventID, BudgetID: r.BudgetID, Kind: spendcap.EventKind(r.Kind), WindowSeq: r.WindowSeq,
-			WindowStart: toTime(r.WindowStart), Dimension: r.Dimension, Percent: r.Percent, Usage: r.Usage,
-			LimitValue: r.LimitValue, WindowUsage: r.WindowUsage, BreachCount: r.BreachCount,
-			SoftBreachCount: r.SoftBreachCount, ClosedBy: spendcap.ClosedBy(r.ClosedBy), OccurredAt: toTime(r.OccurredAt)}
+		out[i] = r.api(p.Group)
 	}
 	return out, nil
+}
+
+// api is the event of group's stream that r holds.
+func (r eventReply) api(group string) spendcap.Event {
+	return spendcap.Event{Source: eventSource(group), EventID: r.EventID, BudgetID: r.BudgetID, Kind: spendcap.EventKind(r.Kind), WindowSeq: r.WindowSeq,
+		WindowStart: toTime(r.WindowStart), Dimension: r.Dimension, Percent: r.Percent, Usage: r.Usage,
+		LimitValue: r.LimitValue, WindowUsage: r.WindowUsage, BreachCount: r.BreachCount,
+		SoftBreachCount: r.SoftBreachCount, ClosedBy: spendcap.ClosedBy(r.ClosedBy), OccurredAt: toTime(r.OccurredAt)}
+}
+
+var _ spendcap.EventLog = (*Client)(nil)
+
+// EventGroups lists, sorted, the slot groups that have an event stream, scanning every primary
+// of rdb (SCAN with MATCH sc:{*}:events and TYPE stream: one pass over the keyspace).
+func EventGroups(ctx context.Context, rdb redis.UniversalClient) ([]string, error) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	err := valkeynodes.ForEachPrimary(ctx, rdb, func(ctx context.Context, n *redis.Client) error {
+		it := n.ScanType(ctx, 0, "sc:{*}:events", 1000, "stream").Iterator()
+		for it.Next(ctx) {
+			k := it.Val()
+			if g := strings.TrimSuffix(strings.TrimPrefix(k, "sc:{"), "}:events"); EventsKey(g) == k {
+				mu.Lock()
+				seen[g] = true
+				mu.Unlock()
+			}
+		}
+		return it.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("valkey: scan for event streams: %w", err)
+	}
+	groups := make([]string, 0, len(seen))
+	for g := range seen {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	return groups, nil
+}
+
+// EventGroups lists, sorted, the slot groups whose streams hold events (the package function
+// EventGroups on the client's connection).
+func (c *Client) EventGroups(ctx context.Context) ([]string, error) { return EventGroups(ctx, c.rdb) }
+
+// GroupOf is the slot group of a budget id: its events are in the stream of that group
+// (EventsKey). It is the hash tag of the budget's keys (Key).
+func GroupOf(budgetID string) string {
+	k := Key(budgetID)
+	return k[strings.IndexByte(k, '{')+1 : strings.IndexByte(k, '}')]
+}
+
+// GroupOf is the package function GroupOf: the slot group whose stream holds the budget's
+// events.
+func (c *Client) GroupOf(budgetID string) string { return GroupOf(budgetID) }
+
+// RecentEvents implements spendcap.EventLog on the stream of slot group p.Group, or of
+// p.BudgetID's group when p.Group is empty. Each call of sc_recent_events examines at most 1000
+// entries, so that a selective filter does not hold the server long: the client calls again
+// until the page is full or the stream read.
+func (c *Client) RecentEvents(ctx context.Context, p spendcap.RecentEventsParams) ([]spendcap.Event, error) {
+	group := p.Group
+	if group == "" && p.BudgetID != "" {
+		group = GroupOf(p.BudgetID)
+	}
+	if group == "" {
+		return nil, errors.New("valkey: RecentEvents needs the slot group or a budget id (Valkey keeps one event sequence per group)")
+	}
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	want := int(maxRows)
+	if want == 0 {
+		want = callargs.DefaultListRows
+	}
+	before := p.BeforeID
+	var out []spendcap.Event
+	for {
+		rows := int32(want - len(out))
+		if maxRows < 0 || maxRows > 1000 {
+			rows = maxRows // for the library to refuse, naming max_rows
+		}
+		a := args{}.str("budget_id", p.BudgetID).str("kind", string(p.Kind)).num("max_rows", rows)
+		if before != 0 {
+			a["before_id"] = before
+		}
+		var r struct {
+			Events []eventReply `json:"events"`
+			Next   int64        `json:"next"`
+			Done   bool         `json:"done"`
+		}
+		if err := c.callKeys(ctx, "recent_events", []string{EventsKey(group)}, a, true, &r); err != nil {
+			return nil, err
+		}
+		for _, e := range r.Events {
+			out = append(out, e.api(group))
+		}
+		if r.Done || len(out) >= want {
+			return out, nil
+		}
+		before = r.Next
+	}
 }
 
 var _ spendcap.EventWatcher = (*Client)(nil)

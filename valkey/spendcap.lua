@@ -2124,6 +2124,57 @@ function api.events_since(keys, a)
     return '[' .. table.concat(out, ',') .. ']'
 end
 
+-- EVENT_KINDS are the kinds an event has.
+local EVENT_KINDS = { threshold = true, hard_breach = true, window_closed = true }
+
+-- recent_events answers the events of the slot group whose stream is keys[1] before before_id
+-- (nil: the newest), newest first, of budget budget_id and of kind kind when they are given: at
+-- most max_rows (1..1000), examining at most scan entries (1..10000, 1000 by default) so that a
+-- selective filter never holds the server long. The answer is JSON: {"events": [...], "next": N,
+-- "done": B}; unless done, the caller asks again with before_id N for the rest.
+function api.recent_events(keys, a)
+    local stream = stream_of(keys)
+    local budget_id, kind, before = a.budget_id, a.kind, a.before_id
+    if budget_id == NULL then budget_id = nil end
+    if budget_id ~= nil then check_id('budget_id', budget_id) end
+    if kind == NULL then kind = nil end
+    if kind ~= nil and not EVENT_KINDS[kind] then
+        invalid_argument('kind', 'must be threshold, hard_breach or window_closed')
+    end
+    if before == NULL then before = nil end
+    if before ~= nil and (not is_int(before) or before < 1) then
+        invalid_argument('before_id', 'must be an event_id')
+    end
+    local max = bounded('max_rows', a.max_rows or 50, 1, 1000)
+    local scan = bounded('scan', a.scan or 1000, 1, 10000)
+    local stop = before and ('(' .. string.format('%.0f', before) .. '-0') or '+'
+    local out, examined, next = {}, 0, before or 0
+    while #out < max and examined < scan do
+        local chunk = redis.call('XREVRANGE', stream, stop, '-', 'COUNT', math.min(100, scan - examined))
+        if #chunk == 0 then
+            return '{"events":[' .. table.concat(out, ',') .. '],"next":' .. string.format('%.0f', next) .. ',"done":true}'
+        end
+        for _, entry in ipairs(chunk) do
+            examined = examined + 1
+            local id = tonumber(entry[1]:match('^(%d+)'))
+            next, stop = id, '(' .. entry[1]
+            local raw = entry[2][2]
+            local keep = budget_id == nil and kind == nil
+            if not keep then
+                local e = cjson.decode(raw)
+                keep = (budget_id == nil or e.budget_id == budget_id) and (kind == nil or e.kind == kind)
+            end
+            if keep then
+                out[#out + 1] = raw
+                if #out == max then
+                    break
+                end
+            end
+        end
+    end
+    return '{"events":[' .. table.concat(out, ',') .. '],"next":' .. string.format('%.0f', next) .. ',"done":false}'
+end
+
 -- valkey/lua/100_create_budget.lua
 ----------------------------------------------------------------------------------------------
 -- create_budget (docs/sql-api.md#create_budget).
@@ -2212,6 +2263,45 @@ function api.budget_status(keys, a)
     local t = instant_on(b, at)
     advanced(b, t)
     return status_row(b, t)
+end
+
+-- valkey/lua/112_budget_reservations.lua
+----------------------------------------------------------------------------------------------
+-- budget_reservations (docs/sql-api.md#budget_reservations; SQL: 112_budget_reservations.sql):
+-- the reservations live on a budget at `at`, soonest to expire first (then by named_id and
+-- reservation_id, byte order), at most max_rows (1..1000). A reservation made on a child or a
+-- set is held under "<named_id> <reservation_id>" (field): it is listed with the budget it was
+-- made on. It reads the budget's whole reservations hash.
+
+function api.budget_reservations(keys, a)
+    local id = a.budget_id
+    local key = budget_key(keys, id)
+    local max = bounded('max_rows', a.max_rows or 100, 1, 1000)
+    local at = instant(a)
+    local b = read_budget(key, id)
+    local t = instant_on(b, at)
+    local all = redis.call('HGETALL', subkey(key, 'r'))
+    local rows = {}
+    for i = 1, #all, 2 do
+        local r = cjson.decode(all[i + 1])
+        if r.exp > t then
+            local named, ref = all[i]:match('^(%S+) (.+)$')
+            if not named then
+                named, ref = id, all[i]
+            end
+            rows[#rows + 1] = { reservation_id = ref, named_id = named, amounts = r.a, expires_at = r.exp }
+        end
+    end
+    table.sort(rows, function(x, y)
+        if x.expires_at ~= y.expires_at then return x.expires_at < y.expires_at end
+        if x.named_id ~= y.named_id then return x.named_id < y.named_id end
+        return x.reservation_id < y.reservation_id
+    end)
+    local out = {}
+    for i = 1, math.min(max, #rows) do
+        out[i] = rows[i]
+    end
+    return array(out)
 end
 
 -- valkey/lua/115_list_budgets.lua
@@ -3595,7 +3685,8 @@ local function register(name, fn, readonly, decode)
 end
 
 -- READ_ONLY are the functions that write nothing: flagged no-writes, so they run on replicas.
-local READ_ONLY = { check_usage = true, budget_status = true, budget_history = true, events_since = true,
+local READ_ONLY = { check_usage = true, budget_status = true, budget_history = true, events_since = true, recent_events = true,
+                    budget_reservations = true,
                     quota_status = true }
 -- list_budgets is not among them: it corrects the listing index as it reads it.
 -- DECODE are the functions whose arguments another decoder reads (decode_args by default).
@@ -3606,7 +3697,7 @@ local DECODE = { report_usage = report_usage_args, report_usage_batch = raw }
 local FUNCTIONS = {
     'create_budget', 'set_limits', 'delete_budget', 'set_parent', 'report_usage', 'report_usage_batch',
     'check_usage', 'record_spend', 'release_spend', 'reserve', 'settle', 'cancel_reservation',
-    'reset_budget', 'budget_status', 'budget_history', 'events_since', 'purge_events',
+    'reset_budget', 'budget_status', 'budget_reservations', 'budget_history', 'events_since', 'recent_events', 'purge_events',
     'create_quota_policy', 'acquire_quota', 'renew_quota', 'release_quota', 'quota_status',
     'delete_quota_policy', 'audit', 'list_budgets', 'index_budget',
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"html"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -63,5 +65,28 @@ func TestWorkerServesTheConsoleWhoseLinksAllAnswer(t *testing.T) {
 	}
 	if _, body := testenv.HTTPGet(base + "/budget?id=org%2Fteam"); !strings.Contains(body, `<td class="fig usage">42</td>`) {
 		t.Errorf("org/team's page lacks its usage:\n%s", body)
+	}
+}
+
+// --console-admin puts the admin forms on a budget's page; off a loopback address it needs a
+// password, or the worker does not start.
+func TestWorkerConsoleAdminNeedsAPasswordOffLoopback(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewDatabase(t)
+	c := gobinding.NewClient(testenv.PoolFor(t, url), gobinding.Options{})
+	if _, err := c.CreateBudget(context.Background(), spendcap.CreateBudgetParams{BudgetID: "org", HardLimits: map[string]int64{"usd": 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(testenv.FreeAddr(t), ":")
+	out, err := exec.Command(testenv.Binary(t, "."), "--metrics-addr", "", "--database-url", url, "--console-addr", "0.0.0.0:"+port,
+		"--console-admin").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "needs SPENDCAP_CONSOLE_USER") {
+		t.Errorf("--console-admin on 0.0.0.0 without a password: %v\n%s", err, out)
+	}
+	_, stderr := startJobs(t, "--database-url", url, "--console-addr", ":"+port, "--console-admin")
+	testenv.WaitForOutput(t, stderr, "serving the console", 30*time.Second, nil)
+	if code, body := testenv.HTTPGet("http://127.0.0.1:" + port + "/budget?id=org"); code != http.StatusOK || !strings.Contains(body, `id="limits-form"`) {
+		t.Errorf("the budget page with --console-admin: %d, admin forms %v", code, strings.Contains(body, `id="limits-form"`))
 	}
 }

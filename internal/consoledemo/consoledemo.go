@@ -1,7 +1,7 @@
 // Package consoledemo creates the budgets the console's browser tests read, and its screenshot in
 // the README shows (make screenshot): a tree acme → acme/team → acme/team/key with usage, a
-// reservation and closed daily windows, a budget whose id is markup, and one with closed hourly
-// windows.
+// reservation and closed daily windows, a budget whose id is markup (with a threshold event), and
+// one with closed hourly windows.
 package consoledemo
 
 import (
@@ -38,7 +38,7 @@ func Create(ctx context.Context, b spendcap.Budgets, now time.Time) error {
 			_, err := b.Reserve(ctx, spendcap.ReserveParams{BudgetID: "acme/team/key", ReservationID: "r1", Amounts: map[string]int64{"usd": 1_000}, TTL: time.Hour})
 			return err
 		},
-		create(ctx, b, spendcap.CreateBudgetParams{BudgetID: MarkupID, ParentID: "acme", HardLimits: map[string]int64{"calls": 10}}),
+		create(ctx, b, spendcap.CreateBudgetParams{BudgetID: MarkupID, ParentID: "acme", HardLimits: map[string]int64{"calls": 10}, AlertPercents: []int32{50}}),
 		report(ctx, b, MarkupID, map[string]int64{"calls": 7}, time.Time{}),
 		create(ctx, b, spendcap.CreateBudgetParams{BudgetID: "hourly", HardLimits: map[string]int64{"req": 100}, ResetEvery: "1 hour", At: start}),
 	}

@@ -8,41 +8,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
-	"sync"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/spendcap/spendcap/internal/valkeynodes"
 	"github.com/spendcap/spendcap/valkey"
 )
 
-// Groups lists, sorted, the slot groups that have an event stream, scanning every primary
-// (SCAN with MATCH sc:{*}:events and TYPE stream, so it costs one pass over the keyspace).
+// Groups lists, sorted, the slot groups that have an event stream (valkey.EventGroups: one pass
+// over each primary's keyspace).
 func Groups(ctx context.Context, rdb redis.UniversalClient) ([]string, error) {
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	err := valkeynodes.ForEachPrimary(ctx, rdb, func(ctx context.Context, n *redis.Client) error {
-		it := n.ScanType(ctx, 0, "sc:{*}:events", 1000, "stream").Iterator()
-		for it.Next(ctx) {
-			if g, ok := groupOfStream(it.Val()); ok {
-				mu.Lock()
-				seen[g] = true
-				mu.Unlock()
-			}
-		}
-		return it.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("valkey: scan for event streams: %w", err)
-	}
-	groups := make([]string, 0, len(seen))
-	for g := range seen {
-		groups = append(groups, g)
-	}
-	sort.Strings(groups)
-	return groups, nil
+	return valkey.EventGroups(ctx, rdb)
 }
 
 // StreamsChannel is the Pub/Sub channel on which the library publishes the key of each new event

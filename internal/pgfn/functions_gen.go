@@ -17,6 +17,7 @@ var Signatures = []string{
 	"spendcap.audit(integer,boolean)",
 	"spendcap.budget_gauges(text[],integer,timestamp with time zone)",
 	"spendcap.budget_history(text,integer,timestamp with time zone)",
+	"spendcap.budget_reservations(text,integer,timestamp with time zone)",
 	"spendcap.budget_status(text,timestamp with time zone)",
 	"spendcap.cancel_reservation(text,text,timestamp with time zone)",
 	"spendcap.check_usage(text,jsonb,timestamp with time zone,text[])",
@@ -32,6 +33,7 @@ var Signatures = []string{
 	"spendcap.list_budgets(text,text,text,text,boolean,boolean,boolean,text,text,integer,timestamp with time zone)",
 	"spendcap.purge_expired(integer,timestamp with time zone)",
 	"spendcap.quota_status(text,timestamp with time zone)",
+	"spendcap.recent_events(text,text,bigint,integer)",
 	"spendcap.record_spend(text,text,jsonb,text,timestamp with time zone,text[])",
 	"spendcap.release_quota(text,text,timestamp with time zone,text[])",
 	"spendcap.release_spend(text,text,timestamp with time zone)",
@@ -233,6 +235,14 @@ type ReleasedResult struct {
 // RenewResult is a row of spendcap.renew_result.
 type RenewResult struct {
 	ExpiresAt time.Time `db:"expires_at"`
+}
+
+// ReservationListing is a row of spendcap.reservation_listing.
+type ReservationListing struct {
+	ReservationID string           `db:"reservation_id"`
+	NamedID       string           `db:"named_id"`
+	Amounts       map[string]int64 `db:"amounts"`
+	ExpiresAt     time.Time        `db:"expires_at"`
 }
 
 // ReserveOutcome is a row of spendcap.reserve_outcome.
@@ -492,6 +502,47 @@ func (q *Queries) BudgetHistory(ctx context.Context, arg BudgetHistoryParams) ([
 		return nil, mapError(err)
 	}
 	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[BudgetHistoryRow])
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return res, nil
+}
+
+// BudgetReservationsParams are the arguments of spendcap.budget_reservations. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type BudgetReservationsParams struct {
+	BudgetID string
+	// MaxRows is optional.
+	MaxRows *int32
+	// At is optional.
+	At *time.Time
+}
+
+// BudgetReservationsRow is the result of spendcap.budget_reservations.
+type BudgetReservationsRow = ReservationListing
+
+// BudgetReservations calls spendcap.budget_reservations in one statement.
+func (q *Queries) BudgetReservations(ctx context.Context, arg BudgetReservationsParams) ([]BudgetReservationsRow, error) {
+	args := make([]any, 1, 4)
+	args[0] = q.mode
+	args = append(args, arg.BudgetID)
+	sql := "SELECT reservation_id, named_id, amounts, expires_at FROM spendcap.budget_reservations(budget_id => $1"
+	if arg.MaxRows != nil {
+		args = append(args, *arg.MaxRows)
+		sql += ", "
+		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		sql += ", "
+		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[BudgetReservationsRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -1220,6 +1271,67 @@ func (q *Queries) QuotaStatus(ctx context.Context, arg QuotaStatusParams) (Quota
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[QuotaStatusRow])
 	if err != nil {
 		return QuotaStatusRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// RecentEventsParams are the arguments of spendcap.recent_events. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type RecentEventsParams struct {
+	// BudgetID is optional.
+	BudgetID *string
+	// Kind is optional.
+	Kind *string
+	// BeforeID is optional.
+	BeforeID *int64
+	// MaxRows is optional.
+	MaxRows *int32
+}
+
+// RecentEventsRow is the result of spendcap.recent_events.
+type RecentEventsRow = Event
+
+// RecentEvents calls spendcap.recent_events in one statement.
+func (q *Queries) RecentEvents(ctx context.Context, arg RecentEventsParams) ([]RecentEventsRow, error) {
+	args := make([]any, 1, 5)
+	args[0] = q.mode
+	sql := "SELECT event_id, budget_id, kind, window_seq, window_start, dimension, percent, usage, limit_value, window_usage, breach_count, soft_breach_count, closed_by, occurred_at FROM spendcap.recent_events("
+	if arg.BudgetID != nil {
+		args = append(args, *arg.BudgetID)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "budget_id => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.Kind != nil {
+		args = append(args, *arg.Kind)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "kind => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.BeforeID != nil {
+		args = append(args, *arg.BeforeID)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "before_id => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.MaxRows != nil {
+		args = append(args, *arg.MaxRows)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[RecentEventsRow])
+	if err != nil {
+		return nil, mapError(err)
 	}
 	return res, nil
 }

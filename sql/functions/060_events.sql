@@ -125,7 +125,46 @@ BEGIN
          LIMIT max_rows;
 END
 $fn$;
+-- recent_events (docs/sql-api.md#recent_events): the committed events before before_id (null:
+-- the newest), newest first, at most max_rows (1..1000), of one budget and of one kind when they
+-- are given. It reads the events kept as they are: a page that a late commit fills in is read
+-- again from its start.
+DROP FUNCTION IF EXISTS spendcap.recent_events;
+CREATE FUNCTION spendcap.recent_events(
+    budget_id text    DEFAULT NULL,
+    kind      text    DEFAULT NULL,
+    before_id bigint  DEFAULT NULL,
+    max_rows  integer DEFAULT 50)
+RETURNS SETOF spendcap.event
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+BEGIN
+    IF budget_id IS NOT NULL THEN
+        PERFORM spendcap_internal.check_id('budget_id', budget_id);
+    END IF;
+    IF kind IS NOT NULL AND kind NOT IN ('threshold', 'hard_breach', 'window_closed') THEN
+        PERFORM spendcap_internal.invalid_argument('kind', 'must be threshold, hard_breach or window_closed');
+    END IF;
+    IF before_id IS NOT NULL AND before_id < 1 THEN
+        PERFORM spendcap_internal.invalid_argument('before_id', 'must be an event_id');
+    END IF;
+    PERFORM spendcap_internal.bounded('max_rows', max_rows, 1, 1000);
+    -- With a budget, the events_once index finds its events (kept for a bounded time); without,
+    -- the primary key is read backwards.
+    RETURN QUERY
+        SELECT e.event_id, e.budget_id, e.kind, e.window_seq, e.window_start, e.dimension, e.percent, e.usage,
+               e.limit_value, e.window_usage, e.breach_count, e.soft_breach_count, e.closed_by, e.occurred_at
+          FROM spendcap.events AS e
+         WHERE (budget_id IS NULL OR e.budget_id = budget_id)
+           AND (kind IS NULL OR e.kind = kind)
+           AND (before_id IS NULL OR e.event_id < before_id)
+         ORDER BY e.event_id DESC
+         LIMIT max_rows;
+END
+$fn$;
 REVOKE ALL ON FUNCTION spendcap_internal.alert_percents_of, spendcap_internal.reached, spendcap_internal.crosses,
     spendcap_internal.emit, spendcap_internal.alert FROM PUBLIC;
-REVOKE ALL ON FUNCTION spendcap.events_since FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.events_since TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap.events_since, spendcap.recent_events FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.events_since, spendcap.recent_events TO spendcap_reader;

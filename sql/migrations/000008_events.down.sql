@@ -1,3 +1,4 @@
+DROP FUNCTION IF EXISTS spendcap.recent_events;
 DROP FUNCTION IF EXISTS spendcap.events_since;
 DROP TYPE spendcap.event;
 DROP TABLE spendcap.events;

@@ -136,3 +136,54 @@ function api.events_since(keys, a)
     end
     return '[' .. table.concat(out, ',') .. ']'
 end
+
+-- EVENT_KINDS are the kinds an event has.
+local EVENT_KINDS = { threshold = true, hard_breach = true, window_closed = true }
+
+-- recent_events answers the events of the slot group whose stream is keys[1] before before_id
+-- (nil: the newest), newest first, of budget budget_id and of kind kind when they are given: at
+-- most max_rows (1..1000), examining at most scan entries (1..10000, 1000 by default) so that a
+-- selective filter never holds the server long. The answer is JSON: {"events": [...], "next": N,
+-- "done": B}; unless done, the caller asks again with before_id N for the rest.
+function api.recent_events(keys, a)
+    local stream = stream_of(keys)
+    local budget_id, kind, before = a.budget_id, a.kind, a.before_id
+    if budget_id == NULL then budget_id = nil end
+    if budget_id ~= nil then check_id('budget_id', budget_id) end
+    if kind == NULL then kind = nil end
+    if kind ~= nil and not EVENT_KINDS[kind] then
+        invalid_argument('kind', 'must be threshold, hard_breach or window_closed')
+    end
+    if before == NULL then before = nil end
+    if before ~= nil and (not is_int(before) or before < 1) then
+        invalid_argument('before_id', 'must be an event_id')
+    end
+    local max = bounded('max_rows', a.max_rows or 50, 1, 1000)
+    local scan = bounded('scan', a.scan or 1000, 1, 10000)
+    local stop = before and ('(' .. string.format('%.0f', before) .. '-0') or '+'
+    local out, examined, next = {}, 0, before or 0
+    while #out < max and examined < scan do
+        local chunk = redis.call('XREVRANGE', stream, stop, '-', 'COUNT', math.min(100, scan - examined))
+        if #chunk == 0 then
+            return '{"events":[' .. table.concat(out, ',') .. '],"next":' .. string.format('%.0f', next) .. ',"done":true}'
+        end
+        for _, entry in ipairs(chunk) do
+            examined = examined + 1
+            local id = tonumber(entry[1]:match('^(%d+)'))
+            next, stop = id, '(' .. entry[1]
+            local raw = entry[2][2]
+            local keep = budget_id == nil and kind == nil
+            if not keep then
+                local e = cjson.decode(raw)
+                keep = (budget_id == nil or e.budget_id == budget_id) and (kind == nil or e.kind == kind)
+            end
+            if keep then
+                out[#out + 1] = raw
+                if #out == max then
+                    break
+                end
+            end
+        end
+    end
+    return '{"events":[' .. table.concat(out, ',') .. '],"next":' .. string.format('%.0f', next) .. ',"done":false}'
+end

@@ -50,6 +50,7 @@ type options struct {
 	auditRepair     bool
 	consoleAddr     string
 	consoleBackend  string
+	consoleAdmin    bool
 }
 
 // Run runs the worker with the command-line arguments args until SIGTERM or SIGINT and returns
@@ -80,6 +81,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.auditRepair, "audit-repair", false, "repair what the audit finds instead of only reporting it")
 	fs.StringVar(&o.consoleAddr, "console-addr", "", "address serving the console (docs/operations.md#the-console); a port alone (:8090) listens on loopback only (empty: none)")
 	fs.StringVar(&o.consoleBackend, "console-backend", "postgres", "what the console shows: postgres (--database-url) or valkey (--valkey-url)")
+	fs.BoolVar(&o.consoleAdmin, "console-admin", false, "let the console change budgets (limits, mode, reset, cancel a reservation) through the same connection, whose role must allow it; off a loopback address it needs SPENDCAP_CONSOLE_USER and SPENDCAP_CONSOLE_PASSWORD")
 	fs.DurationVar(&o.rescueAfter, "rescue-after", jobs.DefaultRescueAfter, "how long a job may run before it counts as a dead worker's and runs again")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -32,21 +32,29 @@ func serveConsole(o options, pool *pgxpool.Pool, vk *valkey.Client, logger *slog
 	default:
 		return nil, errors.New("--console-backend must be postgres or valkey")
 	}
-	h, err := console.NewHandler(console.Options{Backend: backend, Title: title, Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	var handler http.Handler = h
+	opts := console.Options{Backend: backend, Title: title, Logger: logger}
 	user, password := os.Getenv("SPENDCAP_CONSOLE_USER"), os.Getenv("SPENDCAP_CONSOLE_PASSWORD")
-	if user != "" || password != "" {
-		if user == "" || password == "" {
-			return nil, errors.New("set both SPENDCAP_CONSOLE_USER and SPENDCAP_CONSOLE_PASSWORD, or neither")
-		}
-		handler = console.BasicAuth(h, "spendcap console", user, password)
+	if (user == "") != (password == "") {
+		return nil, errors.New("set both SPENDCAP_CONSOLE_USER and SPENDCAP_CONSOLE_PASSWORD, or neither")
 	}
 	addr := o.consoleAddr
 	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
 		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	if o.consoleAdmin {
+		// Whoever reaches the console could change budgets: off loopback, only with a password.
+		if host, _, err := net.SplitHostPort(addr); user == "" && (err != nil || !isLoopback(host)) {
+			return nil, errors.New("--console-admin off a loopback address needs SPENDCAP_CONSOLE_USER and SPENDCAP_CONSOLE_PASSWORD")
+		}
+		opts.Admin = backend
+	}
+	h, err := console.NewHandler(opts)
+	if err != nil {
+		return nil, err
+	}
+	var handler http.Handler = h
+	if user != "" {
+		handler = console.BasicAuth(h, "spendcap console", user, password)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -59,6 +67,15 @@ func serveConsole(o options, pool *pgxpool.Pool, vk *valkey.Client, logger *slog
 		}
 	}()
 	logger.Info("serving the console", "url", "http://"+ln.Addr().String()+"/", "backend", o.consoleBackend,
-		"auth", user != "")
+		"auth", user != "", "admin", o.consoleAdmin)
 	return func() { _ = srv.Close() }, nil
+}
+
+// isLoopback says whether host names this machine only (127.0.0.0/8, ::1, localhost).
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

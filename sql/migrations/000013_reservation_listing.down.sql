@@ -1,0 +1,2 @@
+DROP FUNCTION IF EXISTS spendcap.budget_reservations;
+DROP TYPE spendcap.reservation_listing;
