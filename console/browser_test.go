@@ -373,3 +373,54 @@ func mustHandler(t *testing.T, opts console.Options) *console.Handler {
 	}
 	return h
 }
+
+// The overview counts the events of the last 24 hours and shows the worker's jobs; the webhooks
+// screen lists the endpoints (kept in PostgreSQL whichever backend the console shows), without
+// their secrets or passwords.
+func TestConsoleOverviewAndWebhooksShowTheWorkersSide(t *testing.T) {
+	t.Parallel()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			pool := testenv.Pool(t)
+			pg := gobinding.NewClient(pool, gobinding.Options{})
+			if _, err := pg.CreateWebhook(ctx, gobinding.CreateWebhookParams{URL: "https://ops:pa55@hooks.example/spendcap", Secret: "s3cret-s3cret-s3cret-s3cret-s3cret",
+				Kinds: []spendcap.EventKind{spendcap.EventHardBreach}}); err != nil {
+				t.Fatal(err)
+			}
+			worker, err := console.RiverWorker(pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := serveWith(t, console.Options{Backend: b, Worker: worker, Webhooks: pg})
+			want := 0
+			groups := []string{""}
+			if name == "valkey" {
+				groups = []string{"acme", "hourly"}
+			}
+			for _, g := range groups {
+				es, err := b.RecentEvents(ctx, spendcap.RecentEventsParams{Group: g, MaxRows: 1000})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range es {
+					if time.Since(e.OccurredAt) < 24*time.Hour {
+						want++
+					}
+				}
+			}
+			tb := browser(t)
+			tb.do(chromedp.Navigate(srv.URL+"/"), visible("#count-events"))
+			if got, last := tb.text("#count-events"), tb.text("#last-roll"); got != strconv.Itoa(want) || last != "never" {
+				t.Errorf("overview: %q events (the API: %d), last roll %q", got, want, last)
+			}
+			tb.do(click(`nav a[href="/webhooks"]`), visible("#hooks"))
+			row := tb.text("#hooks tbody tr")
+			if !strings.Contains(row, "https://ops:xxxxx@hooks.example/spendcap") || !strings.Contains(row, "hard_breach") ||
+				strings.Contains(row, "pa55") || strings.Contains(evaluate[string](tb, "document.documentElement.outerHTML"), "s3cret") {
+				t.Errorf("webhook row: %q", row)
+			}
+		})
+	}
+}

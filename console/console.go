@@ -49,6 +49,11 @@ type Options struct {
 	// requests: either client, on a connection whose role may change budgets. Nil (the
 	// default) keeps the console read-only.
 	Admin Admin
+	// Worker, when set, lets the overview show when the jobs worker last rolled, purged and
+	// audited, the last audit's findings and the webhook deliveries (RiverWorker reads them).
+	Worker Worker
+	// Webhooks, when set, lists the webhooks for their screen (the gobinding client).
+	Webhooks WebhookLister
 	// CSRFKey signs the admin forms' tokens (at least 32 bytes). Replicas behind one address
 	// share one; by default each Handler makes its own.
 	CSRFKey []byte
@@ -114,6 +119,7 @@ func NewHandler(opts Options) (*Handler, error) {
 	h.mux.HandleFunc("GET /budgets", h.budgets)
 	h.mux.HandleFunc("GET /budget", h.budget)
 	h.mux.HandleFunc("GET /events", h.events)
+	h.mux.HandleFunc("GET /webhooks", h.webhooks)
 	h.mux.HandleFunc("GET /events/stream", h.eventStream)
 	h.mux.HandleFunc("POST /admin/confirm", h.confirm)
 	h.mux.HandleFunc("POST /admin/apply", h.apply)

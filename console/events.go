@@ -366,3 +366,38 @@ func (h *Handler) eventStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// eventsSince counts the events that occurred since t in every group, up to countCap ("" why not
+// when there are more groups than a page reads).
+func (h *Handler) eventsSince(ctx context.Context, t time.Time) (count, string, error) {
+	groups, _, tooMany, err := h.groups(ctx, eventsQuery{})
+	if err != nil || tooMany {
+		return count{}, "more than 20 slot groups", err
+	}
+	var c count
+	for _, g := range groups {
+		before := int64(0)
+		for c.N < countCap {
+			es, err := h.opts.Backend.RecentEvents(ctx, spendcap.RecentEventsParams{Group: g, BeforeID: before, MaxRows: min(1000, countCap-c.N+1)})
+			if err != nil {
+				return c, "", err
+			}
+			for _, e := range es {
+				if e.OccurredAt.Before(t) {
+					es = nil
+					break
+				}
+				if c.N == countCap {
+					c.AtLeast = true
+					break
+				}
+				c.N++
+			}
+			if len(es) == 0 || c.AtLeast {
+				break
+			}
+			before = es[len(es)-1].EventID
+		}
+	}
+	return c, "", nil
+}

@@ -19,6 +19,8 @@ var funcs = template.FuncMap{
 	"deref":     func(p *int64) int64 { return *p },
 	"pct":       func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 	"countN":    func(c count) int64 { return int64(c.N) },
+	"int64":     func(n int) int64 { return int64(n) },
+	"ago":       ago,
 	"rowsOf":    func(prefix string, rs []row) rowsView { return rowsView{Prefix: prefix, Rows: rs} },
 }
 
@@ -94,4 +96,21 @@ func when(t any, loc *time.Location) string {
 // budgetURL is the page of budget id under prefix.
 func budgetURL(prefix, id string) string {
 	return prefix + "/budget?id=" + url.QueryEscape(id)
+}
+
+// ago writes how long before now t was, in the largest whole unit ("3 min ago"), or "never".
+func ago(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	d := now.Sub(*t)
+	switch {
+	case d < time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + " s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + " min ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + " h ago"
+	}
+	return strconv.Itoa(int(d/(24*time.Hour))) + " days ago"
 }

@@ -21,6 +21,12 @@ type overviewPage struct {
 	Near     count
 	Breached count
 	Budgets  count
+	// Events counts the events of the last 24 hours; NoEvents says why it could not.
+	Events   count
+	NoEvents string
+	// Worker is nil when the console cannot read the worker's jobs.
+	Worker *WorkerStatus
+	Now    time.Time
 }
 
 // count is a number of budgets the overview read, At least when there were more than it read.
@@ -52,6 +58,20 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		*c.dst = count{N: len(page.Budgets), AtLeast: page.Next != ""}
+	}
+	p.Now = time.Now()
+	var err2 error
+	if p.Events, p.NoEvents, err2 = h.eventsSince(ctx, p.Now.Add(-24*time.Hour)); err2 != nil {
+		h.fail(w, r, err2)
+		return
+	}
+	if h.opts.Worker != nil {
+		st, err := h.opts.Worker.WorkerStatus(ctx)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		p.Worker = &st
 	}
 	h.render(w, r, "overview.html", p)
 }

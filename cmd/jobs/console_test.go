@@ -90,3 +90,60 @@ func TestWorkerConsoleAdminNeedsAPasswordOffLoopback(t *testing.T) {
 		t.Errorf("the budget page with --console-admin: %d, admin forms %v", code, strings.Contains(body, `id="limits-form"`))
 	}
 }
+
+// The worker's console shows the worker itself: when it last rolled, purged and audited, what
+// the audit found, and the webhook deliveries by state with each endpoint's last error.
+func TestWorkerConsoleShowsTheJobsAndTheDeliveries(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewDatabase(t)
+	pool := testenv.PoolFor(t, url)
+	c := gobinding.NewClient(pool, gobinding.Options{})
+	bg := context.Background()
+	// Nothing listens on the endpoint: its delivery fails and is retried.
+	dead := "http://user:hunter2@" + testenv.FreeAddr(t) + "/hook"
+	if _, err := c.CreateWebhook(bg, gobinding.CreateWebhookParams{URL: dead, Secret: "0123456789abcdef0123456789abcdef"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateBudget(bg, spendcap.CreateBudgetParams{BudgetID: "org", HardLimits: map[string]int64{"usd": 100}, AlertPercents: []int32{50}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReportUsage(bg, spendcap.ReportUsageParams{BudgetID: "org", Deltas: map[string]int64{"usd": 60}}); err != nil {
+		t.Fatal(err)
+	}
+	// A stored figure that disagrees with the usage: the audit finds it.
+	if _, err := pool.Exec(bg, `UPDATE spendcap.budgets SET utilisation_permille = 1 WHERE budget_id = 'org'`); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(testenv.FreeAddr(t), ":")
+	_, stderr := startJobs(t, "--database-url", url, "--console-addr", ":"+port, "--dispatch-interval", "200ms")
+	testenv.WaitForOutput(t, stderr, "serving the console", 30*time.Second, nil)
+	base := "http://127.0.0.1:" + port
+	text := func(body, id string) string {
+		m := regexp.MustCompile(`id="` + id + `">(.*?)</`).FindStringSubmatch(body)
+		if m == nil {
+			return ""
+		}
+		return html.UnescapeString(m[1])
+	}
+	var body string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, body = testenv.HTTPGet(base + "/")
+		if strings.HasSuffix(text(body, "last-roll"), "ago") && strings.HasSuffix(text(body, "last-purge"), "ago") &&
+			strings.TrimSpace(text(body, "audit-findings")) == "postgres: 1 utilisation" && text(body, "deliveries-retrying") == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the overview never showed the jobs run and the delivery retrying:\n%s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := text(body, "count-events"); got != "1" {
+		t.Errorf("events in 24 h: %q, want 1", got)
+	}
+	_, hooks := testenv.HTTPGet(base + "/webhooks")
+	if strings.Contains(hooks, "hunter2") || !strings.Contains(hooks, `<td class="fig retrying">1</td>`) ||
+		!strings.Contains(hooks, "connection refused") {
+		t.Errorf("the webhooks page shows the password, or not the retrying delivery and its error:\n%s", hooks)
+	}
+}

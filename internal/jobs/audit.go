@@ -74,5 +74,29 @@ func (w *auditWorker) Work(ctx context.Context, job *river.Job[AuditArgs]) error
 		}
 	}
 	w.log.Info("audited", "findings", len(rs)+len(vs), "repair", job.Args.Repair, "duration", time.Since(start))
+	// Kept on the job's row for whoever reads the worker's jobs (the console's overview).
+	out := AuditOutput{Findings: map[string]map[string]int{}, Repaired: map[string]map[string]int{}}
+	for backend, fs := range map[string][]spendcap.AuditFinding{"postgres": rs, "valkey": vs} {
+		for _, f := range fs {
+			m := out.Findings
+			if f.Repaired {
+				m = out.Repaired
+			}
+			if m[backend] == nil {
+				m[backend] = map[string]int{}
+			}
+			m[backend][string(f.Check)]++
+		}
+	}
+	if err := river.RecordOutput(ctx, out); err != nil {
+		w.log.Warn("audit: recording its output", "err", err)
+	}
 	return nil
+}
+
+// AuditOutput is what an audit job records as its output: the findings left open and those
+// repaired, counted by backend and check.
+type AuditOutput struct {
+	Findings map[string]map[string]int `json:"findings"`
+	Repaired map[string]map[string]int `json:"repaired"`
 }

@@ -32,7 +32,14 @@ func serveConsole(o options, pool *pgxpool.Pool, vk *valkey.Client, logger *slog
 	default:
 		return nil, errors.New("--console-backend must be postgres or valkey")
 	}
-	opts := console.Options{Backend: backend, Title: title, Logger: logger}
+	// Rolls, purges, audits and webhook deliveries are River jobs in PostgreSQL, whichever
+	// backend the console shows; so are the webhooks.
+	worker, err := console.RiverWorker(pool)
+	if err != nil {
+		return nil, err
+	}
+	opts := console.Options{Backend: backend, Title: title, Logger: logger, Worker: worker,
+		Webhooks: gobinding.NewClient(pool, gobinding.Options{})}
 	user, password := os.Getenv("SPENDCAP_CONSOLE_USER"), os.Getenv("SPENDCAP_CONSOLE_PASSWORD")
 	if (user == "") != (password == "") {
 		return nil, errors.New("set both SPENDCAP_CONSOLE_USER and SPENDCAP_CONSOLE_PASSWORD, or neither")
