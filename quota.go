@@ -126,3 +126,29 @@ type DeleteQuotaPolicyParams struct {
 	PolicyID string
 	At       time.Time
 }
+
+// QuotaLister pages through quota policies: the console's quotas screen. Both clients implement
+// it.
+type QuotaLister interface {
+	// ListQuotaPolicies returns a page of the policies whose id starts with p.IDPrefix, in id
+	// order (bytes), each with its window count and live leases at p.At (Holders left nil:
+	// QuotaStatus lists them). Pass the page's Next as p.After; an empty Next means there is none.
+	ListQuotaPolicies(ctx context.Context, p ListQuotaPoliciesParams) (QuotaPolicyPage, error)
+}
+
+// ListQuotaPoliciesParams are the arguments of ListQuotaPolicies.
+type ListQuotaPoliciesParams struct {
+	IDPrefix string
+	// After is the Next of the previous page ("" for the first).
+	After string
+	// MaxRows bounds the page, 1..1000; 0 means 50.
+	MaxRows int
+	At      time.Time
+}
+
+// QuotaPolicyPage is a page of ListQuotaPolicies.
+type QuotaPolicyPage struct {
+	Policies []QuotaStatus
+	// Next is the id to pass as After for the next page; empty when this page is the last.
+	Next string
+}

@@ -424,3 +424,30 @@ func TestConsoleOverviewAndWebhooksShowTheWorkersSide(t *testing.T) {
 		})
 	}
 }
+
+// The quotas screen lists each policy's window count against its maximum and its live leases
+// against its cap, as the API counts them; a policy's page names the holders.
+func TestConsoleQuotasShowTheWindowTheLeasesAndTheHolders(t *testing.T) {
+	t.Parallel()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			srv := serve(t, b)
+			tb := browser(t)
+			tb.do(chromedp.Navigate(srv.URL+"/"), click(`nav a[href="/quotas"]`), visible("#quotas"))
+			page, err := b.ListQuotaPolicies(ctx, spendcap.ListQuotaPoliciesParams{})
+			if err != nil || len(page.Policies) != 2 {
+				t.Fatalf("the API lists %d policies, %v", len(page.Policies), err)
+			}
+			rpm, streams := strings.TrimSpace(tb.text(`tr[data-policy="acme/rpm"] td.window`)), strings.TrimSpace(tb.text(`tr[data-policy="acme/streams"] td.active`))
+			if want := fmt.Sprintf("%d of 60 per 1m0s", page.Policies[0].InWindow); rpm != want || streams != "2 of 4" {
+				t.Errorf("acme/rpm %q (want %q), acme/streams %q", rpm, want, streams)
+			}
+			tb.do(click(`tr[data-policy="acme/streams"] a.id`), visible("#holders"))
+			if got := strings.Join(evaluate[[]string](tb, `[...document.querySelectorAll("#holders li")].map(l => l.textContent)`), " "); got != "worker-1 worker-2" {
+				t.Errorf("holders: %q", got)
+			}
+		})
+	}
+}

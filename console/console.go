@@ -30,6 +30,8 @@ type Backend interface {
 	spendcap.Lister
 	spendcap.EventLog
 	spendcap.ReservationLister
+	spendcap.Quotas
+	spendcap.QuotaLister
 }
 
 // Options configure a Handler.
@@ -120,6 +122,8 @@ func NewHandler(opts Options) (*Handler, error) {
 	h.mux.HandleFunc("GET /budget", h.budget)
 	h.mux.HandleFunc("GET /events", h.events)
 	h.mux.HandleFunc("GET /webhooks", h.webhooks)
+	h.mux.HandleFunc("GET /quotas", h.quotas)
+	h.mux.HandleFunc("GET /quota", h.quota)
 	h.mux.HandleFunc("GET /events/stream", h.eventStream)
 	h.mux.HandleFunc("POST /admin/confirm", h.confirm)
 	h.mux.HandleFunc("POST /admin/apply", h.apply)
@@ -159,6 +163,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, spendcap.ErrBudgetNotFound):
 		status, msg = http.StatusNotFound, "No such budget."
+	case errors.Is(err, spendcap.ErrPolicyNotFound):
+		status, msg = http.StatusNotFound, "No such quota policy."
 	case errors.Is(err, spendcap.ErrInvalidArgument):
 		status, msg = http.StatusBadRequest, err.Error()
 	default:

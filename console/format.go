@@ -11,17 +11,24 @@ import (
 // funcs are the templates' helpers. Figures are exact, with grouping separators; an
 // abbreviation only ever stands beside the exact figure.
 var funcs = template.FuncMap{
-	"num":       num,
-	"abbr":      abbr,
-	"permille":  permille,
-	"when":      when,
-	"budgetURL": budgetURL,
-	"deref":     func(p *int64) int64 { return *p },
-	"pct":       func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
-	"countN":    func(c count) int64 { return int64(c.N) },
-	"int64":     func(n int) int64 { return int64(n) },
-	"ago":       ago,
-	"rowsOf":    func(prefix string, rs []row) rowsView { return rowsView{Prefix: prefix, Rows: rs} },
+	"num":        num,
+	"abbr":       abbr,
+	"permille":   permille,
+	"when":       when,
+	"budgetURL":  budgetURL,
+	"deref":      func(p *int64) int64 { return *p },
+	"pct":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+	"countN":     func(c count) int64 { return int64(c.N) },
+	"int64":      toInt64,
+	"ago":        ago,
+	"quotaRowOf": func(prefix string, q quotaView) quotaRowView { return quotaRowView{Prefix: prefix, Policy: q} },
+	"rowsOf":     func(prefix string, rs []row) rowsView { return rowsView{Prefix: prefix, Rows: rs} },
+}
+
+// quotaRowView is the data of the "quotarow" template: a policy in a table of policies.
+type quotaRowView struct {
+	Prefix string
+	Policy quotaView
 }
 
 // rowsView is the data of the "rows" template: a table of budgets.
@@ -113,4 +120,17 @@ func ago(t *time.Time, now time.Time) string {
 		return strconv.Itoa(int(d/time.Hour)) + " h ago"
 	}
 	return strconv.Itoa(int(d/(24*time.Hour))) + " days ago"
+}
+
+// toInt64 widens the integers the templates print with num.
+func toInt64(n any) int64 {
+	switch v := n.(type) {
+	case int:
+		return int64(v)
+	case int32:
+		return int64(v)
+	case int64:
+		return v
+	}
+	return 0
 }

@@ -65,3 +65,26 @@ func (c *Client) DeleteQuotaPolicy(ctx context.Context, p spendcap.DeleteQuotaPo
 	})
 	return r.Deleted, err
 }
+
+var _ spendcap.QuotaLister = (*Client)(nil)
+
+// ListQuotaPolicies implements spendcap.QuotaLister.
+func (c *Client) ListQuotaPolicies(ctx context.Context, p spendcap.ListQuotaPoliciesParams) (spendcap.QuotaPolicyPage, error) {
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return spendcap.QuotaPolicyPage{}, err
+	}
+	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.ListQuotaPoliciesRow, error) {
+		return q.ListQuotaPolicies(ctx, pgfn.ListQuotaPoliciesParams{IDPrefix: nonEmpty(p.IDPrefix), After: nonEmpty(p.After),
+			MaxRows: nonZero(maxRows), At: at(p.At)})
+	})
+	if err != nil {
+		return spendcap.QuotaPolicyPage{}, err
+	}
+	out := make([]spendcap.QuotaStatus, len(rows))
+	for i, r := range rows {
+		out[i] = spendcap.QuotaStatus{PolicyID: r.PolicyID, Window: time.Duration(r.WindowSeconds) * time.Second, MaxRequests: r.MaxRequests,
+			MaxConcurrent: r.MaxConcurrent, LeaseTTL: time.Duration(r.LeaseSeconds) * time.Second, InWindow: r.InWindow, Active: r.Active}
+	}
+	return spendcap.QuotaPolicyPage{Policies: out, Next: callargs.NextPolicy(out, maxRows)}, nil
+}

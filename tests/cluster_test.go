@@ -182,6 +182,31 @@ func TestValkeyClusterListsTheBudgetsOfEverySlot(t *testing.T) {
 	if err != nil || indexes < 3 {
 		t.Errorf("%d slot indexes (%v)", indexes, err)
 	}
+	// Quota policies too: one index per slot, merged in id order, a page at a time.
+	for _, id := range []string{"q1/a", "q2/b", "q3/c", "q4", "q5/e"} {
+		if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: id, MaxConcurrent: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pages []string
+	after := ""
+	for range 4 {
+		page, err := c.ListQuotaPolicies(ctx, spendcap.ListQuotaPoliciesParams{After: after, MaxRows: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, p := range page.Policies {
+			ids = append(ids, p.PolicyID)
+		}
+		pages = append(pages, strings.Join(ids, " "))
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	if got := strings.Join(pages, " | "); got != "q1/a q2/b | q3/c q4 | q5/e" {
+		t.Errorf("policy pages on a cluster: %s", got)
+	}
 }
 
 func TestValkeyBudgetsSharingTheFirstSegmentOfTheirIdsShareASlot(t *testing.T) {

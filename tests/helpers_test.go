@@ -333,8 +333,12 @@ func runRaw(ctx context.Context, q querier, types map[string]map[string]string, 
 // vkKey is the base key a Go client would pass for raw arguments: the policy's, else the budget's
 // (b1's when the arguments name neither as a string).
 // vkKeyFor is the key of fn's call: the event stream of the budget's slot group for the functions
-// that read one (b1's without a budget), else vkKey's.
+// that read one (b1's without a budget), the policy listing index for list_quota_policies, else
+// vkKey's.
 func vkKeyFor(fn, args string) string {
+	if fn == "list_quota_policies" {
+		return "sc:ix:q" // the server's policy listing index
+	}
 	if fn != "events_since" && fn != "recent_events" {
 		return vkKey(args)
 	}

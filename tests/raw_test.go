@@ -127,6 +127,10 @@ var rawCases = []rawCall{
 	{"budget_reservations", `{"budget_id": "b1"}`, ""},
 	{"budget_reservations", `{"budget_id": "b1", "max_rows": 0}`, "SC002"},
 	{"budget_reservations", `{"budget_id": "nobody"}`, "SC001"},
+	{"list_quota_policies", `{"id_prefix": "q", "at_ms": 1773144000000}`, ""},
+	{"list_quota_policies", `{"id_prefix": "a{"}`, "SC002"},
+	{"list_quota_policies", `{"after": "x y"}`, "SC002"},
+	{"list_quota_policies", `{"max_rows": 0}`, "SC002"},
 }
 
 // pgRaw runs a raw call through SQL: JSON values of jsonb arguments go as jsonb, `*_ms` instants

@@ -158,11 +158,21 @@ func (c *Client) listIndex(ctx context.Context, ix string, a args, after string,
 // slotIndexes are the listing indexes of a cluster's slots that hold budgets, found by a SCAN of
 // every primary for their ids sets.
 func (c *Client) slotIndexes(ctx context.Context) ([]string, error) {
+	keys, err := c.slotKeys(ctx, ":ids")
+	for i, k := range keys {
+		keys[i] = strings.TrimSuffix(k, ":ids")
+	}
+	return keys, err
+}
+
+// slotKeys are the keys of the slots' listing indexes that end with suffix (":ids" for budgets,
+// ":q" for quota policies), sorted: a SCAN of every primary.
+func (c *Client) slotKeys(ctx context.Context, suffix string) ([]string, error) {
 	var mu sync.Mutex
 	var out []string
 	err := valkeynodes.ForEachPrimary(ctx, c.rdb, func(ctx context.Context, n *redis.Client) error {
-		keys, err := scanKeys(ctx, n, indexPrefix+":{*}:ids", func(key string) (string, bool) {
-			return strings.TrimSuffix(key, ":ids"), strings.HasSuffix(key, ":ids")
+		keys, err := scanKeys(ctx, n, indexPrefix+":{*}"+suffix, func(key string) (string, bool) {
+			return key, strings.HasSuffix(key, suffix)
 		})
 		mu.Lock()
 		out = append(out, keys...)

@@ -1,10 +1,14 @@
 package valkey
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/internal/callargs"
@@ -118,4 +122,56 @@ func (c *Client) DeleteQuotaPolicy(ctx context.Context, p spendcap.DeleteQuotaPo
 	}
 	err := c.quotaCall(ctx, "delete_quota_policy", p.PolicyID, args{"policy_id": p.PolicyID}.at(p.At), false, &r)
 	return r.Deleted, err
+}
+
+var _ spendcap.QuotaLister = (*Client)(nil)
+
+// policyIndex is the listing index of policies on one server; a cluster has one per slot,
+// policyIndex's prefix then ":{<tag>}:q".
+const policyIndex = indexPrefix + ":q"
+
+// ListQuotaPolicies implements spendcap.QuotaLister with sc_list_quota_policies, on a cluster on
+// every slot's index (found by a SCAN of each primary), their pages merged in id order.
+func (c *Client) ListQuotaPolicies(ctx context.Context, p spendcap.ListQuotaPoliciesParams) (spendcap.QuotaPolicyPage, error) {
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return spendcap.QuotaPolicyPage{}, err
+	}
+	a := args{}.str("id_prefix", p.IDPrefix).str("after", p.After).num("max_rows", maxRows).at(p.At)
+	indexes := []string{policyIndex}
+	if _, cluster := c.rdb.(*redis.ClusterClient); cluster {
+		if indexes, err = c.slotKeys(ctx, ":q"); err != nil {
+			return spendcap.QuotaPolicyPage{}, err
+		}
+		if len(indexes) == 0 {
+			// No policy anywhere: slot 0's empty index still checks the arguments.
+			indexes = []string{indexPrefix + ":{" + slotTags()[0] + "}:q"}
+		}
+	}
+	var rows []spendcap.QuotaStatus
+	for _, ix := range indexes {
+		var rs []struct {
+			PolicyID      string `json:"policy_id"`
+			WindowSeconds int32  `json:"window_seconds"`
+			MaxRequests   int32  `json:"max_requests"`
+			MaxConcurrent int32  `json:"max_concurrent"`
+			LeaseSeconds  int32  `json:"lease_seconds"`
+			InWindow      int64  `json:"in_window"`
+			Active        int64  `json:"active"`
+		}
+		if err := c.callKeys(ctx, "list_quota_policies", []string{ix}, a, true, &rs); err != nil {
+			return spendcap.QuotaPolicyPage{}, err
+		}
+		for _, r := range rs {
+			rows = append(rows, spendcap.QuotaStatus{PolicyID: r.PolicyID, Window: time.Duration(r.WindowSeconds) * time.Second,
+				MaxRequests: r.MaxRequests, MaxConcurrent: r.MaxConcurrent, LeaseTTL: time.Duration(r.LeaseSeconds) * time.Second,
+				InWindow: r.InWindow, Active: r.Active})
+		}
+	}
+	want := int(cmp.Or(maxRows, callargs.DefaultListRows))
+	if len(indexes) > 1 {
+		slices.SortFunc(rows, func(a, b spendcap.QuotaStatus) int { return strings.Compare(a.PolicyID, b.PolicyID) })
+		rows = rows[:min(len(rows), want)]
+	}
+	return spendcap.QuotaPolicyPage{Policies: rows, Next: callargs.NextPolicy(rows, int32(want))}, nil
 }

@@ -3446,6 +3446,21 @@ local function policy_key(keys, id)
     return base_key(keys, 'policy_id', 'sc:q:', id)
 end
 
+-- policy_index is the listing index that holds the policy at base key base (list_quota_policies):
+-- a sorted set of ids, next to the budgets' listing index (sc:ix:q, or sc:ix:{<tag>}:q per slot).
+local function policy_index(base)
+    return index_prefix(base) .. ':q'
+end
+
+-- in_window counts the admissions of policy p (at key) inside its sliding window at t, 0 without
+-- a window (SQL: in_window).
+local function in_window(key, p, t)
+    if p.w <= 0 then
+        return 0
+    end
+    return redis.call('ZCOUNT', subkey(key, 'w'), '(' .. encode(t - p.w * 1000), '+inf')
+end
+
 -- policy_not_found raises SC006 naming the argument that named the policy (policy_id by default).
 local function policy_not_found(id, arg)
     fail('SC006', (arg or 'policy_id') .. ': policy ' .. encode(id) .. ' not found')
@@ -3506,9 +3521,12 @@ function api.create_quota_policy(keys, a)
         if p.w ~= w or p.mr ~= mr or p.mc ~= mc or p.ls ~= ls then
             fail('SC005', 'policy_id: policy ' .. encode(id) .. ' exists with a different definition')
         end
+        -- Listed whatever version created it (a no-op when it already is).
+        redis.call('ZADD', policy_index(key), 0, id)
         return { policy_id = id, created = false }
     end
     redis.call('SET', key, encode({ w = w, mr = mr, mc = mc, ls = ls, created = at }))
+    redis.call('ZADD', policy_index(key), 0, id)
     return { policy_id = id, created = true }
 end
 
@@ -3626,21 +3644,67 @@ function api.quota_status(keys, a)
     local key = policy_key(keys, id)
     local t = instant(a)
     local p = lock_policy(key, id)
-    local in_window = 0
-    if p.w > 0 then
-        in_window = redis.call('ZCOUNT', subkey(key, 'w'), '(' .. encode(t - p.w * 1000), '+inf')
-    end
     local holders = redis.call('ZRANGEBYSCORE', subkey(key, 'l'), '(' .. encode(t), '+inf')
     table.sort(holders)
     return { policy_id = id, window_seconds = p.w, max_requests = p.mr, max_concurrent = p.mc, lease_seconds = p.ls,
-             in_window = in_window, active = #holders, holders = array(holders) }
+             in_window = in_window(key, p, t), active = #holders, holders = array(holders) }
 end
 
 function api.delete_quota_policy(keys, a)
     local key = policy_key(keys, a.policy_id)
     local existed = redis.call('EXISTS', key) == 1
     redis.call('DEL', key, subkey(key, 'w'), subkey(key, 'l'), subkey(key, 'n'))
+    redis.call('ZREM', policy_index(key), a.policy_id)
     return { deleted = existed }
+end
+
+-- list_quota_policies (docs/sql-api.md#list_quota_policies; SQL: list_quota_policies) answers the
+-- policies of the listing index keys[1] (sc:ix:q, or one slot's sc:ix:{<tag>}:q) whose id starts
+-- with id_prefix after policy `after`, in id order, at most max_rows (1..1000), each with its
+-- window count and live leases at `at`.
+function api.list_quota_policies(keys, a)
+    local ix = keys[1]
+    if type(ix) ~= 'string' or not (ix == 'sc:ix:q' or ix:match('^sc:ix:{[0-9A-Za-z][0-9A-Za-z][0-9A-Za-z]}:q$')) then
+        invalid_argument('keys', 'must be a policy listing index: sc:ix:q, or a slot\'s sc:ix:{<tag>}:q')
+    end
+    local prefix = a.id_prefix ~= '' and a.id_prefix or nil
+    if prefix ~= nil then check_id('id_prefix', prefix) end
+    if a.after ~= nil then check_id('after', a.after) end
+    local max = bounded('max_rows', a.max_rows or 50, 1, 1000)
+    local t = instant(a)
+    local start, stop = '-', '+'
+    if prefix then start, stop = '[' .. prefix, '(' .. prefix .. '\127' end
+    if a.after ~= nil and (prefix == nil or a.after >= prefix) then start = '(' .. a.after end
+    local rows = {}
+    for _, id in ipairs(redis.call('ZRANGE', ix, start, stop, 'BYLEX', 'LIMIT', 0, max)) do
+        local key = base_of('sc:q:', id)
+        local raw = redis.call('GET', key)
+        if raw then
+            local p = cjson.decode(raw)
+            rows[#rows + 1] = { policy_id = id, window_seconds = p.w, max_requests = p.mr, max_concurrent = p.mc,
+                                lease_seconds = p.ls, in_window = in_window(key, p, t),
+                                active = redis.call('ZCOUNT', subkey(key, 'l'), '(' .. encode(t), '+inf') }
+        end
+    end
+    return array(rows)
+end
+
+-- index_policy lists the policy at base key keys[1] (sc:q:{...}) in its listing index when it is
+-- not yet (created by a version before the index): loading the library calls it for every key
+-- that may be one. Anything else at that key is left alone.
+function api.index_policy(keys, a)
+    local key = keys[1]
+    if type(key) ~= 'string' or key:sub(1, 6) ~= 'sc:q:{' then
+        invalid_argument('keys', 'must be the base key of a policy (sc:q:{...})')
+    end
+    local close = key:find('}', 1, true)
+    local raw = close and key:sub(close + 1, close + 1) ~= ':' and redis.call('GET', key)
+    local ok, p = pcall(cjson.decode, raw or 'null')
+    if not ok or type(p) ~= 'table' or p.w == nil then
+        return { indexed = false }
+    end
+    redis.call('ZADD', policy_index(key), 0, key:sub(7, close - 1) .. key:sub(close + 1))
+    return { indexed = true }
 end
 
 -- valkey/lua/900_registration.lua
@@ -3686,7 +3750,7 @@ end
 
 -- READ_ONLY are the functions that write nothing: flagged no-writes, so they run on replicas.
 local READ_ONLY = { check_usage = true, budget_status = true, budget_history = true, events_since = true, recent_events = true,
-                    budget_reservations = true,
+                    budget_reservations = true, list_quota_policies = true,
                     quota_status = true }
 -- list_budgets is not among them: it corrects the listing index as it reads it.
 -- DECODE are the functions whose arguments another decoder reads (decode_args by default).
@@ -3699,7 +3763,7 @@ local FUNCTIONS = {
     'check_usage', 'record_spend', 'release_spend', 'reserve', 'settle', 'cancel_reservation',
     'reset_budget', 'budget_status', 'budget_reservations', 'budget_history', 'events_since', 'recent_events', 'purge_events',
     'create_quota_policy', 'acquire_quota', 'renew_quota', 'release_quota', 'quota_status',
-    'delete_quota_policy', 'audit', 'list_budgets', 'index_budget',
+    'delete_quota_policy', 'list_quota_policies', 'index_policy', 'audit', 'list_budgets', 'index_budget',
 }
 
 for i = 1, #FUNCTIONS do

@@ -134,9 +134,34 @@ func Load(ctx context.Context, rdb redis.UniversalClient, s LibrarySettings) (in
 			return fmt.Errorf("valkey: FUNCTION LOAD REPLACE: %w", err)
 		}
 		loaded++
-		return indexBudgets(ctx, c)
+		if err := indexBudgets(ctx, c); err != nil {
+			return err
+		}
+		return indexPolicies(ctx, c)
 	})
 	return loaded, err
+}
+
+// indexPolicies puts the quota policies of node n that a version before their listing index
+// created into it (sc_index_policy, which leaves anything that is not a policy alone): a SCAN of
+// the node's string keys under sc:q:{ and one FCALL per key, pipelined, each time the library
+// changes.
+func indexPolicies(ctx context.Context, n *redis.Client) error {
+	var keys []string
+	it := n.ScanType(ctx, 0, "sc:q:{*", 1000, "string").Iterator()
+	for it.Next(ctx) {
+		keys = append(keys, it.Val())
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("valkey: policy listing index: %w", err)
+	}
+	return fcallEach(ctx, n, "sc_index_policy", keys, auditBatch, func(int) ([]byte, error) { return []byte("{}"), nil },
+		func(cmd *redis.Cmd) error {
+			if err := cmd.Err(); err != nil {
+				return fmt.Errorf("valkey: sc_index_policy: %w", mapError(err))
+			}
+			return nil
+		})
 }
 
 // indexBudgets puts the budgets of node n that a version before the listing index stored into

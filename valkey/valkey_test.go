@@ -59,7 +59,7 @@ func TestNewLoadsTheLibraryOnlyWhenTheServerCopyDiffers(t *testing.T) {
 	// Read-only calls are flagged no-writes, so FCALL_RO accepts them.
 	for _, f := range libs[0].Functions {
 		ro := f.Name == "sc_budget_status" || f.Name == "sc_check_usage" || f.Name == "sc_budget_history" || f.Name == "sc_quota_status" ||
-			f.Name == "sc_events_since" || f.Name == "sc_recent_events" || f.Name == "sc_budget_reservations"
+			f.Name == "sc_events_since" || f.Name == "sc_recent_events" || f.Name == "sc_budget_reservations" || f.Name == "sc_list_quota_policies"
 		if ro != (len(f.Flags) == 1 && f.Flags[0] == "no-writes") {
 			t.Errorf("%s flags %v", f.Name, f.Flags)
 		}
@@ -537,5 +537,42 @@ func TestListingCallsRefuseKeysThatAreNotTheirs(t *testing.T) {
 	}
 	if n, _ := rdb.DBSize(ctx).Result(); n != 0 {
 		t.Errorf("refused calls wrote %d keys", n)
+	}
+}
+
+// Policies created before their listing index existed are listed once the library is loaded
+// again; their other keys (window, leases, counter) are left alone.
+func TestLoadListsThePoliciesCreatedBeforeTheIndex(t *testing.T) {
+	t.Parallel()
+	rdb := ownServer(t)
+	c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a:n", "b/rpm"} {
+		if _, err := c.CreateQuotaPolicy(ctx, spendcap.CreateQuotaPolicyParams{PolicyID: id, Window: time.Minute, MaxRequests: 5}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: id, HolderID: "h"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As an older version left them: no index, and another library loaded.
+	if err := rdb.Del(ctx, "sc:ix:q").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.FunctionLoadReplace(ctx, "#!lua name=spendcap\nredis.register_function('sc_budget_status', function() return 'old' end)\n").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := valkey.Load(ctx, rdb, valkey.LibrarySettings{}); err != nil || n != 1 {
+		t.Fatalf("load: %d, %v", n, err)
+	}
+	page, err := c.ListQuotaPolicies(ctx, spendcap.ListQuotaPoliciesParams{})
+	if err != nil || len(page.Policies) != 2 || page.Policies[0].PolicyID != "a:n" || page.Policies[1].PolicyID != "b/rpm" ||
+		page.Policies[0].InWindow != 1 {
+		t.Errorf("after the load: %+v, %v", page.Policies, err)
+	}
+	if n, err := rdb.ZCard(ctx, "sc:ix:q").Result(); err != nil || n != 2 {
+		t.Errorf("the index holds %d entries (%v), want 2", n, err)
 	}
 }

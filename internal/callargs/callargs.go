@@ -119,3 +119,15 @@ func NextCursor(rows []spendcap.BudgetListing, maxRows int32) string {
 	}
 	return rows[len(rows)-1].Cursor
 }
+
+// NextPolicy is the Next of a page of ListQuotaPolicies asked for maxRows rows (0: the default
+// 50): the last id when the page is full, else "".
+func NextPolicy(rows []spendcap.QuotaStatus, maxRows int32) string {
+	if maxRows == 0 {
+		maxRows = DefaultListRows
+	}
+	if len(rows) == 0 || len(rows) < int(maxRows) {
+		return ""
+	}
+	return rows[len(rows)-1].PolicyID
+}

@@ -14,8 +14,10 @@ import (
 // MarkupID is a budget id made of markup: the console must show it as text.
 const MarkupID = `acme/<b>bold</b>&"q"'`
 
-// Create creates the budgets on b, the hourly one's windows closed before now.
-func Create(ctx context.Context, b spendcap.Budgets, now time.Time) error {
+// Create creates the budgets on b, the hourly one's windows closed before now, and two quota
+// policies with requests and leases: acme/rpm (2 of 60 a minute) and acme/streams (2 of 4 leases,
+// held by worker-1 and worker-2).
+func Create(ctx context.Context, b spendcap.Backend, now time.Time) error {
 	start := now.UTC().Add(-4 * time.Hour).Truncate(time.Hour)
 	day := now.UTC().Truncate(24 * time.Hour)
 	steps := []func() error{
@@ -46,6 +48,22 @@ func Create(ctx context.Context, b spendcap.Budgets, now time.Time) error {
 		steps = append(steps, report(ctx, b, "hourly", map[string]int64{"req": n}, start.Add(time.Duration(i)*time.Hour+time.Minute)))
 	}
 	steps = append(steps, report(ctx, b, "hourly", map[string]int64{"req": 5}, time.Time{}))
+	steps = append(steps, func() error {
+		for _, p := range []spendcap.CreateQuotaPolicyParams{
+			{PolicyID: "acme/rpm", Window: time.Minute, MaxRequests: 60, LeaseTTL: time.Hour},
+			{PolicyID: "acme/streams", MaxConcurrent: 4, LeaseTTL: time.Hour},
+		} {
+			if _, err := b.CreateQuotaPolicy(ctx, p); err != nil {
+				return err
+			}
+		}
+		for _, a := range [][2]string{{"acme/rpm", "req-1"}, {"acme/rpm", "req-2"}, {"acme/streams", "worker-1"}, {"acme/streams", "worker-2"}} {
+			if _, err := b.AcquireQuota(ctx, spendcap.AcquireQuotaParams{PolicyID: a[0], HolderID: a[1]}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	for _, s := range steps {
 		if err := s(); err != nil {
 			return err

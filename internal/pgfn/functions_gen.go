@@ -31,6 +31,7 @@ var Signatures = []string{
 	"spendcap.due_windows(timestamp with time zone)",
 	"spendcap.events_since(bigint,integer)",
 	"spendcap.list_budgets(text,text,text,text,boolean,boolean,boolean,text,text,integer,timestamp with time zone)",
+	"spendcap.list_quota_policies(text,text,integer,timestamp with time zone)",
 	"spendcap.purge_expired(integer,timestamp with time zone)",
 	"spendcap.quota_status(text,timestamp with time zone)",
 	"spendcap.recent_events(text,text,bigint,integer)",
@@ -202,6 +203,17 @@ type PurgeResult struct {
 	Reservations int64 `db:"reservations"`
 	Leases       int64 `db:"leases"`
 	Events       int64 `db:"events"`
+}
+
+// QuotaListing is a row of spendcap.quota_listing.
+type QuotaListing struct {
+	PolicyID      string `db:"policy_id"`
+	WindowSeconds int32  `db:"window_seconds"`
+	MaxRequests   int32  `db:"max_requests"`
+	MaxConcurrent int32  `db:"max_concurrent"`
+	LeaseSeconds  int32  `db:"lease_seconds"`
+	InWindow      int64  `db:"in_window"`
+	Active        int64  `db:"active"`
 }
 
 // QuotaPolicyResult is a row of spendcap.quota_policy_result.
@@ -1192,6 +1204,67 @@ func (q *Queries) ListBudgets(ctx context.Context, arg ListBudgetsParams) ([]Lis
 		return nil, mapError(err)
 	}
 	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[ListBudgetsRow])
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return res, nil
+}
+
+// ListQuotaPoliciesParams are the arguments of spendcap.list_quota_policies. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type ListQuotaPoliciesParams struct {
+	// IDPrefix is optional.
+	IDPrefix *string
+	// After is optional.
+	After *string
+	// MaxRows is optional.
+	MaxRows *int32
+	// At is optional.
+	At *time.Time
+}
+
+// ListQuotaPoliciesRow is the result of spendcap.list_quota_policies.
+type ListQuotaPoliciesRow = QuotaListing
+
+// ListQuotaPolicies calls spendcap.list_quota_policies in one statement.
+func (q *Queries) ListQuotaPolicies(ctx context.Context, arg ListQuotaPoliciesParams) ([]ListQuotaPoliciesRow, error) {
+	args := make([]any, 1, 5)
+	args[0] = q.mode
+	sql := "SELECT policy_id, window_seconds, max_requests, max_concurrent, lease_seconds, in_window, active FROM spendcap.list_quota_policies("
+	if arg.IDPrefix != nil {
+		args = append(args, *arg.IDPrefix)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "id_prefix => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.After != nil {
+		args = append(args, *arg.After)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "after => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.MaxRows != nil {
+		args = append(args, *arg.MaxRows)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		if len(args) > 2 {
+			sql += ", "
+		}
+		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[ListQuotaPoliciesRow])
 	if err != nil {
 		return nil, mapError(err)
 	}

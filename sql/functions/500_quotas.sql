@@ -378,6 +378,21 @@ $fn$;
 REVOKE ALL ON FUNCTION spendcap.release_quota FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.release_quota TO spendcap_writer;
 
+-- in_window counts the admissions of policy p inside its sliding window at t (0 without a window):
+-- what quota_status and list_quota_policies show.
+DROP FUNCTION IF EXISTS spendcap_internal.in_window;
+CREATE FUNCTION spendcap_internal.in_window(p spendcap.quota_policies, t timestamptz)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT CASE WHEN p.window_seconds > 0 THEN
+        (SELECT count(*) FROM spendcap.quota_window AS w
+          WHERE w.policy_id = p.policy_id AND w.at > t - make_interval(secs => p.window_seconds))
+    ELSE 0 END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap_internal.in_window FROM PUBLIC;
+
 -- quota_status: the definition, the window count, the live leases and their holders (in byte
 -- order) as of `at`. Locks and writes nothing.
 DROP FUNCTION IF EXISTS spendcap.quota_status;
@@ -400,11 +415,8 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM spendcap_internal.policy_not_found(policy_id);
     END IF;
-    r := (p.policy_id, p.window_seconds, p.max_requests, p.max_concurrent, p.lease_seconds, 0, 0, '{}'::text[]);
-    IF p.window_seconds > 0 THEN
-        r.in_window := (SELECT count(*) FROM spendcap.quota_window AS w
-                         WHERE w.policy_id = policy_id AND w.at > t - make_interval(secs => p.window_seconds));
-    END IF;
+    r := (p.policy_id, p.window_seconds, p.max_requests, p.max_concurrent, p.lease_seconds,
+          spendcap_internal.in_window(p, t), 0, '{}'::text[]);
     SELECT count(*), coalesce(array_agg(l.holder_id ORDER BY l.holder_id COLLATE "C"), '{}')
       INTO r.active, r.holders
       FROM spendcap.quota_leases AS l WHERE l.policy_id = policy_id AND l.expires_at > t;
@@ -437,3 +449,43 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap.delete_quota_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.delete_quota_policy TO spendcap_admin;
+
+-- list_quota_policies (docs/sql-api.md#list_quota_policies): the policies whose id starts with
+-- id_prefix (null: every one) after policy `after`, in id order (bytes), at most max_rows
+-- (1..1000), each with its window count and live leases at `at`. Locks and writes nothing.
+DROP FUNCTION IF EXISTS spendcap.list_quota_policies;
+CREATE FUNCTION spendcap.list_quota_policies(
+    id_prefix text        DEFAULT NULL,
+    after     text        DEFAULT NULL,
+    max_rows  integer     DEFAULT 50,
+    at        timestamptz DEFAULT NULL)
+RETURNS SETOF spendcap.quota_listing
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_variable
+DECLARE
+    prefix text := nullif(id_prefix, '');
+    t      timestamptz;
+BEGIN
+    IF prefix IS NOT NULL THEN
+        PERFORM spendcap_internal.check_id('id_prefix', prefix);
+    END IF;
+    IF after IS NOT NULL THEN
+        PERFORM spendcap_internal.check_id('after', after);
+    END IF;
+    PERFORM spendcap_internal.bounded('max_rows', max_rows, 1, 1000);
+    t := spendcap_internal.instant(at);
+    RETURN QUERY
+        SELECT p.policy_id, p.window_seconds, p.max_requests, p.max_concurrent, p.lease_seconds,
+               spendcap_internal.in_window(p, t),
+               (SELECT count(*) FROM spendcap.quota_leases AS l WHERE l.policy_id = p.policy_id AND l.expires_at > t)
+          FROM spendcap.quota_policies AS p
+         WHERE (prefix IS NULL OR (p.policy_id COLLATE "C" >= prefix AND p.policy_id COLLATE "C" < prefix || chr(127)))
+           AND (after IS NULL OR p.policy_id COLLATE "C" > after)
+         ORDER BY p.policy_id COLLATE "C"
+         LIMIT max_rows;
+END
+$fn$;
+REVOKE ALL ON FUNCTION spendcap.list_quota_policies FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION spendcap.list_quota_policies TO spendcap_reader;

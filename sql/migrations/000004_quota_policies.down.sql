@@ -1,3 +1,4 @@
+DROP FUNCTION IF EXISTS spendcap_internal.in_window;
 DROP FUNCTION IF EXISTS spendcap.create_quota_policy;
 DROP FUNCTION IF EXISTS spendcap.acquire_quota;
 DROP FUNCTION IF EXISTS spendcap.renew_quota;

@@ -1,0 +1,2 @@
+DROP FUNCTION IF EXISTS spendcap.list_quota_policies;
+DROP TYPE spendcap.quota_listing;
