@@ -20,7 +20,7 @@ var apiCalls = []struct {
 	{"spendcap_reader", "budget_history", `SELECT * FROM spendcap.budget_history('b1')`},
 	{"spendcap_reader", "events_since", `SELECT * FROM spendcap.events_since()`},
 	{"spendcap_reader", "recent_events", `SELECT * FROM spendcap.recent_events()`},
-	{"spendcap_reader", "budget_reservations", `SELECT * FROM spendcap.budget_reservations('nobody')`},
+	{"spendcap_reader", "budget_reservations", `SELECT * FROM spendcap.budget_reservations('b1')`},
 	{"spendcap_reader", "list_quota_policies", `SELECT * FROM spendcap.list_quota_policies()`},
 	{"spendcap_reader", "budget_gauges", `SELECT * FROM spendcap.budget_gauges('{b1}', 5)`},
 	{"spendcap_reader", "list_budgets", `SELECT * FROM spendcap.list_budgets(order_by => 'utilisation')`},

@@ -25,13 +25,16 @@ const (
 	consoleVKList       = "console valkey budgets page by utilisation 100k"
 	consoleVKFiltered   = "console valkey budgets page near a limit by id 100k"
 	consoleVKBudget     = "console valkey budget page 100k"
+	consolePGParent     = "console pg parent budget page 100k"
+	consoleVKParent     = "console valkey parent budget page 100k"
 	consoleListTargetMs = 100 // p99 on PostgreSQL
 	consoleVKTargetMs   = 500 // p99 on Valkey
 	consolePageTargetMs = 50  // a budget's page, p99
 )
 
 func consoleBenches(ctx context.Context, only string) ([]bench, error) {
-	names := strings.Join([]string{consolePGList, consolePGFiltered, consolePGBudget, consoleVKList, consoleVKFiltered, consoleVKBudget}, "\n")
+	names := strings.Join([]string{consolePGList, consolePGFiltered, consolePGBudget, consoleVKList, consoleVKFiltered, consoleVKBudget,
+		consolePGParent, consoleVKParent}, "\n")
 	if only != "" && !strings.Contains(names, only) {
 		return nil, nil
 	}
@@ -99,11 +102,11 @@ func consoleBenches(ctx context.Context, only string) ([]bench, error) {
 	}
 	var out []bench
 	for _, b := range []struct {
-		backend                  console.Backend
-		list, filtered, budgetPg string
+		backend                          console.Backend
+		list, filtered, budgetPg, parent string
 	}{
-		{gobinding.NewClient(pool, gobinding.Options{}), consolePGList, consolePGFiltered, consolePGBudget},
-		{vk, consoleVKList, consoleVKFiltered, consoleVKBudget},
+		{gobinding.NewClient(pool, gobinding.Options{}), consolePGList, consolePGFiltered, consolePGBudget, consolePGParent},
+		{vk, consoleVKList, consoleVKFiltered, consoleVKBudget, consoleVKParent},
 	} {
 		h, err := console.NewHandler(console.Options{Backend: b.backend})
 		if err != nil {
@@ -116,7 +119,9 @@ func consoleBenches(ctx context.Context, only string) ([]bench, error) {
 			bench{name: b.budgetPg, cs: c1, run: page(h, func(i int64) string {
 				n := 1000 + (i*7919)%(consoleBudgets-1000)
 				return fmt.Sprintf("/budget?id=o%d%%2Fk%d", n%1000, n)
-			})})
+			})},
+			// An organisation's page lists its 99 keys, by utilisation.
+			bench{name: b.parent, cs: c1, run: page(h, func(i int64) string { return fmt.Sprintf("/budget?id=o%d", (i*7919)%1000) })})
 	}
 	return out, nil
 }
@@ -158,6 +163,7 @@ func consoleTargets(results []Result) []Ratio {
 	}{
 		{consolePGList, consoleListTargetMs}, {consolePGFiltered, consoleListTargetMs}, {consolePGBudget, consolePageTargetMs},
 		{consoleVKList, consoleVKTargetMs}, {consoleVKFiltered, consoleVKTargetMs}, {consoleVKBudget, consolePageTargetMs},
+		{consolePGParent, consolePageTargetMs}, {consoleVKParent, consolePageTargetMs},
 	} {
 		for _, r := range results {
 			if r.Name == t.name {
