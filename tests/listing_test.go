@@ -17,6 +17,7 @@ func init() {
 	listingScenarios["RowsCarryTheWindowTheParentAndTheChildren"] = listingRowsCarryTheWindowTheParentAndTheChildren
 	listingScenarios["ReadsEachBudgetAsOfTheInstantAsked"] = listingReadsEachBudgetAsOfTheInstantAsked
 	listingScenarios["RefusesBadArgumentsNamingThem"] = listingRefusesBadArgumentsNamingThem
+	listingScenarios["ChildrenFollowMovesAndDeletions"] = listingChildrenFollowMovesAndDeletions
 }
 
 var listingT0 = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
@@ -285,6 +286,49 @@ func listingRefusesBadArgumentsNamingThem(t *testing.T, b listingBackend) {
 		_, err := b.ListBudgets(ctx, c.p)
 		if !errors.Is(err, spendcap.ErrInvalidArgument) || !strings.Contains(err.Error(), c.arg+":") {
 			t.Errorf("%+v: %v, want SC002 naming %s", c.p, err, c.arg)
+		}
+	}
+}
+
+func TestListBudgetsChildrenFollowMovesAndDeletions(t *testing.T) {
+	t.Parallel()
+	eachListingBackend(t, listingChildrenFollowMovesAndDeletions)
+}
+
+// A parent's children are the budgets whose parent it is now: set_parent moves one from a parent's
+// list to another's, and a deleted child leaves it.
+func listingChildrenFollowMovesAndDeletions(t *testing.T, b listingBackend) {
+	for _, c := range []spendcap.CreateBudgetParams{
+		{BudgetID: "org"}, {BudgetID: "org/x"},
+		{BudgetID: "org/a", ParentID: "org", HardLimits: map[string]int64{"usd": 10}},
+		{BudgetID: "org/b", ParentID: "org", HardLimits: map[string]int64{"usd": 10}},
+		{BudgetID: "org/c", ParentID: "org", HardLimits: map[string]int64{"usd": 10}},
+	} {
+		c.At = listingT0
+		if _, err := b.CreateBudget(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "org/c", Deltas: map[string]int64{"usd": 5}, At: listingT0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SetParent(ctx, spendcap.SetParentParams{BudgetID: "org/b", ParentID: "org/x", At: listingT0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DeleteBudget(ctx, spendcap.DeleteBudgetParams{BudgetID: "org/a", At: listingT0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		p    spendcap.ListBudgetsParams
+		want string
+	}{
+		{spendcap.ListBudgetsParams{ParentID: "org"}, "org/c=500"},
+		{spendcap.ListBudgetsParams{ParentID: "org/x", OrderBy: spendcap.ListByUtilisation}, "org/b=0"},
+		{spendcap.ListBudgetsParams{ParentID: "org/c"}, ""},
+	} {
+		c.p.At = listingT0
+		if got, _ := listed(t, b, c.p); got != c.want {
+			t.Errorf("%+v:\n got %s\nwant %s", c.p, got, c.want)
 		}
 	}
 }

@@ -2246,6 +2246,7 @@ function api.create_budget(keys, a)
     save(b)
     if parent then
         parent.child_count = (parent.child_count or 0) + 1
+        queue(parent, 'ZADD', subkey(parent._key, 'k'), 0, id)
         save(parent)
     end
     return { budget_id = id, created = true, window_start = b.window_start, next_reset_at = opt(b.next_reset_at) }
@@ -2367,6 +2368,40 @@ local function listing_row(b, reserved, u, cursor)
     }
 end
 
+-- list_children answers list_budgets for the children ids of parent a.parent_id: each read as
+-- budget_status reads it, filtered, sorted in the order asked for from the cursor after, at most
+-- max_rows. Every child is read: the caller bounds how many.
+local function list_children(ids, a, prefix, part, by_util, after_u, after_id, max_rows, at)
+    local found = {}
+    for _, id in ipairs(ids) do
+        if (prefix == nil or id:sub(1, #prefix) == prefix) and (part == nil or id:find(part, 1, true) ~= nil) then
+            local b = read_stored(base_of('sc:', id))
+            if b and b.parent_id == a.parent_id and (a.mode == nil or b.mode == a.mode) then
+                local t = instant_on(b, at)
+                advanced(b, t)
+                local reserved = live_reserved(b, t, false)
+                local u = utilisation(b.hard_limits, b.usage, reserved) or -1
+                local past = after_id == nil
+                    or (by_util and (u < after_u or (u == after_u and id > after_id)))
+                    or (not by_util and id > after_id)
+                if past and (not a.near_limit or u >= near_permille(b.alert_percents))
+                    and (not a.breached or b.window_breach_count > 0) then
+                    found[#found + 1] = { id = id, u = u, row = listing_row(b, reserved, u, by_util and (u .. ':' .. id) or id) }
+                end
+            end
+        end
+    end
+    table.sort(found, function(x, y)
+        if by_util and x.u ~= y.u then return x.u > y.u end
+        return x.id < y.id
+    end)
+    local rows = {}
+    for i = 1, math.min(max_rows, #found) do
+        rows[i] = found[i].row
+    end
+    return { rows = array(rows), next = NULL, done = true }
+end
+
 -- list_budgets reads the listing index whose ids and util sets are keys[1] and keys[2] (sc:ix:ids
 -- and sc:ix:util, or a cluster slot's), from after in the order asked for, examining at most scan
 -- entries, and answers the rows that match (at most max_rows) and where to go on: next, the
@@ -2385,6 +2420,18 @@ function api.list_budgets(keys, a)
     local prefix, part, order, after_u, after_id, max_rows, scan = list_args(a)
     local at = instant(a)
     local by_util = order == 'utilisation'
+    if a.parent_id ~= nil then
+        -- A parent's children are in its slot, in its children set (kept with child_count): read
+        -- there unless there are more than one call may examine.
+        local parent = base_of('sc:', a.parent_id)
+        if index_prefix(parent) ~= ix then
+            return { rows = array({}), next = NULL, done = true }
+        end
+        local kids = subkey(parent, 'k')
+        if redis.call('ZCARD', kids) <= scan then
+            return list_children(redis.call('ZRANGE', kids, 0, -1), a, prefix, part, by_util, after_u, after_id, max_rows, at)
+        end
+    end
     local set = by_util and keys[2] or keys[1]
     local start, stop = '-', '+'
     if by_util then
@@ -2452,12 +2499,17 @@ end
 
 -- index_budget (re)indexes the budget at keys[1] for list_budgets when it is not yet (stored by a
 -- version before the listing index): `migrate valkey-load` calls it for every budget. It stores
--- the budget, which indexes it; an indexed budget is left as it is.
+-- the budget, which indexes it; an indexed budget is left as it is. A child is also put in its
+-- parent's children set.
 function api.index_budget(keys, a)
     if type(keys[1]) ~= 'string' or keys[1]:sub(1, 4) ~= 'sc:{' or budget_id_of(keys[1]) == '' then
         invalid_argument('keys', 'must be the base key of a budget (sc:{...})')
     end
     local b = read_stored(keys[1])
+    if b ~= nil and b.parent_id ~= nil then
+        -- Its parent's children set, which versions before it did not keep (a no-op after).
+        redis.call('ZADD', subkey(base_of('sc:', b.parent_id), 'k'), 0, b.budget_id)
+    end
     if b == nil or not (b._legacy or b._stored.ut == nil) then
         return { indexed = false }
     end
@@ -2585,6 +2637,7 @@ function api.delete_budget(keys, a)
     end
     if parent then
         parent.child_count = parent.child_count - 1
+        queue(parent, 'ZREM', subkey(parent._key, 'k'), id)
     end
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
     redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'))
@@ -2614,10 +2667,12 @@ function api.set_parent(keys, a)
             local old = parent_of(keys, #keys, b)
             old.child_count = old.child_count - 1
             queue_store(b, old)
+            queue(b, 'ZREM', subkey(old._key, 'k'), id)
         end
         if new then
             new.child_count = (new.child_count or 0) + 1
             queue_store(b, new)
+            queue(b, 'ZADD', subkey(new._key, 'k'), 0, id)
         end
     end
     b.parent_id = a.parent_id

@@ -576,3 +576,47 @@ func TestLoadListsThePoliciesCreatedBeforeTheIndex(t *testing.T) {
 		t.Errorf("the index holds %d entries (%v), want 2", n, err)
 	}
 }
+
+// A parent's children are listed from its children set; budgets stored before the set existed
+// are put in it when the library is loaded again.
+func TestLoadPutsChildrenInTheirParentsSet(t *testing.T) {
+	t.Parallel()
+	rdb := ownServer(t)
+	c, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []spendcap.CreateBudgetParams{{BudgetID: "org"}, {BudgetID: "org/a", ParentID: "org"}, {BudgetID: "org/b", ParentID: "org"}} {
+		if _, err := c.CreateBudget(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	children := func() string {
+		t.Helper()
+		page, err := c.ListBudgets(ctx, spendcap.ListBudgetsParams{ParentID: "org"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, b := range page.Budgets {
+			ids = append(ids, b.BudgetID)
+		}
+		return strings.Join(ids, " ")
+	}
+	if got := children(); got != "org/a org/b" {
+		t.Fatalf("org's children: %q", got)
+	}
+	// As an older version left them: no set, and another library loaded.
+	if err := rdb.Del(ctx, "sc:{org}:k").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.FunctionLoadReplace(ctx, "#!lua name=spendcap\nredis.register_function('sc_budget_status', function() return 'old' end)\n").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := valkey.Load(ctx, rdb, valkey.LibrarySettings{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := children(); got != "org/a org/b" {
+		t.Errorf("org's children after the load: %q", got)
+	}
+}

@@ -68,6 +68,7 @@ function api.create_budget(keys, a)
     save(b)
     if parent then
         parent.child_count = (parent.child_count or 0) + 1
+        queue(parent, 'ZADD', subkey(parent._key, 'k'), 0, id)
         save(parent)
     end
     return { budget_id = id, created = true, window_start = b.window_start, next_reset_at = opt(b.next_reset_at) }

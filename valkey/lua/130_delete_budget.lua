@@ -84,6 +84,7 @@ function api.delete_budget(keys, a)
     end
     if parent then
         parent.child_count = parent.child_count - 1
+        queue(parent, 'ZREM', subkey(parent._key, 'k'), id)
     end
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
     redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'))

@@ -14,10 +14,12 @@ function api.set_parent(keys, a)
             local old = parent_of(keys, #keys, b)
             old.child_count = old.child_count - 1
             queue_store(b, old)
+            queue(b, 'ZREM', subkey(old._key, 'k'), id)
         end
         if new then
             new.child_count = (new.child_count or 0) + 1
             queue_store(b, new)
+            queue(b, 'ZADD', subkey(new._key, 'k'), 0, id)
         end
     end
     b.parent_id = a.parent_id
