@@ -451,3 +451,23 @@ func TestConsoleQuotasShowTheWindowTheLeasesAndTheHolders(t *testing.T) {
 		})
 	}
 }
+
+// Every screen is usable on a phone: at 390 pixels wide nothing makes the page scroll sideways
+// (wide tables scroll within themselves), and the navigation stays on screen.
+func TestConsoleScreensFitAPhone(t *testing.T) {
+	t.Parallel()
+	b := backends(t)["postgres"](t)
+	srv := serve(t, b)
+	tb := browser(t)
+	tb.do(chromedp.EmulateViewport(390, 844))
+	for _, path := range []string{"/", "/budgets", "/budgets?roots=1", "/budget?id=acme%2Fteam%2Fkey", "/events", "/quotas",
+		"/quota?id=acme%2Fstreams", "/webhooks"} {
+		tb.do(chromedp.Navigate(srv.URL+path), visible("main"))
+		if wide := evaluate[int](tb, `document.documentElement.scrollWidth - window.innerWidth`); wide > 0 {
+			t.Errorf("%s is %d pixels wider than a phone", path, wide)
+		}
+		if right := evaluate[float64](tb, `Math.max(...[...document.querySelectorAll("nav a")].map(a => a.getBoundingClientRect().right))`); right > 390 {
+			t.Errorf("%s: the navigation ends at %.0f pixels", path, right)
+		}
+	}
+}
