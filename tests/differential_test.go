@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -424,6 +425,39 @@ func differSequences(t *testing.T, names [2]string, a, b spendcap.Backend) {
 			d.same("final history "+id, func(b spendcap.Backend) (string, error) {
 				h, err := b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: id, At: now})
 				return conformance.HistoryString(h), err
+			})
+			// What the console reads: the live reservations held on it, its children, and its
+			// events, by content and sorted: the backends count event ids apart, and a batch on
+			// PostgreSQL writes the window_closed of a budget it rolled after the item's other
+			// events, where Valkey writes it before (the contract leaves that order open).
+			d.same("final reservations "+id, func(b spendcap.Backend) (string, error) {
+				rs, err := b.(spendcap.ReservationLister).BudgetReservations(ctx, spendcap.BudgetReservationsParams{BudgetID: id, At: now})
+				var out []string
+				for _, r := range rs {
+					out = append(out, fmt.Sprintf("%s/%s %v %d", r.NamedID, r.ReservationID, r.Amounts, r.ExpiresAt.UnixMilli()))
+				}
+				return strings.Join(out, ", "), err
+			})
+			d.same("final events "+id, func(b spendcap.Backend) (string, error) {
+				es, err := b.(spendcap.EventLog).RecentEvents(ctx, spendcap.RecentEventsParams{BudgetID: id, MaxRows: 1000})
+				var out []string
+				for _, e := range es {
+					out = append(out, fmt.Sprintf("%d %s %d %s %d %d/%d %v", e.OccurredAt.UnixMilli(), e.Kind, e.WindowSeq, e.Dimension, e.Percent,
+						e.Usage, e.LimitValue, e.WindowUsage))
+				}
+				slices.Sort(out)
+				return strings.Join(out, "; "), err
+			})
+			if id != team {
+				continue // only the team has children
+			}
+			d.same("final children "+id, func(b spendcap.Backend) (string, error) {
+				page, err := b.(spendcap.Lister).ListBudgets(ctx, spendcap.ListBudgetsParams{ParentID: id, At: now})
+				var out []string
+				for _, r := range page.Budgets {
+					out = append(out, r.BudgetID)
+				}
+				return strings.Join(out, " "), err
 			})
 		}
 	})
