@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/spendcap/spendcap"
@@ -19,27 +17,14 @@ import (
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
-// syncBuffer is a log destination the handler's goroutines may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // adminServer serves a console with the admin actions on (or off), logging to the returned buffer.
-func adminServer(t *testing.T, admin bool) (*httptest.Server, *gobinding.Client, *syncBuffer) {
+func adminServer(t *testing.T, admin bool) (*httptest.Server, *gobinding.Client, *testenv.SyncBuffer) {
 	t.Helper()
 	b := gobinding.NewClient(testenv.Pool(t), gobinding.Options{})
 	if _, err := b.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "k", HardLimits: map[string]int64{"usd": 100}}); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	opts := console.Options{Backend: b, Logger: slog.New(slog.NewTextHandler(logs, nil))}
 	if admin {
 		opts.Admin = b

@@ -65,13 +65,9 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err2)
 		return
 	}
-	if h.opts.Worker != nil {
-		st, err := h.opts.Worker.WorkerStatus(ctx)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		p.Worker = &st
+	if p.Worker, err2 = h.workerStatus(ctx); err2 != nil {
+		h.fail(w, r, err2)
+		return
 	}
 	h.render(w, r, "overview.html", p)
 }

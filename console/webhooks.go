@@ -30,13 +30,10 @@ type hookView struct {
 func (h *Handler) webhooks(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	p := webhooksPage{Common: h.common("Webhooks"), Available: h.opts.Webhooks != nil}
-	if h.opts.Worker != nil {
-		st, err := h.opts.Worker.WorkerStatus(ctx)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		p.Worker = &st
+	var err error
+	if p.Worker, err = h.workerStatus(ctx); err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	if p.Available {
 		hooks, err := h.opts.Webhooks.Webhooks(ctx)

@@ -159,3 +159,15 @@ func (w *riverWorker) WorkerStatus(ctx context.Context) (WorkerStatus, error) {
 	}
 	return st, nil
 }
+
+// workerStatus is the worker's state, or nil when the console cannot read it (no Options.Worker).
+func (h *Handler) workerStatus(ctx context.Context) (*WorkerStatus, error) {
+	if h.opts.Worker == nil {
+		return nil, nil
+	}
+	st, err := h.opts.Worker.WorkerStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}

@@ -310,14 +310,7 @@ func (c *Client) EventsSince(ctx context.Context, p spendcap.EventsSinceParams) 
 	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.EventsSinceRow, error) {
 		return q.EventsSince(ctx, pgfn.EventsSinceParams{AfterID: &p.AfterID, MaxRows: nonZero(maxRows)})
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]spendcap.Event, len(rows))
-	for i, r := range rows {
-		out[i] = r.API()
-	}
-	return out, nil
+	return eventsOf(rows), err
 }
 
 var _ spendcap.EventLog = (*Client)(nil)
@@ -336,14 +329,16 @@ func (c *Client) RecentEvents(ctx context.Context, p spendcap.RecentEventsParams
 		return q.RecentEvents(ctx, pgfn.RecentEventsParams{BudgetID: nonEmpty(p.BudgetID), Kind: nonEmpty(string(p.Kind)),
 			BeforeID: before, MaxRows: nonZero(maxRows)})
 	})
-	if err != nil {
-		return nil, err
-	}
+	return eventsOf(rows), err
+}
+
+// eventsOf is the API's form of the events rows read.
+func eventsOf(rows []pgfn.Event) []spendcap.Event {
 	out := make([]spendcap.Event, len(rows))
 	for i, r := range rows {
 		out[i] = r.API()
 	}
-	return out, nil
+	return out
 }
 
 // at turns the API's zero time ("now") into an omitted argument, so the server's clock applies.

@@ -382,3 +382,14 @@ func gaugesString(gs []spendcap.BudgetGauge) string {
 	}
 	return strings.Join(out, "; ")
 }
+
+// eachBackendAs runs f on a backend of each kind, in parallel, as T: an interface of the API
+// that both clients implement beyond spendcap.Backend (Lister, EventLog, ...).
+func eachBackendAs[T any](t *testing.T, f func(t *testing.T, b T)) {
+	for name, open := range map[string]func(*testing.T) spendcap.Backend{"postgres": openPostgres, "valkey": openValkey} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f(t, open(t).(T))
+		})
+	}
+}

@@ -103,18 +103,9 @@ func listed(t *testing.T, b spendcap.Lister, p spendcap.ListBudgetsParams) (stri
 // other, on a Valkey Cluster (TestValkeyClusterListsTheBudgetsOfEverySlot).
 var listingScenarios = map[string]func(t *testing.T, b listingBackend){}
 
-func eachListingBackend(t *testing.T, f func(t *testing.T, b listingBackend)) {
-	for name, open := range map[string]func(*testing.T) spendcap.Backend{"postgres": openPostgres, "valkey": openValkey} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			f(t, open(t).(listingBackend))
-		})
-	}
-}
-
 func TestListBudgetsOrdersByIDOrByUtilisationReservationsIncluded(t *testing.T) {
 	t.Parallel()
-	eachListingBackend(t, listingOrdersByIDOrByUtilisationReservationsIncluded)
+	eachBackendAs(t, listingOrdersByIDOrByUtilisationReservationsIncluded)
 }
 
 func listingOrdersByIDOrByUtilisationReservationsIncluded(t *testing.T, b listingBackend) {
@@ -136,7 +127,7 @@ func listingOrdersByIDOrByUtilisationReservationsIncluded(t *testing.T, b listin
 
 func TestListBudgetsPagesWithTheCursorOfTheLastRow(t *testing.T) {
 	t.Parallel()
-	eachListingBackend(t, listingPagesWithTheCursorOfTheLastRow)
+	eachBackendAs(t, listingPagesWithTheCursorOfTheLastRow)
 }
 
 func listingPagesWithTheCursorOfTheLastRow(t *testing.T, b listingBackend) {
@@ -169,7 +160,7 @@ func listingPagesWithTheCursorOfTheLastRow(t *testing.T, b listingBackend) {
 
 func TestListBudgetsFiltersBySearchModeParentNearnessAndBreaches(t *testing.T) {
 	t.Parallel()
-	eachListingBackend(t, listingFiltersBySearchModeParentNearnessAndBreaches)
+	eachBackendAs(t, listingFiltersBySearchModeParentNearnessAndBreaches)
 }
 
 func listingFiltersBySearchModeParentNearnessAndBreaches(t *testing.T, b listingBackend) {
@@ -199,7 +190,7 @@ func listingFiltersBySearchModeParentNearnessAndBreaches(t *testing.T, b listing
 
 func TestListBudgetsRowsCarryTheWindowTheParentAndTheChildren(t *testing.T) {
 	t.Parallel()
-	eachListingBackend(t, listingRowsCarryTheWindowTheParentAndTheChildren)
+	eachBackendAs(t, listingRowsCarryTheWindowTheParentAndTheChildren)
 }
 
 func listingRowsCarryTheWindowTheParentAndTheChildren(t *testing.T, b listingBackend) {
@@ -231,7 +222,7 @@ func listingRowsCarryTheWindowTheParentAndTheChildren(t *testing.T, b listingBac
 // next call would find it: the order is the current one, at any instant asked, in either direction.
 func TestListBudgetsReadsEachBudgetAsOfTheInstantAsked(t *testing.T) {
 	t.Parallel()
-	eachListingBackend(t, listingReadsEachBudgetAsOfTheInstantAsked)
+	eachBackendAs(t, listingReadsEachBudgetAsOfTheInstantAsked)
 }
 
 func listingReadsEachBudgetAsOfTheInstantAsked(t *testing.T, b listingBackend) {
@@ -266,7 +257,7 @@ func listingReadsEachBudgetAsOfTheInstantAsked(t *testing.T, b listingBackend) {
 
 func TestListBudgetsRefusesBadArgumentsNamingThem(t *testing.T) {
 	t.Parallel()
-	eachListingBackend(t, listingRefusesBadArgumentsNamingThem)
+	eachBackendAs(t, listingRefusesBadArgumentsNamingThem)
 }
 
 func listingRefusesBadArgumentsNamingThem(t *testing.T, b listingBackend) {
@@ -292,7 +283,7 @@ func listingRefusesBadArgumentsNamingThem(t *testing.T, b listingBackend) {
 
 func TestListBudgetsChildrenFollowMovesAndDeletions(t *testing.T) {
 	t.Parallel()
-	eachListingBackend(t, listingChildrenFollowMovesAndDeletions)
+	eachBackendAs(t, listingChildrenFollowMovesAndDeletions)
 }
 
 // A parent's children are the budgets whose parent it is now: set_parent moves one from a parent's

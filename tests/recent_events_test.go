@@ -15,15 +15,6 @@ type eventLogBackend interface {
 	spendcap.EventLog
 }
 
-func eachEventLogBackend(t *testing.T, f func(t *testing.T, b eventLogBackend)) {
-	for name, open := range map[string]func(*testing.T) spendcap.Backend{"postgres": openPostgres, "valkey": openValkey} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			f(t, open(t).(eventLogBackend))
-		})
-	}
-}
-
 var recentT0 = time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
 
 // recentFixture writes, in this order, in slot group "acme": a threshold of acme/a at 50%, a
@@ -65,7 +56,7 @@ func recent(t *testing.T, b spendcap.EventLog, p spendcap.RecentEventsParams) (s
 
 func TestRecentEventsAreNewestFirstFilteredByBudgetAndKind(t *testing.T) {
 	t.Parallel()
-	eachEventLogBackend(t, func(t *testing.T, b eventLogBackend) {
+	eachBackendAs(t, func(t *testing.T, b eventLogBackend) {
 		recentFixture(t, b)
 		for _, c := range []struct {
 			p    spendcap.RecentEventsParams
@@ -99,7 +90,7 @@ func TestRecentEventsAreNewestFirstFilteredByBudgetAndKind(t *testing.T) {
 
 func TestRecentEventsPageBeforeTheLastIDRead(t *testing.T) {
 	t.Parallel()
-	eachEventLogBackend(t, func(t *testing.T, b eventLogBackend) {
+	eachBackendAs(t, func(t *testing.T, b eventLogBackend) {
 		recentFixture(t, b)
 		var pages []string
 		before := int64(0)
@@ -122,7 +113,7 @@ func TestRecentEventsPageBeforeTheLastIDRead(t *testing.T) {
 // client calls again until the page is full or the stream read.
 func TestRecentEventsFindOldEventsBehindManyOthers(t *testing.T) {
 	t.Parallel()
-	eachEventLogBackend(t, func(t *testing.T, b eventLogBackend) {
+	eachBackendAs(t, func(t *testing.T, b eventLogBackend) {
 		recentFixture(t, b)
 		for i := range 1200 {
 			// A window closes with an event when it had usage.
@@ -151,7 +142,7 @@ func TestRecentEventsFindOldEventsBehindManyOthers(t *testing.T) {
 
 func TestRecentEventsRefuseBadArgumentsNamingThem(t *testing.T) {
 	t.Parallel()
-	eachEventLogBackend(t, func(t *testing.T, b eventLogBackend) {
+	eachBackendAs(t, func(t *testing.T, b eventLogBackend) {
 		for _, c := range []struct {
 			p   spendcap.RecentEventsParams
 			arg string

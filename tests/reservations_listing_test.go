@@ -15,15 +15,6 @@ type reservationsBackend interface {
 	spendcap.ReservationLister
 }
 
-func eachReservationsBackend(t *testing.T, f func(t *testing.T, b reservationsBackend)) {
-	for name, open := range map[string]func(*testing.T) spendcap.Backend{"postgres": openPostgres, "valkey": openValkey} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			f(t, open(t).(reservationsBackend))
-		})
-	}
-}
-
 var reservationsT0 = time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC)
 
 // held renders the live reservations of a budget: "named/ref amounts +minutes to expiry" each.
@@ -44,7 +35,7 @@ func held(t *testing.T, b spendcap.ReservationLister, id string, at time.Time, m
 // the budget each was made on; expired, settled and cancelled ones are gone.
 func TestBudgetReservationsListTheLiveOnesSoonestFirst(t *testing.T) {
 	t.Parallel()
-	eachReservationsBackend(t, func(t *testing.T, b reservationsBackend) {
+	eachBackendAs(t, func(t *testing.T, b reservationsBackend) {
 		for _, c := range []spendcap.CreateBudgetParams{
 			{BudgetID: "org", HardLimits: map[string]int64{"usd": 1000}},
 			{BudgetID: "org/key", ParentID: "org", HardLimits: map[string]int64{"usd": 100}},

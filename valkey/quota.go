@@ -95,24 +95,32 @@ func (c *Client) ReleaseQuota(ctx context.Context, p spendcap.ReleaseQuotaParams
 
 // QuotaStatus implements spendcap.Quotas.
 func (c *Client) QuotaStatus(ctx context.Context, p spendcap.QuotaStatusParams) (spendcap.QuotaStatus, error) {
-	var r struct {
-		PolicyID      string   `json:"policy_id"`
-		WindowSeconds int32    `json:"window_seconds"`
-		MaxRequests   int32    `json:"max_requests"`
-		MaxConcurrent int32    `json:"max_concurrent"`
-		LeaseSeconds  int32    `json:"lease_seconds"`
-		InWindow      int64    `json:"in_window"`
-		Active        int64    `json:"active"`
-		Holders       []string `json:"holders"`
-	}
+	var r policyReply
 	if err := c.quotaCall(ctx, "quota_status", p.PolicyID, args{"policy_id": p.PolicyID}.at(p.At), true, &r); err != nil {
 		return spendcap.QuotaStatus{}, err
 	}
 	if r.Holders == nil {
 		r.Holders = []string{}
 	}
+	return r.api(), nil
+}
+
+// policyReply is a policy as sc_quota_status and sc_list_quota_policies answer it (the listing
+// without holders).
+type policyReply struct {
+	PolicyID      string   `json:"policy_id"`
+	WindowSeconds int32    `json:"window_seconds"`
+	MaxRequests   int32    `json:"max_requests"`
+	MaxConcurrent int32    `json:"max_concurrent"`
+	LeaseSeconds  int32    `json:"lease_seconds"`
+	InWindow      int64    `json:"in_window"`
+	Active        int64    `json:"active"`
+	Holders       []string `json:"holders"`
+}
+
+func (r policyReply) api() spendcap.QuotaStatus {
 	return spendcap.QuotaStatus{PolicyID: r.PolicyID, Window: time.Duration(r.WindowSeconds) * time.Second, MaxRequests: r.MaxRequests,
-		MaxConcurrent: r.MaxConcurrent, LeaseTTL: time.Duration(r.LeaseSeconds) * time.Second, InWindow: r.InWindow, Active: r.Active, Holders: r.Holders}, nil
+		MaxConcurrent: r.MaxConcurrent, LeaseTTL: time.Duration(r.LeaseSeconds) * time.Second, InWindow: r.InWindow, Active: r.Active, Holders: r.Holders}
 }
 
 // DeleteQuotaPolicy implements spendcap.Quotas.
@@ -150,22 +158,12 @@ func (c *Client) ListQuotaPolicies(ctx context.Context, p spendcap.ListQuotaPoli
 	}
 	var rows []spendcap.QuotaStatus
 	for _, ix := range indexes {
-		var rs []struct {
-			PolicyID      string `json:"policy_id"`
-			WindowSeconds int32  `json:"window_seconds"`
-			MaxRequests   int32  `json:"max_requests"`
-			MaxConcurrent int32  `json:"max_concurrent"`
-			LeaseSeconds  int32  `json:"lease_seconds"`
-			InWindow      int64  `json:"in_window"`
-			Active        int64  `json:"active"`
-		}
+		var rs []policyReply
 		if err := c.callKeys(ctx, "list_quota_policies", []string{ix}, a, true, &rs); err != nil {
 			return spendcap.QuotaPolicyPage{}, err
 		}
 		for _, r := range rs {
-			rows = append(rows, spendcap.QuotaStatus{PolicyID: r.PolicyID, Window: time.Duration(r.WindowSeconds) * time.Second,
-				MaxRequests: r.MaxRequests, MaxConcurrent: r.MaxConcurrent, LeaseTTL: time.Duration(r.LeaseSeconds) * time.Second,
-				InWindow: r.InWindow, Active: r.Active})
+			rows = append(rows, r.api())
 		}
 	}
 	want := int(cmp.Or(maxRows, callargs.DefaultListRows))
