@@ -165,6 +165,16 @@ func (g *generalPath) ListBudgets(ctx context.Context, p spendcap.ListBudgetsPar
 	return g.Backend.(spendcap.Lister).ListBudgets(ctx, p)
 }
 
+// BudgetReservations lists the wrapped backend's reservations.
+func (g *generalPath) BudgetReservations(ctx context.Context, p spendcap.BudgetReservationsParams) ([]spendcap.Reservation, error) {
+	return g.Backend.(spendcap.ReservationLister).BudgetReservations(ctx, p)
+}
+
+// RecentEvents reads the wrapped backend's events.
+func (g *generalPath) RecentEvents(ctx context.Context, p spendcap.RecentEventsParams) ([]spendcap.Event, error) {
+	return g.Backend.(spendcap.EventLog).RecentEvents(ctx, p)
+}
+
 // ReportUsageBatch makes the items calls of their own, down the general path.
 func (g *generalPath) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBatchParams) ([]spendcap.BatchResult, error) {
 	res := make([]spendcap.BatchResult, len(p.Items))
