@@ -316,8 +316,8 @@ REVOKE ALL ON FUNCTION spendcap_internal.lock_batch FROM PUBLIC;
 -- also_charge and their chains) is locked once, in one statement in ascending id order, and
 -- brought to the call's instant in memory (lock_batch); 3. the items are admitted in order against
 -- those in-memory rows with the helpers admit uses (fits, replay, judge, counted); 4. each budget
--- that an admitted item's set holds is written once, with what bringing it changed (record_bring),
--- as a call that locked it would have written. Dedup keys join the batch's live keys as their item
+-- that an admitted item's set holds is written once, what bringing it changed (record_bring)
+-- when an item first touches it, as a call that locked it would have written. Dedup keys join the batch's live keys as their item
 -- is admitted, so a later item with the same key replays it, and are written at the end.
 DROP FUNCTION IF EXISTS spendcap.report_usage_batch;
 CREATE FUNCTION spendcap.report_usage_batch(
@@ -461,9 +461,17 @@ BEGIN
             CONTINUE;
         END;
         -- Admitted (or replayed, or refused): the call would have locked and brought every budget
-        -- of its set.
+        -- of its set, writing what bringing it changed (a closed window and its event) before the
+        -- events of its admission, as a call does.
         FOREACH x IN ARRAY ids LOOP
-            touched[(pos ->> x)::integer] := true;
+            j := (pos ->> x)::integer;
+            IF NOT touched[j] THEN
+                touched[j] := true;
+                IF bs[j].next_reset_at IS DISTINCT FROM origs[j].next_reset_at OR bs[j].reserved IS DISTINCT FROM origs[j].reserved
+                   OR bs[j].reservations_expire_at IS DISTINCT FROM origs[j].reservations_expire_at THEN
+                    PERFORM spendcap_internal.record_bring(origs[j], bs[j], greatest(t0, origs[j].window_start));
+                END IF;
+            END IF;
         END LOOP;
         IF fit THEN
             FOR m IN 1 .. cardinality(ids) LOOP
@@ -498,14 +506,10 @@ BEGIN
         outs[i] := o;
     END LOOP;
 
-    -- 4. Each budget an admitted item locked, written once (save_all), with what bringing it
-    -- changed; the new keys in one statement.
+    -- 4. Each budget an admitted item locked, written once (save_all; what bringing it changed
+    -- was written when an item first touched it); the new keys in one statement.
     FOR j IN 1 .. cardinality(bs) LOOP
         CONTINUE WHEN NOT touched[j] OR bs[j] IS NOT DISTINCT FROM origs[j];
-        IF bs[j].next_reset_at IS DISTINCT FROM origs[j].next_reset_at OR bs[j].reserved IS DISTINCT FROM origs[j].reserved
-           OR bs[j].reservations_expire_at IS DISTINCT FROM origs[j].reservations_expire_at THEN
-            PERFORM spendcap_internal.record_bring(origs[j], bs[j], greatest(t0, origs[j].window_start));
-        END IF;
         dirty := dirty || bs[j];
     END LOOP;
     PERFORM spendcap_internal.save_all(dirty);
