@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"html"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	neturl "net/url"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -145,5 +149,58 @@ func TestWorkerConsoleShowsTheJobsAndTheDeliveries(t *testing.T) {
 	if strings.Contains(hooks, "hunter2") || !strings.Contains(hooks, `<td class="fig retrying">1</td>`) ||
 		!strings.Contains(hooks, "connection refused") {
 		t.Errorf("the webhooks page shows the password, or not the retrying delivery and its error:\n%s", hooks)
+	}
+}
+
+// Workers that share SPENDCAP_CONSOLE_CSRF_KEY accept the admin forms of each other's pages (as
+// behind one load balancer); a worker with its own key refuses them.
+func TestWorkersSharingTheCSRFKeyAcceptEachOthersForms(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewDatabase(t)
+	c := gobinding.NewClient(testenv.PoolFor(t, url), gobinding.Options{})
+	if _, err := c.CreateBudget(context.Background(), spendcap.CreateBudgetParams{BudgetID: "org", HardLimits: map[string]int64{"usd": 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	key := []string{"SPENDCAP_CONSOLE_CSRF_KEY=" + strings.Repeat("k", 32)}
+	start := func(env []string) string {
+		_, port, _ := strings.Cut(testenv.FreeAddr(t), ":")
+		_, stderr := startJobsEnv(t, env, "--database-url", url, "--console-addr", ":"+port, "--console-admin")
+		testenv.WaitForOutput(t, stderr, "serving the console", 30*time.Second, nil)
+		return "http://127.0.0.1:" + port
+	}
+	a, b, own := start(key), start(key), start(nil)
+	jar, _ := cookiejar.New(nil) // cookies are per host, not per port: every worker gets a's cookie
+	client := &http.Client{Jar: jar}
+	res, err := client.Get(a + "/budget?id=org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+	if m == nil {
+		t.Fatal("no form token on a's page")
+	}
+	form := neturl.Values{"csrf": {string(m[1])}, "action": {"reset_budget"}, "id": {"org"}}
+	for _, c := range []struct {
+		base   string
+		status int
+	}{{b, http.StatusOK}, {own, http.StatusForbidden}} {
+		res, err := client.PostForm(c.base+"/admin/confirm", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.status {
+			t.Errorf("a's form confirmed by %s: %d, want %d", c.base, res.StatusCode, c.status)
+		}
+	}
+	// A key too short to sign with: the worker does not start.
+	short := exec.Command(testenv.Binary(t, "."), "--metrics-addr", "", "--database-url", url, "--console-addr", ":0")
+	short.Env = append(os.Environ(), "SPENDCAP_CONSOLE_CSRF_KEY=short")
+	out, err := short.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "at least 32 bytes") {
+		t.Errorf("a short key: %v\n%s", err, out)
 	}
 }

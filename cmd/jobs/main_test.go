@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -176,7 +177,16 @@ func eventsFor(t *testing.T, url string, r *hangingReceiver, n int) {
 
 func startJobs(t *testing.T, args ...string) (*exec.Cmd, *testenv.SyncBuffer) {
 	t.Helper()
+	return startJobsEnv(t, nil, args...)
+}
+
+// startJobsEnv is startJobs with env added to the test's environment.
+func startJobsEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, *testenv.SyncBuffer) {
+	t.Helper()
 	cmd := exec.Command(testenv.Binary(t, "."), append([]string{"--metrics-addr", ""}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

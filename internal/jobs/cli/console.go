@@ -16,8 +16,9 @@ import (
 )
 
 // serveConsole starts the console on o.consoleAddr (a port alone: loopback), reading o's
-// backend, behind basic auth when SPENDCAP_CONSOLE_USER and SPENDCAP_CONSOLE_PASSWORD are set,
-// and returns how to stop it.
+// backend, behind basic auth when SPENDCAP_CONSOLE_USER and SPENDCAP_CONSOLE_PASSWORD are set
+// (and signing its admin forms with SPENDCAP_CONSOLE_CSRF_KEY when set), and returns how to stop
+// it.
 func serveConsole(o options, pool *pgxpool.Pool, vk *valkey.Client, logger *slog.Logger) (func(), error) {
 	var backend console.Backend
 	title := "spendcap · PostgreSQL"
@@ -47,6 +48,13 @@ func serveConsole(o options, pool *pgxpool.Pool, vk *valkey.Client, logger *slog
 	addr := o.consoleAddr
 	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
 		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	// Workers behind one address share the key that signs the admin forms' tokens.
+	if k := os.Getenv("SPENDCAP_CONSOLE_CSRF_KEY"); k != "" {
+		if len(k) < 32 {
+			return nil, errors.New("SPENDCAP_CONSOLE_CSRF_KEY must be at least 32 bytes")
+		}
+		opts.CSRFKey = []byte(k)
 	}
 	if o.consoleAdmin {
 		// Whoever reaches the console could change budgets: off loopback, only with a password.
