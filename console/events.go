@@ -193,9 +193,12 @@ func (h *Handler) recent(ctx context.Context, q eventsQuery, groups []string, ro
 			return nil, nil, err
 		}
 		out = append(out, es...)
-		newest, err := h.opts.Backend.RecentEvents(ctx, spendcap.RecentEventsParams{Group: g, BudgetID: q.Budget, MaxRows: 1})
-		if err != nil {
-			return nil, nil, err
+		// The unfiltered newest page starts with it; any other takes one more read.
+		newest := es[:min(len(es), 1)]
+		if q.Budget != "" || q.Kind != "" || q.Before != 0 {
+			if newest, err = h.opts.Backend.RecentEvents(ctx, spendcap.RecentEventsParams{Group: g, MaxRows: 1}); err != nil {
+				return nil, nil, err
+			}
 		}
 		latest[g] = 0
 		if len(newest) == 1 {

@@ -3,6 +3,7 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -110,5 +111,34 @@ func TestConsoleLiveFeedsShareOneConnection(t *testing.T) {
 			t.Fatalf("the feeds closed, %d connections are still held", pool.Stat().AcquiredConns())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A filtered events page's live feed starts after the newest event of all, not the newest that
+// matches: the watcher never reads back through events the page had no reason to show.
+func TestConsoleLiveFeedStartsAfterTheNewestEventOfAll(t *testing.T) {
+	t.Parallel()
+	b := gobinding.NewClient(testenv.Pool(t), gobinding.Options{})
+	h, err := console.NewHandler(console.Options{Backend: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "z"} {
+		if _, err := b.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: id, HardLimits: map[string]int64{"usd": 10}, AlertPercents: []int32{50}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: id, Deltas: map[string]int64{"usd": 6}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newest, err := b.RecentEvents(ctx, spendcap.RecentEventsParams{MaxRows: 1})
+	if err != nil || len(newest) != 1 || newest[0].BudgetID != "z" {
+		t.Fatalf("the newest event: %v, %v", newest, err)
+	}
+	want := fmt.Sprintf("after=%%3A%d", newest[0].EventID)
+	for _, path := range []string{"/events", "/events?budget=a", "/events?kind=threshold"} {
+		if _, body := get(t, h, path); !strings.Contains(body, want) {
+			t.Errorf("%s: the feed does not start %s:\n%s", path, want, body)
+		}
 	}
 }
