@@ -124,6 +124,9 @@ type CreateBudgetParams struct {
 	// AlertPercents are at most 10 ascending percents 1..1000 of every hard limit: a threshold
 	// event when usage reaches one (docs/semantics.md#events); nil for none.
 	AlertPercents []int32
+	// UsageSeries records the budget's usage per hour (UsageSeriesHour) or per day
+	// (UsageSeriesDay), read with UsageSeries (docs/semantics.md#usage-series); empty for none.
+	UsageSeries string
 }
 
 // SetParentParams are the arguments of SetParent; an empty ParentID detaches the budget.
@@ -143,8 +146,8 @@ type CreateBudgetResult struct {
 
 // SetLimitsParams are the arguments of SetLimits. A field that is empty (nil or of length 0) is
 // left unchanged; one that is set replaces the budget's, whole. The Clear fields remove one
-// (every hard limit, every soft limit, or the alert percents); a Clear field with its field set
-// is refused with ErrInvalidArgument.
+// (every hard limit, every soft limit, the alert percents, or the usage series); a Clear field
+// with its field set is refused with ErrInvalidArgument.
 type SetLimitsParams struct {
 	BudgetID   string
 	HardLimits map[string]int64
@@ -153,10 +156,15 @@ type SetLimitsParams struct {
 	At         time.Time
 	// AlertPercents replaces the alert percents.
 	AlertPercents []int32
+	// UsageSeries switches the budget's usage series to UsageSeriesHour or UsageSeriesDay. A
+	// width other than the budget's starts a new series: the old one's buckets are deleted.
+	UsageSeries string
 
 	ClearHardLimits    bool
 	ClearSoftLimits    bool
 	ClearAlertPercents bool
+	// ClearUsageSeries turns the usage series off and deletes its buckets.
+	ClearUsageSeries bool
 }
 
 // DeleteBudgetParams are the arguments of DeleteBudget.
@@ -283,6 +291,7 @@ type Status struct {
 	CreatedAt             time.Time
 	UpdatedAt             time.Time
 	AlertPercents         []int32 // nil when the budget raises no threshold events
+	UsageSeries           string  // UsageSeriesHour, UsageSeriesDay, or empty for none
 }
 
 // BudgetHistoryParams are the arguments of BudgetHistory.

@@ -206,6 +206,52 @@ func TestConsoleChartsOneBarPerPastWindow(t *testing.T) {
 	})
 }
 
+// The usage series chart has one bar per hour from the oldest bucket the API returns to the
+// running one, each as tall as the hour's usage (an hour without usage is an empty bar).
+func TestConsoleChartsOneBarPerHourOfTheUsageSeries(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, name string, b console.Backend) {
+		srv := serve(t, b)
+		tb := browser(t)
+		// The page and the API read the clock apart: at an hour's end they may see different
+		// running hours, and then the page is read again.
+		var bars, want []string
+		for range 2 {
+			tb.do(chromedp.Navigate(srv.URL+"/budget?id=hourly"), visible("figure.series"))
+			bars = evaluate[[]string](tb, `[...document.querySelectorAll('figure.series[data-dimension="req"] rect.bucket')].map(r => r.dataset.start + "=" + r.dataset.usage)`)
+			buckets, err := b.UsageSeries(ctx, spendcap.UsageSeriesParams{BudgetID: "hourly"})
+			if err != nil || len(buckets) < 4 {
+				t.Fatalf("usage series: %d buckets, %v", len(buckets), err)
+			}
+			want = nil
+			for s := buckets[len(buckets)-1].Start; !s.After(buckets[0].Start); s = s.Add(time.Hour) {
+				var u int64
+				for _, x := range buckets {
+					if x.Start.Equal(s) {
+						u = x.Usage["req"]
+					}
+				}
+				want = append(want, fmt.Sprintf("%s=%d", s.UTC().Format(time.RFC3339), u))
+			}
+			if strings.Join(bars, " ") == strings.Join(want, " ") {
+				break
+			}
+		}
+		if strings.Join(bars, " ") != strings.Join(want, " ") {
+			t.Errorf("bars %q, want every hour's usage oldest first %q", bars, want)
+		}
+		// The demo's hours: 40, 100 and 70 in the first three, none in the fourth, 5 in this one.
+		if len(want) != 5 || !strings.HasSuffix(want[0], "=40") || !strings.HasSuffix(want[3], "=0") || !strings.HasSuffix(want[4], "=5") {
+			t.Errorf("the demo's series: %q", want)
+		}
+		// A budget without a series says how to start one.
+		tb.do(chromedp.Navigate(srv.URL+"/budget?id=acme"), visible("table.dims"))
+		if got := evaluate[int](tb, `document.querySelectorAll("figure.series").length`); got != 0 || !strings.Contains(tb.text("main"), "records no usage series") {
+			t.Errorf("acme has no series: %d charts", got)
+		}
+	})
+}
+
 // Ids are user data and may hold <, >, & and quotes (dimension names cannot): markup in them is
 // shown as text and never becomes markup, in a heading, a link or a table.
 func TestConsoleShowsMarkupInIdsAsText(t *testing.T) {

@@ -30,6 +30,7 @@ type Backend interface {
 	spendcap.Lister
 	spendcap.EventLog
 	spendcap.ReservationLister
+	spendcap.SeriesReader
 	spendcap.Quotas
 	spendcap.QuotaLister
 }

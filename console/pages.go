@@ -221,7 +221,8 @@ type budgetPage struct {
 	Children []row
 	More     bool // more children than shown
 	Charts   []chart
-	Events   []eventView // the newest
+	Series   []seriesChart // none when the budget records no usage series
+	Events   []eventView   // the newest
 	Held     []spendcap.Reservation
 	// Token is the admin forms' token; "" when the admin actions are off.
 	Token string
@@ -280,6 +281,14 @@ func (h *Handler) budget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Charts = historyCharts(st, hist)
+	if st.UsageSeries != "" {
+		buckets, err := h.opts.Backend.UsageSeries(ctx, spendcap.UsageSeriesParams{BudgetID: id})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		p.Series = seriesCharts(st, buckets, p.Zone)
+	}
 	es, err := h.opts.Backend.RecentEvents(ctx, spendcap.RecentEventsParams{BudgetID: id, MaxRows: budgetEvents})
 	if err != nil {
 		h.fail(w, r, err)

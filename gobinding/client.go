@@ -113,7 +113,7 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 			ResetEvery: nonEmpty(p.ResetEvery), ResetTimezone: nonEmpty(p.ResetTimezone), ResetAnchor: p.ResetAnchor,
 			Mode: nonEmpty(string(p.Mode)), ScopeType: nonEmpty(p.ScopeType), ScopeID: nonEmpty(p.ScopeID),
 			DedupTTLSeconds: nonZero(ttl), At: at(p.At), ParentID: nonEmpty(p.ParentID),
-			AlertPercents: p.AlertPercents,
+			AlertPercents: p.AlertPercents, UsageSeries: nonEmpty(p.UsageSeries),
 		})
 	})
 	if err != nil {
@@ -130,7 +130,7 @@ func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spe
 	}
 	r, err := call(ctx, c, func(q *pgfn.Queries) (pgfn.SetLimitsRow, error) {
 		return q.SetLimits(ctx, pgfn.SetLimitsParams{BudgetID: p.BudgetID, HardLimits: l.Hard, SoftLimits: l.Soft,
-			Mode: nonEmpty(string(p.Mode)), At: at(p.At), AlertPercents: l.Alerts})
+			Mode: nonEmpty(string(p.Mode)), At: at(p.At), AlertPercents: l.Alerts, UsageSeries: nonEmpty(l.Series)})
 	})
 	if err != nil {
 		return spendcap.Status{}, err
@@ -261,6 +261,27 @@ func (c *Client) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryPara
 	return out, nil
 }
 
+var _ spendcap.SeriesReader = (*Client)(nil)
+
+// UsageSeries implements spendcap.SeriesReader.
+func (c *Client) UsageSeries(ctx context.Context, p spendcap.UsageSeriesParams) ([]spendcap.UsageBucket, error) {
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := call(ctx, c, func(q *pgfn.Queries) ([]pgfn.UsageSeriesRow, error) {
+		return q.UsageSeries(ctx, pgfn.UsageSeriesParams{BudgetID: p.BudgetID, MaxRows: nonZero(maxRows), At: at(p.At)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]spendcap.UsageBucket, len(rows))
+	for i, r := range rows {
+		out[i] = spendcap.UsageBucket{Start: r.BucketStart, End: r.BucketEnd, Usage: r.Usage}
+	}
+	return out, nil
+}
+
 var _ spendcap.ReservationLister = (*Client)(nil)
 
 // BudgetReservations implements spendcap.ReservationLister.
@@ -296,7 +317,7 @@ func status(r pgfn.BudgetStatusResult) spendcap.Status {
 		NextResetAt: r.NextResetAt, Usage: r.Usage, Reserved: r.Reserved, Remaining: r.Remaining, BreachCount: r.BreachCount,
 		SoftBreachCount: r.SoftBreachCount, WindowBreachCount: r.WindowBreachCount, WindowSoftBreachCount: r.WindowSoftBreachCount,
 		LastBreachAt: r.LastBreachAt, LastBreachDim: deref(r.LastBreachDim), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		AlertPercents: r.AlertPercents,
+		AlertPercents: r.AlertPercents, UsageSeries: deref(r.UsageSeries),
 	}
 }
 

@@ -20,11 +20,11 @@ import (
 )
 
 // clusterSlice names the conformance scenarios run through a ClusterClient: windows, admission,
-// keys, the ledger and reservations, budget sets (whose ids the prefix puts in one slot) (validation scenarios depend on exact ids, which the prefix
-// below changes).
+// keys, the ledger and reservations, budget sets (whose ids the prefix puts in one slot), usage
+// series (validation scenarios depend on exact ids, which the prefix below changes).
 var clusterSlice = []string{"Monthly", "Daily", "Hourly", "Report", "Hard", "Soft", "Observe", "Key", "Release",
 	"RecordSpend", "Reservation", "Settle", "Cancel", "ManualReset", "History", "DeleteBudget", "SetLimits", "Quota",
-	"Chain", "Set", "Tag", "Level", "Parent", "Top"}
+	"Chain", "Set", "Tag", "Level", "Parent", "Top", "UsageSeries"}
 
 // startCluster starts a Valkey Cluster of 3 primaries for the test and returns its client.
 func startCluster(t *testing.T) *redis.ClusterClient {
@@ -455,6 +455,11 @@ func (b prefixed) BudgetStatus(ctx context.Context, p spendcap.BudgetStatusParam
 func (b prefixed) BudgetHistory(ctx context.Context, p spendcap.BudgetHistoryParams) ([]spendcap.HistoryWindow, error) {
 	p.BudgetID = b.p + p.BudgetID
 	return b.Backend.BudgetHistory(ctx, p)
+}
+
+func (b prefixed) UsageSeries(ctx context.Context, p spendcap.UsageSeriesParams) ([]spendcap.UsageBucket, error) {
+	p.BudgetID = b.p + p.BudgetID
+	return b.Backend.(spendcap.SeriesReader).UsageSeries(ctx, p)
 }
 
 func (b prefixed) CreateQuotaPolicy(ctx context.Context, p spendcap.CreateQuotaPolicyParams) (spendcap.CreateQuotaPolicyResult, error) {

@@ -81,7 +81,8 @@ func drawDefinition(rt *rapid.T, id string, now time.Time) spendcap.CreateBudget
 	p := spendcap.CreateBudgetParams{BudgetID: id, HardLimits: hard, SoftLimits: soft,
 		ResetEvery: rapid.SampledFrom(periods).Draw(rt, "period"), ResetTimezone: rapid.SampledFrom(zones).Draw(rt, "zone"),
 		Mode:     rapid.SampledFrom([]spendcap.Mode{spendcap.ModeEnforce, spendcap.ModeEnforce, spendcap.ModeObserve}).Draw(rt, "mode"),
-		DedupTTL: rapid.SampledFrom([]time.Duration{time.Second, time.Minute, time.Hour, 24 * time.Hour}).Draw(rt, "ttl"), At: now}
+		DedupTTL: rapid.SampledFrom([]time.Duration{time.Second, time.Minute, time.Hour, 24 * time.Hour}).Draw(rt, "ttl"), At: now,
+		UsageSeries: rapid.SampledFrom([]string{"", "", spendcap.UsageSeriesHour, spendcap.UsageSeriesDay}).Draw(rt, "usage series")}
 	if p.ResetEvery != "" && rapid.IntRange(0, 3).Draw(rt, "explicit anchor") == 0 {
 		anchor := now.Add(time.Duration(rapid.Int64Range(-90*24, 30*24).Draw(rt, "anchor hours")) * time.Hour).Add(
 			time.Duration(rapid.Int64Range(0, 59).Draw(rt, "anchor minutes")) * time.Minute)
@@ -172,6 +173,11 @@ func (g *generalPath) BudgetReservations(ctx context.Context, p spendcap.BudgetR
 // RecentEvents reads the wrapped backend's events.
 func (g *generalPath) RecentEvents(ctx context.Context, p spendcap.RecentEventsParams) ([]spendcap.Event, error) {
 	return g.Backend.(spendcap.EventLog).RecentEvents(ctx, p)
+}
+
+// UsageSeries reads the wrapped backend's usage series.
+func (g *generalPath) UsageSeries(ctx context.Context, p spendcap.UsageSeriesParams) ([]spendcap.UsageBucket, error) {
+	return g.Backend.(spendcap.SeriesReader).UsageSeries(ctx, p)
 }
 
 // ReportUsageBatch makes the items calls of their own, down the general path.
@@ -364,12 +370,20 @@ func differSequences(t *testing.T, names [2]string, a, b spendcap.Backend) {
 				if rapid.Bool().Draw(rt, "new mode") {
 					p.Mode = rapid.SampledFrom([]spendcap.Mode{spendcap.ModeEnforce, spendcap.ModeObserve}).Draw(rt, "mode")
 				}
+				switch rapid.IntRange(0, 5).Draw(rt, "new usage series") {
+				case 0:
+					p.UsageSeries = spendcap.UsageSeriesHour
+				case 1:
+					p.UsageSeries = spendcap.UsageSeriesDay
+				case 2:
+					p.ClearUsageSeries = true
+				}
 				d.same(fmt.Sprintf("set_limits %+v", p), func(b spendcap.Backend) (string, error) {
 					st, err := b.SetLimits(ctx, p)
 					return conformance.StatusString(st), err
 				})
 			case 13:
-				switch rapid.IntRange(0, 2).Draw(rt, "lifecycle") {
+				switch rapid.IntRange(0, 3).Draw(rt, "lifecycle") {
 				case 0: // create again: identical, or with another definition
 					p := defs[id]
 					p.At = at
@@ -397,6 +411,12 @@ func differSequences(t *testing.T, names [2]string, a, b spendcap.Backend) {
 					d.same("create "+id, func(b spendcap.Backend) (string, error) {
 						c, err := b.CreateBudget(ctx, p)
 						return createdString(c), err
+					})
+				case 2:
+					maxRows := rapid.IntRange(1, 5).Draw(rt, "max rows")
+					d.same(fmt.Sprintf("usage_series %s %d at %s", id, maxRows, at.Format(time.RFC3339Nano)), func(b spendcap.Backend) (string, error) {
+						s, err := b.(spendcap.SeriesReader).UsageSeries(ctx, spendcap.UsageSeriesParams{BudgetID: id, MaxRows: maxRows, At: at})
+						return conformance.SeriesString(s), err
 					})
 				default:
 					maxRows := rapid.IntRange(1, 5).Draw(rt, "max rows")
@@ -434,6 +454,10 @@ func differSequences(t *testing.T, names [2]string, a, b spendcap.Backend) {
 			d.same("final history "+id, func(b spendcap.Backend) (string, error) {
 				h, err := b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: id, At: now})
 				return conformance.HistoryString(h), err
+			})
+			d.same("final usage_series "+id, func(b spendcap.Backend) (string, error) {
+				s, err := b.(spendcap.SeriesReader).UsageSeries(ctx, spendcap.UsageSeriesParams{BudgetID: id, At: now})
+				return conformance.SeriesString(s), err
 			})
 			// What the console reads: the live reservations held on it, its children, and its
 			// events, newest first, by content (the backends count event ids apart).
@@ -603,7 +627,9 @@ func differBatches(t *testing.T, b spendcap.Backend) {
 				for i, prefix := range []string{seq, bat} {
 					st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: prefix + name, At: now})
 					h, herr := b.BudgetHistory(ctx, spendcap.BudgetHistoryParams{BudgetID: prefix + name, At: now})
-					s[i] = strings.ReplaceAll(conformance.StatusString(st)+" "+conformance.HistoryString(h)+fmt.Sprint(err, herr), prefix, "")
+					u, uerr := b.(spendcap.SeriesReader).UsageSeries(ctx, spendcap.UsageSeriesParams{BudgetID: prefix + name, At: now})
+					s[i] = strings.ReplaceAll(conformance.StatusString(st)+" "+conformance.HistoryString(h)+" "+conformance.SeriesString(u)+
+						fmt.Sprint(err, herr, uerr), prefix, "")
 				}
 				if s[0] != s[1] {
 					rt.Fatalf("budget %s\n batches %s\n calls   %s\n%s", name, s[1], s[0], strings.Join(log, "\n"))

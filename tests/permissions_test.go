@@ -18,6 +18,7 @@ var apiCalls = []struct {
 	{"spendcap_reader", "budget_status", `SELECT * FROM spendcap.budget_status('b1')`},
 	{"spendcap_reader", "check_usage", `SELECT * FROM spendcap.check_usage('b1', '{"t": 1}')`},
 	{"spendcap_reader", "budget_history", `SELECT * FROM spendcap.budget_history('b1')`},
+	{"spendcap_reader", "usage_series", `SELECT * FROM spendcap.usage_series('b1')`},
 	{"spendcap_reader", "events_since", `SELECT * FROM spendcap.events_since()`},
 	{"spendcap_reader", "recent_events", `SELECT * FROM spendcap.recent_events()`},
 	{"spendcap_reader", "budget_reservations", `SELECT * FROM spendcap.budget_reservations('b1')`},

@@ -55,6 +55,7 @@ type statusReply struct {
 	CreatedAt             *int64           `json:"created_at"`
 	UpdatedAt             *int64           `json:"updated_at"`
 	AlertPercents         []int32          `json:"alert_percents"`
+	UsageSeries           *string          `json:"usage_series"`
 }
 
 func (r statusReply) status() spendcap.Status {
@@ -67,7 +68,7 @@ func (r statusReply) status() spendcap.Status {
 		SoftBreachCount: r.SoftBreachCount, WindowBreachCount: r.WindowBreachCount,
 		WindowSoftBreachCount: r.WindowSoftBreachCount, LastBreachAt: toTimePtr(r.LastBreachAt),
 		LastBreachDim: deref(r.LastBreachDim), CreatedAt: toTime(r.CreatedAt), UpdatedAt: toTime(r.UpdatedAt),
-		AlertPercents: r.AlertPercents,
+		AlertPercents: r.AlertPercents, UsageSeries: deref(r.UsageSeries),
 	}
 }
 
@@ -84,7 +85,8 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 	}
 	a := args{"budget_id": p.BudgetID}.obj("hard_limits", p.HardLimits).obj("soft_limits", p.SoftLimits).
 		str("reset_every", p.ResetEvery).str("reset_timezone", p.ResetTimezone).str("mode", string(p.Mode)).
-		str("scope_type", p.ScopeType).str("scope_id", p.ScopeID).num("dedup_ttl_seconds", ttl).at(p.At)
+		str("scope_type", p.ScopeType).str("scope_id", p.ScopeID).num("dedup_ttl_seconds", ttl).
+		str("usage_series", p.UsageSeries).at(p.At)
 	if p.ResetAnchor != nil {
 		a["reset_anchor"] = p.ResetAnchor.UnixMilli()
 	}
@@ -118,7 +120,8 @@ func (c *Client) SetLimits(ctx context.Context, p spendcap.SetLimitsParams) (spe
 		return spendcap.Status{}, err
 	}
 	var r statusReply
-	a := args{"budget_id": p.BudgetID}.obj("hard_limits", l.Hard).obj("soft_limits", l.Soft).str("mode", string(p.Mode)).at(p.At)
+	a := args{"budget_id": p.BudgetID}.obj("hard_limits", l.Hard).obj("soft_limits", l.Soft).str("mode", string(p.Mode)).
+		str("usage_series", l.Series).at(p.At)
 	if l.Alerts != nil {
 		// An empty slice goes as [] (remove them), which encoding/json writes for a non-nil one.
 		a["alert_percents"] = l.Alerts
@@ -272,6 +275,29 @@ func (c *Client) BudgetStatus(ctx context.Context, p spendcap.BudgetStatusParams
 		return spendcap.Status{}, err
 	}
 	return r.status(), nil
+}
+
+var _ spendcap.SeriesReader = (*Client)(nil)
+
+// UsageSeries implements spendcap.SeriesReader.
+func (c *Client) UsageSeries(ctx context.Context, p spendcap.UsageSeriesParams) ([]spendcap.UsageBucket, error) {
+	var rows []struct {
+		BucketStart *int64           `json:"bucket_start"`
+		BucketEnd   *int64           `json:"bucket_end"`
+		Usage       map[string]int64 `json:"usage"`
+	}
+	maxRows, err := callargs.Count("max_rows", p.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.call(ctx, "usage_series", p.BudgetID, args{"budget_id": p.BudgetID}.num("max_rows", maxRows).at(p.At), true, &rows); err != nil {
+		return nil, err
+	}
+	out := make([]spendcap.UsageBucket, len(rows))
+	for i, r := range rows {
+		out[i] = spendcap.UsageBucket{Start: toTime(r.BucketStart), End: toTime(r.BucketEnd), Usage: orEmpty(r.Usage)}
+	}
+	return out, nil
 }
 
 // BudgetHistory implements spendcap.Budgets.

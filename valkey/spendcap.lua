@@ -26,6 +26,9 @@
 --                        other budgets too, those budgets and when the last of their windows ends
 --                        (HASH execution_id -> {"s": ids, "u": ms or absent for never})
 --   sc:{id}:h            closed windows, newest first, the newest 100 (LIST of JSON)
+--   sc:{id}:us           closed buckets of its usage series that counted usage, newest first,
+--                        those within the retention (LIST of JSON)
+--   sc:{id}:k            its children's ids (ZSET, every score 0), for list_budgets by parent
 --   sc:{id}:d:<gen>:<k>  dedup/idempotency keys (JSON), expiring by TTL; <gen> is the budget's
 --                        generation, so a deleted and re-created budget never sees old keys.
 -- For g/rest the kind goes before the rest: sc:{g}:r/rest, sc:{g}:d/rest:<gen>:<k>. (After the
@@ -42,6 +45,9 @@ local ARRAY = {}
 local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
 local CALENDAR = { day = true, week = true, month = true, year = true }
 local HISTORY_KEPT = 100
+-- SERIES_KEPT bounds a usage series' closed buckets by count as well as by time: 168 hours in
+-- 7 days, 90 or 91 days in 90 (a DST change makes a day of 23 or 25 hours).
+local SERIES_KEPT = 200
 
 -- The channel on which the key of each new event stream is published (eventstreams.StreamsChannel in the Go module).
 local STREAMS_CHANNEL = 'sc:events:streams'
@@ -362,6 +368,31 @@ local function budget_key(keys, id)
     return base_key(keys, 'budget_id', 'sc:', id)
 end
 
+-- series_every_of reads a usage_series argument named arg (SQL: series_every_of): "1 hour" or
+-- "1 day" in the syntax of a reset period, returned in that canonical form; off_ok also takes
+-- "off" (set_limits). nil stays nil.
+local function series_every_of(arg, v, off_ok)
+    if v == nil then
+        return nil
+    end
+    local bad = off_ok and 'must be "1 hour", "1 day" or "off"' or 'must be "1 hour" or "1 day"'
+    if type(v) ~= 'string' then
+        invalid_argument(arg, bad)
+    end
+    local l = v:lower()
+    if off_ok and l:match('^%s*off%s*$') then
+        return 'off'
+    end
+    local unit = l:match('^%s*1%s+(%a+)%s*$')
+    if unit == 'hours' or unit == 'days' then
+        unit = unit:sub(1, -2)
+    end
+    if unit ~= 'hour' and unit ~= 'day' then
+        invalid_argument(arg, bad)
+    end
+    return '1 ' .. unit
+end
+
 local function parse_period(p)
     local bad = 'must be "<n> <unit>" with n in 1..10000 and unit one of second, minute, hour, day, week, month, year'
     if type(p) ~= 'string' then
@@ -612,6 +643,20 @@ local function window_of(anchor, n, unit, z, created, t)
     return k, boundary(anchor, n, unit, z, k), boundary(anchor, n, unit, z, k + 1)
 end
 
+-- series_bucket returns the start and end of the bucket of a usage series of width every ('1 hour'
+-- or '1 day') that holds instant t in zone z: the hour or the day of t's wall clock.
+local function series_bucket(every, z, t)
+    local unit = every == '1 hour' and 'hour' or 'day'
+    local s = default_anchor(t, unit, z)
+    return s, boundary(s, 1, unit, z, 1)
+end
+
+-- series_kept is how long a usage series of width every keeps its closed buckets, in
+-- milliseconds: 7 days of hours, 90 days of days.
+local function series_kept(every)
+    return (every == '1 hour' and 168 or 2160) * 3600000
+end
+
 -- valkey/lua/020_quantities.lua
 ----------------------------------------------------------------------------------------------
 -- Quantities: validating limits and deltas objects, and arithmetic on them.
@@ -671,6 +716,18 @@ local function add_usage(usage, dims, d)
         end
     end
     return usage
+end
+
+-- difference subtracts b from a per dimension, signed, keeping only non-zero results (a usage
+-- series bucket's usage, which a release can make negative).
+local function difference(a, b)
+    local out = {}
+    for k, v in pairs(a) do out[k] = v end
+    for k, v in pairs(b) do out[k] = (out[k] or 0) - v end
+    for k, v in pairs(out) do
+        if v == 0 then out[k] = nil end
+    end
+    return out
 end
 
 local function minus(a, b)
@@ -774,6 +831,7 @@ local function from_doc(d)
         usage = d.usage, reserved = d.reserved, hard_limits = d.hard, soft_limits = d.soft,
         window_start = d.ws, updated_at = d.updated, next_reset_at = d.nr, reservations_expire_at = d.rexp,
         parent_id = d.p, alert_percents = d.ap,
+        series_every = d.se, series_start = d.ss, series_base = d.sb,
     }
 end
 
@@ -794,7 +852,7 @@ end
 -- their own, so that a report reads them with one HMGET and writes two with one HSET instead of
 -- unpacking and packing the whole budget: ws, nr, rexp and upd (window start, next reset, the
 -- earliest reservation expiry, last update: integers as decimal text), p (the parent's id), ap
--- (alert percents, "50,80"), and per dimension u:<dim>, r:<dim>, h:<dim> and s:<dim> (usage,
+-- (alert percents, "50,80"), sn (the end of the usage series' running bucket), and per dimension u:<dim>, r:<dim>, h:<dim> and s:<dim> (usage,
 -- reserved, hard and soft limit). The rest, which only the general path reads, is one MessagePack
 -- field, doc. A budget stored as one string by an earlier version still reads, and its next write
 -- stores it as a HASH.
@@ -835,7 +893,7 @@ local function percents_of(s)
 end
 
 -- TIME_FIELDS are the hash's fields of instants, and ut: numbers, as the per-dimension fields.
-local TIME_FIELDS = { ws = true, upd = true, nr = true, rexp = true, ut = true }
+local TIME_FIELDS = { ws = true, upd = true, nr = true, rexp = true, ut = true, sn = true }
 
 -- The listing index (list_budgets; in PostgreSQL the budgets table and its indexes): two sorted
 -- sets, every score 0 so that members sort byte by byte. ids holds each budget's id; util holds
@@ -1165,9 +1223,10 @@ local function stored_fields(b)
             ttl = b.dedup_ttl_seconds, created = b.created_at, seq = b.window_seq, k = b.window_k,
             bc = b.breach_count, sbc = b.soft_breach_count, wbc = b.window_breach_count,
             wsbc = b.window_soft_breach_count, lba = b.last_breach_at, lbd = b.last_breach_dim, gen = b.gen,
-            nc = b.child_count, fired = b.fired,
+            nc = b.child_count, fired = b.fired, se = b.series_every, ss = b.series_start, sb = b.series_base,
         }),
         ws = b.window_start, upd = b.updated_at, nr = b.next_reset_at, rexp = b.reservations_expire_at,
+        sn = b.series_next_at,
         p = b.parent_id, ap = b.alert_percents and table.concat(b.alert_percents, ','),
         ut = utilisation(b.hard_limits, b.usage, b.reserved) or -1,
     }
@@ -1208,6 +1267,7 @@ local function read_stored(key)
     local b = from_doc(cmsgpack.unpack(f.doc))
     b.usage, b.reserved, b.hard_limits, b.soft_limits = maps.usage, maps.reserved, maps.hard_limits, maps.soft_limits
     b.window_start, b.updated_at, b.next_reset_at, b.reservations_expire_at = f.ws, f.upd, f.nr, f.rexp
+    b.series_next_at = f.sn
     b.parent_id, b.alert_percents = f.p, percents_of(f.ap)
     b._key, b._writes, b._stored = key, {}, f
     return b
@@ -1250,16 +1310,16 @@ local function store(b)
 end
 
 -- read_hot reads the fields of the budget at key that report_usage's fast path needs, for the
--- dimensions dims, with one HMGET: ws, nr, rexp, upd, p, ap, ut, then u:, r:, h: and s: of each
+-- dimensions dims, with one HMGET: ws, nr, rexp, upd, p, ap, ut, sn, then u:, r:, h: and s: of each
 -- dimension, as decimal text (false for none). nil when there is no budget there, or one an
 -- earlier version stored as a string.
 local function read_hot(key, dims)
     local v
     if #dims == 1 then -- most calls: no table to build and unpack
         local n = names_of(dims[1])
-        v = redis.pcall('HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', 'ut', n[1], n[2], n[3], n[4])
+        v = redis.pcall('HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', 'ut', 'sn', n[1], n[2], n[3], n[4])
     else
-        local get = { 'HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', 'ut' }
+        local get = { 'HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', 'ut', 'sn' }
         for _, dim in ipairs(dims) do
             local n, j = names_of(dim), #get
             get[j + 1], get[j + 2], get[j + 3], get[j + 4] = n[1], n[2], n[3], n[4]
@@ -1287,12 +1347,15 @@ local function reservation_not_found(rid)
     fail('SC007', 'reservation_id: reservation ' .. encode(rid) .. ' is unknown, expired or already finished')
 end
 
--- is_current says whether a budget with next_reset_at and reservations_expire_at needs no bringing
--- at instant t (SQL: is_current): t is inside its window and before its earliest reservation
--- expiry. The fast path's test; brought makes the same two tests in advanced and live_reserved.
-local function is_current(next_reset_at, reservations_expire_at, t)
+-- is_current says whether a budget with next_reset_at, reservations_expire_at and series_next_at
+-- needs no bringing at instant t (SQL: is_current): t is inside its window, before its earliest
+-- reservation expiry and inside its usage series' running bucket. The fast path's test; brought
+-- makes the same tests in advanced and live_reserved. The audit passes a nil series_next_at: a
+-- bucket to close changes no figure of the window.
+local function is_current(next_reset_at, reservations_expire_at, series_next_at, t)
     return (next_reset_at == nil or t < next_reset_at)
         and (reservations_expire_at == nil or t < reservations_expire_at)
+        and (series_next_at == nil or t < series_next_at)
 end
 
 -- window_row is budget b's current window as its history row will hold it once it ends at
@@ -1315,12 +1378,49 @@ local function zone_of(b)
     return b._zone
 end
 
--- advanced rolls b in memory to the window containing t (docs/semantics.md#windows: one roll for
--- any number of missed periods) and returns the window it closed, or nil when t is still in b's
--- window.
+-- usage_cleared empties b's usage (a roll, a manual reset). The usage series' running bucket keeps
+-- what it counted: its base drops by the usage cleared (docs/semantics.md#usage-series).
+local function usage_cleared(b)
+    if b.series_every then
+        b.series_base = difference(b.series_base, b.usage)
+    end
+    b.usage = {}
+end
+
+-- bucket_usage is the usage the running bucket of b's series counted.
+local function bucket_usage(b)
+    return difference(b.usage, b.series_base)
+end
+
+-- series_started gives b a usage series of width every (nil: none) whose running bucket is the one
+-- holding t and counts from b's usage now (create_budget, set_limits, and advanced when the running
+-- bucket ended). It writes nothing: the caller closes the bucket it replaces.
+local function series_started(b, every, t)
+    b.series_every = every
+    if every == nil then
+        b.series_start, b.series_next_at, b.series_base = nil, nil, nil
+        return
+    end
+    b.series_start, b.series_next_at = series_bucket(every, zone_of(b), t)
+    local base = {}
+    for d, q in pairs(b.usage) do base[d] = q end
+    b.series_base = base
+end
+
+-- advanced rolls b in memory to instant t: the usage series' running bucket ended by t is
+-- replaced by the one holding t, and b's window by the window containing t
+-- (docs/semantics.md#windows: one roll for any number of missed periods). It returns the window it
+-- closed (nil when t is still in b's window) and the bucket it closed (nil when t is still in
+-- the running bucket).
 local function advanced(b, t)
+    local bucket
+    -- The bucket first: it ends with the usage of the window it saw.
+    if b.series_next_at ~= nil and t >= b.series_next_at then
+        bucket = { bucket_start = b.series_start, bucket_end = b.series_next_at, usage = bucket_usage(b) }
+        series_started(b, b.series_every, t)
+    end
     if b.next_reset_at == nil or t < b.next_reset_at then
-        return nil
+        return nil, bucket
     end
     local closed = window_row(b, b.next_reset_at)
     b.window_k, b.window_start, b.next_reset_at = window_of(b.reset_anchor, b.reset_n, b.reset_unit, zone_of(b), b.created_at, t)
@@ -1329,11 +1429,11 @@ local function advanced(b, t)
     if next(b.usage) ~= nil or b.window_breach_count > 0 or b.window_soft_breach_count > 0 then
         b.window_seq = b.window_seq + 1
     end
-    b.usage = {}
+    usage_cleared(b)
     b.window_breach_count, b.window_soft_breach_count = 0, 0
     b.last_breach_at, b.last_breach_dim = nil, nil
     b.fired = nil
-    return closed
+    return closed, bucket
 end
 
 
@@ -1394,6 +1494,28 @@ local function close_window(b, w, closed_by, t)
     end
 end
 
+-- close_bucket queues the append of a closed bucket of b's usage series (advanced) when it counted
+-- any usage (newest first), and the removal of the buckets that started before the series'
+-- retention as of t, from the oldest end: a list of at most SERIES_KEPT buckets within the
+-- retention, with no job to run (SQL: close_bucket).
+local function close_bucket(b, bucket, t)
+    local key = subkey(b._key, 'us')
+    if next(bucket.usage) ~= nil then
+        queue(b, 'LPUSH', key, encode(bucket))
+        queue(b, 'LTRIM', key, 0, SERIES_KEPT - 1)
+    end
+    local cutoff = t - series_kept(b.series_every)
+    b._writes[#b._writes + 1] = function()
+        for _ = 1, SERIES_KEPT do
+            local oldest = redis.call('LINDEX', key, -1)
+            if not oldest or cjson.decode(oldest).bucket_start >= cutoff then
+                break
+            end
+            redis.call('RPOP', key)
+        end
+    end
+end
+
 -- live_reserved sums the reservations still live at t. The aggregate kept on the budget is exact
 -- until its earliest expiry; after it, the hash is read. drop: queue the removal of expired ones.
 local function live_reserved(b, t, drop)
@@ -1446,7 +1568,10 @@ end
 local function brought(b, at)
     local t = instant_on(b, at)
     local ws = b.window_start
-    local closed = advanced(b, t)
+    local closed, bucket = advanced(b, t)
+    if bucket then
+        close_bucket(b, bucket, t)
+    end
     -- Sticky: in a batch a later item must save what an earlier, failed item's brought moved.
     b._moved = b._moved or b.window_start ~= ws
     if closed then
@@ -1520,6 +1645,7 @@ local function status_row(b, t)
         breach_count = b.breach_count, soft_breach_count = b.soft_breach_count, window_breach_count = b.window_breach_count,
         window_soft_breach_count = b.window_soft_breach_count, last_breach_at = opt(b.last_breach_at), last_breach_dim = opt(b.last_breach_dim),
         created_at = b.created_at, updated_at = b.updated_at, alert_percents = b.alert_percents and array(b.alert_percents) or NULL,
+        usage_series = opt(b.series_every),
     }
 end
 
@@ -2209,6 +2335,7 @@ function api.create_budget(keys, a)
         invalid_argument('reset_anchor', 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC')
     end
     local ap = alert_percents_of('alert_percents', a.alert_percents)
+    local series = series_every_of('usage_series', a.usage_series, false)
     local t = instant(a)
     local parent
     if a.parent_id ~= nil then
@@ -2220,7 +2347,7 @@ function api.create_budget(keys, a)
         if not same_quantities(old.hard_limits, hard) or not same_quantities(old.soft_limits, soft) or old.reset_every ~= every
            or old.reset_timezone ~= tz or old.mode ~= mode or old.scope_type ~= a.scope_type or old.scope_id ~= a.scope_id
            or old.dedup_ttl_seconds ~= ttl or (anchor_arg ~= nil and old.reset_anchor ~= anchor_arg) or old.parent_id ~= a.parent_id
-           or encode(old.alert_percents and array(old.alert_percents)) ~= encode(ap) then
+           or encode(old.alert_percents and array(old.alert_percents)) ~= encode(ap) or old.series_every ~= series then
             fail('SC005', 'budget_id: budget ' .. encode(id) .. ' exists with a different definition')
         end
         advanced(old, instant_on(old, t))
@@ -2233,12 +2360,13 @@ function api.create_budget(keys, a)
                 updated_at = t, window_seq = 1, window_k = -1, window_start = t, usage = {}, reserved = {},
                 breach_count = 0, soft_breach_count = 0, window_breach_count = 0, window_soft_breach_count = 0,
                 parent_id = a.parent_id, child_count = 0, alert_percents = ap,
-                gen = clock[1] .. '.' .. clock[2], _key = key, _writes = {} }
+                gen = clock[1] .. '.' .. clock[2], _key = key, _writes = {}, _zone = z }
     if every then
         local anchor = anchor_arg or default_anchor(t, unit, z)
         b.reset_every, b.reset_n, b.reset_unit, b.reset_anchor = every, n, unit, anchor
         b.window_k, b.window_start, b.next_reset_at = window_of(anchor, n, unit, z, t, t)
     end
+    series_started(b, series, t)
     if type(z) == 'table' then
         for i = 1, #z do setmetatable(z[i], ARRAY) end
         queue(b, 'SET', subkey(key, 'tz'), encode(array(z)))
@@ -2532,6 +2660,7 @@ function api.set_limits(keys, a)
     end
     -- Not null: replaces the percents; an empty array removes them.
     local ap = alert_percents_of('alert_percents', a.alert_percents)
+    local series = series_every_of('usage_series', a.usage_series, true)
     local b, t = lock_budget(key, id, instant(a))
     b.hard_limits = hard or b.hard_limits
     b.soft_limits = soft or b.soft_limits
@@ -2544,6 +2673,11 @@ function api.set_limits(keys, a)
             invalid_argument(soft == nil and 'hard_limits' or 'soft_limits',
                 'soft limit of ' .. encode(dim) .. ' must not exceed its hard limit')
         end
+    end
+    -- Another width, or "off": a new series, without the old one's buckets.
+    if series ~= nil and series ~= (b.series_every or 'off') then
+        queue(b, 'DEL', subkey(key, 'us'))
+        series_started(b, series ~= 'off' and series or nil, t)
     end
     b.updated_at = math.max(b.updated_at, t)
     save(b)
@@ -2640,7 +2774,8 @@ function api.delete_budget(keys, a)
         queue(parent, 'ZREM', subkey(parent._key, 'k'), id)
     end
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
-    redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'))
+    redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'),
+        subkey(key, 'us'))
     -- Its util member is the one its stored ut made (none when it was never indexed).
     local ut = b._stored and b._stored.ut
     unindex_budget(key, id, ut or -1)
@@ -2722,7 +2857,7 @@ local function fast_dims(d)
 end
 
 -- fast_read is what fast_report needs of the budget at key for the dimensions dims, as an array:
--- ws, nr, rexp, upd, p, ap, ut, then usage, reserved, hard and soft of each dimension (false for
+-- ws, nr, rexp, upd, p, ap, ut, sn, then usage, reserved, hard and soft of each dimension (false for
 -- none): read_hot's answer. nil when there is no budget there, or one an earlier version stored
 -- as a string (the general path stores it anew). In a batch, a budget the batch holds (several
 -- items charge it, or an earlier item took the general path on it) is the batch's (.budget),
@@ -2740,7 +2875,7 @@ local function fast_read(key, dims)
     end
     -- ut: false, since fast_charge saves the batch's budget whole (store computes it).
     local v = { b.window_start, b.next_reset_at or false, b.reservations_expire_at or false, b.updated_at, b.parent_id or false,
-                b.alert_percents or false, false, budget = b }
+                b.alert_percents or false, false, b.series_next_at or false, budget = b }
     for _, dim in ipairs(dims) do
         v[#v + 1] = b.usage[dim] or false
         v[#v + 1] = b.reserved[dim] or false
@@ -2751,11 +2886,11 @@ local function fast_read(key, dims)
 end
 
 -- fast_open checks budget v (fast_read) at the call's at: its instant (at, or its window start
--- if later), its parent's id and its alert percents, or nil when it has a roll due or a
--- reservation expired at that instant (work for the general path).
+-- if later), its parent's id and its alert percents, or nil when it has a roll due, a
+-- reservation expired or a usage series bucket ended at that instant (work for the general path).
 local function fast_open(v, at)
     local t = math.max(at, tonumber(v[1]))
-    if not is_current(tonumber(v[2]), tonumber(v[3]), t) then
+    if not is_current(tonumber(v[2]), tonumber(v[3]), tonumber(v[8]), t) then
         return nil
     end
     local ap = v[6] or nil
@@ -2768,7 +2903,7 @@ end
 -- fast_fits says whether deltas d (in dimensions dims) fit budget v with alert percents ap.
 local function fast_fits(v, ap, dims, d)
     for i, dim in ipairs(dims) do
-        local j = 3 + 4 * i
+        local j = 4 + 4 * i
         if not fits(tonumber(v[j + 1]), tonumber(v[j + 2]), tonumber(v[j + 3]), tonumber(v[j + 4]), ap, d[dim]) then
             return false
         end
@@ -2792,7 +2927,7 @@ local function fast_charge(v, dims, d, t)
     local old = tonumber(v[7])
     local u = old
     for i, dim in ipairs(dims) do
-        local j = 3 + 4 * i
+        local j = 4 + 4 * i
         local new = (tonumber(v[j + 1]) or 0) + d[dim]
         if new ~= 0 then
             set[n + 1], set[n + 2], n = names_of(dim)[1], decimal(new), n + 2
@@ -3281,7 +3416,7 @@ function api.reset_budget(keys, a)
     close_window(b, window_row(b, t), 'manual', t)
     b.window_seq = b.window_seq + 1
     b.window_start = t
-    b.usage = {}
+    usage_cleared(b)
     b.window_breach_count, b.window_soft_breach_count = 0, 0
     b.last_breach_at, b.last_breach_dim = nil, nil
     b.fired = nil
@@ -3312,6 +3447,41 @@ function api.budget_history(keys, a)
     if max_rows > 0 then
         for _, raw in ipairs(redis.call('LRANGE', subkey(key, 'h'), 0, max_rows - 1)) do
             rows[#rows + 1] = cjson.decode(raw)
+        end
+    end
+    return rows
+end
+
+-- valkey/lua/315_usage_series.lua
+----------------------------------------------------------------------------------------------
+-- usage_series (docs/sql-api.md#usage_series): the running bucket, then the closed buckets that
+-- counted usage within the retention, newest first; none for a budget without a series.
+
+function api.usage_series(keys, a)
+    local id = a.budget_id
+    local key = budget_key(keys, id)
+    local max_rows = bounded('max_rows', a.max_rows or 200, 1, 1000)
+    local at = instant(a)
+    local b = read_budget(key, id)
+    local rows = array()
+    if not b.series_every then
+        return rows
+    end
+    local t = instant_on(b, at)
+    local cutoff = t - series_kept(b.series_every)
+    -- A bucket ended by t but not closed yet is shown closed, as the next call will close it.
+    local _, bucket = advanced(b, t)
+    rows[1] = { bucket_start = b.series_start, bucket_end = b.series_next_at, usage = bucket_usage(b) }
+    if #rows < max_rows and bucket and bucket.bucket_start >= cutoff and next(bucket.usage) ~= nil then
+        rows[#rows + 1] = bucket
+    end
+    if #rows < max_rows then
+        for _, raw in ipairs(redis.call('LRANGE', subkey(key, 'us'), 0, max_rows - #rows - 1)) do
+            local r = cjson.decode(raw)
+            if r.bucket_start < cutoff then
+                break
+            end
+            rows[#rows + 1] = r
         end
     end
     return rows
@@ -3392,7 +3562,7 @@ end
 local function budget_findings(out, b, repair)
     local now = now_ms()
     -- As stored: the utilisation check compares what the listing index was made from.
-    local current = is_current(b.next_reset_at, b.reservations_expire_at, math.max(now, b.window_start))
+    local current = is_current(b.next_reset_at, b.reservations_expire_at, nil, math.max(now, b.window_start))
     local stored_u = b._stored and b._stored.ut
     local t = brought(b, now)
     local fs = array()
@@ -3805,7 +3975,7 @@ end
 
 -- READ_ONLY are the functions that write nothing: flagged no-writes, so they run on replicas.
 local READ_ONLY = { check_usage = true, budget_status = true, budget_history = true, events_since = true, recent_events = true,
-                    budget_reservations = true, list_quota_policies = true,
+                    budget_reservations = true, list_quota_policies = true, usage_series = true,
                     quota_status = true }
 -- list_budgets is not among them: it corrects the listing index as it reads it.
 -- DECODE are the functions whose arguments another decoder reads (decode_args by default).
@@ -3816,7 +3986,7 @@ local DECODE = { report_usage = report_usage_args, report_usage_batch = raw }
 local FUNCTIONS = {
     'create_budget', 'set_limits', 'delete_budget', 'set_parent', 'report_usage', 'report_usage_batch',
     'check_usage', 'record_spend', 'release_spend', 'reserve', 'settle', 'cancel_reservation',
-    'reset_budget', 'budget_status', 'budget_reservations', 'budget_history', 'events_since', 'recent_events', 'purge_events',
+    'reset_budget', 'budget_status', 'budget_reservations', 'budget_history', 'usage_series', 'events_since', 'recent_events', 'purge_events',
     'create_quota_policy', 'acquire_quota', 'renew_quota', 'release_quota', 'quota_status',
     'delete_quota_policy', 'list_quota_policies', 'index_policy', 'audit', 'list_budgets', 'index_budget',
 }

@@ -59,7 +59,8 @@ func TestNewLoadsTheLibraryOnlyWhenTheServerCopyDiffers(t *testing.T) {
 	// Read-only calls are flagged no-writes, so FCALL_RO accepts them.
 	for _, f := range libs[0].Functions {
 		ro := f.Name == "sc_budget_status" || f.Name == "sc_check_usage" || f.Name == "sc_budget_history" || f.Name == "sc_quota_status" ||
-			f.Name == "sc_events_since" || f.Name == "sc_recent_events" || f.Name == "sc_budget_reservations" || f.Name == "sc_list_quota_policies"
+			f.Name == "sc_events_since" || f.Name == "sc_recent_events" || f.Name == "sc_budget_reservations" || f.Name == "sc_list_quota_policies" ||
+			f.Name == "sc_usage_series"
 		if ro != (len(f.Flags) == 1 && f.Flags[0] == "no-writes") {
 			t.Errorf("%s flags %v", f.Name, f.Flags)
 		}

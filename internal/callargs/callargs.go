@@ -45,10 +45,11 @@ func QuotaPolicy(p spendcap.CreateQuotaPolicyParams) (window, lease int32, err e
 }
 
 // Limits are SetLimits' arguments as the functions take them: nil leaves a field unchanged, an
-// empty map or slice clears it.
+// empty map or slice clears it; Series is "" (unchanged), a width, or "off".
 type Limits struct {
 	Hard, Soft map[string]int64
 	Alerts     []int32
+	Series     string
 }
 
 // SetLimits reads p's limits and clear fields, refusing a field both set and cleared.
@@ -80,6 +81,13 @@ func SetLimits(p spendcap.SetLimitsParams) (Limits, error) {
 		if l.Alerts == nil {
 			l.Alerts = []int32{}
 		}
+	}
+	if err := cleared("usage_series", len(p.UsageSeries), p.ClearUsageSeries); err != nil {
+		return l, err
+	}
+	l.Series = p.UsageSeries
+	if p.ClearUsageSeries {
+		l.Series = "off"
 	}
 	return l, nil
 }

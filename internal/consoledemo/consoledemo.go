@@ -1,7 +1,7 @@
 // Package consoledemo creates the budgets the console's browser tests read, and its screenshot in
 // the README shows (make screenshot): a tree acme → acme/team → acme/team/key with usage, a
-// reservation and closed daily windows, a budget whose id is markup (with a threshold event), and
-// one with closed hourly windows.
+// reservation, closed daily windows and a daily usage series, a budget whose id is markup (with a
+// threshold event), and one with closed hourly windows and an hourly usage series.
 package consoledemo
 
 import (
@@ -26,7 +26,7 @@ func Create(ctx context.Context, b spendcap.Backend, now time.Time) error {
 			SoftLimits: map[string]int64{"usd": 500_000}, AlertPercents: []int32{50, 90}, ResetEvery: "1 month", ResetTimezone: "Europe/Paris"}),
 		// Daily windows: three closed ones (one over today's limit, which was raised since), then today's.
 		create(ctx, b, spendcap.CreateBudgetParams{BudgetID: "acme/team/key", ParentID: "acme/team", ResetEvery: "1 day", At: day.Add(-3 * 24 * time.Hour),
-			HardLimits: map[string]int64{"usd": 150_000, "tokens": 5_000_000}}),
+			HardLimits: map[string]int64{"usd": 150_000, "tokens": 5_000_000}, UsageSeries: spendcap.UsageSeriesDay}),
 		report(ctx, b, "acme/team/key", map[string]int64{"usd": 60_000, "tokens": 2_000_000}, day.Add(-3*24*time.Hour+time.Hour)),
 		report(ctx, b, "acme/team/key", map[string]int64{"usd": 140_000, "tokens": 3_500_000}, day.Add(-2*24*time.Hour+time.Hour)),
 		report(ctx, b, "acme/team/key", map[string]int64{"usd": 85_000, "tokens": 1_000_000}, day.Add(-24*time.Hour+time.Hour)),
@@ -42,7 +42,8 @@ func Create(ctx context.Context, b spendcap.Backend, now time.Time) error {
 		},
 		create(ctx, b, spendcap.CreateBudgetParams{BudgetID: MarkupID, ParentID: "acme", HardLimits: map[string]int64{"calls": 10}, AlertPercents: []int32{50}}),
 		report(ctx, b, MarkupID, map[string]int64{"calls": 7}, time.Time{}),
-		create(ctx, b, spendcap.CreateBudgetParams{BudgetID: "hourly", HardLimits: map[string]int64{"req": 100}, ResetEvery: "1 hour", At: start}),
+		create(ctx, b, spendcap.CreateBudgetParams{BudgetID: "hourly", HardLimits: map[string]int64{"req": 100}, ResetEvery: "1 hour", At: start,
+			UsageSeries: spendcap.UsageSeriesHour}),
 	}
 	for i, n := range []int64{40, 100, 70} {
 		steps = append(steps, report(ctx, b, "hourly", map[string]int64{"req": n}, start.Add(time.Duration(i)*time.Hour+time.Minute)))

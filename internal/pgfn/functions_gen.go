@@ -21,7 +21,7 @@ var Signatures = []string{
 	"spendcap.budget_status(text,timestamp with time zone)",
 	"spendcap.cancel_reservation(text,text,timestamp with time zone)",
 	"spendcap.check_usage(text,jsonb,timestamp with time zone,text[])",
-	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone,text,integer[])",
+	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone,text,integer[],text)",
 	"spendcap.create_quota_policy(text,integer,integer,integer,integer,timestamp with time zone)",
 	"spendcap.create_webhook(text,text,text[])",
 	"spendcap.delete_budget(text,timestamp with time zone)",
@@ -44,10 +44,11 @@ var Signatures = []string{
 	"spendcap.reserve(text,text,jsonb,integer,text,timestamp with time zone,text[])",
 	"spendcap.reset_budget(text,timestamp with time zone)",
 	"spendcap.roll_due_windows(integer,timestamp with time zone)",
-	"spendcap.set_limits(text,jsonb,jsonb,text,timestamp with time zone,integer[])",
+	"spendcap.set_limits(text,jsonb,jsonb,text,timestamp with time zone,integer[],text)",
 	"spendcap.set_parent(text,text,timestamp with time zone)",
 	"spendcap.settle(text,text,jsonb,timestamp with time zone)",
 	"spendcap.stream_cursor(text)",
+	"spendcap.usage_series(text,integer,timestamp with time zone)",
 	"spendcap.webhook_secret(text)",
 	"spendcap.webhooks()",
 }
@@ -152,6 +153,7 @@ type BudgetStatusResult struct {
 	UpdatedAt             time.Time        `db:"updated_at"`
 	ParentID              *string          `db:"parent_id"`
 	AlertPercents         []int32          `db:"alert_percents"`
+	UsageSeries           *string          `db:"usage_series"`
 }
 
 // CreateBudgetResult is a row of spendcap.create_budget_result.
@@ -281,6 +283,13 @@ type ResetResult struct {
 // RollResult is a row of spendcap.roll_result.
 type RollResult struct {
 	Rolled int64 `db:"rolled"`
+}
+
+// SeriesRow is a row of spendcap.series_row.
+type SeriesRow struct {
+	BucketStart time.Time        `db:"bucket_start"`
+	BucketEnd   time.Time        `db:"bucket_end"`
+	Usage       map[string]int64 `db:"usage"`
 }
 
 // StreamCursor is a row of spendcap.stream_cursor.
@@ -577,7 +586,7 @@ func (q *Queries) BudgetStatus(ctx context.Context, arg BudgetStatusParams) (Bud
 	args := make([]any, 1, 3)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
-	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id, alert_percents FROM spendcap.budget_status(budget_id => $1"
+	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id, alert_percents, usage_series FROM spendcap.budget_status(budget_id => $1"
 	if arg.At != nil {
 		args = append(args, *arg.At)
 		sql += ", "
@@ -700,6 +709,8 @@ type CreateBudgetParams struct {
 	ParentID *string
 	// AlertPercents is optional.
 	AlertPercents []int32
+	// UsageSeries is optional.
+	UsageSeries *string
 }
 
 // CreateBudgetRow is the result of spendcap.create_budget.
@@ -707,7 +718,7 @@ type CreateBudgetRow = CreateBudgetResult
 
 // CreateBudget calls spendcap.create_budget in one statement.
 func (q *Queries) CreateBudget(ctx context.Context, arg CreateBudgetParams) (CreateBudgetRow, error) {
-	args := make([]any, 1, 14)
+	args := make([]any, 1, 15)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
 	sql := "SELECT budget_id, created, window_start, next_reset_at FROM spendcap.create_budget(budget_id => $1"
@@ -770,6 +781,11 @@ func (q *Queries) CreateBudget(ctx context.Context, arg CreateBudgetParams) (Cre
 		args = append(args, arg.AlertPercents)
 		sql += ", "
 		sql += "alert_percents => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.UsageSeries != nil {
+		args = append(args, *arg.UsageSeries)
+		sql += ", "
+		sql += "usage_series => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -1809,6 +1825,8 @@ type SetLimitsParams struct {
 	At *time.Time
 	// AlertPercents is optional.
 	AlertPercents []int32
+	// UsageSeries is optional.
+	UsageSeries *string
 }
 
 // SetLimitsRow is the result of spendcap.set_limits.
@@ -1816,10 +1834,10 @@ type SetLimitsRow = BudgetStatusResult
 
 // SetLimits calls spendcap.set_limits in one statement.
 func (q *Queries) SetLimits(ctx context.Context, arg SetLimitsParams) (SetLimitsRow, error) {
-	args := make([]any, 1, 7)
+	args := make([]any, 1, 8)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
-	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id, alert_percents FROM spendcap.set_limits(budget_id => $1"
+	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id, alert_percents, usage_series FROM spendcap.set_limits(budget_id => $1"
 	if arg.HardLimits != nil {
 		args = append(args, jsonbText(arg.HardLimits))
 		sql += ", "
@@ -1844,6 +1862,11 @@ func (q *Queries) SetLimits(ctx context.Context, arg SetLimitsParams) (SetLimits
 		args = append(args, arg.AlertPercents)
 		sql += ", "
 		sql += "alert_percents => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.UsageSeries != nil {
+		args = append(args, *arg.UsageSeries)
+		sql += ", "
+		sql += "usage_series => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -1875,7 +1898,7 @@ func (q *Queries) SetParent(ctx context.Context, arg SetParentParams) (SetParent
 	args := make([]any, 1, 4)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
-	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id, alert_percents FROM spendcap.set_parent(budget_id => $1"
+	sql := "SELECT budget_id, hard_limits, soft_limits, reset_every, reset_timezone, reset_anchor, mode, scope_type, scope_id, dedup_ttl_seconds, window_seq, window_start, next_reset_at, usage, reserved, remaining, breach_count, soft_breach_count, window_breach_count, window_soft_breach_count, last_breach_at, last_breach_dim, created_at, updated_at, parent_id, alert_percents, usage_series FROM spendcap.set_parent(budget_id => $1"
 	if arg.ParentID != nil {
 		args = append(args, *arg.ParentID)
 		sql += ", "
@@ -1957,6 +1980,47 @@ func (q *Queries) StreamCursor(ctx context.Context, arg StreamCursorParams) (Str
 	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[StreamCursorRow])
 	if err != nil {
 		return StreamCursorRow{}, mapError(err)
+	}
+	return res, nil
+}
+
+// UsageSeriesParams are the arguments of spendcap.usage_series. A nil optional argument is left out of the call, so
+// the SQL default applies.
+type UsageSeriesParams struct {
+	BudgetID string
+	// MaxRows is optional.
+	MaxRows *int32
+	// At is optional.
+	At *time.Time
+}
+
+// UsageSeriesRow is the result of spendcap.usage_series.
+type UsageSeriesRow = SeriesRow
+
+// UsageSeries calls spendcap.usage_series in one statement.
+func (q *Queries) UsageSeries(ctx context.Context, arg UsageSeriesParams) ([]UsageSeriesRow, error) {
+	args := make([]any, 1, 4)
+	args[0] = q.mode
+	args = append(args, arg.BudgetID)
+	sql := "SELECT bucket_start, bucket_end, usage FROM spendcap.usage_series(budget_id => $1"
+	if arg.MaxRows != nil {
+		args = append(args, *arg.MaxRows)
+		sql += ", "
+		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.At != nil {
+		args = append(args, *arg.At)
+		sql += ", "
+		sql += "at => $" + strconv.Itoa(len(args)-1)
+	}
+	sql += ")"
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[UsageSeriesRow])
+	if err != nil {
+		return nil, mapError(err)
 	}
 	return res, nil
 }

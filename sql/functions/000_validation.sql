@@ -121,6 +121,32 @@ BEGIN
 END
 $fn$;
 
+-- series_every_of reads a usage_series argument named arg (docs/semantics.md#usage-series): "1 hour" or
+-- "1 day" in the syntax of a reset period, returned in that canonical form; off_ok also takes
+-- "off" (set_limits), returned as 'off'. Null stays null.
+DROP FUNCTION IF EXISTS spendcap_internal.series_every_of;
+CREATE FUNCTION spendcap_internal.series_every_of(arg text, v text, off_ok boolean)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+DECLARE
+    m text[];
+BEGIN
+    IF v IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF off_ok AND lower(v) ~ '^\s*off\s*$' THEN
+        RETURN 'off';
+    END IF;
+    m := regexp_match(lower(v), '^\s*1\s+(hour|day)s?\s*$');
+    IF m IS NULL THEN
+        PERFORM spendcap_internal.invalid_argument(arg,
+            CASE WHEN off_ok THEN 'must be "1 hour", "1 day" or "off"' ELSE 'must be "1 hour" or "1 day"' END);
+    END IF;
+    RETURN '1 ' || m[1];
+END
+$fn$;
+
 -- parse_period reads a reset period "<n> <unit>" (docs/semantics.md#arguments) into n, the singular unit and the
 -- canonical text ("1 month", "15 minutes").
 DROP FUNCTION IF EXISTS spendcap_internal.parse_period;

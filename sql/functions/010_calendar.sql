@@ -139,3 +139,27 @@ BEGIN
     next_reset_at := spendcap_internal.boundary(anchor, n, unit, tz, k + 1);
 END
 $fn$;
+
+-- series_bucket is the bucket of a usage series of width every ('1 hour' or '1 day') that holds
+-- instant t in zone tz (docs/semantics.md#usage-series): the hour or the day of t's wall clock,
+-- as default_anchor starts a window of that unit, and its end one unit later.
+DROP FUNCTION IF EXISTS spendcap_internal.series_bucket;
+CREATE FUNCTION spendcap_internal.series_bucket(every text, tz text, t timestamptz,
+    OUT bucket_start timestamptz, OUT bucket_end timestamptz)
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+DECLARE
+    unit text := CASE every WHEN '1 hour' THEN 'hour' ELSE 'day' END;
+BEGIN
+    bucket_start := spendcap_internal.default_anchor(t, unit, tz);
+    bucket_end := spendcap_internal.boundary(bucket_start, 1, unit, tz, 1);
+END
+$fn$;
+
+-- series_kept is how long a usage series of width every keeps its closed buckets: 7 days of
+-- hours, 90 days of days, in hours (days of an interval would follow the session's time zone).
+DROP FUNCTION IF EXISTS spendcap_internal.series_kept;
+CREATE FUNCTION spendcap_internal.series_kept(every text)
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$SELECT CASE every WHEN '1 hour' THEN interval '168 hours' ELSE interval '2160 hours' END$$;

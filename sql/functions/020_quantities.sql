@@ -134,6 +134,24 @@ BEGIN
 END
 $fn$;
 
+-- difference subtracts b from a per dimension, signed, keeping only non-zero results: a usage
+-- series bucket's usage (docs/semantics.md#usage-series), which a release can make negative.
+DROP FUNCTION IF EXISTS spendcap_internal.difference;
+CREATE FUNCTION spendcap_internal.difference(a jsonb, b jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $fn$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_object_agg(k, v), '{}')
+        FROM (SELECT k, sum(v) AS v
+              FROM (SELECT e.key AS k, e.value::bigint AS v FROM jsonb_each(a) e
+                    UNION ALL
+                    SELECT e.key, -e.value::bigint FROM jsonb_each(b) e) x
+              GROUP BY k) y
+        WHERE v <> 0);
+END
+$fn$;
+
 -- minus subtracts b from a per dimension, clamped at 0, keeping only non-zero results.
 DROP FUNCTION IF EXISTS spendcap_internal.minus;
 CREATE FUNCTION spendcap_internal.minus(a jsonb, b jsonb)

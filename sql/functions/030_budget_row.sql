@@ -107,14 +107,19 @@ BEGIN
 END
 $fn$;
 
--- is_current says whether a budget with next_reset_at and reservations_expire_at needs no bringing
--- at instant t: t is inside its window and before its earliest reservation expiry. The one test
--- of lock_budget, the fast paths and report_usage_batch (an inlined SQL function: free in PL/pgSQL).
+-- is_current says whether a budget with next_reset_at, reservations_expire_at and series_next_at
+-- needs no bringing at instant t: t is inside its window, before its earliest reservation expiry
+-- and inside its usage series' running bucket. The one test of lock_budget, the fast paths and
+-- report_usage_batch (an inlined SQL function: free in PL/pgSQL). Readers that ask only whether
+-- the stored figures hold at t (list_budgets, the audit) pass a null series_next_at: closing a
+-- bucket changes no figure of the budget's window.
 DROP FUNCTION IF EXISTS spendcap_internal.is_current;
-CREATE FUNCTION spendcap_internal.is_current(next_reset_at timestamptz, reservations_expire_at timestamptz, t timestamptz)
+CREATE FUNCTION spendcap_internal.is_current(next_reset_at timestamptz, reservations_expire_at timestamptz,
+                                             series_next_at timestamptz, t timestamptz)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS 'SELECT (next_reset_at IS NULL OR t < next_reset_at) AND (reservations_expire_at IS NULL OR t < reservations_expire_at)';
+AS 'SELECT (next_reset_at IS NULL OR t < next_reset_at) AND (reservations_expire_at IS NULL OR t < reservations_expire_at)
+           AND (series_next_at IS NULL OR t < series_next_at)';
 
 -- lock_budget locks budget_id's row and brings it to the call's instant t = greatest(at,
 -- window_start), where at has been through instant() (callers compute the same t from the
@@ -138,7 +143,7 @@ BEGIN
         PERFORM spendcap_internal.budget_not_found(budget_id);
     END IF;
     t := greatest(at, b.window_start);
-    IF spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, t) THEN
+    IF spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, b.series_next_at, t) THEN
         RETURN b;
     END IF;
     rolled := spendcap_internal.brought(b, t);
@@ -168,14 +173,18 @@ BEGIN
 END
 $fn$;
 
--- record_bring writes what bringing b to rolled (brought at t) changed outside b's row: the
--- window it closed, into history, and the reservations that expired, deleted.
+-- record_bring writes what bringing b to rolled (brought at t) changed outside b's row: the usage
+-- series bucket it closed, the window it closed, into history, and the reservations that expired,
+-- deleted.
 DROP FUNCTION IF EXISTS spendcap_internal.record_bring;
 CREATE FUNCTION spendcap_internal.record_bring(b spendcap.budgets, rolled spendcap.budgets, t timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 AS $fn$
 BEGIN
+    IF rolled.series_start IS DISTINCT FROM b.series_start THEN
+        PERFORM spendcap_internal.close_bucket(b, t);
+    END IF;
     IF rolled.next_reset_at IS DISTINCT FROM b.next_reset_at THEN
         PERFORM spendcap_internal.close_window(b, b.next_reset_at, 'schedule', t);
     END IF;
@@ -185,7 +194,8 @@ BEGIN
 END
 $fn$;
 
--- advanced returns budget b as of instant t: unchanged while t is inside its window, else rolled to
+-- advanced returns budget b as of instant t: unchanged while t is inside its window and its usage
+-- series' running bucket, else with the bucket containing t started (series_started) and rolled to
 -- the window containing t (docs/semantics.md#windows, exact lazy roll: any number of missed periods is one roll).
 -- window_seq counts closed windows that had usage or breaches, so it is the same whenever and
 -- however often rolls are materialised. It writes nothing; writers close the old window into
@@ -198,6 +208,10 @@ AS $fn$
 DECLARE
     w record;
 BEGIN
+    -- The bucket first: it ends with the usage of the window it saw (record_bring closes it from b).
+    IF t >= b.series_next_at THEN
+        b := spendcap_internal.series_started(b, b.series_every, t);
+    END IF;
     IF b.next_reset_at IS NULL OR t < b.next_reset_at THEN
         RETURN b;
     END IF;
@@ -210,12 +224,82 @@ BEGIN
     b.window_k := w.k;
     b.window_start := w.window_start;
     b.next_reset_at := w.next_reset_at;
-    b.usage := '{}';
+    b := spendcap_internal.usage_cleared(b);
     b.window_breach_count := 0;
     b.window_soft_breach_count := 0;
     b.last_breach_at := NULL;
     b.last_breach_dim := NULL;
     RETURN b;
+END
+$fn$;
+
+-- usage_cleared is budget b with its usage emptied (a roll, a manual reset). The usage series'
+-- running bucket keeps what it counted: its base drops by the usage cleared, so that usage minus
+-- base is unchanged (docs/semantics.md#usage-series).
+DROP FUNCTION IF EXISTS spendcap_internal.usage_cleared;
+CREATE FUNCTION spendcap_internal.usage_cleared(b spendcap.budgets)
+RETURNS spendcap.budgets
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+BEGIN
+    IF b.series_every IS NOT NULL THEN
+        b.series_base := spendcap_internal.difference(b.series_base, b.usage);
+    END IF;
+    b.usage := '{}';
+    RETURN b;
+END
+$fn$;
+
+-- series_started is budget b with a usage series of width every (null: none) whose running bucket
+-- is the one holding t and counts from b's usage now (create_budget, set_limits, and advanced when
+-- the running bucket ended). It writes nothing: the caller closes the bucket it replaces.
+DROP FUNCTION IF EXISTS spendcap_internal.series_started;
+CREATE FUNCTION spendcap_internal.series_started(b spendcap.budgets, every text, t timestamptz)
+RETURNS spendcap.budgets
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+DECLARE
+    w record;
+BEGIN
+    b.series_every := every;
+    IF every IS NULL THEN
+        b.series_start := NULL;
+        b.series_next_at := NULL;
+        b.series_base := NULL;
+        RETURN b;
+    END IF;
+    w := spendcap_internal.series_bucket(every, b.reset_timezone, t);
+    b.series_start := w.bucket_start;
+    b.series_next_at := w.bucket_end;
+    b.series_base := b.usage;
+    RETURN b;
+END
+$fn$;
+
+-- bucket_usage is the usage the running bucket of budget b's series counted.
+DROP FUNCTION IF EXISTS spendcap_internal.bucket_usage;
+CREATE FUNCTION spendcap_internal.bucket_usage(b spendcap.budgets)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT spendcap_internal.difference(b.usage, b.series_base)';
+
+-- close_bucket appends the running bucket of budget b's series (ended by t) to usage_series when
+-- it counted any usage, and deletes b's buckets that started before the series' retention as of t:
+-- the table holds at most a retention's worth of buckets per budget with no job to run.
+DROP FUNCTION IF EXISTS spendcap_internal.close_bucket;
+CREATE FUNCTION spendcap_internal.close_bucket(b spendcap.budgets, t timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+    u jsonb := spendcap_internal.bucket_usage(b);
+BEGIN
+    IF u <> '{}' THEN
+        INSERT INTO spendcap.usage_series (budget_id, bucket_start, bucket_end, usage)
+        VALUES (b.budget_id, b.series_start, b.series_next_at, u);
+    END IF;
+    DELETE FROM spendcap.usage_series AS s
+     WHERE s.budget_id = b.budget_id AND s.bucket_start < t - spendcap_internal.series_kept(b.series_every);
 END
 $fn$;
 
@@ -280,6 +364,7 @@ BEGIN
     r.last_breach_dim := b.last_breach_dim;
     r.created_at := b.created_at;
     r.updated_at := b.updated_at;
+    r.usage_series := b.series_every;
     RETURN r;
 END
 $fn$;
@@ -301,6 +386,8 @@ BEGIN
         soft_breach_count = b.soft_breach_count, window_breach_count = b.window_breach_count,
         window_soft_breach_count = b.window_soft_breach_count, last_breach_at = b.last_breach_at,
         last_breach_dim = b.last_breach_dim, parent_id = b.parent_id, alert_percents = b.alert_percents,
+        series_every = b.series_every, series_start = b.series_start, series_next_at = b.series_next_at,
+        series_base = b.series_base,
         utilisation_permille = spendcap_internal.utilisation(b.hard_limits, b.usage, b.reserved)
     WHERE x.budget_id = b.budget_id;
 END

@@ -15,7 +15,8 @@ CREATE FUNCTION spendcap.create_budget(
     dedup_ttl_seconds integer     DEFAULT 86400,
     at                timestamptz DEFAULT NULL,
     parent_id         text        DEFAULT NULL,
-    alert_percents    integer[]   DEFAULT NULL)
+    alert_percents    integer[]   DEFAULT NULL,
+    usage_series      text        DEFAULT NULL)
 RETURNS spendcap.create_budget_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -33,6 +34,7 @@ DECLARE
     unit    text;
     anchor  timestamptz;
     alerts  integer[] := spendcap_internal.alert_percents_of('alert_percents', alert_percents);
+    series  text := spendcap_internal.series_every_of('usage_series', usage_series, false);
     w       record;
     b       spendcap.budgets;
     r       spendcap.create_budget_result;
@@ -97,6 +99,7 @@ BEGIN
         b.window_start := w.window_start;
         b.next_reset_at := w.next_reset_at;
     END IF;
+    b := spendcap_internal.series_started(b, series, t);
 
     b.utilisation_permille := spendcap_internal.utilisation(b.hard_limits, b.usage, b.reserved);
     INSERT INTO spendcap.budgets SELECT b.* ON CONFLICT DO NOTHING;
@@ -111,7 +114,7 @@ BEGIN
        OR b.reset_timezone <> tz OR b.mode <> md
        OR b.scope_type IS DISTINCT FROM scope_type OR b.scope_id IS DISTINCT FROM scope_id
        OR b.dedup_ttl_seconds <> ttl OR b.parent_id IS DISTINCT FROM parent_id
-       OR b.alert_percents IS DISTINCT FROM alerts
+       OR b.alert_percents IS DISTINCT FROM alerts OR b.series_every IS DISTINCT FROM series
        OR (reset_anchor IS NOT NULL AND b.reset_anchor IS DISTINCT FROM reset_anchor) THEN
         RAISE EXCEPTION USING ERRCODE = 'SC005',
             MESSAGE = format('budget_id: budget %s exists with a different definition', to_jsonb(b.budget_id));

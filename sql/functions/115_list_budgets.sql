@@ -40,7 +40,7 @@ LANGUAGE sql STABLE
 AS $fn$
     SELECT x.budget_id, x.alert_percents, NULL::spendcap.budget_status_result, coalesce(x.utilisation_permille, -1), x.window_breach_count
       FROM spendcap.budgets AS x
-     WHERE spendcap_internal.is_current(x.next_reset_at, x.reservations_expire_at, listed.t)
+     WHERE spendcap_internal.is_current(x.next_reset_at, x.reservations_expire_at, NULL, listed.t)
        AND spendcap_internal.listable(x.budget_id, x.mode, x.parent_id, listed.prefix, listed.part, listed.mode,
                                       listed.parent_id, listed.roots_only)
     UNION ALL
@@ -70,7 +70,7 @@ AS $fn$
                          ELSE spendcap_internal.utilisation((y.s).hard_limits, (y.s).usage, (y.s).reserved) END, -1),
            CASE WHEN y.s IS NULL THEN y.window_breach_count ELSE (y.s).window_breach_count END
       FROM (SELECT x.budget_id, x.alert_percents, x.utilisation_permille, x.window_breach_count,
-                   CASE WHEN NOT spendcap_internal.is_current(x.next_reset_at, x.reservations_expire_at, listed_by_id.t)
+                   CASE WHEN NOT spendcap_internal.is_current(x.next_reset_at, x.reservations_expire_at, NULL, listed_by_id.t)
                         THEN spendcap_internal.status_row(spendcap_internal.advanced(x, greatest(listed_by_id.t, x.window_start)),
                                                           greatest(listed_by_id.t, x.window_start)) END AS s
               FROM spendcap.budgets AS x

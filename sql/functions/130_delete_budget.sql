@@ -52,6 +52,7 @@ BEGIN
     r.deleted := FOUND;
     IF r.deleted THEN
         DELETE FROM spendcap.budget_history AS x WHERE x.budget_id = budget_id;
+        DELETE FROM spendcap.usage_series AS x WHERE x.budget_id = budget_id;
         DELETE FROM spendcap.dedup_keys AS x WHERE x.budget_id = budget_id;
         DELETE FROM spendcap.spend_ledger AS x WHERE x.budget_id = budget_id OR x.named_id = budget_id;
         DELETE FROM spendcap.reservations AS x WHERE x.budget_id = budget_id OR x.named_id = budget_id;

@@ -115,7 +115,7 @@ BEGIN
                 tc := greatest(t, c.window_start);
                 -- The chain as locked is the chain read (set_parent moves a budget under its lock).
                 IF c.parent_id IS DISTINCT FROM ids[array_position(ids, c.budget_id) + 1]
-                   OR NOT spendcap_internal.is_current(c.next_reset_at, c.reservations_expire_at, tc) THEN
+                   OR NOT spendcap_internal.is_current(c.next_reset_at, c.reservations_expire_at, c.series_next_at, tc) THEN
                     EXIT fast;
                 END IF;
                 FOR i IN 1 .. n LOOP
@@ -139,7 +139,7 @@ BEGIN
         -- now() inline for the common call without at: the helper call is for callers that pass one.
         t := greatest(CASE WHEN at IS NULL THEN now() ELSE spendcap_internal.instant(at) END, b.window_start);
         -- Not found: no such budget, or one with a parent and a dedup key.
-        IF NOT (FOUND AND b.parent_id IS NULL AND spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, t)) THEN
+        IF NOT (FOUND AND b.parent_id IS NULL AND spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, b.series_next_at, t)) THEN
             EXIT fast;
         END IF;
         FOR i IN 1 .. n LOOP

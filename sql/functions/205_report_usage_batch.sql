@@ -156,7 +156,7 @@ BEGIN
          qb AS MATERIALIZED (
              SELECT z AS b, z.budget_id, z.usage, z.updated_at, z.window_start, z.next_reset_at,
                     z.utilisation_permille, z.hard_limits, z.reserved,
-                    z.reservations_expire_at, z.parent_id, z.dedup_ttl_seconds, greatest(t0, z.window_start) AS tb
+                    z.reservations_expire_at, z.series_next_at, z.parent_id, z.dedup_ttl_seconds, greatest(t0, z.window_start) AS tb
                FROM spendcap.budgets AS z
               WHERE z.budget_id = ANY (named)
                 AND NOT EXISTS (SELECT FROM spendcap.budgets AS p WHERE p.budget_id = ANY (named) AND p.parent_id IS NOT NULL)
@@ -175,7 +175,7 @@ BEGIN
                  GROUP BY qb.budget_id, qb.usage, qb.updated_at, qb.tb, qb.window_start, qb.next_reset_at, qb.dedup_ttl_seconds,
                           qb.utilisation_permille, qb.hard_limits, qb.reserved)
     SELECT (SELECT count(*) FROM qb) = (SELECT count(DISTINCT qi.bid) FROM qi)
-           AND (SELECT bool_and(qb.parent_id IS NULL AND spendcap_internal.is_current(qb.next_reset_at, qb.reservations_expire_at, qb.tb))
+           AND (SELECT bool_and(qb.parent_id IS NULL AND spendcap_internal.is_current(qb.next_reset_at, qb.reservations_expire_at, qb.series_next_at, qb.tb))
                   FROM qb)
            AND NOT EXISTS (SELECT FROM qi WHERE qi.dk IS NOT NULL GROUP BY qi.bid, qi.dk HAVING count(*) > 1)
            AND NOT EXISTS (SELECT FROM qi JOIN qb ON qb.budget_id = qi.bid
@@ -256,7 +256,7 @@ BEGIN
         origs := origs || fresh;
         FOREACH b IN ARRAY fresh LOOP
             t := greatest(t0, b.window_start);
-            IF NOT spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, t) THEN
+            IF NOT spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, b.series_next_at, t) THEN
                 b := spendcap_internal.brought(b, t);
             END IF;
             bs := bs || b;
@@ -468,7 +468,8 @@ BEGIN
             IF NOT touched[j] THEN
                 touched[j] := true;
                 IF bs[j].next_reset_at IS DISTINCT FROM origs[j].next_reset_at OR bs[j].reserved IS DISTINCT FROM origs[j].reserved
-                   OR bs[j].reservations_expire_at IS DISTINCT FROM origs[j].reservations_expire_at THEN
+                   OR bs[j].reservations_expire_at IS DISTINCT FROM origs[j].reservations_expire_at
+                   OR bs[j].series_start IS DISTINCT FROM origs[j].series_start THEN
                     PERFORM spendcap_internal.record_bring(origs[j], bs[j], greatest(t0, origs[j].window_start));
                 END IF;
             END IF;

@@ -26,7 +26,7 @@ BEGIN
     PERFORM spendcap_internal.close_window(b, t, 'manual', t);
     b.window_seq := b.window_seq + 1;
     b.window_start := t;
-    b.usage := '{}';
+    b := spendcap_internal.usage_cleared(b);
     b.window_breach_count := 0;
     b.window_soft_breach_count := 0;
     b.last_breach_at := NULL;

@@ -58,7 +58,7 @@ BEGIN
     -- The stored utilisation is the stored state's while that is current (list_budgets reads the
     -- others' from their status). Checked only when nothing else was found: a wrong aggregate
     -- gives a wrong figure, and save, which every repair ends with, computes it again.
-    IF others = 0 AND spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, tb)
+    IF others = 0 AND spendcap_internal.is_current(b.next_reset_at, b.reservations_expire_at, NULL, tb)
        AND b.utilisation_permille IS DISTINCT FROM spendcap_internal.utilisation(b.hard_limits, b.usage, b.reserved) THEN
         RETURN NEXT ROW(b.budget_id, NULL, 'utilisation', NULL,
                         to_jsonb(spendcap_internal.utilisation(b.hard_limits, b.usage, b.reserved))::text,

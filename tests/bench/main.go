@@ -132,6 +132,11 @@ func main() {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "a" + pick(w, i)[1:], Deltas: one})
 			return err
 		}},
+		// The same budgets recording an hourly usage series: the cost of keeping it.
+		{name: "pg report_usage 10k budgets 1 dim series", cs: []int{32}, run: func(ctx context.Context, w int, i int64) error {
+			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "s" + pick(w, i)[1:], Deltas: one})
+			return err
+		}},
 		{name: "pg report_usage 10k budgets 1 dim dedup", run: func(ctx context.Context, w int, i int64) error {
 			_, err := pg.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: pick(w, i), Deltas: one, DedupKey: key()})
 			return err
@@ -193,6 +198,10 @@ func main() {
 		}},
 		{name: "valkey sc_report_usage 10k limited 1 dim alerts", cs: []int{32}, run: func(ctx context.Context, w int, i int64) error {
 			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "a" + pick(w, i)[1:], Deltas: one})
+			return err
+		}},
+		{name: "valkey sc_report_usage 10k limited 1 dim series", cs: []int{32}, run: func(ctx context.Context, w int, i int64) error {
+			_, err := vk.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "s" + pick(w, i)[1:], Deltas: one})
 			return err
 		}},
 		{name: "valkey sc_report_usage 3-level chain 1 dim", run: func(ctx context.Context, w int, i int64) error {
@@ -398,6 +407,9 @@ func computeRatios(results []Result) []Ratio {
 	add("pg report_usage with alert_percents / without", "pg report_usage 10k budgets 1 dim alerts", "pg report_usage 10k budgets 1 dim", 32, 0.9)
 	add("valkey sc_report_usage with alert_percents / without", "valkey sc_report_usage 10k limited 1 dim alerts",
 		"valkey sc_report_usage 10k limited 1 dim", 32, 0.9)
+	add("pg report_usage with usage_series / without", "pg report_usage 10k budgets 1 dim series", "pg report_usage 10k budgets 1 dim", 32, 0.9)
+	add("valkey sc_report_usage with usage_series / without", "valkey sc_report_usage 10k limited 1 dim series",
+		"valkey sc_report_usage 10k limited 1 dim", 32, 0.9)
 	add("valkey sc_report_usage 3-level chain / single budget", "valkey sc_report_usage 3-level chain 1 dim", "valkey sc_report_usage 1 dim", 32, 0.5)
 	add("valkey batcher sc_report_usage / baseline C token bucket", vkBatcherSingle, "valkey baseline C token bucket", 32, 1.2)
 	add("valkey batcher 3-level chain / baseline C token bucket", vkBatcherChain, "valkey baseline C token bucket", 32, 0.8)
@@ -419,6 +431,7 @@ func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
 		SELECT spendcap.create_budget('b' || i, '{"tokens": 1000000000000000}') FROM generate_series(0, 9999) AS i;
 		SELECT * FROM spendcap.create_budget('hot', '{"tokens": 1000000000000000}');
 		SELECT spendcap.create_budget('a' || i, '{"tokens": 1000000000000000}', alert_percents => '{50,80,100}') FROM generate_series(0, 9999) AS i;
+		SELECT spendcap.create_budget('s' || i, '{"tokens": 1000000000000000}', usage_series => '1 hour') FROM generate_series(0, 9999) AS i;
 		SELECT * FROM spendcap.create_quota_policy('q', max_concurrent => 100000, lease_seconds => 60);
 		SELECT spendcap.create_budget('g' || i, '{"tokens": 1000000000000000}') FROM generate_series(0, 99) AS i;
 		SELECT spendcap.create_budget('g' || i % 100 || '/t' || i, '{"tokens": 1000000000000000}', parent_id => 'g' || i % 100)
@@ -450,7 +463,9 @@ func setup(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client) error {
 			// With a hard limit, and with alert percents too: the cost of watching them.
 			spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("h%d", i), HardLimits: map[string]int64{"tokens": 1e15}},
 			spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("a%d", i), HardLimits: map[string]int64{"tokens": 1e15},
-				AlertPercents: []int32{50, 80, 100}})
+				AlertPercents: []int32{50, 80, 100}},
+			// With an hourly usage series: the cost of keeping it.
+			spendcap.CreateBudgetParams{BudgetID: fmt.Sprintf("s%d", i), UsageSeries: spendcap.UsageSeriesHour})
 		levels[2] = append(levels[2], spendcap.CreateBudgetParams{BudgetID: chainKey(i), ParentID: chainTeam(i % 1000)})
 	}
 	for i := int64(0); i < 1000; i++ {

@@ -180,11 +180,11 @@ func StatusString(s spendcap.Status) string {
 		}
 		return "{" + strings.TrimSpace(b.String()) + "}"
 	}
-	return fmt.Sprintf("id=%s parent=%q hard=%s soft=%s every=%q tz=%s anchor=%s mode=%s scope=%q/%q ttl=%v seq=%d window=[%s, %s) usage=%s reserved=%s remaining=%s breaches=%d/%d window=%d/%d last=%s %q created=%s updated=%s",
+	return fmt.Sprintf("id=%s parent=%q hard=%s soft=%s every=%q tz=%s anchor=%s mode=%s scope=%q/%q ttl=%v seq=%d window=[%s, %s) usage=%s reserved=%s remaining=%s breaches=%d/%d window=%d/%d last=%s %q created=%s updated=%s series=%q",
 		s.BudgetID, s.ParentID, m(s.HardLimits), m(s.SoftLimits), s.ResetEvery, s.ResetTimezone, fmtTime(s.ResetAnchor), s.Mode, s.ScopeType, s.ScopeID,
 		s.DedupTTL, s.WindowSeq, fmtTime(&s.WindowStart), fmtTime(s.NextResetAt), m(s.Usage), m(s.Reserved), m(s.Remaining),
 		s.BreachCount, s.SoftBreachCount, s.WindowBreachCount, s.WindowSoftBreachCount, fmtTime(s.LastBreachAt), s.LastBreachDim,
-		fmtTime(&s.CreatedAt), fmtTime(&s.UpdatedAt))
+		fmtTime(&s.CreatedAt), fmtTime(&s.UpdatedAt), s.UsageSeries)
 }
 
 // HistoryString renders closed windows.

@@ -24,6 +24,9 @@
 --                        other budgets too, those budgets and when the last of their windows ends
 --                        (HASH execution_id -> {"s": ids, "u": ms or absent for never})
 --   sc:{id}:h            closed windows, newest first, the newest 100 (LIST of JSON)
+--   sc:{id}:us           closed buckets of its usage series that counted usage, newest first,
+--                        those within the retention (LIST of JSON)
+--   sc:{id}:k            its children's ids (ZSET, every score 0), for list_budgets by parent
 --   sc:{id}:d:<gen>:<k>  dedup/idempotency keys (JSON), expiring by TTL; <gen> is the budget's
 --                        generation, so a deleted and re-created budget never sees old keys.
 -- For g/rest the kind goes before the rest: sc:{g}:r/rest, sc:{g}:d/rest:<gen>:<k>. (After the
@@ -40,6 +43,9 @@ local ARRAY = {}
 local UNIT_MS = { second = 1000, minute = 60000, hour = 3600000 }
 local CALENDAR = { day = true, week = true, month = true, year = true }
 local HISTORY_KEPT = 100
+-- SERIES_KEPT bounds a usage series' closed buckets by count as well as by time: 168 hours in
+-- 7 days, 90 or 91 days in 90 (a DST change makes a day of 23 or 25 hours).
+local SERIES_KEPT = 200
 
 -- The channel on which the key of each new event stream is published (eventstreams.StreamsChannel in the Go module).
 local STREAMS_CHANNEL = 'sc:events:streams'

@@ -176,6 +176,31 @@ local function budget_key(keys, id)
     return base_key(keys, 'budget_id', 'sc:', id)
 end
 
+-- series_every_of reads a usage_series argument named arg (SQL: series_every_of): "1 hour" or
+-- "1 day" in the syntax of a reset period, returned in that canonical form; off_ok also takes
+-- "off" (set_limits). nil stays nil.
+local function series_every_of(arg, v, off_ok)
+    if v == nil then
+        return nil
+    end
+    local bad = off_ok and 'must be "1 hour", "1 day" or "off"' or 'must be "1 hour" or "1 day"'
+    if type(v) ~= 'string' then
+        invalid_argument(arg, bad)
+    end
+    local l = v:lower()
+    if off_ok and l:match('^%s*off%s*$') then
+        return 'off'
+    end
+    local unit = l:match('^%s*1%s+(%a+)%s*$')
+    if unit == 'hours' or unit == 'days' then
+        unit = unit:sub(1, -2)
+    end
+    if unit ~= 'hour' and unit ~= 'day' then
+        invalid_argument(arg, bad)
+    end
+    return '1 ' .. unit
+end
+
 local function parse_period(p)
     local bad = 'must be "<n> <unit>" with n in 1..10000 and unit one of second, minute, hour, day, week, month, year'
     if type(p) ~= 'string' then

@@ -198,3 +198,17 @@ local function window_of(anchor, n, unit, z, created, t)
     end
     return k, boundary(anchor, n, unit, z, k), boundary(anchor, n, unit, z, k + 1)
 end
+
+-- series_bucket returns the start and end of the bucket of a usage series of width every ('1 hour'
+-- or '1 day') that holds instant t in zone z: the hour or the day of t's wall clock.
+local function series_bucket(every, z, t)
+    local unit = every == '1 hour' and 'hour' or 'day'
+    local s = default_anchor(t, unit, z)
+    return s, boundary(s, 1, unit, z, 1)
+end
+
+-- series_kept is how long a usage series of width every keeps its closed buckets, in
+-- milliseconds: 7 days of hours, 90 days of days.
+local function series_kept(every)
+    return (every == '1 hour' and 168 or 2160) * 3600000
+end

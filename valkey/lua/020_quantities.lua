@@ -58,6 +58,18 @@ local function add_usage(usage, dims, d)
     return usage
 end
 
+-- difference subtracts b from a per dimension, signed, keeping only non-zero results (a usage
+-- series bucket's usage, which a release can make negative).
+local function difference(a, b)
+    local out = {}
+    for k, v in pairs(a) do out[k] = v end
+    for k, v in pairs(b) do out[k] = (out[k] or 0) - v end
+    for k, v in pairs(out) do
+        if v == 0 then out[k] = nil end
+    end
+    return out
+end
+
 local function minus(a, b)
     local out = {}
     for k, v in pairs(a) do

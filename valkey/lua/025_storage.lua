@@ -20,6 +20,7 @@ local function from_doc(d)
         usage = d.usage, reserved = d.reserved, hard_limits = d.hard, soft_limits = d.soft,
         window_start = d.ws, updated_at = d.updated, next_reset_at = d.nr, reservations_expire_at = d.rexp,
         parent_id = d.p, alert_percents = d.ap,
+        series_every = d.se, series_start = d.ss, series_base = d.sb,
     }
 end
 
@@ -40,7 +41,7 @@ end
 -- their own, so that a report reads them with one HMGET and writes two with one HSET instead of
 -- unpacking and packing the whole budget: ws, nr, rexp and upd (window start, next reset, the
 -- earliest reservation expiry, last update: integers as decimal text), p (the parent's id), ap
--- (alert percents, "50,80"), and per dimension u:<dim>, r:<dim>, h:<dim> and s:<dim> (usage,
+-- (alert percents, "50,80"), sn (the end of the usage series' running bucket), and per dimension u:<dim>, r:<dim>, h:<dim> and s:<dim> (usage,
 -- reserved, hard and soft limit). The rest, which only the general path reads, is one MessagePack
 -- field, doc. A budget stored as one string by an earlier version still reads, and its next write
 -- stores it as a HASH.
@@ -81,7 +82,7 @@ local function percents_of(s)
 end
 
 -- TIME_FIELDS are the hash's fields of instants, and ut: numbers, as the per-dimension fields.
-local TIME_FIELDS = { ws = true, upd = true, nr = true, rexp = true, ut = true }
+local TIME_FIELDS = { ws = true, upd = true, nr = true, rexp = true, ut = true, sn = true }
 
 -- The listing index (list_budgets; in PostgreSQL the budgets table and its indexes): two sorted
 -- sets, every score 0 so that members sort byte by byte. ids holds each budget's id; util holds
@@ -411,9 +412,10 @@ local function stored_fields(b)
             ttl = b.dedup_ttl_seconds, created = b.created_at, seq = b.window_seq, k = b.window_k,
             bc = b.breach_count, sbc = b.soft_breach_count, wbc = b.window_breach_count,
             wsbc = b.window_soft_breach_count, lba = b.last_breach_at, lbd = b.last_breach_dim, gen = b.gen,
-            nc = b.child_count, fired = b.fired,
+            nc = b.child_count, fired = b.fired, se = b.series_every, ss = b.series_start, sb = b.series_base,
         }),
         ws = b.window_start, upd = b.updated_at, nr = b.next_reset_at, rexp = b.reservations_expire_at,
+        sn = b.series_next_at,
         p = b.parent_id, ap = b.alert_percents and table.concat(b.alert_percents, ','),
         ut = utilisation(b.hard_limits, b.usage, b.reserved) or -1,
     }
@@ -454,6 +456,7 @@ local function read_stored(key)
     local b = from_doc(cmsgpack.unpack(f.doc))
     b.usage, b.reserved, b.hard_limits, b.soft_limits = maps.usage, maps.reserved, maps.hard_limits, maps.soft_limits
     b.window_start, b.updated_at, b.next_reset_at, b.reservations_expire_at = f.ws, f.upd, f.nr, f.rexp
+    b.series_next_at = f.sn
     b.parent_id, b.alert_percents = f.p, percents_of(f.ap)
     b._key, b._writes, b._stored = key, {}, f
     return b
@@ -496,16 +499,16 @@ local function store(b)
 end
 
 -- read_hot reads the fields of the budget at key that report_usage's fast path needs, for the
--- dimensions dims, with one HMGET: ws, nr, rexp, upd, p, ap, ut, then u:, r:, h: and s: of each
+-- dimensions dims, with one HMGET: ws, nr, rexp, upd, p, ap, ut, sn, then u:, r:, h: and s: of each
 -- dimension, as decimal text (false for none). nil when there is no budget there, or one an
 -- earlier version stored as a string.
 local function read_hot(key, dims)
     local v
     if #dims == 1 then -- most calls: no table to build and unpack
         local n = names_of(dims[1])
-        v = redis.pcall('HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', 'ut', n[1], n[2], n[3], n[4])
+        v = redis.pcall('HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', 'ut', 'sn', n[1], n[2], n[3], n[4])
     else
-        local get = { 'HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', 'ut' }
+        local get = { 'HMGET', key, 'ws', 'nr', 'rexp', 'upd', 'p', 'ap', 'ut', 'sn' }
         for _, dim in ipairs(dims) do
             local n, j = names_of(dim), #get
             get[j + 1], get[j + 2], get[j + 3], get[j + 4] = n[1], n[2], n[3], n[4]

@@ -12,12 +12,15 @@ local function reservation_not_found(rid)
     fail('SC007', 'reservation_id: reservation ' .. encode(rid) .. ' is unknown, expired or already finished')
 end
 
--- is_current says whether a budget with next_reset_at and reservations_expire_at needs no bringing
--- at instant t (SQL: is_current): t is inside its window and before its earliest reservation
--- expiry. The fast path's test; brought makes the same two tests in advanced and live_reserved.
-local function is_current(next_reset_at, reservations_expire_at, t)
+-- is_current says whether a budget with next_reset_at, reservations_expire_at and series_next_at
+-- needs no bringing at instant t (SQL: is_current): t is inside its window, before its earliest
+-- reservation expiry and inside its usage series' running bucket. The fast path's test; brought
+-- makes the same tests in advanced and live_reserved. The audit passes a nil series_next_at: a
+-- bucket to close changes no figure of the window.
+local function is_current(next_reset_at, reservations_expire_at, series_next_at, t)
     return (next_reset_at == nil or t < next_reset_at)
         and (reservations_expire_at == nil or t < reservations_expire_at)
+        and (series_next_at == nil or t < series_next_at)
 end
 
 -- window_row is budget b's current window as its history row will hold it once it ends at
@@ -40,12 +43,49 @@ local function zone_of(b)
     return b._zone
 end
 
--- advanced rolls b in memory to the window containing t (docs/semantics.md#windows: one roll for
--- any number of missed periods) and returns the window it closed, or nil when t is still in b's
--- window.
+-- usage_cleared empties b's usage (a roll, a manual reset). The usage series' running bucket keeps
+-- what it counted: its base drops by the usage cleared (docs/semantics.md#usage-series).
+local function usage_cleared(b)
+    if b.series_every then
+        b.series_base = difference(b.series_base, b.usage)
+    end
+    b.usage = {}
+end
+
+-- bucket_usage is the usage the running bucket of b's series counted.
+local function bucket_usage(b)
+    return difference(b.usage, b.series_base)
+end
+
+-- series_started gives b a usage series of width every (nil: none) whose running bucket is the one
+-- holding t and counts from b's usage now (create_budget, set_limits, and advanced when the running
+-- bucket ended). It writes nothing: the caller closes the bucket it replaces.
+local function series_started(b, every, t)
+    b.series_every = every
+    if every == nil then
+        b.series_start, b.series_next_at, b.series_base = nil, nil, nil
+        return
+    end
+    b.series_start, b.series_next_at = series_bucket(every, zone_of(b), t)
+    local base = {}
+    for d, q in pairs(b.usage) do base[d] = q end
+    b.series_base = base
+end
+
+-- advanced rolls b in memory to instant t: the usage series' running bucket ended by t is
+-- replaced by the one holding t, and b's window by the window containing t
+-- (docs/semantics.md#windows: one roll for any number of missed periods). It returns the window it
+-- closed (nil when t is still in b's window) and the bucket it closed (nil when t is still in
+-- the running bucket).
 local function advanced(b, t)
+    local bucket
+    -- The bucket first: it ends with the usage of the window it saw.
+    if b.series_next_at ~= nil and t >= b.series_next_at then
+        bucket = { bucket_start = b.series_start, bucket_end = b.series_next_at, usage = bucket_usage(b) }
+        series_started(b, b.series_every, t)
+    end
     if b.next_reset_at == nil or t < b.next_reset_at then
-        return nil
+        return nil, bucket
     end
     local closed = window_row(b, b.next_reset_at)
     b.window_k, b.window_start, b.next_reset_at = window_of(b.reset_anchor, b.reset_n, b.reset_unit, zone_of(b), b.created_at, t)
@@ -54,11 +94,11 @@ local function advanced(b, t)
     if next(b.usage) ~= nil or b.window_breach_count > 0 or b.window_soft_breach_count > 0 then
         b.window_seq = b.window_seq + 1
     end
-    b.usage = {}
+    usage_cleared(b)
     b.window_breach_count, b.window_soft_breach_count = 0, 0
     b.last_breach_at, b.last_breach_dim = nil, nil
     b.fired = nil
-    return closed
+    return closed, bucket
 end
 
 
@@ -119,6 +159,28 @@ local function close_window(b, w, closed_by, t)
     end
 end
 
+-- close_bucket queues the append of a closed bucket of b's usage series (advanced) when it counted
+-- any usage (newest first), and the removal of the buckets that started before the series'
+-- retention as of t, from the oldest end: a list of at most SERIES_KEPT buckets within the
+-- retention, with no job to run (SQL: close_bucket).
+local function close_bucket(b, bucket, t)
+    local key = subkey(b._key, 'us')
+    if next(bucket.usage) ~= nil then
+        queue(b, 'LPUSH', key, encode(bucket))
+        queue(b, 'LTRIM', key, 0, SERIES_KEPT - 1)
+    end
+    local cutoff = t - series_kept(b.series_every)
+    b._writes[#b._writes + 1] = function()
+        for _ = 1, SERIES_KEPT do
+            local oldest = redis.call('LINDEX', key, -1)
+            if not oldest or cjson.decode(oldest).bucket_start >= cutoff then
+                break
+            end
+            redis.call('RPOP', key)
+        end
+    end
+end
+
 -- live_reserved sums the reservations still live at t. The aggregate kept on the budget is exact
 -- until its earliest expiry; after it, the hash is read. drop: queue the removal of expired ones.
 local function live_reserved(b, t, drop)
@@ -171,7 +233,10 @@ end
 local function brought(b, at)
     local t = instant_on(b, at)
     local ws = b.window_start
-    local closed = advanced(b, t)
+    local closed, bucket = advanced(b, t)
+    if bucket then
+        close_bucket(b, bucket, t)
+    end
     -- Sticky: in a batch a later item must save what an earlier, failed item's brought moved.
     b._moved = b._moved or b.window_start ~= ws
     if closed then
@@ -245,6 +310,7 @@ local function status_row(b, t)
         breach_count = b.breach_count, soft_breach_count = b.soft_breach_count, window_breach_count = b.window_breach_count,
         window_soft_breach_count = b.window_soft_breach_count, last_breach_at = opt(b.last_breach_at), last_breach_dim = opt(b.last_breach_dim),
         created_at = b.created_at, updated_at = b.updated_at, alert_percents = b.alert_percents and array(b.alert_percents) or NULL,
+        usage_series = opt(b.series_every),
     }
 end
 

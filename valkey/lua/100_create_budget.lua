@@ -31,6 +31,7 @@ function api.create_budget(keys, a)
         invalid_argument('reset_anchor', 'must be an integer of Unix milliseconds from 1970-01-01 to 9999-12-31 UTC')
     end
     local ap = alert_percents_of('alert_percents', a.alert_percents)
+    local series = series_every_of('usage_series', a.usage_series, false)
     local t = instant(a)
     local parent
     if a.parent_id ~= nil then
@@ -42,7 +43,7 @@ function api.create_budget(keys, a)
         if not same_quantities(old.hard_limits, hard) or not same_quantities(old.soft_limits, soft) or old.reset_every ~= every
            or old.reset_timezone ~= tz or old.mode ~= mode or old.scope_type ~= a.scope_type or old.scope_id ~= a.scope_id
            or old.dedup_ttl_seconds ~= ttl or (anchor_arg ~= nil and old.reset_anchor ~= anchor_arg) or old.parent_id ~= a.parent_id
-           or encode(old.alert_percents and array(old.alert_percents)) ~= encode(ap) then
+           or encode(old.alert_percents and array(old.alert_percents)) ~= encode(ap) or old.series_every ~= series then
             fail('SC005', 'budget_id: budget ' .. encode(id) .. ' exists with a different definition')
         end
         advanced(old, instant_on(old, t))
@@ -55,12 +56,13 @@ function api.create_budget(keys, a)
                 updated_at = t, window_seq = 1, window_k = -1, window_start = t, usage = {}, reserved = {},
                 breach_count = 0, soft_breach_count = 0, window_breach_count = 0, window_soft_breach_count = 0,
                 parent_id = a.parent_id, child_count = 0, alert_percents = ap,
-                gen = clock[1] .. '.' .. clock[2], _key = key, _writes = {} }
+                gen = clock[1] .. '.' .. clock[2], _key = key, _writes = {}, _zone = z }
     if every then
         local anchor = anchor_arg or default_anchor(t, unit, z)
         b.reset_every, b.reset_n, b.reset_unit, b.reset_anchor = every, n, unit, anchor
         b.window_k, b.window_start, b.next_reset_at = window_of(anchor, n, unit, z, t, t)
     end
+    series_started(b, series, t)
     if type(z) == 'table' then
         for i = 1, #z do setmetatable(z[i], ARRAY) end
         queue(b, 'SET', subkey(key, 'tz'), encode(array(z)))

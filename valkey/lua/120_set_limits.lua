@@ -12,6 +12,7 @@ function api.set_limits(keys, a)
     end
     -- Not null: replaces the percents; an empty array removes them.
     local ap = alert_percents_of('alert_percents', a.alert_percents)
+    local series = series_every_of('usage_series', a.usage_series, true)
     local b, t = lock_budget(key, id, instant(a))
     b.hard_limits = hard or b.hard_limits
     b.soft_limits = soft or b.soft_limits
@@ -24,6 +25,11 @@ function api.set_limits(keys, a)
             invalid_argument(soft == nil and 'hard_limits' or 'soft_limits',
                 'soft limit of ' .. encode(dim) .. ' must not exceed its hard limit')
         end
+    end
+    -- Another width, or "off": a new series, without the old one's buckets.
+    if series ~= nil and series ~= (b.series_every or 'off') then
+        queue(b, 'DEL', subkey(key, 'us'))
+        series_started(b, series ~= 'off' and series or nil, t)
     end
     b.updated_at = math.max(b.updated_at, t)
     save(b)

@@ -87,7 +87,8 @@ function api.delete_budget(keys, a)
         queue(parent, 'ZREM', subkey(parent._key, 'k'), id)
     end
     -- Dedup keys are left to expire: they belong to this budget's generation, which is gone.
-    redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'))
+    redis.call('DEL', key, subkey(key, 'tz'), subkey(key, 'r'), subkey(key, 'l'), subkey(key, 'ls'), subkey(key, 'h'),
+        subkey(key, 'us'))
     -- Its util member is the one its stored ut made (none when it was never indexed).
     local ut = b._stored and b._stored.ut
     unindex_budget(key, id, ut or -1)

@@ -38,7 +38,7 @@ local function fast_dims(d)
 end
 
 -- fast_read is what fast_report needs of the budget at key for the dimensions dims, as an array:
--- ws, nr, rexp, upd, p, ap, ut, then usage, reserved, hard and soft of each dimension (false for
+-- ws, nr, rexp, upd, p, ap, ut, sn, then usage, reserved, hard and soft of each dimension (false for
 -- none): read_hot's answer. nil when there is no budget there, or one an earlier version stored
 -- as a string (the general path stores it anew). In a batch, a budget the batch holds (several
 -- items charge it, or an earlier item took the general path on it) is the batch's (.budget),
@@ -56,7 +56,7 @@ local function fast_read(key, dims)
     end
     -- ut: false, since fast_charge saves the batch's budget whole (store computes it).
     local v = { b.window_start, b.next_reset_at or false, b.reservations_expire_at or false, b.updated_at, b.parent_id or false,
-                b.alert_percents or false, false, budget = b }
+                b.alert_percents or false, false, b.series_next_at or false, budget = b }
     for _, dim in ipairs(dims) do
         v[#v + 1] = b.usage[dim] or false
         v[#v + 1] = b.reserved[dim] or false
@@ -67,11 +67,11 @@ local function fast_read(key, dims)
 end
 
 -- fast_open checks budget v (fast_read) at the call's at: its instant (at, or its window start
--- if later), its parent's id and its alert percents, or nil when it has a roll due or a
--- reservation expired at that instant (work for the general path).
+-- if later), its parent's id and its alert percents, or nil when it has a roll due, a
+-- reservation expired or a usage series bucket ended at that instant (work for the general path).
 local function fast_open(v, at)
     local t = math.max(at, tonumber(v[1]))
-    if not is_current(tonumber(v[2]), tonumber(v[3]), t) then
+    if not is_current(tonumber(v[2]), tonumber(v[3]), tonumber(v[8]), t) then
         return nil
     end
     local ap = v[6] or nil
@@ -84,7 +84,7 @@ end
 -- fast_fits says whether deltas d (in dimensions dims) fit budget v with alert percents ap.
 local function fast_fits(v, ap, dims, d)
     for i, dim in ipairs(dims) do
-        local j = 3 + 4 * i
+        local j = 4 + 4 * i
         if not fits(tonumber(v[j + 1]), tonumber(v[j + 2]), tonumber(v[j + 3]), tonumber(v[j + 4]), ap, d[dim]) then
             return false
         end
@@ -108,7 +108,7 @@ local function fast_charge(v, dims, d, t)
     local old = tonumber(v[7])
     local u = old
     for i, dim in ipairs(dims) do
-        local j = 3 + 4 * i
+        local j = 4 + 4 * i
         local new = (tonumber(v[j + 1]) or 0) + d[dim]
         if new ~= 0 then
             set[n + 1], set[n + 2], n = names_of(dim)[1], decimal(new), n + 2

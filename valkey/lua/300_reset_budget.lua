@@ -8,7 +8,7 @@ function api.reset_budget(keys, a)
     close_window(b, window_row(b, t), 'manual', t)
     b.window_seq = b.window_seq + 1
     b.window_start = t
-    b.usage = {}
+    usage_cleared(b)
     b.window_breach_count, b.window_soft_breach_count = 0, 0
     b.last_breach_at, b.last_breach_dim = nil, nil
     b.fired = nil

@@ -34,7 +34,7 @@ end
 local function budget_findings(out, b, repair)
     local now = now_ms()
     -- As stored: the utilisation check compares what the listing index was made from.
-    local current = is_current(b.next_reset_at, b.reservations_expire_at, math.max(now, b.window_start))
+    local current = is_current(b.next_reset_at, b.reservations_expire_at, nil, math.max(now, b.window_start))
     local stored_u = b._stored and b._stored.ut
     local t = brought(b, now)
     local fs = array()

@@ -40,7 +40,7 @@ end
 
 -- READ_ONLY are the functions that write nothing: flagged no-writes, so they run on replicas.
 local READ_ONLY = { check_usage = true, budget_status = true, budget_history = true, events_since = true, recent_events = true,
-                    budget_reservations = true, list_quota_policies = true,
+                    budget_reservations = true, list_quota_policies = true, usage_series = true,
                     quota_status = true }
 -- list_budgets is not among them: it corrects the listing index as it reads it.
 -- DECODE are the functions whose arguments another decoder reads (decode_args by default).
@@ -51,7 +51,7 @@ local DECODE = { report_usage = report_usage_args, report_usage_batch = raw }
 local FUNCTIONS = {
     'create_budget', 'set_limits', 'delete_budget', 'set_parent', 'report_usage', 'report_usage_batch',
     'check_usage', 'record_spend', 'release_spend', 'reserve', 'settle', 'cancel_reservation',
-    'reset_budget', 'budget_status', 'budget_reservations', 'budget_history', 'events_since', 'recent_events', 'purge_events',
+    'reset_budget', 'budget_status', 'budget_reservations', 'budget_history', 'usage_series', 'events_since', 'recent_events', 'purge_events',
     'create_quota_policy', 'acquire_quota', 'renew_quota', 'release_quota', 'quota_status',
     'delete_quota_policy', 'list_quota_policies', 'index_policy', 'audit', 'list_budgets', 'index_budget',
 }
