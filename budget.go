@@ -97,6 +97,12 @@ type Outcome struct {
 	// BreachBudgetID is the budget of the reported breach, one of the charged set; "" for
 	// OutcomeOK.
 	BreachBudgetID string
+	// Remaining is, for each dimension of the call's deltas that a budget of the charged set
+	// hard-limits, the least that any of them has left (hard limit less usage and reserved), as
+	// the call leaves them: what a gateway sends as its rate-limit headers, with no second call
+	// (docs/semantics.md#remaining). A dimension no budget limits is absent. A replay returns the
+	// stored outcome's, which is nil for an outcome stored before remaining existed.
+	Remaining map[string]int64
 }
 
 // CreateBudgetParams are the arguments of CreateBudget. Zero values take the SQL defaults.
@@ -127,7 +133,26 @@ type CreateBudgetParams struct {
 	// UsageSeries records the budget's usage per hour (UsageSeriesHour) or per day
 	// (UsageSeriesDay), read with UsageSeries (docs/semantics.md#usage-series); empty for none.
 	UsageSeries string
+	// IfExists says what to do when the budget exists: IfExistsError by default.
+	IfExists IfExists
 }
+
+// IfExists is what CreateBudget does with a budget that exists (docs/semantics.md#budgets).
+type IfExists string
+
+// The rules of CreateBudgetParams.IfExists.
+const (
+	// IfExistsError returns Created = false when the budget's definition is identical, and
+	// ErrBudgetConflict when it differs.
+	IfExistsError IfExists = "error"
+	// IfExistsKeep leaves an existing budget as it is and returns Created = false.
+	IfExistsKeep IfExists = "keep"
+	// IfExistsUpdate makes an existing budget match the call's limits, mode, alert percents,
+	// usage series and parent as SetLimits and SetParent would (usage, window and history kept)
+	// and returns Created = false: a deploy can provision its budgets declaratively. A different
+	// schedule, time zone, anchor, dedup TTL or scope is still ErrBudgetConflict.
+	IfExistsUpdate IfExists = "update"
+)
 
 // SetParentParams are the arguments of SetParent; an empty ParentID detaches the budget.
 type SetParentParams struct {

@@ -113,7 +113,7 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 			ResetEvery: nonEmpty(p.ResetEvery), ResetTimezone: nonEmpty(p.ResetTimezone), ResetAnchor: p.ResetAnchor,
 			Mode: nonEmpty(string(p.Mode)), ScopeType: nonEmpty(p.ScopeType), ScopeID: nonEmpty(p.ScopeID),
 			DedupTTLSeconds: nonZero(ttl), At: at(p.At), ParentID: nonEmpty(p.ParentID),
-			AlertPercents: p.AlertPercents, UsageSeries: nonEmpty(p.UsageSeries),
+			AlertPercents: p.AlertPercents, UsageSeries: nonEmpty(p.UsageSeries), IfExists: nonEmpty(string(p.IfExists)),
 		})
 	})
 	if err != nil {
@@ -203,7 +203,7 @@ func (c *Client) Reserve(ctx context.Context, p spendcap.ReserveParams) (spendca
 	})
 	return spendcap.Outcome{Kind: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: r.WindowStart,
-		NextResetAt: r.NextResetAt, ExpiresAt: r.ExpiresAt, BreachBudgetID: deref(r.BreachBudgetID)}, err
+		NextResetAt: r.NextResetAt, ExpiresAt: r.ExpiresAt, BreachBudgetID: deref(r.BreachBudgetID), Remaining: r.Remaining}, err
 }
 
 // Settle implements spendcap.Budgets.
@@ -306,7 +306,7 @@ func (c *Client) BudgetReservations(ctx context.Context, p spendcap.BudgetReserv
 func usageOutcome(r pgfn.UsageOutcome) spendcap.Outcome {
 	return spendcap.Outcome{Kind: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: r.WindowStart,
-		NextResetAt: r.NextResetAt, BreachBudgetID: deref(r.BreachBudgetID)}
+		NextResetAt: r.NextResetAt, BreachBudgetID: deref(r.BreachBudgetID), Remaining: r.Remaining}
 }
 
 func status(r pgfn.BudgetStatusResult) spendcap.Status {
@@ -423,7 +423,8 @@ func (c *Client) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBat
 		}
 		out[i].Outcome = spendcap.Outcome{Kind: spendcap.OutcomeKind(deref(r.Outcome)), Applied: deref(r.Applied),
 			Dimension: deref(r.Dimension), Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: deref(r.Replayed),
-			WindowStart: deref(r.WindowStart), NextResetAt: r.NextResetAt, BreachBudgetID: deref(r.BreachBudgetID)}
+			WindowStart: deref(r.WindowStart), NextResetAt: r.NextResetAt, BreachBudgetID: deref(r.BreachBudgetID),
+			Remaining: r.Remaining}
 	}
 	return out, nil
 }

@@ -21,10 +21,11 @@ import (
 
 // clusterSlice names the conformance scenarios run through a ClusterClient: windows, admission,
 // keys, the ledger and reservations, budget sets (whose ids the prefix puts in one slot), usage
-// series (validation scenarios depend on exact ids, which the prefix below changes).
+// series, remaining, if_exists (validation scenarios depend on exact ids, which the prefix below
+// changes).
 var clusterSlice = []string{"Monthly", "Daily", "Hourly", "Report", "Hard", "Soft", "Observe", "Key", "Release",
 	"RecordSpend", "Reservation", "Settle", "Cancel", "ManualReset", "History", "DeleteBudget", "SetLimits", "Quota",
-	"Chain", "Set", "Tag", "Level", "Parent", "Top", "UsageSeries"}
+	"Chain", "Set", "Tag", "Level", "Parent", "Top", "UsageSeries", "Remaining", "IfExists"}
 
 // startCluster starts a Valkey Cluster of 3 primaries for the test and returns its client.
 func startCluster(t *testing.T) *redis.ClusterClient {

@@ -384,17 +384,24 @@ func differSequences(t *testing.T, names [2]string, a, b spendcap.Backend) {
 				})
 			case 13:
 				switch rapid.IntRange(0, 3).Draw(rt, "lifecycle") {
-				case 0: // create again: identical, or with another definition
+				case 0: // create again: identical, or with another definition, under each if_exists rule
 					p := defs[id]
 					p.At = at
 					if rapid.Bool().Draw(rt, "change definition") {
 						p = drawDefinition(rt, id, at)
 						p.ParentID = parentOf(id)
 					}
-					d.same("create again "+id, func(b spendcap.Backend) (string, error) {
+					p.IfExists = rapid.SampledFrom([]spendcap.IfExists{"", spendcap.IfExistsKeep, spendcap.IfExistsUpdate}).Draw(rt, "if_exists")
+					updated := false
+					d.same(fmt.Sprintf("create again %s %+v", id, p), func(b spendcap.Backend) (string, error) {
 						c, err := b.CreateBudget(ctx, p)
+						updated = err == nil && p.IfExists == spendcap.IfExistsUpdate
 						return createdString(c), err
 					})
+					if updated {
+						p.IfExists = ""
+						defs[id] = p
+					}
 				case 1: // delete and create anew
 					deleted := false
 					d.same("delete "+id, func(b spendcap.Backend) (string, error) {

@@ -8,7 +8,9 @@ import (
 	"github.com/spendcap/spendcap/internal/testenv"
 )
 
-func TestReadmeSQLQuickStartRuns(t *testing.T) {
+// The quick start runs on a new database, and again on the same one (as a deploy script would):
+// create_budget's if_exists => 'update' makes the second run no error.
+func TestReadmeSQLQuickStartRunsTwice(t *testing.T) {
 	t.Parallel()
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -20,15 +22,18 @@ func TestReadmeSQLQuickStartRuns(t *testing.T) {
 		t.Fatal("README.md has no ```sql block")
 	}
 	db := testenv.Pool(t)
-	if _, err := db.Exec(ctx, block); err != nil {
-		t.Fatalf("README quick start: %v", err)
-	}
-	// 1200 reported, 2750 settled, and the key's 500, which counts on its team.
-	st := mustStatus(t, db, "team-a", nil)
-	if st.Usage["tokens"] != 4450 || st.Reserved["tokens"] != 0 {
-		t.Errorf("after the quick start: usage %v reserved %v", st.Usage, st.Reserved)
-	}
-	if key := mustStatus(t, db, "team-a/key-1", nil); key.Usage["tokens"] != 500 || key.ParentID == nil || *key.ParentID != "team-a" {
-		t.Errorf("the key after the quick start: usage %v, parent %v", key.Usage, key.ParentID)
+	for run := 1; run <= 2; run++ {
+		if _, err := db.Exec(ctx, block); err != nil {
+			t.Fatalf("README quick start, run %d: %v", run, err)
+		}
+		// 1200 reported once (the second run's report replays its dedup key), 2750 settled and
+		// the key's 500 (which counts on its team) each run.
+		st := mustStatus(t, db, "team-a", nil)
+		if want := int64(1200 + (2750+500)*run); st.Usage["tokens"] != want || st.Reserved["tokens"] != 0 || len(st.AlertPercents) != 2 {
+			t.Errorf("after run %d: usage %v reserved %v alerts %v, want %d tokens", run, st.Usage, st.Reserved, st.AlertPercents, want)
+		}
+		if key := mustStatus(t, db, "team-a/key-1", nil); key.Usage["tokens"] != int64(500*run) || key.ParentID == nil || *key.ParentID != "team-a" {
+			t.Errorf("the key after run %d: usage %v, parent %v", run, key.Usage, key.ParentID)
+		}
 	}
 }

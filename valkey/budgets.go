@@ -10,22 +10,24 @@ import (
 )
 
 type outcomeReply struct {
-	Outcome     string  `json:"outcome"`
-	Applied     bool    `json:"applied"`
-	Dimension   *string `json:"dimension"`
-	Usage       *int64  `json:"usage"`
-	LimitValue  *int64  `json:"limit_value"`
-	Replayed    bool    `json:"replayed"`
-	WindowStart *int64  `json:"window_start"`
-	NextResetAt *int64  `json:"next_reset_at"`
-	ExpiresAt   *int64  `json:"expires_at"`
-	BreachID    *string `json:"breach_budget_id"`
+	Outcome     string           `json:"outcome"`
+	Applied     bool             `json:"applied"`
+	Dimension   *string          `json:"dimension"`
+	Usage       *int64           `json:"usage"`
+	LimitValue  *int64           `json:"limit_value"`
+	Replayed    bool             `json:"replayed"`
+	WindowStart *int64           `json:"window_start"`
+	NextResetAt *int64           `json:"next_reset_at"`
+	ExpiresAt   *int64           `json:"expires_at"`
+	BreachID    *string          `json:"breach_budget_id"`
+	Remaining   map[string]int64 `json:"remaining"`
 }
 
 func (r outcomeReply) outcome() spendcap.Outcome {
 	return spendcap.Outcome{Kind: spendcap.OutcomeKind(r.Outcome), Applied: r.Applied, Dimension: deref(r.Dimension),
 		Usage: deref(r.Usage), LimitValue: deref(r.LimitValue), Replayed: r.Replayed, WindowStart: toTime(r.WindowStart),
-		NextResetAt: toTimePtr(r.NextResetAt), ExpiresAt: toTimePtr(r.ExpiresAt), BreachBudgetID: deref(r.BreachID)}
+		NextResetAt: toTimePtr(r.NextResetAt), ExpiresAt: toTimePtr(r.ExpiresAt), BreachBudgetID: deref(r.BreachID),
+		Remaining: r.Remaining}
 }
 
 type statusReply struct {
@@ -86,7 +88,7 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 	a := args{"budget_id": p.BudgetID}.obj("hard_limits", p.HardLimits).obj("soft_limits", p.SoftLimits).
 		str("reset_every", p.ResetEvery).str("reset_timezone", p.ResetTimezone).str("mode", string(p.Mode)).
 		str("scope_type", p.ScopeType).str("scope_id", p.ScopeID).num("dedup_ttl_seconds", ttl).
-		str("usage_series", p.UsageSeries).at(p.At)
+		str("usage_series", p.UsageSeries).str("if_exists", string(p.IfExists)).at(p.At)
 	if p.ResetAnchor != nil {
 		a["reset_anchor"] = p.ResetAnchor.UnixMilli()
 	}
@@ -106,6 +108,13 @@ func (c *Client) CreateBudget(ctx context.Context, p spendcap.CreateBudgetParams
 	if p.ParentID != "" {
 		a["parent_id"] = p.ParentID
 		keys = append(keys, c.chainKeys(ctx, p.ParentID)...)
+	}
+	// An update may move the budget from its parent, whose children count it writes: its key
+	// goes last, as for SetParent.
+	if p.IfExists == spendcap.IfExistsUpdate {
+		if old := c.parentOf(ctx, p.BudgetID); old != "" && old != p.ParentID {
+			keys = append(keys, Key(old))
+		}
 	}
 	if err := c.callKeys(ctx, "create_budget", keys, a, false, &r); err != nil {
 		return spendcap.CreateBudgetResult{}, err

@@ -56,10 +56,12 @@ func plain(s string) bool {
 	return true
 }
 
-// The fast path's answer, as fast_report writes it: an 'ok' outcome, its window's end and start.
+// The fast path's answer, as fast_report writes it: an 'ok' outcome, its window's end, what
+// remains and its window's start.
 const (
 	fastHead = `{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":`
-	fastMid  = `,"outcome":"ok","replayed":false,"usage":null,"window_start":`
+	fastMid  = `,"outcome":"ok","remaining":`
+	fastTail = `,"replayed":false,"usage":null,"window_start":`
 )
 
 // decodeFast reads the fast path's answer; json.Unmarshal reads any other.
@@ -75,12 +77,57 @@ func (r *outcomeReply) decodeFast(s string) bool {
 	if rest, ok = strings.CutPrefix(rest, fastMid); !ok {
 		return false
 	}
+	remaining, rest, ok := cutRemaining(rest)
+	if !ok {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest, fastTail); !ok {
+		return false
+	}
 	windowStart, rest, ok := cutMillis(rest, false)
 	if !ok || rest != "}" {
 		return false
 	}
-	*r = outcomeReply{Outcome: string(spendcap.OutcomeOK), Applied: true, WindowStart: windowStart, NextResetAt: nextReset}
+	*r = outcomeReply{Outcome: string(spendcap.OutcomeOK), Applied: true, WindowStart: windowStart, NextResetAt: nextReset,
+		Remaining: remaining}
 	return true
+}
+
+// cutRemaining reads the object of the fast answer's remaining that s starts with,
+// {"<dim>":<n>,...} with names of [A-Za-z0-9_.:-] (no escapes), and returns the rest.
+func cutRemaining(s string) (map[string]int64, string, bool) {
+	rest, ok := strings.CutPrefix(s, "{")
+	if !ok {
+		return nil, s, false
+	}
+	m := map[string]int64{}
+	if rest, ok = strings.CutPrefix(rest, "}"); ok {
+		return m, rest, true
+	}
+	for {
+		if rest, ok = strings.CutPrefix(rest, `"`); !ok {
+			return nil, s, false
+		}
+		end := strings.IndexByte(rest, '"')
+		if end < 0 || strings.IndexByte(rest[:end], '\\') >= 0 {
+			return nil, s, false
+		}
+		name := rest[:end]
+		if rest, ok = strings.CutPrefix(rest[end+1:], ":"); !ok {
+			return nil, s, false
+		}
+		var v *int64
+		if v, rest, ok = cutMillis(rest, false); !ok {
+			return nil, s, false
+		}
+		m[name] = *v
+		if rest, ok = strings.CutPrefix(rest, "}"); ok {
+			return m, rest, true
+		}
+		if rest, ok = strings.CutPrefix(rest, ","); !ok {
+			return nil, s, false
+		}
+	}
 }
 
 // cutMillis reads the integer (or, with orNull, null) that s starts with and returns the rest.
@@ -114,8 +161,14 @@ func decodeFastBatch(reply string, n int) ([]spendcap.BatchResult, bool) {
 				return nil, false
 			}
 		}
-		// The fast answer holds no '}' but its last byte.
-		end := strings.IndexByte(rest, '}')
+		// The fast answer holds one '}' inside (remaining's), then its last byte.
+		inner := strings.IndexByte(rest, '}')
+		end := -1
+		if inner >= 0 {
+			if e := strings.IndexByte(rest[inner+1:], '}'); e >= 0 {
+				end = inner + 1 + e
+			}
+		}
 		var r outcomeReply
 		if end < 0 || !r.decodeFast(rest[:end+1]) {
 			return nil, false

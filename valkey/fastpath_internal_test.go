@@ -54,8 +54,10 @@ func TestQuickReportArgsEncodeWhatJSONWould(t *testing.T) {
 // is left to encoding/json.
 func TestFastOutcomeDecodesAsJSONWould(t *testing.T) {
 	for _, s := range []string{
-		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","replayed":false,"usage":null,"window_start":1796587978426}`,
-		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":1796601600000,"outcome":"ok","replayed":false,"usage":null,"window_start":0}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t":5},"replayed":false,"usage":null,"window_start":1796587978426}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":1796601600000,"outcome":"ok","remaining":{"t":5},"replayed":false,"usage":null,"window_start":0}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{},"replayed":false,"usage":null,"window_start":1}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"A-b.c:d_e":0,"tokens":9007199254740991},"replayed":false,"usage":null,"window_start":1}`,
 	} {
 		var fast, slow outcomeReply
 		if !fast.decodeFast(s) {
@@ -69,14 +71,19 @@ func TestFastOutcomeDecodesAsJSONWould(t *testing.T) {
 		}
 	}
 	for _, s := range []string{
-		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","replayed":true,"usage":null,"window_start":1}`,
-		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"soft_breach","replayed":false,"usage":null,"window_start":1}`,
-		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","replayed":false,"usage":null,"window_start":01}`,
-		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":-5,"outcome":"ok","replayed":false,"usage":null,"window_start":1}`,
-		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","replayed":false,"usage":null,"window_start":null}`,
-		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","replayed":false,"usage":null,"window_start":1,"expires_at":2}`,
-		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","replayed":false,"usage":null,"window_start":1} `,
-		`{"applied":false,"breach_budget_id":null,"dimension":"t","limit_value":5,"next_reset_at":null,"outcome":"hard_breach","replayed":false,"usage":5,"window_start":1}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t":5},"replayed":true,"usage":null,"window_start":1}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"soft_breach","remaining":{},"replayed":false,"usage":null,"window_start":1}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t":5},"replayed":false,"usage":null,"window_start":01}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":-5,"outcome":"ok","remaining":{"t":5},"replayed":false,"usage":null,"window_start":1}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t":5},"replayed":false,"usage":null,"window_start":null}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t":5},"replayed":false,"usage":null,"window_start":1,"expires_at":2}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t":5},"replayed":false,"usage":null,"window_start":1} `,
+		`{"applied":false,"breach_budget_id":null,"dimension":"t","limit_value":5,"next_reset_at":null,"outcome":"hard_breach","remaining":{"t":0},"replayed":false,"usage":5,"window_start":1}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":null,"replayed":false,"usage":null,"window_start":1}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t":-1},"replayed":false,"usage":null,"window_start":1}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t":1,},"replayed":false,"usage":null,"window_start":1}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t\"":1},"replayed":false,"usage":null,"window_start":1}`,
+		`{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t":1}"replayed":false,"usage":null,"window_start":1}`,
 	} {
 		var r outcomeReply
 		if r.decodeFast(s) {
@@ -89,8 +96,8 @@ func TestFastOutcomeDecodesAsJSONWould(t *testing.T) {
 // it; any other batch answer is left to encoding/json.
 func TestFastBatchDecodesAsJSONWould(t *testing.T) {
 	const (
-		a = `{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","replayed":false,"usage":null,"window_start":1796587978426}`
-		b = `{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":1796601600000,"outcome":"ok","replayed":false,"usage":null,"window_start":7}`
+		a = `{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":null,"outcome":"ok","remaining":{"t":5},"replayed":false,"usage":null,"window_start":1796587978426}`
+		b = `{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":1796601600000,"outcome":"ok","remaining":{"t":5},"replayed":false,"usage":null,"window_start":7}`
 		e = `{"error_code":"SC001","error_message":"budget_id: no budget b9"}`
 	)
 	for _, reply := range []string{"[" + a + "]", "[" + a + "," + b + "," + a + "]"} {

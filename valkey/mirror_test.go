@@ -54,6 +54,7 @@ var sqlOnlyInternal = map[string]string{
 	"listed":          "Lua's list_budgets walks its listing index (sorted sets) instead of querying a table",
 	"listed_by_id":    "Lua's list_budgets walks its listing index (sorted sets) instead of querying a table",
 	"listable":        "Lua's list_budgets tests an entry's id before it reads the budget, its mode and parent after",
+	"keys_of":         "Lua's remaining_into walks the deltas table itself",
 }
 
 // sqlOnlyAPI are the spendcap functions with no api.<name> in the Lua file of the same name.

@@ -1755,6 +1755,22 @@ local function evaluate(b, reserved, d, arg, force)
     return o
 end
 
+-- remaining_into folds budget b, as a call leaves it, into rem, the remaining of an outcome for
+-- the call's deltas d (SQL: remaining_into): in each dimension b hard-limits, the least of what rem
+-- holds and b's max(0, hard - usage - reserved). Start from {} and fold every budget of the set.
+local function remaining_into(rem, b, d)
+    for dim in pairs(d) do
+        local h = b.hard_limits[dim]
+        if h ~= nil then
+            local r = math.max(0, h - (b.usage[dim] or 0) - (b.reserved[dim] or 0))
+            if rem[dim] == nil or rem[dim] > r then
+                rem[dim] = r
+            end
+        end
+    end
+    return rem
+end
+
 local function counted(b, o, t)
     if o.outcome == 'hard_breach' then
         b.breach_count, b.window_breach_count = b.breach_count + 1, b.window_breach_count + 1
@@ -2070,6 +2086,10 @@ local function admit(op, keys, a)
                 save(m)
             end
         end
+        o.remaining = {}
+        for _, m in ipairs(bs) do
+            remaining_into(o.remaining, m, d)
+        end
     else
         if op == 'reserve' then
             o.expires_at = t + ttl * 1000
@@ -2097,8 +2117,10 @@ local function admit(op, keys, a)
         if op == 'record_spend' and s then
             index_spend(nb, bs, s, ref)
         end
+        o.remaining = {}
         for _, b in ipairs(bs) do
             save(b)
+            remaining_into(o.remaining, b, d)
         end
     end
     if dk ~= nil then
@@ -2336,6 +2358,10 @@ function api.create_budget(keys, a)
     end
     local ap = alert_percents_of('alert_percents', a.alert_percents)
     local series = series_every_of('usage_series', a.usage_series, false)
+    local rule = a.if_exists or 'error'
+    if rule ~= 'error' and rule ~= 'keep' and rule ~= 'update' then
+        invalid_argument('if_exists', 'must be error, keep or update')
+    end
     local t = instant(a)
     local parent
     if a.parent_id ~= nil then
@@ -2344,12 +2370,30 @@ function api.create_budget(keys, a)
 
     local old = load_budget(key)
     if old then
-        if not same_quantities(old.hard_limits, hard) or not same_quantities(old.soft_limits, soft) or old.reset_every ~= every
-           or old.reset_timezone ~= tz or old.mode ~= mode or old.scope_type ~= a.scope_type or old.scope_id ~= a.scope_id
-           or old.dedup_ttl_seconds ~= ttl or (anchor_arg ~= nil and old.reset_anchor ~= anchor_arg) or old.parent_id ~= a.parent_id
-           or encode(old.alert_percents and array(old.alert_percents)) ~= encode(ap) or old.series_every ~= series then
+        if rule == 'keep' then
+            advanced(old, instant_on(old, t))
+            return { budget_id = id, created = false, window_start = old.window_start, next_reset_at = opt(old.next_reset_at) }
+        end
+        local limits_differ = not same_quantities(old.hard_limits, hard) or not same_quantities(old.soft_limits, soft)
+            or old.mode ~= mode or encode(old.alert_percents and array(old.alert_percents)) ~= encode(ap)
+            or old.series_every ~= series
+        -- What set_limits and set_parent cannot change must match under every rule.
+        if old.reset_every ~= every or old.reset_timezone ~= tz or old.scope_type ~= a.scope_type or old.scope_id ~= a.scope_id
+           or old.dedup_ttl_seconds ~= ttl or (anchor_arg ~= nil and old.reset_anchor ~= anchor_arg)
+           or rule == 'error' and (limits_differ or old.parent_id ~= a.parent_id) then
             fail('SC005', 'budget_id: budget ' .. encode(id) .. ' exists with a different definition')
         end
+        -- 'update': the rest is made to match as set_parent and set_limits would (usage, window
+        -- and history kept), each only when it differs. The keys are set_parent's: the budget, the
+        -- new parent's chain, then the old parent.
+        if old.parent_id ~= a.parent_id then
+            api.set_parent(keys, { budget_id = id, parent_id = a.parent_id, at_ms = a.at_ms })
+        end
+        if limits_differ then
+            api.set_limits(keys, { budget_id = id, hard_limits = hard, soft_limits = soft, mode = mode,
+                                   alert_percents = ap or array(), usage_series = series or 'off', at_ms = a.at_ms })
+        end
+        old = read_budget(key, id)
         advanced(old, instant_on(old, t))
         return { budget_id = id, created = false, window_start = old.window_start, next_reset_at = opt(old.next_reset_at) }
     end
@@ -2958,6 +3002,53 @@ local function json_number(x)
     return decimal(x)
 end
 
+-- fast_remaining is the remaining of an 'ok' outcome (SQL: remaining_into) for deltas d in
+-- dimensions dims charged to the budgets vs (fast_read's arrays, read before the charge), encoded
+-- as JSON with its keys in byte order: in each dimension some budget hard-limits, the least of
+-- max(0, hard - usage - d - reserved). Dimension names need no escaping ([A-Za-z0-9_.:-]).
+local function fast_remaining(vs, dims, d)
+    if #dims == 1 then -- most calls: no table to build and sort
+        local dim, least = dims[1], nil
+        for _, v in ipairs(vs) do
+            local h = tonumber(v[11])
+            if h ~= nil then
+                local r = math.max(0, h - (tonumber(v[9]) or 0) - d[dim] - (tonumber(v[10]) or 0))
+                if least == nil or r < least then
+                    least = r
+                end
+            end
+        end
+        if least == nil then
+            return '{}'
+        end
+        return '{"' .. dim .. '":' .. decimal(least) .. '}'
+    end
+    local rem, names = {}, {}
+    for _, v in ipairs(vs) do
+        for i, dim in ipairs(dims) do
+            local j = 4 + 4 * i
+            local h = tonumber(v[j + 3])
+            if h ~= nil then
+                local r = math.max(0, h - (tonumber(v[j + 1]) or 0) - d[dim] - (tonumber(v[j + 2]) or 0))
+                if rem[dim] == nil then
+                    names[#names + 1] = dim
+                    rem[dim] = r
+                elseif rem[dim] > r then
+                    rem[dim] = r
+                end
+            end
+        end
+    end
+    if #names == 0 then
+        return '{}'
+    end
+    table.sort(names)
+    for i, dim in ipairs(names) do
+        names[i] = '"' .. dim .. '":' .. decimal(rem[dim])
+    end
+    return '{' .. table.concat(names, ',') .. '}'
+end
+
 -- fast_apply is fast_report once the arguments passed: deltas d in dimensions dims (fast_dims) to
 -- the budget at keys[1] at instant at (checked), its parents' keys among the others. A batch calls
 -- it for the items its walk read (their ids, keys, dimensions and instant checked there).
@@ -2994,6 +3085,9 @@ local function fast_apply(keys, d, dims, at)
         end
         chain[#chain + 1], ts[#ts + 1] = pv, pt
     end
+    chain[#chain + 1] = v
+    local rem = fast_remaining(chain, dims, d)
+    chain[#chain] = nil
     fast_charge(v, dims, d, t)
     for i, pv in ipairs(chain) do
         fast_charge(pv, dims, d, ts[i])
@@ -3001,7 +3095,7 @@ local function fast_apply(keys, d, dims, at)
     -- The reply, already encoded (what encode() makes of evaluate's 'ok' outcome, keys sorted):
     -- the generic encoder would take a fifth of the call.
     return '{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":' .. json_number(v[2])
-        .. ',"outcome":"ok","replayed":false,"usage":null,"window_start":' .. json_number(v[1]) .. '}'
+        .. ',"outcome":"ok","remaining":' .. rem .. ',"replayed":false,"usage":null,"window_start":' .. json_number(v[1]) .. '}'
 end
 
 local function fast_report(keys, a)
@@ -3257,14 +3351,19 @@ function api.check_usage(keys, a)
     local also = also_of(a, 'also_charge', a.budget_id)
     local at = instant(a)
     local bs, ids = charged_set(keys, id, also)
-    local es, named = {}, nil
+    local es, named, rem = {}, nil, {}
     for i, b in ipairs(bs) do
         local t = instant_on(b, at)
         advanced(b, t)
-        es[i] = evaluate(b, live_reserved(b, t, false), d, 'deltas', false)
+        b.reserved = live_reserved(b, t, false) -- in memory only: a check writes nothing
+        es[i] = evaluate(b, b.reserved, d, 'deltas', false)
         if ids[i] == id then named = i end
+        -- As the budgets stand: a check applies nothing.
+        remaining_into(rem, b, d)
     end
-    return (set_outcome(es, ids, named))
+    local o = set_outcome(es, ids, named)
+    o.remaining = rem
+    return o
 end
 
 -- valkey/lua/220_record_spend.lua
@@ -3380,6 +3479,7 @@ function api.settle(keys, a)
         if b.budget_id == id then named = i end
     end
     local o = set_outcome(es, ids, named)
+    o.remaining = {}
     for i, b in ipairs(held) do
         local before, wbc = b.usage, b.window_breach_count
         counted(b, es[i], ts[i])
@@ -3387,6 +3487,7 @@ function api.settle(keys, a)
         b.updated_at = math.max(b.updated_at, ts[i])
         alert(b, before, es[i], ts[i], wbc)
         save(b)
+        remaining_into(o.remaining, b, d)
     end
     return o
 end

@@ -21,7 +21,7 @@ var Signatures = []string{
 	"spendcap.budget_status(text,timestamp with time zone)",
 	"spendcap.cancel_reservation(text,text,timestamp with time zone)",
 	"spendcap.check_usage(text,jsonb,timestamp with time zone,text[])",
-	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone,text,integer[],text)",
+	"spendcap.create_budget(text,jsonb,jsonb,text,text,timestamp with time zone,text,text,text,integer,timestamp with time zone,text,integer[],text,text)",
 	"spendcap.create_quota_policy(text,integer,integer,integer,integer,timestamp with time zone)",
 	"spendcap.create_webhook(text,text,text[])",
 	"spendcap.delete_budget(text,timestamp with time zone)",
@@ -81,18 +81,19 @@ type BacklogResult struct {
 
 // BatchResult is a row of spendcap.batch_result.
 type BatchResult struct {
-	Item           int32      `db:"item"`
-	Outcome        *string    `db:"outcome"`
-	Applied        *bool      `db:"applied"`
-	Dimension      *string    `db:"dimension"`
-	Usage          *int64     `db:"usage"`
-	LimitValue     *int64     `db:"limit_value"`
-	Replayed       *bool      `db:"replayed"`
-	WindowStart    *time.Time `db:"window_start"`
-	NextResetAt    *time.Time `db:"next_reset_at"`
-	BreachBudgetID *string    `db:"breach_budget_id"`
-	ErrorCode      *string    `db:"error_code"`
-	ErrorMessage   *string    `db:"error_message"`
+	Item           int32            `db:"item"`
+	Outcome        *string          `db:"outcome"`
+	Applied        *bool            `db:"applied"`
+	Dimension      *string          `db:"dimension"`
+	Usage          *int64           `db:"usage"`
+	LimitValue     *int64           `db:"limit_value"`
+	Replayed       *bool            `db:"replayed"`
+	WindowStart    *time.Time       `db:"window_start"`
+	NextResetAt    *time.Time       `db:"next_reset_at"`
+	BreachBudgetID *string          `db:"breach_budget_id"`
+	ErrorCode      *string          `db:"error_code"`
+	ErrorMessage   *string          `db:"error_message"`
+	Remaining      map[string]int64 `db:"remaining"`
 }
 
 // BudgetGauge is a row of spendcap.budget_gauge.
@@ -261,16 +262,17 @@ type ReservationListing struct {
 
 // ReserveOutcome is a row of spendcap.reserve_outcome.
 type ReserveOutcome struct {
-	Outcome        string     `db:"outcome"`
-	Applied        bool       `db:"applied"`
-	Dimension      *string    `db:"dimension"`
-	Usage          *int64     `db:"usage"`
-	LimitValue     *int64     `db:"limit_value"`
-	Replayed       bool       `db:"replayed"`
-	WindowStart    time.Time  `db:"window_start"`
-	NextResetAt    *time.Time `db:"next_reset_at"`
-	ExpiresAt      *time.Time `db:"expires_at"`
-	BreachBudgetID *string    `db:"breach_budget_id"`
+	Outcome        string           `db:"outcome"`
+	Applied        bool             `db:"applied"`
+	Dimension      *string          `db:"dimension"`
+	Usage          *int64           `db:"usage"`
+	LimitValue     *int64           `db:"limit_value"`
+	Replayed       bool             `db:"replayed"`
+	WindowStart    time.Time        `db:"window_start"`
+	NextResetAt    *time.Time       `db:"next_reset_at"`
+	ExpiresAt      *time.Time       `db:"expires_at"`
+	BreachBudgetID *string          `db:"breach_budget_id"`
+	Remaining      map[string]int64 `db:"remaining"`
 }
 
 // ResetResult is a row of spendcap.reset_result.
@@ -300,15 +302,16 @@ type StreamCursor struct {
 
 // UsageOutcome is a row of spendcap.usage_outcome.
 type UsageOutcome struct {
-	Outcome        string     `db:"outcome"`
-	Applied        bool       `db:"applied"`
-	Dimension      *string    `db:"dimension"`
-	Usage          *int64     `db:"usage"`
-	LimitValue     *int64     `db:"limit_value"`
-	Replayed       bool       `db:"replayed"`
-	WindowStart    time.Time  `db:"window_start"`
-	NextResetAt    *time.Time `db:"next_reset_at"`
-	BreachBudgetID *string    `db:"breach_budget_id"`
+	Outcome        string           `db:"outcome"`
+	Applied        bool             `db:"applied"`
+	Dimension      *string          `db:"dimension"`
+	Usage          *int64           `db:"usage"`
+	LimitValue     *int64           `db:"limit_value"`
+	Replayed       bool             `db:"replayed"`
+	WindowStart    time.Time        `db:"window_start"`
+	NextResetAt    *time.Time       `db:"next_reset_at"`
+	BreachBudgetID *string          `db:"breach_budget_id"`
+	Remaining      map[string]int64 `db:"remaining"`
 }
 
 // Webhook is a row of spendcap.webhook.
@@ -658,7 +661,7 @@ func (q *Queries) CheckUsage(ctx context.Context, arg CheckUsageParams) (CheckUs
 	args := make([]any, 1, 5)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID, jsonbText(arg.Deltas))
-	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id FROM spendcap.check_usage(budget_id => $1, deltas => $2::jsonb"
+	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id, remaining FROM spendcap.check_usage(budget_id => $1, deltas => $2::jsonb"
 	if arg.At != nil {
 		args = append(args, *arg.At)
 		sql += ", "
@@ -711,6 +714,8 @@ type CreateBudgetParams struct {
 	AlertPercents []int32
 	// UsageSeries is optional.
 	UsageSeries *string
+	// IfExists is optional.
+	IfExists *string
 }
 
 // CreateBudgetRow is the result of spendcap.create_budget.
@@ -718,7 +723,7 @@ type CreateBudgetRow = CreateBudgetResult
 
 // CreateBudget calls spendcap.create_budget in one statement.
 func (q *Queries) CreateBudget(ctx context.Context, arg CreateBudgetParams) (CreateBudgetRow, error) {
-	args := make([]any, 1, 15)
+	args := make([]any, 1, 16)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID)
 	sql := "SELECT budget_id, created, window_start, next_reset_at FROM spendcap.create_budget(budget_id => $1"
@@ -786,6 +791,11 @@ func (q *Queries) CreateBudget(ctx context.Context, arg CreateBudgetParams) (Cre
 		args = append(args, *arg.UsageSeries)
 		sql += ", "
 		sql += "usage_series => $" + strconv.Itoa(len(args)-1)
+	}
+	if arg.IfExists != nil {
+		args = append(args, *arg.IfExists)
+		sql += ", "
+		sql += "if_exists => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
 	rows, err := q.db.Query(ctx, sql, args...)
@@ -1447,7 +1457,7 @@ func (q *Queries) RecordSpend(ctx context.Context, arg RecordSpendParams) (Recor
 	args := make([]any, 1, 7)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID, arg.ExecutionID, jsonbText(arg.Deltas))
-	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id FROM spendcap.record_spend(budget_id => $1, execution_id => $2, deltas => $3::jsonb"
+	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id, remaining FROM spendcap.record_spend(budget_id => $1, execution_id => $2, deltas => $3::jsonb"
 	if arg.IdempotencyKey != nil {
 		args = append(args, *arg.IdempotencyKey)
 		sql += ", "
@@ -1615,7 +1625,7 @@ func (q *Queries) ReportUsage(ctx context.Context, arg ReportUsageParams) (Repor
 	args := make([]any, 1, 6)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID, jsonbText(arg.Deltas))
-	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id FROM spendcap.report_usage(budget_id => $1, deltas => $2::jsonb"
+	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id, remaining FROM spendcap.report_usage(budget_id => $1, deltas => $2::jsonb"
 	if arg.DedupKey != nil {
 		args = append(args, *arg.DedupKey)
 		sql += ", "
@@ -1659,7 +1669,7 @@ func (q *Queries) ReportUsageBatch(ctx context.Context, arg ReportUsageBatchPara
 	args := make([]any, 1, 3)
 	args[0] = q.mode
 	args = append(args, jsonText(arg.Items))
-	sql := "SELECT item, outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id, error_code, error_message FROM spendcap.report_usage_batch(items => $1::jsonb"
+	sql := "SELECT item, outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id, error_code, error_message, remaining FROM spendcap.report_usage_batch(items => $1::jsonb"
 	if arg.At != nil {
 		args = append(args, *arg.At)
 		sql += ", "
@@ -1701,7 +1711,7 @@ func (q *Queries) Reserve(ctx context.Context, arg ReserveParams) (ReserveRow, e
 	args := make([]any, 1, 8)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID, arg.ReservationID, jsonbText(arg.Amounts))
-	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, expires_at, breach_budget_id FROM spendcap.reserve(budget_id => $1, reservation_id => $2, amounts => $3::jsonb"
+	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, expires_at, breach_budget_id, remaining FROM spendcap.reserve(budget_id => $1, reservation_id => $2, amounts => $3::jsonb"
 	if arg.TTLSeconds != nil {
 		args = append(args, *arg.TTLSeconds)
 		sql += ", "
@@ -1939,7 +1949,7 @@ func (q *Queries) Settle(ctx context.Context, arg SettleParams) (SettleRow, erro
 	args := make([]any, 1, 5)
 	args[0] = q.mode
 	args = append(args, arg.BudgetID, arg.ReservationID, jsonbText(arg.Actual))
-	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id FROM spendcap.settle(budget_id => $1, reservation_id => $2, actual => $3::jsonb"
+	sql := "SELECT outcome, applied, dimension, usage, limit_value, replayed, window_start, next_reset_at, breach_budget_id, remaining FROM spendcap.settle(budget_id => $1, reservation_id => $2, actual => $3::jsonb"
 	if arg.At != nil {
 		args = append(args, *arg.At)
 		sql += ", "

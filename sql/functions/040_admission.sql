@@ -110,6 +110,41 @@ BEGIN
 END
 $fn$;
 
+-- remaining_into folds a budget with hard limits hard, usage and reserved, as a call leaves it,
+-- into rem, the remaining of an outcome (docs/semantics.md#remaining) for the call's dimensions
+-- dims: in each dimension the budget hard-limits, rem keeps the least of what it holds and
+-- max(0, hard - usage - reserved). Start from '{}' and fold every budget of the charged set: a
+-- dimension no budget limits stays absent. A loop of simple expressions, as add_usage, so that
+-- the fast paths pay no query for it; it takes the three objects rather than the budget row,
+-- whose copy into the call cost a 3-level chain's fast path a tenth of its speed.
+DROP FUNCTION IF EXISTS spendcap_internal.remaining_into;
+CREATE FUNCTION spendcap_internal.remaining_into(rem jsonb, hard jsonb, usage jsonb, reserved jsonb, dims text[])
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $fn$
+DECLARE
+    h bigint;
+    r bigint;
+BEGIN
+    FOR i IN 1 .. coalesce(cardinality(dims), 0) LOOP
+        h := (hard ->> dims[i])::bigint;
+        CONTINUE WHEN h IS NULL;
+        r := greatest(0, h - coalesce((usage ->> dims[i])::bigint, 0) - coalesce((reserved ->> dims[i])::bigint, 0));
+        IF coalesce((rem ->> dims[i])::bigint > r, true) THEN
+            rem := rem || jsonb_build_object(dims[i], r);
+        END IF;
+    END LOOP;
+    RETURN rem;
+END
+$fn$;
+
+-- keys_of is the dimensions of a deltas object.
+DROP FUNCTION IF EXISTS spendcap_internal.keys_of;
+CREATE FUNCTION spendcap_internal.keys_of(d jsonb)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS 'SELECT coalesce(array_agg(e), ''{}'') FROM jsonb_object_keys(d) AS e';
+
 -- counted moves the breach counters of b for outcome o at instant t (docs/semantics.md#admission).
 DROP FUNCTION IF EXISTS spendcap_internal.counted;
 CREATE FUNCTION spendcap_internal.counted(b spendcap.budgets, o spendcap.reserve_outcome, t timestamptz)
@@ -296,6 +331,8 @@ DECLARE
     afters     jsonb[] := '{}';
     named      integer;
     refusing   integer;
+    dims       text[];
+    rem        jsonb := '{}';
     b          spendcap.budgets;
     t          timestamptz;
     fp         text;
@@ -361,6 +398,7 @@ BEGIN
     o := jd.o;
     es := jd.es;
     afters := jd.afters;
+    dims := spendcap_internal.keys_of(d);
     IF NOT o.applied THEN
         -- Refused: only the refusing budget's breach counters move.
         refusing := array_position(ids, o.breach_budget_id);
@@ -368,6 +406,9 @@ BEGIN
         b.updated_at := greatest(b.updated_at, ts[refusing]);
         PERFORM spendcap_internal.alert(bs[refusing], b, o, ts[refusing]);
         PERFORM spendcap_internal.save(b);
+        FOR i IN 1 .. cardinality(ids) LOOP
+            rem := spendcap_internal.remaining_into(rem, bs[i].hard_limits, bs[i].usage, bs[i].reserved, dims);
+        END LOOP;
     ELSE
         IF op = 'reserve' THEN
             o.expires_at := t + make_interval(secs => ttl_seconds);
@@ -393,8 +434,10 @@ BEGIN
             b.updated_at := greatest(b.updated_at, ts[i]);
             PERFORM spendcap_internal.alert(bs[i], b, es[i], ts[i]);
             PERFORM spendcap_internal.save(b);
+            rem := spendcap_internal.remaining_into(rem, b.hard_limits, b.usage, b.reserved, dims);
         END LOOP;
     END IF;
+    o.remaining := rem;
 
     IF key IS NOT NULL THEN
         INSERT INTO spendcap.dedup_keys AS k (budget_id, dedup_key, fingerprint, result, expires_at)
@@ -414,7 +457,7 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
 BEGIN
     RETURN ROW(o.outcome, o.applied, o.dimension, o.usage, o.limit_value, o.replayed, o.window_start, o.next_reset_at,
-               o.breach_budget_id)::spendcap.usage_outcome;
+               o.breach_budget_id, o.remaining)::spendcap.usage_outcome;
 END
 $fn$;
 

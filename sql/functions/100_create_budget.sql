@@ -1,6 +1,9 @@
 -- create_budget (docs/semantics.md#budgets; docs/sql-api.md): creates a budget, or returns created = false when one with an
--- identical definition exists (SC005 when the definition differs). Null optional arguments take
--- their defaults. Locks and writes: one budgets row (inserted); none when the budget exists.
+-- identical definition exists (SC005 when the definition differs). if_exists says what to do with
+-- an existing budget: 'error' (that rule), 'keep' (leave it as it is) or 'update' (make it match
+-- through set_parent and set_limits; SC005 when what they cannot change differs). Null optional
+-- arguments take their defaults. Locks and writes: one budgets row (inserted); none when the
+-- budget exists, unless 'update' changes it (then what set_parent and set_limits lock and write).
 DROP FUNCTION IF EXISTS spendcap.create_budget;
 CREATE FUNCTION spendcap.create_budget(
     budget_id         text,
@@ -16,7 +19,8 @@ CREATE FUNCTION spendcap.create_budget(
     at                timestamptz DEFAULT NULL,
     parent_id         text        DEFAULT NULL,
     alert_percents    integer[]   DEFAULT NULL,
-    usage_series      text        DEFAULT NULL)
+    usage_series      text        DEFAULT NULL,
+    if_exists         text        DEFAULT 'error')
 RETURNS spendcap.create_budget_result
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -35,6 +39,7 @@ DECLARE
     anchor  timestamptz;
     alerts  integer[] := spendcap_internal.alert_percents_of('alert_percents', alert_percents);
     series  text := spendcap_internal.series_every_of('usage_series', usage_series, false);
+    exists_rule text := coalesce(if_exists, 'error');
     w       record;
     b       spendcap.budgets;
     r       spendcap.create_budget_result;
@@ -58,6 +63,9 @@ BEGIN
         PERFORM spendcap_internal.invalid_argument('mode', 'must be enforce or observe');
     END IF;
     PERFORM spendcap_internal.bounded('dedup_ttl_seconds', ttl, 1, 2592000);
+    IF exists_rule NOT IN ('error', 'keep', 'update') THEN
+        PERFORM spendcap_internal.invalid_argument('if_exists', 'must be error, keep or update');
+    END IF;
     IF NOT coalesce(spendcap_internal.in_time_range(reset_anchor), true) THEN
         PERFORM spendcap_internal.invalid_argument('reset_anchor', 'must be from 1970-01-01 to 9999-12-31 UTC');
     END IF;
@@ -109,16 +117,32 @@ BEGIN
     END IF;
 
     SELECT * INTO b FROM spendcap.budgets AS x WHERE x.budget_id = create_budget.budget_id;
-    IF b.hard_limits <> hard OR b.soft_limits <> soft
-       OR b.reset_every IS DISTINCT FROM every
-       OR b.reset_timezone <> tz OR b.mode <> md
+    IF exists_rule = 'keep' THEN
+        b := spendcap_internal.advanced(b, greatest(t, b.window_start));
+        r := (b.budget_id, false, b.window_start, b.next_reset_at);
+        RETURN r;
+    END IF;
+    -- What set_limits and set_parent cannot change must match under every rule.
+    IF b.reset_every IS DISTINCT FROM every OR b.reset_timezone <> tz
        OR b.scope_type IS DISTINCT FROM scope_type OR b.scope_id IS DISTINCT FROM scope_id
-       OR b.dedup_ttl_seconds <> ttl OR b.parent_id IS DISTINCT FROM parent_id
-       OR b.alert_percents IS DISTINCT FROM alerts OR b.series_every IS DISTINCT FROM series
-       OR (reset_anchor IS NOT NULL AND b.reset_anchor IS DISTINCT FROM reset_anchor) THEN
+       OR b.dedup_ttl_seconds <> ttl
+       OR (reset_anchor IS NOT NULL AND b.reset_anchor IS DISTINCT FROM reset_anchor)
+       OR exists_rule = 'error' AND (b.hard_limits <> hard OR b.soft_limits <> soft OR b.mode <> md
+                                     OR b.parent_id IS DISTINCT FROM parent_id OR b.alert_percents IS DISTINCT FROM alerts
+                                     OR b.series_every IS DISTINCT FROM series) THEN
         RAISE EXCEPTION USING ERRCODE = 'SC005',
             MESSAGE = format('budget_id: budget %s exists with a different definition', to_jsonb(b.budget_id));
     END IF;
+    -- 'update': the rest is made to match as set_parent and set_limits would (usage, window and
+    -- history kept), each only when it differs, so that a budget that matches is not written.
+    IF b.parent_id IS DISTINCT FROM parent_id THEN
+        PERFORM spendcap.set_parent(budget_id, parent_id, at);
+    END IF;
+    IF b.hard_limits <> hard OR b.soft_limits <> soft OR b.mode <> md OR b.alert_percents IS DISTINCT FROM alerts
+       OR b.series_every IS DISTINCT FROM series THEN
+        PERFORM spendcap.set_limits(budget_id, hard, soft, md, at, coalesce(alerts, '{}'), coalesce(series, 'off'));
+    END IF;
+    b := spendcap_internal.read_budget(budget_id);
     b := spendcap_internal.advanced(b, greatest(t, b.window_start));
     r := (b.budget_id, false, b.window_start, b.next_reset_at);
     RETURN r;

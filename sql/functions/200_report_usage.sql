@@ -62,6 +62,7 @@ DECLARE
     tc       timestamptz;
     usage    jsonb;
     t        timestamptz;
+    rem      jsonb := '{}';
     o        spendcap.usage_outcome;
 BEGIN
     <<fast>>
@@ -132,8 +133,9 @@ BEGIN
                 IF c.budget_id = budget_id THEN
                     b := c;
                 END IF;
+                rem := spendcap_internal.remaining_into(rem, c.hard_limits, usage, c.reserved, dims);
             END LOOP;
-            o := ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL);
+            o := ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL, rem);
             RETURN o;
         END IF;
         -- now() inline for the common call without at: the helper call is for callers that pass one.
@@ -148,14 +150,15 @@ BEGIN
             END IF;
         END LOOP;
         usage := spendcap_internal.add_usage(b.usage, dims, qs);
-        o := ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL);
+        rem := spendcap_internal.remaining_into(rem, b.hard_limits, usage, b.reserved, dims);
+        o := ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL, rem);
         IF key IS NOT NULL THEN
             -- Claims the key unless a live one exists (replay or SC003: the general path decides).
             -- The budget row is locked and every writer of this budget's keys holds that lock, so
             -- this statement sees every key committed before us.
             INSERT INTO spendcap.dedup_keys AS x (budget_id, dedup_key, fingerprint, result, expires_at)
             VALUES (budget_id, key, spendcap_internal.fingerprint('report_usage', NULL, deltas, NULL),
-                    to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL, NULL)::spendcap.reserve_outcome),
+                    to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, b.window_start, b.next_reset_at, NULL, NULL, rem)::spendcap.reserve_outcome),
                     t + make_interval(secs => b.dedup_ttl_seconds))
             ON CONFLICT ON CONSTRAINT dedup_keys_pkey
             DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at

@@ -139,6 +139,8 @@ DECLARE
     quick_ws    timestamptz[];
     quick_next  timestamptz[];
     quick_exp   timestamptz[];
+    quick_hard  jsonb[];
+    quick_res   jsonb[];
 BEGIN
     -- The quick batch: every item names an existing budget without a parent, no budget needs
     -- bringing to the instant, no item brings a key that is live or used twice in the batch, no
@@ -170,7 +172,8 @@ BEGIN
                        spendcap_internal.raised_utilisation(qb.utilisation_permille, qb.hard_limits, qb.reserved,
                            spendcap_internal.add_usage(qb.usage, array_agg(qd.dim), array_agg(qd.total)), array_agg(qd.dim)) AS nut,
                        greatest(qb.updated_at, qb.tb) AS nat,
-                       qb.window_start AS ws, qb.next_reset_at AS nr, qb.tb + make_interval(secs => qb.dedup_ttl_seconds) AS ex
+                       qb.window_start AS ws, qb.next_reset_at AS nr, qb.tb + make_interval(secs => qb.dedup_ttl_seconds) AS ex,
+                       qb.hard_limits AS hl, qb.reserved AS rs
                   FROM qb JOIN qd ON qd.bid = qb.budget_id
                  GROUP BY qb.budget_id, qb.usage, qb.updated_at, qb.tb, qb.window_start, qb.next_reset_at, qb.dedup_ttl_seconds,
                           qb.utilisation_permille, qb.hard_limits, qb.reserved)
@@ -182,29 +185,46 @@ BEGIN
                              JOIN spendcap.dedup_keys AS dk ON dk.budget_id = qi.bid AND dk.dedup_key = qi.dk
                             WHERE dk.expires_at > qb.tb)
            AND qa.ok,
-           qa.ids, qa.nu, qa.nut, qa.nat, qa.ws, qa.nr, qa.ex
-      INTO quick, quick_ids, quick_usage, quick_util, quick_at, quick_ws, quick_next, quick_exp
+           qa.ids, qa.nu, qa.nut, qa.nat, qa.ws, qa.nr, qa.ex, qa.hl, qa.rs
+      INTO quick, quick_ids, quick_usage, quick_util, quick_at, quick_ws, quick_next, quick_exp, quick_hard, quick_res
       FROM (SELECT bool_and(qg.ok) AS ok, array_agg(qg.budget_id) AS ids, array_agg(qg.nu) AS nu, array_agg(qg.nut) AS nut,
-                   array_agg(qg.nat) AS nat, array_agg(qg.ws) AS ws, array_agg(qg.nr) AS nr, array_agg(qg.ex) AS ex
+                   array_agg(qg.nat) AS nat, array_agg(qg.ws) AS ws, array_agg(qg.nr) AS nr, array_agg(qg.ex) AS ex,
+                   array_agg(qg.hl) AS hl, array_agg(qg.rs) AS rs
               FROM qg) AS qa;
     IF quick THEN
         -- The writes and the results in one statement.
         RETURN QUERY
             WITH qn AS (SELECT * FROM unnest(quick_ids, quick_usage, quick_util, quick_at) AS qn(id, nu, nut, nat)),
                  qw AS (SELECT * FROM unnest(quick_ids, quick_ws, quick_next, quick_exp) AS qw(id, ws, nr, ex)),
+                 -- Each item's remaining (docs/semantics.md#remaining): its budget's usage after
+                 -- the items up to it is the final usage less what the later items add.
+                 qh AS (SELECT * FROM unnest(quick_ids, quick_usage, quick_hard, quick_res) AS qh(id, nu, hl, rs)),
+                 qe AS (SELECT qd.i, qd.bid, e.key AS dim,
+                               sum(e.value::bigint) OVER (PARTITION BY qd.bid, e.key ORDER BY qd.i) AS cum,
+                               sum(e.value::bigint) OVER (PARTITION BY qd.bid, e.key) AS tot
+                          FROM unnest(named, ds) WITH ORDINALITY AS qd(bid, dl, i), jsonb_each(qd.dl) AS e),
+                 qr AS (SELECT qe.i, jsonb_object_agg(qe.dim, greatest(0, (qh.hl ->> qe.dim)::bigint
+                                   - (coalesce((qh.nu ->> qe.dim)::bigint, 0) - qe.tot + qe.cum)
+                                   - coalesce((qh.rs ->> qe.dim)::bigint, 0))) AS rem
+                          FROM qe JOIN qh ON qh.id = qe.bid
+                         WHERE qh.hl ? qe.dim
+                         GROUP BY qe.i),
                  up AS (UPDATE spendcap.budgets AS x SET usage = qn.nu, updated_at = qn.nat, utilisation_permille = qn.nut
                           FROM qn WHERE x.budget_id = qn.id),
                  ins AS (INSERT INTO spendcap.dedup_keys AS dk (budget_id, dedup_key, fingerprint, result, expires_at)
                          SELECT qi.bid, qi.dk, spendcap_internal.fingerprint('report_usage', NULL, qi.dl, NULL),
-                                to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, qw.ws, qw.nr, NULL, NULL)::spendcap.reserve_outcome),
+                                to_jsonb(ROW('ok', true, NULL, NULL, NULL, false, qw.ws, qw.nr, NULL, NULL,
+                                             coalesce(qr.rem, '{}'))::spendcap.reserve_outcome),
                                 qw.ex
-                           FROM unnest(named, ds, keys) AS qi(bid, dl, dk) JOIN qw ON qw.id = qi.bid
+                           FROM unnest(named, ds, keys) WITH ORDINALITY AS qi(bid, dl, dk, i) JOIN qw ON qw.id = qi.bid
+                           LEFT JOIN qr ON qr.i = qi.i
                           WHERE qi.dk IS NOT NULL
                          ON CONFLICT ON CONSTRAINT dedup_keys_pkey
                          DO UPDATE SET fingerprint = excluded.fingerprint, result = excluded.result, expires_at = excluded.expires_at)
             SELECT (qi.i - 1)::integer, 'ok'::text, true, NULL::text, NULL::bigint, NULL::bigint, false,
-                   qw.ws, qw.nr, NULL::text, NULL::text, NULL::text
+                   qw.ws, qw.nr, NULL::text, NULL::text, NULL::text, coalesce(qr.rem, '{}')
               FROM unnest(named) WITH ORDINALITY AS qi(bid, i) JOIN qw ON qw.id = qi.bid
+              LEFT JOIN qr ON qr.i = qi.i
              ORDER BY qi.i;
         RETURN;
     END IF;
@@ -448,7 +468,7 @@ BEGIN
                 END LOOP;
             END LOOP;
             IF fit THEN
-                o := ROW('ok', true, NULL, NULL, NULL, false, set_bs[k].window_start, set_bs[k].next_reset_at, NULL, NULL);
+                o := ROW('ok', true, NULL, NULL, NULL, false, set_bs[k].window_start, set_bs[k].next_reset_at, NULL, NULL, NULL);
             ELSIF o IS NULL THEN
                 SELECT * INTO jd FROM spendcap_internal.judge(set_bs, ds[i], 'deltas', k);
                 o := jd.o;
@@ -499,6 +519,15 @@ BEGIN
                 END LOOP;
             END IF;
         END IF;
+        -- What the item leaves: each budget of its set as the items up to it left it (a replay
+        -- keeps what it stored).
+        IF NOT o.replayed THEN
+            o.remaining := '{}';
+            FOREACH x IN ARRAY ids LOOP
+                o.remaining := spendcap_internal.remaining_into(o.remaining, bs[(pos ->> x)::integer].hard_limits,
+                    bs[(pos ->> x)::integer].usage, bs[(pos ->> x)::integer].reserved, dims);
+            END LOOP;
+        END IF;
         IF keys[i] IS NOT NULL AND NOT o.replayed THEN
             live := live || jsonb_build_object(named[i] || ' ' || keys[i], jsonb_build_object('fp', fp, 'r', to_jsonb(o)));
             new_keys := new_keys || i;
@@ -540,6 +569,7 @@ BEGIN
             r.window_start := o.window_start;
             r.next_reset_at := o.next_reset_at;
             r.breach_budget_id := o.breach_budget_id;
+            r.remaining := o.remaining;
         END IF;
         RETURN NEXT r;
     END LOOP;

@@ -80,6 +80,8 @@ BEGIN
         b.updated_at := greatest(b.updated_at, ts[i]);
         PERFORM spendcap_internal.alert(held[i], b, es[i], ts[i]);
         PERFORM spendcap_internal.save(b);
+        o.remaining := spendcap_internal.remaining_into(coalesce(o.remaining, '{}'), b.hard_limits, b.usage, b.reserved,
+                                                   spendcap_internal.keys_of(d));
     END LOOP;
     RETURN spendcap_internal.usage_outcome(o);
 END

@@ -251,6 +251,11 @@ func main() {
 		log.Fatal(err)
 	}
 	benches = append(benches, durable...)
+	releases, err := releaseBenches(ctx, *only)
+	if err != nil {
+		log.Fatal(err)
+	}
+	benches = append(benches, releases...)
 	consoles, err := consoleBenches(ctx, *only)
 	if err != nil {
 		log.Fatal(err)
@@ -413,6 +418,13 @@ func computeRatios(results []Result) []Ratio {
 	add("valkey sc_report_usage 3-level chain / single budget", "valkey sc_report_usage 3-level chain 1 dim", "valkey sc_report_usage 1 dim", 32, 0.5)
 	add("valkey batcher sc_report_usage / baseline C token bucket", vkBatcherSingle, "valkey baseline C token bucket", 32, 1.2)
 	add("valkey batcher 3-level chain / baseline C token bucket", vkBatcherChain, "valkey baseline C token bucket", 32, 0.8)
+	release := func(label, now, before string) {
+		add(label, now, before, releaseConcurrency, 0.95)
+	}
+	release("release pg report_usage with remaining / before remaining", relPGSingleNow, relPGSingleBefore)
+	release("release pg report_usage 3-level chain with remaining / before remaining", relPGChainNow, relPGChainBefore)
+	release("release valkey sc_report_usage with remaining / before remaining", relVKSingleNow, relVKSingleBefore)
+	release("release valkey sc_report_usage 3-level chain with remaining / before remaining", relVKChainNow, relVKChainBefore)
 	add("valkey sc_report_usage 3-level chain / baseline C token bucket", "valkey sc_report_usage 3-level chain 1 dim", "valkey baseline C token bucket", 32, 0.8)
 	return out
 }

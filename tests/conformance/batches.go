@@ -136,19 +136,21 @@ func batchEqualsSequence(t *testing.T, b spendcap.Backend) {
 		item("n", q{"t": 1, "u": 2}, "k"),
 		item("a", q{"t": 40}, ""),
 	}, at, at, "a", "o", "n")
+	// What remains after each item: a refused one leaves the budget as it stands, a replay says
+	// what its first call said, and a budget without limits has nothing to say.
 	want := []string{
-		OutcomeString(ok(dayStart, dayNext)),
-		OutcomeString(ok(day0, nil)),
-		OutcomeString(soft(dayStart, dayNext, "t", 60, 50)),
-		OutcomeString(hard(dayStart, dayNext, "t", 25, 10, true)),
-		OutcomeString(hard(dayStart, dayNext, "t", 60, 100, false)),
-		OutcomeString(replayed(ok(day0, nil))),
+		OutcomeString(left(ok(dayStart, dayNext), q{"t": 60})),
+		OutcomeString(left(ok(day0, nil), q{})),
+		OutcomeString(left(soft(dayStart, dayNext, "t", 60, 50), q{"t": 40})),
+		OutcomeString(left(hard(dayStart, dayNext, "t", 25, 10, true), q{"t": 0})),
+		OutcomeString(left(hard(dayStart, dayNext, "t", 60, 100, false), q{"t": 40})),
+		OutcomeString(left(replayed(ok(day0, nil)), q{})),
 		OutcomeString(ok(dayStart, dayNext)),
 	}
 	// Alone on their budget, the breaches name it.
 	want[3] = strings.Replace(want[3], `breach=""`, `breach="o"`, 1)
 	want[4] = strings.Replace(want[4], `breach=""`, `breach="a"`, 1)
-	want[6] = OutcomeString(soft(dayStart, dayNext, "t", 100, 50))
+	want[6] = OutcomeString(left(soft(dayStart, dayNext, "t", 100, 50), q{"t": 0}))
 	want[6] = strings.Replace(want[6], `breach=""`, `breach="a"`, 1)
 	want[2] = strings.Replace(want[2], `breach=""`, `breach="a"`, 1)
 	for i := range want {
@@ -204,7 +206,8 @@ func batchSameKeyTwice(t *testing.T, b spendcap.Backend) {
 		item("a", q{"t": 9}, "k2"),
 		item("a", q{"t": 4}, "k1"),
 	}, at, at, "a")
-	want := []string{"error SC002 deltas", "error SC002 deltas", OutcomeString(ok(day0, nil)), OutcomeString(replayed(ok(day0, nil))), "error SC003 dedup_key"}
+	want := []string{"error SC002 deltas", "error SC002 deltas", OutcomeString(left(ok(day0, nil), q{"t": 6})),
+		OutcomeString(left(replayed(ok(day0, nil)), q{"t": 6})), "error SC003 dedup_key"}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("item %d: got %s, want %s", i, got[i], want[i])
@@ -228,8 +231,8 @@ func batchBreachHalfway(t *testing.T, b spendcap.Backend) {
 	at := after(day0, "2h")
 	got := requireBatchIsSequence(t, b, setup, items, at, at, "a")
 	for i := 0; i < 3; i++ {
-		if got[i] != OutcomeString(ok(dayStart, dayNext)) {
-			t.Errorf("item %d: got %s, want ok", i, got[i])
+		if want := OutcomeString(left(ok(dayStart, dayNext), q{"t": 70 - 30*int64(i), "r": 3})); got[i] != want {
+			t.Errorf("item %d: got %s, want %s", i, got[i], want)
 		}
 	}
 	for i := 3; i < 10; i++ {
@@ -237,7 +240,7 @@ func batchBreachHalfway(t *testing.T, b spendcap.Backend) {
 			t.Errorf("item %d: got %s, want refused", i, got[i])
 		}
 	}
-	if got[10] != OutcomeString(ok(dayStart, dayNext)) {
+	if got[10] != OutcomeString(left(ok(dayStart, dayNext), q{"r": 2})) {
 		t.Errorf("item 10 (another dimension): got %s, want ok", got[10])
 	}
 	requireState(t, b, batchPrefix+"a", at, q{"t": 90, "r": 1}, nil, 7, 0)
@@ -251,7 +254,7 @@ func batchReservations(t *testing.T, b spendcap.Backend) {
 	at := after(day0, "1h")
 	// 30 fits beside the 50 reserved; 30 more would not (110 > 100), though 60 of usage alone would.
 	got := requireBatchIsSequence(t, b, setup, []spendcap.BatchItem{item("a", q{"t": 30}, ""), item("a", q{"t": 30}, "")}, at, at, "a")
-	if got[0] != OutcomeString(ok(dayStart, dayNext)) || !strings.Contains(got[1], "hard_breach applied=false") {
+	if got[0] != OutcomeString(left(ok(dayStart, dayNext), q{"t": 20})) || !strings.Contains(got[1], "hard_breach applied=false") {
 		t.Errorf("got %v, want ok then a refusal", got)
 	}
 }
@@ -267,8 +270,8 @@ func batchExpiredReservation(t *testing.T, b spendcap.Backend) {
 	items := []spendcap.BatchItem{item("a", q{"t": 30}, ""), item("a", q{"t": 30}, ""), item("a", q{"t": 30}, "")}
 	got := requireBatchIsSequence(t, b, setup, items, at, at, "a")
 	for i, g := range got {
-		if g != OutcomeString(ok(dayStart, dayNext)) {
-			t.Errorf("item %d: got %s, want ok", i, g)
+		if want := OutcomeString(left(ok(dayStart, dayNext), q{"t": 70 - 30*int64(i)})); g != want {
+			t.Errorf("item %d: got %s, want %s", i, g, want)
 		}
 	}
 	requireState(t, b, batchPrefix+"a", at, q{"t": 90}, q{}, 0, 0)

@@ -119,6 +119,9 @@ func hard(start time.Time, next *time.Time, dim string, usage, limit int64, appl
 
 func replayed(o spendcap.Outcome) spendcap.Outcome { o.Replayed = true; return o }
 
+// left is o with what remains (docs/semantics.md#remaining).
+func left(o spendcap.Outcome, remaining q) spendcap.Outcome { o.Remaining = remaining; return o }
+
 // in names the budget of a breach of a set (breach_budget_id).
 func in(o spendcap.Outcome, budgetID string) spendcap.Outcome { o.BreachBudgetID = budgetID; return o }
 
@@ -133,9 +136,27 @@ func fmtTime(t *time.Time) string {
 
 // OutcomeString renders an outcome for comparisons and messages.
 func OutcomeString(o spendcap.Outcome) string {
-	return fmt.Sprintf("{%s applied=%v dim=%q usage=%d limit=%d replayed=%v window=[%s, %s) expires=%s breach=%q}",
+	remaining := "nil"
+	if o.Remaining != nil {
+		remaining = quantitiesString(o.Remaining)
+	}
+	return fmt.Sprintf("{%s applied=%v dim=%q usage=%d limit=%d replayed=%v window=[%s, %s) expires=%s breach=%q remaining=%s}",
 		o.Kind, o.Applied, o.Dimension, o.Usage, o.LimitValue, o.Replayed, fmtTime(&o.WindowStart), fmtTime(o.NextResetAt), fmtTime(o.ExpiresAt),
-		o.BreachBudgetID)
+		o.BreachBudgetID, remaining)
+}
+
+// quantitiesString renders quantities as {dim:n ...}, dimensions in order.
+func quantitiesString(x map[string]int64) string {
+	keys := make([]string, 0, len(x))
+	for k := range x {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s:%d", k, x[k])
+	}
+	return "{" + strings.Join(parts, " ") + "}"
 }
 
 // requireOutcome compares an outcome with want. A breach whose want names no budget (in) is a
@@ -147,6 +168,10 @@ func requireOutcome(t *testing.T, got spendcap.Outcome, err error, want spendcap
 	}
 	if want.Kind != spendcap.OutcomeOK && want.BreachBudgetID == "" && got.BreachBudgetID != "" {
 		want.BreachBudgetID = got.BreachBudgetID
+	}
+	// Scenarios about remaining say what they want; the others leave it out.
+	if want.Remaining == nil {
+		got.Remaining = nil
 	}
 	if OutcomeString(got) != OutcomeString(want) {
 		t.Fatalf("outcome\n got %s\nwant %s", OutcomeString(got), OutcomeString(want))

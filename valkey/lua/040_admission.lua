@@ -36,6 +36,22 @@ local function evaluate(b, reserved, d, arg, force)
     return o
 end
 
+-- remaining_into folds budget b, as a call leaves it, into rem, the remaining of an outcome for
+-- the call's deltas d (SQL: remaining_into): in each dimension b hard-limits, the least of what rem
+-- holds and b's max(0, hard - usage - reserved). Start from {} and fold every budget of the set.
+local function remaining_into(rem, b, d)
+    for dim in pairs(d) do
+        local h = b.hard_limits[dim]
+        if h ~= nil then
+            local r = math.max(0, h - (b.usage[dim] or 0) - (b.reserved[dim] or 0))
+            if rem[dim] == nil or rem[dim] > r then
+                rem[dim] = r
+            end
+        end
+    end
+    return rem
+end
+
 local function counted(b, o, t)
     if o.outcome == 'hard_breach' then
         b.breach_count, b.window_breach_count = b.breach_count + 1, b.window_breach_count + 1
@@ -351,6 +367,10 @@ local function admit(op, keys, a)
                 save(m)
             end
         end
+        o.remaining = {}
+        for _, m in ipairs(bs) do
+            remaining_into(o.remaining, m, d)
+        end
     else
         if op == 'reserve' then
             o.expires_at = t + ttl * 1000
@@ -378,8 +398,10 @@ local function admit(op, keys, a)
         if op == 'record_spend' and s then
             index_spend(nb, bs, s, ref)
         end
+        o.remaining = {}
         for _, b in ipairs(bs) do
             save(b)
+            remaining_into(o.remaining, b, d)
         end
     end
     if dk ~= nil then

@@ -32,6 +32,10 @@ function api.create_budget(keys, a)
     end
     local ap = alert_percents_of('alert_percents', a.alert_percents)
     local series = series_every_of('usage_series', a.usage_series, false)
+    local rule = a.if_exists or 'error'
+    if rule ~= 'error' and rule ~= 'keep' and rule ~= 'update' then
+        invalid_argument('if_exists', 'must be error, keep or update')
+    end
     local t = instant(a)
     local parent
     if a.parent_id ~= nil then
@@ -40,12 +44,30 @@ function api.create_budget(keys, a)
 
     local old = load_budget(key)
     if old then
-        if not same_quantities(old.hard_limits, hard) or not same_quantities(old.soft_limits, soft) or old.reset_every ~= every
-           or old.reset_timezone ~= tz or old.mode ~= mode or old.scope_type ~= a.scope_type or old.scope_id ~= a.scope_id
-           or old.dedup_ttl_seconds ~= ttl or (anchor_arg ~= nil and old.reset_anchor ~= anchor_arg) or old.parent_id ~= a.parent_id
-           or encode(old.alert_percents and array(old.alert_percents)) ~= encode(ap) or old.series_every ~= series then
+        if rule == 'keep' then
+            advanced(old, instant_on(old, t))
+            return { budget_id = id, created = false, window_start = old.window_start, next_reset_at = opt(old.next_reset_at) }
+        end
+        local limits_differ = not same_quantities(old.hard_limits, hard) or not same_quantities(old.soft_limits, soft)
+            or old.mode ~= mode or encode(old.alert_percents and array(old.alert_percents)) ~= encode(ap)
+            or old.series_every ~= series
+        -- What set_limits and set_parent cannot change must match under every rule.
+        if old.reset_every ~= every or old.reset_timezone ~= tz or old.scope_type ~= a.scope_type or old.scope_id ~= a.scope_id
+           or old.dedup_ttl_seconds ~= ttl or (anchor_arg ~= nil and old.reset_anchor ~= anchor_arg)
+           or rule == 'error' and (limits_differ or old.parent_id ~= a.parent_id) then
             fail('SC005', 'budget_id: budget ' .. encode(id) .. ' exists with a different definition')
         end
+        -- 'update': the rest is made to match as set_parent and set_limits would (usage, window
+        -- and history kept), each only when it differs. The keys are set_parent's: the budget, the
+        -- new parent's chain, then the old parent.
+        if old.parent_id ~= a.parent_id then
+            api.set_parent(keys, { budget_id = id, parent_id = a.parent_id, at_ms = a.at_ms })
+        end
+        if limits_differ then
+            api.set_limits(keys, { budget_id = id, hard_limits = hard, soft_limits = soft, mode = mode,
+                                   alert_percents = ap or array(), usage_series = series or 'off', at_ms = a.at_ms })
+        end
+        old = read_budget(key, id)
         advanced(old, instant_on(old, t))
         return { budget_id = id, created = false, window_start = old.window_start, next_reset_at = opt(old.next_reset_at) }
     end

@@ -139,6 +139,53 @@ local function json_number(x)
     return decimal(x)
 end
 
+-- fast_remaining is the remaining of an 'ok' outcome (SQL: remaining_into) for deltas d in
+-- dimensions dims charged to the budgets vs (fast_read's arrays, read before the charge), encoded
+-- as JSON with its keys in byte order: in each dimension some budget hard-limits, the least of
+-- max(0, hard - usage - d - reserved). Dimension names need no escaping ([A-Za-z0-9_.:-]).
+local function fast_remaining(vs, dims, d)
+    if #dims == 1 then -- most calls: no table to build and sort
+        local dim, least = dims[1], nil
+        for _, v in ipairs(vs) do
+            local h = tonumber(v[11])
+            if h ~= nil then
+                local r = math.max(0, h - (tonumber(v[9]) or 0) - d[dim] - (tonumber(v[10]) or 0))
+                if least == nil or r < least then
+                    least = r
+                end
+            end
+        end
+        if least == nil then
+            return '{}'
+        end
+        return '{"' .. dim .. '":' .. decimal(least) .. '}'
+    end
+    local rem, names = {}, {}
+    for _, v in ipairs(vs) do
+        for i, dim in ipairs(dims) do
+            local j = 4 + 4 * i
+            local h = tonumber(v[j + 3])
+            if h ~= nil then
+                local r = math.max(0, h - (tonumber(v[j + 1]) or 0) - d[dim] - (tonumber(v[j + 2]) or 0))
+                if rem[dim] == nil then
+                    names[#names + 1] = dim
+                    rem[dim] = r
+                elseif rem[dim] > r then
+                    rem[dim] = r
+                end
+            end
+        end
+    end
+    if #names == 0 then
+        return '{}'
+    end
+    table.sort(names)
+    for i, dim in ipairs(names) do
+        names[i] = '"' .. dim .. '":' .. decimal(rem[dim])
+    end
+    return '{' .. table.concat(names, ',') .. '}'
+end
+
 -- fast_apply is fast_report once the arguments passed: deltas d in dimensions dims (fast_dims) to
 -- the budget at keys[1] at instant at (checked), its parents' keys among the others. A batch calls
 -- it for the items its walk read (their ids, keys, dimensions and instant checked there).
@@ -175,6 +222,9 @@ local function fast_apply(keys, d, dims, at)
         end
         chain[#chain + 1], ts[#ts + 1] = pv, pt
     end
+    chain[#chain + 1] = v
+    local rem = fast_remaining(chain, dims, d)
+    chain[#chain] = nil
     fast_charge(v, dims, d, t)
     for i, pv in ipairs(chain) do
         fast_charge(pv, dims, d, ts[i])
@@ -182,7 +232,7 @@ local function fast_apply(keys, d, dims, at)
     -- The reply, already encoded (what encode() makes of evaluate's 'ok' outcome, keys sorted):
     -- the generic encoder would take a fifth of the call.
     return '{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":' .. json_number(v[2])
-        .. ',"outcome":"ok","replayed":false,"usage":null,"window_start":' .. json_number(v[1]) .. '}'
+        .. ',"outcome":"ok","remaining":' .. rem .. ',"replayed":false,"usage":null,"window_start":' .. json_number(v[1]) .. '}'
 end
 
 local function fast_report(keys, a)

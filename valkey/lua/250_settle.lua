@@ -48,6 +48,7 @@ function api.settle(keys, a)
         if b.budget_id == id then named = i end
     end
     local o = set_outcome(es, ids, named)
+    o.remaining = {}
     for i, b in ipairs(held) do
         local before, wbc = b.usage, b.window_breach_count
         counted(b, es[i], ts[i])
@@ -55,6 +56,7 @@ function api.settle(keys, a)
         b.updated_at = math.max(b.updated_at, ts[i])
         alert(b, before, es[i], ts[i], wbc)
         save(b)
+        remaining_into(o.remaining, b, d)
     end
     return o
 end
