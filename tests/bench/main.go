@@ -251,6 +251,11 @@ func main() {
 		log.Fatal(err)
 	}
 	benches = append(benches, durable...)
+	middleware, err := middlewareBenches(pg, vk)
+	if err != nil {
+		log.Fatal(err)
+	}
+	benches = append(benches, middleware...)
 	releases, err := releaseBenches(ctx, *only)
 	if err != nil {
 		log.Fatal(err)
@@ -300,6 +305,7 @@ func main() {
 	}
 	ratios := append(computeRatios(results), consoleTargets(results)...)
 	fmt.Println()
+	middlewareOverhead(results)
 	for _, r := range ratios {
 		met, bound := "below target", ""
 		if r.AtMost {
