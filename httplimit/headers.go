@@ -126,8 +126,13 @@ func (h *headerSet) write(w http.ResponseWriter, legacy bool) {
 // sfString is s as a Structured Field String: quoted, with " and \ escaped (ids and dimension
 // names are printable ASCII).
 func sfString(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	if !strings.ContainsAny(s, `"\`) {
+		return `"` + s + `"`
+	}
+	return `"` + sfEscaper.Replace(s) + `"`
 }
+
+var sfEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
 // problem answers status with an application/problem+json body (RFC 9457).
 func problem(w http.ResponseWriter, status int, kind, title, detail string, more map[string]any) {
@@ -147,14 +152,20 @@ type budgetDef struct {
 	window int64
 }
 
-// definitions caches budget and policy definitions for DefinitionTTL; a failed read is retried at
-// the next request and leaves the quota out meanwhile.
+// definitions caches budget and policy definitions for the RateLimit-Policy field: the first
+// request of a budget or policy reads its definition (one more call, once), later ones use the
+// cache, and an entry older than the TTL is read again in the background (once at a time per id)
+// while requests go on with the one they have. At most maxDefinitions entries of each kind are
+// kept; past that the cache starts over.
 type definitions struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	b   map[string]cached[*budgetDef]
-	q   map[string]cached[*spendcap.QuotaStatus]
+	ttl     time.Duration
+	mu      sync.Mutex
+	b       map[string]cached[*budgetDef]
+	q       map[string]cached[*spendcap.QuotaStatus]
+	loading map[string]bool
 }
+
+const maxDefinitions = 100_000
 
 type cached[T any] struct {
 	at time.Time
@@ -162,7 +173,7 @@ type cached[T any] struct {
 }
 
 func (d *definitions) budget(ctx context.Context, b spendcap.Budgets, id string, now time.Time) *budgetDef {
-	return lookup(d, &d.b, id, now, func() (*budgetDef, error) {
+	return lookup(d, &d.b, "b "+id, id, now, func(ctx context.Context) (*budgetDef, error) {
 		st, err := b.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id})
 		if err != nil {
 			return nil, err
@@ -172,34 +183,58 @@ func (d *definitions) budget(ctx context.Context, b spendcap.Budgets, id string,
 			def.window = int64(st.NextResetAt.Sub(st.WindowStart) / time.Second)
 		}
 		return def, nil
-	})
+	}, ctx)
 }
 
 func (d *definitions) quota(ctx context.Context, q spendcap.Quotas, id string, now time.Time) *spendcap.QuotaStatus {
-	return lookup(d, &d.q, id, now, func() (*spendcap.QuotaStatus, error) {
+	return lookup(d, &d.q, "q "+id, id, now, func(ctx context.Context) (*spendcap.QuotaStatus, error) {
 		st, err := q.QuotaStatus(ctx, spendcap.QuotaStatusParams{PolicyID: id})
 		st.Holders = nil
 		return &st, err
-	})
+	}, ctx)
 }
 
-// lookup is the entry id of cache m, loaded again once older than the TTL; nil when a load fails.
-func lookup[T any](d *definitions, m *map[string]cached[*T], id string, now time.Time, load func() (*T, error)) *T {
+// lookup is entry id of cache m: read now when there is none (nil when that fails), else the
+// cached one, read again in the background when it is older than the TTL.
+func lookup[T any](d *definitions, m *map[string]cached[*T], flight, id string, now time.Time,
+	load func(context.Context) (*T, error), ctx context.Context) *T {
+	store := func(v *T) {
+		if *m == nil || len(*m) >= maxDefinitions {
+			*m = map[string]cached[*T]{}
+		}
+		(*m)[id] = cached[*T]{at: now, v: v}
+	}
 	d.mu.Lock()
-	if c, ok := (*m)[id]; ok && now.Sub(c.at) < d.ttl {
+	c, ok := (*m)[id]
+	if !ok {
 		d.mu.Unlock()
+		v, err := load(ctx)
+		if err != nil {
+			return nil
+		}
+		d.mu.Lock()
+		store(v)
+		d.mu.Unlock()
+		return v
+	}
+	defer d.mu.Unlock()
+	if now.Sub(c.at) < d.ttl || d.loading[flight] {
 		return c.v
 	}
-	d.mu.Unlock()
-	v, err := load()
-	if err != nil {
-		return nil
+	if d.loading == nil {
+		d.loading = map[string]bool{}
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if *m == nil {
-		*m = map[string]cached[*T]{}
-	}
-	(*m)[id] = cached[*T]{at: now, v: v}
-	return v
+	d.loading[flight] = true
+	go func() {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		v, err := load(lctx)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		delete(d.loading, flight)
+		if err == nil {
+			store(v)
+		}
+	}()
+	return c.v
 }

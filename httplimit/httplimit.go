@@ -81,8 +81,8 @@ type Options struct {
 	// Registerer, when set, registers spendcap_httplimit_backend_errors_total{decision}.
 	Registerer prometheus.Registerer
 	// DefinitionTTL is how long the limits read for RateLimit-Policy are kept (1 minute by
-	// default): the quota and window of a policy change rarely, so they cost a call per minute,
-	// not per request.
+	// default): a budget's or policy's first request reads them (one more call, once), later
+	// requests use what was read, and an older entry is read again in the background.
 	DefinitionTTL time.Duration
 	// Now is the clock (time.Now by default).
 	Now func() time.Time
@@ -151,19 +151,25 @@ func (l *Limiter) BackendErrors() (refused, allowed int64) {
 
 func (l *Limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	ctx := r.Context()
-	key := l.opts.Key(r)
-	if key == "" {
+	apiKey := l.opts.Key(r)
+	if apiKey == "" {
 		problem(w, http.StatusUnauthorized, "missing-key", "No API key", "The request carries no API key.", nil)
 		return
 	}
-	plan, err := l.opts.Plan(r, key)
+	plan, err := l.opts.Plan(r, apiKey)
 	if err != nil {
 		problem(w, http.StatusForbidden, "no-plan", "Not allowed", err.Error(), nil)
 		return
 	}
+	// A request the client named can be retried: its reports and its reservation carry keys made
+	// from the name, so that a retry replays them. Another gets a random id (its reservation and
+	// leases need one) and no key, which keeps its report on the backends' fast paths.
 	id := l.opts.RequestID(r)
+	key := ""
 	if id == "" {
 		id = randomID()
+	} else {
+		key = "httplimit-" + id
 	}
 	// The calls after the handler must run even when the client went away.
 	after := context.WithoutCancel(ctx)
@@ -204,10 +210,10 @@ func (l *Limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 				ttl = 5 * time.Minute
 			}
 			o, err = l.opts.Budgets.Reserve(ctx, spendcap.ReserveParams{BudgetID: plan.Budget, ReservationID: "httplimit-" + id,
-				Amounts: plan.Reserve, TTL: ttl, IdempotencyKey: "httplimit-" + id, AlsoCharge: plan.AlsoCharge})
+				Amounts: plan.Reserve, TTL: ttl, IdempotencyKey: key, AlsoCharge: plan.AlsoCharge})
 		} else {
 			o, err = l.opts.Reporter.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: plan.Budget, Deltas: plan.Report,
-				DedupKey: "httplimit-" + id, AlsoCharge: plan.AlsoCharge})
+				DedupKey: key, AlsoCharge: plan.AlsoCharge})
 		}
 		if err != nil {
 			if l.failed(w, r, err, "budget") {
@@ -250,7 +256,7 @@ func (l *Limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		case len(used) > 0 && plan.Budget != "" && len(plan.Reserve) == 0:
 			// Reported under a key of the request: a retry's report replays it.
 			_, err := l.opts.Reporter.ReportUsage(after, spendcap.ReportUsageParams{BudgetID: plan.Budget, Deltas: used,
-				DedupKey: "httplimit-" + id + "-used", AlsoCharge: plan.AlsoCharge})
+				DedupKey: suffixed(key, "-used"), AlsoCharge: plan.AlsoCharge})
 			if err != nil {
 				l.log("report after the handler", plan, id, err)
 			}
@@ -335,6 +341,14 @@ func (l *Limiter) renew(ctx context.Context, plan Plan, id string) (stop func())
 func (l *Limiter) log(call string, plan Plan, id string, err error) {
 	l.opts.Logger.Error("httplimit: backend call after the handler failed", "call", call, "budget_id", plan.Budget,
 		"request_id", id, "err", err)
+}
+
+// suffixed is key with suffix, or "" for no key.
+func suffixed(key, suffix string) string {
+	if key == "" {
+		return ""
+	}
+	return key + suffix
 }
 
 func randomID() string {

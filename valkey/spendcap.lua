@@ -3002,41 +3002,34 @@ local function json_number(x)
     return decimal(x)
 end
 
--- fast_remaining is the remaining of an 'ok' outcome (SQL: remaining_into) for deltas d in
--- dimensions dims charged to the budgets vs (fast_read's arrays, read before the charge), encoded
--- as JSON with its keys in byte order: in each dimension some budget hard-limits, the least of
--- max(0, hard - usage - d - reserved). Dimension names need no escaping ([A-Za-z0-9_.:-]).
-local function fast_remaining(vs, dims, d)
-    if #dims == 1 then -- most calls: no table to build and sort
-        local dim, least = dims[1], nil
-        for _, v in ipairs(vs) do
-            local h = tonumber(v[11])
-            if h ~= nil then
-                local r = math.max(0, h - (tonumber(v[9]) or 0) - d[dim] - (tonumber(v[10]) or 0))
-                if least == nil or r < least then
-                    least = r
-                end
-            end
-        end
-        if least == nil then
-            return '{}'
-        end
-        return '{"' .. dim .. '":' .. decimal(least) .. '}'
+-- fast_least is what budget v (fast_read's array, read before the charge) has left in its i-th
+-- dimension of the call after q more (SQL: remaining_into), or nil when it does not limit it.
+local function fast_least(v, i, q)
+    local j = 4 + 4 * i
+    local h = tonumber(v[j + 3])
+    if h == nil then
+        return nil
     end
+    return math.max(0, h - (tonumber(v[j + 1]) or 0) - q - (tonumber(v[j + 2]) or 0))
+end
+
+-- fast_remaining is the remaining of an 'ok' outcome for deltas d in dimensions dims charged to
+-- budget v and its chain, encoded as JSON with its keys in byte order: in each dimension some
+-- budget hard-limits, the least over them. Dimension names need no escaping ([A-Za-z0-9_.:-]).
+-- (fast_apply writes the common case, one dimension, into its answer itself.)
+local function fast_remaining(v, chain, dims, d)
     local rem, names = {}, {}
-    for _, v in ipairs(vs) do
-        for i, dim in ipairs(dims) do
-            local j = 4 + 4 * i
-            local h = tonumber(v[j + 3])
-            if h ~= nil then
-                local r = math.max(0, h - (tonumber(v[j + 1]) or 0) - d[dim] - (tonumber(v[j + 2]) or 0))
-                if rem[dim] == nil then
-                    names[#names + 1] = dim
-                    rem[dim] = r
-                elseif rem[dim] > r then
-                    rem[dim] = r
-                end
+    for i, dim in ipairs(dims) do
+        local least = fast_least(v, i, d[dim])
+        for _, pv in ipairs(chain) do
+            local r = fast_least(pv, i, d[dim])
+            if r ~= nil and (least == nil or r < least) then
+                least = r
             end
+        end
+        if least ~= nil then
+            names[#names + 1] = dim
+            rem[dim] = least
         end
     end
     if #names == 0 then
@@ -3085,17 +3078,34 @@ local function fast_apply(keys, d, dims, at)
         end
         chain[#chain + 1], ts[#ts + 1] = pv, pt
     end
-    chain[#chain + 1] = v
-    local rem = fast_remaining(chain, dims, d)
-    chain[#chain] = nil
+    -- What remains, from the values read before the charge: one dimension (most calls) without
+    -- a table, and written straight into the answer.
+    local dim, least, rem = #dims == 1 and dims[1], nil, nil
+    if dim then
+        local q = d[dim]
+        least = fast_least(v, 1, q)
+        for i = 1, #chain do
+            local r = fast_least(chain[i], 1, q)
+            if r ~= nil and (least == nil or r < least) then
+                least = r
+            end
+        end
+    else
+        rem = fast_remaining(v, chain, dims, d)
+    end
     fast_charge(v, dims, d, t)
     for i, pv in ipairs(chain) do
         fast_charge(pv, dims, d, ts[i])
     end
     -- The reply, already encoded (what encode() makes of evaluate's 'ok' outcome, keys sorted):
     -- the generic encoder would take a fifth of the call.
+    if least ~= nil then
+        return '{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":' .. json_number(v[2])
+            .. ',"outcome":"ok","remaining":{"' .. dim .. '":' .. decimal(least) .. '},"replayed":false,"usage":null,"window_start":'
+            .. json_number(v[1]) .. '}'
+    end
     return '{"applied":true,"breach_budget_id":null,"dimension":null,"limit_value":null,"next_reset_at":' .. json_number(v[2])
-        .. ',"outcome":"ok","remaining":' .. rem .. ',"replayed":false,"usage":null,"window_start":' .. json_number(v[1]) .. '}'
+        .. ',"outcome":"ok","remaining":' .. (rem or '{}') .. ',"replayed":false,"usage":null,"window_start":' .. json_number(v[1]) .. '}'
 end
 
 local function fast_report(keys, a)

@@ -251,7 +251,7 @@ func main() {
 		log.Fatal(err)
 	}
 	benches = append(benches, durable...)
-	middleware, err := middlewareBenches(pg, vk)
+	middleware, err := middlewareBenches(*only, pg, vk)
 	if err != nil {
 		log.Fatal(err)
 	}

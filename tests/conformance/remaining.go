@@ -33,6 +33,9 @@ func remainingOverTheSet(t *testing.T, b spendcap.Backend) {
 	// The team's own call: key is not charged, so what team (60 - 25) and org (100 - 25) have.
 	o, err = report(b, "team", q{"t": 5}, "", after(day0, "3m"))
 	requireOutcome(t, o, err, left(ok(dayStart, dayNext), q{"t": 35}))
+	// One dimension that only the organisation limits: its 50 less the 1 used before and this 1.
+	o, err = report(b, "team", q{"u": 1}, "", after(day0, "3m"))
+	requireOutcome(t, o, err, left(ok(dayStart, dayNext), q{"u": 48}))
 	// No limit in the call's dimensions: an empty object.
 	o, err = report(b, "tag", q{"zz": 1}, "", after(day0, "4m"))
 	requireOutcome(t, o, err, left(ok(dayStart, dayNext), q{}))
