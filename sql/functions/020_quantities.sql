@@ -135,20 +135,15 @@ END
 $fn$;
 
 -- difference subtracts b from a per dimension, signed, keeping only non-zero results: a usage
--- series bucket's usage (docs/semantics.md#usage-series), which a release can make negative.
+-- series bucket's usage (docs/semantics.md#usage-series), which a release can make negative. It is
+-- plus with b negated.
 DROP FUNCTION IF EXISTS spendcap_internal.difference;
 CREATE FUNCTION spendcap_internal.difference(a jsonb, b jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $fn$
 BEGIN
-    RETURN (SELECT coalesce(jsonb_object_agg(k, v), '{}')
-        FROM (SELECT k, sum(v) AS v
-              FROM (SELECT e.key AS k, e.value::bigint AS v FROM jsonb_each(a) e
-                    UNION ALL
-                    SELECT e.key, -e.value::bigint FROM jsonb_each(b) e) x
-              GROUP BY k) y
-        WHERE v <> 0);
+    RETURN spendcap_internal.plus(a, (SELECT coalesce(jsonb_object_agg(e.key, -(e.value::bigint)), '{}') FROM jsonb_each(b) AS e));
 END
 $fn$;
 
