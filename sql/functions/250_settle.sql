@@ -60,10 +60,13 @@ DECLARE
     d       jsonb;
     e       record;
     o       spendcap.reserve_outcome;
+    dims    text[];
+    rem     jsonb := '{}';
 BEGIN
     PERFORM spendcap_internal.check_id('budget_id', budget_id);
     PERFORM spendcap_internal.check_id('reservation_id', reservation_id);
     d := spendcap_internal.quantities('actual', actual, false);
+    dims := spendcap_internal.keys_of(d);
     t0 := spendcap_internal.instant(at);
     held := (spendcap_internal.take_set(budget_id, reservation_id, t0)).held;
     FOREACH b IN ARRAY held LOOP
@@ -80,9 +83,9 @@ BEGIN
         b.updated_at := greatest(b.updated_at, ts[i]);
         PERFORM spendcap_internal.alert(held[i], b, es[i], ts[i]);
         PERFORM spendcap_internal.save(b);
-        o.remaining := spendcap_internal.remaining_into(coalesce(o.remaining, '{}'), b.hard_limits, b.usage, b.reserved,
-                                                   spendcap_internal.keys_of(d));
+        rem := spendcap_internal.remaining_into(rem, b.hard_limits, b.usage, b.reserved, dims);
     END LOOP;
+    o.remaining := rem;
     RETURN spendcap_internal.usage_outcome(o);
 END
 $fn$;
