@@ -348,7 +348,11 @@ func TestAFutureAtMsIsRefusedUnlessTheLibraryAllowsReplays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b", HardLimits: map[string]int64{"t": 100}, ResetEvery: "1 day"}); err != nil {
+	// The window ends 12 hours from now (an anchor ahead), far past the 5 s the server allows:
+	// with midnight's default anchor the test failed when run in the last seconds of a UTC day.
+	anchor := time.Now().Add(12 * time.Hour)
+	if _, err := c.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: "b", HardLimits: map[string]int64{"t": 100}, ResetEvery: "1 day",
+		ResetAnchor: &anchor}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: "b", Deltas: map[string]int64{"t": 100}}); err != nil {
