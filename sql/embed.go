@@ -1,10 +1,11 @@
 // Package sql embeds spendcap's SQL: the versioned schema migrations (migrations/, golang-migrate
-// format) and the PL/pgSQL API (functions/, re-applied after the migrations whenever a file changes).
+// format), the PL/pgSQL API (functions/, re-applied with the migrations whenever a file changes)
+// and the list of releases (releases.txt).
 package sql
 
 import "embed"
 
-// FS holds migrations/*.sql and functions/*.sql.
+// FS holds migrations/*.sql, functions/*.sql and releases.txt.
 //
-//go:embed migrations/*.sql functions/*.sql
+//go:embed migrations/*.sql functions/*.sql releases.txt
 var FS embed.FS

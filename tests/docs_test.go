@@ -149,6 +149,9 @@ func TestReferencesPointAtSectionsOfTheProjectDocs(t *testing.T) {
 		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != "..") {
 			return filepath.SkipDir
 		}
+		if d.IsDir() && (path == "../"+filepath.Join("tests", releasesDir) || path == "../tests/compat") {
+			return filepath.SkipDir // earlier releases, frozen: they cite what was true then
+		}
 		switch filepath.Ext(path) {
 		case ".go", ".md", ".sql", ".lua", ".sh":
 		default:

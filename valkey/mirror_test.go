@@ -20,6 +20,8 @@ var sqlOnlyFiles = map[string]string{
 	"420_due_windows":      "lists the budgets roll_due_windows would roll: PostgreSQL's scheduler only",
 	"430_webhooks":         "webhooks live in PostgreSQL; the worker delivers Valkey's events to them from Go",
 	"440_budget_gauges":    "on Valkey the worker ranks budgets from budget_status replies in Go (valkey/gauges.go)",
+	"001_entry_points":     "entry points and the deploy gate: how PostgreSQL deploys a release under load (FUNCTION LOAD REPLACE is atomic)",
+	"990_entry_points":     "the list of entry points; the library registers its functions in 900_registration",
 }
 
 // luaOnlyFiles are the Lua files with no SQL counterpart.
@@ -64,6 +66,7 @@ var sqlOnlyAPI = map[string]string{
 
 var (
 	sqlFunction = regexp.MustCompile(`(?m)^CREATE FUNCTION (spendcap|spendcap_internal)\.(\w+)\(`)
+	entryPoint  = regexp.MustCompile(`ensure_entry_point\('(\w+)'`)
 	luaFunction = regexp.MustCompile(`(?m)^(?:local )?function (api\.)?(\w+)\(`)
 )
 
@@ -84,6 +87,15 @@ func TestLuaMirrorsSQLFunctions(t *testing.T) {
 			t.Errorf("valkey/lua/%s.lua has no sql/functions/%s.sql (rename it after its SQL counterpart, or add a reason to luaOnlyFiles)", name, name)
 		}
 	}
+	// The implementation of an entry point (spendcap_internal.<name> behind spendcap.<name>) is the
+	// API function the library mirrors as api.<name>.
+	api := map[string]bool{}
+	for _, m := range entryPoint.FindAllStringSubmatch(sqlFiles["990_entry_points"], -1) {
+		api[m[1]] = true
+	}
+	if len(api) == 0 {
+		t.Fatal("sql/functions/990_entry_points.sql lists no entry point")
+	}
 	used := map[string]bool{}
 	for _, name := range sorted(sqlFiles) {
 		lua := map[string]bool{}
@@ -93,7 +105,7 @@ func TestLuaMirrorsSQLFunctions(t *testing.T) {
 		for _, m := range sqlFunction.FindAllStringSubmatch(sqlFiles[name], -1) {
 			schema, fn := m[1], m[2]
 			want, except := fn, sqlOnlyInternal
-			if schema == "spendcap" {
+			if schema == "spendcap" || api[fn] {
 				want, except = "api."+fn, sqlOnlyAPI
 			}
 			if sqlOnlyFiles[name] != "" {

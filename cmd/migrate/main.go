@@ -7,9 +7,10 @@
 //
 // Commands:
 //
-//	up         apply pending schema migrations, changed function files, then River's migrations
+//	up         apply pending schema migrations and changed function files in one transaction,
+//	           then River's migrations, and record the release deployed
 //	down N     revert the newest N schema migrations
-//	version    print the schema version
+//	version    print the schema version and the database's release
 //	status     list applied and pending migrations and function files (--exit-code: exit 5 if
 //	           anything is pending)
 //	force V    set the schema version to V without running anything (dirty recovery; -1 = none)
@@ -53,9 +54,10 @@ const (
 const usage = `usage: migrate [flags] <command> [args]
 
 Commands:
-  up         apply pending schema migrations, changed function files, then River's migrations
+  up         apply pending schema migrations and changed function files in one transaction,
+             then River's migrations, and record the release deployed
   down N     revert the newest N schema migrations
-  version    print the schema version
+  version    print the schema version and the database's release
   status     list applied and pending migrations and function files;
              with --exit-code it exits 5 when ` + "`migrate up`" + ` would change something
   force V    set the schema version to V without running anything (dirty recovery; -1 = none)
@@ -87,6 +89,7 @@ type options struct {
 	allowReplay   bool
 	databaseURL   string
 	lockTimeout   time.Duration
+	gateTimeout   time.Duration
 	format        string
 	logFormat     string
 	logLevel      string
@@ -104,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.allowReplay, "allow-replay", false, "valkey-load: let callers pass an at_ms later than the server clock, or acquire a quota at an earlier one (log replays, tests)")
 	fs.StringVar(&o.databaseURL, "database-url", "", "Postgres URL or keyword DSN (default $DATABASE_URL, else PG* variables)")
 	fs.DurationVar(&o.lockTimeout, "lock-timeout", migrator.DefaultLockTimeout, "how long to wait for another deploy to release the lock")
+	fs.DurationVar(&o.gateTimeout, "gate-timeout", migrator.DefaultGateTimeout, "up: how long one attempt waits for a lock (calls wait at the deploy gate meanwhile) before it lets them through and tries again")
 	fs.StringVar(&o.format, "format", "text", "result format on stdout: text or json")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -178,7 +182,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd == "audit" {
 		return audit(o, url, stdout, stderr, logger)
 	}
-	m, err := migrator.New(url, migrator.Options{LockTimeout: o.lockTimeout, Logger: logger})
+	m, err := migrator.New(url, migrator.Options{LockTimeout: o.lockTimeout, GateTimeout: o.gateTimeout, Logger: logger})
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -207,8 +211,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, err)
 		}
-		text := fmt.Sprintf("schema: version %d -> %d, applied %v\nfunctions: applied %d %v, unchanged %d\n",
-			res.Schema.From, res.Schema.To, res.Schema.Applied, len(res.Functions.Applied), res.Functions.Applied,
+		text := fmt.Sprintf("release: %s\nschema: version %d -> %d, applied %v\nfunctions: applied %d %v, unchanged %d\n",
+			res.Release, res.Schema.From, res.Schema.To, res.Schema.Applied, len(res.Functions.Applied), res.Functions.Applied,
 			res.Functions.Unchanged)
 		if len(res.Functions.Removed) > 0 || len(res.Functions.Dropped) > 0 {
 			text += fmt.Sprintf("functions: files removed %v, functions dropped %v\n", res.Functions.Removed, res.Functions.Dropped)
@@ -225,16 +229,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		out.print(res, fmt.Sprintf("schema: version %d -> %d, reverted %v\n", res.Schema.From, res.Schema.To, res.Schema.Applied))
 	case "version":
-		v, dirty, err := m.Version(ctx)
+		v, err := m.VersionInfo(ctx)
 		if err != nil {
 			return fail(stderr, err)
 		}
-		text := fmt.Sprintf("%d\n", v)
-		if dirty {
-			text = fmt.Sprintf("%d (dirty)\n", v)
-		}
-		out.print(map[string]any{"version": v, "dirty": dirty}, text)
-		if dirty {
+		out.print(v, v.Text())
+		if v.Dirty {
 			return exitDirty
 		}
 	case "status":

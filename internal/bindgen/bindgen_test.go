@@ -66,6 +66,10 @@ func TestSignatureChangeChangesTheBindings(t *testing.T) {
 	changed := sqlWith(t, "functions/110_budget_status.sql", func(s string) string {
 		return strings.Replace(s, "at        timestamptz DEFAULT NULL)", "at        timestamptz DEFAULT NULL,\n    verbose   boolean DEFAULT false)", 1)
 	})
+	// A new argument is in its entry point's line too.
+	changed["functions/990_entry_points.sql"].Data = []byte(strings.Replace(string(changed["functions/990_entry_points.sql"].Data),
+		"'budget_id text, at timestamp with time zone DEFAULT NULL::timestamp with time zone',\n        'spendcap.budget_status_result'",
+		"'budget_id text, at timestamp with time zone DEFAULT NULL::timestamp with time zone, verbose boolean DEFAULT false',\n        'spendcap.budget_status_result'", 1))
 	src, err := bindgen.Generate(ctx, testenv.NewEmptyDatabase(t), changed, "pgfn")
 	if err != nil {
 		t.Fatal(err)

@@ -144,13 +144,11 @@ func Render(pkg, schema string, fns []Function) ([]byte, error) {
 			w("\t}\n")
 		}
 		w("\tsql += \")\"\n")
-		w("\trows, err := q.db.Query(ctx, sql, args...)\n")
-		w("\tif err != nil {\n\t\treturn %s, mapError(err)\n\t}\n", zero(ret))
 		if f.ReturnSet {
-			w("\tres, err := pgx.CollectRows(rows, pgx.RowToStructByName[%sRow])\n", fn)
+			w("\tres, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[%sRow])\n", fn)
 			w("\tif err != nil {\n\t\treturn nil, mapError(err)\n\t}\n\treturn res, nil\n}\n\n")
 		} else {
-			w("\tres, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[%sRow])\n", fn)
+			w("\tres, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[%sRow])\n", fn)
 			w("\tif err != nil {\n\t\treturn %s{}, mapError(err)\n\t}\n\treturn res, nil\n}\n\n", fn+"Row")
 		}
 	}
@@ -184,13 +182,6 @@ func cast(a Arg) string {
 		return "::jsonb"
 	}
 	return ""
-}
-
-func zero(ret string) string {
-	if strings.HasPrefix(ret, "[]") {
-		return "nil"
-	}
-	return ret + "{}"
 }
 
 // goType maps a SQL type to its Go type.

@@ -78,72 +78,91 @@ func functionRecords(ctx context.Context, q interface {
 	return recs, rows.Err()
 }
 
-// applyFunctions applies, in one transaction, every function file whose sha256 or schema version
-// differs from its record, then refuses the result if any function name became overloaded.
-func (m *Migrator) applyFunctions(ctx context.Context, conn *pgx.Conn, res *FunctionChange) error {
+// applyFunctions applies, in the deploy transaction tx, every function file whose sha256 or
+// schema version differs from its record, drops the functions no file defines any more, then
+// refuses the result if a function name became overloaded or an entry point lost its
+// implementation.
+func (m *Migrator) applyFunctions(ctx context.Context, tx pgx.Tx, version uint, res *FunctionChange) error {
 	files, err := FunctionFiles(m.opts.FS)
 	if err != nil {
 		return err
 	}
-	version, _, err := schemaVersion(ctx, conn)
+	if _, err := tx.Exec(ctx, functionsTableDDL); err != nil {
+		return fmt.Errorf("functions table: %w", err)
+	}
+	recs, err := functionRecords(ctx, tx)
 	if err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL client_min_messages = warning`); err != nil {
+	for _, f := range files {
+		if r, ok := recs[f.Name]; ok && r.sha256 == f.SHA256 && r.schemaVersion == int64(version) {
+			res.Unchanged++
+			continue
+		}
+		if _, err := tx.Exec(ctx, f.SQL); err != nil {
+			return fmt.Errorf("functions/%s: %w", f.Name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO public.`+FunctionsTable+` (name, sha256, schema_version) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, schema_version = excluded.schema_version, applied_at = now()`,
+			f.Name, f.SHA256, int64(version)); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, functionsTableDDL); err != nil {
-			return fmt.Errorf("functions table: %w", err)
-		}
-		recs, err := functionRecords(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for _, f := range files {
-			if r, ok := recs[f.Name]; ok && r.sha256 == f.SHA256 && r.schemaVersion == int64(version) {
-				res.Unchanged++
-				continue
-			}
-			if _, err := tx.Exec(ctx, f.SQL); err != nil {
-				return fmt.Errorf("functions/%s: %w", f.Name, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO public.`+FunctionsTable+` (name, sha256, schema_version) VALUES ($1, $2, $3)
-				ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, schema_version = excluded.schema_version, applied_at = now()`,
-				f.Name, f.SHA256, int64(version)); err != nil {
-				return err
-			}
-			res.Applied = append(res.Applied, f.Name)
-		}
-		if err := dropRemoved(ctx, tx, files, res); err != nil {
-			return err
-		}
-		var overloaded []string
-		rows, err := tx.Query(ctx, `SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-			WHERE n.nspname IN ('spendcap', 'spendcap_internal') GROUP BY 1 HAVING count(*) > 1 ORDER BY 1`)
-		if err != nil {
-			return err
-		}
-		overloaded, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		if len(overloaded) > 0 {
-			return fmt.Errorf("functions: overloaded after apply (a signature changed without dropping the old one): %s", strings.Join(overloaded, ", "))
-		}
-		if len(res.Dropped) > 0 || len(res.Removed) > 0 {
-			m.opts.Logger.Info("functions of removed files dropped", "component", "functions", "files", res.Removed, "dropped", res.Dropped)
-		}
-		if len(res.Applied) > 0 {
-			m.opts.Logger.Info("functions applied", "component", "functions", "files", len(res.Applied), "unchanged", res.Unchanged)
-		}
-		return nil
-	})
+		res.Applied = append(res.Applied, f.Name)
+	}
+	if err := dropRemoved(ctx, tx, files, res); err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE n.nspname IN ('spendcap', 'spendcap_internal') GROUP BY 1 HAVING count(*) > 1 ORDER BY 1`)
+	if err != nil {
+		return err
+	}
+	overloaded, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	if len(overloaded) > 0 {
+		return fmt.Errorf("functions: overloaded after apply (a signature changed without dropping the old one): %s", strings.Join(overloaded, ", "))
+	}
+	if err := checkEntryPoints(ctx, tx); err != nil {
+		return err
+	}
+	if len(res.Dropped) > 0 || len(res.Removed) > 0 {
+		m.opts.Logger.Info("functions of removed files dropped", "component", "functions", "files", res.Removed, "dropped", res.Dropped)
+	}
+	if len(res.Applied) > 0 {
+		m.opts.Logger.Info("functions applied", "component", "functions", "files", len(res.Applied), "unchanged", res.Unchanged)
+	}
+	return nil
+}
+
+// checkEntryPoints refuses a deploy in which an entry point (a function of schema spendcap, which
+// the migrations define) has no implementation of the same name in spendcap_internal taking the
+// same argument types and returning the same type: the wrapper would fail at its first call.
+func checkEntryPoints(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT w.oid::regprocedure::text FROM pg_proc w
+		WHERE w.pronamespace = 'spendcap'::regnamespace
+		  AND NOT EXISTS (SELECT FROM pg_proc i
+		                  WHERE i.pronamespace = 'spendcap_internal'::regnamespace AND i.proname = w.proname
+		                    AND i.proargtypes = w.proargtypes AND i.prorettype = w.prorettype AND i.proretset = w.proretset)
+		ORDER BY 1`)
+	if err != nil {
+		return err
+	}
+	missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("functions: entry points without an implementation of the same argument and result types in spendcap_internal: %s", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // functionSchemas are the schemas whose functions sql/functions owns: every function there is
 // defined by a file, and one that no file defines is left over from a deleted or renamed file.
-var functionSchemas = []string{"spendcap", "spendcap_internal"}
+// Schema spendcap holds the entry points, which the migrations own.
+var functionSchemas = []string{"spendcap_internal"}
 
 // createFunction finds the functions a file defines: names are qualified, and never overloaded
 // (applyFunctions refuses that), so a qualified name is one function.

@@ -1,6 +1,6 @@
-// Package migrator deploys spendcap's database: the versioned schema (golang-migrate), the PL/pgSQL
-// API in sql/functions (re-applied in one transaction when a file changes) and River's own schema,
-// all under one advisory lock so that concurrent deploys are safe. cmd/migrate is its command line;
+// Package migrator deploys spendcap's database: the versioned schema (golang-migrate's files and
+// version table) and the PL/pgSQL API in sql/functions, applied together in one transaction, then
+// River's own schema, all under one advisory lock so that concurrent deploys are safe. cmd/migrate is its command line;
 // the test harness and the dev environment use it directly.
 package migrator
 
@@ -21,8 +21,12 @@ const (
 	MigrationsTable = "spendcap_schema_migrations"
 	// FunctionsTable records the sha256 of each applied sql/functions file.
 	FunctionsTable = "spendcap_functions"
-	// DefaultLockTimeout is how long a deploy waits for another one to finish.
+	// DefaultLockTimeout is how long a deploy waits for another one to finish, and how long it
+	// keeps trying to close the deploy gate.
 	DefaultLockTimeout = 5 * time.Minute
+	// DefaultGateTimeout bounds each lock wait of the deploy transaction (PostgreSQL's
+	// lock_timeout), and so how long calls wait at the deploy gate for one attempt.
+	DefaultGateTimeout = 3 * time.Second
 
 	// LockKey is the pg_advisory_lock key that serialises deploys; `migrate sql` scripts take it
 	// too (as a transaction lock).
@@ -59,6 +63,10 @@ func (e *DirtyError) Error() string {
 type Options struct {
 	// LockTimeout bounds the wait for the deploy lock. Defaults to DefaultLockTimeout.
 	LockTimeout time.Duration
+	// GateTimeout bounds each lock wait of the deploy transaction: a transaction that called
+	// spendcap and stays open longer makes the deploy give up that attempt (releasing the calls
+	// held at the gate) and try again. Defaults to DefaultGateTimeout.
+	GateTimeout time.Duration
 	// Logger receives progress logs. Defaults to discarding them.
 	Logger *slog.Logger
 	// FS holds migrations/ and functions/. Defaults to the embedded sql.FS; tests substitute it.
@@ -87,6 +95,9 @@ func New(connString string, opts Options) (*Migrator, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
+	if opts.GateTimeout <= 0 {
+		opts.GateTimeout = DefaultGateTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -101,6 +112,8 @@ func (m *Migrator) Target() string {
 
 // UpResult reports what Up applied.
 type UpResult struct {
+	// Release is the release deployed (the last line of sql/releases.txt).
+	Release    string         `json:"release"`
 	Schema     SchemaChange   `json:"schema"`
 	Functions  FunctionChange `json:"functions"`
 	River      RiverChange    `json:"river"`
@@ -129,15 +142,15 @@ type RiverChange struct {
 	Applied []int `json:"applied"`
 }
 
-// Up applies pending schema migrations, then changed function files, then River's migrations.
-// A cancelled ctx lets the running step finish and returns ErrInterrupted before the next one.
+// Up applies pending schema migrations and changed function files in one transaction, then
+// River's migrations. A cancelled ctx lets the running step finish and returns ErrInterrupted
+// before the next one.
 func (m *Migrator) Up(ctx context.Context) (*UpResult, error) {
 	start := time.Now()
 	res := &UpResult{Schema: SchemaChange{Applied: []uint{}}, Functions: FunctionChange{Applied: []string{}}, River: RiverChange{Applied: []int{}}}
 	err := m.withLock(ctx, func(conn *pgx.Conn) error {
 		steps := []func() error{
-			func() error { return m.upSchema(ctx, conn, &res.Schema) },
-			func() error { return m.applyFunctions(context.WithoutCancel(ctx), conn, &res.Functions) },
+			func() error { return m.deploy(context.WithoutCancel(ctx), conn, res) },
 			func() error { return m.upRiver(context.WithoutCancel(ctx), &res.River) },
 		}
 		for _, step := range steps {

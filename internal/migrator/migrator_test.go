@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -188,7 +189,7 @@ func withChangedFile(t *testing.T, name string, change func(string) string) fste
 	t.Helper()
 	out := fstest.MapFS{}
 	err := fs.WalkDir(spendcapsql.FS, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".sql") {
+		if err != nil || d.IsDir() || p == "embed.go" {
 			return err
 		}
 		b, err := fs.ReadFile(spendcapsql.FS, p)
@@ -250,15 +251,56 @@ func TestFunctionSignatureChangeReplacesTheOldOne(t *testing.T) {
 	if _, err := newMigrator(t, url, nil).Up(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A new argument: the implementation's file gains it, and so does its line of the entry points.
 	changed := withChangedFile(t, "functions/110_budget_status.sql", func(s string) string {
 		return strings.Replace(s, "at        timestamptz DEFAULT NULL)", "at        timestamptz DEFAULT NULL,\n    verbose   boolean DEFAULT false)", 1)
 	})
+	changed["functions/990_entry_points.sql"].Data = []byte(strings.Replace(string(changed["functions/990_entry_points.sql"].Data),
+		"'budget_id text, at timestamp with time zone DEFAULT NULL::timestamp with time zone',\n        'spendcap.budget_status_result'",
+		"'budget_id text, at timestamp with time zone DEFAULT NULL::timestamp with time zone, verbose boolean DEFAULT false',\n        'spendcap.budget_status_result'", 1))
 	if _, err := newMigrator(t, url, changed).Up(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	if err := connect(t, url).QueryRow(ctx, `SELECT count(*) FROM pg_proc WHERE proname = 'budget_status'`).Scan(&n); err != nil || n != 1 {
-		t.Errorf("budget_status has %d definitions (err %v), want 1", n, err)
+	var defs string
+	if err := connect(t, url).QueryRow(ctx, `SELECT string_agg(oid::regprocedure::text, ' ' ORDER BY 1) FROM pg_proc WHERE proname = 'budget_status'`).Scan(&defs); err != nil ||
+		defs != "spendcap.budget_status(text,timestamp with time zone,boolean) spendcap_internal.budget_status(text,timestamp with time zone,boolean)" {
+		t.Errorf("budget_status is defined as %q (err %v), want one entry point and one implementation with the new argument", defs, err)
+	}
+}
+
+// An implementation file changed in a way its entry point no longer matches is refused, and the
+// refused deploy changes nothing: callers keep the entry point and the implementation they had.
+func TestAnEntryPointWithoutItsImplementationIsRefused(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	ctx := context.Background()
+	if _, err := newMigrator(t, url, nil).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	changed := withChangedFile(t, "functions/110_budget_status.sql", func(s string) string {
+		return strings.Replace(s, "at        timestamptz DEFAULT NULL)", "at        timestamptz DEFAULT NULL,\n    verbose   boolean DEFAULT false)", 1)
+	})
+	_, err := newMigrator(t, url, changed).Up(ctx)
+	if err == nil || !strings.Contains(err.Error(), "spendcap.budget_status(text,timestamp with time zone)") {
+		t.Fatalf("up with a mismatched implementation: err = %v, want the entry point named", err)
+	}
+	deleted := withChangedFile(t, "", nil)
+	delete(deleted, "functions/230_release_spend.sql")
+	_, err = newMigrator(t, url, deleted).Up(ctx)
+	if err == nil || !strings.Contains(err.Error(), "spendcap.release_spend") {
+		t.Fatalf("up without an implementation: err = %v, want the entry point named", err)
+	}
+	conn := connect(t, url)
+	if _, err := conn.Exec(ctx, `SELECT spendcap.create_budget('b', '{"tokens": 10}')`); err != nil {
+		t.Fatal(err)
+	}
+	var status string
+	if err := conn.QueryRow(ctx, `SELECT budget_id FROM spendcap.budget_status('b')`).Scan(&status); err != nil || status != "b" {
+		t.Errorf("budget_status after the refused deploys: %q, %v", status, err)
+	}
+	st, err := newMigrator(t, url, nil).Status(ctx)
+	if err != nil || st.Pending {
+		t.Errorf("status after the refused deploys: pending %v, err %v; want nothing pending", st != nil && st.Pending, err)
 	}
 }
 
@@ -270,8 +312,15 @@ func TestDeletedAndRenamedFunctionFilesLeaveNothingBehind(t *testing.T) {
 	if _, err := newMigrator(t, url, nil).Up(ctx); err != nil {
 		t.Fatal(err)
 	}
-	changed := withChangedFile(t, "", nil)
+	// Removing an API function takes a migration that drops its entry point, and the deletion of its
+	// line of the entry points and of its implementation's file.
+	changed := withChangedFile(t, "functions/990_entry_points.sql", func(s string) string {
+		i := strings.Index(s, "    PERFORM spendcap_internal.ensure_entry_point('release_spend',")
+		j := i + strings.Index(s[i:], ";\n") + 2
+		return s[:i] + s[j:]
+	})
 	delete(changed, "functions/230_release_spend.sql")
+	changed["migrations/999999_no_release_spend.up.sql"] = &fstest.MapFile{Data: []byte("DROP FUNCTION spendcap.release_spend;\n")}
 	changed["functions/311_history.sql"] = changed["functions/310_budget_history.sql"]
 	delete(changed, "functions/310_budget_history.sql")
 
@@ -284,7 +333,7 @@ func TestDeletedAndRenamedFunctionFilesLeaveNothingBehind(t *testing.T) {
 		states[f.Name] = f.State
 	}
 	if states["230_release_spend.sql"] != "removed" || states["310_budget_history.sql"] != "removed" || states["311_history.sql"] != "pending" ||
-		!st.Pending || !slices.Equal(st.LeftoverFunctions, []string{"spendcap.release_spend(text,text,timestamp with time zone)"}) {
+		!st.Pending || !slices.Equal(st.LeftoverFunctions, []string{"spendcap_internal.release_spend(text,text,timestamp with time zone)"}) {
 		t.Errorf("status before up: %v, pending %v, leftover %v", states, st.Pending, st.LeftoverFunctions)
 	}
 
@@ -293,11 +342,11 @@ func TestDeletedAndRenamedFunctionFilesLeaveNothingBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(res.Functions.Removed, []string{"230_release_spend.sql", "310_budget_history.sql"}) ||
-		!slices.Equal(res.Functions.Dropped, []string{"spendcap.release_spend(text,text,timestamp with time zone)"}) {
+		!slices.Equal(res.Functions.Dropped, []string{"spendcap_internal.release_spend(text,text,timestamp with time zone)"}) {
 		t.Errorf("up: removed %v, dropped %v", res.Functions.Removed, res.Functions.Dropped)
 	}
 	var releaseSpend, budgetHistory bool
-	if err := connect(t, url).QueryRow(ctx, `SELECT to_regproc('spendcap.release_spend') IS NOT NULL, to_regproc('spendcap.budget_history') IS NOT NULL`).
+	if err := connect(t, url).QueryRow(ctx, `SELECT to_regproc('spendcap.release_spend') IS NOT NULL OR to_regproc('spendcap_internal.release_spend') IS NOT NULL, to_regproc('spendcap.budget_history') IS NOT NULL`).
 		Scan(&releaseSpend, &budgetHistory); err != nil || releaseSpend || !budgetHistory {
 		t.Errorf("after up: release_spend exists %v, budget_history exists %v (err %v); want only the renamed file's function", releaseSpend, budgetHistory, err)
 	}
@@ -307,21 +356,60 @@ func TestDeletedAndRenamedFunctionFilesLeaveNothingBehind(t *testing.T) {
 	}
 }
 
-func TestFailedMigrationLeavesDirtyStateUntilForced(t *testing.T) {
+// The whole deploy (every pending migration and every changed function file) is one transaction:
+// a failure anywhere in it leaves the database exactly as it was, never dirty.
+func TestFailedDeployLeavesTheDatabaseAsItWas(t *testing.T) {
 	t.Parallel()
 	url := testenv.NewEmptyDatabase(t)
 	ctx := context.Background()
-	broken := withChangedFile(t, "", nil)
+	broken := withChangedFile(t, "functions/110_budget_status.sql", func(s string) string {
+		return strings.Replace(s, "-- budget_status", "-- changed budget_status", 1)
+	})
 	broken["migrations/999999_broken.up.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE spendcap.ok_part (x int);\nSELECT no_such_column FROM spendcap.budgets;\n")}
 	broken["migrations/999999_broken.down.sql"] = &fstest.MapFile{Data: []byte("DROP TABLE IF EXISTS spendcap.ok_part;\n")}
 	_, err := newMigrator(t, url, broken).Up(ctx)
-	if err == nil || !strings.Contains(err.Error(), "no_such_column") {
-		t.Fatalf("up with a broken migration: err = %v, want the SQL error", err)
+	if err == nil || !strings.Contains(err.Error(), "999999_broken") || !strings.Contains(err.Error(), "no_such_column") {
+		t.Fatalf("up with a broken migration: err = %v, want the migration and the SQL error", err)
 	}
-	_, err = newMigrator(t, url, nil).Up(ctx)
+	var spendcapSchema bool
+	if err := connect(t, url).QueryRow(ctx, `SELECT to_regnamespace('spendcap') IS NOT NULL`).Scan(&spendcapSchema); err != nil || spendcapSchema {
+		t.Errorf("after a failed first deploy the schema spendcap exists (%v, err %v): the earlier migrations must roll back too", spendcapSchema, err)
+	}
+	if v, dirty, err := newMigrator(t, url, nil).Version(ctx); err != nil || v != 0 || dirty {
+		t.Errorf("version after a failed first deploy = %d dirty=%v err=%v, want 0, clean", v, dirty, err)
+	}
+
+	if _, err := newMigrator(t, url, nil).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newMigrator(t, url, broken).Up(ctx); err == nil {
+		t.Fatal("up with a broken migration on a deployed database succeeded")
+	}
+	st, err := newMigrator(t, url, nil).Status(ctx)
+	if err != nil || st.Pending || st.Schema.Dirty || st.Schema.Version != latestVersion(t) {
+		t.Errorf("status after a failed deploy: %+v, err %v; want the deployed state, clean", st, err)
+	}
+	var exists bool
+	if err := connect(t, url).QueryRow(ctx, `SELECT to_regclass('spendcap.ok_part') IS NOT NULL`).Scan(&exists); err != nil || exists {
+		t.Errorf("the failed migration's first statement persisted (exists=%v err=%v)", exists, err)
+	}
+}
+
+// A dirty flag (left by an interrupted `down`, which golang-migrate runs) stops `up` until forced.
+func TestDirtySchemaStopsUpUntilForced(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	ctx := context.Background()
+	if _, err := newMigrator(t, url, nil).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect(t, url).Exec(ctx, `UPDATE public.spendcap_schema_migrations SET dirty = true`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := newMigrator(t, url, nil).Up(ctx)
 	var dirty *migrator.DirtyError
-	if !errors.As(err, &dirty) || dirty.Version != 999999 {
-		t.Fatalf("up on a dirty schema: err = %v, want DirtyError at 999999", err)
+	if !errors.As(err, &dirty) || dirty.Version != int(latestVersion(t)) {
+		t.Fatalf("up on a dirty schema: err = %v, want DirtyError", err)
 	}
 	if err := newMigrator(t, url, nil).Force(ctx, int(latestVersion(t))); err != nil {
 		t.Fatal(err)
@@ -329,9 +417,22 @@ func TestFailedMigrationLeavesDirtyStateUntilForced(t *testing.T) {
 	if _, err := newMigrator(t, url, nil).Up(ctx); err != nil {
 		t.Fatalf("up after force: %v", err)
 	}
-	var exists bool
-	if err := connect(t, url).QueryRow(ctx, `SELECT to_regclass('spendcap.ok_part') IS NOT NULL`).Scan(&exists); err != nil || exists {
-		t.Errorf("the failed migration's first statement persisted (exists=%v err=%v): files must run in one transaction", exists, err)
+}
+
+// A migrate older than the database (a rollback of the binary) refuses to deploy its functions
+// onto a schema they were not written for.
+func TestOlderMigrateRefusesANewerSchema(t *testing.T) {
+	t.Parallel()
+	url := testenv.NewEmptyDatabase(t)
+	ctx := context.Background()
+	newer := withChangedFile(t, "", nil)
+	newer["migrations/999999_newer.up.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE spendcap.newer (x int);\n")}
+	if _, err := newMigrator(t, url, newer).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := newMigrator(t, url, nil).Up(ctx)
+	if err == nil || !strings.Contains(err.Error(), "newer than this migrate") {
+		t.Fatalf("an older migrate on a newer schema: err = %v, want a refusal", err)
 	}
 }
 
@@ -487,5 +588,123 @@ func TestQuotaCountersMigrationCountsWhatWasThere(t *testing.T) {
 	}
 	if inWindow != 3 || active != 3 {
 		t.Errorf("after migration 5 a third acquire counts in_window=%d active=%d, want 3 and 3", inWindow, active)
+	}
+}
+
+// nextStatus is a release whose budget_status says it is the next one: its budget_id ends in
+// " (next)".
+func nextStatus(t *testing.T) fstest.MapFS {
+	t.Helper()
+	return withChangedFile(t, "functions/110_budget_status.sql", func(s string) string {
+		s = strings.Replace(s, "    t timestamptz;\nBEGIN", "    t timestamptz;\n    r spendcap.budget_status_result;\nBEGIN", 1)
+		return strings.Replace(s, "    RETURN spendcap_internal.status_row(spendcap_internal.advanced(b, t), t);",
+			"    r := spendcap_internal.status_row(spendcap_internal.advanced(b, t), t);\n    r.budget_id := r.budget_id || ' (next)';\n    RETURN r;", 1)
+	})
+}
+
+// waitForGateWaiters waits until n sessions wait for a lock on the deploy gate.
+func waitForGateWaiters(t *testing.T, conn *pgx.Conn, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var waiting int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE relation = 'spendcap.deploy_gate'::regclass AND NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d sessions wait at the deploy gate", n)
+}
+
+// openCallerTransaction returns a deployed database with budget b, a connection to it, and a
+// transaction that called budget_status and so holds the deploy gate until it ends.
+func openCallerTransaction(t *testing.T) (string, *pgx.Conn, pgx.Tx) {
+	t.Helper()
+	url := testenv.NewDatabase(t)
+	ctx := context.Background()
+	admin := connect(t, url)
+	if _, err := admin.Exec(ctx, `SELECT spendcap.create_budget('b')`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := connect(t, url).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT spendcap.budget_status('b')`); err != nil {
+		t.Fatal(err)
+	}
+	return url, admin, tx
+}
+
+// A deploy waits for the transactions running spendcap code to end; a call that arrives meanwhile
+// waits at the gate, outside the implementation, and then runs the new release.
+func TestCallsWaitAtTheDeployGateAndRunTheNewRelease(t *testing.T) {
+	t.Parallel()
+	url, admin, tx := openCallerTransaction(t)
+	ctx := context.Background()
+	deployed := make(chan error, 1)
+	go func() { _, err := newMigrator(t, url, nextStatus(t)).Up(ctx); deployed <- err }()
+	waitForGateWaiters(t, admin, 1)
+	called := make(chan string, 1)
+	go func() {
+		var id string
+		err := connect(t, url).QueryRow(ctx, `SELECT budget_id FROM spendcap.budget_status('b')`).Scan(&id)
+		if err != nil {
+			id = err.Error()
+		}
+		called <- id
+	}()
+	waitForGateWaiters(t, admin, 2)
+	select {
+	case err := <-deployed:
+		t.Fatalf("the deploy finished while a transaction that called spendcap was open: %v", err)
+	case id := <-called:
+		t.Fatalf("a call passed the closed gate: %q", id)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deployed; err != nil {
+		t.Fatal(err)
+	}
+	if id := <-called; id != "b (next)" {
+		t.Errorf("the call held at the gate returned budget_id %q, want the new release's %q", id, "b (next)")
+	}
+}
+
+// A transaction that called spendcap and stays open longer than the gate timeout makes the deploy
+// let the held calls through and try again, until it gets the gate.
+func TestADeployBlockedByAnOpenTransactionLetsCallsThroughAndRetries(t *testing.T) {
+	t.Parallel()
+	url, admin, tx := openCallerTransaction(t)
+	ctx := context.Background()
+	m, err := migrator.New(url, migrator.Options{FS: nextStatus(t), GateTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployed := make(chan error, 1)
+	go func() { _, err := m.Up(ctx); deployed <- err }()
+	waitForGateWaiters(t, admin, 1)
+	// A call held behind the waiting deploy goes through when the attempt gives up.
+	start := time.Now()
+	var id string
+	if err := connect(t, url).QueryRow(ctx, `SELECT budget_id FROM spendcap.budget_status('b')`).Scan(&id); err != nil || id != "b" {
+		t.Fatalf("a call during the blocked deploy: %q, %v; want the old release's answer", id, err)
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Errorf("a call waited %v at the gate, want at most about the gate timeout", waited)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deployed; err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.QueryRow(ctx, `SELECT budget_id FROM spendcap.budget_status('b')`).Scan(&id); err != nil || id != "b (next)" {
+		t.Errorf("after the deploy: %q, %v", id, err)
 	}
 }

@@ -111,6 +111,52 @@ func (m *Migrator) Version(ctx context.Context) (uint, bool, error) {
 	return schemaVersion(ctx, conn)
 }
 
+// VersionInfo is what `migrate version` reports.
+type VersionInfo struct {
+	// Version is the schema version (0 when none); Dirty is golang-migrate's dirty flag.
+	Version uint `json:"version"`
+	Dirty   bool `json:"dirty"`
+	// Release is the release last deployed on the database ("" when unknown); ReleaseInferred is
+	// true when it was read from the schema version of a database that predates release records.
+	Release         string `json:"release"`
+	ReleaseInferred bool   `json:"release_inferred"`
+	// BinaryRelease is the release this migrate deploys.
+	BinaryRelease string `json:"binary_release"`
+}
+
+// Text renders the version for people: "17 (release v0.4.0)", "17 (dirty, release v0.4.0)", or
+// without a known release "17", "17 (dirty)".
+func (v VersionInfo) Text() string {
+	var notes []string
+	if v.Dirty {
+		notes = append(notes, "dirty")
+	}
+	if v.Release != "" {
+		notes = append(notes, "release "+releaseText(v.Release, v.ReleaseInferred))
+	}
+	if len(notes) == 0 {
+		return fmt.Sprintf("%d\n", v.Version)
+	}
+	return fmt.Sprintf("%d (%s)\n", v.Version, strings.Join(notes, ", "))
+}
+
+// VersionInfo reads the schema version and the database's release, without writing.
+func (m *Migrator) VersionInfo(ctx context.Context) (*VersionInfo, error) {
+	conn, err := m.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	v := &VersionInfo{BinaryRelease: CurrentRelease(m.opts.FS)}
+	if v.Version, v.Dirty, err = schemaVersion(ctx, conn); err != nil {
+		return nil, err
+	}
+	if v.Release, v.ReleaseInferred, err = databaseRelease(ctx, conn, m.opts.FS, v.Version); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
 func (m *Migrator) golangMigrate() (*migrate.Migrate, source.Driver, error) {
 	db := stdlib.OpenDB(*m.connConfig)
 	drv, err := migratepgx.WithInstance(db, &migratepgx.Config{MigrationsTable: MigrationsTable, SchemaName: "public"})
@@ -146,41 +192,6 @@ func watchStop(ctx context.Context, mg *migrate.Migrate) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
-}
-
-func (m *Migrator) upSchema(ctx context.Context, conn *pgx.Conn, res *SchemaChange) error {
-	from, dirty, err := schemaVersion(ctx, conn)
-	if err != nil {
-		return err
-	}
-	if dirty {
-		return &DirtyError{Version: int(from)}
-	}
-	res.From, res.To = from, from
-	mg, _, err := m.golangMigrate()
-	if err != nil {
-		return err
-	}
-	defer mg.Close()
-	stop := watchStop(ctx, mg)
-	defer stop()
-	if err := mg.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		return migrateError(err)
-	}
-	to, _, err := schemaVersion(context.WithoutCancel(ctx), conn)
-	if err != nil {
-		return err
-	}
-	res.To = to
-	for _, v := range sourceVersions(m.opts.FS) {
-		if v > from && v <= to {
-			res.Applied = append(res.Applied, v)
-		}
-	}
-	if len(res.Applied) > 0 {
-		m.opts.Logger.Info("schema migrated", "component", "schema", "from", from, "to", to)
-	}
-	return nil
 }
 
 func schemaVersion(ctx context.Context, conn *pgx.Conn) (uint, bool, error) {

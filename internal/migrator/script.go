@@ -7,7 +7,7 @@ import (
 )
 
 // Script returns the complete install script for an empty database: every schema migration, the
-// bookkeeping rows `migrate up` would write, and every function file, in one transaction under the
+// bookkeeping rows `migrate up` would write (the release among them), and every function file, in one transaction under the
 // deploy lock. `migrate sql | psql` gives the same database as `migrate up` (River's schema aside),
 // and a later `migrate up` on it finds nothing to do but River's migrations.
 //
@@ -38,6 +38,9 @@ func Script(fsys fs.FS) (string, error) {
 		fmt.Fprintf(&b, "\n-- functions/%s\n%s\n", f.Name, strings.TrimSpace(f.SQL))
 		fmt.Fprintf(&b, "INSERT INTO public.%s (name, sha256, schema_version) VALUES ('%s', '%s', %d);\n",
 			FunctionsTable, f.Name, f.SHA256, version)
+	}
+	if release := CurrentRelease(fsys); release != "" {
+		fmt.Fprintf(&b, "\n%s;\nINSERT INTO public.%s (release, schema_version) VALUES ('%s', %d);\n", releasesTableDDL, ReleasesTable, release, version)
 	}
 	b.WriteString("\nCOMMIT;\n")
 	return b.String(), nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"slices"
 
 	"github.com/golang-migrate/migrate/v4/source"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
@@ -69,18 +68,4 @@ func readAll(rc io.ReadCloser, name string, err error) (string, string, error) {
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
 	return string(b), name, err
-}
-
-// sourceVersions lists the embedded migration versions in order.
-func sourceVersions(fsys fs.FS) []uint {
-	migs, err := Migrations(fsys)
-	if err != nil {
-		return nil
-	}
-	vs := make([]uint, 0, len(migs))
-	for _, m := range migs {
-		vs = append(vs, m.Version)
-	}
-	slices.Sort(vs)
-	return vs
 }

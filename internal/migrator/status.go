@@ -9,6 +9,7 @@ import (
 
 // Status is what `migrate status` reports: applied and pending items of each component.
 type Status struct {
+	Release   ReleaseStatus    `json:"release"`
 	Schema    SchemaStatus     `json:"schema"`
 	Functions []FunctionStatus `json:"functions"`
 	River     RiverStatus      `json:"river"`
@@ -17,6 +18,17 @@ type Status struct {
 	LeftoverFunctions []string `json:"leftover_functions"`
 	// Pending is true when `migrate up` would change something.
 	Pending bool `json:"pending"`
+}
+
+// ReleaseStatus names the release the database runs and the one this migrate deploys.
+type ReleaseStatus struct {
+	// Database is the release last deployed on the database ("" when unknown).
+	Database string `json:"database"`
+	// Inferred is true when the database predates release records and Database was read from its
+	// schema version.
+	Inferred bool `json:"inferred"`
+	// Binary is the release this migrate deploys.
+	Binary string `json:"binary"`
 }
 
 // SchemaStatus lists the schema migrations.
@@ -70,6 +82,11 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 		st.Pending = st.Pending || !applied
 	}
 	st.Pending = st.Pending || st.Schema.Dirty
+	st.Release.Binary = CurrentRelease(m.opts.FS)
+	if st.Release.Database, st.Release.Inferred, err = databaseRelease(ctx, conn, m.opts.FS, st.Schema.Version); err != nil {
+		return nil, err
+	}
+	st.Pending = st.Pending || st.Release.Database != st.Release.Binary
 
 	files, err := FunctionFiles(m.opts.FS)
 	if err != nil {
@@ -145,6 +162,7 @@ func (st *Status) Text() string {
 	if st.Schema.Dirty {
 		dirty = " (dirty)"
 	}
+	fmt.Fprintf(&b, "release %s, this migrate deploys %s\n", releaseText(st.Release.Database, st.Release.Inferred), orUnknown(st.Release.Binary))
 	fmt.Fprintf(&b, "schema version %d%s\n", st.Schema.Version, dirty)
 	for _, mg := range st.Schema.Migrations {
 		fmt.Fprintf(&b, "  %-8s %06d_%s\n", state(mg.Applied), mg.Version, mg.Name)
@@ -165,4 +183,20 @@ func state(applied bool) string {
 		return "applied"
 	}
 	return "pending"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// releaseText is a database's release for people: "v0.3.0", "v0.3.0 (from its schema version)"
+// or "unknown".
+func releaseText(name string, inferred bool) string {
+	if inferred {
+		return name + " (from its schema version)"
+	}
+	return orUnknown(name)
 }

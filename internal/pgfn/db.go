@@ -10,9 +10,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spendcap/spendcap"
 	"github.com/spendcap/spendcap/internal/errcode"
@@ -59,6 +61,61 @@ func jsonText(b []byte) any {
 }
 
 // mapError turns a Postgres error with a spendcap error code into a *spendcap.Error.
+// collectOne runs sql and reads its one row. A statement that a release deployed while it ran made
+// fail (redeployed) runs once more, when it was its own transaction and so wrote nothing.
+func collectOne[T any](ctx context.Context, q *Queries, sql string, args []any, fn pgx.RowToFunc[T]) (T, error) {
+	for attempt := 0; ; attempt++ {
+		rows, err := q.db.Query(ctx, sql, args...)
+		var res T
+		if err == nil {
+			res, err = pgx.CollectExactlyOneRow(rows, fn)
+		}
+		if err != nil && attempt == 0 && q.mayRunAgain(err) {
+			continue
+		}
+		return res, err
+	}
+}
+
+// collectRows is collectOne for a function returning rows.
+func collectRows[T any](ctx context.Context, q *Queries, sql string, args []any, fn pgx.RowToFunc[T]) ([]T, error) {
+	for attempt := 0; ; attempt++ {
+		rows, err := q.db.Query(ctx, sql, args...)
+		var res []T
+		if err == nil {
+			res, err = pgx.CollectRows(rows, fn)
+		}
+		if err != nil && attempt == 0 && q.mayRunAgain(err) {
+			continue
+		}
+		return res, err
+	}
+}
+
+// mayRunAgain says whether err is PostgreSQL refusing a statement because a release changed the
+// result type of the function it calls while it ran (42804: the statement started before the
+// deploy and the function returned after it; 0A000: a statement prepared before a release that
+// re-created the function now returns other columns), and the statement was its own
+// transaction: it failed whole, so running it again counts nothing twice. Inside a caller's
+// transaction, which the error aborted, the caller decides.
+func (q *Queries) mayRunAgain(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || !(pgErr.Code == "42804" && strings.HasPrefix(pgErr.Message, "function return row and query-specified return row do not match") ||
+		pgErr.Code == "0A000" && pgErr.Message == "cached plan must not change result type") {
+		return false
+	}
+	switch db := q.db.(type) {
+	case *pgxpool.Pool:
+		return true
+	case interface{ Conn() *pgx.Conn }: // a pool's connection
+		return db.Conn().PgConn().TxStatus() == 'I'
+	case *pgx.Conn:
+		return db.PgConn().TxStatus() == 'I'
+	default: // pgx.Tx, or a DBTX we cannot see into
+		return false
+	}
+}
+
 func mapError(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

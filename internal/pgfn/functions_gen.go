@@ -357,11 +357,7 @@ func (q *Queries) AcquireQuota(ctx context.Context, arg AcquireQuotaParams) (Acq
 		sql += "also_policies => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return AcquireQuotaRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[AcquireQuotaRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[AcquireQuotaRow])
 	if err != nil {
 		return AcquireQuotaRow{}, mapError(err)
 	}
@@ -385,11 +381,7 @@ func (q *Queries) AdvanceStreamCursor(ctx context.Context, arg AdvanceStreamCurs
 	args = append(args, arg.Stream, arg.LastID)
 	sql := "SELECT stream, last_id FROM spendcap.advance_stream_cursor(stream => $1, last_id => $2"
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return AdvanceStreamCursorRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[AdvanceStreamCursorRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[AdvanceStreamCursorRow])
 	if err != nil {
 		return AdvanceStreamCursorRow{}, mapError(err)
 	}
@@ -428,11 +420,7 @@ func (q *Queries) Audit(ctx context.Context, arg AuditParams) ([]AuditRow, error
 		sql += "repair => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[AuditRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[AuditRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -480,11 +468,7 @@ func (q *Queries) BudgetGauges(ctx context.Context, arg BudgetGaugesParams) ([]B
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[BudgetGaugesRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[BudgetGaugesRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -521,11 +505,7 @@ func (q *Queries) BudgetHistory(ctx context.Context, arg BudgetHistoryParams) ([
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[BudgetHistoryRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[BudgetHistoryRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -562,11 +542,7 @@ func (q *Queries) BudgetReservations(ctx context.Context, arg BudgetReservations
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[BudgetReservationsRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[BudgetReservationsRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -596,11 +572,7 @@ func (q *Queries) BudgetStatus(ctx context.Context, arg BudgetStatusParams) (Bud
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return BudgetStatusRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[BudgetStatusRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[BudgetStatusRow])
 	if err != nil {
 		return BudgetStatusRow{}, mapError(err)
 	}
@@ -631,11 +603,7 @@ func (q *Queries) CancelReservation(ctx context.Context, arg CancelReservationPa
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return CancelReservationRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CancelReservationRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[CancelReservationRow])
 	if err != nil {
 		return CancelReservationRow{}, mapError(err)
 	}
@@ -673,11 +641,7 @@ func (q *Queries) CheckUsage(ctx context.Context, arg CheckUsageParams) (CheckUs
 		sql += "also_charge => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return CheckUsageRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CheckUsageRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[CheckUsageRow])
 	if err != nil {
 		return CheckUsageRow{}, mapError(err)
 	}
@@ -798,11 +762,7 @@ func (q *Queries) CreateBudget(ctx context.Context, arg CreateBudgetParams) (Cre
 		sql += "if_exists => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return CreateBudgetRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CreateBudgetRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[CreateBudgetRow])
 	if err != nil {
 		return CreateBudgetRow{}, mapError(err)
 	}
@@ -860,11 +820,7 @@ func (q *Queries) CreateQuotaPolicy(ctx context.Context, arg CreateQuotaPolicyPa
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return CreateQuotaPolicyRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CreateQuotaPolicyRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[CreateQuotaPolicyRow])
 	if err != nil {
 		return CreateQuotaPolicyRow{}, mapError(err)
 	}
@@ -895,11 +851,7 @@ func (q *Queries) CreateWebhook(ctx context.Context, arg CreateWebhookParams) (C
 		sql += "kinds => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return CreateWebhookRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[CreateWebhookRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[CreateWebhookRow])
 	if err != nil {
 		return CreateWebhookRow{}, mapError(err)
 	}
@@ -929,11 +881,7 @@ func (q *Queries) DeleteBudget(ctx context.Context, arg DeleteBudgetParams) (Del
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return DeleteBudgetRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeleteBudgetRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[DeleteBudgetRow])
 	if err != nil {
 		return DeleteBudgetRow{}, mapError(err)
 	}
@@ -963,11 +911,7 @@ func (q *Queries) DeleteQuotaPolicy(ctx context.Context, arg DeleteQuotaPolicyPa
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return DeleteQuotaPolicyRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeleteQuotaPolicyRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[DeleteQuotaPolicyRow])
 	if err != nil {
 		return DeleteQuotaPolicyRow{}, mapError(err)
 	}
@@ -990,11 +934,7 @@ func (q *Queries) DeleteWebhook(ctx context.Context, arg DeleteWebhookParams) (D
 	args = append(args, arg.URL)
 	sql := "SELECT deleted FROM spendcap.delete_webhook(url => $1"
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return DeleteWebhookRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeleteWebhookRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[DeleteWebhookRow])
 	if err != nil {
 		return DeleteWebhookRow{}, mapError(err)
 	}
@@ -1024,11 +964,7 @@ func (q *Queries) DispatchEvents(ctx context.Context, arg DispatchEventsParams) 
 		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[DispatchEventsRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[DispatchEventsRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -1058,11 +994,7 @@ func (q *Queries) DueWindows(ctx context.Context, arg DueWindowsParams) (DueWind
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return DueWindowsRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DueWindowsRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[DueWindowsRow])
 	if err != nil {
 		return DueWindowsRow{}, mapError(err)
 	}
@@ -1101,11 +1033,7 @@ func (q *Queries) EventsSince(ctx context.Context, arg EventsSinceParams) ([]Eve
 		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[EventsSinceRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[EventsSinceRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -1225,11 +1153,7 @@ func (q *Queries) ListBudgets(ctx context.Context, arg ListBudgetsParams) ([]Lis
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[ListBudgetsRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[ListBudgetsRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -1286,11 +1210,7 @@ func (q *Queries) ListQuotaPolicies(ctx context.Context, arg ListQuotaPoliciesPa
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[ListQuotaPoliciesRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[ListQuotaPoliciesRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -1329,11 +1249,7 @@ func (q *Queries) PurgeExpired(ctx context.Context, arg PurgeExpiredParams) (Pur
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return PurgeExpiredRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[PurgeExpiredRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[PurgeExpiredRow])
 	if err != nil {
 		return PurgeExpiredRow{}, mapError(err)
 	}
@@ -1363,11 +1279,7 @@ func (q *Queries) QuotaStatus(ctx context.Context, arg QuotaStatusParams) (Quota
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return QuotaStatusRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[QuotaStatusRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[QuotaStatusRow])
 	if err != nil {
 		return QuotaStatusRow{}, mapError(err)
 	}
@@ -1424,11 +1336,7 @@ func (q *Queries) RecentEvents(ctx context.Context, arg RecentEventsParams) ([]R
 		sql += "max_rows => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[RecentEventsRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[RecentEventsRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -1474,11 +1382,7 @@ func (q *Queries) RecordSpend(ctx context.Context, arg RecordSpendParams) (Recor
 		sql += "also_charge => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return RecordSpendRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[RecordSpendRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[RecordSpendRow])
 	if err != nil {
 		return RecordSpendRow{}, mapError(err)
 	}
@@ -1516,11 +1420,7 @@ func (q *Queries) ReleaseQuota(ctx context.Context, arg ReleaseQuotaParams) (Rel
 		sql += "also_policies => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return ReleaseQuotaRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ReleaseQuotaRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[ReleaseQuotaRow])
 	if err != nil {
 		return ReleaseQuotaRow{}, mapError(err)
 	}
@@ -1551,11 +1451,7 @@ func (q *Queries) ReleaseSpend(ctx context.Context, arg ReleaseSpendParams) (Rel
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return ReleaseSpendRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ReleaseSpendRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[ReleaseSpendRow])
 	if err != nil {
 		return ReleaseSpendRow{}, mapError(err)
 	}
@@ -1593,11 +1489,7 @@ func (q *Queries) RenewQuota(ctx context.Context, arg RenewQuotaParams) (RenewQu
 		sql += "also_policies => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return RenewQuotaRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[RenewQuotaRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[RenewQuotaRow])
 	if err != nil {
 		return RenewQuotaRow{}, mapError(err)
 	}
@@ -1642,11 +1534,7 @@ func (q *Queries) ReportUsage(ctx context.Context, arg ReportUsageParams) (Repor
 		sql += "also_charge => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return ReportUsageRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ReportUsageRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[ReportUsageRow])
 	if err != nil {
 		return ReportUsageRow{}, mapError(err)
 	}
@@ -1676,11 +1564,7 @@ func (q *Queries) ReportUsageBatch(ctx context.Context, arg ReportUsageBatchPara
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[ReportUsageBatchRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[ReportUsageBatchRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -1733,11 +1617,7 @@ func (q *Queries) Reserve(ctx context.Context, arg ReserveParams) (ReserveRow, e
 		sql += "also_charge => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return ReserveRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ReserveRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[ReserveRow])
 	if err != nil {
 		return ReserveRow{}, mapError(err)
 	}
@@ -1767,11 +1647,7 @@ func (q *Queries) ResetBudget(ctx context.Context, arg ResetBudgetParams) (Reset
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return ResetBudgetRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ResetBudgetRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[ResetBudgetRow])
 	if err != nil {
 		return ResetBudgetRow{}, mapError(err)
 	}
@@ -1810,11 +1686,7 @@ func (q *Queries) RollDueWindows(ctx context.Context, arg RollDueWindowsParams) 
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return RollDueWindowsRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[RollDueWindowsRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[RollDueWindowsRow])
 	if err != nil {
 		return RollDueWindowsRow{}, mapError(err)
 	}
@@ -1879,11 +1751,7 @@ func (q *Queries) SetLimits(ctx context.Context, arg SetLimitsParams) (SetLimits
 		sql += "usage_series => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return SetLimitsRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[SetLimitsRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[SetLimitsRow])
 	if err != nil {
 		return SetLimitsRow{}, mapError(err)
 	}
@@ -1920,11 +1788,7 @@ func (q *Queries) SetParent(ctx context.Context, arg SetParentParams) (SetParent
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return SetParentRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[SetParentRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[SetParentRow])
 	if err != nil {
 		return SetParentRow{}, mapError(err)
 	}
@@ -1956,11 +1820,7 @@ func (q *Queries) Settle(ctx context.Context, arg SettleParams) (SettleRow, erro
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return SettleRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[SettleRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[SettleRow])
 	if err != nil {
 		return SettleRow{}, mapError(err)
 	}
@@ -1983,11 +1843,7 @@ func (q *Queries) StreamCursor(ctx context.Context, arg StreamCursorParams) (Str
 	args = append(args, arg.Stream)
 	sql := "SELECT stream, last_id FROM spendcap.stream_cursor(stream => $1"
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return StreamCursorRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[StreamCursorRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[StreamCursorRow])
 	if err != nil {
 		return StreamCursorRow{}, mapError(err)
 	}
@@ -2024,11 +1880,7 @@ func (q *Queries) UsageSeries(ctx context.Context, arg UsageSeriesParams) ([]Usa
 		sql += "at => $" + strconv.Itoa(len(args)-1)
 	}
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[UsageSeriesRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[UsageSeriesRow])
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -2051,11 +1903,7 @@ func (q *Queries) WebhookSecret(ctx context.Context, arg WebhookSecretParams) (W
 	args = append(args, arg.URL)
 	sql := "SELECT secret FROM spendcap.webhook_secret(url => $1"
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return WebhookSecretRow{}, mapError(err)
-	}
-	res, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[WebhookSecretRow])
+	res, err := collectOne(ctx, q, sql, args, pgx.RowToStructByName[WebhookSecretRow])
 	if err != nil {
 		return WebhookSecretRow{}, mapError(err)
 	}
@@ -2076,11 +1924,7 @@ func (q *Queries) Webhooks(ctx context.Context, arg WebhooksParams) ([]WebhooksR
 	args[0] = q.mode
 	sql := "SELECT url, kinds, created_at FROM spendcap.webhooks("
 	sql += ")"
-	rows, err := q.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	res, err := pgx.CollectRows(rows, pgx.RowToStructByName[WebhooksRow])
+	res, err := collectRows(ctx, q, sql, args, pgx.RowToStructByName[WebhooksRow])
 	if err != nil {
 		return nil, mapError(err)
 	}

@@ -1,6 +1,6 @@
 -- Private helpers of the spendcap API (schema spendcap_internal), in files by concept: validation
 -- (this file), calendar, quantities, budget row, admission; valkey/lua mirrors them by name.
--- They are never granted to anyone: the SECURITY DEFINER API functions call them as their owner, with the API functions' fixed
+-- They are never granted to anyone: the API functions (behind the SECURITY DEFINER entry points) call them as their owner, with the entry points' fixed
 -- search_path (pg_catalog, pg_temp). They carry no SET clause of their own: a SET makes every call
 -- save and restore the setting, which cost more than half of an admission, and keeps SQL helpers
 -- from being inlined. Every name in them is schema-qualified all the same. SQL bodies are quoted strings, not

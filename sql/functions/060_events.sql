@@ -102,13 +102,12 @@ $fn$;
 -- at most max_rows (1..10000). Ids are taken as events are written, so a transaction that commits
 -- late can make an event readable after one with a larger id (docs/semantics.md#events says how
 -- readers cover that).
-DROP FUNCTION IF EXISTS spendcap.events_since;
-CREATE FUNCTION spendcap.events_since(
+DROP FUNCTION IF EXISTS spendcap_internal.events_since;
+CREATE FUNCTION spendcap_internal.events_since(
     after_id bigint  DEFAULT 0,
     max_rows integer DEFAULT 1000)
 RETURNS SETOF spendcap.event
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
 #variable_conflict use_variable
 BEGIN
@@ -129,15 +128,14 @@ $fn$;
 -- the newest), newest first, at most max_rows (1..1000), of one budget and of one kind when they
 -- are given. It reads the events kept as they are: a page that a late commit fills in is read
 -- again from its start.
-DROP FUNCTION IF EXISTS spendcap.recent_events;
-CREATE FUNCTION spendcap.recent_events(
+DROP FUNCTION IF EXISTS spendcap_internal.recent_events;
+CREATE FUNCTION spendcap_internal.recent_events(
     budget_id text    DEFAULT NULL,
     kind      text    DEFAULT NULL,
     before_id bigint  DEFAULT NULL,
     max_rows  integer DEFAULT 50)
 RETURNS SETOF spendcap.event
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
 #variable_conflict use_variable
 BEGIN
@@ -166,5 +164,4 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap_internal.alert_percents_of, spendcap_internal.reached, spendcap_internal.crosses,
     spendcap_internal.emit, spendcap_internal.alert FROM PUBLIC;
-REVOKE ALL ON FUNCTION spendcap.events_since, spendcap.recent_events FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.events_since, spendcap.recent_events TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap_internal.events_since, spendcap_internal.recent_events FROM PUBLIC;

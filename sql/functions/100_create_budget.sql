@@ -4,8 +4,8 @@
 -- through set_parent and set_limits; SC005 when what they cannot change differs). Null optional
 -- arguments take their defaults. Locks and writes: one budgets row (inserted); none when the
 -- budget exists, unless 'update' changes it (then what set_parent and set_limits lock and write).
-DROP FUNCTION IF EXISTS spendcap.create_budget;
-CREATE FUNCTION spendcap.create_budget(
+DROP FUNCTION IF EXISTS spendcap_internal.create_budget;
+CREATE FUNCTION spendcap_internal.create_budget(
     budget_id         text,
     hard_limits       jsonb       DEFAULT '{}',
     soft_limits       jsonb       DEFAULT '{}',
@@ -22,8 +22,7 @@ CREATE FUNCTION spendcap.create_budget(
     usage_series      text        DEFAULT NULL,
     if_exists         text        DEFAULT 'error')
 RETURNS spendcap.create_budget_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -136,11 +135,11 @@ BEGIN
     -- 'update': the rest is made to match as set_parent and set_limits would (usage, window and
     -- history kept), each only when it differs, so that a budget that matches is not written.
     IF b.parent_id IS DISTINCT FROM parent_id THEN
-        PERFORM spendcap.set_parent(budget_id, parent_id, at);
+        PERFORM spendcap_internal.set_parent(budget_id, parent_id, at);
     END IF;
     IF b.hard_limits <> hard OR b.soft_limits <> soft OR b.mode <> md OR b.alert_percents IS DISTINCT FROM alerts
        OR b.series_every IS DISTINCT FROM series THEN
-        PERFORM spendcap.set_limits(budget_id, hard, soft, md, at, coalesce(alerts, '{}'), coalesce(series, 'off'));
+        PERFORM spendcap_internal.set_limits(budget_id, hard, soft, md, at, coalesce(alerts, '{}'), coalesce(series, 'off'));
     END IF;
     b := spendcap_internal.read_budget(budget_id);
     b := spendcap_internal.advanced(b, greatest(t, b.window_start));
@@ -148,5 +147,4 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.create_budget FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.create_budget TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.create_budget FROM PUBLIC;

@@ -1,13 +1,12 @@
 -- budget_status (docs/semantics.md#reading-a-budget; docs/sql-api.md): every field of a budget as of `at`, with live reservations and the
 -- remaining headroom per hard-limited dimension, rolled lazily without writing.
 -- Locks and writes: nothing (reads one budgets row; the reservations only after one expired).
-DROP FUNCTION IF EXISTS spendcap.budget_status;
-CREATE FUNCTION spendcap.budget_status(
+DROP FUNCTION IF EXISTS spendcap_internal.budget_status;
+CREATE FUNCTION spendcap_internal.budget_status(
     budget_id text,
     at        timestamptz DEFAULT NULL)
 RETURNS spendcap.budget_status_result
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -21,5 +20,4 @@ BEGIN
     RETURN spendcap_internal.status_row(spendcap_internal.advanced(b, t), t);
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.budget_status FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.budget_status TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap_internal.budget_status FROM PUBLIC;

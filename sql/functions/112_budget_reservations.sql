@@ -3,14 +3,13 @@
 -- max_rows (1..1000). A reservation made on a child or on a set that holds this budget is listed
 -- with the budget it was made on (named_id): cancel_reservation and settle take that one.
 -- Locks and writes: nothing (reads the budget's row and its reservations by expiry).
-DROP FUNCTION IF EXISTS spendcap.budget_reservations;
-CREATE FUNCTION spendcap.budget_reservations(
+DROP FUNCTION IF EXISTS spendcap_internal.budget_reservations;
+CREATE FUNCTION spendcap_internal.budget_reservations(
     budget_id text,
     max_rows  integer     DEFAULT 100,
     at        timestamptz DEFAULT NULL)
 RETURNS SETOF spendcap.reservation_listing
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -30,5 +29,4 @@ BEGIN
          LIMIT max_rows;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.budget_reservations FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.budget_reservations TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap_internal.budget_reservations FROM PUBLIC;

@@ -122,8 +122,8 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap_internal.listing_row FROM PUBLIC;
 
-DROP FUNCTION IF EXISTS spendcap.list_budgets;
-CREATE FUNCTION spendcap.list_budgets(
+DROP FUNCTION IF EXISTS spendcap_internal.list_budgets;
+CREATE FUNCTION spendcap_internal.list_budgets(
     id_prefix   text        DEFAULT NULL,
     id_contains text        DEFAULT NULL,
     mode        text        DEFAULT NULL,
@@ -136,8 +136,7 @@ CREATE FUNCTION spendcap.list_budgets(
     max_rows    integer     DEFAULT 50,
     at          timestamptz DEFAULT NULL)
 RETURNS SETOF spendcap.budget_listing
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 -- The roll and status functions in the scan make the planner expect a costly query and compile it
 -- (JIT), which took longer than the scan.
 SET jit = off
@@ -212,5 +211,4 @@ BEGIN
      LIMIT max_rows;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.list_budgets FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.list_budgets TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap_internal.list_budgets FROM PUBLIC;

@@ -3,8 +3,8 @@
 -- other than the budget's ("off": none) starts a new series and deletes the old one's buckets
 -- (docs/semantics.md#usage-series). Returns the budget_status row.
 -- Locks one budgets row and writes it (plus one budget_history row when the call rolls the window).
-DROP FUNCTION IF EXISTS spendcap.set_limits;
-CREATE FUNCTION spendcap.set_limits(
+DROP FUNCTION IF EXISTS spendcap_internal.set_limits;
+CREATE FUNCTION spendcap_internal.set_limits(
     budget_id   text,
     hard_limits jsonb       DEFAULT NULL,
     soft_limits jsonb       DEFAULT NULL,
@@ -13,8 +13,7 @@ CREATE FUNCTION spendcap.set_limits(
     alert_percents integer[] DEFAULT NULL,
     usage_series text       DEFAULT NULL)
 RETURNS spendcap.budget_status_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -64,5 +63,4 @@ BEGIN
     RETURN spendcap_internal.status_row(b, t);
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.set_limits FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.set_limits TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.set_limits FROM PUBLIC;

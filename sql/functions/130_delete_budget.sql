@@ -5,13 +5,12 @@
 -- with children is SC002.
 -- Locks the budget's row and the rows of the budgets holding its live reservations, in ascending
 -- id order; deletes the budget's rows in every table and what it named elsewhere.
-DROP FUNCTION IF EXISTS spendcap.delete_budget;
-CREATE FUNCTION spendcap.delete_budget(
+DROP FUNCTION IF EXISTS spendcap_internal.delete_budget;
+CREATE FUNCTION spendcap_internal.delete_budget(
     budget_id text,
     at        timestamptz DEFAULT NULL)
 RETURNS spendcap.deleted_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -60,5 +59,4 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.delete_budget FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.delete_budget TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.delete_budget FROM PUBLIC;

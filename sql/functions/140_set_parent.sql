@@ -3,14 +3,13 @@
 -- stays where it was counted. Returns the budget_status row.
 -- Locks the budget's row and writes it (plus one budget_history row when the call rolls the
 -- window), and takes a share lock on the new parent's row.
-DROP FUNCTION IF EXISTS spendcap.set_parent;
-CREATE FUNCTION spendcap.set_parent(
+DROP FUNCTION IF EXISTS spendcap_internal.set_parent;
+CREATE FUNCTION spendcap_internal.set_parent(
     budget_id text,
     parent_id text        DEFAULT NULL,
     at        timestamptz DEFAULT NULL)
 RETURNS spendcap.budget_status_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -35,5 +34,4 @@ BEGIN
     RETURN spendcap_internal.status_row(b, t);
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.set_parent FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.set_parent TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.set_parent FROM PUBLIC;

@@ -34,16 +34,15 @@ AS $fn$
 $fn$;
 REVOKE ALL ON FUNCTION spendcap_internal.fits FROM PUBLIC;
 
-DROP FUNCTION IF EXISTS spendcap.report_usage;
-CREATE FUNCTION spendcap.report_usage(
+DROP FUNCTION IF EXISTS spendcap_internal.report_usage;
+CREATE FUNCTION spendcap_internal.report_usage(
     budget_id text,
     deltas    jsonb,
     dedup_key text        DEFAULT NULL,
     at        timestamptz DEFAULT NULL,
     also_charge text[]    DEFAULT NULL)
 RETURNS spendcap.usage_outcome
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -177,5 +176,4 @@ BEGIN
     RETURN spendcap_internal.usage_outcome(spendcap_internal.admit('report_usage', budget_id, NULL, deltas, dedup_key, NULL, at, also_charge));
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.report_usage FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.report_usage TO spendcap_writer;
+REVOKE ALL ON FUNCTION spendcap_internal.report_usage FROM PUBLIC;

@@ -339,13 +339,12 @@ REVOKE ALL ON FUNCTION spendcap_internal.lock_batch FROM PUBLIC;
 -- that an admitted item's set holds is written once, what bringing it changed (record_bring)
 -- when an item first touches it, as a call that locked it would have written. Dedup keys join the batch's live keys as their item
 -- is admitted, so a later item with the same key replays it, and are written at the end.
-DROP FUNCTION IF EXISTS spendcap.report_usage_batch;
-CREATE FUNCTION spendcap.report_usage_batch(
+DROP FUNCTION IF EXISTS spendcap_internal.report_usage_batch;
+CREATE FUNCTION spendcap_internal.report_usage_batch(
     items jsonb,
     at    timestamptz DEFAULT NULL)
 RETURNS SETOF spendcap.batch_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 -- Generic plans: with arrays for parameters the planner keeps choosing custom plans, which
 -- planned this function's statements again on every call (a third of a small batch's time). The
 -- setting holds for the helpers this function calls too.
@@ -576,5 +575,4 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION spendcap_internal.batch_text, spendcap_internal.batch_ids FROM PUBLIC;
-REVOKE ALL ON FUNCTION spendcap.report_usage_batch FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.report_usage_batch TO spendcap_writer;
+REVOKE ALL ON FUNCTION spendcap_internal.report_usage_batch FROM PUBLIC;

@@ -1,15 +1,14 @@
 -- check_usage (docs/semantics.md#admission): the outcome report_usage would have, without writing anything (breach
 -- counters included). Locks and writes nothing; reads one budgets row (and its reservations only
 -- after one of them expired).
-DROP FUNCTION IF EXISTS spendcap.check_usage;
-CREATE FUNCTION spendcap.check_usage(
+DROP FUNCTION IF EXISTS spendcap_internal.check_usage;
+CREATE FUNCTION spendcap_internal.check_usage(
     budget_id text,
     deltas    jsonb,
     at        timestamptz DEFAULT NULL,
     also_charge text[]    DEFAULT NULL)
 RETURNS spendcap.usage_outcome
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -47,5 +46,4 @@ BEGIN
     RETURN spendcap_internal.usage_outcome(o);
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.check_usage FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.check_usage TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap_internal.check_usage FROM PUBLIC;

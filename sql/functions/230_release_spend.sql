@@ -3,14 +3,13 @@
 -- subtracted. Amounts recorded before a roll or a manual reset are never subtracted.
 -- Locks the budget's row and those of the other budgets of the execution's set whose window has not
 -- ended, in ascending id order; writes them and deletes the execution's spend_ledger rows.
-DROP FUNCTION IF EXISTS spendcap.release_spend;
-CREATE FUNCTION spendcap.release_spend(
+DROP FUNCTION IF EXISTS spendcap_internal.release_spend;
+CREATE FUNCTION spendcap_internal.release_spend(
     budget_id    text,
     execution_id text,
     at           timestamptz DEFAULT NULL)
 RETURNS spendcap.released_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -60,5 +59,4 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.release_spend FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.release_spend TO spendcap_writer;
+REVOKE ALL ON FUNCTION spendcap_internal.release_spend FROM PUBLIC;

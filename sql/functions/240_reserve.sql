@@ -2,8 +2,8 @@
 -- (via reserved) until it is settled, cancelled or expires at `at + ttl_seconds`.
 -- Locks one budgets row. Writes the budgets row, one reservations row when applied, and one
 -- dedup_keys row with a key (plus one budget_history row when the call rolls the window).
-DROP FUNCTION IF EXISTS spendcap.reserve;
-CREATE FUNCTION spendcap.reserve(
+DROP FUNCTION IF EXISTS spendcap_internal.reserve;
+CREATE FUNCTION spendcap_internal.reserve(
     budget_id       text,
     reservation_id  text,
     amounts         jsonb,
@@ -12,12 +12,10 @@ CREATE FUNCTION spendcap.reserve(
     at              timestamptz DEFAULT NULL,
     also_charge     text[]      DEFAULT NULL)
 RETURNS spendcap.reserve_outcome
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 BEGIN
     RETURN spendcap_internal.admit('reserve', budget_id, reservation_id, amounts, idempotency_key, coalesce(ttl_seconds, 300), at, also_charge);
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.reserve FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.reserve TO spendcap_writer;
+REVOKE ALL ON FUNCTION spendcap_internal.reserve FROM PUBLIC;

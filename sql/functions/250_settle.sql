@@ -38,15 +38,14 @@ REVOKE ALL ON FUNCTION spendcap_internal.take_set FROM PUBLIC;
 -- observe mode, but the call never refuses (applied is always true). SC007 when the reservation
 -- is unknown, expired or already finished.
 -- Locks one budgets row. Writes the budgets row and deletes one reservations row.
-DROP FUNCTION IF EXISTS spendcap.settle;
-CREATE FUNCTION spendcap.settle(
+DROP FUNCTION IF EXISTS spendcap_internal.settle;
+CREATE FUNCTION spendcap_internal.settle(
     budget_id      text,
     reservation_id text,
     actual         jsonb,
     at             timestamptz DEFAULT NULL)
 RETURNS spendcap.usage_outcome
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -89,5 +88,4 @@ BEGIN
     RETURN spendcap_internal.usage_outcome(o);
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.settle FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.settle TO spendcap_writer;
+REVOKE ALL ON FUNCTION spendcap_internal.settle FROM PUBLIC;

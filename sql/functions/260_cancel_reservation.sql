@@ -1,14 +1,13 @@
 -- cancel_reservation (docs/semantics.md#spend-and-reservations): ends a live reservation without spending and returns the amounts
 -- it freed. SC007 when the reservation is unknown, expired or already finished.
 -- Locks one budgets row. Writes the budgets row and deletes one reservations row.
-DROP FUNCTION IF EXISTS spendcap.cancel_reservation;
-CREATE FUNCTION spendcap.cancel_reservation(
+DROP FUNCTION IF EXISTS spendcap_internal.cancel_reservation;
+CREATE FUNCTION spendcap_internal.cancel_reservation(
     budget_id      text,
     reservation_id text,
     at             timestamptz DEFAULT NULL)
 RETURNS spendcap.released_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -29,5 +28,4 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.cancel_reservation FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.cancel_reservation TO spendcap_writer;
+REVOKE ALL ON FUNCTION spendcap_internal.cancel_reservation FROM PUBLIC;

@@ -5,13 +5,12 @@
 -- closed window are never released from the new one.
 -- Locks one budgets row. Writes it and at most two budget_history rows (a due scheduled roll, then
 -- the manual one).
-DROP FUNCTION IF EXISTS spendcap.reset_budget;
-CREATE FUNCTION spendcap.reset_budget(
+DROP FUNCTION IF EXISTS spendcap_internal.reset_budget;
+CREATE FUNCTION spendcap_internal.reset_budget(
     budget_id text,
     at        timestamptz DEFAULT NULL)
 RETURNS spendcap.reset_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -37,5 +36,4 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.reset_budget FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.reset_budget TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.reset_budget FROM PUBLIC;

@@ -1,14 +1,13 @@
 -- budget_history (docs/semantics.md#reading-a-budget): closed windows, newest first, at most max_rows (1..10000). A window that
 -- is due at `at` but not rolled yet is shown as closed by the schedule, as it will be: the result
 -- never depends on when the roll job last ran. Locks and writes nothing.
-DROP FUNCTION IF EXISTS spendcap.budget_history;
-CREATE FUNCTION spendcap.budget_history(
+DROP FUNCTION IF EXISTS spendcap_internal.budget_history;
+CREATE FUNCTION spendcap_internal.budget_history(
     budget_id text,
     max_rows  integer     DEFAULT 100,
     at        timestamptz DEFAULT NULL)
 RETURNS SETOF spendcap.history_row
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -34,5 +33,4 @@ BEGIN
          LIMIT n;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.budget_history FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.budget_history TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap_internal.budget_history FROM PUBLIC;

@@ -5,14 +5,13 @@
 -- but is not closed yet is shown closed, as the next call will close it: the result never
 -- depends on when the budget was last written. No rows for a budget without a series. Locks and
 -- writes nothing.
-DROP FUNCTION IF EXISTS spendcap.usage_series;
-CREATE FUNCTION spendcap.usage_series(
+DROP FUNCTION IF EXISTS spendcap_internal.usage_series;
+CREATE FUNCTION spendcap_internal.usage_series(
     budget_id text,
     max_rows  integer     DEFAULT 200,
     at        timestamptz DEFAULT NULL)
 RETURNS SETOF spendcap.series_row
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -47,5 +46,4 @@ BEGIN
          LIMIT n;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.usage_series FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.usage_series TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap_internal.usage_series FROM PUBLIC;

@@ -2,13 +2,12 @@
 -- (closed_by = 'schedule'), skipping budgets another transaction holds, and returns how many it
 -- rolled. Idempotent and safe on several workers at once; never needed for correctness, since every
 -- call rolls lazily. Locks and writes up to max_rows budgets rows and as many history rows.
-DROP FUNCTION IF EXISTS spendcap.roll_due_windows;
-CREATE FUNCTION spendcap.roll_due_windows(
+DROP FUNCTION IF EXISTS spendcap_internal.roll_due_windows;
+CREATE FUNCTION spendcap_internal.roll_due_windows(
     max_rows integer     DEFAULT 1000,
     at       timestamptz DEFAULT NULL)
 RETURNS spendcap.roll_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -35,5 +34,4 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.roll_due_windows FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.roll_due_windows TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.roll_due_windows FROM PUBLIC;

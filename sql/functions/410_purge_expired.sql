@@ -25,13 +25,12 @@ REVOKE ALL ON FUNCTION spendcap_internal.purge_rows FROM PUBLIC;
 -- older than their policy's window (not counted: each acquire trims its policy's too). Idempotent
 -- and safe on several workers at once; never needed for correctness (expired rows are ignored by
 -- every call). Locks and deletes up to 6 × max_rows rows; never locks budgets or policies rows.
-DROP FUNCTION IF EXISTS spendcap.purge_expired;
-CREATE FUNCTION spendcap.purge_expired(
+DROP FUNCTION IF EXISTS spendcap_internal.purge_expired;
+CREATE FUNCTION spendcap_internal.purge_expired(
     max_rows integer     DEFAULT 10000,
     at       timestamptz DEFAULT NULL)
 RETURNS spendcap.purge_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -60,5 +59,4 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.purge_expired FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.purge_expired TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.purge_expired FROM PUBLIC;

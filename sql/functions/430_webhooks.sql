@@ -5,14 +5,13 @@
 -- create_webhook registers url for the events of kinds (null: every kind), signed under secret; a
 -- url already registered gets the new secret and kinds (how a secret is rotated) and keeps its
 -- created_at. Events dispatched from then on are posted to it.
-DROP FUNCTION IF EXISTS spendcap.create_webhook;
-CREATE FUNCTION spendcap.create_webhook(
+DROP FUNCTION IF EXISTS spendcap_internal.create_webhook;
+CREATE FUNCTION spendcap_internal.create_webhook(
     url    text,
     secret text,
     kinds  text[] DEFAULT NULL)
 RETURNS spendcap.webhook
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -41,11 +40,10 @@ $fn$;
 
 -- delete_webhook stops posting to url: deliveries still queued for it are cancelled at their next
 -- attempt. deleted = false when no webhook had that url (not an error).
-DROP FUNCTION IF EXISTS spendcap.delete_webhook;
-CREATE FUNCTION spendcap.delete_webhook(url text)
+DROP FUNCTION IF EXISTS spendcap_internal.delete_webhook;
+CREATE FUNCTION spendcap_internal.delete_webhook(url text)
 RETURNS spendcap.deleted_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -61,22 +59,20 @@ END
 $fn$;
 
 -- webhooks lists the registered webhooks by url, without their secrets.
-DROP FUNCTION IF EXISTS spendcap.webhooks;
-CREATE FUNCTION spendcap.webhooks()
+DROP FUNCTION IF EXISTS spendcap_internal.webhooks;
+CREATE FUNCTION spendcap_internal.webhooks()
 RETURNS SETOF spendcap.webhook
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE
 AS $fn$
     SELECT w.url, w.kinds, w.created_at FROM spendcap.webhooks AS w ORDER BY w.url COLLATE "C"
 $fn$;
 
 -- webhook_secret is the secret a delivery to url signs with, read at each attempt so that a
 -- rotated secret applies at once; null once the webhook is deleted.
-DROP FUNCTION IF EXISTS spendcap.webhook_secret;
-CREATE FUNCTION spendcap.webhook_secret(url text)
+DROP FUNCTION IF EXISTS spendcap_internal.webhook_secret;
+CREATE FUNCTION spendcap_internal.webhook_secret(url text)
 RETURNS spendcap.webhook_secret_result
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE
 AS $fn$
     SELECT ROW((SELECT w.secret FROM spendcap.webhooks AS w WHERE w.url = webhook_secret.url))::spendcap.webhook_secret_result
 $fn$;
@@ -85,11 +81,10 @@ $fn$;
 -- returns them in id order. The caller enqueues their deliveries in the same transaction, so an
 -- event is handed out exactly once however many workers run: events another transaction is
 -- dispatching are skipped, and a rolled-back dispatch leaves its events to the next one.
-DROP FUNCTION IF EXISTS spendcap.dispatch_events;
-CREATE FUNCTION spendcap.dispatch_events(max_rows integer DEFAULT 1000)
+DROP FUNCTION IF EXISTS spendcap_internal.dispatch_events;
+CREATE FUNCTION spendcap_internal.dispatch_events(max_rows integer DEFAULT 1000)
 RETURNS SETOF spendcap.event
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 BEGIN
@@ -111,11 +106,10 @@ $fn$;
 -- stream_cursor returns the last event_id of Valkey stream `stream` whose deliveries are enqueued
 -- (0 for a stream never read) and locks it until the caller's transaction ends, so that one
 -- dispatcher at a time reads on from it.
-DROP FUNCTION IF EXISTS spendcap.stream_cursor;
-CREATE FUNCTION spendcap.stream_cursor(stream text)
+DROP FUNCTION IF EXISTS spendcap_internal.stream_cursor;
+CREATE FUNCTION spendcap_internal.stream_cursor(stream text)
 RETURNS spendcap.stream_cursor
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -132,17 +126,16 @@ $fn$;
 
 -- advance_stream_cursor moves the cursor of `stream` to last_id, in the transaction that enqueued
 -- the deliveries of the events up to it; moving it back is SC002.
-DROP FUNCTION IF EXISTS spendcap.advance_stream_cursor;
-CREATE FUNCTION spendcap.advance_stream_cursor(stream text, last_id bigint)
+DROP FUNCTION IF EXISTS spendcap_internal.advance_stream_cursor;
+CREATE FUNCTION spendcap_internal.advance_stream_cursor(stream text, last_id bigint)
 RETURNS spendcap.stream_cursor
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
     r spendcap.stream_cursor;
 BEGIN
-    r := spendcap.stream_cursor(stream);
+    r := spendcap_internal.stream_cursor(stream);
     IF last_id IS NULL OR last_id < r.last_id THEN
         PERFORM spendcap_internal.invalid_argument('last_id', format('must be at least the cursor''s %s', r.last_id));
     END IF;
@@ -151,7 +144,5 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.create_webhook, spendcap.delete_webhook, spendcap.webhooks, spendcap.webhook_secret,
-    spendcap.dispatch_events, spendcap.stream_cursor, spendcap.advance_stream_cursor FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.create_webhook, spendcap.delete_webhook, spendcap.webhooks, spendcap.webhook_secret,
-    spendcap.dispatch_events, spendcap.stream_cursor, spendcap.advance_stream_cursor TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.create_webhook, spendcap_internal.delete_webhook, spendcap_internal.webhooks, spendcap_internal.webhook_secret,
+    spendcap_internal.dispatch_events, spendcap_internal.stream_cursor, spendcap_internal.advance_stream_cursor FROM PUBLIC;

@@ -4,14 +4,13 @@
 -- in their current window, as of `at`, rolled without writing like budget_status. Budgets by id,
 -- dimensions in byte order. Writes and locks nothing; top_n reads every budget row whose window
 -- is still current, so it costs a scan of the budgets table.
-DROP FUNCTION IF EXISTS spendcap.budget_gauges;
-CREATE FUNCTION spendcap.budget_gauges(
+DROP FUNCTION IF EXISTS spendcap_internal.budget_gauges;
+CREATE FUNCTION spendcap_internal.budget_gauges(
     budget_ids text[]      DEFAULT '{}',
     top_n      integer     DEFAULT 0,
     at         timestamptz DEFAULT NULL)
 RETURNS SETOF spendcap.budget_gauge
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -49,5 +48,4 @@ BEGIN
     END LOOP;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.budget_gauges FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.budget_gauges TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap_internal.budget_gauges FROM PUBLIC;

@@ -137,13 +137,12 @@ REVOKE ALL ON FUNCTION spendcap_internal.orphan_findings FROM PUBLIC;
 -- in one snapshot and locks nothing, so it never holds up a call. With repair, the budgets and
 -- policies of those findings are locked in ascending id (budgets, then policies), checked again
 -- and corrected in this transaction, and orphan rows are deleted: repaired = true.
-DROP FUNCTION IF EXISTS spendcap.audit;
-CREATE FUNCTION spendcap.audit(
+DROP FUNCTION IF EXISTS spendcap_internal.audit;
+CREATE FUNCTION spendcap_internal.audit(
     max_rows integer DEFAULT 10000,
     repair   boolean DEFAULT false)
 RETURNS SETOF spendcap.audit_finding
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -239,5 +238,4 @@ BEGIN
     END LOOP;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.audit FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.audit TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.audit FROM PUBLIC;

@@ -52,8 +52,8 @@ REVOKE ALL ON FUNCTION spendcap_internal.ms_until FROM PUBLIC;
 -- create_quota_policy: creates a policy, or returns created = false for an identical one (SC005
 -- for another definition). max_requests > 0 needs window_seconds > 0.
 -- Locks and writes one quota_policies row when it creates.
-DROP FUNCTION IF EXISTS spendcap.create_quota_policy;
-CREATE FUNCTION spendcap.create_quota_policy(
+DROP FUNCTION IF EXISTS spendcap_internal.create_quota_policy;
+CREATE FUNCTION spendcap_internal.create_quota_policy(
     policy_id      text,
     window_seconds integer     DEFAULT 0,
     max_requests   integer     DEFAULT 0,
@@ -61,8 +61,7 @@ CREATE FUNCTION spendcap.create_quota_policy(
     lease_seconds  integer     DEFAULT 60,
     at             timestamptz DEFAULT NULL)
 RETURNS spendcap.quota_policy_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -96,8 +95,7 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.create_quota_policy FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.create_quota_policy TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.create_quota_policy FROM PUBLIC;
 
 -- policy_set is the policies a quota call acts on: policy_id and the ids of also_policies, once
 -- each, in ascending byte order (the order they are locked in).
@@ -229,15 +227,14 @@ REVOKE ALL ON FUNCTION spendcap_internal.quota_check FROM PUBLIC;
 -- Locks the set's quota_policies rows in ascending order and writes those whose counts changed;
 -- deletes entries and leases that are over (when the counts say some are); writes one entry and
 -- one lease per admitting policy.
-DROP FUNCTION IF EXISTS spendcap.acquire_quota;
-CREATE FUNCTION spendcap.acquire_quota(
+DROP FUNCTION IF EXISTS spendcap_internal.acquire_quota;
+CREATE FUNCTION spendcap_internal.acquire_quota(
     policy_id     text,
     holder_id     text,
     at            timestamptz DEFAULT NULL,
     also_policies text[]      DEFAULT NULL)
 RETURNS spendcap.acquire_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -288,23 +285,21 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.acquire_quota FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.acquire_quota TO spendcap_writer;
+REVOKE ALL ON FUNCTION spendcap_internal.acquire_quota FROM PUBLIC;
 
 -- renew_quota: extends the holder's live lease on policy_id (SC002 when it holds none there, and
 -- nothing is renewed) and on every policy of also_policies where it holds one, each to at + its
 -- lease_seconds; returns policy_id's new expiry.
 -- Locks the set's quota_policies rows in ascending order; writes the leases (and a policy row
 -- when an earlier `at` moves a lease's expiry before the policy's earliest one).
-DROP FUNCTION IF EXISTS spendcap.renew_quota;
-CREATE FUNCTION spendcap.renew_quota(
+DROP FUNCTION IF EXISTS spendcap_internal.renew_quota;
+CREATE FUNCTION spendcap_internal.renew_quota(
     policy_id     text,
     holder_id     text,
     at            timestamptz DEFAULT NULL,
     also_policies text[]      DEFAULT NULL)
 RETURNS spendcap.renew_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -335,22 +330,20 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.renew_quota FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.renew_quota TO spendcap_writer;
+REVOKE ALL ON FUNCTION spendcap_internal.renew_quota FROM PUBLIC;
 
 -- release_quota: ends the holder's lease on every policy of the set (policy_id and also_policies);
 -- released is true when a live one was held on any of them, so a second release (or a release
 -- after expiry) frees nothing. Locks the set's quota_policies rows in ascending order; deletes at
 -- most one lease per policy and then writes that policy row's count.
-DROP FUNCTION IF EXISTS spendcap.release_quota;
-CREATE FUNCTION spendcap.release_quota(
+DROP FUNCTION IF EXISTS spendcap_internal.release_quota;
+CREATE FUNCTION spendcap_internal.release_quota(
     policy_id     text,
     holder_id     text,
     at            timestamptz DEFAULT NULL,
     also_policies text[]      DEFAULT NULL)
 RETURNS spendcap.quota_released_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -375,8 +368,7 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.release_quota FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.release_quota TO spendcap_writer;
+REVOKE ALL ON FUNCTION spendcap_internal.release_quota FROM PUBLIC;
 
 -- in_window counts the admissions of policy p inside its sliding window at t (0 without a window):
 -- what quota_status and list_quota_policies show.
@@ -395,13 +387,12 @@ REVOKE ALL ON FUNCTION spendcap_internal.in_window FROM PUBLIC;
 
 -- quota_status: the definition, the window count, the live leases and their holders (in byte
 -- order) as of `at`. Locks and writes nothing.
-DROP FUNCTION IF EXISTS spendcap.quota_status;
-CREATE FUNCTION spendcap.quota_status(
+DROP FUNCTION IF EXISTS spendcap_internal.quota_status;
+CREATE FUNCTION spendcap_internal.quota_status(
     policy_id text,
     at        timestamptz DEFAULT NULL)
 RETURNS spendcap.quota_status_result
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -423,17 +414,15 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.quota_status FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.quota_status TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap_internal.quota_status FROM PUBLIC;
 
 -- delete_quota_policy: removes a policy with its window entries and leases; false when absent.
-DROP FUNCTION IF EXISTS spendcap.delete_quota_policy;
-CREATE FUNCTION spendcap.delete_quota_policy(
+DROP FUNCTION IF EXISTS spendcap_internal.delete_quota_policy;
+CREATE FUNCTION spendcap_internal.delete_quota_policy(
     policy_id text,
     at        timestamptz DEFAULT NULL)
 RETURNS spendcap.deleted_result
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -447,21 +436,19 @@ BEGIN
     RETURN r;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.delete_quota_policy FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.delete_quota_policy TO spendcap_admin;
+REVOKE ALL ON FUNCTION spendcap_internal.delete_quota_policy FROM PUBLIC;
 
 -- list_quota_policies (docs/sql-api.md#list_quota_policies): the policies whose id starts with
 -- id_prefix (null: every one) after policy `after`, in id order (bytes), at most max_rows
 -- (1..1000), each with its window count and live leases at `at`. Locks and writes nothing.
-DROP FUNCTION IF EXISTS spendcap.list_quota_policies;
-CREATE FUNCTION spendcap.list_quota_policies(
+DROP FUNCTION IF EXISTS spendcap_internal.list_quota_policies;
+CREATE FUNCTION spendcap_internal.list_quota_policies(
     id_prefix text        DEFAULT NULL,
     after     text        DEFAULT NULL,
     max_rows  integer     DEFAULT 50,
     at        timestamptz DEFAULT NULL)
 RETURNS SETOF spendcap.quota_listing
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $fn$
 #variable_conflict use_variable
 DECLARE
@@ -487,5 +474,4 @@ BEGIN
          LIMIT max_rows;
 END
 $fn$;
-REVOKE ALL ON FUNCTION spendcap.list_quota_policies FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION spendcap.list_quota_policies TO spendcap_reader;
+REVOKE ALL ON FUNCTION spendcap_internal.list_quota_policies FROM PUBLIC;

@@ -1,10 +1,16 @@
 DROP FUNCTION IF EXISTS spendcap_internal.in_window;
 DROP FUNCTION IF EXISTS spendcap.create_quota_policy;
+DROP FUNCTION IF EXISTS spendcap_internal.create_quota_policy;
 DROP FUNCTION IF EXISTS spendcap.acquire_quota;
+DROP FUNCTION IF EXISTS spendcap_internal.acquire_quota;
 DROP FUNCTION IF EXISTS spendcap.renew_quota;
+DROP FUNCTION IF EXISTS spendcap_internal.renew_quota;
 DROP FUNCTION IF EXISTS spendcap.release_quota;
+DROP FUNCTION IF EXISTS spendcap_internal.release_quota;
 DROP FUNCTION IF EXISTS spendcap.quota_status;
+DROP FUNCTION IF EXISTS spendcap_internal.quota_status;
 DROP FUNCTION IF EXISTS spendcap.delete_quota_policy;
+DROP FUNCTION IF EXISTS spendcap_internal.delete_quota_policy;
 DROP FUNCTION IF EXISTS spendcap_internal.quota_check;
 DROP FUNCTION IF EXISTS spendcap_internal.save_policies;
 DROP FUNCTION IF EXISTS spendcap_internal.lock_policies;

@@ -1,10 +1,17 @@
 DROP FUNCTION IF EXISTS spendcap.create_webhook;
+DROP FUNCTION IF EXISTS spendcap_internal.create_webhook;
 DROP FUNCTION IF EXISTS spendcap.delete_webhook;
+DROP FUNCTION IF EXISTS spendcap_internal.delete_webhook;
 DROP FUNCTION IF EXISTS spendcap.webhooks;
+DROP FUNCTION IF EXISTS spendcap_internal.webhooks;
 DROP FUNCTION IF EXISTS spendcap.webhook_secret;
+DROP FUNCTION IF EXISTS spendcap_internal.webhook_secret;
 DROP FUNCTION IF EXISTS spendcap.dispatch_events;
+DROP FUNCTION IF EXISTS spendcap_internal.dispatch_events;
 DROP FUNCTION IF EXISTS spendcap.stream_cursor;
+DROP FUNCTION IF EXISTS spendcap_internal.stream_cursor;
 DROP FUNCTION IF EXISTS spendcap.advance_stream_cursor;
+DROP FUNCTION IF EXISTS spendcap_internal.advance_stream_cursor;
 ALTER TYPE spendcap.purge_result DROP ATTRIBUTE events;
 DROP TYPE spendcap.webhook;
 DROP TYPE spendcap.webhook_secret_result;

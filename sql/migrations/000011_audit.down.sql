@@ -1,4 +1,5 @@
 DROP FUNCTION IF EXISTS spendcap.audit;
+DROP FUNCTION IF EXISTS spendcap_internal.audit;
 DROP FUNCTION IF EXISTS spendcap_internal.budget_findings;
 DROP FUNCTION IF EXISTS spendcap_internal.policy_findings;
 DROP FUNCTION IF EXISTS spendcap_internal.orphan_findings;

@@ -1,4 +1,5 @@
 DROP FUNCTION IF EXISTS spendcap.list_budgets;
+DROP FUNCTION IF EXISTS spendcap_internal.list_budgets;
 DROP FUNCTION IF EXISTS spendcap_internal.listing_row;
 DROP FUNCTION IF EXISTS spendcap_internal.listed;
 DROP FUNCTION IF EXISTS spendcap_internal.listed_by_id;

@@ -1,4 +1,5 @@
 DROP FUNCTION IF EXISTS spendcap.usage_series;
+DROP FUNCTION IF EXISTS spendcap_internal.usage_series;
 ALTER TYPE spendcap.budget_status_result DROP ATTRIBUTE usage_series;
 DROP TYPE spendcap.series_row;
 DROP TABLE spendcap.usage_series;

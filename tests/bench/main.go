@@ -427,10 +427,10 @@ func computeRatios(results []Result) []Ratio {
 	release := func(label, now, before string) {
 		add(label, now, before, releaseConcurrency, 0.95)
 	}
-	release("release pg report_usage with remaining / before remaining", relPGSingleNow, relPGSingleBefore)
-	release("release pg report_usage 3-level chain with remaining / before remaining", relPGChainNow, relPGChainBefore)
-	release("release valkey sc_report_usage with remaining / before remaining", relVKSingleNow, relVKSingleBefore)
-	release("release valkey sc_report_usage 3-level chain with remaining / before remaining", relVKChainNow, relVKChainBefore)
+	release("release pg report_usage this tree / previous release", relPGSingleNow, relPGSingleBefore)
+	release("release pg report_usage 3-level chain this tree / previous release", relPGChainNow, relPGChainBefore)
+	release("release valkey sc_report_usage this tree / previous release", relVKSingleNow, relVKSingleBefore)
+	release("release valkey sc_report_usage 3-level chain this tree / previous release", relVKChainNow, relVKChainBefore)
 	add("valkey sc_report_usage 3-level chain / baseline C token bucket", "valkey sc_report_usage 3-level chain 1 dim", "valkey baseline C token bucket", 32, 0.8)
 	return out
 }

@@ -18,20 +18,28 @@ import (
 
 // The release rows compare this tree with a frozen earlier release (tests/testdata/releases) on
 // the same calls: report_usage on a single budget and on a 3-level chain, from raw SQL and raw
-// FCALLs, so that both sides pay the same client cost. The release before `remaining` joined the
-// outcomes is the baseline: an outcome that says what is left must not make the call slower.
+// FCALLs, so that both sides pay the same client cost. The baseline is the release before the one
+// this tree builds (sql/releases.txt): a release must not make the call slower.
 const (
-	releaseName        = "2026-12-07-56b8b6b"
-	relPGSingleBefore  = "release pg report_usage 1 dim, before remaining"
+	relPGSingleBefore  = "release pg report_usage 1 dim, previous release"
 	relPGSingleNow     = "release pg report_usage 1 dim, this tree"
-	relPGChainBefore   = "release pg report_usage 3-level chain, before remaining"
+	relPGChainBefore   = "release pg report_usage 3-level chain, previous release"
 	relPGChainNow      = "release pg report_usage 3-level chain, this tree"
-	relVKSingleBefore  = "release valkey sc_report_usage 1 dim, before remaining"
+	relVKSingleBefore  = "release valkey sc_report_usage 1 dim, previous release"
 	relVKSingleNow     = "release valkey sc_report_usage 1 dim, this tree"
-	relVKChainBefore   = "release valkey sc_report_usage 3-level chain, before remaining"
+	relVKChainBefore   = "release valkey sc_report_usage 3-level chain, previous release"
 	relVKChainNow      = "release valkey sc_report_usage 3-level chain, this tree"
 	releaseConcurrency = 32
 )
+
+// releaseName is the previous release: the one before the release this tree builds.
+var releaseName = func() string {
+	rs, err := migrator.Releases(nil)
+	if err != nil || len(rs) < 2 {
+		panic(fmt.Sprintf("sql/releases.txt: %v, %v", rs, err))
+	}
+	return rs[len(rs)-2].Name
+}()
 
 // releaseFile reads a file of the frozen release, from the checkout's root (where make bench runs).
 func releaseFile(name string) (string, error) {
