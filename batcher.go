@@ -267,14 +267,22 @@ func (b *Batcher) send(batch []*batchRequest) {
 		items[i] = r.p.Item()
 	}
 	res, err := b.backend.ReportUsageBatch(ctx, ReportUsageBatchParams{Items: items, At: batch[0].p.At})
-	if err == nil && len(res) != len(batch) {
-		err = errors.New("spendcap: batch call returned a result count that does not match its items")
+	if len(res) != len(batch) {
+		if err == nil {
+			err = errors.New("spendcap: batch call returned a result count that does not match its items")
+		}
+		res = nil
 	}
 	for i, r := range batch {
-		if err != nil {
+		if res == nil {
 			r.err = err
 		} else {
+			// Results with an error concern all of them (a write its replicas did not confirm):
+			// each call gets its outcome, and its own error or that one.
 			r.out, r.err = res[i].Outcome, res[i].Err
+			if r.err == nil {
+				r.err = err
+			}
 		}
 		close(r.done)
 	}

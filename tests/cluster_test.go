@@ -498,3 +498,35 @@ func (b prefixed) DeleteQuotaPolicy(ctx context.Context, p spendcap.DeleteQuotaP
 	p.PolicyID = b.p + p.PolicyID
 	return b.Backend.DeleteQuotaPolicy(ctx, p)
 }
+
+// On a Valkey Cluster, a write waits for its replicas on the primary of its key's slot, on the
+// connection that made it: with no replica there, every write (a single call and a batch, on
+// budgets of every slot) returns its outcome with ErrNotReplicated, and the next one does not
+// wait.
+func TestValkeyClusterWritesWaitForReplicasOnTheirSlotsPrimary(t *testing.T) {
+	t.Parallel()
+	rdb := startCluster(t)
+	client, err := valkey.NewClient(ctx, rdb, valkey.Options{AllowVolatile: true, MinReplicas: 1, ReplicaTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c", "d", "e", "f"} {
+		_, err := client.CreateBudget(ctx, spendcap.CreateBudgetParams{BudgetID: id})
+		var rerr *valkey.ReplicationError
+		if !errors.As(err, &rerr) {
+			t.Fatalf("create_budget %s: %v, want ErrNotReplicated", id, err)
+		}
+		o, err := client.ReportUsage(ctx, spendcap.ReportUsageParams{BudgetID: id, Deltas: map[string]int64{"t": 1}})
+		if !errors.Is(err, valkey.ErrNotReplicated) || !o.Applied {
+			t.Fatalf("report_usage %s: %v, %v; want the applied outcome and ErrNotReplicated", id, o, err)
+		}
+		res, err := client.ReportUsageBatch(ctx, spendcap.ReportUsageBatchParams{Items: []spendcap.BatchItem{{BudgetID: id, Deltas: map[string]int64{"t": 2}}}})
+		if !errors.Is(err, valkey.ErrNotReplicated) || len(res) != 1 || !res[0].Outcome.Applied {
+			t.Fatalf("batch on %s: %v, %v", id, res, err)
+		}
+		st, err := client.BudgetStatus(ctx, spendcap.BudgetStatusParams{BudgetID: id})
+		if err != nil || st.Usage["t"] != 3 {
+			t.Errorf("budget %s: usage %v, %v; want 3", id, st.Usage, err)
+		}
+	}
+}

@@ -84,9 +84,14 @@ func (c *Client) ReportUsageBatch(ctx context.Context, p spendcap.ReportUsageBat
 				return nil, err
 			}
 		}
-		reply, err := c.rdb.FCall(ctx, "sc_report_usage_batch", keys, argv...).Text()
+		cmd, replErr := c.fcall(ctx, "sc_report_usage_batch", keys, false, argv...)
+		reply, err := cmd.Text()
 		if err == nil {
-			return batchResults(reply, len(p.Items))
+			res, err := batchResults(reply, len(p.Items))
+			if err != nil {
+				return nil, err
+			}
+			return res, replErr
 		}
 		err = mapError(err)
 		more, ok := batchMissingKeys(err)

@@ -2,6 +2,7 @@ package valkey
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -208,8 +209,10 @@ func (c *Client) outcome(ctx context.Context, name, budgetID string, also []stri
 // outcomeOf runs a call that answers an outcome with its arguments a (args or rawArgs).
 func (c *Client) outcomeOf(ctx context.Context, name, budgetID string, also []string, a any, readonly bool) (spendcap.Outcome, error) {
 	var r outcomeReply
-	if err := c.setCall(ctx, name, budgetID, also, a, readonly, &r); err != nil {
+	if err := c.setCall(ctx, name, budgetID, also, a, readonly, &r); err != nil && !errors.Is(err, ErrNotReplicated) {
 		return spendcap.Outcome{}, err
+	} else if err != nil {
+		return r.outcome(), err // the write happened; its durability is unknown
 	}
 	return r.outcome(), nil
 }

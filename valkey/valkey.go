@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -71,6 +72,18 @@ type Options struct {
 	AllowReplay bool
 	// SkipLoad leaves the library as it is on the server (loaded by `migrate valkey-load`).
 	SkipLoad bool
+	// MinReplicas makes every write wait, in the same round trip, until that many replicas have
+	// it: the client sends WAIT MinReplicas ReplicaTimeout after the FCALL on the same
+	// connection. A write that too few replicas confirmed in time returns its result together
+	// with an error matching ErrNotReplicated, never as plain success. While the primary has
+	// fewer replicas attached than MinReplicas (after a failover, until a replica attaches), writes
+	// do not wait: they ask ROLE instead and return ErrNotReplicated at once. 0 (the default)
+	// waits for none. See docs/operations.md, "Replicas and failover".
+	MinReplicas int
+	// ReplicaTimeout bounds that wait. Defaults to DefaultReplicaTimeout. Valkey times blocked
+	// commands out at its hz (10 by default: every 100 ms), so a wait can last up to that much
+	// longer.
+	ReplicaTimeout time.Duration
 	// Logger receives NewClient's warnings (a server older than MinServerVersion, an fsync policy that
 	// can lose acknowledged usage), logged once per server and process; nil means slog.Default().
 	Logger *slog.Logger
@@ -85,7 +98,13 @@ var ErrNotDurable = errors.New("valkey: appendonly must be yes, or a restart los
 
 // Client implements spendcap.Budgets on Valkey.
 type Client struct {
-	rdb redis.UniversalClient
+	rdb  redis.UniversalClient
+	opts Options
+	// repl is what writes wait for (MinReplicas); nil for none.
+	repl *replication
+	// recheck is set by an error that says the primary changed: the next write that succeeds
+	// checks the settings of the primary it reached (replicas.go).
+	recheck atomic.Bool
 	// sets remembers the keys that calls to budget sets needed (sets.go).
 	sets setCache
 }
@@ -111,7 +130,17 @@ func NewClient(ctx context.Context, rdb redis.UniversalClient, opts Options) (*C
 			return nil, err
 		}
 	}
-	return &Client{rdb: rdb}, nil
+	if opts.MinReplicas < 0 {
+		return nil, fmt.Errorf("valkey: Options.MinReplicas must be 0 or more, got %d", opts.MinReplicas)
+	}
+	c := &Client{rdb: rdb, opts: opts}
+	if opts.MinReplicas > 0 {
+		c.repl = &replication{wanted: opts.MinReplicas, timeout: opts.ReplicaTimeout}
+		if c.repl.timeout <= 0 {
+			c.repl.timeout = DefaultReplicaTimeout
+		}
+	}
+	return c, nil
 }
 
 // Load puts the library with settings s (LibrarySource) on every primary whose copy differs
@@ -209,26 +238,25 @@ func (c *Client) callKey(ctx context.Context, name, key string, a args, readonly
 }
 
 // callKeys runs FCALL sc_<name> with every key the call touches (the first is the base key of the
-// budget or policy it names) and decodes the JSON reply into out. a is args, or rawArgs.
+// budget or policy it names) and decodes the JSON reply into out. a is args, or rawArgs. A write
+// that too few replicas confirmed fills out and returns a *ReplicationError.
 func (c *Client) callKeys(ctx context.Context, name string, keys []string, a any, readonly bool, out any) error {
 	payload, err := encodeArgs(a)
 	if err != nil {
 		return err
 	}
-	var cmd *redis.Cmd
-	if readonly {
-		cmd = c.rdb.FCallRO(ctx, "sc_"+name, keys, payload)
-	} else {
-		cmd = c.rdb.FCall(ctx, "sc_"+name, keys, payload)
-	}
+	cmd, replErr := c.fcall(ctx, "sc_"+name, keys, readonly, payload)
 	reply, err := cmd.Text()
 	if err != nil {
 		return mapError(err)
 	}
 	if f, ok := out.(fastDecoder); ok && f.decodeFast(reply) {
-		return nil
+		return replErr
 	}
-	return json.Unmarshal([]byte(reply), out)
+	if err := json.Unmarshal([]byte(reply), out); err != nil {
+		return err
+	}
+	return replErr
 }
 
 // fastDecoder is a reply that reads its most common form without encoding/json.

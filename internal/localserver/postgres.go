@@ -36,6 +36,10 @@ type PostgresOptions struct {
 	Durable bool
 	// MaxConnections defaults to 300.
 	MaxConnections int
+	// StandbyOf makes the server a streaming standby of that primary: its data directory is a
+	// base backup of the primary (pg_basebackup -R) instead of a new cluster. The primary's
+	// synchronous_standby_names decides whether commits wait for it.
+	StandbyOf *Postgres
 	// Port is tried first when not 0; a free port is used when it is taken. Tests must leave it
 	// 0: StartPostgres refuses a fixed port under test (see UnderTestEnv).
 	Port int
@@ -132,7 +136,14 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		return nil, err
 	}
 	dataDir := filepath.Join(p.Dir, "data")
-	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) && opts.StandbyOf != nil {
+		backup := exec.CommandContext(ctx, filepath.Join(bin, "pg_basebackup"), "-D", dataDir,
+			"-d", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres", opts.StandbyOf.Port), "-R", "-X", "stream", "-c", "fast", "--no-sync")
+		backup.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		if out, err := backup.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("pg_basebackup: %v: %s", err, lastLines(string(out), 5))
+		}
+	} else if errors.Is(err, os.ErrNotExist) {
 		initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", dataDir, "-U", "postgres",
 			"-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
 		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}

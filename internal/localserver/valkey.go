@@ -206,6 +206,37 @@ func (v *Valkey) Kill() {
 	<-v.exited
 }
 
+// ReplicaOf makes the server a replica of primary, with a full sync at once (Valkey otherwise
+// waits 5 s for more replicas), and returns once it is in sync.
+func (v *Valkey) ReplicaOf(ctx context.Context, primary *Valkey) error {
+	p := redis.NewClient(&redis.Options{Addr: primary.Addr})
+	defer p.Close()
+	if err := p.ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err(); err != nil {
+		return err
+	}
+	r := redis.NewClient(&redis.Options{Addr: v.Addr})
+	defer r.Close()
+	host, port, _ := strings.Cut(primary.Addr, ":")
+	if err := r.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(r.Info(ctx, "replication").Val(), "master_link_status:up"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not sync with its primary %s in 20 s", v.Addr, primary.Addr)
+		}
+	}
+	return nil
+}
+
+// Signal sends sig to the server: SIGSTOP and SIGCONT freeze and resume it, as a replica that lags
+// or a stalled machine would be.
+func (v *Valkey) Signal(sig syscall.Signal) error {
+	if v.cmd == nil || v.cmd.Process == nil {
+		return errors.New("signal: the server is not running")
+	}
+	return v.cmd.Process.Signal(sig)
+}
+
 // Restart starts the server again on its directory and port after Kill, loading what its
 // append-only file kept, and returns once it answers PING.
 func (v *Valkey) Restart(ctx context.Context) error {

@@ -602,13 +602,15 @@ func nextStatus(t *testing.T) fstest.MapFS {
 	})
 }
 
-// waitForGateWaiters waits until n sessions wait for a lock on the deploy gate.
+// waitForGateWaiters waits until n sessions wait for a lock on the deploy gate of conn's database
+// (pg_locks shows every database's, and databases cloned from one template share relation oids).
 func waitForGateWaiters(t *testing.T, conn *pgx.Conn, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		var waiting int
-		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE relation = 'spendcap.deploy_gate'::regclass AND NOT granted`).Scan(&waiting); err != nil {
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE relation = 'spendcap.deploy_gate'::regclass AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
 		if waiting >= n {

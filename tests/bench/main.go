@@ -256,6 +256,11 @@ func main() {
 		log.Fatal(err)
 	}
 	benches = append(benches, middleware...)
+	replicas, err := replicaBenches(ctx, *only)
+	if err != nil {
+		log.Fatal(err)
+	}
+	benches = append(benches, replicas...)
 	releases, err := releaseBenches(ctx, *only)
 	if err != nil {
 		log.Fatal(err)
@@ -431,6 +436,7 @@ func computeRatios(results []Result) []Ratio {
 	release("release pg report_usage 3-level chain this tree / previous release", relPGChainNow, relPGChainBefore)
 	release("release valkey sc_report_usage this tree / previous release", relVKSingleNow, relVKSingleBefore)
 	release("release valkey sc_report_usage 3-level chain this tree / previous release", relVKChainNow, relVKChainBefore)
+	add("valkey sc_report_usage waiting for a loopback replica / not waiting", replicaWait, replicaNoWait, 32, 0.6)
 	add("valkey sc_report_usage 3-level chain / baseline C token bucket", "valkey sc_report_usage 3-level chain 1 dim", "valkey baseline C token bucket", 32, 0.8)
 	return out
 }
