@@ -5,8 +5,8 @@ SET LOCAL client_min_messages = warning;
 SELECT pg_advisory_xact_lock(6633205330628713985);
 
 -- migration 000001_budgets
--- spendcap schema v1: budgets (SPEC §3), their window history, dedup keys, the execution ledger,
--- reservations, the result types of the SQL API (SPEC §12) and the three API roles.
+-- spendcap schema v1: budgets (docs/semantics.md), their window history, dedup keys, the execution ledger,
+-- reservations, the result types of the SQL API (docs/semantics.md) and the three API roles.
 --
 -- Hot-path design: one budget is one row of spendcap.budgets. Its usage, its aggregate of live
 -- reservations and its window counters live in that row, so an admission without a dedup key locks
@@ -106,7 +106,7 @@ CREATE TABLE spendcap_internal.known_timezones (
 );
 
 -- Result types of the SQL API. Functions return named composites so that their columns may share
--- names with input arguments (SPEC §12) and `select * from spendcap.fn(...)` expands them.
+-- names with input arguments (docs/semantics.md) and `select * from spendcap.fn(...)` expands them.
 CREATE TYPE spendcap.create_budget_result AS (
     budget_id     text,
     created       boolean,
@@ -257,7 +257,7 @@ CREATE TYPE spendcap.backlog_result AS (
 );
 
 -- migration 000004_quota_policies
--- Quota policies (SPEC §10): a sliding-window rate limit and a cap on live leases per policy.
+-- Quota policies (docs/semantics.md): a sliding-window rate limit and a cap on live leases per policy.
 -- One acquire locks the policy row, trims and counts its window entries and leases (indexed by
 -- policy), and adds one entry and one lease when it admits.
 
@@ -381,7 +381,7 @@ BEGIN
 END
 $fn$;
 
--- check_id enforces SPEC §2 for ids and keys: 1..128 bytes of 0x21..0x7E except { and }.
+-- check_id enforces docs/semantics.md for ids and keys: 1..128 bytes of 0x21..0x7E except { and }.
 -- The braces are excluded because Valkey keys embed ids inside a {hash tag}.
 DROP FUNCTION IF EXISTS spendcap_internal.check_id;
 CREATE FUNCTION spendcap_internal.check_id(arg text, val text)
@@ -402,7 +402,7 @@ BEGIN
 END
 $fn$;
 
--- quantities validates a limits/deltas object (SPEC §2) and returns it normalised: every value a
+-- quantities validates a limits/deltas object (docs/semantics.md) and returns it normalised: every value a
 -- JSON integer (1.0 and 1e3 are whole numbers and become 1 and 1000; 1.5 is refused).
 DROP FUNCTION IF EXISTS spendcap_internal.quantities;
 CREATE FUNCTION spendcap_internal.quantities(arg text, obj jsonb, required boolean)
@@ -463,7 +463,7 @@ BEGIN
 END
 $fn$;
 
--- parse_period reads a reset period "<n> <unit>" (SPEC §2) into n, the singular unit and the
+-- parse_period reads a reset period "<n> <unit>" (docs/semantics.md) into n, the singular unit and the
 -- canonical text ("1 month", "15 minutes").
 DROP FUNCTION IF EXISTS spendcap_internal.parse_period;
 CREATE FUNCTION spendcap_internal.parse_period(period text, OUT n integer, OUT unit text, OUT canonical text)
@@ -524,7 +524,7 @@ END
 $fn$;
 
 -- from_local gives the instant of wall-clock time l in zone tz. A time in a DST gap takes the offset
--- in force before the transition, an ambiguous one the offset after it (SPEC §4; PostgreSQL's rule).
+-- in force before the transition, an ambiguous one the offset after it (docs/semantics.md; PostgreSQL's rule).
 DROP FUNCTION IF EXISTS spendcap_internal.from_local;
 CREATE FUNCTION spendcap_internal.from_local(l timestamp, tz text)
 RETURNS timestamptz
@@ -535,7 +535,7 @@ BEGIN
 END
 $fn$;
 
--- default_anchor is the start of the unit containing t in zone tz (SPEC §4). Elapsed units subtract
+-- default_anchor is the start of the unit containing t in zone tz (docs/semantics.md). Elapsed units subtract
 -- the wall-clock part below the unit, so the anchor is never after t even inside a DST overlap;
 -- calendar units convert the truncated wall-clock time back with from_local.
 DROP FUNCTION IF EXISTS spendcap_internal.default_anchor;
@@ -553,7 +553,7 @@ BEGIN
 END
 $fn$;
 
--- boundary computes B_k = anchor + k·n·unit (SPEC §4): elapsed units in exact seconds, calendar
+-- boundary computes B_k = anchor + k·n·unit (docs/semantics.md): elapsed units in exact seconds, calendar
 -- units as one calendar addition to the anchor's wall-clock time (so Jan 31 + 1 month = Feb 28).
 DROP FUNCTION IF EXISTS spendcap_internal.boundary;
 CREATE FUNCTION spendcap_internal.boundary(anchor timestamptz, n integer, unit text, tz text, k bigint)
@@ -573,7 +573,7 @@ BEGIN
 END
 $fn$;
 
--- window_of finds the scheduled window containing instant t (SPEC §4): k = -1 and
+-- window_of finds the scheduled window containing instant t (docs/semantics.md): k = -1 and
 -- [created_at, B_0) before the anchor, else [B_k, B_k+1) with B_k <= t < B_k+1.
 DROP FUNCTION IF EXISTS spendcap_internal.window_of;
 CREATE FUNCTION spendcap_internal.window_of(
@@ -620,7 +620,7 @@ END
 $fn$;
 
 -- advanced returns budget b as of instant t: unchanged while t is inside its window, else rolled to
--- the window containing t (SPEC §4, exact lazy roll: any number of missed periods is one roll).
+-- the window containing t (docs/semantics.md, exact lazy roll: any number of missed periods is one roll).
 -- window_seq counts closed windows that had usage or breaches, so it is the same whenever and
 -- however often rolls are materialised. It writes nothing; writers close the old window into
 -- history (close_window skips an empty one).
@@ -674,7 +674,7 @@ BEGIN
 END
 $fn$;
 
--- status_row renders budget b (already advanced to t) as the budget_status result (SPEC §8).
+-- status_row renders budget b (already advanced to t) as the budget_status result (docs/semantics.md).
 DROP FUNCTION IF EXISTS spendcap_internal.status_row;
 CREATE FUNCTION spendcap_internal.status_row(b spendcap.budgets, t timestamptz)
 RETURNS spendcap.budget_status_result
@@ -727,7 +727,7 @@ BEGIN
 END
 $fn$;
 
--- plus adds quantities per dimension, keeping only non-zero results (SPEC §3: objects list only
+-- plus adds quantities per dimension, keeping only non-zero results (docs/semantics.md: objects list only
 -- dimensions whose value is not 0).
 DROP FUNCTION IF EXISTS spendcap_internal.plus;
 CREATE FUNCTION spendcap_internal.plus(a jsonb, b jsonb)
@@ -769,7 +769,7 @@ BEGIN
 END
 $fn$;
 
--- evaluate runs admission steps 1-3 of SPEC §5 for deltas against budget b (already rolled to the
+-- evaluate runs admission steps 1-3 of docs/semantics.md for deltas against budget b (already rolled to the
 -- call's instant) whose live reservations sum to reserved, and returns the outcome o and the usage
 -- the deltas would leave (usage_after, computed in the same query: callers apply it when o says
 -- so); it writes nothing and moves no counter. Dimensions are taken in ascending byte order.
@@ -833,7 +833,7 @@ BEGIN
 END
 $fn$;
 
--- counted moves the breach counters of b for outcome o at instant t (SPEC §5).
+-- counted moves the breach counters of b for outcome o at instant t (docs/semantics.md).
 DROP FUNCTION IF EXISTS spendcap_internal.counted;
 CREATE FUNCTION spendcap_internal.counted(b spendcap.budgets, o spendcap.reserve_outcome, t timestamptz)
 RETURNS spendcap.budgets
@@ -854,7 +854,7 @@ END
 $fn$;
 
 -- close_window records the window of b that ends at window_end in the history, unless it had no
--- usage and no breaches (SPEC §4).
+-- usage and no breaches (docs/semantics.md).
 DROP FUNCTION IF EXISTS spendcap_internal.close_window;
 CREATE FUNCTION spendcap_internal.close_window(b spendcap.budgets, window_end timestamptz, closed_by text)
 RETURNS void
@@ -951,7 +951,7 @@ BEGIN
 END
 $fn$;
 
--- admit is report_usage, record_spend and reserve (SPEC §5-§7), which differ only in where applied
+-- admit is report_usage, record_spend and reserve (docs/semantics.md), which differ only in where applied
 -- deltas go: usage, usage and the execution ledger, or a new reservation. op is the public
 -- function's name; ref_id the execution or reservation id.
 -- Locks one budgets row. Writes: the budgets row; with a key one dedup_keys row; record_spend one
@@ -1067,7 +1067,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA spendcap_internal FROM PUBLIC;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('000_internal.sql', 'a9c0143d13c3f66cc65bd4f146cc240961d341fc05709416922ec4a8cdafba67', 5);
 
 -- functions/100_create_budget.sql
--- create_budget (SPEC §9, §12): creates a budget, or returns created = false when one with an
+-- create_budget (docs/semantics.md, §12): creates a budget, or returns created = false when one with an
 -- identical definition exists (SC005 when the definition differs). Null optional arguments take
 -- their defaults. Locks and writes: one budgets row (inserted); none when the budget exists.
 DROP FUNCTION IF EXISTS spendcap.create_budget;
@@ -1183,7 +1183,7 @@ GRANT EXECUTE ON FUNCTION spendcap.create_budget TO spendcap_admin;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('100_create_budget.sql', '97f354297743163524709ec279ba2f67862059f8cc41a422b4b478d325dda63b', 5);
 
 -- functions/110_budget_status.sql
--- budget_status (SPEC §8, §12): every field of a budget as of `at`, with live reservations and the
+-- budget_status (docs/semantics.md, §12): every field of a budget as of `at`, with live reservations and the
 -- remaining headroom per hard-limited dimension, rolled lazily without writing.
 -- Locks and writes: nothing (reads one budgets row; the reservations only after one expired).
 DROP FUNCTION IF EXISTS spendcap.budget_status;
@@ -1213,7 +1213,7 @@ GRANT EXECUTE ON FUNCTION spendcap.budget_status TO spendcap_reader;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('110_budget_status.sql', 'da5a366af80835f09d3e3559bc96856409e8dd803819e29edda97644f09a0686', 5);
 
 -- functions/120_set_limits.sql
--- set_limits (SPEC §9): replaces each of hard_limits, soft_limits and mode that is not null, keeping
+-- set_limits (docs/semantics.md): replaces each of hard_limits, soft_limits and mode that is not null, keeping
 -- usage and the window; the new limits apply from the next call. Returns the budget_status row.
 -- Locks one budgets row and writes it (plus one budget_history row when the call rolls the window).
 DROP FUNCTION IF EXISTS spendcap.set_limits;
@@ -1267,7 +1267,7 @@ GRANT EXECUTE ON FUNCTION spendcap.set_limits TO spendcap_admin;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('120_set_limits.sql', '7a33e5344d71d03395d49f5a47ddfd9027bef6eabc157069134fe52c946765fa', 5);
 
 -- functions/130_delete_budget.sql
--- delete_budget (SPEC §9): removes the budget with its usage, ledger, reservations, dedup keys and
+-- delete_budget (docs/semantics.md): removes the budget with its usage, ledger, reservations, dedup keys and
 -- history. Returns deleted = false when there was no such budget (not an error). `at` is accepted
 -- like every call's and has no effect.
 -- Locks and deletes the budgets row and every row of the budget in the other tables.
@@ -1301,7 +1301,7 @@ GRANT EXECUTE ON FUNCTION spendcap.delete_budget TO spendcap_admin;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('130_delete_budget.sql', 'c877e23797431e4a78b6c4785d54bfbc6df1c11ad3f3478ce00efa6f67622d91', 5);
 
 -- functions/200_report_usage.sql
--- report_usage (SPEC §5, §6): admits deltas into the budget's current window. With a dedup_key, a
+-- report_usage (docs/semantics.md, §6): admits deltas into the budget's current window. With a dedup_key, a
 -- repeat with the same deltas replays the stored outcome; other deltas raise SC003.
 -- Locks one budgets row. Writes the budgets row, and one dedup_keys row with a key (plus one
 -- budget_history row when the call rolls the window).
@@ -1423,7 +1423,7 @@ GRANT EXECUTE ON FUNCTION spendcap.report_usage TO spendcap_writer;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('200_report_usage.sql', '9989e5c4e03a00244ab5a500edd693332a98c7617109caf9fa87e04eb7ad87ae', 5);
 
 -- functions/210_check_usage.sql
--- check_usage (SPEC §5): the outcome report_usage would have, without writing anything (breach
+-- check_usage (docs/semantics.md): the outcome report_usage would have, without writing anything (breach
 -- counters included). Locks and writes nothing; reads one budgets row (and its reservations only
 -- after one of them expired).
 DROP FUNCTION IF EXISTS spendcap.check_usage;
@@ -1459,7 +1459,7 @@ GRANT EXECUTE ON FUNCTION spendcap.check_usage TO spendcap_reader;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('210_check_usage.sql', '6b846991a6ba13534720b7d2b85058571d94aabc861bfec22be1e9a4654d6644', 5);
 
 -- functions/220_record_spend.sql
--- record_spend (SPEC §7): report_usage for an execution; applied deltas are also added to the
+-- record_spend (docs/semantics.md): report_usage for an execution; applied deltas are also added to the
 -- execution's ledger, tagged with the current window, so that release_spend can undo them.
 -- Locks one budgets row. Writes the budgets row, one spend_ledger row when applied, and one
 -- dedup_keys row with a key (plus one budget_history row when the call rolls the window).
@@ -1483,7 +1483,7 @@ GRANT EXECUTE ON FUNCTION spendcap.record_spend TO spendcap_writer;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('220_record_spend.sql', 'b788cd305327634b1a83ae2b21287a2acd2762db8e5e080475dce9655c0a412b', 5);
 
 -- functions/230_release_spend.sql
--- release_spend (SPEC §7): subtracts from usage what the execution recorded in the current window
+-- release_spend (docs/semantics.md): subtracts from usage what the execution recorded in the current window
 -- (clamped at 0 per dimension), forgets its ledger entries of every window, and returns what was
 -- subtracted. Amounts recorded before a roll or a manual reset are never subtracted.
 -- Locks one budgets row. Writes the budgets row and deletes the execution's spend_ledger rows.
@@ -1527,7 +1527,7 @@ GRANT EXECUTE ON FUNCTION spendcap.release_spend TO spendcap_writer;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('230_release_spend.sql', 'fb6c2778c5d747526f9e434e0e975609b863f1d2fe2ea4c5cc008a9b2355e8b3', 5);
 
 -- functions/240_reserve.sql
--- reserve (SPEC §7): admits amounts as a reservation that counts toward the hard and soft checks
+-- reserve (docs/semantics.md): admits amounts as a reservation that counts toward the hard and soft checks
 -- (via reserved) until it is settled, cancelled or expires at `at + ttl_seconds`.
 -- Locks one budgets row. Writes the budgets row, one reservations row when applied, and one
 -- dedup_keys row with a key (plus one budget_history row when the call rolls the window).
@@ -1552,7 +1552,7 @@ GRANT EXECUTE ON FUNCTION spendcap.reserve TO spendcap_writer;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('240_reserve.sql', 'c38ffeaf0327aebe6454dacf5333f8b681e8cb5d0567e444802cfd2fb08ed00e', 5);
 
 -- functions/250_settle.sql
--- settle (SPEC §7): ends a live reservation and applies `actual` as usage, whatever it is: the
+-- settle (docs/semantics.md): ends a live reservation and applies `actual` as usage, whatever it is: the
 -- spend happened. The outcome reports the soft/hard result and the breach counters move as in
 -- observe mode, but the call never refuses (applied is always true). SC007 when the reservation
 -- is unknown, expired or already finished.
@@ -1597,7 +1597,7 @@ GRANT EXECUTE ON FUNCTION spendcap.settle TO spendcap_writer;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('250_settle.sql', 'ae77e6064e22bba27ab615ccb03b6d4370c38cb082d0fbfd62a69b42ac8d5722', 5);
 
 -- functions/260_cancel_reservation.sql
--- cancel_reservation (SPEC §7): ends a live reservation without spending and returns the amounts
+-- cancel_reservation (docs/semantics.md): ends a live reservation without spending and returns the amounts
 -- it freed. SC007 when the reservation is unknown, expired or already finished.
 -- Locks one budgets row. Writes the budgets row and deletes one reservations row.
 DROP FUNCTION IF EXISTS spendcap.cancel_reservation;
@@ -1633,7 +1633,7 @@ GRANT EXECUTE ON FUNCTION spendcap.cancel_reservation TO spendcap_writer;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('260_cancel_reservation.sql', '6eb056886a1ace68b48ee560b6aa88ff6e91e9ea7f2bf3c757bf04a0cbc494ef', 5);
 
 -- functions/300_reset_budget.sql
--- reset_budget (SPEC §4, §9): manual reset. Closes the current window into history now
+-- reset_budget (docs/semantics.md, §9): manual reset. Closes the current window into history now
 -- (closed_by = 'manual', unless it had no usage and no breaches), clears usage and the window
 -- counters, increments window_seq and starts the new window at `at`; the schedule is kept
 -- (next_reset_at unchanged). Reservations, dedup keys and the ledger survive; ledger amounts of the
@@ -1676,7 +1676,7 @@ GRANT EXECUTE ON FUNCTION spendcap.reset_budget TO spendcap_admin;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('300_reset_budget.sql', '7d379b03a9c41b809ac4e60cff46ecfd5accf30db5b062763b52ce08e049bd1c', 5);
 
 -- functions/310_budget_history.sql
--- budget_history (SPEC §8): closed windows, newest first, at most max_rows (1..10000). A window that
+-- budget_history (docs/semantics.md): closed windows, newest first, at most max_rows (1..10000). A window that
 -- is due at `at` but not rolled yet is shown as closed by the schedule, as it will be: the result
 -- never depends on when the roll job last ran. Locks and writes nothing.
 DROP FUNCTION IF EXISTS spendcap.budget_history;
@@ -1721,7 +1721,7 @@ GRANT EXECUTE ON FUNCTION spendcap.budget_history TO spendcap_reader;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('310_budget_history.sql', 'e690ba1290962e56b1d4604d8cbd9309cc8a1d386e14ff0afd7ce6371791e062', 5);
 
 -- functions/400_roll_due_windows.sql
--- roll_due_windows (SPEC §9, job): rolls up to max_rows budgets whose window is due at `at`
+-- roll_due_windows (docs/semantics.md, job): rolls up to max_rows budgets whose window is due at `at`
 -- (closed_by = 'schedule'), skipping budgets another transaction holds, and returns how many it
 -- rolled. Idempotent and safe on several workers at once; never needed for correctness, since every
 -- call rolls lazily. Locks and writes up to max_rows budgets rows and as many history rows.
@@ -1764,7 +1764,7 @@ GRANT EXECUTE ON FUNCTION spendcap.roll_due_windows TO spendcap_admin;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('400_roll_due_windows.sql', '15105667a687fb7b789c69a7d8da25eb3ef0ec34c062417c43ff38e3e7d2b69c', 5);
 
 -- functions/410_purge_expired.sql
--- purge_expired (SPEC §9, job): deletes up to max_rows each of expired dedup keys, ledger rows of
+-- purge_expired (docs/semantics.md, job): deletes up to max_rows each of expired dedup keys, ledger rows of
 -- windows that are over, and expired reservations, skipping rows another transaction holds, and
 -- returns the counts; also up to max_rows expired quota leases (`leases`) and quota window entries
 -- older than their policy's window (not counted: each acquire trims its policy's too). Idempotent
@@ -1792,7 +1792,7 @@ BEGIN
     DELETE FROM spendcap.dedup_keys AS k USING doomed WHERE k.ctid = doomed.ctid;
     GET DIAGNOSTICS r.dedup_keys = ROW_COUNT;
 
-    -- A ledger row of an earlier window can never be released again (SPEC §7).
+    -- A ledger row of an earlier window can never be released again (docs/semantics.md).
     WITH doomed AS (
         SELECT l.ctid FROM spendcap.spend_ledger AS l JOIN spendcap.budgets AS b USING (budget_id)
          WHERE l.window_seq < b.window_seq
@@ -1850,9 +1850,9 @@ GRANT EXECUTE ON FUNCTION spendcap.due_windows TO spendcap_admin;
 INSERT INTO public.spendcap_functions (name, sha256, schema_version) VALUES ('420_due_windows.sql', 'ef1aa87485352b164394f203d6b65f5dce49bebbe6f4410c6a40ab55b28e8fe1', 5);
 
 -- functions/500_quotas.sql
--- Quota policies (SPEC §10): sliding-window rate limits and concurrency leases.
+-- Quota policies (docs/semantics.md): sliding-window rate limits and concurrency leases.
 -- Every call on a policy locks its row first (FOR NO KEY UPDATE), so admissions of one policy are
--- serialised and never deadlock; times are compared as in SPEC §10: a window entry counts while
+-- serialised and never deadlock; times are compared as in docs/semantics.md: a window entry counts while
 -- its time > at - window_seconds, a lease is live while expires_at > at. retry_after_ms is rounded
 -- up to whole milliseconds.
 
@@ -1957,7 +1957,7 @@ $fn$;
 REVOKE ALL ON FUNCTION spendcap.create_quota_policy FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION spendcap.create_quota_policy TO spendcap_admin;
 
--- acquire_quota (SPEC §10): drops window entries and leases that are over, then: a live lease of
+-- acquire_quota (docs/semantics.md): drops window entries and leases that are over, then: a live lease of
 -- the holder is already_held (admitted, nothing counted); a full window is rate_limited; a full
 -- set of leases is concurrency_limited; else the call is admitted with a window entry and a lease.
 -- The counts come from the policy row (migration 5): window entries and leases are trimmed and

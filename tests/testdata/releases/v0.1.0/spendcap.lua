@@ -1,9 +1,9 @@
 #!lua name=spendcap
 --
 -- spendcap budgets as a Valkey Functions library: the semantics of the PL/pgSQL functions in
--- sql/functions (SPEC §2-§8), call for call and result for result.
+-- sql/functions (docs/semantics.md), call for call and result for result.
 --
--- Call shape (SPEC §11): FCALL sc_<name> 1 sc:{<budget_id>} <json args>; the reply is one JSON
+-- Call shape (docs/semantics.md): FCALL sc_<name> 1 sc:{<budget_id>} <json args>; the reply is one JSON
 -- document; errors are replies "SC00x <argument>: <problem>". Times are integer Unix milliseconds.
 --
 -- Keys of a budget, all under the hash tag {<budget_id>} so that a budget lives in one slot:
@@ -90,7 +90,7 @@ local function now_ms()
 end
 
 ----------------------------------------------------------------------------------------------
--- Validation (SPEC §2), in the same order as the SQL functions.
+-- Validation (docs/semantics.md), in the same order as the SQL functions.
 
 local function decode_args(argv)
     local ok, a = pcall(cjson.decode, argv[1] or '')
@@ -105,7 +105,7 @@ local function decode_args(argv)
     return a
 end
 
--- valid_id, valid_dim and valid_qty are the rules of SPEC §2 as tests; check_id, quantities and
+-- valid_id, valid_dim and valid_qty are the rules of docs/semantics.md as tests; check_id, quantities and
 -- fast_report share them.
 local function valid_id(v)
     return type(v) == 'string' and #v >= 1 and #v <= 128 and not v:find('[^!-z|~]')
@@ -190,7 +190,7 @@ local function parse_period(p)
 end
 
 -- zone returns the zone's offset data: nil for UTC, a number of seconds for a fixed offset, or the
--- offset table of an IANA zone (which the caller provides, SPEC §11).
+-- offset table of an IANA zone (which the caller provides, docs/semantics.md).
 local function zone(tz, offsets)
     if type(tz) ~= 'string' then
         invalid('reset_timezone', 'must be a string')
@@ -225,7 +225,7 @@ local function zone(tz, offsets)
 end
 
 ----------------------------------------------------------------------------------------------
--- Time: wall clocks, calendar arithmetic from the anchor, windows (SPEC §4).
+-- Time: wall clocks, calendar arithmetic from the anchor, windows (docs/semantics.md).
 
 -- offset_at is the offset in force at instant t: the last pair starting at or before t, the
 -- first pair before them all.
@@ -442,7 +442,7 @@ local function zone_of(b)
     return b._zone
 end
 
--- advance rolls b in memory to the window containing t (SPEC §4: one roll for any number of
+-- advance rolls b in memory to the window containing t (docs/semantics.md: one roll for any number of
 -- missed periods) and returns the window it closed, or nil when t is still in b's window.
 local function advance(b, t)
     if b.nr == nil or t < b.nr then
@@ -600,7 +600,7 @@ local function at_of(a)
 end
 
 ----------------------------------------------------------------------------------------------
--- Admission (SPEC §5).
+-- Admission (docs/semantics.md).
 
 -- evaluate runs steps 1-3 for deltas d against total = usage + reserved; force applies whatever
 -- the hard check says (settle). It writes nothing and moves no counter.
@@ -737,7 +737,7 @@ local function admit(op, keys, a)
 end
 
 ----------------------------------------------------------------------------------------------
--- The API (SPEC §12).
+-- The API (docs/semantics.md).
 
 local api = {}
 
@@ -1027,7 +1027,7 @@ function api.budget_history(keys, a)
 end
 
 ----------------------------------------------------------------------------------------------
--- Quota policies (SPEC §10). Keys, under the hash tag {<policy_id>}:
+-- Quota policies (docs/semantics.md). Keys, under the hash tag {<policy_id>}:
 --   sc:q:{id}     the definition (JSON)
 --   sc:q:{id}:w   window entries (ZSET, score = admission time in ms), trimmed on every acquire
 --   sc:q:{id}:l   leases (ZSET holder -> expiry in ms)
@@ -1163,7 +1163,7 @@ function api.delete_quota_policy(keys, a)
 end
 
 ----------------------------------------------------------------------------------------------
--- Registration: every call answers one JSON document, or an error reply carrying its SPEC code.
+-- Registration: every call answers one JSON document, or an error reply carrying its error code.
 
 -- run calls fn and encodes its answer; a string is an answer already encoded (fast_report): no API
 -- call answers a bare string.
