@@ -34,6 +34,17 @@ func (m *Migrator) deploy(ctx context.Context, conn *pgx.Conn, res *UpResult) er
 		return fmt.Errorf("the database is at schema version %d, newer than this migrate's %d (release %q): deploy with the migrate of the newer release", from, latest, release)
 	}
 	res.Schema.From, res.Schema.To = from, from
+	if current, err := m.upToDate(ctx, conn, from, latest, release); err != nil {
+		return err
+	} else if current {
+		// Nothing to deploy: leave the gate open (pipelines run `up` from every replica).
+		uf, err := FunctionFiles(m.opts.FS)
+		if err != nil {
+			return err
+		}
+		res.Functions.Unchanged, res.Release = len(uf), release
+		return nil
+	}
 	if _, err := m.prepareEntryPoints(ctx, conn); err != nil {
 		return err
 	}
@@ -105,4 +116,31 @@ func (m *Migrator) deployTx(ctx context.Context, conn *pgx.Conn, migs []Migratio
 		res.Schema.To, res.Schema.Applied = to, append(res.Schema.Applied, applied...)
 		return nil
 	})
+}
+
+// upToDate says whether the database already runs what this migrate deploys: no pending
+// migration, every function file applied as it is onto this schema version, no function left over
+// from a removed file, and the release recorded.
+func (m *Migrator) upToDate(ctx context.Context, conn *pgx.Conn, from, latest uint, release string) (bool, error) {
+	if from != latest {
+		return false, nil
+	}
+	files, err := FunctionFiles(m.opts.FS)
+	if err != nil {
+		return false, err
+	}
+	recs, err := functionRecords(ctx, conn)
+	if err != nil || len(recs) != len(files) {
+		return false, err
+	}
+	for _, f := range files {
+		if r, ok := recs[f.Name]; !ok || r.sha256 != f.SHA256 || r.schemaVersion != int64(from) {
+			return false, nil
+		}
+	}
+	if leftover, err := leftoverFunctions(ctx, conn, files); err != nil || len(leftover) > 0 {
+		return false, err
+	}
+	db, inferred, err := databaseRelease(ctx, conn, m.opts.FS, from)
+	return err == nil && db == release && !inferred, err
 }

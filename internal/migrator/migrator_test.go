@@ -710,3 +710,20 @@ func TestADeployBlockedByAnOpenTransactionLetsCallsThroughAndRetries(t *testing.
 		t.Errorf("after the deploy: %q, %v", id, err)
 	}
 }
+
+// An up with nothing to deploy does not close the gate: it returns at once even while a
+// transaction that called spendcap is open, and holds no call.
+func TestUpWithNothingToDeployLeavesTheGateOpen(t *testing.T) {
+	t.Parallel()
+	url, _, tx := openCallerTransaction(t)
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	m, err := migrator.New(url, migrator.Options{GateTimeout: 100 * time.Millisecond, LockTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closing the gate would wait for the open transaction past both timeouts and fail.
+	res, err := m.Up(context.Background())
+	if err != nil || len(res.Schema.Applied) != 0 || len(res.Functions.Applied) != 0 {
+		t.Fatalf("up on a deployed database while a caller's transaction is open: %+v, %v", res, err)
+	}
+}
